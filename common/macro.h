@@ -52,17 +52,17 @@ static inline void fclosep(FILE **f) {
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Takes ownership: returns the value and resets the variable so cleanup does nothing. */
-#define TAKE_PTR(p)                        \
-        ({                                 \
-                __typeof__(p) _tp_ = (p);  \
-                (p) = NULL;                \
-                _tp_;                      \
+#define TAKE_PTR(p)                       \
+        ({                                \
+                __typeof__(p) _tp_ = (p); \
+                (p) = NULL;               \
+                _tp_;                     \
         })
-#define TAKE_FD(fd)                \
-        ({                         \
-                int _tf_ = (fd);   \
-                (fd) = -1;         \
-                _tf_;              \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _tf_ = (fd); \
+                (fd) = -1;       \
+                _tf_;            \
         })
 
 /* Declares a cleanup function funcp(type **) calling func(type *). */
@@ -72,10 +72,10 @@ static inline void fclosep(FILE **f) {
                         *p = func(*p);          \
         }
 
-#define RET_NERRNO(expr)                        \
-        ({                                      \
-                int _r_ = (expr);               \
-                _r_ < 0 ? -errno : _r_;         \
+#define RET_NERRNO(expr)                \
+        ({                              \
+                int _r_ = (expr);       \
+                _r_ < 0 ? -errno : _r_; \
         })
 
 /* errno as a negative value, never 0 (guards against callers that forgot to set errno). */

@@ -66,6 +66,10 @@ void traceparent_format(const TraceParent *tp, char out[TRACEPARENT_STRLEN + 1])
 }
 
 int random_id(uint8_t *out, size_t n) {
+        /* Zero bytes are "all zero" forever: the loop below would never end. */
+        if (n == 0)
+                return -EINVAL;
+
         do {
                 size_t done = 0;
                 while (done < n) {

@@ -25,5 +25,5 @@ void traceparent_format(const TraceParent *tp, char out[TRACEPARENT_STRLEN + 1])
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const uint8_t *data, size_t n, char *out);
 
-/* Fills trace/span ids with random bytes (getrandom), never all zero. Returns 0 or -errno. */
+/* Fills trace/span ids with random bytes (getrandom), never all zero. Returns 0, -EINVAL for n == 0, or -errno. */
 int random_id(uint8_t *out, size_t n);

@@ -2,6 +2,7 @@
 #include "envelope.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,10 +74,49 @@ int envelope_pack_frame(const Tether__Envelope *e, uint8_t **ret_frame, size_t *
         return 0;
 }
 
+/* protobuf-c 1.4 refuses field number 0 only when the tag fits in one byte: a longer encoding of it (0x82 0x00)
+ * decodes, is kept as an unknown field, and re-encodes as a tag protobuf-c itself then refuses. Field 0 is invalid
+ * protobuf, so the whole message is refused. Walks the present submessages (the oneof member in use only). */
+static bool message_has_field_zero(const ProtobufCMessage *m) {
+        const ProtobufCMessageDescriptor *d = m->descriptor;
+
+        for (unsigned i = 0; i < m->n_unknown_fields; i++)
+                if (m->unknown_fields[i].tag == 0)
+                        return true;
+
+        for (unsigned i = 0; i < d->n_fields; i++) {
+                const ProtobufCFieldDescriptor *f = &d->fields[i];
+                const uint8_t *base = (const uint8_t *) m;
+
+                if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+                        continue;
+                if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                    *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+                        continue;
+
+                if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+                        size_t n = *(const size_t *) (base + f->quantifier_offset);
+                        ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *) (base + f->offset);
+                        for (size_t k = 0; k < n; k++)
+                                if (message_has_field_zero(items[k]))
+                                        return true;
+                } else {
+                        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *) (base + f->offset);
+                        if (sub && message_has_field_zero(sub))
+                                return true;
+                }
+        }
+        return false;
+}
+
 int envelope_unpack(const uint8_t *payload, size_t len, Tether__Envelope **ret) {
         Tether__Envelope *e = tether__envelope__unpack(NULL, len, payload);
         if (!e)
                 return -EBADMSG;
+        if (message_has_field_zero(&e->base)) {
+                envelope_free(e);
+                return -EBADMSG;
+        }
         *ret = e;
         return 0;
 }
@@ -118,11 +158,11 @@ static ProtocolError check_attributes(Tether__Attribute **a, size_t n, const Env
         return PROTOCOL_ERROR_NONE;
 }
 
-#define CHECK(expr)                                     \
-        do {                                            \
-                ProtocolError _pe_ = (expr);            \
-                if (_pe_ != PROTOCOL_ERROR_NONE)        \
-                        return _pe_;                    \
+#define CHECK(expr)                              \
+        do {                                     \
+                ProtocolError _pe_ = (expr);     \
+                if (_pe_ != PROTOCOL_ERROR_NONE) \
+                        return _pe_;             \
         } while (0)
 
 ProtocolError envelope_validate(const Tether__Envelope *e, const EnvelopeLimits *l) {

@@ -17,7 +17,7 @@ typedef struct EnvelopeLimits {
         uint32_t max_log_bytes;    /* Log.data */
 } EnvelopeLimits;
 
-#define ENVELOPE_LIMITS_DEFAULT                                                                \
+#define ENVELOPE_LIMITS_DEFAULT \
         ((EnvelopeLimits) { .max_attributes = 32, .max_string_bytes = 1024, .max_log_bytes = 16384 })
 
 /* Why a frame was refused; stable names used in logs and metrics labels. */

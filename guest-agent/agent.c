@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: MIT */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fileio.h"
+#include "kmsg.h"
+#include "linebuf.h"
+#include "log.h"
+#include "notify.h"
+#include "probe.h"
+#include "record.h"
+#include "replay.h"
+#include "strv.h"
+#include "time-util.h"
+#include "traceparent.h"
+#include "transport.h"
+#include "workload.h"
+
+extern char **environ;
+
+#define OUTPUT_IDLE_FLUSH_NS (50 * NSEC_PER_MSEC)
+/* The OOM killer sends SIGKILL before it prints "Killed process": give the line a moment to appear. */
+#define OOM_GRACE_NS (50 * NSEC_PER_MSEC)
+#define READ_BUFFER_SIZE (NOTIFY_DATAGRAM_MAX + 1)
+#define OUTPUT_READ_BUDGET (64u * 1024u)
+#define KMSG_RECORDS_PER_WAKEUP 256u
+#define NOTIFY_DATAGRAMS_PER_WAKEUP 64u
+#define MAX_USER_MILESTONES 1024u
+
+typedef struct Agent Agent;
+
+typedef struct OutputStream {
+        Agent *agent;
+        int fd;
+        LineBuf lines;
+        Tether__LogStream stream;
+        uint64_t idle_deadline;
+} OutputStream;
+
+typedef enum AgentPhase {
+        PHASE_RUNNING,
+        PHASE_EXIT_GRACE, /* workload SIGKILLed: waiting briefly for the OOM line */
+        PHASE_FINISHING,  /* final records queued: flushing until acked or the flush timeout */
+} AgentPhase;
+
+struct Agent {
+        const AgentConfig *config;
+        Replay *replay;
+        Transport *transport;
+        Prober *prober;
+        int signal_fd;
+        int notify_fd;
+        int console_fd;
+        KmsgReader kmsg;
+        LineBuf kmsg_lines;
+        OutputStream out[2];
+        char *read_buf;
+
+        pid_t workload_pid;
+        bool workload_alive;
+        int workload_exec_errno;
+        int workload_status;
+        bool workload_oom;
+
+        bool ready;
+        char *last_status;
+        char *traceparent;
+
+        AgentPhase phase;
+        uint64_t grace_deadline;
+        uint64_t finish_deadline;
+        int exit_code;
+
+        uint64_t user_milestones;
+        uint64_t dropped_user_milestones;
+        uint64_t record_errors;
+        uint64_t console_drops;
+};
+
+static uint64_t now_boottime(void) {
+        return now_ns(CLOCK_BOOTTIME);
+}
+
+static void note_record_error(Agent *a, int r, const char *what) {
+        if (r >= 0)
+                return;
+        /* Only out of memory gets here; one line is enough, the count goes into the shutdown milestone. */
+        if (a->record_errors++ == 0)
+                log_warning_errno(r, "Failed to record %s: %m", what);
+}
+
+static void milestone(Agent *a, const char *name, uint64_t t, const char *const *attrs) {
+        note_record_error(a, record_milestone(a->replay, name, t, attrs), name);
+}
+
+static void set_ready(Agent *a, const char *source, const char *detail) {
+        if (a->ready)
+                return; /* only the first Ready of a boot counts */
+        a->ready = true;
+
+        uint64_t t = now_boottime();
+        note_record_error(a, record_ready(a->replay, source, detail ?: "", t), "Ready");
+        milestone(a, "ready", t, (const char *const[]) { "source", source, NULL });
+        if (a->prober)
+                prober_stop(a->prober);
+        log_info("ready (%s%s%s)", source, detail && *detail ? ": " : "", detail ?: "");
+}
+
+static int emit_output(const char *data, size_t len, void *userdata) {
+        OutputStream *o = userdata;
+        Agent *a = o->agent;
+
+        note_record_error(a, record_log(a->replay, o->stream, "workload", now_boottime(), data, len),
+                          "workload output");
+        if (a->console_fd >= 0) {
+                ssize_t k = write(a->console_fd, data, len);
+                if (k < 0 || (size_t) k != len)
+                        a->console_drops++; /* never block on a slow console */
+        }
+        return 0;
+}
+
+static int emit_kmsg(const char *data, size_t len, void *userdata) {
+        Agent *a = userdata;
+        note_record_error(a, record_log(a->replay, TETHER__LOG_STREAM__LOG_STREAM_KMSG, "kmsg", now_boottime(),
+                                        data, len), "kernel messages");
+        return 0;
+}
+
+static void output_close(OutputStream *o) {
+        (void) linebuf_flush_all(&o->lines, emit_output, o);
+        o->fd = safe_close(o->fd);
+        o->idle_deadline = UINT64_MAX;
+}
+
+/* Reads what the pipe holds (up to budget bytes), emits complete lines, and arms the idle flush for a
+ * partial last line. */
+static void output_read(Agent *a, OutputStream *o, size_t budget, uint64_t now) {
+        while (o->fd >= 0 && budget > 0) {
+                ssize_t k = read(o->fd, a->read_buf, MIN((size_t) READ_BUFFER_SIZE, budget));
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        log_debug_errno(errno, "reading the workload's output failed: %m");
+                        output_close(o);
+                        return;
+                }
+                if (k == 0) {
+                        output_close(o);
+                        return;
+                }
+                (void) linebuf_feed(&o->lines, a->read_buf, (size_t) k, emit_output, o);
+                budget -= (size_t) k;
+        }
+        (void) linebuf_flush_lines(&o->lines, emit_output, o);
+        o->idle_deadline = linebuf_has_partial(&o->lines) ? now + OUTPUT_IDLE_FLUSH_NS : UINT64_MAX;
+}
+
+static void kmsg_read(Agent *a, uint64_t now) {
+        char line[KMSG_RECORD_MAX + 64];
+        /* kmsg stamps records with the monotonic clock; records are CLOCK_BOOTTIME. */
+        uint64_t boot_offset = now - MIN(now, now_ns(CLOCK_MONOTONIC));
+
+        for (unsigned i = 0; i < KMSG_RECORDS_PER_WAKEUP && a->kmsg.fd >= 0; i++) {
+                KmsgRecord rec;
+                uint64_t lost;
+                int r = kmsg_reader_read(&a->kmsg, a->read_buf, KMSG_RECORD_MAX, &rec, &lost);
+                if (r == 0)
+                        break;
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to read /dev/kmsg: %m; no longer following kernel messages");
+                        kmsg_reader_close(&a->kmsg);
+                        break;
+                }
+
+                if (lost > 0) {
+                        int n = snprintf(line, sizeof(line), "tether-agent: %" PRIu64 " kernel log records lost\n",
+                                         lost);
+                        (void) linebuf_feed(&a->kmsg_lines, line, (size_t) n, emit_kmsg, a);
+                }
+
+                int n = snprintf(line, sizeof(line), "[%5" PRIu64 ".%06" PRIu64 "] ", rec.usec / USEC_PER_SEC,
+                                 rec.usec % USEC_PER_SEC);
+                size_t len = (size_t) n + kmsg_unescape(rec.message, rec.message_len, line + n,
+                                                        sizeof(line) - (size_t) n - 1);
+                line[len++] = '\n';
+                (void) linebuf_feed(&a->kmsg_lines, line, len, emit_kmsg, a);
+
+                pid_t pid;
+                char comm[KMSG_COMM_MAX];
+                if (kmsg_parse_oom(rec.message, rec.message_len, &pid, comm)) {
+                        char pid_str[16];
+                        snprintf(pid_str, sizeof(pid_str), "%d", (int) pid);
+                        uint64_t t = MIN(rec.usec * NSEC_PER_USEC + boot_offset, now);
+                        (void) linebuf_flush_all(&a->kmsg_lines, emit_kmsg, a);
+                        milestone(a, "oom.kill", t, (const char *const[]) { "pid", pid_str, "comm", comm, NULL });
+                        if (a->workload_pid > 0 && pid == a->workload_pid)
+                                a->workload_oom = true;
+                        log_warning("the OOM killer killed process %d (%s)", (int) pid, comm);
+                }
+        }
+        (void) linebuf_flush_all(&a->kmsg_lines, emit_kmsg, a);
+}
+
+static void handle_notify_message(Agent *a, const NotifyMessage *m, uint64_t now) {
+        if (m->status) {
+                char *s = strdup(m->status);
+                if (s) {
+                        free(a->last_status);
+                        a->last_status = s;
+                }
+        }
+
+        if (m->milestone) {
+                if (a->user_milestones >= MAX_USER_MILESTONES) {
+                        if (a->dropped_user_milestones++ == 0)
+                                log_warning("more than %u milestones from the guest; ignoring further ones",
+                                            MAX_USER_MILESTONES);
+                } else {
+                        const char *attrs[2 * NOTIFY_MAX_ATTRS + 1];
+                        size_t n = 0;
+                        for (size_t i = 0; i < m->n_attrs; i++) {
+                                attrs[n++] = m->attr_keys[i];
+                                attrs[n++] = m->attr_values[i];
+                        }
+                        attrs[n] = NULL;
+                        a->user_milestones++;
+                        milestone(a, m->milestone, now, attrs);
+                }
+        }
+
+        if (m->ready)
+                set_ready(a, m->from_cli ? "notify" : "sd_notify", m->status ?: a->last_status);
+}
+
+static void notify_read(Agent *a, uint64_t now) {
+        for (unsigned i = 0; i < NOTIFY_DATAGRAMS_PER_WAKEUP; i++) {
+                int n = notify_socket_receive(a->notify_fd, a->read_buf, READ_BUFFER_SIZE);
+                if (n == -EAGAIN)
+                        return;
+                if (n == -EMSGSIZE) {
+                        log_warning("ignoring a notify message larger than %u bytes", NOTIFY_DATAGRAM_MAX);
+                        continue;
+                }
+                if (n < 0) {
+                        log_warning_errno(n, "Failed to receive on the notify socket: %m");
+                        return;
+                }
+
+                NotifyMessage m;
+                if (notify_message_parse(a->read_buf, (size_t) n, &m) < 0) {
+                        log_warning("out of memory parsing a notify message");
+                        continue;
+                }
+                handle_notify_message(a, &m, now);
+                notify_message_done(&m);
+        }
+}
+
+static void begin_finish(Agent *a, uint64_t now) {
+        if (a->phase == PHASE_FINISHING)
+                return;
+
+        ReplayStats rs;
+        replay_get_stats(a->replay, &rs);
+        char dropped[24], lost[24], errors[24];
+        snprintf(dropped, sizeof(dropped), "%" PRIu64, rs.dropped_records);
+        snprintf(lost, sizeof(lost), "%" PRIu64, a->kmsg.lost);
+        snprintf(errors, sizeof(errors), "%" PRIu64, a->record_errors);
+        milestone(a, "shutdown", now,
+                  (const char *const[]) { "logs_dropped", dropped, "kmsg_lost", lost, "record_errors", errors, NULL });
+
+        if (a->prober)
+                prober_stop(a->prober);
+        a->phase = PHASE_FINISHING;
+        a->finish_deadline = now + (uint64_t) a->config->flush_timeout_ms * NSEC_PER_MSEC;
+}
+
+static const char *signal_name(int sig) {
+        switch (sig) {
+        case SIGHUP: return "SIGHUP";
+        case SIGINT: return "SIGINT";
+        case SIGQUIT: return "SIGQUIT";
+        case SIGILL: return "SIGILL";
+        case SIGABRT: return "SIGABRT";
+        case SIGBUS: return "SIGBUS";
+        case SIGFPE: return "SIGFPE";
+        case SIGKILL: return "SIGKILL";
+        case SIGSEGV: return "SIGSEGV";
+        case SIGPIPE: return "SIGPIPE";
+        case SIGALRM: return "SIGALRM";
+        case SIGTERM: return "SIGTERM";
+        case SIGUSR1: return "SIGUSR1";
+        case SIGUSR2: return "SIGUSR2";
+        default: return "signal";
+        }
+}
+
+static void finalize_exit(Agent *a, uint64_t now) {
+        char reason[160];
+        int code, sig = 0;
+
+        if (a->workload_exec_errno != 0) {
+                code = exec_errno_to_exit_code(a->workload_exec_errno);
+                snprintf(reason, sizeof(reason), "exec failed: %s", strerror(a->workload_exec_errno));
+        } else {
+                code = wait_status_to_exit_code(a->workload_status, &sig);
+                if (a->workload_oom)
+                        snprintf(reason, sizeof(reason), "killed by the OOM killer");
+                else if (sig)
+                        snprintf(reason, sizeof(reason), "killed by %s (%d)", signal_name(sig), sig);
+                else
+                        snprintf(reason, sizeof(reason), "exited with status %d", code);
+        }
+        a->exit_code = code;
+
+        char code_str[16], sig_str[16];
+        snprintf(code_str, sizeof(code_str), "%d", code);
+        snprintf(sig_str, sizeof(sig_str), "%d", sig);
+        milestone(a, "workload.exit", now,
+                  (const char *const[]) { "code", code_str, "signal", sig_str, "oom_killed",
+                                          a->workload_oom ? "true" : "false", NULL });
+        note_record_error(a, record_exit(a->replay, code, sig, a->workload_oom, now, reason), "Exit");
+        log_info("workload %s (exit code %d)", reason, code);
+        begin_finish(a, now);
+}
+
+static void workload_exited(Agent *a, int status, uint64_t now) {
+        a->workload_alive = false;
+        a->workload_status = status;
+
+        /* Everything the workload wrote comes before its Exit. A grandchild may hold the pipes open: take what
+         * is there, no more. */
+        for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
+                OutputStream *o = &a->out[i];
+                output_read(a, o, SIZE_MAX, now);
+                (void) linebuf_flush_all(&o->lines, emit_output, o);
+                o->idle_deadline = UINT64_MAX;
+        }
+
+        if (a->kmsg.fd >= 0)
+                kmsg_read(a, now);
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && a->kmsg.fd >= 0 && !a->workload_oom &&
+            a->workload_exec_errno == 0) {
+                a->phase = PHASE_EXIT_GRACE;
+                a->grace_deadline = now + OOM_GRACE_NS;
+                return;
+        }
+        finalize_exit(a, now);
+}
+
+static void probe_satisfied(Agent *a, int index) {
+        const ProbeSpec *s = &a->config->probes[index];
+        set_ready(a, probe_kind_to_source(s->kind), s->spec);
+}
+
+static void reap_children(Agent *a, uint64_t now) {
+        for (;;) {
+                int status;
+                pid_t pid = waitpid(-1, &status, WNOHANG);
+                if (pid <= 0)
+                        return;
+
+                if (a->prober) {
+                        bool ours;
+                        int i = prober_child_exited(a->prober, pid, status, &ours);
+                        if (i >= 0)
+                                probe_satisfied(a, i);
+                        if (ours)
+                                continue;
+                }
+                if (pid == a->workload_pid && a->workload_alive)
+                        workload_exited(a, status, now);
+                /* anything else: an orphan we adopted as subreaper (or PID 1); reaping it is all there is */
+        }
+}
+
+static void signal_read(Agent *a, uint64_t now) {
+        struct signalfd_siginfo si;
+
+        while (read(a->signal_fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+                int sig = (int) si.ssi_signo;
+                if (sig == SIGCHLD) {
+                        reap_children(a, now);
+                        continue;
+                }
+
+                if (a->workload_alive) {
+                        log_info("forwarding %s to the workload", signal_name(sig));
+                        (void) kill(a->workload_pid, sig);
+                } else if (sig != SIGTERM && sig != SIGINT) {
+                        continue; /* only forwarded; nothing to forward to */
+                } else if (a->phase == PHASE_FINISHING) {
+                        a->finish_deadline = now; /* asked twice: stop waiting for acks */
+                } else if (a->phase == PHASE_RUNNING) {
+                        log_info("%s received, shutting down", signal_name(sig));
+                        begin_finish(a, now);
+                }
+        }
+        /* SIGCHLD may be coalesced with one already pending: reaping again is cheap and never misses one. */
+        reap_children(a, now);
+}
+
+static void on_welcome(const char *traceparent, void *userdata) {
+        Agent *a = userdata;
+
+        if (a->traceparent && strcmp(a->traceparent, traceparent) == 0)
+                return;
+        char *copy = strdup(traceparent);
+        if (!copy)
+                return;
+        free(a->traceparent);
+        a->traceparent = copy;
+
+        if (a->config->traceparent_file) {
+                char buf[TRACEPARENT_STRLEN + 2];
+                int n = snprintf(buf, sizeof(buf), "%s\n", traceparent);
+                int r = write_file_atomic(a->config->traceparent_file, buf, (size_t) n, 0644);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to write %s: %m", a->config->traceparent_file);
+        }
+}
+
+static int setup_signals(Agent *a) {
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+
+        struct sigaction ign = { .sa_handler = SIG_IGN };
+        (void) sigaction(SIGPIPE, &ign, NULL);
+
+        a->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (a->signal_fd < 0)
+                return -errno;
+        return 0;
+}
+
+static char *read_boot_id(void) {
+        char *id = NULL;
+        if (read_one_line_file("/proc/sys/kernel/random/boot_id", &id) >= 0 && *id)
+                return id;
+        free(id);
+
+        /* No /proc (or no such file): a random v4 UUID still names this boot uniquely. */
+        uint8_t b[16];
+        if (random_id(b, sizeof(b)) < 0)
+                return NULL;
+        b[6] = (uint8_t) ((b[6] & 0x0F) | 0x40);
+        b[8] = (uint8_t) ((b[8] & 0x3F) | 0x80);
+        char hex[33];
+        hex_encode(b, sizeof(b), hex);
+        id = malloc(37);
+        if (id)
+                snprintf(id, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+        return id;
+}
+
+static int start_transport(Agent *a, uint64_t now) {
+        struct utsname u = {};
+        (void) uname(&u);
+        _cleanup_free_ char *boot_id = read_boot_id();
+
+        TransportConfig tc = {
+                .kind = a->config->transport,
+                .unix_path = a->config->unix_path,
+                .cid = a->config->cid,
+                .port = a->config->port,
+                .mode = a->config->mode == AGENT_MODE_INIT ? TETHER__AGENT_MODE__AGENT_MODE_INIT
+                                                           : TETHER__AGENT_MODE__AGENT_MODE_SERVICE,
+                .boot_id = boot_id ?: "",
+                .kernel_release = u.release,
+                .hostname = u.nodename,
+        };
+        int r = transport_new(&tc, a->replay, on_welcome, a, &a->transport);
+        if (r < 0)
+                return r;
+        transport_start(a->transport, now);
+        return 0;
+}
+
+static void start_workload(Agent *a) {
+        char *const *argv = a->config->command;
+        _cleanup_free_ char *notify_env = NULL, *tp_env = NULL;
+        _cleanup_strv_free_ char **envp = NULL;
+        char *overrides[3] = {};
+        size_t n = 0;
+        int r;
+
+        if (asprintf(&notify_env, "NOTIFY_SOCKET=%s", a->config->notify_socket) < 0) {
+                notify_env = NULL;
+                goto oom;
+        }
+        overrides[n++] = notify_env;
+        /* Only if the host answered already: the workload never waits for the host. */
+        if (a->traceparent) {
+                if (asprintf(&tp_env, "TRACEPARENT=%s", a->traceparent) < 0) {
+                        tp_env = NULL;
+                        goto oom;
+                }
+                overrides[n++] = tp_env;
+        }
+        if (env_override(environ, overrides, &envp) < 0)
+                goto oom;
+
+        Workload w;
+        r = workload_spawn(argv, envp, &w);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start the workload %s: %m", argv[0]);
+                a->workload_exec_errno = -r;
+                a->workload_status = 0;
+                finalize_exit(a, now_boottime());
+                return;
+        }
+
+        a->workload_pid = w.pid;
+        a->workload_alive = true;
+        a->workload_exec_errno = w.exec_errno;
+        a->out[0].fd = w.stdout_fd;
+        a->out[1].fd = w.stderr_fd;
+
+        if (w.exec_errno != 0) {
+                log_error_errno(w.exec_errno, "Failed to execute %s: %m", argv[0]);
+                return; /* the child exits 127 and is reaped like any workload; its Exit says why */
+        }
+
+        char pid_str[16];
+        snprintf(pid_str, sizeof(pid_str), "%d", (int) w.pid);
+        milestone(a, "workload.exec", now_boottime(),
+                  (const char *const[]) { "pid", pid_str, "command", argv[0], NULL });
+        log_debug("started %s as pid %d", argv[0], (int) w.pid);
+        if (a->config->ready_exec_started)
+                set_ready(a, "exec", argv[0]);
+        return;
+
+oom:
+        log_error("out of memory starting the workload");
+        a->workload_exec_errno = ENOMEM;
+        finalize_exit(a, now_boottime());
+}
+
+enum {
+        POLL_SIGNAL,
+        POLL_TRANSPORT,
+        POLL_NOTIFY,
+        POLL_KMSG,
+        POLL_STDOUT,
+        POLL_STDERR,
+        POLL_PROBE,
+};
+
+static uint64_t next_deadline(const Agent *a) {
+        uint64_t d = transport_next_deadline(a->transport);
+        if (a->prober)
+                d = MIN(d, prober_next_deadline(a->prober));
+        for (size_t i = 0; i < ELEMENTSOF(a->out); i++)
+                d = MIN(d, a->out[i].idle_deadline);
+        if (a->phase == PHASE_EXIT_GRACE)
+                d = MIN(d, a->grace_deadline);
+        if (a->phase == PHASE_FINISHING)
+                d = MIN(d, a->finish_deadline);
+        return d;
+}
+
+static void handle_timers(Agent *a, uint64_t now) {
+        transport_handle_timers(a->transport, now);
+
+        if (a->prober) {
+                int i = prober_handle_timers(a->prober, now);
+                if (i >= 0)
+                        probe_satisfied(a, i);
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
+                OutputStream *o = &a->out[i];
+                if (now >= o->idle_deadline) {
+                        (void) linebuf_flush_all(&o->lines, emit_output, o);
+                        o->idle_deadline = UINT64_MAX;
+                }
+        }
+
+        if (a->phase == PHASE_EXIT_GRACE && now >= a->grace_deadline) {
+                if (a->kmsg.fd >= 0)
+                        kmsg_read(a, now);
+                finalize_exit(a, now);
+        }
+}
+
+static int run_loop(Agent *a) {
+        struct pollfd fds[POLL_PROBE + CONFIG_MAX_PROBES];
+
+        for (;;) {
+                uint64_t now = now_boottime();
+                if (a->phase == PHASE_FINISHING && (replay_is_empty(a->replay) || now >= a->finish_deadline))
+                        return 0;
+
+                size_t n = 0;
+                int tags[ELEMENTSOF(fds)];
+                short events;
+                int fd;
+
+#define ADD_FD(tag, f, ev) do { fds[n] = (struct pollfd) { .fd = (f), .events = (ev) }; tags[n++] = (tag); } while (0)
+                ADD_FD(POLL_SIGNAL, a->signal_fd, POLLIN);
+                if ((fd = transport_fd(a->transport, &events)) >= 0)
+                        ADD_FD(POLL_TRANSPORT, fd, events);
+                if (a->notify_fd >= 0)
+                        ADD_FD(POLL_NOTIFY, a->notify_fd, POLLIN);
+                if (a->kmsg.fd >= 0)
+                        ADD_FD(POLL_KMSG, a->kmsg.fd, POLLIN);
+                if (a->out[0].fd >= 0)
+                        ADD_FD(POLL_STDOUT, a->out[0].fd, POLLIN);
+                if (a->out[1].fd >= 0)
+                        ADD_FD(POLL_STDERR, a->out[1].fd, POLLIN);
+#undef ADD_FD
+                if (a->prober) {
+                        size_t k = prober_fill_pollfds(a->prober, fds + n, ELEMENTSOF(fds) - n);
+                        for (size_t i = 0; i < k; i++)
+                                tags[n++] = POLL_PROBE;
+                }
+
+                uint64_t deadline = next_deadline(a);
+                struct timespec ts, *timeout = NULL;
+                if (deadline != UINT64_MAX) {
+                        uint64_t wait = deadline > now ? deadline - now : 0;
+                        ts = (struct timespec) { .tv_sec = (time_t) (wait / NSEC_PER_SEC),
+                                                 .tv_nsec = (long) (wait % NSEC_PER_SEC) };
+                        timeout = &ts;
+                }
+
+                if (ppoll(fds, n, timeout, NULL) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return log_error_errno(errno, "poll() failed: %m");
+                }
+
+                now = now_boottime();
+                for (size_t i = 0; i < n; i++) {
+                        if (!fds[i].revents)
+                                continue;
+                        switch (tags[i]) {
+                        case POLL_SIGNAL:
+                                signal_read(a, now);
+                                break;
+                        case POLL_TRANSPORT:
+                                transport_handle_io(a->transport, fds[i].revents, now);
+                                break;
+                        case POLL_NOTIFY:
+                                notify_read(a, now);
+                                break;
+                        case POLL_KMSG:
+                                if (a->kmsg.fd >= 0)
+                                        kmsg_read(a, now);
+                                break;
+                        case POLL_STDOUT:
+                        case POLL_STDERR: {
+                                OutputStream *o = &a->out[tags[i] - POLL_STDOUT];
+                                if (o->fd >= 0)
+                                        output_read(a, o, OUTPUT_READ_BUDGET, now);
+                                break;
+                        }
+                        case POLL_PROBE:
+                                if (a->prober) {
+                                        int k = prober_handle_pollfd(a->prober, &fds[i], now);
+                                        if (k >= 0)
+                                                probe_satisfied(a, k);
+                                }
+                                break;
+                        }
+                }
+
+                handle_timers(a, now);
+                transport_flush(a->transport, now);
+        }
+}
+
+static void agent_done(Agent *a) {
+        transport_free(a->transport);
+        prober_free(a->prober);
+        replay_free(a->replay);
+        safe_close(a->signal_fd);
+        safe_close(a->notify_fd);
+        safe_close(a->console_fd);
+        kmsg_reader_close(&a->kmsg);
+        linebuf_done(&a->kmsg_lines);
+        for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
+                safe_close(a->out[i].fd);
+                linebuf_done(&a->out[i].lines);
+        }
+        free(a->read_buf);
+        free(a->last_status);
+        free(a->traceparent);
+}
+
+int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_code) {
+        Agent a = {
+                .config = config,
+                .signal_fd = -1,
+                .notify_fd = -1,
+                .console_fd = -1,
+                .kmsg = { .fd = -1 },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(a.out); i++) {
+                a.out[i] = (OutputStream) {
+                        .agent = &a,
+                        .fd = -1,
+                        .stream = i == 0 ? TETHER__LOG_STREAM__LOG_STREAM_STDOUT : TETHER__LOG_STREAM__LOG_STREAM_STDERR,
+                        .idle_deadline = UINT64_MAX,
+                };
+                linebuf_init(&a.out[i].lines, RECORD_MAX_LOG_DATA);
+        }
+        linebuf_init(&a.kmsg_lines, RECORD_MAX_LOG_DATA);
+
+        if (!(a.read_buf = malloc(READ_BUFFER_SIZE))) {
+                r = log_error_errno(ENOMEM, "Failed to allocate buffers: %m");
+                goto finish;
+        }
+        if ((r = setup_signals(&a)) < 0) {
+                log_error_errno(r, "Failed to set up signal handling: %m");
+                goto finish;
+        }
+        /* Orphans of the workload are ours to reap, also when we are not PID 1. */
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+                log_debug_errno(errno, "Failed to become a subreaper: %m");
+
+        if ((r = replay_new(config->replay_bytes, &a.replay)) < 0) {
+                log_error_errno(r, "Failed to allocate the replay buffer: %m");
+                goto finish;
+        }
+
+        const char *mode = agent_mode_to_string(config->mode);
+        milestone(&a, "kernel.start", 0, NULL);
+        milestone(&a, "init.start", times->init_start_ns,
+                  (const char *const[]) { "mode", mode, "agent_version", TETHER_VERSION, NULL });
+        if (times->mounts_done_ns > 0) {
+                char failures[16];
+                snprintf(failures, sizeof(failures), "%u", times->mount_failures);
+                milestone(&a, "mounts.done", times->mounts_done_ns,
+                          (const char *const[]) { "failures", failures, NULL });
+        }
+
+        a.notify_fd = notify_socket_open(config->notify_socket);
+        if (a.notify_fd < 0)
+                log_warning_errno(a.notify_fd, "Failed to create the notify socket %s: %m; sd_notify() readiness "
+                                  "will not be seen", config->notify_socket);
+
+        if (config->kmsg) {
+                r = kmsg_reader_open(&a.kmsg, NULL);
+                if (r < 0) {
+                        a.kmsg.fd = -1;
+                        log_info_errno(r, "not following kernel messages: /dev/kmsg: %m");
+                }
+        }
+
+        if (config->console) {
+                a.console_fd = open("/dev/console", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                if (a.console_fd < 0)
+                        log_warning_errno(errno, "Failed to open /dev/console: %m; not echoing output");
+        }
+
+        if ((r = start_transport(&a, now_boottime())) < 0) {
+                log_error_errno(r, "Failed to set up the transport: %m");
+                goto finish;
+        }
+
+        if (config->command)
+                start_workload(&a);
+        else
+                log_info("no workload configured; running until SIGTERM");
+
+        if (config->n_probes > 0 && a.phase == PHASE_RUNNING && a.workload_exec_errno == 0) {
+                uint64_t interval = (uint64_t) config->probe_interval_ms * NSEC_PER_MSEC;
+                uint64_t timeout = (uint64_t) config->probe_timeout_ms * NSEC_PER_MSEC;
+                if ((r = prober_new(config->probes, config->n_probes, interval, timeout, &a.prober)) < 0)
+                        log_warning_errno(r, "Failed to set up readiness probes: %m");
+                else
+                        prober_start(a.prober, now_boottime());
+        }
+
+        transport_flush(a.transport, now_boottime());
+        r = run_loop(&a);
+        if (r >= 0) {
+                if (!replay_is_empty(a.replay)) {
+                        ReplayStats rs;
+                        replay_get_stats(a.replay, &rs);
+                        log_warning("exiting with %" PRIu64 " records not acknowledged by tetherd", rs.records);
+                }
+                *ret_exit_code = a.exit_code;
+                r = 0;
+        }
+
+finish:
+        agent_done(&a);
+        return r;
+}

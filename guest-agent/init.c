@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+#include "init.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+typedef struct MountPoint {
+        const char *source, *target, *type, *options;
+        unsigned long flags;
+        bool always; /* mount even if something is there already */
+} MountPoint;
+
+static const MountPoint mount_table[] = {
+        { "proc", "/proc", "proc", NULL, MS_NOSUID | MS_NODEV | MS_NOEXEC, true },
+        { "sysfs", "/sys", "sysfs", NULL, MS_NOSUID | MS_NODEV | MS_NOEXEC, false },
+        { "devtmpfs", "/dev", "devtmpfs", "mode=0755", MS_NOSUID, false },
+        { "devpts", "/dev/pts", "devpts", "mode=0620,ptmxmode=0666", MS_NOSUID | MS_NOEXEC, false },
+        { "tmpfs", "/dev/shm", "tmpfs", "mode=1777", MS_NOSUID | MS_NODEV, false },
+        { "tmpfs", "/run", "tmpfs", "mode=0755", MS_NOSUID | MS_NODEV, false },
+};
+
+/* A mount point is a directory on another device than its parent (or the root). */
+static bool is_mount_point(const char *path) {
+        struct stat st, parent;
+        char up[64];
+
+        if (stat(path, &st) < 0)
+                return false;
+        size_t n = strlen(path);
+        if (n + 4 > sizeof(up))
+                return false;
+        memcpy(up, path, n);
+        memcpy(up + n, "/..", 4);
+        if (stat(up, &parent) < 0)
+                return false;
+        return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino;
+}
+
+unsigned init_mount_api_filesystems(void) {
+        unsigned failed = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(mount_table); i++) {
+                const MountPoint *m = &mount_table[i];
+
+                if (mkdir(m->target, 0755) < 0 && errno != EEXIST) {
+                        log_warning_errno(errno, "Failed to create %s: %m", m->target);
+                        failed++;
+                        continue;
+                }
+                if (!m->always && is_mount_point(m->target))
+                        continue;
+                if (mount(m->source, m->target, m->type, m->flags, m->options) < 0 && errno != EBUSY) {
+                        log_warning_errno(errno, "Failed to mount %s on %s: %m", m->type, m->target);
+                        failed++;
+                }
+        }
+        return failed;
+}
+
+void init_ensure_std_fds(void) {
+        for (int fd = 0; fd <= 2; fd++) {
+                if (fcntl(fd, F_GETFD) >= 0)
+                        continue;
+                /* Lower fds are taken first, so this lands on fd (no CLOEXEC: the workload inherits it). */
+                int k = open("/dev/console", O_RDWR | O_NOCTTY);
+                if (k < 0)
+                        k = open("/dev/null", O_RDWR | O_NOCTTY);
+                if (k >= 0 && k != fd) {
+                        (void) dup2(k, fd);
+                        close(k);
+                }
+        }
+}
+
+void init_poweroff(void) {
+        sync();
+        (void) reboot(RB_POWER_OFF);
+        log_error_errno(errno, "Failed to power off: %m; halting");
+        (void) reboot(RB_HALT_SYSTEM);
+        for (;;)
+                pause();
+}

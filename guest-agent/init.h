@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What PID 1 of a microVM has to do besides running the workload: mount the API filesystems, make sure
+ * fds 0-2 exist, and power the machine off at the end. Logs each mount failure (and carries on: a missing
+ * /sys must not keep the workload from running). */
+
+#include "macro.h"
+
+/* Mounts proc, sysfs, devtmpfs, devpts, /dev/shm and a tmpfs on /run. A target that already has something
+ * mounted on it is left alone (except /proc: a fresh one shows this PID namespace); EBUSY counts as
+ * mounted. Returns the number of mounts that failed. */
+unsigned init_mount_api_filesystems(void);
+
+/* Opens /dev/console (or /dev/null) on any of fds 0-2 that is closed: the kernel starts init without them
+ * when it has no console, and the first socket must not become "stderr". */
+void init_ensure_std_fds(void);
+
+/* sync(), then reboot(RB_POWER_OFF). If that is refused, halts or waits forever: PID 1 must not exit. */
+_noreturn_ void init_poweroff(void);

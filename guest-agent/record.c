@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+#include "record.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "utf8.h"
+
+char *record_string(const char *s, size_t max) {
+        char *clean = utf8_sanitize(s ?: "", strlen(s ?: ""), NULL);
+        if (!clean)
+                return NULL;
+        size_t len = strlen(clean);
+        if (len > max) {
+                len = max;
+                while (len > 0 && ((unsigned char) clean[len] & 0xC0) == 0x80)
+                        len--;
+                clean[len] = '\0';
+        }
+        return clean;
+}
+
+int record_milestone(Replay *r, const char *name, uint64_t boottime_ns, const char *const *attrs) {
+        Tether__Attribute attr_storage[RECORD_MAX_ATTRS];
+        Tether__Attribute *attr_ptrs[RECORD_MAX_ATTRS];
+        char *strings[2 * RECORD_MAX_ATTRS + 1] = {};
+        size_t n_attrs = 0, n_strings = 0;
+        int k = -ENOMEM;
+
+        Tether__Milestone m = TETHER__MILESTONE__INIT;
+        if (!(m.name = strings[n_strings++] = record_string(name, RECORD_MAX_STRING)))
+                goto finish;
+        if (!m.name[0]) {
+                k = -EINVAL;
+                goto finish;
+        }
+
+        for (size_t i = 0; attrs && attrs[i] && attrs[i + 1] && n_attrs < RECORD_MAX_ATTRS; i += 2) {
+                Tether__Attribute *a = &attr_storage[n_attrs];
+                tether__attribute__init(a);
+                if (!(a->key = strings[n_strings++] = record_string(attrs[i], RECORD_MAX_STRING)))
+                        goto finish;
+                if (!(a->value = strings[n_strings++] = record_string(attrs[i + 1], RECORD_MAX_STRING)))
+                        goto finish;
+                if (!a->key[0])
+                        continue; /* keys must not be empty */
+                attr_ptrs[n_attrs++] = a;
+        }
+        m.boottime_ns = boottime_ns;
+        m.attributes = attr_ptrs;
+        m.n_attributes = n_attrs;
+
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_MILESTONE;
+        e.milestone = &m;
+        k = replay_append(r, &e, NULL);
+
+finish:
+        for (size_t i = 0; i < n_strings; i++)
+                free(strings[i]);
+        return k;
+}
+
+int record_log(Replay *r, Tether__LogStream stream, const char *source, uint64_t boottime_ns, const void *data,
+               size_t len) {
+        const uint8_t *p = data;
+
+        do {
+                size_t n = MIN(len, (size_t) RECORD_MAX_LOG_DATA);
+                Tether__Log l = TETHER__LOG__INIT;
+                l.stream = stream;
+                l.source = (char *) source;
+                l.boottime_ns = boottime_ns;
+                l.data.data = (uint8_t *) p;
+                l.data.len = n;
+
+                Tether__Envelope e = TETHER__ENVELOPE__INIT;
+                e.msg_case = TETHER__ENVELOPE__MSG_LOG;
+                e.log = &l;
+                int k = replay_append(r, &e, NULL);
+                if (k < 0)
+                        return k;
+                p += n;
+                len -= n;
+        } while (len > 0);
+        return 0;
+}
+
+int record_ready(Replay *r, const char *source, const char *detail, uint64_t boottime_ns) {
+        Tether__Ready rd = TETHER__READY__INIT;
+        char *s = record_string(source, RECORD_MAX_STRING);
+        char *d = record_string(detail, RECORD_MAX_STRING);
+        int k = -ENOMEM;
+
+        if (s && d) {
+                rd.source = s;
+                rd.detail = d;
+                rd.boottime_ns = boottime_ns;
+                Tether__Envelope e = TETHER__ENVELOPE__INIT;
+                e.msg_case = TETHER__ENVELOPE__MSG_READY;
+                e.ready = &rd;
+                k = replay_append(r, &e, NULL);
+        }
+        free(s);
+        free(d);
+        return k;
+}
+
+int record_exit(Replay *r, int code, int signal, bool oom_killed, uint64_t boottime_ns, const char *reason) {
+        Tether__Exit x = TETHER__EXIT__INIT;
+        char *why = record_string(reason, RECORD_MAX_STRING);
+        if (!why)
+                return -ENOMEM;
+
+        x.code = code;
+        x.signal = signal;
+        x.oom_killed = oom_killed;
+        x.boottime_ns = boottime_ns;
+        x.reason = why;
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_EXIT;
+        e.exit = &x;
+        int k = replay_append(r, &e, NULL);
+        free(why);
+        return k;
+}

@@ -1,0 +1,599 @@
+/* SPDX-License-Identifier: MIT */
+#include "boot.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "traceparent.h"
+
+int ready_condition_parse(const char *s, ReadyCondition *ret) {
+        ReadyCondition c = { .type = READY_CONDITION_ANY };
+        const char *arg;
+
+        if (!s || !*s || strcmp(s, "any") == 0) {
+                *ret = c;
+                return 0;
+        }
+        if (strncmp(s, "source:", 7) == 0) {
+                c.type = READY_CONDITION_SOURCE;
+                arg = s + 7;
+        } else if (strncmp(s, "milestone:", 10) == 0) {
+                c.type = READY_CONDITION_MILESTONE;
+                arg = s + 10;
+        } else
+                return -EINVAL;
+
+        if (!*arg || strlen(arg) > 1024)
+                return -EINVAL;
+        c.arg = strdup(arg);
+        if (!c.arg)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+void ready_condition_done(ReadyCondition *c) {
+        free(c->arg);
+        c->arg = NULL;
+}
+
+char *ready_condition_to_string(const ReadyCondition *c) {
+        char *s = NULL;
+
+        switch (c->type) {
+        case READY_CONDITION_SOURCE:
+                if (asprintf(&s, "source:%s", c->arg) < 0)
+                        return NULL;
+                return s;
+        case READY_CONDITION_MILESTONE:
+                if (asprintf(&s, "milestone:%s", c->arg) < 0)
+                        return NULL;
+                return s;
+        default:
+                return strdup("any");
+        }
+}
+
+int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], const BootLimits *limits,
+             Boot **ret) {
+        int r;
+
+        if (!boot_id || !*boot_id)
+                return -EINVAL;
+
+        Boot *b = calloc(1, sizeof(Boot));
+        if (!b)
+                return -ENOMEM;
+        b->index = index;
+        b->limits = limits ? *limits : BOOT_LIMITS_DEFAULT;
+        b->boot_id = strdup(boot_id);
+        if (!b->boot_id) {
+                boot_free(b);
+                return -ENOMEM;
+        }
+        if (trace_id)
+                memcpy(b->trace_id, trace_id, sizeof(b->trace_id));
+        else {
+                r = random_id(b->trace_id, sizeof(b->trace_id));
+                if (r < 0) {
+                        boot_free(b);
+                        return r;
+                }
+        }
+        *ret = b;
+        return 0;
+}
+
+static LogEntry *log_entry_free(LogEntry *e) {
+        if (e) {
+                free(e->source);
+                free(e);
+        }
+        return NULL;
+}
+
+static void milestone_done(BootMilestone *m) {
+        free(m->name);
+        attrs_free(m->attrs, m->n_attrs);
+}
+
+static void phase_done(BootPhase *p) {
+        free(p->name);
+        free(p->message);
+        attrs_free(p->attrs, p->n_attrs);
+}
+
+Boot *boot_free(Boot *b) {
+        if (!b)
+                return NULL;
+        free(b->boot_id);
+        free(b->hostname);
+        free(b->kernel_release);
+        free(b->agent_version);
+        for (size_t i = 0; i < b->n_milestones; i++)
+                milestone_done(&b->milestones[i]);
+        free(b->milestones);
+        for (size_t i = 0; i < b->n_phases; i++)
+                phase_done(&b->phases[i]);
+        free(b->phases);
+        for (size_t i = 0; i < b->n_logs; i++)
+                log_entry_free(boot_log_at(b, i));
+        free(b->logs);
+        free(b->ready.source);
+        free(b->ready.detail);
+        free(b->exit.reason);
+        free(b);
+        return NULL;
+}
+
+int boot_update_from_hello(Boot *b, const Tether__Hello *h, uint64_t recv_unix_ns) {
+        char *hostname = NULL, *kernel = NULL, *version = NULL;
+
+        if (strdup_or_null(h->hostname, &hostname) < 0 || strdup_or_null(h->kernel_release, &kernel) < 0 ||
+            strdup_or_null(h->agent_version, &version) < 0) {
+                free(hostname);
+                free(kernel);
+                free(version);
+                return -ENOMEM;
+        }
+        free(b->hostname);
+        b->hostname = hostname;
+        free(b->kernel_release);
+        b->kernel_release = kernel;
+        free(b->agent_version);
+        b->agent_version = version;
+        b->agent_mode = h->mode;
+
+        if (b->first_seen_unix_ns == 0)
+                b->first_seen_unix_ns = recv_unix_ns;
+
+        /* A Hello is a one-way clock sample: its transit delay only ever makes the offset larger, so the
+         * smallest one seen is the best. */
+        if (h->boottime_ns > 0 && h->boottime_ns < recv_unix_ns) {
+                int64_t offset = (int64_t) (recv_unix_ns - h->boottime_ns);
+                if (!b->hello_offset_valid || offset < b->hello_offset_ns) {
+                        b->hello_offset_ns = offset;
+                        b->hello_offset_valid = true;
+                }
+        }
+        return 0;
+}
+
+void boot_restore_clock(Boot *b, const ClockEstimate *e) {
+        if (e->valid)
+                b->clock = *e;
+}
+
+uint64_t boot_to_unix_ns(const Boot *b, uint64_t boottime_ns, uint64_t fallback_ns) {
+        uint64_t t;
+
+        if (clock_estimate_to_host(&b->clock, boottime_ns, &t) >= 0)
+                return t;
+        if (b->hello_offset_valid) {
+                int64_t v = (int64_t) boottime_ns + b->hello_offset_ns;
+                return v < 0 ? 0 : (uint64_t) v;
+        }
+        return fallback_ns;
+}
+
+uint64_t boot_from_unix_ns(const Boot *b, uint64_t unix_ns) {
+        int64_t offset;
+
+        if (b->clock.valid)
+                offset = b->clock.offset_ns;
+        else if (b->hello_offset_valid)
+                offset = b->hello_offset_ns;
+        else
+                return 0;
+        int64_t v = (int64_t) unix_ns - offset;
+        return v < 0 ? 0 : (uint64_t) v;
+}
+
+size_t boot_log_find_after(const Boot *b, uint64_t after_seq) {
+        size_t lo = 0, hi = b->n_logs;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (boot_log_at(b, mid)->seq <= after_seq)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+const BootMilestone *boot_find_milestone(const Boot *b, const char *name) {
+        for (size_t i = 0; i < b->n_milestones; i++)
+                if (strcmp(b->milestones[i].name, name) == 0)
+                        return &b->milestones[i];
+        return NULL;
+}
+
+bool boot_exit_is_crash(const Boot *b) {
+        return b->exit.set && (b->exit.signal != 0 || b->exit.oom_killed);
+}
+
+static int log_ring_reserve(Boot *b) {
+        if (b->n_logs < b->logs_cap)
+                return 0;
+
+        size_t cap = b->logs_cap ? b->logs_cap * 2 : 64;
+        LogEntry **n = malloc(cap * sizeof(LogEntry *));
+        if (!n)
+                return -ENOMEM;
+        for (size_t i = 0; i < b->n_logs; i++)
+                n[i] = boot_log_at(b, i);
+        free(b->logs);
+        b->logs = n;
+        b->logs_cap = cap;
+        b->logs_head = 0;
+        return 0;
+}
+
+static uint64_t log_entry_cost(const LogEntry *e) {
+        return e->len + LOG_ENTRY_OVERHEAD + (e->source ? strlen(e->source) : 0);
+}
+
+/* Appends (the ring has room: log_ring_reserve() succeeded), then evicts the oldest entries while over the
+ * bound: possibly the new one too, when the bound is smaller than a single entry. */
+static void log_ring_push(Boot *b, LogEntry *e, BootApplyResult *res) {
+        b->logs[(b->logs_head + b->n_logs) % b->logs_cap] = e;
+        b->n_logs++;
+        b->log_cost += log_entry_cost(e);
+        if (e->kind == LOG_ENTRY_LINES) {
+                b->log_bytes += e->len;
+                b->log_bytes_total += e->len;
+        }
+
+        while (b->n_logs > 0 && b->log_cost > b->limits.max_log_bytes) {
+                LogEntry *old = boot_log_at(b, 0);
+                b->logs_head = (b->logs_head + 1) % b->logs_cap;
+                b->n_logs--;
+                b->log_cost -= log_entry_cost(old);
+                if (old->kind == LOG_ENTRY_LINES) {
+                        b->log_bytes -= old->len;
+                        b->evicted_records++;
+                        b->evicted_bytes += old->len;
+                        res->evicted_records++;
+                        res->evicted_bytes += old->len;
+                }
+                b->evicted_last_seq = MAX(b->evicted_last_seq, old->seq);
+                log_entry_free(old);
+        }
+}
+
+static void gaps_remove_at(Boot *b, size_t i) {
+        memmove(&b->gaps[i], &b->gaps[i + 1], (b->n_gaps - i - 1) * sizeof(SeqRange));
+        b->n_gaps--;
+}
+
+/* Keeps at most BOOT_GAPS_MAX pending ranges: the oldest is given up first. */
+static void gaps_add(Boot *b, SeqRange g, BootApplyResult *res) {
+        if (b->n_gaps == BOOT_GAPS_MAX) {
+                uint64_t n = b->gaps[0].last - b->gaps[0].first + 1;
+                b->seq_gaps++;
+                b->seq_gap_records += n;
+                res->gaps_overflowed++;
+                res->gap_overflow_records += n;
+                gaps_remove_at(b, 0);
+        }
+        b->gaps[b->n_gaps++] = g;
+}
+
+static void gaps_explain(Boot *b, uint64_t first, uint64_t last, BootApplyResult *res) {
+        for (size_t i = 0; i < b->n_gaps;) {
+                SeqRange g = b->gaps[i];
+                if (g.last < first || g.first > last) {
+                        i++;
+                        continue;
+                }
+                res->gaps_explained++;
+                gaps_remove_at(b, i);
+                /* Whatever the LogDropped did not cover stays pending. */
+                if (g.first < first)
+                        gaps_add(b, (SeqRange) { g.first, first - 1 }, res);
+                if (g.last > last)
+                        gaps_add(b, (SeqRange) { last + 1, g.last }, res);
+                /* Re-added ranges went to the end; they cannot intersect [first, last], so rescanning from i is
+                 * safe and terminates. */
+        }
+}
+
+uint64_t boot_flush_gaps(Boot *b, uint64_t *ret_records) {
+        uint64_t n = b->n_gaps, records = 0;
+
+        for (size_t i = 0; i < b->n_gaps; i++)
+                records += b->gaps[i].last - b->gaps[i].first + 1;
+        b->seq_gaps += n;
+        b->seq_gap_records += records;
+        b->n_gaps = 0;
+        if (ret_records)
+                *ret_records = records;
+        return n;
+}
+
+static bool ready_condition_matches_ready(const ReadyCondition *c, const Tether__Ready *r) {
+        switch (c->type) {
+        case READY_CONDITION_ANY:
+                return true;
+        case READY_CONDITION_SOURCE:
+                return r->source && strcmp(r->source, c->arg) == 0;
+        default:
+                return false;
+        }
+}
+
+static void set_ready(Boot *b, char *source, char *detail, uint64_t seq, uint64_t boottime_ns,
+                      uint64_t recv_unix_ns) {
+        b->ready = (BootReady) {
+                .set = true,
+                .source = source,
+                .detail = detail,
+                .seq = seq,
+                .boottime_ns = boottime_ns,
+                .recv_unix_ns = recv_unix_ns,
+        };
+}
+
+static int apply_milestone(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv,
+                           BootApplyResult *res) {
+        const Tether__Milestone *m = e->milestone;
+        bool becomes_ready = !b->ready.set && cond->type == READY_CONDITION_MILESTONE &&
+                             strcmp(cond->arg, m->name) == 0;
+        _cleanup_free_ char *ready_source = NULL, *ready_detail = NULL;
+        Attr *attrs = NULL;
+        size_t n_attrs = 0, attr_bytes = 0;
+        int r;
+
+        if (becomes_ready) {
+                if (asprintf(&ready_source, "milestone:%s", m->name) < 0) {
+                        ready_source = NULL;
+                        return -ENOMEM;
+                }
+                if (!(ready_detail = strdup("")))
+                        return -ENOMEM;
+        }
+
+        r = attrs_from_pb(m->attributes, m->n_attributes, &attrs, &n_attrs, &attr_bytes);
+        if (r < 0)
+                return r;
+        uint64_t cost = strlen(m->name) + attr_bytes;
+
+        if (b->n_milestones >= b->limits.max_milestones ||
+            b->annotation_bytes + cost > b->limits.max_annotation_bytes) {
+                /* Readiness is still honoured: bounds protect memory, they must not hide a ready machine. */
+                attrs_free(attrs, n_attrs);
+                b->milestones_dropped++;
+                res->limit_dropped = true;
+                res->limit_reason = DROP_MILESTONE_LIMIT;
+        } else {
+                BootMilestone *a = realloc(b->milestones, (b->n_milestones + 1) * sizeof(BootMilestone));
+                char *name = strdup(m->name);
+                if (!a || !name) {
+                        if (a)
+                                b->milestones = a;
+                        free(name);
+                        attrs_free(attrs, n_attrs);
+                        return -ENOMEM;
+                }
+                b->milestones = a;
+                b->milestones[b->n_milestones++] = (BootMilestone) {
+                        .seq = e->seq,
+                        .name = name,
+                        .boottime_ns = m->boottime_ns,
+                        .recv_unix_ns = recv,
+                        .attrs = attrs,
+                        .n_attrs = n_attrs,
+                };
+                b->annotation_bytes += cost;
+        }
+
+        if (becomes_ready) {
+                set_ready(b, TAKE_PTR(ready_source), TAKE_PTR(ready_detail), e->seq, m->boottime_ns, recv);
+                res->became_ready = true;
+        }
+        return 0;
+}
+
+static int apply_phase(Boot *b, const Tether__Envelope *e, BootApplyResult *res) {
+        const Tether__Phase *p = e->phase;
+        Attr *attrs = NULL;
+        size_t n_attrs = 0, attr_bytes = 0;
+        int r;
+
+        r = attrs_from_pb(p->attributes, p->n_attributes, &attrs, &n_attrs, &attr_bytes);
+        if (r < 0)
+                return r;
+        uint64_t cost = strlen(p->name) + (p->message ? strlen(p->message) : 0) + attr_bytes;
+
+        if (b->n_phases >= b->limits.max_phases || b->annotation_bytes + cost > b->limits.max_annotation_bytes) {
+                attrs_free(attrs, n_attrs);
+                b->phases_dropped++;
+                res->limit_dropped = true;
+                res->limit_reason = DROP_PHASE_LIMIT;
+                return 0;
+        }
+
+        BootPhase *a = realloc(b->phases, (b->n_phases + 1) * sizeof(BootPhase));
+        char *name = strdup(p->name), *message = NULL;
+        if (!a || !name || strdup_or_null(p->message, &message) < 0) {
+                if (a)
+                        b->phases = a;
+                free(name);
+                attrs_free(attrs, n_attrs);
+                return -ENOMEM;
+        }
+        b->phases = a;
+        b->phases[b->n_phases++] = (BootPhase) {
+                .seq = e->seq,
+                .name = name,
+                .start_boottime_ns = p->start_boottime_ns,
+                .end_boottime_ns = p->end_boottime_ns,
+                .status = p->status,
+                .message = message,
+                .attrs = attrs,
+                .n_attrs = n_attrs,
+        };
+        b->annotation_bytes += cost;
+        return 0;
+}
+
+static int apply_log(Boot *b, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
+        const Tether__Log *l = e->log;
+
+        if (log_ring_reserve(b) < 0)
+                return -ENOMEM;
+        LogEntry *entry = malloc(sizeof(LogEntry) + l->data.len);
+        if (!entry)
+                return -ENOMEM;
+        *entry = (LogEntry) {
+                .seq = e->seq,
+                .boottime_ns = l->boottime_ns,
+                .recv_unix_ns = recv,
+                .kind = LOG_ENTRY_LINES,
+                .stream = l->stream,
+                .len = l->data.len,
+        };
+        if (l->source && *l->source && !(entry->source = strdup(l->source))) {
+                free(entry);
+                return -ENOMEM;
+        }
+        if (l->data.len > 0)
+                memcpy(entry->data, l->data.data, l->data.len);
+        log_ring_push(b, entry, res);
+        return 0;
+}
+
+static int apply_log_dropped(Boot *b, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
+        const Tether__LogDropped *d = e->log_dropped;
+
+        if (log_ring_reserve(b) < 0)
+                return -ENOMEM;
+        LogEntry *entry = malloc(sizeof(LogEntry));
+        if (!entry)
+                return -ENOMEM;
+        *entry = (LogEntry) {
+                .seq = e->seq,
+                .recv_unix_ns = recv,
+                .kind = LOG_ENTRY_DROPPED,
+                .dropped_records = d->records,
+                .dropped_bytes = d->bytes,
+                .dropped_first_seq = d->first_seq,
+                .dropped_last_seq = d->last_seq,
+        };
+        b->logs_dropped += d->records;
+        b->logs_dropped_bytes += d->bytes;
+        if (d->first_seq > 0)
+                gaps_explain(b, d->first_seq, d->last_seq, res);
+        log_ring_push(b, entry, res);
+        return 0;
+}
+
+static int apply_ready(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv,
+                       BootApplyResult *res) {
+        const Tether__Ready *r = e->ready;
+
+        b->ready_signals++;
+        if (b->ready.set || !ready_condition_matches_ready(cond, r))
+                return 0;
+        char *source = strdup(r->source ?: ""), *detail = strdup(r->detail ?: "");
+        if (!source || !detail) {
+                free(source);
+                free(detail);
+                return -ENOMEM;
+        }
+        set_ready(b, source, detail, e->seq, r->boottime_ns, recv);
+        res->became_ready = true;
+        return 0;
+}
+
+static int apply_exit(Boot *b, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
+        const Tether__Exit *x = e->exit;
+        char *reason = NULL;
+
+        /* The first exit is the workload's end; anything later (a shutdown helper, say) does not change it. */
+        if (b->exit.set)
+                return 0;
+        if (!(reason = strdup(x->reason ?: "")))
+                return -ENOMEM;
+        b->exit = (BootExit) {
+                .set = true,
+                .code = x->code,
+                .signal = x->signal,
+                .oom_killed = x->oom_killed,
+                .reason = reason,
+                .seq = e->seq,
+                .boottime_ns = x->boottime_ns,
+                .recv_unix_ns = recv,
+        };
+        res->exited = true;
+        return 0;
+}
+
+int boot_apply_record(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns,
+                      BootApplyResult *ret) {
+        static const ReadyCondition any = { .type = READY_CONDITION_ANY };
+        BootApplyResult res = {};
+        int r;
+
+        if (!cond)
+                cond = &any;
+
+        if (e->seq <= b->last_seq) {
+                b->duplicates++;
+                res.duplicate = true;
+                *ret = res;
+                return 0;
+        }
+
+        /* A gap is recorded before the record's own effect, so that a LogDropped explaining the very gap it
+         * follows clears it. Gap bookkeeping cannot fail; the record's effects below are all-or-nothing. */
+        SeqRange gap = { b->last_seq + 1, e->seq - 1 };
+        bool has_gap = e->seq > b->last_seq + 1;
+        SeqRange saved_gaps[BOOT_GAPS_MAX];
+        size_t saved_n_gaps = b->n_gaps;
+        uint64_t saved_seq_gaps = b->seq_gaps, saved_seq_gap_records = b->seq_gap_records;
+        memcpy(saved_gaps, b->gaps, sizeof(saved_gaps));
+        if (has_gap) {
+                gaps_add(b, gap, &res);
+                res.gap_opened = true;
+                res.gap = gap;
+        }
+
+        switch (e->msg_case) {
+        case TETHER__ENVELOPE__MSG_MILESTONE:
+                r = apply_milestone(b, cond, e, recv_unix_ns, &res);
+                break;
+        case TETHER__ENVELOPE__MSG_PHASE:
+                r = apply_phase(b, e, &res);
+                break;
+        case TETHER__ENVELOPE__MSG_LOG:
+                r = apply_log(b, e, recv_unix_ns, &res);
+                break;
+        case TETHER__ENVELOPE__MSG_LOG_DROPPED:
+                r = apply_log_dropped(b, e, recv_unix_ns, &res);
+                break;
+        case TETHER__ENVELOPE__MSG_READY:
+                r = apply_ready(b, cond, e, recv_unix_ns, &res);
+                break;
+        case TETHER__ENVELOPE__MSG_EXIT:
+                r = apply_exit(b, e, recv_unix_ns, &res);
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r < 0) {
+                memcpy(b->gaps, saved_gaps, sizeof(saved_gaps));
+                b->n_gaps = saved_n_gaps;
+                b->seq_gaps = saved_seq_gaps;
+                b->seq_gap_records = saved_seq_gap_records;
+                return r;
+        }
+
+        b->last_seq = e->seq;
+        b->records++;
+        *ret = res;
+        return 0;
+}

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* One boot of one machine: what its agent reported, in memory, within per-boot bounds. Pure model: no I/O,
+ * no logging. The same boot_apply_record() is used for live records and for replaying the state directory,
+ * so a restarted tetherd rebuilds exactly the state it acked. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attr.h"
+#include "clock.h"
+#include "stats.h"
+#include "tether.pb-c.h"
+
+typedef enum ReadyConditionType {
+        READY_CONDITION_ANY,       /* the first Ready record */
+        READY_CONDITION_SOURCE,    /* a Ready record with this source */
+        READY_CONDITION_MILESTONE, /* a milestone with this name */
+} ReadyConditionType;
+
+typedef struct ReadyCondition {
+        ReadyConditionType type;
+        char *arg; /* NULL for ANY */
+} ReadyCondition;
+
+/* Parses "any", "source:<name>", "milestone:<name>" (NULL or "" mean any). Returns 0 or -EINVAL/-ENOMEM. */
+int ready_condition_parse(const char *s, ReadyCondition *ret);
+void ready_condition_done(ReadyCondition *c);
+/* Returns a newly allocated string, or NULL on allocation failure. */
+char *ready_condition_to_string(const ReadyCondition *c);
+
+typedef struct BootLimits {
+        size_t max_milestones;        /* default 256 */
+        size_t max_phases;            /* default 256 */
+        uint64_t max_log_bytes;       /* stored log data (plus a fixed per-line cost), default 8 MiB */
+        uint64_t max_annotation_bytes; /* names, attributes, messages of milestones+phases, default 1 MiB */
+} BootLimits;
+
+#define BOOT_LIMITS_DEFAULT                                                                      \
+        ((BootLimits) { .max_milestones = 256,                                                   \
+                        .max_phases = 256,                                                       \
+                        .max_log_bytes = UINT64_C(8) << 20,                                      \
+                        .max_annotation_bytes = UINT64_C(1) << 20 })
+
+/* Bookkeeping cost of one stored log entry beyond its data, so that a flood of empty lines is bounded too. */
+#define LOG_ENTRY_OVERHEAD 64u
+
+typedef enum LogEntryKind {
+        LOG_ENTRY_LINES,   /* a Log record: one or more complete lines */
+        LOG_ENTRY_DROPPED, /* a LogDropped record: the agent lost these */
+} LogEntryKind;
+
+typedef struct LogEntry {
+        uint64_t seq;
+        uint64_t boottime_ns;
+        uint64_t recv_unix_ns;
+        LogEntryKind kind;
+        int stream;    /* Tether__LogStream */
+        char *source;  /* may be NULL */
+        uint64_t dropped_records, dropped_bytes, dropped_first_seq, dropped_last_seq;
+        size_t len;
+        uint8_t data[];
+} LogEntry;
+
+typedef struct BootMilestone {
+        uint64_t seq;
+        char *name;
+        uint64_t boottime_ns;
+        uint64_t recv_unix_ns;
+        Attr *attrs;
+        size_t n_attrs;
+} BootMilestone;
+
+typedef struct BootPhase {
+        uint64_t seq;
+        char *name;
+        uint64_t start_boottime_ns;
+        uint64_t end_boottime_ns;
+        int status; /* Tether__PhaseStatus */
+        char *message;
+        Attr *attrs;
+        size_t n_attrs;
+} BootPhase;
+
+typedef struct BootReady {
+        bool set;
+        char *source;
+        char *detail;
+        uint64_t seq;
+        uint64_t boottime_ns;
+        uint64_t recv_unix_ns; /* when tetherd processed it: the "delivered" time */
+} BootReady;
+
+typedef struct BootExit {
+        bool set;
+        int32_t code;
+        int32_t signal;
+        bool oom_killed;
+        char *reason;
+        uint64_t seq;
+        uint64_t boottime_ns;
+        uint64_t recv_unix_ns;
+} BootExit;
+
+/* Sequence ranges that arrived missing and that no LogDropped explained yet. */
+#define BOOT_GAPS_MAX 16u
+typedef struct SeqRange {
+        uint64_t first, last;
+} SeqRange;
+
+typedef struct Boot {
+        uint64_t index; /* per machine, increasing; names the boot's file in the state directory */
+        char *boot_id;
+        uint8_t trace_id[16];
+        char *hostname;
+        char *kernel_release;
+        char *agent_version;
+        int agent_mode; /* Tether__AgentMode */
+
+        uint64_t first_seen_unix_ns; /* first Hello of this boot */
+        /* Fallback clock until the first probe is answered: receive time of a Hello minus its boottime. It has
+         * no error bound (one-way), so it is never reported as one. */
+        bool hello_offset_valid;
+        int64_t hello_offset_ns;
+        ClockEstimate clock;
+
+        uint64_t last_seq; /* highest stored record */
+        uint64_t records;  /* records stored */
+
+        BootMilestone *milestones;
+        size_t n_milestones;
+        BootPhase *phases;
+        size_t n_phases;
+        uint64_t annotation_bytes;
+
+        /* Ring of log entries ordered by seq, oldest at logs_head. */
+        LogEntry **logs;
+        size_t logs_cap, logs_head, n_logs;
+        uint64_t log_cost;        /* counted against limits.max_log_bytes */
+        uint64_t log_bytes;       /* data bytes currently stored */
+        uint64_t log_bytes_total; /* data bytes ever stored */
+        uint64_t logs_dropped;    /* records the agent reported as dropped */
+        uint64_t logs_dropped_bytes;
+        uint64_t evicted_records, evicted_bytes;
+        uint64_t evicted_last_seq;
+        uint64_t milestones_dropped, phases_dropped;
+
+        SeqRange gaps[BOOT_GAPS_MAX];
+        size_t n_gaps;
+        uint64_t seq_gaps, seq_gap_records;
+        uint64_t duplicates;
+        uint64_t protocol_errors;
+        uint64_t ready_signals; /* Ready records, matching the condition or not */
+
+        BootReady ready; /* set when the machine's ready condition was met */
+        BootExit exit;
+
+        BootLimits limits;
+        void *store_file; /* owned by store.c */
+} Boot;
+
+/* trace_id may be NULL: a random one is drawn. Returns 0, -EINVAL (empty boot id) or -ENOMEM/-errno. */
+int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], const BootLimits *limits,
+             Boot **ret);
+Boot *boot_free(Boot *b);
+
+/* Updates what the guest said about itself in a Hello. recv_unix_ns is the host receive time. */
+int boot_update_from_hello(Boot *b, const Tether__Hello *h, uint64_t recv_unix_ns);
+
+typedef struct BootApplyResult {
+        bool duplicate;    /* seq <= last_seq: ignored */
+        bool became_ready; /* the ready condition was met by this record */
+        bool exited;       /* first Exit of this boot */
+        bool gap_opened;   /* the record skipped sequence numbers */
+        SeqRange gap;
+        uint64_t gaps_explained; /* pending gaps this LogDropped explained */
+        uint64_t gaps_overflowed; /* older pending gaps given up (counted as seq_gap) to make room */
+        uint64_t gap_overflow_records;
+        DropReason limit_reason; /* valid when limit_dropped */
+        bool limit_dropped;      /* the record exceeded a per-boot bound and was not kept */
+        uint64_t evicted_records, evicted_bytes; /* older log lines evicted to make room */
+} BootApplyResult;
+
+/* Applies one validated record (envelope_validate() passed, seq >= 1). Returns 0 (see ret for what
+ * happened), or -ENOMEM (the boot is unchanged). */
+int boot_apply_record(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns,
+                      BootApplyResult *ret);
+
+/* Gives up on the pending gaps: they become seq_gap (no LogDropped will explain them any more: the connection
+ * ended, or the boot exited). Returns the number of gaps; *ret_records gets the missing record count. */
+uint64_t boot_flush_gaps(Boot *b, uint64_t *ret_records);
+
+/* Restores a persisted clock estimate (state directory replay). */
+void boot_restore_clock(Boot *b, const ClockEstimate *e);
+
+/* Maps a guest boottime to host realtime: the probe estimate, else the Hello fallback, else fallback_ns.
+ * Returns the mapped time. */
+uint64_t boot_to_unix_ns(const Boot *b, uint64_t boottime_ns, uint64_t fallback_ns);
+/* Inverse mapping (for "now" on open spans). */
+uint64_t boot_from_unix_ns(const Boot *b, uint64_t unix_ns);
+
+/* Log ring access: index 0 is the oldest stored entry. */
+static inline LogEntry *boot_log_at(const Boot *b, size_t i) {
+        return b->logs[(b->logs_head + i) % b->logs_cap];
+}
+/* Index of the first stored entry with seq > after_seq (n_logs if none). */
+size_t boot_log_find_after(const Boot *b, uint64_t after_seq);
+
+/* Milestone lookup by name (first occurrence), NULL if absent. */
+const BootMilestone *boot_find_milestone(const Boot *b, const char *name);
+
+/* "exited" or "crashed": a workload killed by a signal or by the OOM killer crashed. */
+bool boot_exit_is_crash(const Boot *b);

@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+#include "commands.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+#include "log.h"
+#include "macro.h"
+#include "str-util.h"
+#include "waterfall.h"
+
+#define REQUEST_TIMEOUT_MS UINT64_C(30000)
+
+int wait_ready_exit_code(long http_status) {
+        switch (http_status) {
+        case 200:
+                return WAIT_READY_EXIT_READY;
+        case 504:
+                return WAIT_READY_EXIT_TIMEOUT;
+        case 409:
+                return WAIT_READY_EXIT_FAILED;
+        default:
+                return WAIT_READY_EXIT_ERROR;
+        }
+}
+
+uint64_t wait_ready_client_timeout_ms(uint64_t server_timeout_ms) {
+        return server_timeout_ms + MAX(WAIT_READY_CLIENT_MARGIN_MIN_MS, server_timeout_ms / 10);
+}
+
+static int print_text(const char *s) {
+        size_t n = strlen(s);
+
+        if (fwrite(s, 1, n, stdout) != n || (n > 0 && s[n - 1] != '\n' && putchar('\n') == EOF))
+                return -EIO;
+        return 0;
+}
+
+static int finish_output(void) {
+        if (fflush(stdout) != 0 || ferror(stdout))
+                return log_error_errno(-EIO, "cannot write to standard output: %m");
+        return 0;
+}
+
+/* One API call whose answer must have status expected (or also also_ok, if non-zero). On success the response
+ * is returned; otherwise the failure is printed as "tether: <what>: <reason>" and -errno returned. */
+static int api_call(const CliContext *ctx, const char *method, const char *path, const char *body, long expected,
+                    long also_ok, const char *what, HttpResponse *ret) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+
+        int r = http_request(ctx->http, method, path, body, REQUEST_TIMEOUT_MS, &resp);
+        if (r < 0)
+                return log_error_errno(r, "%s", http_client_error(ctx->http));
+
+        if (resp.status != expected && (also_ok == 0 || resp.status != also_ok)) {
+                json_auto_t *err = json_loads(resp.body, 0, NULL);
+                _cleanup_free_ char *msg = api_error_message(resp.status, err, resp.body);
+                log_error("%s: %s (HTTP %ld)", what, msg ?: "?", resp.status);
+                return -EPROTO;
+        }
+
+        *ret = resp;
+        resp = (HttpResponse) {};
+        return 0;
+}
+
+/* Parses an API answer that must be JSON. */
+static int parse_body(const HttpResponse *resp, const char *what, json_t **ret) {
+        json_error_t error;
+        json_t *j = json_loads(resp->body, 0, &error);
+
+        if (!j)
+                return log_error_errno(-EBADMSG, "%s: tetherd sent invalid JSON (%s at line %d)", what, error.text,
+                                       error.line);
+        *ret = j;
+        return 0;
+}
+
+static int cmd_ls(const CliContext *ctx) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+        json_auto_t *doc = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        int r = api_call(ctx, "GET", "/v1/machines", NULL, 200, 0, "cannot list machines", &resp);
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return print_text(resp.body) < 0 ? log_error_errno(-EIO, "cannot write: %m") : finish_output();
+
+        r = parse_body(&resp, "cannot list machines", &doc);
+        if (r < 0)
+                return r;
+        r = format_machine_table(doc, ctx->ascii, &text);
+        if (r == -EINVAL)
+                return log_error_errno(r, "cannot list machines: tetherd's answer has no machines array");
+        if (r < 0)
+                return log_error_errno(r, "cannot list machines: %m");
+
+        fputs(text, stdout);
+        return finish_output();
+}
+
+static int cmd_get(const CliContext *ctx, const CliArgs *args) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+        json_auto_t *doc = NULL;
+        _cleanup_free_ char *path = str_printf("/v1/machines/%s", args->machine_id);
+        _cleanup_free_ char *what = str_printf("cannot get %s", args->machine_id);
+        _cleanup_free_ char *text = NULL;
+        if (!path || !what)
+                return log_error_errno(-ENOMEM, "out of memory");
+
+        int r = api_call(ctx, "GET", path, NULL, 200, 0, what, &resp);
+        if (r < 0)
+                return r;
+        if (ctx->json) {
+                print_text(resp.body);
+                return finish_output();
+        }
+
+        r = parse_body(&resp, what, &doc);
+        if (r < 0)
+                return r;
+        r = format_machine_details(doc, ctx->ascii, &text);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot show tetherd's answer: %m", what);
+
+        fputs(text, stdout);
+        return finish_output();
+}
+
+static int cmd_rm(const CliContext *ctx, const CliArgs *args) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+        _cleanup_free_ char *path = str_printf("/v1/machines/%s", args->machine_id);
+        _cleanup_free_ char *what = str_printf("cannot remove %s", args->machine_id);
+        if (!path || !what)
+                return log_error_errno(-ENOMEM, "out of memory");
+
+        int r = api_call(ctx, "DELETE", path, NULL, 204, 200, what, &resp);
+        if (r < 0)
+                return r;
+        if (ctx->json && resp.size > 0)
+                print_text(resp.body);
+        return finish_output();
+}
+
+static int build_register_body(const CliArgs *args, char **ret) {
+        json_auto_t *o = json_object();
+        json_auto_t *attrs = json_object();
+        if (!o || !attrs)
+                return -ENOMEM;
+
+        int r = json_object_set_new(o, "machine_id", json_string(args->machine_id));
+        if (args->cid >= 0)
+                r = r ?: json_object_set_new(o, "cid", json_integer(args->cid));
+        if (args->uds_path)
+                r = r ?: json_object_set_new(o, "uds_path", json_string(args->uds_path));
+        if (args->traceparent)
+                r = r ?: json_object_set_new(o, "traceparent", json_string(args->traceparent));
+        if (args->request_id)
+                r = r ?: json_object_set_new(o, "request_id", json_string(args->request_id));
+        if (args->service_name)
+                r = r ?: json_object_set_new(o, "service_name", json_string(args->service_name));
+        if (args->ready_condition)
+                r = r ?: json_object_set_new(o, "ready_condition", json_string(args->ready_condition));
+        for (size_t i = 0; i < args->n_attributes; i++)
+                r = r ?: json_object_set_new(attrs, args->attributes[i].key, json_string(args->attributes[i].value));
+        if (args->n_attributes > 0)
+                r = r ?: json_object_set(o, "attributes", attrs);
+        /* jansson refuses strings that are not UTF-8: that, not memory, is the likely failure here. */
+        if (r < 0)
+                return -EINVAL;
+
+        char *s = json_dumps(o, JSON_COMPACT);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static int cmd_register(const CliContext *ctx, const CliArgs *args) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+        _cleanup_free_ char *body = NULL;
+        _cleanup_free_ char *what = str_printf("cannot register %s", args->machine_id);
+        if (!what)
+                return log_error_errno(-ENOMEM, "out of memory");
+
+        int r = build_register_body(args, &body);
+        if (r == -EINVAL)
+                return log_error_errno(r, "%s: arguments must be valid UTF-8", what);
+        if (r < 0)
+                return log_error_errno(r, "%s: %m", what);
+
+        r = api_call(ctx, "POST", "/v1/machines", body, 201, 200, what, &resp);
+        if (r < 0)
+                return r;
+        if (ctx->json) {
+                print_text(resp.body);
+                return finish_output();
+        }
+
+        if (args->cid >= 0)
+                printf("registered %s (cid:%" PRId64 ")\n", args->machine_id, args->cid);
+        else
+                printf("registered %s (uds:%s)\n", args->machine_id, args->uds_path);
+        return finish_output();
+}
+
+/* Returns an exit code of wait-ready, never -errno. */
+static int cmd_wait_ready(const CliContext *ctx, const CliArgs *args) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+        json_auto_t *doc = NULL;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *path = str_printf("/v1/machines/%s/ready?timeout=%" PRIu64 ".%03" PRIu64,
+                                               args->machine_id, args->timeout_ms / 1000, args->timeout_ms % 1000);
+        if (!path) {
+                log_error_errno(-ENOMEM, "out of memory");
+                return WAIT_READY_EXIT_ERROR;
+        }
+
+        int r = http_request(ctx->http, "GET", path, NULL, wait_ready_client_timeout_ms(args->timeout_ms), &resp);
+        if (r < 0) {
+                log_error_errno(r, "%s", http_client_error(ctx->http));
+                return WAIT_READY_EXIT_ERROR;
+        }
+
+        int code = wait_ready_exit_code(resp.status);
+        doc = json_loads(resp.body, 0, NULL);
+
+        if (ctx->json && doc) {
+                print_text(resp.body);
+                if (finish_output() < 0)
+                        return WAIT_READY_EXIT_ERROR;
+                return code;
+        }
+
+        if (code == WAIT_READY_EXIT_READY) {
+                if (!doc) {
+                        log_error_errno(-EBADMSG, "%s: tetherd answered ready with invalid JSON", args->machine_id);
+                        return WAIT_READY_EXIT_ERROR;
+                }
+                r = format_ready(args->machine_id, doc, ctx->ascii, &text);
+                if (r < 0) {
+                        log_error_errno(r, "%m");
+                        return WAIT_READY_EXIT_ERROR;
+                }
+                puts(text);
+                return finish_output() < 0 ? WAIT_READY_EXIT_ERROR : code;
+        }
+
+        r = format_not_ready(args->machine_id, resp.status, doc, resp.body, ctx->ascii, &text);
+        if (r < 0)
+                log_error_errno(r, "%m");
+        else
+                log_error("%s", text);
+        return code;
+}
+
+typedef struct StreamPrinter {
+        const CliContext *ctx;
+        LogFormat log_format;
+        bool events; /* event lines, not log records */
+        unsigned malformed;
+} StreamPrinter;
+
+static int print_stream_line(const char *line, size_t len, void *userdata) {
+        StreamPrinter *p = userdata;
+        json_auto_t *j = NULL;
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (len == 0)
+                return 0;
+
+        if (p->ctx->json) {
+                if (fwrite(line, 1, len, stdout) != len || putchar('\n') == EOF)
+                        return -EIO;
+                return 0;
+        }
+
+        j = json_loadb(line, len, 0, NULL);
+        if (j)
+                r = p->events ? format_event_line(j, p->ctx->ascii, &text) : format_log_record(j, &p->log_format, &text);
+        else
+                r = -EBADMSG;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                /* Tell once; a newer tetherd may send records this CLI does not know yet. */
+                if (p->malformed++ == 0)
+                        log_error("skipping a record from tetherd that is not understood: %.*s", (int) MIN(len, (size_t) 200),
+                                  line);
+                return 0;
+        }
+
+        if (puts(text) == EOF)
+                return -EIO;
+        return 0;
+}
+
+static int run_stream(const CliContext *ctx, const char *path, StreamPrinter *printer, const char *what) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+
+        /* Lines go out as they arrive, even into a pipe. */
+        setvbuf(stdout, NULL, _IOLBF, 0);
+
+        int r = http_stream_lines(ctx->http, path, print_stream_line, printer, &resp);
+        if (r == -ECANCELED)
+                return finish_output(); /* SIGINT ends a follow: not an error */
+        if (r == -EIO && ferror(stdout))
+                return log_error_errno(r, "cannot write to standard output: %m");
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", what, http_client_error(ctx->http));
+
+        if (resp.status < 200 || resp.status >= 300) {
+                json_auto_t *err = json_loads(resp.body, 0, NULL);
+                _cleanup_free_ char *msg = api_error_message(resp.status, err, resp.body);
+                log_error("%s: %s (HTTP %ld)", what, msg ?: "?", resp.status);
+                return -EPROTO;
+        }
+        return finish_output();
+}
+
+static int cmd_logs(const CliContext *ctx, const CliArgs *args) {
+        _cleanup_free_ char *what = str_printf("cannot get the logs of %s", args->machine_id);
+        _cleanup_free_ char *path = str_printf("/v1/machines/%s/logs%s%s%s%s", args->machine_id,
+                                               args->follow || args->streams ? "?" : "",
+                                               args->follow ? "follow=1" : "",
+                                               args->follow && args->streams ? "&stream=" : args->streams ? "stream=" : "",
+                                               args->streams ?: "");
+        if (!what || !path)
+                return log_error_errno(-ENOMEM, "out of memory");
+
+        StreamPrinter printer = {
+                .ctx = ctx,
+                .log_format = {
+                        /* One stream chosen: its lines need no label. */
+                        .prefix_streams = !args->streams || strchr(args->streams, ','),
+                        .sanitize = ctx->stdout_is_tty,
+                        .ascii = ctx->ascii,
+                },
+        };
+        return run_stream(ctx, path, &printer, what);
+}
+
+static int cmd_events(const CliContext *ctx, const CliArgs *args) {
+        _cleanup_free_ char *path = str_printf("/v1/events%s%s%s%s", args->follow || args->machine_filter ? "?" : "",
+                                               args->follow ? "follow=1" : "",
+                                               args->follow && args->machine_filter ? "&machine_id="
+                                               : args->machine_filter               ? "machine_id="
+                                                                                    : "",
+                                               args->machine_filter ?: "");
+        if (!path)
+                return log_error_errno(-ENOMEM, "out of memory");
+
+        StreamPrinter printer = { .ctx = ctx, .events = true };
+        return run_stream(ctx, path, &printer, "cannot get events");
+}
+
+static int cmd_trace(const CliContext *ctx, const CliArgs *args) {
+        _cleanup_(http_response_done) HttpResponse spans_resp = {}, machine_resp = {};
+        json_auto_t *spans = NULL, *machine = NULL;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *what = str_printf("cannot get the trace of %s", args->machine_id);
+        _cleanup_free_ char *spans_path = str_printf("/v1/machines/%s/spans", args->machine_id);
+        _cleanup_free_ char *machine_path = str_printf("/v1/machines/%s", args->machine_id);
+        if (!what || !spans_path || !machine_path)
+                return log_error_errno(-ENOMEM, "out of memory");
+
+        int r = api_call(ctx, "GET", spans_path, NULL, 200, 0, what, &spans_resp);
+        if (r < 0)
+                return r;
+        if (ctx->json) {
+                print_text(spans_resp.body);
+                return finish_output();
+        }
+        r = parse_body(&spans_resp, what, &spans);
+        if (r < 0)
+                return r;
+
+        /* The header's boot id and clock bound live on the machine; without them the waterfall still works. */
+        WaterfallOptions o = { .width = ctx->width, .ascii = ctx->ascii, .machine_id = args->machine_id,
+                               .clock_error_ns = -1 };
+        if (http_request(ctx->http, "GET", machine_path, NULL, REQUEST_TIMEOUT_MS, &machine_resp) >= 0 &&
+            machine_resp.status == 200 && (machine = json_loads(machine_resp.body, 0, NULL))) {
+                const json_t *boot = json_object_get(machine, "boot");
+                const json_t *boot_id = json_object_get(boot, "boot_id");
+                const json_t *clock = json_object_get(boot, "clock_error_ns");
+
+                if (json_is_string(boot_id))
+                        o.boot_id = json_string_value(boot_id);
+                if (json_is_integer(clock) && json_integer_value(clock) >= 0)
+                        o.clock_error_ns = json_integer_value(clock);
+        }
+
+        r = waterfall_render(spans, &o, &text);
+        if (r == -EINVAL)
+                return log_error_errno(r, "%s: tetherd's answer is not a spans document", what);
+        if (r < 0)
+                return log_error_errno(r, "%s: %m", what);
+
+        fputs(text, stdout);
+        return finish_output();
+}
+
+int cli_run(const CliContext *ctx, const CliArgs *args) {
+        int r;
+
+        switch (args->command) {
+        case CLI_COMMAND_WAIT_READY:
+                return cmd_wait_ready(ctx, args);
+        case CLI_COMMAND_LS:
+                r = cmd_ls(ctx);
+                break;
+        case CLI_COMMAND_REGISTER:
+                r = cmd_register(ctx, args);
+                break;
+        case CLI_COMMAND_GET:
+                r = cmd_get(ctx, args);
+                break;
+        case CLI_COMMAND_RM:
+                r = cmd_rm(ctx, args);
+                break;
+        case CLI_COMMAND_LOGS:
+                r = cmd_logs(ctx, args);
+                break;
+        case CLI_COMMAND_EVENTS:
+                r = cmd_events(ctx, args);
+                break;
+        case CLI_COMMAND_TRACE:
+                r = cmd_trace(ctx, args);
+                break;
+        default:
+                r = log_error_errno(-EINVAL, "nothing to run");
+        }
+        return r < 0 ? 1 : 0;
+}

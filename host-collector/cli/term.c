@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+#include "term.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+
+#include "macro.h"
+#include "utf8.h"
+
+static bool is_set(const char *s) {
+        return s && *s;
+}
+
+bool locale_is_utf8(const char *lc_all, const char *lc_ctype, const char *lang) {
+        const char *effective = is_set(lc_all) ? lc_all : is_set(lc_ctype) ? lc_ctype : lang;
+
+        if (!is_set(effective))
+                return false;
+
+        /* Locale names spell the codeset "UTF-8", "utf8", "UTF8"...: compare case-insensitively, dash optional. */
+        const char *dot = strchr(effective, '.');
+        if (!dot)
+                return false;
+        const char *codeset = dot + 1;
+        size_t len = strcspn(codeset, "@");
+        return (len == 5 && strncasecmp(codeset, "utf-8", 5) == 0) ||
+               (len == 4 && strncasecmp(codeset, "utf8", 4) == 0);
+}
+
+unsigned terminal_width(const char *columns_env, int fd) {
+        if (is_set(columns_env)) {
+                char *end;
+                errno = 0;
+                unsigned long v = strtoul(columns_env, &end, 10);
+                if (errno == 0 && *end == '\0' && columns_env[0] != '-' && v > 0 && v <= TERMINAL_WIDTH_MAX)
+                        return (unsigned) v;
+        }
+
+        struct winsize ws = {};
+        if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+                return MIN((unsigned) ws.ws_col, TERMINAL_WIDTH_MAX);
+
+        return TERMINAL_WIDTH_DEFAULT;
+}
+
+size_t display_width(const char *s) {
+        size_t n = 0;
+
+        for (; *s; s++)
+                if (((unsigned char) *s & 0xC0) != 0x80)
+                        n++;
+        return n;
+}
+
+/* Length of the UTF-8 sequence starting with lead byte c (1 for anything that is not a valid lead). */
+static size_t utf8_sequence_length(unsigned char c) {
+        if (c < 0x80)
+                return 1;
+        if ((c & 0xE0) == 0xC0)
+                return 2;
+        if ((c & 0xF0) == 0xE0)
+                return 3;
+        if ((c & 0xF8) == 0xF0)
+                return 4;
+        return 1;
+}
+
+char *terminal_sanitize(const char *s, bool keep_tab, bool ascii) {
+        _cleanup_free_ char *valid = utf8_sanitize(s, strlen(s), NULL);
+        if (!valid)
+                return NULL;
+
+        /* Worst case every byte becomes a 4-byte escape. */
+        size_t len = strlen(valid);
+        char *out = malloc(len * 4 + 1);
+        if (!out)
+                return NULL;
+
+        char *o = out;
+        for (const unsigned char *p = (const unsigned char *) valid; *p;) {
+                size_t n = utf8_sequence_length(*p);
+
+                if (*p < 0x20 || *p == 0x7F) {
+                        if (*p == '\t' && keep_tab)
+                                *o++ = '\t';
+                        else
+                                o += sprintf(o, "\\x%02x", *p);
+                        p++;
+                } else if (n == 2 && p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+                        /* C1 controls (U+0080..U+009F): some terminals act on them like ESC sequences. */
+                        o += sprintf(o, "\\x%02x", p[1]);
+                        p += 2;
+                } else if (n > 1 && ascii) {
+                        *o++ = '?';
+                        p += n;
+                } else {
+                        memcpy(o, p, n);
+                        o += n;
+                        p += n;
+                }
+        }
+        *o = '\0';
+        return out;
+}
+
+char *truncate_to_width(const char *s, size_t width, bool ascii) {
+        if (display_width(s) <= width)
+                return strdup(s);
+
+        const char *ellipsis = ascii ? "~" : "…";
+        size_t keep = width > 0 ? width - 1 : 0;
+        const char *p = s;
+        for (size_t cols = 0; *p && cols < keep; cols++) {
+                p++;
+                while (((unsigned char) *p & 0xC0) == 0x80)
+                        p++;
+        }
+        size_t bytes = (size_t) (p - s);
+
+        char *out = malloc(bytes + strlen(ellipsis) + 1);
+        if (!out)
+                return NULL;
+        memcpy(out, s, bytes);
+        strcpy(out + bytes, width > 0 ? ellipsis : "");
+        return out;
+}

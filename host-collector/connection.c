@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+#include "connection.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonlog.h"
+#include "macro.h"
+#include "time-util.h"
+
+static uint64_t now_usec(void) {
+        return now_ns(CLOCK_MONOTONIC) / NSEC_PER_USEC;
+}
+
+/* Stops all I/O now and tells the owner from the defer source, so that no caller up the stack touches a freed
+ * connection. */
+static void connection_close(Connection *c, CloseReason reason) {
+        if (c->closed)
+                return;
+        c->closed = true;
+        c->close_reason = reason;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->probe_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->heartbeat_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+}
+
+static void connection_update_io_events(Connection *c) {
+        uint32_t events = c->eof ? 0 : EPOLLIN;
+
+        if (out_queue_size(&c->session->out) > 0)
+                events |= EPOLLOUT;
+        (void) sd_event_source_set_io_events(c->io, events);
+        (void) sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+/* Returns false when the connection was closed. */
+static bool connection_write(Connection *c) {
+        int r = out_queue_flush(&c->session->out, c->fd);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to write to %s: %m", c->peer);
+                connection_close(c, CLOSE_IO_ERROR);
+                return false;
+        }
+        connection_update_io_events(c);
+        return true;
+}
+
+static bool connection_check_queue_error(Connection *c, int r) {
+        if (r >= 0)
+                return true;
+        if (r == -ENOBUFS) {
+                LogFields f = { .machine_id = c->session->machine->id };
+                log_emit(LOG_WARNING, 0, &f, "Machine %s does not read what tetherd sends, closing %s.",
+                         c->session->machine->id, c->peer);
+                connection_close(c, CLOSE_OUTPUT_OVERFLOW);
+        } else {
+                log_error_errno(r, "Failed to queue a message for %s: %m", c->peer);
+                connection_close(c, CLOSE_IO_ERROR);
+        }
+        return false;
+}
+
+static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Connection *c = userdata;
+        int r;
+
+        if (c->closed)
+                return 0;
+        r = session_send_clock_probe(c->session, now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME));
+        if (!connection_check_queue_error(c, r))
+                return 0;
+        c->probes_sent++;
+        if (!connection_write(c))
+                return 0;
+
+        uint64_t next = c->probes_sent < CONNECTION_PROBE_BURST ? CONNECTION_PROBE_BURST_INTERVAL_USEC :
+                                                                   CONNECTION_PROBE_INTERVAL_USEC;
+        (void) sd_event_source_set_time_relative(s, next);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int on_ack_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Connection *c = userdata;
+
+        if (!connection_check_queue_error(c, session_flush_ack(c->session)))
+                return 0;
+        (void) connection_write(c);
+        return 0;
+}
+
+static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Connection *c = userdata;
+        uint64_t now = now_usec();
+
+        if (now - c->last_input_usec >= c->heartbeat_timeout_usec) {
+                LogFields f = { .machine_id = c->session->machine->id };
+                log_emit(LOG_WARNING, 0, &f, "No data from machine %s for %.1f s, closing %s.",
+                         c->session->machine->id, (double) (now - c->last_input_usec) / USEC_PER_SEC, c->peer);
+                connection_close(c, CLOSE_HEARTBEAT_TIMEOUT);
+                return 0;
+        }
+        (void) sd_event_source_set_time(s, c->last_input_usec + c->heartbeat_timeout_usec);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* After frames were processed: start probing once the Hello is through, schedule or send acks, write. */
+static void connection_after_input(Connection *c) {
+        Session *s = c->session;
+        int r;
+
+        if (s->state == SESSION_ACTIVE && !c->probe_timer) {
+                r = sd_event_add_time_relative(c->event, &c->probe_timer, CLOCK_MONOTONIC, 0, 0, on_probe_timer, c);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to start clock probes for %s: %m", c->peer);
+        }
+
+        if (c->closed)
+                return;
+        if (s->ack_urgent) {
+                if (!connection_check_queue_error(c, session_flush_ack(s)))
+                        return;
+        } else if (s->ack_pending) {
+                int enabled = SD_EVENT_OFF;
+                (void) sd_event_source_get_enabled(c->ack_timer, &enabled);
+                if (enabled == SD_EVENT_OFF) {
+                        (void) sd_event_source_set_time_relative(c->ack_timer, CONNECTION_ACK_DELAY_USEC);
+                        (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_ONESHOT);
+                }
+        }
+        (void) connection_write(c);
+}
+
+/* Processes buffered frames and reads more, within this wakeup's budget. */
+static void connection_pump(Connection *c) {
+        Session *s = c->session;
+        unsigned frames = 0;
+        size_t bytes = 0;
+        int r;
+
+        for (;;) {
+                r = session_process(s, CONNECTION_FRAMES_PER_WAKEUP - frames);
+                if (r < 0) {
+                        if (r == -EPROTO) {
+                                /* The session logged and counted it. Try to deliver acks of what was stored. */
+                                connection_close(c, CLOSE_PROTOCOL_ERROR);
+                        } else {
+                                log_error_errno(r, "Failed to process data from %s: %m", c->peer);
+                                connection_close(c, CLOSE_IO_ERROR);
+                        }
+                        return;
+                }
+                frames += (unsigned) r;
+                if (frames >= CONNECTION_FRAMES_PER_WAKEUP || bytes >= CONNECTION_BYTES_PER_WAKEUP)
+                        break;
+                if (c->eof)
+                        break;
+
+                r = frame_reader_fill(&s->reader, c->fd);
+                if (r > 0) {
+                        bytes += (size_t) r;
+                        c->last_input_usec = now_usec();
+                        continue;
+                }
+                if (r == 0) {
+                        c->eof = true;
+                        continue; /* process what is buffered, then close below */
+                }
+                if (r == -EAGAIN || r == -EINTR || r == -ENOBUFS)
+                        break;
+                log_debug_errno(r, "Failed to read from %s: %m", c->peer);
+                connection_close(c, r == -ECONNRESET ? CLOSE_EOF : CLOSE_IO_ERROR);
+                return;
+        }
+
+        connection_after_input(c);
+        if (c->closed)
+                return;
+
+        if (session_frame_ready(s)) {
+                /* Budget spent with frames left: continue in a later iteration, after the others had theirs. */
+                (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+                return;
+        }
+        if (c->eof)
+                connection_close(c, CLOSE_EOF);
+}
+
+static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Connection *c = userdata;
+
+        if (revents & EPOLLOUT) {
+                if (!connection_write(c))
+                        return 0;
+        }
+        if (!c->closed && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                connection_pump(c);
+        return 0;
+}
+
+static int on_defer(sd_event_source *src, void *userdata) {
+        Connection *c = userdata;
+
+        if (c->closed)
+                c->on_close(c, c->close_reason, c->userdata); /* frees c */
+        else
+                connection_pump(c);
+        return 0;
+}
+
+int connection_new(sd_event *e, int fd, const char *peer, const SessionContext *ctx, Machine *m,
+                   ConnectionCloseHandler on_close, void *userdata, Connection **ret) {
+        int r;
+
+        Connection *c = calloc(1, sizeof(Connection));
+        if (!c) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        c->event = sd_event_ref(e);
+        c->fd = fd;
+        c->on_close = on_close;
+        c->userdata = userdata;
+        c->last_input_usec = now_usec();
+        c->heartbeat_timeout_usec = 3 * (uint64_t) ctx->heartbeat_interval_ms * USEC_PER_MSEC +
+                                    CONNECTION_HEARTBEAT_SLACK_USEC;
+
+        if (!(c->peer = strdup(peer))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = session_new(ctx, m, &c->session);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(e, &c->io, fd, EPOLLIN, on_io, c);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_defer(e, &c->defer, on_defer, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+        r = sd_event_add_time_relative(e, &c->ack_timer, CLOCK_MONOTONIC, CONNECTION_ACK_DELAY_USEC, 0,
+                                       on_ack_timer, c);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_OFF);
+        r = sd_event_add_time_relative(e, &c->heartbeat_timer, CLOCK_MONOTONIC, c->heartbeat_timeout_usec,
+                                       USEC_PER_SEC, on_heartbeat_timer, c);
+        if (r < 0)
+                goto fail;
+
+        *ret = c;
+        return 0;
+
+fail:
+        c->closed = true;
+        connection_free(c, CLOSE_IO_ERROR);
+        return r;
+}
+
+void connection_flush(Connection *c) {
+        if (!c || c->closed)
+                return;
+        (void) session_flush_ack(c->session);
+        (void) out_queue_flush(&c->session->out, c->fd);
+}
+
+Connection *connection_free(Connection *c, CloseReason reason) {
+        if (!c)
+                return NULL;
+        if (c->session) {
+                session_end(c->session, reason);
+                session_free(c->session);
+        }
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->defer);
+        sd_event_source_disable_unref(c->ack_timer);
+        sd_event_source_disable_unref(c->probe_timer);
+        sd_event_source_disable_unref(c->heartbeat_timer);
+        safe_close(c->fd);
+        sd_event_unref(c->event);
+        free(c->peer);
+        free(c);
+        return NULL;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* One agent connection on the event loop: reads with a per-wakeup budget (fairness between guests), drives the
+ * session, writes through its bounded output queue, batches acks (at most every 100 ms, at once after
+ * Ready/Exit), sends clock probes (8 at 10 ms intervals after the Hello, then one every 10 s) and closes a
+ * connection whose heartbeats stopped. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "list.h"
+#include "session.h"
+
+#define CONNECTION_FRAMES_PER_WAKEUP 64u
+#define CONNECTION_BYTES_PER_WAKEUP (256u * 1024u)
+#define CONNECTION_ACK_DELAY_USEC (100 * USEC_PER_MSEC)
+#define CONNECTION_PROBE_BURST 8u
+#define CONNECTION_PROBE_BURST_INTERVAL_USEC (10 * USEC_PER_MSEC)
+#define CONNECTION_PROBE_INTERVAL_USEC (10 * USEC_PER_SEC)
+#define CONNECTION_HEARTBEAT_SLACK_USEC (5 * USEC_PER_SEC)
+
+typedef struct Connection Connection;
+
+/* Called once, from the event loop, after the connection closed by itself (EOF, error, timeout, protocol
+ * error). The owner frees it with connection_free(c, reason). */
+typedef void (*ConnectionCloseHandler)(Connection *c, CloseReason reason, void *userdata);
+
+struct Connection {
+        LIST_FIELDS(Connection, connections);
+        sd_event *event;
+        int fd;
+        char *peer;
+        Session *session;
+        sd_event_source *io, *defer, *ack_timer, *probe_timer, *heartbeat_timer;
+        uint64_t last_input_usec; /* CLOCK_MONOTONIC */
+        uint64_t heartbeat_timeout_usec;
+        unsigned probes_sent;
+        bool eof;
+        bool closed;
+        CloseReason close_reason;
+        ConnectionCloseHandler on_close;
+        void *userdata;
+};
+
+/* Takes ownership of fd (closed on failure too). Returns 0 or -errno. */
+int connection_new(sd_event *e, int fd, const char *peer, const SessionContext *ctx, Machine *m,
+                   ConnectionCloseHandler on_close, void *userdata, Connection **ret);
+
+/* Ends the session with the reason (without calling on_close) and frees everything. */
+Connection *connection_free(Connection *c, CloseReason reason);
+
+/* Sends any due ack now and tries to write it (graceful shutdown). */
+void connection_flush(Connection *c);

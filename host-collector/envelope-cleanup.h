@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "envelope.h"
+
+static inline void envelope_freep(Tether__Envelope **e) {
+        envelope_free(*e);
+        *e = NULL;
+}
+#define _cleanup_envelope_ __attribute__((cleanup(envelope_freep)))

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+#include "listener.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#include "macro.h"
+
+/* Accepting is cheap, but a flood of connections must not starve established sessions. */
+#define ACCEPTS_PER_WAKEUP 16
+#define PAUSE_AFTER_EMFILE_USEC (1 * USEC_PER_SEC)
+
+struct Listener {
+        int fd;
+        char *path; /* Unix sockets only */
+        char *description;
+        sd_event_source *io;
+        sd_event_source *pause_timer;
+        ListenerAcceptHandler on_accept;
+        ListenerErrorHandler on_error;
+        void *userdata;
+};
+
+static int resume_listening(sd_event_source *s, uint64_t usec, void *userdata) {
+        Listener *l = userdata;
+        (void) sd_event_source_set_enabled(l->io, SD_EVENT_ON);
+        return 0;
+}
+
+static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Listener *l = userdata;
+
+        for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+                struct sockaddr_storage peer;
+                socklen_t len = sizeof(peer);
+
+                int cfd = accept4(l->fd, (struct sockaddr *) &peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        int err = errno;
+                        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED)
+                                return 0;
+                        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                                /* Level-triggered: without a pause the loop would spin on the pending
+                                 * connection until an fd frees up. */
+                                (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
+                                if (l->pause_timer) {
+                                        (void) sd_event_source_set_time_relative(l->pause_timer,
+                                                                                 PAUSE_AFTER_EMFILE_USEC);
+                                        (void) sd_event_source_set_enabled(l->pause_timer, SD_EVENT_ONESHOT);
+                                } else
+                                        (void) sd_event_add_time_relative(sd_event_source_get_event(s),
+                                                                          &l->pause_timer, CLOCK_MONOTONIC,
+                                                                          PAUSE_AFTER_EMFILE_USEC, 0,
+                                                                          resume_listening, l);
+                        }
+                        if (l->on_error)
+                                l->on_error(l, -err, l->userdata);
+                        return 0;
+                }
+                l->on_accept(l, cfd, (struct sockaddr *) &peer, len, l->userdata);
+        }
+        return 0;
+}
+
+static int listener_attach(Listener *l, sd_event *e) {
+        return sd_event_add_io(e, &l->io, l->fd, EPOLLIN, on_listen_io, l);
+}
+
+static Listener *listener_alloc(ListenerAcceptHandler on_accept, ListenerErrorHandler on_error, void *userdata) {
+        Listener *l = calloc(1, sizeof(Listener));
+        if (!l)
+                return NULL;
+        l->fd = -1;
+        l->on_accept = on_accept;
+        l->on_error = on_error;
+        l->userdata = userdata;
+        return l;
+}
+
+int listener_new_vsock(sd_event *e, uint32_t port, ListenerAcceptHandler on_accept, ListenerErrorHandler on_error,
+                       void *userdata, Listener **ret) {
+        struct sockaddr_vm sa = {
+                .svm_family = AF_VSOCK,
+                .svm_port = port,
+                .svm_cid = VMADDR_CID_ANY,
+        };
+        int r;
+
+        Listener *l = listener_alloc(on_accept, on_error, userdata);
+        if (!l)
+                return -ENOMEM;
+        if (asprintf(&l->description, "vsock:*:%u", port) < 0) {
+                l->description = NULL;
+                listener_free(l);
+                return -ENOMEM;
+        }
+        l->fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (l->fd < 0) {
+                r = -errno;
+                listener_free(l);
+                return r == -EINVAL || r == -EPROTONOSUPPORT ? -EAFNOSUPPORT : r;
+        }
+        if (bind(l->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(l->fd, SOMAXCONN) < 0) {
+                r = -errno;
+                listener_free(l);
+                /* A vsock core without a host transport refuses the bind this way. */
+                return r == -EADDRNOTAVAIL || r == -ENODEV ? -EAFNOSUPPORT : r;
+        }
+        r = listener_attach(l, e);
+        if (r < 0) {
+                listener_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+static int mkdir_parents_of(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+        char *slash;
+
+        if (!p)
+                return -ENOMEM;
+        slash = strrchr(p, '/');
+        if (!slash || slash == p)
+                return 0;
+        *slash = '\0';
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int listener_new_unix(sd_event *e, const char *path, ListenerAcceptHandler on_accept, ListenerErrorHandler on_error,
+                      void *userdata, Listener **ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int r;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+
+        r = mkdir_parents_of(path);
+        if (r < 0)
+                return r;
+        if (lstat(path, &st) >= 0) {
+                /* Left over from a previous run (or a crashed VMM): a socket file nobody listens on. */
+                if (!S_ISSOCK(st.st_mode))
+                        return -EEXIST;
+                if (unlink(path) < 0 && errno != ENOENT)
+                        return -errno;
+        }
+
+        Listener *l = listener_alloc(on_accept, on_error, userdata);
+        if (!l)
+                return -ENOMEM;
+        if (!(l->path = strdup(path)) || asprintf(&l->description, "unix:%s", path) < 0) {
+                l->description = NULL;
+                listener_free(l);
+                return -ENOMEM;
+        }
+        l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (l->fd < 0) {
+                r = -errno;
+                free(l->path);
+                l->path = NULL; /* nothing was created: do not unlink someone else's file */
+                listener_free(l);
+                return r;
+        }
+        if (bind(l->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                r = -errno;
+                free(l->path);
+                l->path = NULL;
+                listener_free(l);
+                return r;
+        }
+        if (listen(l->fd, SOMAXCONN) < 0 || (r = listener_attach(l, e)) < 0) {
+                r = r < 0 ? r : -errno;
+                listener_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+Listener *listener_free(Listener *l) {
+        if (!l)
+                return NULL;
+        sd_event_source_disable_unref(l->io);
+        sd_event_source_disable_unref(l->pause_timer);
+        safe_close(l->fd);
+        if (l->path)
+                (void) unlink(l->path);
+        free(l->path);
+        free(l->description);
+        free(l);
+        return NULL;
+}
+
+const char *listener_description(const Listener *l) {
+        return l->description;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A registered machine: identity (machine id, and the transport it is reached by: a vsock CID or a hybrid
+ * vsock Unix socket path), what the orchestrator said about it, its state and its recent boots. Pure model. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attr.h"
+#include "boot.h"
+#include "list.h"
+#include "traceparent.h"
+
+#define MACHINE_ID_MAX 128u
+#define MACHINE_ATTRIBUTES_MAX 32u
+#define MACHINE_STRING_MAX 1024u
+
+typedef enum MachineState {
+        MACHINE_REGISTERED,   /* no agent has said Hello yet */
+        MACHINE_BOOTING,      /* current boot not ready yet */
+        MACHINE_READY,        /* current boot met the ready condition */
+        MACHINE_EXITED,       /* the workload exited (any code) */
+        MACHINE_CRASHED,      /* the workload was killed by a signal or the OOM killer */
+        MACHINE_DISCONNECTED, /* the agent went away before ready and before an exit */
+        _MACHINE_STATE_MAX,
+} MachineState;
+
+const char *machine_state_to_string(MachineState s);
+
+/* What an orchestrator registers (POST /v1/machines, machine.json in the state directory, libvirt later).
+ * Strings are borrowed. */
+typedef struct MachineSpec {
+        const char *machine_id;
+        uint32_t cid; /* 0: none */
+        const char *uds_path;
+        const char *traceparent;
+        const char *request_id;
+        const char *service_name;
+        const char *const *attr_keys;
+        const char *const *attr_values;
+        size_t n_attrs;
+        const char *ready_condition;
+        uint64_t registered_unix_ns; /* 0: now */
+} MachineSpec;
+
+/* Checks a spec. vsock_port is needed to check that "<uds_path>_<port>" fits a socket address. Returns 0,
+ * or -EINVAL with a static human-readable reason in *ret_error. */
+int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const char **ret_error);
+
+typedef struct Registry Registry;
+typedef struct Machine Machine;
+
+struct Machine {
+        Registry *registry;
+        LIST_FIELDS(Machine, machines);
+
+        char *id;
+        uint32_t cid;
+        char *cid_key; /* "cid:N", the by-CID index key */
+        char *uds_path;
+        char *traceparent;
+        bool has_parent;
+        TraceParent parent;
+        char *request_id;
+        char *service_name;
+        Attr *attrs;
+        size_t n_attrs;
+        ReadyCondition ready_condition;
+        uint64_t registered_unix_ns;
+
+        MachineState state;
+        char *state_reason; /* why it exited, crashed or disconnected */
+        bool connected;
+        bool agent_seen; /* some agent said Hello since registration (or before a restart) */
+
+        Boot **boots; /* oldest first */
+        size_t n_boots;
+        Boot *current;
+        uint64_t next_boot_index;
+
+        uint64_t connections; /* sessions that said Hello */
+        uint64_t protocol_errors;
+
+        /* Owned by the server, which closes them before the machine is removed. */
+        void *connection;
+        void *uds_listener;
+        /* Owned by store.c. */
+        bool persisted;
+};
+
+/* Creates a machine from a validated spec. Returns 0 or -ENOMEM/-EINVAL. */
+int machine_new(const MachineSpec *spec, const char *default_service_name, Machine **ret);
+Machine *machine_free(Machine *m);
+
+/* Adds a boot as the current one. When more than max_boots are kept, the oldest non-current boot is removed
+ * from the machine and returned in *ret_evicted (the caller deletes its files and frees it). Returns 0 or
+ * -ENOMEM. */
+int machine_add_boot(Machine *m, Boot *b, size_t max_boots, Boot **ret_evicted);
+
+Boot *machine_find_boot(const Machine *m, const char *boot_id);
+Boot *machine_find_boot_by_index(const Machine *m, uint64_t index);
+
+/* The state a machine is in given its current boot (used after a restart, where nothing is connected yet:
+ * a boot neither ready nor exited is "booting", awaiting its agent's reconnection). */
+MachineState machine_state_from_boot(const Machine *m);

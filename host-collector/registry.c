@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+#include "registry.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+#include "time-util.h"
+
+int registry_new(const RegistryConfig *config, Stats *stats, Registry **ret) {
+        int r;
+
+        Registry *reg = calloc(1, sizeof(Registry));
+        if (!reg)
+                return -ENOMEM;
+        reg->config = *config;
+        reg->config.node_id = NULL;
+        reg->config.default_service_name = NULL;
+        reg->stats = stats;
+
+        if (!(reg->config.node_id = strdup(config->node_id ?: "")) ||
+            !(reg->config.default_service_name = strdup(config->default_service_name ?: "tether")) ||
+            !(reg->by_id = hashmap_new()) || !(reg->by_cid = hashmap_new()) || !(reg->by_uds = hashmap_new())) {
+                registry_free(reg);
+                return -ENOMEM;
+        }
+        r = event_log_new(config->max_events ?: 4096, &reg->events);
+        if (r < 0) {
+                registry_free(reg);
+                return r;
+        }
+        *ret = reg;
+        return 0;
+}
+
+Registry *registry_free(Registry *r) {
+        if (!r)
+                return NULL;
+        Machine *m, *n;
+        LIST_FOREACH_SAFE(machines, m, n, r->machines) {
+                LIST_REMOVE(machines, r->machines, m);
+                machine_free(m);
+        }
+        hashmap_free(r->by_id);
+        hashmap_free(r->by_cid);
+        hashmap_free(r->by_uds);
+        event_log_free(r->events);
+        free(r->observers);
+        free((char *) r->config.node_id);
+        free((char *) r->config.default_service_name);
+        free(r);
+        return NULL;
+}
+
+int registry_add_observer(Registry *r, const RegistryObserver *o) {
+        RegistryObserver *a = realloc(r->observers, (r->n_observers + 1) * sizeof(RegistryObserver));
+        if (!a)
+                return -ENOMEM;
+        r->observers = a;
+        r->observers[r->n_observers++] = *o;
+        return 0;
+}
+
+#define NOTIFY(r, cb, ...)                                                      \
+        do {                                                                    \
+                for (size_t _i_ = 0; _i_ < (r)->n_observers; _i_++)             \
+                        if ((r)->observers[_i_].cb)                             \
+                                (r)->observers[_i_].cb((r), __VA_ARGS__, (r)->observers[_i_].userdata); \
+        } while (0)
+
+int registry_add_machine(Registry *r, const MachineSpec *spec, Machine **ret, const char **ret_error) {
+        MachineSpec s = *spec;
+        Machine *m;
+        int k;
+
+        k = machine_spec_validate(&s, r->config.vsock_port, ret_error);
+        if (k < 0)
+                return k;
+        if (hashmap_get(r->by_id, s.machine_id)) {
+                *ret_error = "machine_id is already registered";
+                return -EEXIST;
+        }
+        if (s.cid != 0 && registry_find_by_cid(r, s.cid)) {
+                *ret_error = "cid is already registered to another machine";
+                return -EEXIST;
+        }
+        if (s.uds_path && hashmap_get(r->by_uds, s.uds_path)) {
+                *ret_error = "uds_path is already registered to another machine";
+                return -EEXIST;
+        }
+        if (r->n_machines >= r->config.max_machines) {
+                *ret_error = "too many machines registered";
+                return -ENOSPC;
+        }
+
+        if (s.registered_unix_ns == 0)
+                s.registered_unix_ns = now_ns(CLOCK_REALTIME);
+        k = machine_new(&s, r->config.default_service_name, &m);
+        if (k < 0)
+                return k;
+        m->registry = r;
+
+        k = hashmap_put(r->by_id, m->id, m);
+        if (k < 0)
+                goto fail;
+        if (m->cid_key && (k = hashmap_put(r->by_cid, m->cid_key, m)) < 0) {
+                hashmap_remove(r->by_id, m->id);
+                goto fail;
+        }
+        if (m->uds_path && (k = hashmap_put(r->by_uds, m->uds_path, m)) < 0) {
+                hashmap_remove(r->by_id, m->id);
+                if (m->cid_key)
+                        hashmap_remove(r->by_cid, m->cid_key);
+                goto fail;
+        }
+        LIST_APPEND(machines, r->machines, m);
+        r->n_machines++;
+        *ret = m;
+        return 0;
+
+fail:
+        machine_free(m);
+        return k;
+}
+
+void registry_remove_machine(Registry *r, Machine *m) {
+        if (!m)
+                return;
+        registry_emit_event(r, m, "deleted", now_ns(CLOCK_REALTIME), NULL);
+        NOTIFY(r, machine_removed, m);
+
+        hashmap_remove(r->by_id, m->id);
+        if (m->cid_key)
+                hashmap_remove(r->by_cid, m->cid_key);
+        if (m->uds_path)
+                hashmap_remove(r->by_uds, m->uds_path);
+        LIST_REMOVE(machines, r->machines, m);
+        r->n_machines--;
+        machine_free(m);
+}
+
+Machine *registry_find(const Registry *r, const char *machine_id) {
+        return hashmap_get(r->by_id, machine_id);
+}
+
+Machine *registry_find_by_cid(const Registry *r, uint32_t cid) {
+        char key[32];
+        snprintf(key, sizeof(key), "cid:%u", cid);
+        return hashmap_get(r->by_cid, key);
+}
+
+Machine *registry_find_by_uds(const Registry *r, const char *uds_path) {
+        return hashmap_get(r->by_uds, uds_path);
+}
+
+int registry_start_boot(Registry *r, Machine *m, const char *boot_id, Boot **ret_boot, Boot **ret_evicted) {
+        Boot *b, *evicted = NULL, *previous = m->current;
+        int k;
+
+        b = machine_find_boot(m, boot_id);
+        if (b) {
+                m->current = b;
+                *ret_boot = b;
+                *ret_evicted = NULL;
+                return 0;
+        }
+
+        k = boot_new(m->next_boot_index, boot_id, m->has_parent ? m->parent.trace_id : NULL,
+                     &r->config.boot_limits, &b);
+        if (k < 0)
+                return k;
+        k = machine_add_boot(m, b, r->config.max_boots, &evicted);
+        if (k < 0) {
+                boot_free(b);
+                return k;
+        }
+
+        if (previous && !previous->exit.set)
+                NOTIFY(r, boot_finished, m, previous);
+        NOTIFY(r, boot_started, m, b);
+        *ret_boot = b;
+        *ret_evicted = evicted;
+        return 1;
+}
+
+void registry_set_state(Registry *r, Machine *m, MachineState state, const char *reason) {
+        MachineState old = m->state;
+
+        if (reason || state != old)
+                (void) free_and_strdup(&m->state_reason, reason);
+        if (state == old)
+                return;
+        m->state = state;
+        NOTIFY(r, state_changed, m, old);
+}
+
+void registry_set_connected(Registry *r, Machine *m, bool connected) {
+        if (m->connected == connected)
+                return;
+        m->connected = connected;
+        NOTIFY(r, connection_changed, m);
+}
+
+int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_t time_unix_ns, json_t *details) {
+        const Event *ev;
+        json_t *o = json_object();
+        int k;
+
+        if (!o) {
+                json_decref(details);
+                return -ENOMEM;
+        }
+        json_object_set_new(o, "machine_id", m ? json_string(m->id) : json_null());
+        json_object_set_new(o, "node_id", json_string(r->config.node_id));
+        json_object_set_new(o, "request_id", m && m->request_id ? json_string(m->request_id) : json_null());
+        json_object_set_new(o, "transition", json_string(transition));
+        json_object_set_new(o, "time_unix_ns", json_integer((json_int_t) time_unix_ns));
+        if (m && m->current && strcmp(transition, "registered") != 0 && strcmp(transition, "deleted") != 0)
+                json_object_set_new(o, "boot_id", json_string(m->current->boot_id));
+        if (details) {
+                json_object_update(o, details);
+                json_decref(details);
+        }
+
+        char *line = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!line)
+                return -ENOMEM;
+        k = event_log_append(r->events, m ? m->id : NULL, line, &ev);
+        if (k < 0)
+                return k;
+        NOTIFY(r, event_added, ev);
+        return 0;
+}
+
+void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e) {
+        NOTIFY(r, record_stored, m, b, e);
+}
+
+void registry_notify_boot_finished(Registry *r, Machine *m, Boot *b) {
+        NOTIFY(r, boot_finished, m, b);
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The machines tetherd knows, indexed by id, CID and Unix socket path; the ring of recent lifecycle events;
+ * and the observer interface other modules (HTTP API, later OTLP export and metrics) subscribe to. No I/O:
+ * listening sockets and files are handled by the server and store modules. */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "events.h"
+#include "hashmap.h"
+#include "machine.h"
+#include "stats.h"
+
+typedef struct RegistryConfig {
+        const char *node_id;
+        const char *default_service_name;
+        size_t max_machines;  /* default 4096 */
+        size_t max_boots;     /* per machine, default 4 */
+        size_t max_events;    /* event ring, default 4096 */
+        uint32_t vsock_port;  /* to validate uds_path lengths */
+        BootLimits boot_limits;
+} RegistryConfig;
+
+/* Callbacks run synchronously, in the order observers were added. They must not remove machines. */
+typedef struct RegistryObserver {
+        void (*record_stored)(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata);
+        void (*state_changed)(Registry *r, Machine *m, MachineState old_state, void *userdata);
+        void (*connection_changed)(Registry *r, Machine *m, void *userdata);
+        void (*boot_started)(Registry *r, Machine *m, Boot *b, void *userdata);
+        void (*boot_finished)(Registry *r, Machine *m, Boot *b, void *userdata); /* exited, or replaced */
+        void (*event_added)(Registry *r, const Event *ev, void *userdata);
+        void (*machine_removed)(Registry *r, Machine *m, void *userdata); /* before it is freed */
+        void *userdata;
+} RegistryObserver;
+
+struct Registry {
+        RegistryConfig config; /* strings owned */
+        Stats *stats;
+        Hashmap *by_id, *by_cid, *by_uds;
+        LIST_HEAD(Machine, machines); /* registration order */
+        size_t n_machines;
+        EventLog *events;
+        RegistryObserver *observers;
+        size_t n_observers;
+};
+
+int registry_new(const RegistryConfig *config, Stats *stats, Registry **ret);
+Registry *registry_free(Registry *r);
+
+int registry_add_observer(Registry *r, const RegistryObserver *o);
+
+/* Validates and adds a machine (state "registered"). Returns 0; -EINVAL (invalid spec) or -EEXIST (id, CID
+ * or uds_path taken) with a static reason in *ret_error; -ENOSPC at max_machines; -ENOMEM. Emits no event:
+ * the caller does once the machine is fully set up (registry_emit_event(..., "registered", ...)). */
+int registry_add_machine(Registry *r, const MachineSpec *spec, Machine **ret, const char **ret_error);
+
+/* Emits "deleted", notifies machine_removed observers and frees the machine. The caller has closed its
+ * connection and listener. */
+void registry_remove_machine(Registry *r, Machine *m);
+
+Machine *registry_find(const Registry *r, const char *machine_id);
+Machine *registry_find_by_cid(const Registry *r, uint32_t cid);
+Machine *registry_find_by_uds(const Registry *r, const char *uds_path);
+
+/* Finds the machine's boot with this boot id (returns 0), or starts a new one (returns 1) with the next
+ * index and the registered traceparent's trace id or a random one. A boot replaced as current is finished
+ * (boot_finished). When the boot count exceeds max_boots, the oldest is detached into *ret_evicted for the
+ * caller to delete from the store and free. */
+int registry_start_boot(Registry *r, Machine *m, const char *boot_id, Boot **ret_boot, Boot **ret_evicted);
+
+/* Updates state (and its reason, which may be NULL) and notifies state_changed when it changed. */
+void registry_set_state(Registry *r, Machine *m, MachineState state, const char *reason);
+void registry_set_connected(Registry *r, Machine *m, bool connected);
+
+/* Appends a lifecycle event: {"machine_id","node_id","request_id","transition","time_unix_ns", details...}.
+ * details (may be NULL) is consumed. m may be NULL for node-wide events. Returns 0 or -ENOMEM. */
+int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_t time_unix_ns, json_t *details);
+
+void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e);
+void registry_notify_boot_finished(Registry *r, Machine *m, Boot *b);

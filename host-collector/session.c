@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: MIT */
+#include "session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "envelope-cleanup.h"
+#include "jsonlog.h"
+#include "stitch.h"
+#include "time-util.h"
+#include "traceparent.h"
+
+void session_context_init(SessionContext *ctx, Registry *registry, Store *store, Stats *stats) {
+        *ctx = (SessionContext) {
+                .registry = registry,
+                .store = store,
+                .stats = stats,
+                .limits = ENVELOPE_LIMITS_DEFAULT,
+                .heartbeat_interval_ms = SESSION_HEARTBEAT_INTERVAL_MS_DEFAULT,
+                .max_output_bytes = SESSION_OUTPUT_MAX_DEFAULT,
+        };
+}
+
+int session_new(const SessionContext *ctx, Machine *m, Session **ret) {
+        int r;
+
+        Session *s = calloc(1, sizeof(Session));
+        if (!s)
+                return -ENOMEM;
+        s->ctx = ctx;
+        s->machine = m;
+        s->state = SESSION_AWAIT_HELLO;
+        out_queue_init(&s->out, ctx->max_output_bytes);
+        r = frame_reader_init(&s->reader, TETHER_FRAME_MAX);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        r = random_id(s->session_id, sizeof(s->session_id));
+        if (r < 0) {
+                session_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+Session *session_free(Session *s) {
+        if (!s)
+                return NULL;
+        frame_reader_done(&s->reader);
+        out_queue_done(&s->out);
+        free(s);
+        return NULL;
+}
+
+static LogFields session_log_fields(const Session *s, const char *transition) {
+        return (LogFields) {
+                .machine_id = s->machine->id,
+                .request_id = s->machine->request_id,
+                .transition = transition,
+        };
+}
+
+static int session_fail(Session *s, ProtocolError pe, const char *fmt, ...) _printf_(3, 4);
+static int session_fail(Session *s, ProtocolError pe, const char *fmt, ...) {
+        LogFields f = session_log_fields(s, "protocol_error");
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(s->error_detail, sizeof(s->error_detail), fmt, ap);
+        va_end(ap);
+
+        s->error = pe;
+        s->state = SESSION_FAILED;
+        s->ctx->stats->protocol_errors[pe]++;
+        s->machine->protocol_errors++;
+        if (s->boot)
+                s->boot->protocol_errors++;
+
+        log_emit(LOG_WARNING, 0, &f, "Protocol error from machine %s: %s (%s), closing the connection.",
+                 s->machine->id, protocol_error_to_string(pe), s->error_detail);
+        registry_emit_event(s->ctx->registry, s->machine, "protocol_error", now_ns(CLOCK_REALTIME),
+                            json_pack("{s:s, s:s}", "reason", protocol_error_to_string(pe), "detail",
+                                      s->error_detail));
+        return -EPROTO;
+}
+
+static int session_queue(Session *s, const Tether__Envelope *e) {
+        _cleanup_free_ uint8_t *frame = NULL;
+        size_t len;
+        int r;
+
+        r = envelope_pack_frame(e, &frame, &len);
+        if (r < 0)
+                return r;
+        return out_queue_append(&s->out, frame, len);
+}
+
+static void session_persist_failed(Session *s, int r, size_t bytes) {
+        Stats *st = s->ctx->stats;
+        DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
+        LogFields f = session_log_fields(s, NULL);
+
+        st->dropped_records[reason]++;
+        st->dropped_bytes[reason] += bytes;
+        if (reason == DROP_PERSIST_FAILED)
+                st->persist_errors++;
+        if (s->persist_warned)
+                return;
+        s->persist_warned = true;
+        if (r == -EFBIG)
+                log_emit(LOG_WARNING, 0, &f,
+                         "Boot %s of machine %s reached the on-disk size bound: further records are kept in "
+                         "memory only and counted as dropped (disk_limit).",
+                         s->boot->boot_id, s->machine->id);
+        else
+                log_emit(LOG_ERR, r, &f,
+                         "Failed to persist a record of machine %s: %m. Records are kept in memory only and "
+                         "counted as dropped (persist_failed).",
+                         s->machine->id);
+}
+
+static int session_persist(Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len) {
+        int r;
+
+        if (!s->ctx->store)
+                return 0;
+        r = store_append(s->ctx->store, s->boot, type, recv, payload, len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                session_persist_failed(s, r, len);
+        return 0;
+}
+
+static void session_sync(Session *s) {
+        LogFields f = session_log_fields(s, NULL);
+        int r;
+
+        if (!s->ctx->store || !s->boot)
+                return;
+        r = store_sync(s->ctx->store, s->boot);
+        if (r < 0) {
+                s->ctx->stats->persist_errors++;
+                log_emit(LOG_ERR, r, &f, "Failed to sync the records of machine %s: %m", s->machine->id);
+        }
+}
+
+static uint64_t session_unix_time(const Session *s, uint64_t boottime_ns, uint64_t fallback) {
+        return boot_to_unix_ns(s->boot, boottime_ns, fallback);
+}
+
+static int session_send_welcome(Session *s) {
+        Tether__Envelope env = TETHER__ENVELOPE__INIT;
+        Tether__Welcome w = TETHER__WELCOME__INIT;
+        Tether__Limits limits = TETHER__LIMITS__INIT;
+        TraceParent tp = { .flags = 0x01 };
+        char traceparent[TRACEPARENT_STRLEN + 1];
+
+        memcpy(tp.trace_id, s->boot->trace_id, 16);
+        stitch_workload_span_id(s->boot, tp.span_id);
+        traceparent_format(&tp, traceparent);
+
+        limits.max_frame_bytes = TETHER_FRAME_MAX;
+        limits.max_attributes = s->ctx->limits.max_attributes;
+        limits.max_string_bytes = s->ctx->limits.max_string_bytes;
+        limits.heartbeat_interval_ms = s->ctx->heartbeat_interval_ms;
+
+        w.protocol_version = TETHER_PROTOCOL_VERSION;
+        w.session_id.data = s->session_id;
+        w.session_id.len = sizeof(s->session_id);
+        w.acked_seq = s->boot->last_seq;
+        w.limits = &limits;
+        w.traceparent = traceparent;
+        w.machine_id = s->machine->id;
+
+        env.msg_case = TETHER__ENVELOPE__MSG_WELCOME;
+        env.welcome = &w;
+        return session_queue(s, &env);
+}
+
+static int session_handle_hello(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
+        const Tether__Hello *h = e->hello;
+        Registry *reg = s->ctx->registry;
+        Machine *m = s->machine;
+        uint64_t now = now_ns(CLOCK_REALTIME);
+        Boot *b, *evicted = NULL;
+        int r;
+
+        if (h->protocol_version != TETHER_PROTOCOL_VERSION)
+                return session_fail(s, PROTOCOL_ERROR_VERSION_MISMATCH, "agent speaks protocol version %" PRIu32
+                                    ", tetherd speaks %u", h->protocol_version, TETHER_PROTOCOL_VERSION);
+        if (!h->boot_id || !*h->boot_id)
+                return session_fail(s, PROTOCOL_ERROR_INVALID_FIELD, "Hello without boot_id");
+
+        r = registry_start_boot(reg, m, h->boot_id, &b, &evicted);
+        if (r < 0)
+                return r;
+        s->new_boot = r > 0;
+        if (evicted) {
+                if (s->ctx->store)
+                        (void) store_remove_boot(s->ctx->store, evicted);
+                boot_free(evicted);
+        }
+        s->boot = b;
+        r = boot_update_from_hello(b, h, now);
+        if (r < 0)
+                return r;
+
+        if (s->ctx->store) {
+                r = store_begin_boot(s->ctx->store, m, b);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        session_persist_failed(s, r, len);
+                else {
+                        r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len);
+                        if (r < 0)
+                                return r;
+                }
+                /* Welcome.acked_seq promises that everything up to it is stored. */
+                session_sync(s);
+        }
+
+        m->agent_seen = true;
+        m->connections++;
+        s->acked_seq = b->last_seq;
+        s->state = SESSION_ACTIVE;
+        registry_set_connected(reg, m, true);
+
+        LogFields f = session_log_fields(s, "connected");
+        log_emit(LOG_INFO, 0, &f, "Machine %s connected (boot %s%s, agent %s, acked_seq %" PRIu64 ").", m->id,
+                 b->boot_id, s->new_boot ? ", new" : "", b->agent_version ?: "?", b->last_seq);
+        registry_emit_event(reg, m, "connected", now,
+                            json_pack("{s:s?, s:s?, s:s?, s:b, s:I}", "hostname", b->hostname, "agent_version",
+                                      b->agent_version, "kernel_release", b->kernel_release, "new_boot",
+                                      s->new_boot, "acked_seq", (json_int_t) b->last_seq));
+        if (s->new_boot) {
+                char trace[33];
+                hex_encode(b->trace_id, 16, trace);
+                registry_emit_event(reg, m, "booting", now,
+                                    json_pack("{s:s, s:I, s:I}", "trace_id", trace, "kernel_start_unix_ns",
+                                              (json_int_t) session_unix_time(s, 0, now), "boot_index",
+                                              (json_int_t) b->index));
+        }
+        registry_set_state(reg, m, machine_state_from_boot(m),
+                           m->current->exit.set ? m->current->exit.reason : NULL);
+
+        return session_send_welcome(s);
+}
+
+static json_t *attrs_to_json(Tether__Attribute *const *a, size_t n) {
+        json_t *o = json_object();
+        for (size_t i = 0; o && i < n; i++)
+                json_object_set_new(o, a[i]->key, json_string(a[i]->value ?: ""));
+        return o;
+}
+
+static void session_record_events(Session *s, const Tether__Envelope *e, const BootApplyResult *res,
+                                  uint64_t recv) {
+        Registry *reg = s->ctx->registry;
+        Machine *m = s->machine;
+        Boot *b = s->boot;
+
+        switch (e->msg_case) {
+        case TETHER__ENVELOPE__MSG_MILESTONE: {
+                const Tether__Milestone *ms = e->milestone;
+                uint64_t t = session_unix_time(s, ms->boottime_ns, recv);
+                registry_emit_event(reg, m, "milestone", t,
+                                    json_pack("{s:s, s:I, s:o}", "name", ms->name, "boottime_ns",
+                                              (json_int_t) ms->boottime_ns, "attributes",
+                                              attrs_to_json(ms->attributes, ms->n_attributes)));
+                if (strcmp(ms->name, "oom.kill") == 0)
+                        registry_emit_event(reg, m, "oom_killed", t,
+                                            json_pack("{s:o}", "attributes",
+                                                      attrs_to_json(ms->attributes, ms->n_attributes)));
+                break;
+        }
+        case TETHER__ENVELOPE__MSG_PHASE: {
+                const Tether__Phase *p = e->phase;
+                registry_emit_event(
+                        reg, m, "phase", session_unix_time(s, p->end_boottime_ns, recv),
+                        json_pack("{s:s, s:I, s:I, s:s, s:s?}", "name", p->name, "start_unix_ns",
+                                  (json_int_t) session_unix_time(s, p->start_boottime_ns, recv), "end_unix_ns",
+                                  (json_int_t) session_unix_time(s, p->end_boottime_ns, recv), "status",
+                                  p->status == TETHER__PHASE_STATUS__PHASE_STATUS_OK      ? "ok" :
+                                  p->status == TETHER__PHASE_STATUS__PHASE_STATUS_ERROR ? "error" :
+                                                                                            "unset",
+                                  "message", p->message && *p->message ? p->message : NULL));
+                break;
+        }
+        case TETHER__ENVELOPE__MSG_LOG_DROPPED: {
+                const Tether__LogDropped *d = e->log_dropped;
+                LogFields f = session_log_fields(s, "logs_dropped");
+                log_emit(LOG_NOTICE, 0, &f,
+                         "Machine %s dropped %" PRIu64 " log records (%" PRIu64 " bytes, seq %" PRIu64 "-%" PRIu64
+                         ") from its replay buffer.",
+                         m->id, d->records, d->bytes, d->first_seq, d->last_seq);
+                registry_emit_event(reg, m, "logs_dropped", recv,
+                                    json_pack("{s:I, s:I, s:I, s:I, s:s}", "records", (json_int_t) d->records,
+                                              "bytes", (json_int_t) d->bytes, "first_seq",
+                                              (json_int_t) d->first_seq, "last_seq", (json_int_t) d->last_seq,
+                                              "reason", "agent_buffer"));
+                break;
+        }
+        default:
+                break;
+        }
+
+        if (res->became_ready) {
+                uint64_t ready = session_unix_time(s, b->ready.boottime_ns, recv);
+                LogFields f = session_log_fields(s, "ready");
+                log_emit(LOG_INFO, 0, &f, "Machine %s is ready (%s) %.3f s after kernel start.", m->id,
+                         b->ready.source, (double) b->ready.boottime_ns / 1e9);
+                registry_emit_event(reg, m, "ready", ready,
+                                    json_pack("{s:s, s:s, s:I, s:I, s:I}", "source", b->ready.source, "detail",
+                                              b->ready.detail, "ready_unix_ns", (json_int_t) ready,
+                                              "kernel_to_ready_ns", (json_int_t) b->ready.boottime_ns,
+                                              "registered_to_ready_ns",
+                                              (json_int_t) ready - (json_int_t) m->registered_unix_ns));
+                if (!b->exit.set)
+                        registry_set_state(reg, m, MACHINE_READY, NULL);
+        }
+        if (res->exited) {
+                bool crash = boot_exit_is_crash(b);
+                const char *transition = crash ? "crashed" : "exited";
+                _cleanup_free_ char *reason = NULL;
+                LogFields f = session_log_fields(s, transition);
+                uint64_t t = session_unix_time(s, b->exit.boottime_ns, recv);
+
+                if (b->exit.reason && *b->exit.reason)
+                        reason = strdup(b->exit.reason);
+                else if (b->exit.oom_killed)
+                        reason = strdup("killed by the OOM killer");
+                else if (b->exit.signal)
+                        (void) !asprintf(&reason, "killed by signal %" PRIi32, b->exit.signal);
+                else
+                        (void) !asprintf(&reason, "exited with code %" PRIi32, b->exit.code);
+
+                log_emit(crash ? LOG_WARNING : LOG_INFO, 0, &f, "Machine %s workload %s (code %" PRIi32 ").",
+                         m->id, reason ?: transition, b->exit.code);
+                if (b->exit.oom_killed)
+                        registry_emit_event(reg, m, "oom_killed", t, NULL);
+                registry_emit_event(reg, m, transition, t,
+                                    json_pack("{s:i, s:i, s:b, s:s?, s:b}", "code", b->exit.code, "signal",
+                                              b->exit.signal, "oom_killed", b->exit.oom_killed, "reason",
+                                              b->exit.reason, "before_ready", !b->ready.set));
+                registry_set_state(reg, m, crash ? MACHINE_CRASHED : MACHINE_EXITED, reason);
+        }
+}
+
+static void session_count_record(Session *s, const Tether__Envelope *e, const BootApplyResult *res) {
+        Stats *st = s->ctx->stats;
+
+        st->records_stored++;
+        if (e->msg_case == TETHER__ENVELOPE__MSG_LOG && e->log->stream < STATS_LOG_STREAMS) {
+                st->log_records[e->log->stream]++;
+                st->log_bytes[e->log->stream] += e->log->data.len;
+        }
+        if (e->msg_case == TETHER__ENVELOPE__MSG_LOG_DROPPED) {
+                st->dropped_records[DROP_AGENT_BUFFER] += e->log_dropped->records;
+                st->dropped_bytes[DROP_AGENT_BUFFER] += e->log_dropped->bytes;
+        }
+        if (res->evicted_records > 0) {
+                st->dropped_records[DROP_EVICTED] += res->evicted_records;
+                st->dropped_bytes[DROP_EVICTED] += res->evicted_bytes;
+        }
+        if (res->limit_dropped)
+                st->dropped_records[res->limit_reason]++;
+        if (res->gaps_overflowed > 0) {
+                st->seq_gaps += res->gaps_overflowed;
+                st->seq_gap_records += res->gap_overflow_records;
+        }
+}
+
+static void session_settle_gaps(Session *s) {
+        uint64_t records = 0, n;
+        LogFields f = session_log_fields(s, NULL);
+
+        if (!s->boot)
+                return;
+        n = boot_flush_gaps(s->boot, &records);
+        if (n == 0)
+                return;
+        s->ctx->stats->seq_gaps += n;
+        s->ctx->stats->seq_gap_records += records;
+        log_emit(LOG_WARNING, 0, &f,
+                 "Machine %s skipped %" PRIu64 " sequence numbers in %" PRIu64
+                 " gaps that no LogDropped explained (seq_gap).",
+                 s->machine->id, records, n);
+}
+
+static int session_handle_record(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
+        uint64_t recv = now_ns(CLOCK_REALTIME);
+        BootApplyResult res;
+        int r;
+
+        if (e->seq <= s->last_record_seq)
+                return session_fail(s, PROTOCOL_ERROR_SEQ_REGRESSION,
+                                    "record seq %" PRIu64 " after seq %" PRIu64 " on the same connection", e->seq,
+                                    s->last_record_seq);
+        s->last_record_seq = e->seq;
+        s->records++;
+        s->ack_pending = true;
+
+        if (e->seq <= s->boot->last_seq) {
+                /* A replay after a lost ack. */
+                s->boot->duplicates++;
+                s->duplicates++;
+                s->ctx->stats->records_duplicate++;
+                return 0;
+        }
+
+        r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len);
+        if (r < 0)
+                return r;
+        r = boot_apply_record(s->boot, &s->machine->ready_condition, e, recv, &res);
+        if (r < 0)
+                return r;
+
+        session_count_record(s, e, &res);
+        if (res.became_ready || res.exited)
+                s->ack_urgent = true;
+        session_record_events(s, e, &res, recv);
+        if (res.exited) {
+                /* Nothing after the exit can explain an earlier gap any more. */
+                session_settle_gaps(s);
+                registry_notify_boot_finished(s->ctx->registry, s->machine, s->boot);
+        }
+        registry_notify_record_stored(s->ctx->registry, s->machine, s->boot, e);
+        return 0;
+}
+
+static int session_handle_clock_sample(Session *s, const Tether__ClockSample *cs) {
+        uint64_t recv_mono = now_ns(CLOCK_MONOTONIC);
+        ClockProbeSlot probe;
+        ClockEstimate candidate;
+
+        if (clock_prober_take(&s->prober, cs->probe_id, &probe) < 0 ||
+            clock_sample_estimate(&probe, recv_mono, cs->boottime_ns, &candidate) < 0) {
+                s->ctx->stats->clock_samples_ignored++;
+                return 0;
+        }
+        s->ctx->stats->clock_samples++;
+        if (clock_estimate_offer(&s->boot->clock, &candidate) > 0 && s->ctx->store)
+                /* Best effort: without it, a restart only loses precision until the next probe. */
+                (void) store_append_clock(s->ctx->store, s->boot, now_ns(CLOCK_REALTIME), &s->boot->clock);
+        return 0;
+}
+
+static int session_handle_frame(Session *s, const uint8_t *payload, size_t len) {
+        _cleanup_envelope_ Tether__Envelope *e = NULL;
+        ProtocolError pe;
+
+        if (envelope_unpack(payload, len, &e) < 0)
+                return session_fail(s, PROTOCOL_ERROR_DECODE_FAILED, "undecodable frame of %zu bytes", len);
+        pe = envelope_validate(e, &s->ctx->limits);
+        if (pe != PROTOCOL_ERROR_NONE)
+                return session_fail(s, pe, "invalid message (field %u)", (unsigned) e->msg_case);
+
+        if (s->state == SESSION_AWAIT_HELLO) {
+                if (e->msg_case != TETHER__ENVELOPE__MSG_HELLO)
+                        return session_fail(s, PROTOCOL_ERROR_UNEXPECTED_MESSAGE,
+                                            "first message is field %u, not Hello", (unsigned) e->msg_case);
+                return session_handle_hello(s, e, payload, len);
+        }
+
+        if (envelope_is_record(e))
+                return session_handle_record(s, e, payload, len);
+
+        switch (e->msg_case) {
+        case TETHER__ENVELOPE__MSG_CLOCK_SAMPLE:
+                return session_handle_clock_sample(s, e->clock_sample);
+        case TETHER__ENVELOPE__MSG_HEARTBEAT:
+                return 0;
+        case TETHER__ENVELOPE__MSG_HELLO:
+                return session_fail(s, PROTOCOL_ERROR_UNEXPECTED_MESSAGE, "second Hello on one connection");
+        default:
+                /* Welcome, ClockProbe and Ack travel host to guest only. */
+                return session_fail(s, PROTOCOL_ERROR_UNEXPECTED_MESSAGE, "host-only message (field %u) from the guest",
+                                    (unsigned) e->msg_case);
+        }
+}
+
+int session_process(Session *s, unsigned max_frames) {
+        unsigned n = 0;
+        int r;
+
+        while (n < max_frames) {
+                const uint8_t *payload;
+                size_t len;
+
+                if (s->state == SESSION_FAILED)
+                        return -EPROTO;
+                r = frame_reader_next(&s->reader, &payload, &len);
+                if (r == -EMSGSIZE)
+                        return session_fail(s, PROTOCOL_ERROR_FRAME_TOO_LARGE, "frame length above %u",
+                                            TETHER_FRAME_MAX);
+                if (r == -EBADMSG)
+                        return session_fail(s, PROTOCOL_ERROR_FRAME_EMPTY, "frame of length 0");
+                if (r <= 0)
+                        break;
+                n++;
+                s->frames++;
+                r = session_handle_frame(s, payload, len);
+                if (r < 0)
+                        return r;
+        }
+        return (int) n;
+}
+
+bool session_frame_ready(const Session *s) {
+        size_t avail = frame_reader_pending(&s->reader);
+
+        if (s->state == SESSION_FAILED || avail < TETHER_FRAME_HEADER_SIZE)
+                return false;
+        uint32_t len = frame_header_get(s->reader.buf + s->reader.start);
+        if (len == 0 || len > s->reader.max_payload)
+                return true;
+        return avail - TETHER_FRAME_HEADER_SIZE >= len;
+}
+
+int session_feed(Session *s, const uint8_t *data, size_t n) {
+        int r;
+
+        while (n > 0) {
+                size_t k = frame_reader_feed(&s->reader, data, n);
+                data += k;
+                n -= k;
+                r = session_process(s, UINT32_MAX);
+                if (r < 0)
+                        return r;
+                if (k == 0 && !session_frame_ready(s))
+                        return -EPROTO; /* unreachable: a full buffer always holds a frame or an error */
+        }
+        return s->state == SESSION_FAILED ? -EPROTO : 0;
+}
+
+int session_flush_ack(Session *s) {
+        Tether__Envelope env = TETHER__ENVELOPE__INIT;
+        Tether__Ack ack = TETHER__ACK__INIT;
+        int r;
+
+        if (!s->boot || s->state != SESSION_ACTIVE || !s->ack_pending)
+                return 0;
+
+        /* An ack is a promise: the records must be on disk first. */
+        session_sync(s);
+
+        ack.seq = s->boot->last_seq;
+        env.msg_case = TETHER__ENVELOPE__MSG_ACK;
+        env.ack = &ack;
+        r = session_queue(s, &env);
+        if (r < 0)
+                return r;
+        s->acked_seq = ack.seq;
+        s->ack_pending = s->ack_urgent = false;
+        s->ctx->stats->acks_sent++;
+        return 1;
+}
+
+int session_send_clock_probe(Session *s, uint64_t monotonic_ns, uint64_t realtime_ns) {
+        Tether__Envelope env = TETHER__ENVELOPE__INIT;
+        Tether__ClockProbe probe = TETHER__CLOCK_PROBE__INIT;
+
+        if (s->state != SESSION_ACTIVE)
+                return -ENOTCONN;
+        probe.probe_id = clock_prober_send(&s->prober, monotonic_ns, realtime_ns);
+        env.msg_case = TETHER__ENVELOPE__MSG_CLOCK_PROBE;
+        env.clock_probe = &probe;
+        return session_queue(s, &env);
+}
+
+void session_end(Session *s, CloseReason reason) {
+        Registry *reg = s->ctx->registry;
+        Machine *m = s->machine;
+        Boot *b = s->boot;
+
+        if (!b)
+                return; /* never said Hello: nothing about the machine changed */
+
+        session_settle_gaps(s);
+        session_sync(s);
+        s->boot = NULL;
+
+        if (reason == CLOSE_SHUTDOWN || reason == CLOSE_DELETED)
+                return;
+        registry_set_connected(reg, m, false);
+        if (reason == CLOSE_REPLACED)
+                return; /* the new connection carries on */
+
+        const char *why = reason == CLOSE_PROTOCOL_ERROR ? protocol_error_to_string(s->error) :
+                                                           close_reason_to_string(reason);
+        LogFields f = session_log_fields(s, "disconnected");
+        log_emit(LOG_INFO, 0, &f, "Machine %s disconnected (%s).", m->id, why);
+        registry_emit_event(reg, m, "disconnected", now_ns(CLOCK_REALTIME), json_pack("{s:s}", "reason", why));
+
+        if (m->current == b && m->state == MACHINE_BOOTING) {
+                _cleanup_free_ char *reason_text = NULL;
+                if (asprintf(&reason_text, "agent disconnected before ready (%s)", why) < 0)
+                        reason_text = NULL;
+                registry_set_state(reg, m, MACHINE_DISCONNECTED, reason_text ?: "agent disconnected before ready");
+        }
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#include "stats.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "macro.h"
+
+static const char *const drop_reason_names[_DROP_REASON_MAX] = {
+        [DROP_AGENT_BUFFER] = "agent_buffer",
+        [DROP_EVICTED] = "evicted",
+        [DROP_MILESTONE_LIMIT] = "milestone_limit",
+        [DROP_PHASE_LIMIT] = "phase_limit",
+        [DROP_DISK_LIMIT] = "disk_limit",
+        [DROP_PERSIST_FAILED] = "persist_failed",
+};
+
+static const char *const refuse_reason_names[_REFUSE_REASON_MAX] = {
+        [REFUSE_UNKNOWN_CID] = "unknown_cid",
+        [REFUSE_NO_PEER_ADDRESS] = "no_peer_address",
+        [REFUSE_OUT_OF_MEMORY] = "out_of_memory",
+};
+
+static const char *const close_reason_names[_CLOSE_REASON_MAX] = {
+        [CLOSE_EOF] = "eof",
+        [CLOSE_IO_ERROR] = "io_error",
+        [CLOSE_PROTOCOL_ERROR] = "protocol_error",
+        [CLOSE_HEARTBEAT_TIMEOUT] = "heartbeat_timeout",
+        [CLOSE_OUTPUT_OVERFLOW] = "output_overflow",
+        [CLOSE_REPLACED] = "replaced",
+        [CLOSE_DELETED] = "deleted",
+        [CLOSE_SHUTDOWN] = "shutdown",
+};
+
+static const char *const log_stream_names[STATS_LOG_STREAMS] = {
+        [0] = "unspecified", [1] = "stdout", [2] = "stderr", [3] = "console", [4] = "kmsg",
+};
+
+const char *drop_reason_to_string(DropReason r) {
+        return (unsigned) r < _DROP_REASON_MAX ? drop_reason_names[r] : "unknown";
+}
+
+const char *refuse_reason_to_string(RefuseReason r) {
+        return (unsigned) r < _REFUSE_REASON_MAX ? refuse_reason_names[r] : "unknown";
+}
+
+const char *close_reason_to_string(CloseReason r) {
+        return (unsigned) r < _CLOSE_REASON_MAX ? close_reason_names[r] : "unknown";
+}
+
+const char *log_stream_to_string(int stream) {
+        return stream >= 0 && stream < STATS_LOG_STREAMS ? log_stream_names[stream] : "unknown";
+}
+
+int log_stream_from_string(const char *s) {
+        for (int i = 1; i < STATS_LOG_STREAMS; i++)
+                if (strcmp(s, log_stream_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}

@@ -1,0 +1,755 @@
+/* SPDX-License-Identifier: MIT */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "envelope-cleanup.h"
+#include "jsonlog.h"
+#include "machine-json.h"
+#include "macro.h"
+#include "traceparent.h"
+
+#define MACHINE_FILE "machine.json"
+#define MACHINE_FILE_MAX (1u << 20)
+
+uint32_t store_crc32(const void *data, size_t n) {
+        static uint32_t table[256];
+        static bool initialized = false;
+        const uint8_t *p = data;
+        uint32_t c = 0xFFFFFFFFu;
+
+        if (!initialized) {
+                for (uint32_t i = 0; i < 256; i++) {
+                        uint32_t k = i;
+                        for (int j = 0; j < 8; j++)
+                                k = k & 1 ? 0xEDB88320u ^ (k >> 1) : k >> 1;
+                        table[i] = k;
+                }
+                initialized = true;
+        }
+        for (size_t i = 0; i < n; i++)
+                c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+        for (int i = 0; i < 4; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--)
+                v = v << 8 | p[i];
+        return v;
+}
+
+static int mkdir_p_one(const char *path, mode_t mode) {
+        if (mkdir(path, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int mkdir_parents(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                r = mkdir_p_one(p, mode);
+                *s = '/';
+                if (r < 0)
+                        return r;
+        }
+        return mkdir_p_one(p, mode);
+}
+
+static int fsync_directory(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+static int write_all(int fd, const void *data, size_t n) {
+        const uint8_t *p = data;
+
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Returns bytes read (short only at end of file) or -errno. */
+static ssize_t read_full(int fd, void *buf, size_t n) {
+        uint8_t *p = buf;
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = read(fd, p + done, n - done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                done += (size_t) k;
+        }
+        return (ssize_t) done;
+}
+
+static int write_file_atomic(const char *dir, const char *name, const char *data) {
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (asprintf(&path, "%s/%s", dir, name) < 0 || asprintf(&tmp, "%s/.%s.tmp", dir, name) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, strlen(data));
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        return fsync_directory(dir);
+}
+
+int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
+        int r;
+
+        if (!config->dir || !*config->dir)
+                return -EINVAL;
+        Store *s = calloc(1, sizeof(Store));
+        if (!s)
+                return -ENOMEM;
+        s->max_boot_bytes = config->max_boot_bytes ?: UINT64_C(64) << 20;
+        s->sync = config->sync;
+        s->stats = stats;
+        if (!(s->dir = strdup(config->dir)) || asprintf(&s->machines_dir, "%s/machines", config->dir) < 0) {
+                s->machines_dir = NULL;
+                store_free(s);
+                return -ENOMEM;
+        }
+        r = mkdir_parents(s->machines_dir, 0750);
+        if (r < 0) {
+                store_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+static BootFile *boot_file_free(BootFile *f) {
+        if (!f)
+                return NULL;
+        if (f->fd >= 0) {
+                if (f->dirty && f->store->sync)
+                        (void) fdatasync(f->fd);
+                safe_close(f->fd);
+        }
+        LIST_REMOVE(files, f->store->files, f);
+        if (f->boot)
+                f->boot->store_file = NULL;
+        free(f->path);
+        free(f);
+        return NULL;
+}
+
+Store *store_free(Store *s) {
+        if (!s)
+                return NULL;
+        while (s->files)
+                boot_file_free(s->files);
+        free(s->dir);
+        free(s->machines_dir);
+        free(s);
+        return NULL;
+}
+
+static char *machine_dir(const Store *s, const Machine *m) {
+        char *p;
+        if (asprintf(&p, "%s/%s", s->machines_dir, m->id) < 0)
+                return NULL;
+        return p;
+}
+
+int store_save_machine(Store *s, Machine *m) {
+        _cleanup_free_ char *dir = machine_dir(s, m), *text = NULL;
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        json_t *o = machine_registration_to_json(m);
+        if (!o)
+                return -ENOMEM;
+        text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+        json_decref(o);
+        if (!text)
+                return -ENOMEM;
+
+        r = mkdir_p_one(dir, 0750);
+        if (r < 0)
+                return r;
+        r = write_file_atomic(dir, MACHINE_FILE, text);
+        if (r < 0)
+                return r;
+        r = fsync_directory(s->machines_dir);
+        if (r < 0)
+                return r;
+        m->persisted = true;
+        return 0;
+}
+
+int store_remove_machine(Store *s, Machine *m) {
+        _cleanup_free_ char *dir = machine_dir(s, m);
+        int r = 0;
+
+        if (!dir)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_boots; i++)
+                store_detach_boot(s, m->boots[i]);
+
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && r == 0)
+                        r = -errno;
+        }
+        closedir(d);
+        if (rmdir(dir) < 0 && errno != ENOENT && r == 0)
+                r = -errno;
+        (void) fsync_directory(s->machines_dir);
+        m->persisted = false;
+        return r;
+}
+
+static int boot_file_new(Store *s, Machine *m, Boot *b, uint64_t size, BootFile **ret) {
+        _cleanup_free_ char *dir = machine_dir(s, m);
+        if (!dir)
+                return -ENOMEM;
+
+        BootFile *f = calloc(1, sizeof(BootFile));
+        if (!f)
+                return -ENOMEM;
+        *f = (BootFile) { .store = s, .boot = b, .fd = -1, .size = size };
+        if (asprintf(&f->path, "%s/boot-%08" PRIu64 ".rec", dir, b->index) < 0) {
+                free(f);
+                return -ENOMEM;
+        }
+        LIST_PREPEND(files, s->files, f);
+        b->store_file = f;
+        *ret = f;
+        return 0;
+}
+
+static int boot_file_open(BootFile *f) {
+        if (f->fd >= 0)
+                return 0;
+        f->fd = open(f->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (f->fd < 0)
+                return -errno;
+        return 0;
+}
+
+static int append_entry(BootFile *f, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len) {
+        size_t body = STORE_ENTRY_BODY_HEADER_SIZE + len;
+        int r;
+
+        if (f->broken)
+                return -EIO;
+        if (body > STORE_ENTRY_MAX)
+                return -EMSGSIZE;
+        if (f->full || f->size + STORE_ENTRY_HEADER_SIZE + body > f->store->max_boot_bytes) {
+                f->full = true;
+                return -EFBIG;
+        }
+        r = boot_file_open(f);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ uint8_t *buf = malloc(STORE_ENTRY_HEADER_SIZE + body);
+        if (!buf)
+                return -ENOMEM;
+        uint8_t *b = buf + STORE_ENTRY_HEADER_SIZE;
+        b[0] = (uint8_t) type;
+        put_u64(b + 1, recv_unix_ns);
+        if (len > 0)
+                memcpy(b + STORE_ENTRY_BODY_HEADER_SIZE, payload, len);
+        put_u32(buf, (uint32_t) body);
+        put_u32(buf + 4, store_crc32(b, body));
+
+        r = write_all(f->fd, buf, STORE_ENTRY_HEADER_SIZE + body);
+        if (r < 0) {
+                /* Keep the file a sequence of whole entries: a half-written one would be truncated on load
+                 * anyway, but everything appended after it would be lost with it. */
+                if (ftruncate(f->fd, (off_t) f->size) < 0)
+                        f->broken = true;
+                return r;
+        }
+        f->size += STORE_ENTRY_HEADER_SIZE + body;
+        f->dirty = true;
+        return 0;
+}
+
+int store_begin_boot(Store *s, Machine *m, Boot *b) {
+        _cleanup_free_ char *dir = NULL, *header = NULL;
+        char trace[33];
+        BootFile *f;
+        int r;
+
+        if (b->store_file)
+                return 0;
+        if (!(dir = machine_dir(s, m)))
+                return -ENOMEM;
+        r = mkdir_p_one(dir, 0750);
+        if (r < 0)
+                return r;
+
+        r = boot_file_new(s, m, b, 0, &f);
+        if (r < 0)
+                return r;
+        f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+        if (f->fd < 0) {
+                r = -errno;
+                boot_file_free(f);
+                return r;
+        }
+
+        hex_encode(b->trace_id, 16, trace);
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "boot_id", b->boot_id, "trace_id", trace, "index",
+                              (json_int_t) b->index, "created_unix_ns", (json_int_t) b->first_seen_unix_ns);
+        header = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!header) {
+                boot_file_free(f);
+                return -ENOMEM;
+        }
+
+        r = write_all(f->fd, STORE_BOOT_MAGIC, strlen(STORE_BOOT_MAGIC));
+        if (r >= 0) {
+                f->size = strlen(STORE_BOOT_MAGIC);
+                r = append_entry(f, STORE_ENTRY_BOOT, b->first_seen_unix_ns, header, strlen(header));
+        }
+        /* The file must survive a crash as soon as anything in it is acked. */
+        if (r >= 0 && s->sync && fdatasync(f->fd) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = fsync_directory(dir);
+        if (r < 0) {
+                _cleanup_free_ char *path = strdup(f->path);
+                boot_file_free(f);
+                if (path)
+                        (void) unlink(path);
+                return r;
+        }
+        f->dirty = false;
+        return 0;
+}
+
+void store_detach_boot(Store *s, Boot *b) {
+        if (b && b->store_file)
+                boot_file_free(b->store_file);
+}
+
+int store_remove_boot(Store *s, Boot *b) {
+        BootFile *f = b ? b->store_file : NULL;
+        if (!f)
+                return 0;
+
+        _cleanup_free_ char *path = strdup(f->path);
+        f->dirty = false; /* about to be deleted: no point syncing */
+        boot_file_free(f);
+        if (!path)
+                return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len) {
+        if (!b->store_file)
+                return -ENOENT;
+        return append_entry(b->store_file, type, recv_unix_ns, payload, len);
+}
+
+int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e) {
+        char buf[128];
+        int n = snprintf(buf, sizeof(buf), "{\"offset_ns\":%" PRIi64 ",\"error_ns\":%" PRIu64 "}", e->offset_ns,
+                         e->error_ns);
+        return store_append(s, b, STORE_ENTRY_CLOCK, recv_unix_ns, buf, (size_t) n);
+}
+
+int store_sync(Store *s, Boot *b) {
+        BootFile *f = b ? b->store_file : NULL;
+
+        if (!f || !f->dirty || f->fd < 0)
+                return 0;
+        f->dirty = false;
+        if (!s->sync)
+                return 0;
+        if (fdatasync(f->fd) < 0)
+                return -errno;
+        if (s->stats)
+                s->stats->syncs++;
+        return 1;
+}
+
+/* ---- loading ---- */
+
+static int unhex_trace_id(const char *s, uint8_t out[16]) {
+        if (!s || strlen(s) != 32)
+                return -EINVAL;
+        for (int i = 0; i < 16; i++) {
+                int v = 0;
+                for (int j = 0; j < 2; j++) {
+                        char c = s[2 * i + j];
+                        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                        if (d < 0)
+                                return -EINVAL;
+                        v = v << 4 | d;
+                }
+                out[i] = (uint8_t) v;
+        }
+        return 0;
+}
+
+static int replay_entry(Store *s, Registry *reg, Machine *m, Boot **b, uint64_t index, uint8_t type,
+                        uint64_t recv, const uint8_t *payload, size_t len, size_t *records) {
+        _cleanup_envelope_ Tether__Envelope *e = NULL;
+        EnvelopeLimits limits = ENVELOPE_LIMITS_DEFAULT;
+        int r;
+
+        if (!*b) {
+                /* The first entry creates the boot. */
+                if (type != STORE_ENTRY_BOOT)
+                        return -EBADMSG;
+                json_error_t jerr;
+                json_t *o = json_loadb((const char *) payload, len, 0, &jerr);
+                const char *boot_id = json_string_value(json_object_get(o, "boot_id"));
+                const char *trace = json_string_value(json_object_get(o, "trace_id"));
+                uint64_t created = (uint64_t) json_integer_value(json_object_get(o, "created_unix_ns"));
+                uint8_t trace_id[16];
+                Boot *nb, *evicted = NULL;
+
+                if (!boot_id || unhex_trace_id(trace, trace_id) < 0 || machine_find_boot(m, boot_id)) {
+                        json_decref(o);
+                        return -EBADMSG;
+                }
+                r = boot_new(index, boot_id, trace_id, &reg->config.boot_limits, &nb);
+                json_decref(o);
+                if (r < 0)
+                        return r;
+                nb->first_seen_unix_ns = created;
+                r = machine_add_boot(m, nb, reg->config.max_boots, &evicted);
+                if (r < 0) {
+                        boot_free(nb);
+                        return r;
+                }
+                if (evicted) {
+                        (void) store_remove_boot(s, evicted);
+                        boot_free(evicted);
+                }
+                *b = nb;
+                return 0;
+        }
+
+        switch (type) {
+        case STORE_ENTRY_HELLO:
+                if (envelope_unpack(payload, len, &e) < 0 || e->msg_case != TETHER__ENVELOPE__MSG_HELLO ||
+                    envelope_validate(e, &limits) != PROTOCOL_ERROR_NONE)
+                        return -EBADMSG;
+                return boot_update_from_hello(*b, e->hello, recv);
+        case STORE_ENTRY_RECORD: {
+                BootApplyResult res;
+                if (envelope_unpack(payload, len, &e) < 0 || !envelope_is_record(e) ||
+                    envelope_validate(e, &limits) != PROTOCOL_ERROR_NONE)
+                        return -EBADMSG;
+                r = boot_apply_record(*b, &m->ready_condition, e, recv, &res);
+                if (r < 0)
+                        return r;
+                if (!res.duplicate)
+                        (*records)++;
+                return 0;
+        }
+        case STORE_ENTRY_CLOCK: {
+                json_t *o = json_loadb((const char *) payload, len, 0, NULL);
+                json_t *off = json_object_get(o, "offset_ns"), *err = json_object_get(o, "error_ns");
+                if (!json_is_integer(off) || !json_is_integer(err)) {
+                        json_decref(o);
+                        return -EBADMSG;
+                }
+                ClockEstimate ce = {
+                        .valid = true,
+                        .offset_ns = (int64_t) json_integer_value(off),
+                        .error_ns = (uint64_t) json_integer_value(err),
+                        /* The sample's monotonic time is meaningless after a restart: treat it as old, so a
+                         * fresh sample within 2x replaces it. */
+                        .taken_monotonic_ns = 0,
+                };
+                json_decref(o);
+                boot_restore_clock(*b, &ce);
+                return 0;
+        }
+        default:
+                return -EBADMSG;
+        }
+}
+
+static int load_boot_file(Store *s, Registry *reg, Machine *m, const char *dir, const char *name, uint64_t index,
+                          StoreLoadReport *report) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t magic[8], hdr[STORE_ENTRY_HEADER_SIZE];
+        size_t records = 0;
+        uint64_t good;
+        Boot *b = NULL;
+        bool torn = false;
+        ssize_t k;
+        int r;
+
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return log_warning_errno(errno, "Failed to open %s, skipping: %m", path);
+        k = read_full(fd, magic, sizeof(magic));
+        if (k != (ssize_t) sizeof(magic) || memcmp(magic, STORE_BOOT_MAGIC, sizeof(magic)) != 0) {
+                log_warning("%s is not a tether boot file, skipping it.", path);
+                return 0;
+        }
+        good = sizeof(magic);
+        body = malloc(STORE_ENTRY_MAX);
+        if (!body)
+                return -ENOMEM;
+
+        for (;;) {
+                k = read_full(fd, hdr, sizeof(hdr));
+                if (k == 0)
+                        break;
+                if (k < 0)
+                        return log_warning_errno((int) k, "Failed to read %s: %m", path);
+                uint32_t len = get_u32(hdr), crc = get_u32(hdr + 4);
+                if (k < (ssize_t) sizeof(hdr) || len < STORE_ENTRY_BODY_HEADER_SIZE || len > STORE_ENTRY_MAX) {
+                        torn = true;
+                        break;
+                }
+                k = read_full(fd, body, len);
+                if (k < 0)
+                        return log_warning_errno((int) k, "Failed to read %s: %m", path);
+                if ((size_t) k < len || store_crc32(body, len) != crc) {
+                        torn = true;
+                        break;
+                }
+                r = replay_entry(s, reg, m, &b, index, body[0], get_u64(body + 1),
+                                 body + STORE_ENTRY_BODY_HEADER_SIZE, len - STORE_ENTRY_BODY_HEADER_SIZE, &records);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        if (!b) {
+                                log_warning("%s does not start with a valid boot entry, skipping it.", path);
+                                return 0;
+                        }
+                        /* Written by us after validation, with a good CRC: should never happen. Skip just the
+                         * entry; the rest of the boot is still good data. */
+                        log_warning("Skipping an invalid entry at offset %" PRIu64 " of %s.", good, path);
+                }
+                good += sizeof(hdr) + len;
+        }
+
+        if (torn) {
+                /* Only a write interrupted by a crash leaves this; it was never acked. */
+                log_warning("Truncating the incomplete tail of %s at offset %" PRIu64 ".", path, good);
+                if (ftruncate(fd, (off_t) good) < 0)
+                        log_warning_errno(errno, "Failed to truncate %s: %m", path);
+                report->torn_tails++;
+        }
+        if (!b) {
+                log_warning("%s holds no boot, skipping it.", path);
+                return 0;
+        }
+
+        BootFile *f;
+        r = boot_file_new(s, m, b, good, &f);
+        if (r < 0)
+                return log_oom();
+        (void) f; /* closed until the boot's agent reconnects and appends */
+        report->boots++;
+        report->records += records;
+        return 0;
+}
+
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static int load_machine(Store *s, Registry *reg, const char *id, StoreLoadReport *report) {
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        _cleanup_free_ uint64_t *indexes = NULL;
+        size_t n_indexes = 0, cap = 0;
+        json_error_t jerr;
+        MachineSpecJson spec;
+        const char *err = NULL;
+        Machine *m;
+        int r;
+
+        if (asprintf(&dir, "%s/%s", s->machines_dir, id) < 0 || asprintf(&path, "%s/" MACHINE_FILE, dir) < 0)
+                return -ENOMEM;
+
+        json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!o) {
+                report->machines_skipped++;
+                log_warning("Failed to load %s, skipping machine: %s", path, jerr.text);
+                return 0;
+        }
+        r = machine_spec_from_json(o, &spec, &err);
+        if (r >= 0 && strcmp(spec.spec.machine_id, id) != 0) {
+                r = -EINVAL;
+                err = "machine_id does not match the directory name";
+        }
+        if (r >= 0)
+                r = registry_add_machine(reg, &spec.spec, &m, &err);
+        json_decref(o);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                report->machines_skipped++;
+                log_warning("Skipping the machine in %s: %s", path, err ?: "invalid");
+                return 0;
+        }
+        m->persisted = true;
+        report->machines++;
+
+        DIR *d = opendir(dir);
+        if (!d)
+                return log_warning_errno(errno, "Failed to list %s: %m", dir);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                uint64_t index;
+                char tail[8];
+                if (sscanf(de->d_name, "boot-%" SCNu64 "%7s", &index, tail) != 2 || strcmp(tail, ".rec") != 0)
+                        continue;
+                if (n_indexes == cap) {
+                        cap = cap ? cap * 2 : 8;
+                        uint64_t *a = realloc(indexes, cap * sizeof(uint64_t));
+                        if (!a) {
+                                closedir(d);
+                                return log_oom();
+                        }
+                        indexes = a;
+                }
+                indexes[n_indexes++] = index;
+        }
+        closedir(d);
+        if (n_indexes > 0)
+                qsort(indexes, n_indexes, sizeof(uint64_t), compare_u64);
+
+        for (size_t i = 0; i < n_indexes; i++) {
+                char name[64];
+                snprintf(name, sizeof(name), "boot-%08" PRIu64 ".rec", indexes[i]);
+                r = load_boot_file(s, reg, m, dir, name, indexes[i], report);
+                if (r == -ENOMEM)
+                        return r;
+        }
+
+        m->agent_seen = m->n_boots > 0;
+        m->state = machine_state_from_boot(m);
+        if (m->current && m->current->exit.set)
+                (void) free_and_strdup(&m->state_reason, m->current->exit.reason);
+        return 0;
+}
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int store_load(Store *s, Registry *reg, StoreLoadReport *ret) {
+        StoreLoadReport report = {};
+        char **names = NULL;
+        size_t n = 0, cap = 0;
+        int r = 0;
+
+        DIR *d = opendir(s->machines_dir);
+        if (!d)
+                return -errno;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        char **a = realloc(names, cap * sizeof(char *));
+                        if (!a) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        names = a;
+                }
+                if (!(names[n] = strdup(de->d_name))) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        closedir(d);
+
+        if (r >= 0 && n > 0) {
+                /* Registration order is lost on disk; a stable order beats readdir's. */
+                qsort(names, n, sizeof(char *), compare_strings);
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        r = load_machine(s, reg, names[i], &report);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = report;
+        return 0;
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Following logs: `tether logs -f` and GET .../logs?follow=1 deliver lines while the workload runs, and
+end by themselves when the boot ends.
+
+The workload prints tick 0..4 and then blocks until the test creates a "go" file, so the followers have
+provably received those lines while the workload was still running; then it prints "final" and exits, and
+both followers must see "final" and end (the CLI with exit 0).
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tetherlib import Harness, Thread, check, log, run_test, wait_proc  # noqa: E402
+
+EXPECT = ["tick %d" % i for i in range(5)] + ["final"]
+
+
+def main():
+    with Harness("follow") as h:
+        mid = "chatty"
+        go = h.path("go")
+        script = r'''
+"$TETHER_AGENT" notify READY=1
+for i in 0 1 2 3 4; do echo "tick $i"; sleep 0.1; done
+while [ ! -e %s ]; do sleep 0.05; done
+echo final
+''' % go
+        h.register(mid)
+        agent = h.start_init_shell(mid, script)
+        status, _, raw = h.api.ready(mid, 30)
+        check(status == 200, "the machine becomes ready", raw)
+
+        cli = subprocess.Popen(h.cli_argv("logs", "-f", "--stream", "stdout", mid), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        api_lines = []
+
+        def follow_api():
+            for o in h.api.stream("/v1/machines/%s/logs?follow=1&stream=stdout" % mid, timeout=60):
+                if "line" in o:
+                    api_lines.append(o["line"].rstrip("\n"))
+            return True
+
+        api_follower = Thread(follow_api)
+        api_follower.start()
+
+        # The CLI follower prints the lines written so far, while the workload is blocked.
+        cli_lines = []
+        deadline = time.monotonic() + 30
+        while "tick 4" not in cli_lines and time.monotonic() < deadline:
+            line = cli.stdout.readline()
+            if not line:
+                break
+            cli_lines.append(line.decode(errors="replace").rstrip("\n"))
+        check(cli_lines == EXPECT[:5], "`tether logs -f` printed the lines so far, in order", cli_lines)
+        check(agent.poll() is None and not os.path.exists(go), "... while the workload was still running")
+        check(cli.poll() is None, "`tether logs -f` keeps following while the boot runs")
+        deadline = time.monotonic() + 30
+        while "tick 4" not in api_lines and time.monotonic() < deadline:
+            time.sleep(0.02)
+        check(api_lines == EXPECT[:5], "the follow=1 stream delivered the lines so far", api_lines)
+        check(api_follower.is_alive(), "the follow=1 stream stays open while the boot runs")
+
+        open(go, "w").close()
+        rc = wait_proc(cli, 30, "`tether logs -f` ends when the boot ends")
+        rest = cli.stdout.read().decode(errors="replace").splitlines()
+        check(rc == 0, "`tether logs -f` exits 0 at the end of the boot", rc, cli.stderr.read())
+        check(cli_lines + rest == EXPECT, "`tether logs -f` printed every line once, in order", cli_lines + rest)
+        api_follower.join_result(30)
+        check(api_lines == EXPECT, "the follow=1 stream delivered every line once and ended", api_lines)
+        check(wait_proc(agent, 20, "the agent exits") == 0, "the workload exits 0")
+        log("follow OK")
+
+
+if __name__ == "__main__":
+    run_test(main)

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""`tether wait-ready` and GET /v1/machines/ID/ready when the machine never becomes ready:
+
+  no-agent           nobody connects: 504 with agent_seen false ("no agent"), CLI exit 1 after the timeout
+  exit-before-ready  the workload exits before any readiness: 409 state exited, CLI exit 2, answered at once
+                     (well before the timeout), for a waiter that was already waiting
+  agent-killed       the agent is SIGKILLed before ready: 409 state disconnected, CLI exit 2, at once
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tetherlib import Harness, Thread, check, log, run_test, wait_proc  # noqa: E402
+
+LONG_TIMEOUT = 30  # the waiters' timeout; "at once" means well before half of it
+
+
+def start_waiters(h, mid):
+    """An API long-poll and a CLI wait-ready, both waiting before anything happens."""
+    t0 = time.monotonic()
+    api_waiter = Thread(h.api.ready, mid, LONG_TIMEOUT)
+    api_waiter.start()
+    cli = subprocess.Popen(h.cli_argv("wait-ready", mid, "--timeout", str(LONG_TIMEOUT)), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    time.sleep(0.3)  # let both requests reach tetherd before the failure happens
+    check(api_waiter.is_alive() and cli.poll() is None, "the waiters are still waiting before the failure")
+    return t0, api_waiter, cli
+
+
+def finish_waiters(h, mid, t0, api_waiter, cli, want_state):
+    status, doc, raw = api_waiter.join_result(LONG_TIMEOUT + 20)
+    api_elapsed = api_waiter.done_at - t0
+    check(status == 409, "the ready long-poll answers 409 when the machine failed before ready",
+          "status %d body %r" % (status, raw))
+    check(doc.get("state") == want_state, "the 409 names state %r" % want_state, doc)
+    check(doc.get("error"), "the 409 has an error text", doc)
+    check("reason" in doc, "the 409 has a reason", doc)
+    check(api_elapsed < LONG_TIMEOUT / 2, "the long-poll answered at once, not at its %d s timeout" % LONG_TIMEOUT,
+          "answered after %.1f s" % api_elapsed)
+
+    rc = wait_proc(cli, LONG_TIMEOUT + 20, "`tether wait-ready` returns")
+    cli_elapsed = time.monotonic() - t0
+    out = cli.stdout.read().decode(errors="replace") + cli.stderr.read().decode(errors="replace")
+    check(rc == 2, "`tether wait-ready` exits 2 (failed)", "exit %d output %r" % (rc, out))
+    check(want_state in out, "wait-ready prints the state %r" % want_state, out)
+    check(cli_elapsed < LONG_TIMEOUT / 2, "`tether wait-ready` returned at once, not at its timeout",
+          "returned after %.1f s" % cli_elapsed)
+
+    # A new waiter gets the same answer at once.
+    status, doc, raw = h.api.ready(mid, 10)
+    check(status == 409 and doc.get("state") == want_state, "a later long-poll is answered 409 at once",
+          "status %d body %r" % (status, raw))
+    h.cli("wait-ready", mid, "--timeout", "10", check_rc=2)
+    return doc
+
+
+def case_no_agent():
+    with Harness("wait-no-agent") as h:
+        mid = "lonely"
+        h.register(mid)
+        status, doc, raw = h.api.ready(mid, 1.5)
+        check(status == 504, "the ready long-poll answers 504 when it times out", "status %d body %r" % (status, raw))
+        check(doc.get("agent_seen") is False, "the 504 says no agent was seen (agent_seen false)", doc)
+        check("no agent" in json.dumps(doc).lower(), "the 504 explains that no agent connected", doc)
+
+        rc, out, err = h.cli("wait-ready", mid, "--timeout", "1.5")
+        check(rc == 1, "`tether wait-ready` exits 1 on timeout", "exit %d out %r err %r" % (rc, out, err))
+        check("no agent" in (out + err).lower(), "wait-ready prints the 'no agent' reason", out + err)
+
+        status, _, _ = h.api.ready("nobody", 1)
+        check(status == 404, "the ready long-poll of an unknown machine answers 404", status)
+        rc, _, _ = h.cli("wait-ready", "nobody", "--timeout", "1")
+        check(rc == 3, "`tether wait-ready` of an unknown machine exits 3", rc)
+        h.assert_tetherd_alive()
+
+
+def case_exit_before_ready():
+    with Harness("wait-exit") as h:
+        mid = "quitter"
+        h.register(mid)
+        t0, api_waiter, cli = start_waiters(h, mid)
+        # No readiness mechanism fires: the workload only runs and exits.
+        agent = h.start_init_shell(mid, "echo starting; sleep 0.5; echo giving up >&2; exit 5")
+        doc = finish_waiters(h, mid, t0, api_waiter, cli, "exited")
+        rc = wait_proc(agent, 20, "the agent exits")
+        check(rc == 5, "the agent exits with the workload's 5", rc)
+        m = h.api.machine(mid)
+        check(m["state"] == "exited" and m["boot"]["exit"]["code"] == 5, "the machine is exited with code 5", m)
+        check(m["boot"].get("ready") is None, "the boot never became ready", m)
+        log("exit before ready OK: %s" % doc)
+
+
+def case_agent_killed():
+    with Harness("wait-killed") as h:
+        mid = "victim"
+        h.register(mid)
+        t0, api_waiter, cli = start_waiters(h, mid)
+        agent = h.start_service(mid, h.path("notify.sock"))
+        h.wait_connected(mid)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        doc = finish_waiters(h, mid, t0, api_waiter, cli, "disconnected")
+        m = h.api.machine(mid)
+        check(m["state"] == "disconnected" and m["connected"] is False, "the machine is disconnected", m)
+        log("agent killed OK: %s" % doc)
+
+
+def main(case):
+    {"no-agent": case_no_agent, "exit-before-ready": case_exit_before_ready,
+     "agent-killed": case_agent_killed}[case]()
+
+
+if __name__ == "__main__":
+    run_test(main, sys.argv[1])

@@ -1,0 +1,466 @@
+# SPDX-License-Identifier: MIT
+"""Shared helpers for tether's integration tests and benchmarks (python3 stdlib only).
+
+A test builds a `Harness` (context manager): it creates a private temp dir under /tmp, starts tetherd there
+(--no-vsock, its own state dir and API socket), and kills every child it started when the block ends, even
+on failure. Binary paths come from the environment: TETHERD, TETHER_AGENT, TETHER_CLI (meson sets them);
+TETHER_AGENT_OVERRIDE wins over TETHER_AGENT (e.g. the ASan build reusing the static agent of a normal
+build). A missing binary makes the test exit 77 (meson's "skipped") unless TETHER_REQUIRE_BINARIES=1.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+DEFAULT_PORT = 4817
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, what, *details):
+    """Asserts a behaviour; the message says what was expected and shows what was seen."""
+    if not cond:
+        msg = "FAILED: " + what
+        for d in details:
+            msg += "\n    " + (d if isinstance(d, str) else json.dumps(d, default=str)[:4000])
+        raise TestFailure(msg)
+
+
+def log(*args):
+    print("[%8.3f]" % (time.monotonic() - _T0), *args, flush=True)
+
+
+_T0 = time.monotonic()
+
+
+def boottime_ns():
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+def binary(env_name, required=True):
+    path = os.environ.get(env_name + "_OVERRIDE") or os.environ.get(env_name)
+    if path and os.access(path, os.X_OK):
+        return path
+    if not required:
+        return None
+    msg = "%s not set or not executable (%r)" % (env_name, path)
+    if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
+        raise TestFailure(msg)
+    print("SKIP: " + msg, flush=True)
+    sys.exit(SKIP)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTTP over a Unix socket
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class Api:
+    """Minimal client of tetherd's HTTP API (docs/api.md)."""
+
+    def __init__(self, socket_path):
+        self.socket_path = socket_path
+
+    def request(self, method, path, body=None, timeout=30):
+        """Returns (status, decoded JSON or None, raw body bytes)."""
+        conn = UnixHTTPConnection(self.socket_path, timeout=timeout)
+        try:
+            headers = {}
+            data = None
+            if body is not None:
+                data = json.dumps(body).encode()
+                headers["Content-Type"] = "application/json"
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            doc = None
+            if raw:
+                try:
+                    doc = json.loads(raw)
+                except ValueError:
+                    doc = None
+            return resp.status, doc, raw
+        finally:
+            conn.close()
+
+    def get(self, path, timeout=30):
+        return self.request("GET", path, timeout=timeout)
+
+    def get_ok(self, path, timeout=30):
+        status, doc, raw = self.get(path, timeout=timeout)
+        check(status == 200, "GET %s answers 200" % path, "status %d body %r" % (status, raw[:2000]))
+        return doc
+
+    def ndjson(self, path, timeout=30):
+        """Non-follow NDJSON request: returns the list of decoded objects."""
+        status, _, raw = self.request("GET", path, timeout=timeout)
+        check(status == 200, "GET %s answers 200" % path, "status %d body %r" % (status, raw[:2000]))
+        out = []
+        for line in raw.split(b"\n"):
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+    def stream(self, path, timeout=60):
+        """Follow NDJSON: yields decoded objects as they arrive until the server ends the response."""
+        conn = UnixHTTPConnection(self.socket_path, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            check(resp.status == 200, "GET %s answers 200" % path, "status %d" % resp.status)
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
+
+    def register(self, machine_id, uds_path=None, cid=None, expect=201, **extra):
+        body = {"machine_id": machine_id}
+        if uds_path is not None:
+            body["uds_path"] = uds_path
+        if cid is not None:
+            body["cid"] = cid
+        body.update(extra)
+        status, doc, raw = self.request("POST", "/v1/machines", body)
+        check(status == expect, "registering %s answers %d" % (machine_id, expect),
+              "status %d body %r" % (status, raw[:2000]))
+        return doc
+
+    def machine(self, machine_id):
+        return self.get_ok("/v1/machines/%s" % machine_id)
+
+    def spans(self, machine_id):
+        return self.get_ok("/v1/machines/%s/spans" % machine_id)
+
+    def logs(self, machine_id, stream=None, extra=""):
+        q = "/v1/machines/%s/logs" % machine_id
+        params = []
+        if stream:
+            params.append("stream=" + stream)
+        if extra:
+            params.append(extra)
+        if params:
+            q += "?" + "&".join(params)
+        return self.ndjson(q)
+
+    def events(self, machine_id=None):
+        q = "/v1/events"
+        if machine_id:
+            q += "?machine_id=" + machine_id
+        return self.ndjson(q)
+
+    def ready(self, machine_id, timeout_s):
+        return self.get("/v1/machines/%s/ready?timeout=%s" % (machine_id, timeout_s), timeout=timeout_s + 30)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Process harness
+
+class Harness:
+    """Temp dir + tetherd + every child process; everything is killed in __exit__."""
+
+    def __init__(self, name, start=True, tetherd_args=(), keep_env="TETHER_KEEP_TMP"):
+        self.name = name
+        self.tetherd_bin = binary("TETHERD")
+        self.agent_bin = None
+        self.cli_bin = None
+        self.tetherd_args = list(tetherd_args)
+        self.dir = tempfile.mkdtemp(prefix="tether-%s-" % name, dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.api_socket = os.path.join(self.dir, "api.sock")
+        self.api = Api(self.api_socket)
+        self.children = []
+        self.tetherd = None
+        self.tetherd_starts = 0
+        self._start = start
+        self._keep = os.environ.get(keep_env) == "1"
+
+    # -- lifecycle --
+    def __enter__(self):
+        try:
+            if self._start:
+                self.start_tetherd()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        for p in reversed(self.children):
+            kill_tree(p)
+        failed = exc_type is not None and exc_type not in (SystemExit,)
+        if failed:
+            if isinstance(exc, TestFailure) and not getattr(exc, "printed", False):
+                print(str(exc), flush=True)
+                exc.printed = True
+            self.dump_logs()
+        if not self._keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            log("kept", self.dir)
+        return False
+
+    def dump_logs(self, tail=60):
+        for fn in sorted(os.listdir(self.dir)):
+            if not fn.endswith(".log"):
+                continue
+            path = os.path.join(self.dir, fn)
+            try:
+                with open(path, "rb") as f:
+                    lines = f.read().decode(errors="replace").splitlines()
+            except OSError:
+                continue
+            print("----- %s (last %d of %d lines) -----" % (fn, min(tail, len(lines)), len(lines)))
+            for line in lines[-tail:]:
+                print("  " + line[:400])
+        sys.stdout.flush()
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def spawn(self, argv, log_name, stdin=subprocess.DEVNULL, stdout=None, env=None, **kw):
+        """Starts a child in its own process group, stderr (and stdout unless given) to DIR/log_name."""
+        logf = open(self.path(log_name), "ab")
+        p = subprocess.Popen(argv, stdin=stdin, stdout=stdout if stdout is not None else logf, stderr=logf,
+                             start_new_session=True, env=env, **kw)
+        logf.close()
+        self.children.append(p)
+        return p
+
+    # -- tetherd --
+    def tetherd_argv(self):
+        return [self.tetherd_bin, "--no-vsock", "--state-dir", self.state_dir, "--api-socket", self.api_socket,
+                "--node-id", "itest-node", "--log-level", "debug"] + self.tetherd_args
+
+    def start_tetherd(self, timeout=20):
+        self.tetherd_starts += 1
+        self.tetherd = self.spawn(self.tetherd_argv(), "tetherd.log")
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            check(self.tetherd.poll() is None, "tetherd keeps running after start",
+                  "exited with %s" % self.tetherd.returncode)
+            if os.path.exists(self.api_socket):
+                try:
+                    status, doc, _ = self.api.get("/healthz", timeout=5)
+                    if status == 200:
+                        return self.tetherd
+                    last = status
+                except OSError as e:
+                    last = e
+            time.sleep(0.02)
+        raise TestFailure("tetherd did not answer /healthz within %d s (last: %r)" % (timeout, last))
+
+    def kill_tetherd(self, sig=signal.SIGKILL):
+        p = self.tetherd
+        p.send_signal(sig)
+        p.wait(timeout=20)
+        self.children.remove(p)
+        self.tetherd = None
+        return p.returncode
+
+    def assert_tetherd_alive(self):
+        check(self.tetherd is not None and self.tetherd.poll() is None, "tetherd is still running",
+              "returncode %r" % (self.tetherd.returncode if self.tetherd else None))
+        status, doc, raw = self.api.get("/healthz", timeout=10)
+        check(status == 200 and doc and doc.get("status") == "ok", "tetherd answers /healthz",
+              "status %d body %r" % (status, raw))
+
+    # -- machines --
+    def uds_base(self, machine_id):
+        return self.path("vm-%s.vsock" % machine_id)
+
+    def guest_socket(self, machine_id, port=DEFAULT_PORT):
+        return "%s_%d" % (self.uds_base(machine_id), port)
+
+    def register(self, machine_id, **extra):
+        return self.api.register(machine_id, uds_path=self.uds_base(machine_id), **extra)
+
+    def wait_machine(self, machine_id, pred, what, timeout=30, interval=0.05):
+        deadline = time.monotonic() + timeout
+        m = None
+        while time.monotonic() < deadline:
+            status, m, _ = self.api.get("/v1/machines/%s" % machine_id)
+            if status == 200 and pred(m):
+                return m
+            time.sleep(interval)
+        raise TestFailure("FAILED: %s within %d s; machine is:\n    %s" % (what, timeout, json.dumps(m)[:4000]))
+
+    def wait_exited(self, machine_id, timeout=60):
+        return self.wait_machine(machine_id, lambda m: (m.get("boot") or {}).get("exit") is not None,
+                                 "machine %s reports its exit" % machine_id, timeout)
+
+    def wait_connected(self, machine_id, timeout=30):
+        return self.wait_machine(machine_id, lambda m: m.get("connected") is True and m.get("boot"),
+                                 "machine %s has a connected agent" % machine_id, timeout)
+
+    # -- agent --
+    def agent(self):
+        if not self.agent_bin:
+            self.agent_bin = binary("TETHER_AGENT")
+        return self.agent_bin
+
+    def init_argv(self, machine_id, command, ready=None, extra=(), notify_socket=None):
+        """argv running the agent as PID 1 of a new pid+mount namespace, workload = command (a list)."""
+        argv = ["unshare", "--pid", "--mount", "--fork", "--kill-child", self.agent(), "--mode=init",
+                "--shutdown=exit", "--transport=unix:" + self.guest_socket(machine_id), "--no-kmsg"]
+        if ready:
+            argv.append("--ready=" + ready)
+        if notify_socket:
+            argv.append("--notify-socket=" + notify_socket)
+        argv += list(extra)
+        argv.append("--")
+        argv += list(command)
+        return argv
+
+    def start_init(self, machine_id, command, ready=None, extra=(), notify_socket=None, env=None):
+        e = dict(os.environ if env is None else env)
+        e["TETHER_AGENT"] = self.agent()
+        return self.spawn(self.init_argv(machine_id, command, ready, extra, notify_socket),
+                          "agent-%s.log" % machine_id, env=e)
+
+    def start_init_shell(self, machine_id, script, **kw):
+        return self.start_init(machine_id, ["/bin/sh", "-c", script], **kw)
+
+    def start_service(self, machine_id, notify_socket, extra=(), command=None):
+        argv = [self.agent(), "--mode=service", "--transport=unix:" + self.guest_socket(machine_id),
+                "--notify-socket=" + notify_socket] + list(extra)
+        if command:
+            argv += ["--"] + list(command)
+        return self.spawn(argv, "agent-%s.log" % machine_id)
+
+    # -- CLI --
+    def cli(self, *args, timeout=120, check_rc=None, json_out=False):
+        if not self.cli_bin:
+            self.cli_bin = binary("TETHER_CLI")
+        argv = [self.cli_bin, "--socket", self.api_socket]
+        if json_out:
+            argv.append("--json")
+        argv += list(args)
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+        out = p.stdout.decode(errors="replace")
+        err = p.stderr.decode(errors="replace")
+        if check_rc is not None:
+            check(p.returncode == check_rc, "`tether %s` exits %d" % (" ".join(args), check_rc),
+                  "exit %d" % p.returncode, "stdout: " + out[:3000], "stderr: " + err[:3000])
+        return p.returncode, out, err
+
+    def cli_argv(self, *args):
+        if not self.cli_bin:
+            self.cli_bin = binary("TETHER_CLI")
+        return [self.cli_bin, "--socket", self.api_socket] + list(args)
+
+
+def kill_tree(p):
+    """SIGKILLs the process group of a child started with start_new_session, then reaps it."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            p.kill()
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def wait_proc(p, timeout, what):
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("FAILED: %s within %d s (still running)" % (what, timeout))
+
+
+def root_span(spans_doc):
+    spans = spans_doc.get("spans") or []
+    check(len(spans) > 0, "the spans API returns spans", spans_doc)
+    return spans[0]
+
+
+def milestone_events(spans_doc):
+    """(name, time_unix_ns) of the root span's events, which are the boot's milestones."""
+    return [(e.get("name"), e.get("time_unix_ns")) for e in root_span(spans_doc).get("events") or []]
+
+
+def log_lines(objs, stream):
+    """Line texts of one stream from logs NDJSON objects (dropped markers excluded)."""
+    return [o["line"].rstrip("\n") for o in objs if "line" in o and o.get("stream") == stream]
+
+
+def free_tcp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_test(fn, *args):
+    """Entry point of a test script: prints PASS/FAIL and exits 0/1 (77 to skip)."""
+    try:
+        fn(*args)
+    except TestFailure as e:
+        if not getattr(e, "printed", False):
+            print(str(e), flush=True)
+        print("FAIL", flush=True)
+        sys.exit(1)
+    except subprocess.TimeoutExpired as e:
+        print("FAILED: command timed out: %s" % e, flush=True)
+        sys.exit(1)
+    print("PASS", flush=True)
+    sys.exit(0)
+
+
+class Thread(threading.Thread):
+    """A thread that keeps its target's result or exception for the joiner."""
+
+    def __init__(self, target, *args):
+        super().__init__(daemon=True)
+        self._target_fn = target
+        self._args = args
+        self.result = None
+        self.error = None
+        self.done_at = None
+
+    def run(self):
+        try:
+            self.result = self._target_fn(*self._args)
+        except BaseException as e:  # reported by join_result
+            self.error = e
+        self.done_at = time.monotonic()
+
+    def join_result(self, timeout):
+        self.join(timeout)
+        if self.is_alive():
+            raise TestFailure("FAILED: background call did not finish within %d s" % timeout)
+        if self.error:
+            raise self.error
+        return self.result
