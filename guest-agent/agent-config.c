@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "format.h"
 #include "macro.h"
 #include "strv.h"
 
@@ -20,7 +21,7 @@ static int config_error(ConfigError *err, const char *format, ...) {
         if (err) {
                 va_list ap;
                 va_start(ap, format);
-                vsnprintf(err->text, sizeof(err->text), format, ap);
+                vformat(err->text, sizeof(err->text), format, ap);
                 va_end(ap);
         }
         return -EINVAL;
@@ -454,7 +455,7 @@ int config_parse_file(AgentConfig *c, const char *text, const char *filename, Co
                 strip_quotes(value);
 
                 char name[128];
-                snprintf(name, sizeof(name), "%s:%u: %s", filename, line_no, s);
+                format(name, sizeof(name), "%s:%u: %s", filename, line_no, s);
                 int r = config_set(c, s, value, name, err);
                 if (r < 0)
                         return r;
@@ -646,7 +647,7 @@ int config_load(AgentConfig *c, const ConfigArgs *args, const char *file_text, c
         if (args) {
                 for (size_t i = 0; args->keys && args->keys[i]; i++) {
                         char name[80];
-                        snprintf(name, sizeof(name), "--%s", args->keys[i]);
+                        format(name, sizeof(name), "--%s", args->keys[i]);
                         for (char *s = name + 2; *s; s++)
                                 if (*s == '_')
                                         *s = '-';

@@ -6,7 +6,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -17,6 +16,7 @@
 
 #include "config.h"
 #include "fileio.h"
+#include "format.h"
 #include "kmsg.h"
 #include "linebuf.h"
 #include "log.h"
@@ -37,6 +37,8 @@ extern char **environ;
 #define OOM_GRACE_NS (50 * NSEC_PER_MSEC)
 #define READ_BUFFER_SIZE (NOTIFY_DATAGRAM_MAX + 1)
 #define OUTPUT_READ_BUDGET (64u * 1024u)
+/* After the workload's death: a grandchild holding the pipe could write forever. */
+#define OUTPUT_FINAL_READ_BUDGET (1024u * 1024u)
 #define KMSG_RECORDS_PER_WAKEUP 256u
 #define NOTIFY_DATAGRAMS_PER_WAKEUP 64u
 #define MAX_USER_MILESTONES 1024u
@@ -71,6 +73,8 @@ struct Agent {
         char *read_buf;
 
         pid_t workload_pid;
+        uint64_t start_monotonic;          /* kmsg stamps with CLOCK_MONOTONIC */
+        uint64_t workload_start_monotonic;
         bool workload_alive;
         int workload_exec_errno;
         int workload_status;
@@ -190,12 +194,12 @@ static void kmsg_read(Agent *a, uint64_t now) {
                 }
 
                 if (lost > 0) {
-                        int n = snprintf(line, sizeof(line), "tether-agent: %" PRIu64 " kernel log records lost\n",
+                        int n = format(line, sizeof(line), "tether-agent: %" PRIu64 " kernel log records lost\n",
                                          lost);
                         (void) linebuf_feed(&a->kmsg_lines, line, (size_t) n, emit_kmsg, a);
                 }
 
-                int n = snprintf(line, sizeof(line), "[%5" PRIu64 ".%06" PRIu64 "] ", rec.usec / USEC_PER_SEC,
+                int n = format(line, sizeof(line), "[%5" PRIu64 ".%06" PRIu64 "] ", rec.usec / USEC_PER_SEC,
                                  rec.usec % USEC_PER_SEC);
                 size_t len = (size_t) n + kmsg_unescape(rec.message, rec.message_len, line + n,
                                                         sizeof(line) - (size_t) n - 1);
@@ -206,13 +210,17 @@ static void kmsg_read(Agent *a, uint64_t now) {
                 char comm[KMSG_COMM_MAX];
                 if (kmsg_parse_oom(rec.message, rec.message_len, &pid, comm)) {
                         char pid_str[16];
-                        snprintf(pid_str, sizeof(pid_str), "%d", (int) pid);
+                        format(pid_str, sizeof(pid_str), "%d", (int) pid);
                         uint64_t t = MIN(rec.usec * NSEC_PER_USEC + boot_offset, now);
                         (void) linebuf_flush_all(&a->kmsg_lines, emit_kmsg, a);
                         milestone(a, "oom.kill", t, (const char *const[]) { "pid", pid_str, "comm", comm, NULL });
-                        if (a->workload_pid > 0 && pid == a->workload_pid)
+                        /* Older lines (replayed history) may name an earlier process with a reused pid. */
+                        if (a->workload_pid > 0 && pid == a->workload_pid &&
+                            rec.usec * NSEC_PER_USEC >= a->workload_start_monotonic)
                                 a->workload_oom = true;
-                        log_warning("the OOM killer killed process %d (%s)", (int) pid, comm);
+                        bool recent = rec.usec * NSEC_PER_USEC >= a->start_monotonic;
+                        log_internal(recent ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG, 0,
+                                     "the OOM killer killed process %d (%s)", (int) pid, comm);
                 }
         }
         (void) linebuf_flush_all(&a->kmsg_lines, emit_kmsg, a);
@@ -280,9 +288,9 @@ static void begin_finish(Agent *a, uint64_t now) {
         ReplayStats rs;
         replay_get_stats(a->replay, &rs);
         char dropped[24], lost[24], errors[24];
-        snprintf(dropped, sizeof(dropped), "%" PRIu64, rs.dropped_records);
-        snprintf(lost, sizeof(lost), "%" PRIu64, a->kmsg.lost);
-        snprintf(errors, sizeof(errors), "%" PRIu64, a->record_errors);
+        format(dropped, sizeof(dropped), "%" PRIu64, rs.dropped_records);
+        format(lost, sizeof(lost), "%" PRIu64, a->kmsg.lost);
+        format(errors, sizeof(errors), "%" PRIu64, a->record_errors);
         milestone(a, "shutdown", now,
                   (const char *const[]) { "logs_dropped", dropped, "kmsg_lost", lost, "record_errors", errors, NULL });
 
@@ -318,21 +326,21 @@ static void finalize_exit(Agent *a, uint64_t now) {
 
         if (a->workload_exec_errno != 0) {
                 code = exec_errno_to_exit_code(a->workload_exec_errno);
-                snprintf(reason, sizeof(reason), "exec failed: %s", strerror(a->workload_exec_errno));
+                format(reason, sizeof(reason), "exec failed: %s", strerror(a->workload_exec_errno));
         } else {
                 code = wait_status_to_exit_code(a->workload_status, &sig);
                 if (a->workload_oom)
-                        snprintf(reason, sizeof(reason), "killed by the OOM killer");
+                        format(reason, sizeof(reason), "killed by the OOM killer");
                 else if (sig)
-                        snprintf(reason, sizeof(reason), "killed by %s (%d)", signal_name(sig), sig);
+                        format(reason, sizeof(reason), "killed by %s (%d)", signal_name(sig), sig);
                 else
-                        snprintf(reason, sizeof(reason), "exited with status %d", code);
+                        format(reason, sizeof(reason), "exited with status %d", code);
         }
         a->exit_code = code;
 
         char code_str[16], sig_str[16];
-        snprintf(code_str, sizeof(code_str), "%d", code);
-        snprintf(sig_str, sizeof(sig_str), "%d", sig);
+        format(code_str, sizeof(code_str), "%d", code);
+        format(sig_str, sizeof(sig_str), "%d", sig);
         milestone(a, "workload.exit", now,
                   (const char *const[]) { "code", code_str, "signal", sig_str, "oom_killed",
                                           a->workload_oom ? "true" : "false", NULL });
@@ -349,13 +357,14 @@ static void workload_exited(Agent *a, int status, uint64_t now) {
          * is there, no more. */
         for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
                 OutputStream *o = &a->out[i];
-                output_read(a, o, SIZE_MAX, now);
+                output_read(a, o, OUTPUT_FINAL_READ_BUDGET, now);
                 (void) linebuf_flush_all(&o->lines, emit_output, o);
                 o->idle_deadline = UINT64_MAX;
         }
 
         if (a->kmsg.fd >= 0)
                 kmsg_read(a, now);
+        now = now_boottime(); /* the Exit comes after the output just drained, in time as in seq */
         if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && a->kmsg.fd >= 0 && !a->workload_oom &&
             a->workload_exec_errno == 0) {
                 a->phase = PHASE_EXIT_GRACE;
@@ -365,7 +374,7 @@ static void workload_exited(Agent *a, int status, uint64_t now) {
         finalize_exit(a, now);
 }
 
-static void probe_satisfied(Agent *a, int index) {
+static void probe_satisfied(Agent *a, size_t index) {
         const ProbeSpec *s = &a->config->probes[index];
         set_ready(a, probe_kind_to_source(s->kind), s->spec);
 }
@@ -378,11 +387,11 @@ static void reap_children(Agent *a, uint64_t now) {
                         return;
 
                 if (a->prober) {
-                        bool ours;
-                        int i = prober_child_exited(a->prober, pid, status, &ours);
-                        if (i >= 0)
+                        size_t i;
+                        int r = prober_child_exited(a->prober, pid, status, &i);
+                        if (r > 0)
                                 probe_satisfied(a, i);
-                        if (ours)
+                        if (r >= 0)
                                 continue;
                 }
                 if (pid == a->workload_pid && a->workload_alive)
@@ -430,7 +439,7 @@ static void on_welcome(const char *traceparent, void *userdata) {
 
         if (a->config->traceparent_file) {
                 char buf[TRACEPARENT_STRLEN + 2];
-                int n = snprintf(buf, sizeof(buf), "%s\n", traceparent);
+                int n = format(buf, sizeof(buf), "%s\n", traceparent);
                 int r = write_file_atomic(a->config->traceparent_file, buf, (size_t) n, 0644);
                 if (r < 0)
                         log_warning_errno(r, "Failed to write %s: %m", a->config->traceparent_file);
@@ -474,7 +483,7 @@ static char *read_boot_id(void) {
         hex_encode(b, sizeof(b), hex);
         id = malloc(37);
         if (id)
-                snprintf(id, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+                format(id, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
         return id;
 }
 
@@ -509,23 +518,20 @@ static void start_workload(Agent *a) {
         size_t n = 0;
         int r;
 
-        if (asprintf(&notify_env, "NOTIFY_SOCKET=%s", a->config->notify_socket) < 0) {
-                notify_env = NULL;
+        if (!(notify_env = format_alloc("NOTIFY_SOCKET=%s", a->config->notify_socket)))
                 goto oom;
-        }
         overrides[n++] = notify_env;
         /* Only if the host answered already: the workload never waits for the host. */
         if (a->traceparent) {
-                if (asprintf(&tp_env, "TRACEPARENT=%s", a->traceparent) < 0) {
-                        tp_env = NULL;
+                if (!(tp_env = format_alloc("TRACEPARENT=%s", a->traceparent)))
                         goto oom;
-                }
                 overrides[n++] = tp_env;
         }
         if (env_override(environ, overrides, &envp) < 0)
                 goto oom;
 
         Workload w;
+        a->workload_start_monotonic = now_ns(CLOCK_MONOTONIC);
         r = workload_spawn(argv, envp, &w);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the workload %s: %m", argv[0]);
@@ -547,7 +553,7 @@ static void start_workload(Agent *a) {
         }
 
         char pid_str[16];
-        snprintf(pid_str, sizeof(pid_str), "%d", (int) w.pid);
+        format(pid_str, sizeof(pid_str), "%d", (int) w.pid);
         milestone(a, "workload.exec", now_boottime(),
                   (const char *const[]) { "pid", pid_str, "command", argv[0], NULL });
         log_debug("started %s as pid %d", argv[0], (int) w.pid);
@@ -587,13 +593,11 @@ static uint64_t next_deadline(const Agent *a) {
 static void handle_timers(Agent *a, uint64_t now) {
         transport_handle_timers(a->transport, now);
 
-        if (a->prober) {
-                int i = prober_handle_timers(a->prober, now);
-                if (i >= 0)
-                        probe_satisfied(a, i);
-        }
+        size_t i;
+        if (a->prober && prober_handle_timers(a->prober, now, &i) > 0)
+                probe_satisfied(a, i);
 
-        for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
+        for (i = 0; i < ELEMENTSOF(a->out); i++) {
                 OutputStream *o = &a->out[i];
                 if (now >= o->idle_deadline) {
                         (void) linebuf_flush_all(&o->lines, emit_output, o);
@@ -604,7 +608,7 @@ static void handle_timers(Agent *a, uint64_t now) {
         if (a->phase == PHASE_EXIT_GRACE && now >= a->grace_deadline) {
                 if (a->kmsg.fd >= 0)
                         kmsg_read(a, now);
-                finalize_exit(a, now);
+                finalize_exit(a, now_boottime());
         }
 }
 
@@ -682,8 +686,8 @@ static int run_loop(Agent *a) {
                         }
                         case POLL_PROBE:
                                 if (a->prober) {
-                                        int k = prober_handle_pollfd(a->prober, &fds[i], now);
-                                        if (k >= 0)
+                                        size_t k;
+                                        if (prober_handle_pollfd(a->prober, &fds[i], now, &k) > 0)
                                                 probe_satisfied(a, k);
                                 }
                                 break;
@@ -720,6 +724,7 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 .notify_fd = -1,
                 .console_fd = -1,
                 .kmsg = { .fd = -1 },
+                .start_monotonic = now_ns(CLOCK_MONOTONIC),
         };
         int r;
 
@@ -727,7 +732,8 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 a.out[i] = (OutputStream) {
                         .agent = &a,
                         .fd = -1,
-                        .stream = i == 0 ? TETHER__LOG_STREAM__LOG_STREAM_STDOUT : TETHER__LOG_STREAM__LOG_STREAM_STDERR,
+                        .stream = i == 0 ? TETHER__LOG_STREAM__LOG_STREAM_STDOUT
+                                         : TETHER__LOG_STREAM__LOG_STREAM_STDERR,
                         .idle_deadline = UINT64_MAX,
                 };
                 linebuf_init(&a.out[i].lines, RECORD_MAX_LOG_DATA);
@@ -757,7 +763,7 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                   (const char *const[]) { "mode", mode, "agent_version", TETHER_VERSION, NULL });
         if (times->mounts_done_ns > 0) {
                 char failures[16];
-                snprintf(failures, sizeof(failures), "%u", times->mount_failures);
+                format(failures, sizeof(failures), "%u", times->mount_failures);
                 milestone(&a, "mounts.done", times->mounts_done_ns,
                           (const char *const[]) { "failures", failures, NULL });
         }

@@ -3,12 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "format.h"
 #include "macro.h"
 
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len) {
@@ -116,7 +116,7 @@ int write_file_atomic(const char *path, const char *data, size_t len, mode_t mod
         _cleanup_free_ char *tmp = malloc(n);
         if (!tmp)
                 return -ENOMEM;
-        snprintf(tmp, n, "%s.tmp%u", path, (unsigned) getpid());
+        format(tmp, n, "%s.tmp%u", path, (unsigned) getpid());
 
         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)

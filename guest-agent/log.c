@@ -3,9 +3,10 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "format.h"
 
 #define LOG_PREFIX "tether-agent: "
 
@@ -34,7 +35,7 @@ int log_internal(int level, int error, const char *format, ...) {
         va_start(ap, format);
         int saved_errno = errno;
         errno = e;
-        int k = vsnprintf(line + n, sizeof(line) - n - 1, format, ap);
+        int k = vformat(line + n, sizeof(line) - n - 1, format, ap);
         errno = saved_errno;
         va_end(ap);
 

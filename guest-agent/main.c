@@ -10,6 +10,7 @@
 #include "agent.h"
 #include "cli.h"
 #include "fileio.h"
+#include "format.h"
 #include "init.h"
 #include "log.h"
 #include "time-util.h"
@@ -70,7 +71,7 @@ int main(int argc, char *argv[]) {
                 if (r == -ENOENT && !args.config_file)
                         r = 0;
                 else if (r < 0)
-                        snprintf(err.text, sizeof(err.text), "cannot read configuration file %s: %s", path,
+                        format(err.text, sizeof(err.text), "cannot read configuration file %s: %s", path,
                                  strerror(-r));
         }
 

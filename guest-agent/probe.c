@@ -145,32 +145,35 @@ static int start_exec(ProbeState *s, uint64_t now, uint64_t timeout_ns) {
         return 0;
 }
 
-static int run_round(Prober *p, uint64_t now) {
+static int run_round(Prober *p, uint64_t now, size_t *ret_index) {
         for (size_t i = 0; i < p->n; i++) {
                 ProbeState *s = &p->probes[i];
+                bool ok = false;
 
                 switch (s->spec->kind) {
                 case PROBE_FILE:
-                        if (access(s->spec->path, F_OK) == 0)
-                                return (int) i;
+                        ok = access(s->spec->path, F_OK) == 0;
                         break;
                 case PROBE_TCP:
                 case PROBE_UNIX:
-                        if (s->fd < 0 && try_connect(s, now, p->timeout_ns) > 0)
-                                return (int) i;
+                        ok = s->fd < 0 && try_connect(s, now, p->timeout_ns) > 0;
                         break;
                 case PROBE_EXEC:
                         if (s->pid == 0)
                                 (void) start_exec(s, now, p->timeout_ns);
                         break;
                 }
+                if (ok) {
+                        *ret_index = i;
+                        return 1;
+                }
         }
-        return -1;
+        return 0;
 }
 
-int prober_handle_timers(Prober *p, uint64_t now) {
+int prober_handle_timers(Prober *p, uint64_t now, size_t *ret_index) {
         if (p->stopped)
-                return -1;
+                return 0;
 
         for (size_t i = 0; i < p->n; i++) {
                 ProbeState *s = &p->probes[i];
@@ -185,9 +188,9 @@ int prober_handle_timers(Prober *p, uint64_t now) {
 
         if (now >= p->next_round) {
                 p->next_round = now + p->interval_ns;
-                return run_round(p, now);
+                return run_round(p, now, ret_index);
         }
-        return -1;
+        return 0;
 }
 
 size_t prober_fill_pollfds(const Prober *p, struct pollfd *fds, size_t max) {
@@ -198,7 +201,7 @@ size_t prober_fill_pollfds(const Prober *p, struct pollfd *fds, size_t max) {
         return n;
 }
 
-int prober_handle_pollfd(Prober *p, const struct pollfd *fd, uint64_t now) {
+int prober_handle_pollfd(Prober *p, const struct pollfd *fd, uint64_t now, size_t *ret_index) {
         for (size_t i = 0; i < p->n; i++) {
                 ProbeState *s = &p->probes[i];
                 if (s->fd < 0 || s->fd != fd->fd || !(fd->revents & (POLLOUT | POLLERR | POLLHUP)))
@@ -210,26 +213,28 @@ int prober_handle_pollfd(Prober *p, const struct pollfd *fd, uint64_t now) {
                         error = errno;
                 s->fd = safe_close(s->fd);
                 s->deadline = UINT64_MAX;
-                return error == 0 ? (int) i : -1;
+                if (error != 0)
+                        return 0;
+                *ret_index = i;
+                return 1;
         }
-        return -1;
+        return 0;
 }
 
-int prober_child_exited(Prober *p, pid_t pid, int status, bool *ret_ours) {
+int prober_child_exited(Prober *p, pid_t pid, int status, size_t *ret_index) {
         for (size_t i = 0; i < p->n; i++) {
                 ProbeState *s = &p->probes[i];
                 if (s->pid != pid)
                         continue;
                 s->pid = 0;
                 s->deadline = UINT64_MAX;
-                *ret_ours = true;
                 /* A command killed at its timeout died of SIGKILL: a failure like any non-zero exit. */
-                if (p->stopped)
-                        return -1;
-                return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? (int) i : -1;
+                if (p->stopped || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        return 0;
+                *ret_index = i;
+                return 1;
         }
-        *ret_ours = false;
-        return -1;
+        return -ESRCH;
 }
 
 uint64_t prober_next_deadline(const Prober *p) {

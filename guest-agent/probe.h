@@ -7,6 +7,7 @@
  * The owner reaps children and hands their statuses to prober_child_exited(). Never logs. */
 
 #include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,11 +30,11 @@ void prober_stop(Prober *p);
 /* Fills fds (at most max) with the sockets to poll. Returns how many. */
 size_t prober_fill_pollfds(const Prober *p, struct pollfd *fds, size_t max);
 
-/* Each returns the index of the spec that succeeded, or -1. */
-int prober_handle_pollfd(Prober *p, const struct pollfd *fd, uint64_t now);
-int prober_handle_timers(Prober *p, uint64_t now);
-/* Returns -1 as well for a pid that is not a probe's; *ret_ours says whether it was. */
-int prober_child_exited(Prober *p, pid_t pid, int status, bool *ret_ours);
+/* Each returns 1 and the index of the spec that succeeded in *ret_index, or 0 when none did (yet). */
+int prober_handle_pollfd(Prober *p, const struct pollfd *fd, uint64_t now, size_t *ret_index);
+int prober_handle_timers(Prober *p, uint64_t now, size_t *ret_index);
+/* The same for a reaped child; -ESRCH when pid is not a probe command's. */
+int prober_child_exited(Prober *p, pid_t pid, int status, size_t *ret_index);
 
 uint64_t prober_next_deadline(const Prober *p);
 

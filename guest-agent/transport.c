@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -13,6 +12,7 @@
 #include <linux/vm_sockets.h>
 
 #include "config.h"
+#include "format.h"
 #include "frame.h"
 #include "log.h"
 #include "time-util.h"
@@ -94,9 +94,9 @@ int transport_new(const TransportConfig *config, Replay *replay, transport_welco
         t->config.hostname = t->hostname;
 
         if (config->kind == TRANSPORT_UNIX)
-                snprintf(t->address, sizeof(t->address), "unix:%s", config->unix_path ?: "");
+                format(t->address, sizeof(t->address), "unix:%s", config->unix_path ?: "");
         else
-                snprintf(t->address, sizeof(t->address), "vsock:%u:%u", config->cid, config->port);
+                format(t->address, sizeof(t->address), "vsock:%u:%u", config->cid, config->port);
 
         if (getrandom(&t->rng, sizeof(t->rng), GRND_NONBLOCK) != sizeof(t->rng))
                 t->rng = now_ns(CLOCK_MONOTONIC) ^ (uint64_t) getpid() << 32;
@@ -326,7 +326,7 @@ static int queue_clock_sample(Transport *t, uint64_t probe_id) {
 static void handle_welcome(Transport *t, const Tether__Welcome *w, uint64_t now) {
         if (w->protocol_version != TETHER_PROTOCOL_VERSION) {
                 char detail[64];
-                snprintf(detail, sizeof(detail), "host speaks version %u", w->protocol_version);
+                format(detail, sizeof(detail), "host speaks version %u", w->protocol_version);
                 protocol_error(t, PROTOCOL_ERROR_VERSION_MISMATCH, detail, now);
                 return;
         }

@@ -33,6 +33,8 @@ static void connection_close(Connection *c, CloseReason reason) {
 static void connection_update_io_events(Connection *c) {
         uint32_t events = c->eof ? 0 : EPOLLIN;
 
+        if (c->closed)
+                return;
         if (out_queue_size(&c->session->out) > 0)
                 events |= EPOLLOUT;
         (void) sd_event_source_set_io_events(c->io, events);
@@ -44,7 +46,8 @@ static bool connection_write(Connection *c) {
         int r = out_queue_flush(&c->session->out, c->fd);
         if (r < 0) {
                 log_debug_errno(r, "Failed to write to %s: %m", c->peer);
-                connection_close(c, CLOSE_IO_ERROR);
+                /* The guest went away: the same as reading EOF, not an I/O problem of tetherd's. */
+                connection_close(c, r == -EPIPE || r == -ECONNRESET ? CLOSE_EOF : CLOSE_IO_ERROR);
                 return false;
         }
         connection_update_io_events(c);

@@ -63,6 +63,14 @@ int registry_add_observer(Registry *r, const RegistryObserver *o) {
         return 0;
 }
 
+void registry_remove_observers(Registry *r, void *userdata) {
+        size_t k = 0;
+        for (size_t i = 0; i < r->n_observers; i++)
+                if (r->observers[i].userdata != userdata)
+                        r->observers[k++] = r->observers[i];
+        r->n_observers = k;
+}
+
 #define NOTIFY(r, cb, ...)                                                      \
         do {                                                                    \
                 for (size_t _i_ = 0; _i_ < (r)->n_observers; _i_++)             \
@@ -125,12 +133,7 @@ fail:
         return k;
 }
 
-void registry_remove_machine(Registry *r, Machine *m) {
-        if (!m)
-                return;
-        registry_emit_event(r, m, "deleted", now_ns(CLOCK_REALTIME), NULL);
-        NOTIFY(r, machine_removed, m);
-
+static void registry_unlink_machine(Registry *r, Machine *m) {
         hashmap_remove(r->by_id, m->id);
         if (m->cid_key)
                 hashmap_remove(r->by_cid, m->cid_key);
@@ -139,6 +142,19 @@ void registry_remove_machine(Registry *r, Machine *m) {
         LIST_REMOVE(machines, r->machines, m);
         r->n_machines--;
         machine_free(m);
+}
+
+void registry_remove_machine(Registry *r, Machine *m) {
+        if (!m)
+                return;
+        registry_emit_event(r, m, "deleted", now_ns(CLOCK_REALTIME), NULL);
+        NOTIFY(r, machine_removed, m);
+        registry_unlink_machine(r, m);
+}
+
+void registry_discard_machine(Registry *r, Machine *m) {
+        if (m)
+                registry_unlink_machine(r, m);
 }
 
 Machine *registry_find(const Registry *r, const char *machine_id) {

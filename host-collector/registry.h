@@ -52,6 +52,8 @@ int registry_new(const RegistryConfig *config, Stats *stats, Registry **ret);
 Registry *registry_free(Registry *r);
 
 int registry_add_observer(Registry *r, const RegistryObserver *o);
+/* Removes every observer registered with this userdata. */
+void registry_remove_observers(Registry *r, void *userdata);
 
 /* Validates and adds a machine (state "registered"). Returns 0; -EINVAL (invalid spec) or -EEXIST (id, CID
  * or uds_path taken) with a static reason in *ret_error; -ENOSPC at max_machines; -ENOMEM. Emits no event:
@@ -61,6 +63,9 @@ int registry_add_machine(Registry *r, const MachineSpec *spec, Machine **ret, co
 /* Emits "deleted", notifies machine_removed observers and frees the machine. The caller has closed its
  * connection and listener. */
 void registry_remove_machine(Registry *r, Machine *m);
+
+/* Removes and frees a machine that was never announced (a registration rolled back): no event, no observers. */
+void registry_discard_machine(Registry *r, Machine *m);
 
 Machine *registry_find(const Registry *r, const char *machine_id);
 Machine *registry_find_by_cid(const Registry *r, uint32_t cid);

@@ -283,17 +283,19 @@ static int print_stream_line(const char *line, size_t len, void *userdata) {
         }
 
         j = json_loadb(line, len, 0, NULL);
-        if (j)
-                r = p->events ? format_event_line(j, p->ctx->ascii, &text) : format_log_record(j, &p->log_format, &text);
-        else
+        if (!j)
                 r = -EBADMSG;
+        else if (p->events)
+                r = format_event_line(j, p->ctx->ascii, &text);
+        else
+                r = format_log_record(j, &p->log_format, &text);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
                 /* Tell once; a newer tetherd may send records this CLI does not know yet. */
                 if (p->malformed++ == 0)
-                        log_error("skipping a record from tetherd that is not understood: %.*s", (int) MIN(len, (size_t) 200),
-                                  line);
+                        log_error("skipping a record from tetherd that is not understood: %.*s",
+                                  (int) MIN(len, (size_t) 200), line);
                 return 0;
         }
 
@@ -325,14 +327,21 @@ static int run_stream(const CliContext *ctx, const char *path, StreamPrinter *pr
         return finish_output();
 }
 
+/* Appends "?name=value", or "&name=value" if path has a query already. value must be URL-safe (validated). */
+static int append_query(char **path, const char *name, const char *value) {
+        char *p = str_printf("%s%c%s=%s", *path, strchr(*path, '?') ? '&' : '?', name, value);
+        if (!p)
+                return -ENOMEM;
+        free(*path);
+        *path = p;
+        return 0;
+}
+
 static int cmd_logs(const CliContext *ctx, const CliArgs *args) {
         _cleanup_free_ char *what = str_printf("cannot get the logs of %s", args->machine_id);
-        _cleanup_free_ char *path = str_printf("/v1/machines/%s/logs%s%s%s%s", args->machine_id,
-                                               args->follow || args->streams ? "?" : "",
-                                               args->follow ? "follow=1" : "",
-                                               args->follow && args->streams ? "&stream=" : args->streams ? "stream=" : "",
-                                               args->streams ?: "");
-        if (!what || !path)
+        _cleanup_free_ char *path = str_printf("/v1/machines/%s/logs", args->machine_id);
+        if (!what || !path || (args->follow && append_query(&path, "follow", "1") < 0) ||
+            (args->streams && append_query(&path, "stream", args->streams) < 0))
                 return log_error_errno(-ENOMEM, "out of memory");
 
         StreamPrinter printer = {
@@ -348,13 +357,9 @@ static int cmd_logs(const CliContext *ctx, const CliArgs *args) {
 }
 
 static int cmd_events(const CliContext *ctx, const CliArgs *args) {
-        _cleanup_free_ char *path = str_printf("/v1/events%s%s%s%s", args->follow || args->machine_filter ? "?" : "",
-                                               args->follow ? "follow=1" : "",
-                                               args->follow && args->machine_filter ? "&machine_id="
-                                               : args->machine_filter               ? "machine_id="
-                                                                                    : "",
-                                               args->machine_filter ?: "");
-        if (!path)
+        _cleanup_free_ char *path = strdup("/v1/events");
+        if (!path || (args->follow && append_query(&path, "follow", "1") < 0) ||
+            (args->machine_filter && append_query(&path, "machine_id", args->machine_filter) < 0))
                 return log_error_errno(-ENOMEM, "out of memory");
 
         StreamPrinter printer = { .ctx = ctx, .events = true };

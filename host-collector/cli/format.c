@@ -15,7 +15,8 @@
 #include "table.h"
 #include "term.h"
 
-#define DETAIL_KEY_WIDTH 14
+/* Keys of `tether get` take this many columns, then one space, then the value. */
+#define DETAIL_KEY_WIDTH 13
 
 static const char *json_str(const json_t *obj, const char *key) {
         const json_t *v = json_object_get(obj, key);
@@ -133,7 +134,7 @@ int format_machine_table(const json_t *doc, bool ascii, char **ret) {
 
 static void detail(FILE *f, size_t indent, const char *key, const char *value, bool ascii) {
         _cleanup_free_ char *safe = terminal_sanitize(value, false, ascii);
-        fprintf(f, "%*s%-*s%s\n", (int) indent, "", DETAIL_KEY_WIDTH - (int) indent, key, safe ?: "?");
+        fprintf(f, "%*s%-*s %s\n", (int) indent, "", DETAIL_KEY_WIDTH - (int) indent, key, safe ?: "?");
 }
 
 static void detailf(FILE *f, size_t indent, const char *key, bool ascii, const char *fmt, ...) _printf_(5, 6);
@@ -171,7 +172,7 @@ static void format_boot(FILE *f, const json_t *boot, bool ascii) {
         if (nonempty(json_str(boot, "agent_version")))
                 detailf(f, 2, "agent", ascii, "%s (%s mode)", json_str(boot, "agent_version"),
                         json_str(boot, "agent_mode") ?: "?");
-        detail_time(f, 2, "kernel start", boot, "kernel_start_unix_ns", ascii);
+        detail_time(f, 2, "started", boot, "kernel_start_unix_ns", ascii);
         if (json_u64(boot, "clock_error_ns", &v))
                 detailf(f, 2, "clock error", ascii, "%s%s", ascii ? "+/-" : "\u00b1", format_duration(v, ascii, d1));
 

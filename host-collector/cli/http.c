@@ -40,7 +40,7 @@ typedef struct Transfer {
 } Transfer;
 
 int http_client_new(const char *socket_path, const char *base_url, HttpClient **ret) {
-        if (!socket_path == !base_url)
+        if (!socket_path == !base_url || (socket_path && !*socket_path) || (base_url && !*base_url))
                 return -EINVAL;
 
         HttpClient *c = calloc(1, sizeof(HttpClient));

@@ -14,6 +14,8 @@
 
 #define NAME_MIN_WIDTH 6U
 #define INDENT_MAX_DEPTH 10U
+/* Nesting deeper than this (only a broken or hostile trace has it) is shown flat instead of recursing on. */
+#define TREE_MAX_DEPTH 64U
 
 /* U+2588 FULL BLOCK, then U+258F..U+2589: left one-eighth .. seven-eighths blocks. */
 static const char *const full_block = "\u2588";
@@ -78,30 +80,29 @@ int waterfall_bar(uint64_t start, uint64_t end, uint64_t total, unsigned width, 
                 return -ENOMEM;
 
         size_t first = 0, full = 0, eighth = 0;
-        if (width > 0 && end > start) {
+        if (width > 0 && total > 0 && end > start) {
                 uint64_t cells8 = (uint64_t) width * 8;
                 end = MIN(end, total);
                 start = MIN(start, end);
 
-                uint64_t s8 = total > 0 ? (uint64_t) ((unsigned __int128) start * cells8 / total) : 0;
-                uint64_t e8 = total > 0 ? (uint64_t) (((unsigned __int128) end * cells8 + total / 2) / total) : 0;
-
-                first = MIN(s8 / 8, (uint64_t) width - 1);
-                uint64_t len8 = e8 > first * 8 ? e8 - first * 8 : 0;
+                /* Blocks can only be partial on their right side: the start goes to the nearest cell boundary
+                 * (off by at most half a cell), the length is kept to an eighth of a cell. */
+                uint64_t start8 = (uint64_t) (((unsigned __int128) start * cells8 + total / 2) / total);
+                uint64_t len8 = (uint64_t) (((unsigned __int128) (end - start) * cells8 + total / 2) / total);
+                len8 = MAX(len8, (uint64_t) 1); /* the thinnest mark: a real span is never invisible */
+                first = (start8 + 4) / 8;
+                if (first * 8 + len8 > cells8) {
+                        /* Rounding pushed the end past the axis: move left rather than cut the bar. */
+                        len8 = MIN(len8, cells8);
+                        first = (cells8 - len8) / 8;
+                }
 
                 if (ascii) {
-                        full = (len8 + 4) / 8;
-                        full = MAX(full, (size_t) 1);
+                        full = MAX((len8 + 4) / 8, (uint64_t) 1);
+                        full = MIN(full, (size_t) width - first);
                 } else {
                         full = len8 / 8;
                         eighth = len8 % 8;
-                        if (full == 0 && eighth == 0)
-                                eighth = 1; /* the thinnest mark: a real span is never invisible */
-                }
-
-                if (first + full + (eighth ? 1 : 0) > width) {
-                        full = width - first;
-                        eighth = 0;
                 }
         }
 
@@ -133,12 +134,14 @@ static int find_span(const Span *spans, size_t n, const char *id) {
 }
 
 /* Appends i and its descendants (children ordered by start) to order. Spans already placed are skipped, which
- * also breaks parent cycles. */
+ * also breaks parent cycles; below TREE_MAX_DEPTH children are left for the caller to place as roots. */
 static void place_subtree(Span *spans, size_t n, const size_t *by_start, size_t i, size_t depth, size_t *order,
                           size_t *n_order) {
         spans[i].visited = true;
         spans[i].depth = depth;
         order[(*n_order)++] = i;
+        if (depth >= TREE_MAX_DEPTH)
+                return;
 
         for (size_t k = 0; k < n; k++) {
                 size_t j = by_start[k];

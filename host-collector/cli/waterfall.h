@@ -25,6 +25,7 @@ typedef struct WaterfallOptions {
 int waterfall_render(const json_t *doc, const WaterfallOptions *o, char **ret);
 
 /* The bar of a span covering [start, end) ns of a timeline of total ns drawn in width cells: exactly width
- * cells (spaces, full blocks, and a left-aligned eighth block for the fractional end; '#' in ASCII mode). The
- * start snaps down to a cell boundary; a span with end > start never renders empty. Returns 0 or -ENOMEM. */
+ * cells (spaces, full blocks, and a left-aligned eighth block for the fractional end; '#' in ASCII mode, whole
+ * cells). The start goes to the nearest cell boundary, the length is exact to an eighth of a cell; a span with
+ * end > start never renders empty (at least an eighth). Returns 0 or -ENOMEM. */
 int waterfall_bar(uint64_t start, uint64_t end, uint64_t total, unsigned width, bool ascii, char **ret);

@@ -6,6 +6,7 @@
   exit-before-ready  the workload exits before any readiness: 409 state exited, CLI exit 2, answered at once
                      (well before the timeout), for a waiter that was already waiting
   agent-killed       the agent is SIGKILLed before ready: 409 state disconnected, CLI exit 2, at once
+  ready-then-exit    READY=1 then an immediate exit: waiters (before and after the exit) get 200, CLI exit 0
 """
 
 import json
@@ -111,9 +112,34 @@ def case_agent_killed():
         log("agent killed OK: %s" % doc)
 
 
+def case_ready_then_exit():
+    """Ready, then exits at once: the boot did become ready, so waiters get 200, never 'exited before ready'."""
+    with Harness("wait-ready-exit") as h:
+        for i in range(3):
+            mid = "brief-%d" % i
+            h.register(mid)
+            t0, api_waiter, cli = start_waiters(h, mid)
+            agent = h.start_init_shell(mid, '"$TETHER_AGENT" notify READY=1 || exit 90; exit 0')
+            status, doc, raw = api_waiter.join_result(LONG_TIMEOUT + 20)
+            check(status == 200, "a waiter parked before READY=1 gets 200 even if the workload exits right after",
+                  "status %d body %r" % (status, raw))
+            rc = wait_proc(cli, LONG_TIMEOUT + 20, "`tether wait-ready` returns")
+            check(rc == 0, "`tether wait-ready` exits 0 for a machine that became ready", rc,
+                  cli.stdout.read().decode(errors="replace") + cli.stderr.read().decode(errors="replace"))
+            check(wait_proc(agent, 20, "the agent exits") == 0, "the workload exits 0")
+            m = h.wait_exited(mid)
+            check(m["boot"]["ready"] is not None, "the boot records its readiness", m)
+            status, doc, raw = h.api.ready(mid, 5)
+            check(status == 200 and doc.get("ready", {}).get("source") == "notify",
+                  "a long-poll after the exit still answers 200: this boot became ready",
+                  "status %d body %r" % (status, raw))
+            h.cli("wait-ready", mid, "--timeout", "5", check_rc=0)
+        log("ready then exit OK")
+
+
 def main(case):
     {"no-agent": case_no_agent, "exit-before-ready": case_exit_before_ready,
-     "agent-killed": case_agent_killed}[case]()
+     "agent-killed": case_agent_killed, "ready-then-exit": case_ready_then_exit}[case]()
 
 
 if __name__ == "__main__":

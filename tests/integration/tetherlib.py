@@ -442,17 +442,18 @@ def run_test(fn, *args):
 class Thread(threading.Thread):
     """A thread that keeps its target's result or exception for the joiner."""
 
-    def __init__(self, target, *args):
+    def __init__(self, target, *args, **kwargs):
         super().__init__(daemon=True)
         self._target_fn = target
         self._args = args
+        self._kwargs = kwargs
         self.result = None
         self.error = None
         self.done_at = None
 
     def run(self):
         try:
-            self.result = self._target_fn(*self._args)
+            self.result = self._target_fn(*self._args, **self._kwargs)
         except BaseException as e:  # reported by join_result
             self.error = e
         self.done_at = time.monotonic()

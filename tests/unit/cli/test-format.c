@@ -30,7 +30,8 @@ static void test_timestamp(void **state) {
 }
 
 static void test_log_records(void **state) {
-        json_auto_t *out = parse("{\"machine_id\":\"vm-1\",\"seq\":5,\"stream\":\"stdout\",\"line\":\"hello\\tworld\"}");
+        json_auto_t *out = parse("{\"machine_id\":\"vm-1\",\"seq\":5,\"stream\":\"stdout\","
+                                 "\"line\":\"hello\\tworld\"}");
         json_auto_t *err = parse("{\"machine_id\":\"vm-1\",\"seq\":6,\"stream\":\"stderr\",\"line\":\"oops\"}");
         json_auto_t *evil = parse("{\"stream\":\"stdout\",\"line\":\"\\u001b[2J\\u001b]0;title\\u0007done\"}");
         LogFormat both = { .prefix_streams = true };
@@ -121,8 +122,8 @@ static void test_ready_messages(void **state) {
 }
 
 static void test_not_ready_messages(void **state) {
-        json_auto_t *timeout = parse("{\"error\":\"timed out after 30 s waiting for readiness\",\"state\":\"registered\","
-                                     "\"agent_seen\":false}");
+        json_auto_t *timeout = parse("{\"error\":\"timed out after 30 s waiting for readiness\","
+                                     "\"state\":\"registered\",\"agent_seen\":false}");
         json_auto_t *timeout_seen = parse("{\"error\":\"timed out after 2 s waiting for readiness\","
                                           "\"state\":\"booting\",\"agent_seen\":true}");
         json_auto_t *failed = parse("{\"error\":\"machine exited before ready\",\"state\":\"exited\","
@@ -168,9 +169,9 @@ static void test_machine_table(void **state) {
 
         assert_int_equal(format_machine_table(doc, false, &s), 0);
         assert_string_equal(s,
-                            "MACHINE  STATE       TRANSPORT          BOOT       READY  REQUEST\n"
-                            "vm-a     ready       cid:42             3f2c0a1b  1.214s  req-1\n"
-                            "vm-b     registered  uds:/run/fc/b.sock  -             -  -\n");
+                            "MACHINE  STATE       TRANSPORT           BOOT       READY  REQUEST\n"
+                            "vm-a     ready       cid:42              3f2c0a1b  1.214s  req-1\n"
+                            "vm-b     registered  uds:/run/fc/b.sock  -              -  -\n");
         free(s);
 
         json_auto_t *empty = parse("{\"machines\":[]}");
@@ -189,6 +190,7 @@ static void test_machine_details(void **state) {
                 "\"ready_condition\":\"any\",\"registered_unix_ns\":1700000000000000000,\"state\":\"exited\","
                 "\"connected\":false,\"boot\":{\"boot_id\":\"b-1\",\"trace_id\":\"4bf9\",\"kernel_release\":\"6.1\","
                 "\"hostname\":\"g\",\"agent_version\":\"0.1.0\",\"agent_mode\":\"init\",\"clock_error_ns\":120000,"
+                "\"kernel_start_unix_ns\":1700000000500000000,"
                 "\"ready\":null,\"exit\":{\"code\":0,\"signal\":9,\"oom_killed\":true,\"reason\":\"oom\","
                 "\"exit_unix_ns\":0},\"records\":10,\"last_seq\":10,\"log_bytes\":99,\"logs_dropped\":2,"
                 "\"protocol_errors\":1},\"boots\":1}");
@@ -202,8 +204,20 @@ static void test_machine_details(void **state) {
         assert_non_null(strstr(s, "registered    2023-11-14 22:13:20.000\n"));
         assert_non_null(strstr(s, "  clock error \u00b1120.0\u00b5s\n"));
         assert_non_null(strstr(s, "  ready       not yet\n"));
+        assert_non_null(strstr(s, "  started     2023-11-14 22:13:20.500\n"));
+        assert_non_null(strstr(s, "  kernel      6.1 on host g\n"));
+        assert_non_null(strstr(s, "  agent       0.1.0 (init mode)\n"));
         assert_non_null(strstr(s, "  exit        killed by signal 9 (OOM killed): oom\n"));
         assert_non_null(strstr(s, "  dropped     2 log records\n"));
+
+        /* Values line up after the key column, never glued to a long key. */
+        for (const char *line = s; *line; line = strchr(line, '\n') + 1) {
+                size_t len = strcspn(line, "\n");
+                if (len > 13 && line[13] != ' ')
+                        fail_msg("value not after the key column: '%.*s'", (int) len, line);
+                if (len > 14 && line[14] == ' ')
+                        fail_msg("value not at column 14: '%.*s'", (int) len, line);
+        }
         free(s);
 }
 

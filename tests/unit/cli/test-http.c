@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "args.h"
 #include "commands.h"
@@ -94,6 +96,8 @@ static void server_start(FakeServer *s, const char *const *pieces, size_t n_piec
 }
 
 static void server_stop(FakeServer *s) {
+        /* Wakes an accept() that no client came to (a transfer cancelled before connecting). */
+        shutdown(s->listen_fd, SHUT_RDWR);
         pthread_join(s->thread, NULL);
         close(s->listen_fd);
         unlink(s->path);
@@ -254,8 +258,12 @@ static void test_connect_errors(void **state) {
         unlink(path);
         rmdir(dir);
 
-        assert_int_equal(http_client_new(NULL, NULL, &c), -EINVAL);
-        assert_int_equal(http_client_new("/a", "http://b", &c), -EINVAL);
+        HttpClient *none = NULL;
+        assert_int_equal(http_client_new(NULL, NULL, &none), -EINVAL);
+        assert_int_equal(http_client_new("/a", "http://b", &none), -EINVAL);
+        assert_int_equal(http_client_new(NULL, "", &none), -EINVAL);
+        assert_int_equal(http_client_new("", NULL, &none), -EINVAL);
+        assert_null(none);
 }
 
 static void test_timeout(void **state) {
@@ -326,8 +334,9 @@ static void test_wait_ready_exit_codes_end_to_end(void **state) {
                                                           "\"state\":\"registered\",\"agent_seen\":false}"),
                                             request, sizeof(request)),
                          1);
-        assert_int_equal(wait_ready_against(JSON_RESPONSE("409 Conflict", "{\"error\":\"exited before ready\","
-                                                                          "\"state\":\"exited\",\"reason\":\"exit 3\"}"),
+        assert_int_equal(wait_ready_against(JSON_RESPONSE("409 Conflict",
+                                                          "{\"error\":\"exited before ready\","
+                                                          "\"state\":\"exited\",\"reason\":\"exit 3\"}"),
                                             request, sizeof(request)),
                          2);
         assert_int_equal(wait_ready_against(JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}"), request,
@@ -352,6 +361,165 @@ static void test_wait_ready_cannot_connect(void **state) {
         cli_args_done(&args);
 }
 
+static void test_register_body(void **state) {
+        static const char *const pieces[] = {
+                JSON_RESPONSE("201 Created", "{\"machine_id\":\"vm-42\",\"state\":\"registered\"}"),
+        };
+        FakeServer s;
+        server_start(&s, pieces, ELEMENTSOF(pieces), false);
+
+        char *argv[] = { (char *) "tether", (char *) "register", (char *) "vm-42", (char *) "--cid", (char *) "42",
+                         (char *) "--attr", (char *) "zone=eu-1", (char *) "--attr", (char *) "note=a=b",
+                         (char *) "--request-id", (char *) "req-1", (char *) "--service", (char *) "svc",
+                         (char *) "--ready", (char *) "milestone:db.ready", (char *) "--traceparent",
+                         (char *) "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NULL };
+        CliArgs args;
+        assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
+        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
+        CliContext ctx = { .http = c, .ascii = true, .width = 80 };
+        assert_int_equal(cli_run(&ctx, &args), 0);
+        cli_args_done(&args);
+        server_stop(&s);
+
+        assert_non_null(strstr(s.request, "POST /v1/machines HTTP/1.1\r\n"));
+        const char *body = strstr(s.request, "\r\n\r\n");
+        assert_non_null(body);
+        json_auto_t *j = json_loads(body + 4, 0, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "machine_id")), "vm-42");
+        assert_int_equal(json_integer_value(json_object_get(j, "cid")), 42);
+        assert_null(json_object_get(j, "uds_path"));
+        assert_string_equal(json_string_value(json_object_get(j, "request_id")), "req-1");
+        assert_string_equal(json_string_value(json_object_get(j, "service_name")), "svc");
+        assert_string_equal(json_string_value(json_object_get(j, "ready_condition")), "milestone:db.ready");
+        assert_string_equal(json_string_value(json_object_get(j, "traceparent")),
+                            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        json_t *attrs = json_object_get(j, "attributes");
+        assert_int_equal(json_object_size(attrs), 2);
+        assert_string_equal(json_string_value(json_object_get(attrs, "zone")), "eu-1");
+        assert_string_equal(json_string_value(json_object_get(attrs, "note")), "a=b");
+}
+
+static void test_register_conflict_fails(void **state) {
+        static const char *const pieces[] = {
+                JSON_RESPONSE("409 Conflict", "{\"error\":\"machine id vm-42 is already registered\"}"),
+        };
+        FakeServer s;
+        server_start(&s, pieces, ELEMENTSOF(pieces), false);
+
+        char *argv[] = { (char *) "tether", (char *) "register", (char *) "vm-42", (char *) "--uds",
+                         (char *) "/run/v.sock", NULL };
+        CliArgs args;
+        assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
+        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
+        CliContext ctx = { .http = c, .ascii = true, .width = 80 };
+        assert_int_equal(cli_run(&ctx, &args), 1);
+        cli_args_done(&args);
+        server_stop(&s);
+
+        const char *body = strstr(s.request, "\r\n\r\n");
+        assert_non_null(body);
+        json_auto_t *j = json_loads(body + 4, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(j, "uds_path")), "/run/v.sock");
+        assert_null(json_object_get(j, "cid"));
+        assert_null(json_object_get(j, "attributes"));
+}
+
+/* Runs tether with argv against a server answering pieces; returns the exit code, what went to stdout and the
+ * request the server saw. */
+static int run_captured(char **argv, int argc, const char *const *pieces, size_t n_pieces, char *ret_stdout,
+                        size_t stdout_size, char *ret_request, size_t request_size) {
+        FakeServer s;
+        server_start(&s, pieces, n_pieces, false);
+
+        char out_path[] = "/tmp/tether-cli-out.XXXXXX";
+        int out = mkostemp(out_path, O_CLOEXEC);
+        assert_true(out >= 0);
+        unlink(out_path);
+
+        CliArgs args;
+        assert_int_equal(cli_args_parse(argc, argv, s.path, &args), 0);
+        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
+        CliContext ctx = { .http = c, .json = args.json, .width = 80 };
+
+        fflush(stdout);
+        int saved = dup(STDOUT_FILENO);
+        assert_true(saved >= 0);
+        assert_true(dup2(out, STDOUT_FILENO) >= 0);
+        int code = cli_run(&ctx, &args);
+        fflush(stdout);
+        assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+        close(saved);
+
+        ssize_t n = pread(out, ret_stdout, stdout_size - 1, 0);
+        assert_true(n >= 0);
+        ret_stdout[n] = '\0';
+        close(out);
+
+        cli_args_done(&args);
+        server_stop(&s);
+        snprintf(ret_request, request_size, "%s", s.request);
+        return code;
+}
+
+static void test_logs_end_to_end(void **state) {
+        static const char *const pieces[] = {
+                HEADER_200_STREAM "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n",
+                "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n",
+                "not json\n{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n",
+                "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n",
+        };
+        char *argv[] = { (char *) "tether", (char *) "logs", (char *) "vm-1", (char *) "-f", (char *) "--stream",
+                         (char *) "stdout,stderr,kmsg", NULL };
+        char out[4096], request[16384];
+
+        assert_int_equal(run_captured(argv, (int) ELEMENTSOF(argv) - 1, pieces, ELEMENTSOF(pieces), out, sizeof(out),
+                                      request, sizeof(request)),
+                         0);
+        assert_non_null(strstr(request, "GET /v1/machines/vm-1/logs?follow=1&stream=stdout,stderr,kmsg HTTP/1.1\r\n"));
+        /* The line that is not JSON is reported on stderr and skipped. */
+        assert_string_equal(out, "first\nstderr: second\n-- 1 records (5 bytes) dropped: evicted --\nkmsg: third\n");
+
+        /* --json passes the records through untouched. */
+        char *argv_json[] = { (char *) "tether", (char *) "--json", (char *) "logs", (char *) "vm-1", NULL };
+        assert_int_equal(run_captured(argv_json, (int) ELEMENTSOF(argv_json) - 1, pieces, ELEMENTSOF(pieces), out,
+                                      sizeof(out), request, sizeof(request)),
+                         0);
+        assert_non_null(strstr(request, "GET /v1/machines/vm-1/logs HTTP/1.1\r\n"));
+        assert_string_equal(out, "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n"
+                                 "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n"
+                                 "not json\n"
+                                 "{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n"
+                                 "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n");
+}
+
+static void test_logs_unknown_machine(void **state) {
+        static const char *const pieces[] = { JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}") };
+        char *argv[] = { (char *) "tether", (char *) "logs", (char *) "vm-1", NULL };
+        char out[4096], request[16384];
+
+        /* The error body is not printed as log lines, and the command fails. */
+        assert_int_equal(run_captured(argv, (int) ELEMENTSOF(argv) - 1, pieces, ELEMENTSOF(pieces), out, sizeof(out),
+                                      request, sizeof(request)),
+                         1);
+        assert_string_equal(out, "");
+}
+
+static void test_events_end_to_end(void **state) {
+        static const char *const pieces[] = {
+                HEADER_200_STREAM "{\"machine_id\":\"vm-1\",\"node_id\":\"n\",\"transition\":\"exited\","
+                                  "\"time_unix_ns\":0,\"code\":3}\n",
+        };
+        char *argv[] = { (char *) "tether", (char *) "events", (char *) "--machine", (char *) "vm-1", NULL };
+        char out[4096], request[16384];
+
+        assert_int_equal(run_captured(argv, (int) ELEMENTSOF(argv) - 1, pieces, ELEMENTSOF(pieces), out, sizeof(out),
+                                      request, sizeof(request)),
+                         0);
+        assert_non_null(strstr(request, "GET /v1/events?machine_id=vm-1 HTTP/1.1\r\n"));
+        assert_string_equal(out, "1970-01-01 00:00:00.000  vm-1          exited        code=3\n");
+}
+
 static int setup(void **state) {
         return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
@@ -373,6 +541,11 @@ int main(void) {
                 cmocka_unit_test(test_cancel),
                 cmocka_unit_test(test_wait_ready_exit_codes_end_to_end),
                 cmocka_unit_test(test_wait_ready_cannot_connect),
+                cmocka_unit_test(test_register_body),
+                cmocka_unit_test(test_register_conflict_fails),
+                cmocka_unit_test(test_logs_end_to_end),
+                cmocka_unit_test(test_logs_unknown_machine),
+                cmocka_unit_test(test_events_end_to_end),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,1124 @@
+/* SPDX-License-Identifier: MIT */
+#include "api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonlog.h"
+#include "list.h"
+#include "machine-json.h"
+#include "macro.h"
+#include "render.h"
+#include "server.h"
+#include "stitch.h"
+#include "time-util.h"
+#include "utf8.h"
+
+#define API_BODY_MAX (64u * 1024u)
+#define API_READY_TIMEOUT_DEFAULT_S 30.0
+#define API_READY_TIMEOUT_MAX_S 3600.0
+#define API_STREAM_CHUNK (64u * 1024u)
+#define API_SWEEP_INTERVAL_USEC (5 * USEC_PER_SEC)
+#define API_CONNECTION_TIMEOUT_S 60u
+#define API_CONNECTION_LIMIT 512u
+
+typedef struct ApiDaemon ApiDaemon;
+typedef struct Request Request;
+typedef struct Stream Stream;
+
+struct ApiDaemon {
+        Api *api;
+        LIST_FIELDS(ApiDaemon, daemons);
+        struct MHD_Daemon *mhd;
+        sd_event_source *io, *timer;
+        char *unix_path;
+};
+
+/* Per HTTP request state (MHD's con_cls). A ready long-poll stays in api->waiters while suspended. */
+struct Request {
+        Api *api;
+        struct MHD_Connection *conn;
+        LIST_FIELDS(Request, waiters);
+        char *body;
+        size_t body_len;
+        bool body_too_large;
+        bool waiting, suspended, timed_out, gone;
+        char *machine_id;
+        json_t *verdict; /* decided when the machine's state changed, answered when resumed */
+        unsigned verdict_status;
+        double timeout_s;
+        uint64_t started_monotonic_ns;
+        sd_event_source *timer;
+};
+
+typedef enum StreamKind {
+        STREAM_LOGS,
+        STREAM_EVENTS,
+} StreamKind;
+
+/* An NDJSON response body produced on demand (MHD content reader); suspended while there is nothing new. */
+struct Stream {
+        Api *api;
+        StreamKind kind;
+        struct MHD_Connection *conn;
+        LIST_FIELDS(Stream, streams);
+        bool follow, suspended, gone, finished;
+        char *machine_id; /* logs: the machine; events: the filter (NULL: all) */
+        uint64_t boot_index; /* logs: 0 = the current boot, fixed once there is one */
+        uint64_t cursor;     /* logs: last seq delivered; events: last event id delivered */
+        unsigned stream_mask;
+        uint64_t evicted_seen_records, evicted_seen_bytes;
+        SpanSet *spans;
+        uint64_t spans_signature;
+        char *buf;
+        size_t len, off, cap;
+};
+
+struct Api {
+        Server *server;
+        sd_event *event;
+        LIST_HEAD(ApiDaemon, daemons);
+        LIST_HEAD(Request, waiters);
+        LIST_HEAD(Stream, streams);
+        sd_event_source *sweep;
+        bool kicked; /* a connection was resumed since the last MHD_run() */
+        bool stopping;
+};
+
+/* ---- responses ---- */
+
+static enum MHD_Result respond_raw(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                                   const char *content_type) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(body);
+                return MHD_NO;
+        }
+        if (content_type)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+/* Consumes o. */
+static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *o) {
+        if (!o)
+                return respond_raw(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                   strdup("{\"error\":\"out of memory\"}\n"), 25, "application/json");
+        char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!text)
+                return MHD_NO;
+        size_t n = strlen(text);
+        char *body = realloc(text, n + 2);
+        if (!body) {
+                free(text);
+                return MHD_NO;
+        }
+        body[n] = '\n';
+        body[n + 1] = '\0';
+        return respond_raw(conn, status, body, n + 1, "application/json");
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+        _printf_(3, 4);
+static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...) {
+        _cleanup_free_ char *text = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&text, fmt, ap) < 0)
+                text = NULL;
+        va_end(ap);
+        return respond_json(conn, status, json_pack("{s:s}", "error", text ?: "error"));
+}
+
+static const char *query(struct MHD_Connection *conn, const char *key) {
+        return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static bool query_bool(struct MHD_Connection *conn, const char *key) {
+        const char *v = query(conn, key);
+        return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || *v == '\0');
+}
+
+static int parse_u64(const char *s, uint64_t *ret) {
+        char *end;
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != '\0')
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* ---- waking suspended connections ---- */
+
+/* A resumed connection is only processed by the next MHD_run(): run the daemons in this loop iteration rather
+ * than whenever their sockets or timeouts would next fire. */
+static void api_kick(Api *a) {
+        a->kicked = true;
+        for (ApiDaemon *d = a->daemons; d; d = d->daemons_next) {
+                (void) sd_event_source_set_time_relative(d->timer, 0);
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+        }
+}
+
+static void request_wake(Request *r) {
+        if (r->suspended) {
+                r->suspended = false;
+                MHD_resume_connection(r->conn);
+                api_kick(r->api);
+        }
+}
+
+static void stream_wake(Stream *s) {
+        if (s->suspended) {
+                s->suspended = false;
+                MHD_resume_connection(s->conn);
+                api_kick(s->api);
+        }
+}
+
+static void wake_machine(Api *a, const Machine *m, bool waiters, bool log_streams) {
+        if (waiters)
+                for (Request *r = a->waiters; r; r = r->waiters_next)
+                        if (strcmp(r->machine_id, m->id) == 0)
+                                request_wake(r);
+        if (log_streams)
+                for (Stream *s = a->streams; s; s = s->streams_next)
+                        if (s->kind == STREAM_LOGS && strcmp(s->machine_id, m->id) == 0)
+                                stream_wake(s);
+}
+
+static void on_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata) {
+        wake_machine(userdata, m, false, true);
+}
+
+static void decide_waiters(Api *a, const Machine *m, bool removed);
+
+static void on_state_changed(Registry *r, Machine *m, MachineState old, void *userdata) {
+        decide_waiters(userdata, m, false);
+        wake_machine(userdata, m, false, true);
+}
+
+static void on_boot_changed(Registry *r, Machine *m, Boot *b, void *userdata) {
+        wake_machine(userdata, m, false, true);
+}
+
+static void on_machine_removed(Registry *r, Machine *m, void *userdata) {
+        decide_waiters(userdata, m, true);
+        wake_machine(userdata, m, true, true);
+}
+
+static void on_event_added(Registry *r, const Event *ev, void *userdata) {
+        Api *a = userdata;
+        for (Stream *s = a->streams; s; s = s->streams_next)
+                if (s->kind == STREAM_EVENTS &&
+                    (!s->machine_id || (ev->machine_id && strcmp(ev->machine_id, s->machine_id) == 0)))
+                        stream_wake(s);
+}
+
+/* MHD cannot notice a client that went away while its connection is suspended: look at the sockets. */
+static bool client_gone(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        char c;
+
+        if (!info)
+                return false;
+        ssize_t k = recv(info->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (k == 0)
+                return true;
+        return k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static int on_sweep(sd_event_source *src, uint64_t usec, void *userdata) {
+        Api *a = userdata;
+
+        for (Request *r = a->waiters; r; r = r->waiters_next)
+                if (r->suspended && client_gone(r->conn)) {
+                        r->gone = true;
+                        request_wake(r);
+                }
+        for (Stream *s = a->streams; s; s = s->streams_next)
+                if (s->suspended && client_gone(s->conn)) {
+                        s->gone = true;
+                        stream_wake(s);
+                }
+        (void) sd_event_source_set_time_relative(src, API_SWEEP_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* ---- streams ---- */
+
+static void stream_free(void *userdata) {
+        Stream *s = userdata;
+        if (!s)
+                return;
+        LIST_REMOVE(streams, s->api->streams, s);
+        span_set_free(s->spans);
+        free(s->machine_id);
+        free(s->buf);
+        free(s);
+}
+
+static int stream_append(Stream *s, const char *data, size_t n) {
+        if (s->len + n + 1 > s->cap) {
+                size_t cap = MAX(s->cap * 2, s->len + n + 1);
+                char *b = realloc(s->buf, cap);
+                if (!b)
+                        return -ENOMEM;
+                s->buf = b;
+                s->cap = cap;
+        }
+        memcpy(s->buf + s->len, data, n);
+        s->len += n;
+        return 0;
+}
+
+/* Appends o as one line. Consumes o. */
+static int stream_append_json(Stream *s, json_t *o) {
+        if (!o)
+                return -ENOMEM;
+        char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!text)
+                return -ENOMEM;
+        int r = stream_append(s, text, strlen(text));
+        free(text);
+        if (r >= 0)
+                r = stream_append(s, "\n", 1);
+        return r;
+}
+
+static uint64_t spans_signature(const Boot *b) {
+        return (uint64_t) b->n_milestones * UINT64_C(1000003) + (uint64_t) b->n_phases * UINT64_C(7919) +
+               (uint64_t) b->ready.set * 2 + (uint64_t) b->exit.set * 4 + (uint64_t) b->clock.valid * 8 +
+               (uint64_t) b->clock.offset_ns + (uint64_t) b->hello_offset_ns;
+}
+
+static void stream_update_spans(Stream *s, const Machine *m, const Boot *b) {
+        const Registry *reg = m->registry;
+        uint64_t sig = spans_signature(b);
+
+        if (s->spans && s->spans_signature == sig)
+                return;
+        StitchContext ctx = {
+                .machine_id = m->id,
+                .node_id = reg->config.node_id,
+                .request_id = m->request_id,
+                .service_name = m->service_name,
+                .parent_span_id = m->has_parent ? m->parent.span_id : NULL,
+                .now_unix_ns = now_ns(CLOCK_REALTIME),
+        };
+        SpanSet *set;
+        if (stitch_boot(&ctx, b, &set) < 0)
+                return; /* keep the old attribution */
+        span_set_free(s->spans);
+        s->spans = set;
+        s->spans_signature = sig;
+}
+
+static int stream_log_dropped(Stream *s, const Machine *m, const Boot *b, uint64_t seq, uint64_t records,
+                              uint64_t bytes, const char *reason) {
+        return stream_append_json(s, json_pack("{s:s, s:s, s:I, s:{s:I, s:I, s:s}}", "machine_id", m->id, "boot_id",
+                                               b->boot_id, "seq", (json_int_t) seq, "dropped", "records",
+                                               (json_int_t) records, "bytes", (json_int_t) bytes, "reason",
+                                               reason));
+}
+
+static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const LogEntry *e) {
+        const char *node_id = m->registry->config.node_id;
+        char trace[33], span[17] = "";
+
+        if (e->kind == LOG_ENTRY_DROPPED)
+                return stream_log_dropped(s, m, b, e->seq, e->dropped_records, e->dropped_bytes, "agent_buffer");
+        if (!(s->stream_mask & (1u << e->stream)))
+                return 0;
+
+        const Span *sp = span_set_find_for_time(s->spans, e->boottime_ns);
+        render_hex(b->trace_id, 16, trace);
+        if (sp)
+                render_hex(sp->span_id, 8, span);
+        uint64_t t = boot_to_unix_ns(b, e->boottime_ns, e->recv_unix_ns);
+
+        /* One object per line of output; a trailing newline ends the last line rather than starting one. */
+        const char *p = (const char *) e->data, *end = p + e->len;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                _cleanup_free_ char *line = utf8_sanitize(p, n, NULL);
+                if (!line)
+                        return -ENOMEM;
+                int r = stream_append_json(
+                        s, json_pack("{s:s, s:s, s:s?, s:s, s:I, s:s, s:s?, s:I, s:s, s:s, s:s}", "machine_id", m->id,
+                                     "node_id", node_id, "request_id", m->request_id, "boot_id", b->boot_id, "seq",
+                                     (json_int_t) e->seq, "stream", log_stream_to_string(e->stream), "source",
+                                     e->source, "time_unix_ns", (json_int_t) t, "line", line, "trace_id", trace,
+                                     "span_id", span));
+                if (r < 0)
+                        return r;
+                p += n + (nl ? 1 : 0);
+        }
+        return 0;
+}
+
+static int stream_fill_logs(Stream *s) {
+        Registry *reg = s->api->server->registry;
+        Machine *m = registry_find(reg, s->machine_id);
+        Boot *b;
+        int r;
+
+        if (!m) {
+                s->finished = true; /* deleted */
+                return 0;
+        }
+        b = s->boot_index ? machine_find_boot_by_index(m, s->boot_index) : m->current;
+        if (!b) {
+                if (s->boot_index || !s->follow)
+                        s->finished = true;
+                return 0; /* follow: wait for the first boot */
+        }
+        s->boot_index = b->index;
+        stream_update_spans(s, m, b);
+
+        if (b->evicted_records > s->evicted_seen_records) {
+                if (b->evicted_last_seq > s->cursor) {
+                        r = stream_log_dropped(s, m, b, b->evicted_last_seq,
+                                               b->evicted_records - s->evicted_seen_records,
+                                               b->evicted_bytes - s->evicted_seen_bytes, "evicted");
+                        if (r < 0)
+                                return r;
+                }
+                s->evicted_seen_records = b->evicted_records;
+                s->evicted_seen_bytes = b->evicted_bytes;
+        }
+
+        size_t i = boot_log_find_after(b, s->cursor);
+        for (; i < b->n_logs && s->len < API_STREAM_CHUNK; i++) {
+                const LogEntry *e = boot_log_at(b, i);
+                r = stream_log_entry(s, m, b, e);
+                if (r < 0)
+                        return r;
+                s->cursor = e->seq;
+        }
+        if (i == b->n_logs) {
+                s->cursor = MAX(s->cursor, b->last_seq);
+                /* A follower ends with its boot: after the exit, or once another boot replaced it. */
+                if (!s->follow || b->exit.set || m->current != b)
+                        s->finished = true;
+        }
+        return 0;
+}
+
+static int stream_fill_events(Stream *s) {
+        const EventLog *l = s->api->server->registry->events;
+        size_t i = event_log_find_after(l, s->cursor);
+        int r;
+
+        for (; i < l->n && s->len < API_STREAM_CHUNK; i++) {
+                const Event *ev = event_log_at(l, i);
+                s->cursor = ev->id;
+                if (s->machine_id && (!ev->machine_id || strcmp(ev->machine_id, s->machine_id) != 0))
+                        continue;
+                r = stream_append(s, ev->json, strlen(ev->json));
+                if (r >= 0)
+                        r = stream_append(s, "\n", 1);
+                if (r < 0)
+                        return r;
+        }
+        if (i == l->n && !s->follow)
+                s->finished = true;
+        return 0;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        Stream *s = cls;
+        int r;
+
+        if (s->gone)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+
+        if (s->off == s->len) {
+                s->off = s->len = 0;
+                if (!s->finished) {
+                        r = s->kind == STREAM_LOGS ? stream_fill_logs(s) : stream_fill_events(s);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to produce a response stream: %m");
+                                return MHD_CONTENT_READER_END_WITH_ERROR;
+                        }
+                }
+        }
+        if (s->off < s->len) {
+                size_t n = MIN(max, s->len - s->off);
+                memcpy(buf, s->buf + s->off, n);
+                s->off += n;
+                return (ssize_t) n;
+        }
+        if (s->finished || s->api->stopping)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+
+        /* Nothing new: park the connection until an observer wakes it (returning 0 alone would spin). */
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+        return 0;
+}
+
+static enum MHD_Result respond_stream(Api *a, struct MHD_Connection *conn, Stream *s) {
+        struct MHD_Response *resp =
+                MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, API_STREAM_CHUNK, stream_read, s, stream_free);
+        if (!resp) {
+                stream_free(s);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static Stream *stream_new(Api *a, struct MHD_Connection *conn, StreamKind kind, const char *machine_id) {
+        Stream *s = calloc(1, sizeof(Stream));
+        if (!s)
+                return NULL;
+        *s = (Stream) { .api = a, .kind = kind, .conn = conn, .stream_mask = ~0u };
+        if (machine_id && !(s->machine_id = strdup(machine_id))) {
+                free(s);
+                return NULL;
+        }
+        LIST_PREPEND(streams, a->streams, s);
+        return s;
+}
+
+/* ---- handlers ---- */
+
+static Boot *find_boot_param(Machine *m, const char *boot) {
+        uint64_t index;
+
+        if (!boot || strcmp(boot, "current") == 0)
+                return m->current;
+        Boot *b = machine_find_boot(m, boot);
+        if (!b && parse_u64(boot, &index) >= 0)
+                b = machine_find_boot_by_index(m, index);
+        return b;
+}
+
+static enum MHD_Result handle_logs(Api *a, Request *req, Machine *m) {
+        struct MHD_Connection *conn = req->conn;
+        const char *streams = query(conn, "stream"), *since = query(conn, "since_seq"), *boot = query(conn, "boot");
+        unsigned mask = 0;
+        uint64_t since_seq = 0;
+        Boot *b = NULL;
+
+        if (streams && *streams) {
+                _cleanup_free_ char *copy = strdup(streams);
+                char *save = NULL;
+                if (!copy)
+                        return MHD_NO;
+                for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                        int k = log_stream_from_string(t);
+                        if (k < 0)
+                                return respond_error(conn, MHD_HTTP_BAD_REQUEST,
+                                                     "unknown stream \"%s\" (stdout, stderr, console, kmsg)", t);
+                        mask |= 1u << k;
+                }
+        } else
+                mask = ~0u;
+        if (since && parse_u64(since, &since_seq) < 0)
+                return respond_error(conn, MHD_HTTP_BAD_REQUEST, "since_seq must be a non-negative integer");
+        if (boot && strcmp(boot, "current") != 0) {
+                b = find_boot_param(m, boot);
+                if (!b)
+                        return respond_error(conn, MHD_HTTP_NOT_FOUND, "machine %s has no boot %s", m->id, boot);
+        }
+
+        Stream *s = stream_new(a, conn, STREAM_LOGS, m->id);
+        if (!s)
+                return MHD_NO;
+        s->follow = query_bool(conn, "follow");
+        s->stream_mask = mask;
+        s->cursor = since_seq;
+        s->boot_index = b ? b->index : 0;
+        return respond_stream(a, conn, s);
+}
+
+static enum MHD_Result handle_events(Api *a, Request *req) {
+        Stream *s = stream_new(a, req->conn, STREAM_EVENTS, query(req->conn, "machine_id"));
+        if (!s)
+                return MHD_NO;
+        s->follow = query_bool(req->conn, "follow");
+        return respond_stream(a, req->conn, s);
+}
+
+static enum MHD_Result handle_spans(Api *a, Request *req, Machine *m) {
+        const char *boot = query(req->conn, "boot");
+        Boot *b = find_boot_param(m, boot);
+        SpanSet *set;
+
+        if (!b)
+                return respond_error(req->conn, MHD_HTTP_NOT_FOUND, "machine %s has %s", m->id,
+                                     boot && strcmp(boot, "current") != 0 ? "no such boot" : "not booted yet");
+        StitchContext ctx = {
+                .machine_id = m->id,
+                .node_id = a->server->registry->config.node_id,
+                .request_id = m->request_id,
+                .service_name = m->service_name,
+                .parent_span_id = m->has_parent ? m->parent.span_id : NULL,
+                .now_unix_ns = now_ns(CLOCK_REALTIME),
+        };
+        if (stitch_boot(&ctx, b, &set) < 0)
+                return MHD_NO;
+        json_t *o = render_spans(set);
+        if (o) {
+                json_object_set_new(o, "machine_id", json_string(m->id));
+                json_object_set_new(o, "boot_id", json_string(b->boot_id));
+        }
+        span_set_free(set);
+        return respond_json(req->conn, MHD_HTTP_OK, o);
+}
+
+static int on_waiter_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Request *r = userdata;
+        r->timed_out = true;
+        request_wake(r);
+        return 0;
+}
+
+static bool state_failed(MachineState s) {
+        return s == MACHINE_EXITED || s == MACHINE_CRASHED || s == MACHINE_DISCONNECTED;
+}
+
+/* The answer to a ready long-poll if the machine's state decides it, else NULL (keep waiting). Taken at the
+ * moment the state changes, so that a Ready immediately followed by an Exit still answers 200. */
+static json_t *ready_verdict(const Machine *m, uint64_t waited_ns, unsigned *ret_status) {
+        if (m->state == MACHINE_READY && m->current && m->current->ready.set) {
+                *ret_status = MHD_HTTP_OK;
+                return json_pack("{s:s, s:s, s:s, s:o, s:I}", "machine_id", m->id, "state", "ready", "boot_id",
+                                 m->current->boot_id, "ready", render_ready(m, m->current), "waited_ns",
+                                 (json_int_t) waited_ns);
+        }
+        if (!state_failed(m->state))
+                return NULL;
+
+        const char *state = machine_state_to_string(m->state);
+        bool was_ready = m->current && m->current->ready.set;
+        const char *error = m->state == MACHINE_DISCONNECTED ? "agent disconnected before ready" :
+                            was_ready                        ? "machine is no longer ready: its workload ended" :
+                            m->state == MACHINE_CRASHED      ? "machine crashed before ready" :
+                                                               "machine exited before ready";
+        *ret_status = MHD_HTTP_CONFLICT;
+        return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I}", "error", error, "machine_id", m->id, "state", state,
+                         "reason", m->state_reason ?: state, "ready", render_ready(m, m->current), "waited_ns",
+                         (json_int_t) waited_ns);
+}
+
+static void decide_waiters(Api *a, const Machine *m, bool removed) {
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+
+        for (Request *r = a->waiters; r; r = r->waiters_next) {
+                if (r->verdict || strcmp(r->machine_id, m->id) != 0)
+                        continue;
+                if (removed) {
+                        r->verdict_status = MHD_HTTP_CONFLICT;
+                        r->verdict = json_pack("{s:s, s:s, s:s, s:s}", "error", "machine was deleted", "machine_id",
+                                               m->id, "state", "deleted", "reason", "deleted");
+                } else
+                        r->verdict = ready_verdict(m, now - r->started_monotonic_ns, &r->verdict_status);
+                if (r->verdict)
+                        request_wake(r);
+        }
+}
+
+static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
+        struct MHD_Connection *conn = req->conn;
+        unsigned status;
+        int r;
+
+        if (req->verdict)
+                return respond_json(conn, req->verdict_status, TAKE_PTR(req->verdict));
+
+        Machine *m = registry_find(a->server->registry, id);
+        if (!m)
+                return respond_error(conn, MHD_HTTP_NOT_FOUND, "unknown machine %s", id);
+
+        if (!req->waiting) {
+                const char *t = query(conn, "timeout");
+                req->timeout_s = API_READY_TIMEOUT_DEFAULT_S;
+                if (t) {
+                        char *end;
+                        errno = 0;
+                        double v = strtod(t, &end);
+                        if (errno != 0 || end == t || *end != '\0' || !isfinite(v) || v < 0 ||
+                            v > API_READY_TIMEOUT_MAX_S)
+                                return respond_error(conn, MHD_HTTP_BAD_REQUEST,
+                                                     "timeout must be a number of seconds between 0 and 3600");
+                        req->timeout_s = v;
+                }
+                req->started_monotonic_ns = now_ns(CLOCK_MONOTONIC);
+        }
+        uint64_t waited = now_ns(CLOCK_MONOTONIC) - req->started_monotonic_ns;
+
+        json_t *verdict = ready_verdict(m, waited, &status);
+        if (verdict)
+                return respond_json(conn, status, verdict);
+        if (a->stopping)
+                return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "tetherd is shutting down");
+        if (req->timed_out || req->timeout_s == 0) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "timed out after %g s waiting for readiness", req->timeout_s);
+                json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:I}", "error", msg, "machine_id", m->id, "state",
+                                      machine_state_to_string(m->state), "agent_seen", m->agent_seen, "connected",
+                                      m->connected, "waited_ns", (json_int_t) waited);
+                if (o && !m->agent_seen)
+                        json_object_set_new(o, "detail", json_string("no agent has connected for this machine"));
+                return respond_json(conn, MHD_HTTP_GATEWAY_TIMEOUT, o);
+        }
+
+        if (!req->waiting) {
+                if (!(req->machine_id = strdup(id)))
+                        return MHD_NO;
+                r = sd_event_add_time_relative(a->event, &req->timer, CLOCK_MONOTONIC,
+                                               (uint64_t) (req->timeout_s * USEC_PER_SEC), 0, on_waiter_timeout, req);
+                if (r < 0)
+                        return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to arm a timer");
+                req->waiting = true;
+                LIST_PREPEND(waiters, a->waiters, req);
+        }
+        req->suspended = true;
+        MHD_suspend_connection(conn);
+        return MHD_YES;
+}
+
+static enum MHD_Result handle_register(Api *a, Request *req) {
+        struct MHD_Connection *conn = req->conn;
+        MachineSpecJson spec;
+        const char *err = NULL;
+        json_error_t jerr;
+        Machine *m;
+        int r;
+
+        if (req->body_too_large)
+                return respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %u bytes", API_BODY_MAX);
+        json_t *o = json_loadb(req->body ?: "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!o)
+                return respond_error(conn, MHD_HTTP_BAD_REQUEST, "invalid JSON: %s", jerr.text);
+
+        r = machine_spec_from_json(o, &spec, &err);
+        if (r >= 0 && json_object_get(o, "registered_unix_ns"))
+                spec.spec.registered_unix_ns = 0; /* the API registers now; only the state directory restores */
+        if (r >= 0)
+                r = server_register_machine(a->server, &spec.spec, &m, &err);
+        json_decref(o);
+        switch (r) {
+        case 0:
+                break;
+        case -EINVAL:
+                return respond_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err ?: "invalid registration");
+        case -EEXIST:
+                return respond_error(conn, MHD_HTTP_CONFLICT, "%s", err ?: "already registered");
+        case -ENOSPC:
+                return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", err ?: "too many machines");
+        default:
+                return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s: %s", err ?: "registration failed",
+                                     strerror(-r));
+        }
+        return respond_json(conn, MHD_HTTP_CREATED, render_machine(m, a->server->registry->config.node_id));
+}
+
+static enum MHD_Result handle_list(Api *a, Request *req) {
+        Registry *reg = a->server->registry;
+        json_t *list = json_array();
+
+        if (!list)
+                return MHD_NO;
+        for (Machine *m = reg->machines; m; m = m->machines_next)
+                json_array_append_new(list, render_machine(m, reg->config.node_id));
+        return respond_json(req->conn, MHD_HTTP_OK, json_pack("{s:o}", "machines", list));
+}
+
+static enum MHD_Result handle_healthz(Api *a, Request *req) {
+        return respond_json(req->conn, MHD_HTTP_OK,
+                            json_pack("{s:s, s:I, s:I, s:s, s:b}", "status", "ok", "machines",
+                                      (json_int_t) a->server->registry->n_machines, "connections",
+                                      (json_int_t) a->server->n_connections, "node_id",
+                                      a->server->registry->config.node_id, "vsock",
+                                      a->server->vsock_listener != NULL));
+}
+
+static enum MHD_Result method_not_allowed(struct MHD_Connection *conn, const char *allowed) {
+        char *body = strdup("{\"error\":\"method not allowed\"}\n");
+        if (!body)
+                return MHD_NO;
+        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed);
+        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const char *method) {
+        struct MHD_Connection *conn = req->conn;
+        bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+
+        if (strcmp(url, "/healthz") == 0)
+                return get ? handle_healthz(a, req) : method_not_allowed(conn, "GET");
+        if (strcmp(url, "/v1/stats") == 0)
+                return get ? respond_json(conn, MHD_HTTP_OK, render_stats(&a->server->stats)) :
+                             method_not_allowed(conn, "GET");
+        if (strcmp(url, "/v1/events") == 0)
+                return get ? handle_events(a, req) : method_not_allowed(conn, "GET");
+        if (strcmp(url, "/v1/machines") == 0) {
+                if (get)
+                        return handle_list(a, req);
+                if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+                        return handle_register(a, req);
+                return method_not_allowed(conn, "GET, POST");
+        }
+        if (strncmp(url, "/v1/machines/", 13) != 0)
+                return respond_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
+
+        _cleanup_free_ char *id = strdup(url + 13);
+        if (!id)
+                return MHD_NO;
+        char *sub = strchr(id, '/');
+        if (sub)
+                *sub++ = '\0';
+        if (!*id || (sub && strchr(sub, '/')))
+                return respond_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
+
+        if (sub && strcmp(sub, "ready") == 0)
+                return get ? handle_ready(a, req, id) : method_not_allowed(conn, "GET");
+
+        Machine *m = registry_find(a->server->registry, id);
+        if (!sub) {
+                if (!get && strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
+                        return method_not_allowed(conn, "GET, DELETE");
+                if (!m)
+                        return respond_error(conn, MHD_HTTP_NOT_FOUND, "unknown machine %s", id);
+                if (get)
+                        return respond_json(conn, MHD_HTTP_OK, render_machine(m, a->server->registry->config.node_id));
+                server_delete_machine(a->server, m);
+                return respond_raw(conn, MHD_HTTP_NO_CONTENT, NULL, 0, NULL);
+        }
+        if (strcmp(sub, "logs") != 0 && strcmp(sub, "spans") != 0)
+                return respond_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
+        if (!get)
+                return method_not_allowed(conn, "GET");
+        if (!m)
+                return respond_error(conn, MHD_HTTP_NOT_FOUND, "unknown machine %s", id);
+        return strcmp(sub, "logs") == 0 ? handle_logs(a, req, m) : handle_spans(a, req, m);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+        ApiDaemon *d = cls;
+        Api *a = d->api;
+        Request *req = *con_cls;
+
+        if (!req) {
+                req = calloc(1, sizeof(Request));
+                if (!req)
+                        return MHD_NO;
+                req->api = a;
+                req->conn = conn;
+                *con_cls = req;
+                a->server->stats.api_requests++;
+                return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+                size_t n = *upload_data_size;
+                *upload_data_size = 0;
+                if (req->body_too_large || req->body_len + n > API_BODY_MAX) {
+                        req->body_too_large = true;
+                        return MHD_YES;
+                }
+                char *b = realloc(req->body, req->body_len + n + 1);
+                if (!b)
+                        return MHD_NO;
+                memcpy(b + req->body_len, upload_data, n);
+                req->body = b;
+                req->body_len += n;
+                req->body[req->body_len] = '\0';
+                return MHD_YES;
+        }
+        if (req->gone)
+                return MHD_NO;
+        return dispatch(a, req, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        Request *req = *con_cls;
+
+        if (!req)
+                return;
+        if (req->waiting)
+                LIST_REMOVE(waiters, req->api->waiters, req);
+        sd_event_source_disable_unref(req->timer);
+        json_decref(req->verdict);
+        free(req->machine_id);
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return;
+        size_t n = strlen(msg);
+        while (n > 0 && msg[n - 1] == '\n')
+                msg[--n] = '\0';
+        log_debug("libmicrohttpd: %s", msg);
+}
+
+/* ---- MHD on sd-event ---- */
+
+static void daemon_update_timer(ApiDaemon *d) {
+        MHD_UNSIGNED_LONG_LONG ms;
+
+        if (d->api->kicked) {
+                (void) sd_event_source_set_time_relative(d->timer, 0);
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+        } else if (MHD_get_timeout(d->mhd, &ms) == MHD_YES) {
+                (void) sd_event_source_set_time_relative(d->timer, (uint64_t) ms * USEC_PER_MSEC);
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+}
+
+static void daemon_run(ApiDaemon *d) {
+        Api *a = d->api;
+
+        a->kicked = false;
+        MHD_run(d->mhd);
+        /* Other daemons may hold resumed connections too: they keep their zero timers. */
+        daemon_update_timer(d);
+}
+
+static int on_daemon_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        daemon_run(userdata);
+        return 0;
+}
+
+static int on_daemon_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        daemon_run(userdata);
+        return 0;
+}
+
+static ApiDaemon *daemon_free(ApiDaemon *d) {
+        if (!d)
+                return NULL;
+        sd_event_source_disable_unref(d->io);
+        sd_event_source_disable_unref(d->timer);
+        if (d->mhd)
+                MHD_stop_daemon(d->mhd);
+        if (d->unix_path)
+                (void) unlink(d->unix_path);
+        free(d->unix_path);
+        free(d);
+        return NULL;
+}
+
+/* Takes ownership of listen_fd. */
+static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
+        int r;
+
+        ApiDaemon *d = calloc(1, sizeof(ApiDaemon));
+        if (!d) {
+                safe_close(listen_fd);
+                return -ENOMEM;
+        }
+        d->api = a;
+        if (unix_path && !(d->unix_path = strdup(unix_path))) {
+                safe_close(listen_fd);
+                free(d);
+                return -ENOMEM;
+        }
+
+        d->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                                  on_request, d, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d, MHD_OPTION_LISTEN_SOCKET,
+                                  listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, API_CONNECTION_TIMEOUT_S,
+                                  MHD_OPTION_CONNECTION_LIMIT, API_CONNECTION_LIMIT, MHD_OPTION_END);
+        if (!d->mhd) {
+                safe_close(listen_fd);
+                daemon_free(d);
+                return -EIO;
+        }
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info) {
+                daemon_free(d);
+                return -EIO;
+        }
+        r = sd_event_add_io(a->event, &d->io, info->epoll_fd, EPOLLIN, on_daemon_io, d);
+        if (r >= 0)
+                r = sd_event_add_time_relative(a->event, &d->timer, CLOCK_MONOTONIC, 0, 0, on_daemon_timer, d);
+        if (r < 0) {
+                daemon_free(d);
+                return r;
+        }
+        daemon_update_timer(d);
+        LIST_PREPEND(daemons, a->daemons, d);
+        return 0;
+}
+
+static int mkdir_parents_of(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        char *slash = strrchr(p, '/');
+        if (!slash || slash == p)
+                return 0;
+        *slash = '\0';
+        for (char *s = p + 1;; s++) {
+                if (*s != '/' && *s != '\0')
+                        continue;
+                char c = *s;
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = c;
+                if (c == '\0')
+                        break;
+        }
+        return 0;
+}
+
+int api_listen_unix(Api *a, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int r;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        r = mkdir_parents_of(path);
+        if (r < 0)
+                return r;
+        if (lstat(path, &st) >= 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return -EEXIST;
+                (void) unlink(path);
+        }
+
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        /* Registering machines decides which guests may speak for which machine: owner and group only. */
+        if (chmod(path, 0660) < 0 || listen(fd, SOMAXCONN) < 0) {
+                r = -errno;
+                (void) unlink(path);
+                return r;
+        }
+        r = api_add_daemon(a, TAKE_FD(fd), path);
+        if (r < 0)
+                (void) unlink(path);
+        return r;
+}
+
+int api_listen_tcp(Api *a, uint16_t port) {
+        struct sockaddr_in sa = {
+                .sin_family = AF_INET,
+                .sin_port = htons(port),
+                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        };
+        int one = 1;
+
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        return api_add_daemon(a, TAKE_FD(fd), NULL);
+}
+
+int api_new(Server *server, sd_event *e, Api **ret) {
+        RegistryObserver o = {
+                .record_stored = on_record_stored,
+                .state_changed = on_state_changed,
+                .boot_started = on_boot_changed,
+                .boot_finished = on_boot_changed,
+                .event_added = on_event_added,
+                .machine_removed = on_machine_removed,
+        };
+        int r;
+
+        Api *a = calloc(1, sizeof(Api));
+        if (!a)
+                return -ENOMEM;
+        a->server = server;
+        a->event = sd_event_ref(e);
+        r = sd_event_add_time_relative(e, &a->sweep, CLOCK_MONOTONIC, API_SWEEP_INTERVAL_USEC, USEC_PER_SEC,
+                                       on_sweep, a);
+        if (r < 0) {
+                api_free(a);
+                return r;
+        }
+        o.userdata = a;
+        r = registry_add_observer(server->registry, &o);
+        if (r < 0) {
+                api_free(a);
+                return r;
+        }
+        *ret = a;
+        return 0;
+}
+
+void api_shutdown(Api *a) {
+        if (!a || a->stopping)
+                return;
+        a->stopping = true;
+        for (Request *r = a->waiters; r; r = r->waiters_next)
+                request_wake(r);
+        for (Stream *s = a->streams; s; s = s->streams_next)
+                stream_wake(s);
+        /* Let the woken connections answer before the daemons go. */
+        for (ApiDaemon *d = a->daemons; d; d = d->daemons_next)
+                MHD_run(d->mhd);
+}
+
+Api *api_free(Api *a) {
+        if (!a)
+                return NULL;
+        api_shutdown(a);
+        registry_remove_observers(a->server->registry, a);
+        while (a->daemons) {
+                ApiDaemon *d = a->daemons;
+                LIST_REMOVE(daemons, a->daemons, d);
+                daemon_free(d);
+        }
+        sd_event_source_disable_unref(a->sweep);
+        sd_event_unref(a->event);
+        free(a);
+        return NULL;
+}

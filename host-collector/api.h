@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The HTTP/1.1 API of docs/api.md, served by libmicrohttpd on the server's sd-event loop: each listening socket
+ * is an MHD daemon in external-epoll mode whose epoll fd is an sd-event io source. Long-polls (ready) and
+ * NDJSON follow streams (logs, events) are suspended MHD connections, resumed by registry observers the
+ * moment something they wait for happens. */
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+typedef struct Api Api;
+typedef struct Server Server;
+
+int api_new(Server *server, sd_event *e, Api **ret);
+/* Listens on a Unix socket (creating its directory, replacing a stale socket). Returns 0 or -errno. */
+int api_listen_unix(Api *a, const char *path);
+/* Listens on 127.0.0.1:port. Returns 0 or -errno. */
+int api_listen_tcp(Api *a, uint16_t port);
+/* Answers every waiting long-poll (503) and ends every stream. */
+void api_shutdown(Api *a);
+Api *api_free(Api *a);

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+#include "render.h"
+
+#include <stdlib.h>
+
+#include "macro.h"
+#include "traceparent.h"
+
+void render_hex(const uint8_t *id, size_t n, char *out) {
+        hex_encode(id, n, out);
+}
+
+static json_t *str_or_null(const char *s) {
+        return s ? json_string(s) : json_null();
+}
+
+static json_t *int_json(uint64_t v) {
+        return json_integer((json_int_t) v);
+}
+
+static const char *agent_mode_to_string(int mode) {
+        switch (mode) {
+        case TETHER__AGENT_MODE__AGENT_MODE_INIT:
+                return "init";
+        case TETHER__AGENT_MODE__AGENT_MODE_SERVICE:
+                return "service";
+        default:
+                return "unspecified";
+        }
+}
+
+json_t *render_ready(const Machine *m, const Boot *b) {
+        if (!b || !b->ready.set)
+                return json_null();
+
+        uint64_t ready = boot_to_unix_ns(b, b->ready.boottime_ns, b->ready.recv_unix_ns);
+        return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "source", b->ready.source, "detail",
+                         b->ready.detail ?: "", "seq", (json_int_t) b->ready.seq, "ready_unix_ns", (json_int_t) ready,
+                         "kernel_to_ready_ns", (json_int_t) b->ready.boottime_ns, "registered_to_ready_ns",
+                         (json_int_t) ready - (json_int_t) m->registered_unix_ns, "delivered_unix_ns",
+                         (json_int_t) b->ready.recv_unix_ns);
+}
+
+static json_t *render_exit(const Boot *b) {
+        if (!b->exit.set)
+                return json_null();
+        return json_pack("{s:i, s:i, s:b, s:s, s:I}", "code", b->exit.code, "signal", b->exit.signal, "oom_killed",
+                         b->exit.oom_killed, "reason", b->exit.reason ?: "", "exit_unix_ns",
+                         (json_int_t) boot_to_unix_ns(b, b->exit.boottime_ns, b->exit.recv_unix_ns));
+}
+
+json_t *render_boot(const Machine *m, const Boot *b) {
+        char trace[33];
+
+        if (!b)
+                return json_null();
+        render_hex(b->trace_id, 16, trace);
+
+        json_t *o = json_object();
+        if (!o)
+                return NULL;
+        json_object_set_new(o, "boot_id", json_string(b->boot_id));
+        json_object_set_new(o, "index", int_json(b->index));
+        json_object_set_new(o, "trace_id", json_string(trace));
+        json_object_set_new(o, "kernel_release", str_or_null(b->kernel_release));
+        json_object_set_new(o, "hostname", str_or_null(b->hostname));
+        json_object_set_new(o, "agent_version", str_or_null(b->agent_version));
+        json_object_set_new(o, "agent_mode", json_string(agent_mode_to_string(b->agent_mode)));
+        json_object_set_new(o, "first_seen_unix_ns", int_json(b->first_seen_unix_ns));
+        json_object_set_new(o, "kernel_start_unix_ns", int_json(boot_to_unix_ns(b, 0, b->first_seen_unix_ns)));
+        json_object_set_new(o, "clock_error_ns", b->clock.valid ? int_json(b->clock.error_ns) : json_null());
+        json_object_set_new(o, "ready", render_ready(m, b));
+        json_object_set_new(o, "exit", render_exit(b));
+        json_object_set_new(o, "records", int_json(b->records));
+        json_object_set_new(o, "last_seq", int_json(b->last_seq));
+        json_object_set_new(o, "log_bytes", int_json(b->log_bytes_total));
+        json_object_set_new(o, "log_bytes_stored", int_json(b->log_bytes));
+        json_object_set_new(o, "logs_dropped", int_json(b->logs_dropped));
+        json_object_set_new(o, "logs_evicted", int_json(b->evicted_records));
+        json_object_set_new(o, "milestones", int_json(b->n_milestones));
+        json_object_set_new(o, "milestones_dropped", int_json(b->milestones_dropped));
+        json_object_set_new(o, "phases", int_json(b->n_phases));
+        json_object_set_new(o, "phases_dropped", int_json(b->phases_dropped));
+        json_object_set_new(o, "duplicates", int_json(b->duplicates));
+        json_object_set_new(o, "seq_gaps", int_json(b->seq_gaps));
+        json_object_set_new(o, "protocol_errors", int_json(b->protocol_errors));
+        return o;
+}
+
+json_t *render_machine(const Machine *m, const char *node_id) {
+        json_t *o = json_object(), *attrs = json_object();
+        char *cond = ready_condition_to_string(&m->ready_condition);
+
+        if (!o || !attrs || !cond) {
+                json_decref(o);
+                json_decref(attrs);
+                free(cond);
+                return NULL;
+        }
+        for (size_t i = 0; i < m->n_attrs; i++)
+                json_object_set_new(attrs, m->attrs[i].key, json_string(m->attrs[i].value));
+
+        json_object_set_new(o, "machine_id", json_string(m->id));
+        json_object_set_new(o, "node_id", json_string(node_id));
+        json_object_set_new(o, "cid", m->cid ? json_integer(m->cid) : json_null());
+        json_object_set_new(o, "uds_path", str_or_null(m->uds_path));
+        json_object_set_new(o, "request_id", str_or_null(m->request_id));
+        json_object_set_new(o, "traceparent", str_or_null(m->traceparent));
+        json_object_set_new(o, "service_name", str_or_null(m->service_name));
+        json_object_set_new(o, "attributes", attrs);
+        json_object_set_new(o, "ready_condition", json_string(cond));
+        json_object_set_new(o, "registered_unix_ns", int_json(m->registered_unix_ns));
+        json_object_set_new(o, "state", json_string(machine_state_to_string(m->state)));
+        json_object_set_new(o, "state_reason", str_or_null(m->state_reason));
+        json_object_set_new(o, "connected", json_boolean(m->connected));
+        json_object_set_new(o, "agent_seen", json_boolean(m->agent_seen));
+        json_object_set_new(o, "boot", render_boot(m, m->current));
+        json_object_set_new(o, "boots", int_json(m->n_boots));
+        json_object_set_new(o, "protocol_errors", int_json(m->protocol_errors));
+        free(cond);
+        return o;
+}
+
+static json_t *render_span_attrs(const SpanAttr *a, size_t n) {
+        json_t *o = json_object();
+        for (size_t i = 0; o && i < n; i++)
+                json_object_set_new(o, a[i].key, a[i].value ? json_string(a[i].value) : json_integer(a[i].int_value));
+        return o;
+}
+
+json_t *render_spans(const SpanSet *s) {
+        char trace[33], id[17], parent[17];
+        json_t *spans = json_array();
+
+        if (!spans)
+                return NULL;
+        render_hex(s->trace_id, 16, trace);
+        for (size_t i = 0; i < s->n_spans; i++) {
+                const Span *sp = &s->spans[i];
+                json_t *events = json_array();
+
+                for (size_t j = 0; events && j < sp->n_events; j++)
+                        json_array_append_new(events, json_pack("{s:s, s:I, s:o}", "name", sp->events[j].name,
+                                                                "time_unix_ns",
+                                                                (json_int_t) sp->events[j].time_unix_ns,
+                                                                "attributes",
+                                                                render_span_attrs(sp->events[j].attrs,
+                                                                                  sp->events[j].n_attrs)));
+                render_hex(sp->span_id, 8, id);
+                if (sp->has_parent)
+                        render_hex(sp->parent_span_id, 8, parent);
+                json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:b, s:o, s:o, s:s, s:s?}", "name", sp->name,
+                                      "trace_id", trace, "span_id", id, "parent_span_id",
+                                      sp->has_parent ? json_string(parent) : json_null(), "start_unix_ns",
+                                      (json_int_t) sp->start_unix_ns, "end_unix_ns", (json_int_t) sp->end_unix_ns,
+                                      "open", sp->open, "attributes", render_span_attrs(sp->attrs, sp->n_attrs),
+                                      "events", events ?: json_array(), "status",
+                                      span_status_to_string(sp->status), "status_message", sp->status_message);
+                if (!o || json_array_append_new(spans, o) < 0) {
+                        json_decref(spans);
+                        return NULL;
+                }
+        }
+        return json_pack("{s:s, s:o}", "trace_id", trace, "spans", spans);
+}
+
+json_t *render_stats(const Stats *s) {
+        json_t *o = json_object(), *pe = json_object(), *dr = json_object(), *db = json_object(),
+               *cr = json_object(), *cc = json_object(), *lr = json_object(), *lb = json_object();
+
+        if (!o || !pe || !dr || !db || !cr || !cc || !lr || !lb) {
+                json_decref(o);
+                json_decref(pe);
+                json_decref(dr);
+                json_decref(db);
+                json_decref(cr);
+                json_decref(cc);
+                json_decref(lr);
+                json_decref(lb);
+                return NULL;
+        }
+        for (int i = PROTOCOL_ERROR_NONE + 1; i < _PROTOCOL_ERROR_MAX; i++)
+                json_object_set_new(pe, protocol_error_to_string(i), int_json(s->protocol_errors[i]));
+        for (int i = 0; i < _DROP_REASON_MAX; i++) {
+                json_object_set_new(dr, drop_reason_to_string(i), int_json(s->dropped_records[i]));
+                json_object_set_new(db, drop_reason_to_string(i), int_json(s->dropped_bytes[i]));
+        }
+        for (int i = 0; i < _REFUSE_REASON_MAX; i++)
+                json_object_set_new(cr, refuse_reason_to_string(i), int_json(s->connections_refused[i]));
+        for (int i = 0; i < _CLOSE_REASON_MAX; i++)
+                json_object_set_new(cc, close_reason_to_string(i), int_json(s->connections_closed[i]));
+        for (int i = 1; i < STATS_LOG_STREAMS; i++) {
+                json_object_set_new(lr, log_stream_to_string(i), int_json(s->log_records[i]));
+                json_object_set_new(lb, log_stream_to_string(i), int_json(s->log_bytes[i]));
+        }
+        json_object_set_new(o, "protocol_errors", pe);
+        json_object_set_new(o, "dropped_records", dr);
+        json_object_set_new(o, "dropped_bytes", db);
+        json_object_set_new(o, "connections_refused", cr);
+        json_object_set_new(o, "connections_closed", cc);
+        json_object_set_new(o, "log_records", lr);
+        json_object_set_new(o, "log_bytes", lb);
+        json_object_set_new(o, "connections_accepted", int_json(s->connections_accepted));
+        json_object_set_new(o, "records_stored", int_json(s->records_stored));
+        json_object_set_new(o, "records_duplicate", int_json(s->records_duplicate));
+        json_object_set_new(o, "seq_gaps", int_json(s->seq_gaps));
+        json_object_set_new(o, "seq_gap_records", int_json(s->seq_gap_records));
+        json_object_set_new(o, "clock_samples", int_json(s->clock_samples));
+        json_object_set_new(o, "clock_samples_ignored", int_json(s->clock_samples_ignored));
+        json_object_set_new(o, "acks_sent", int_json(s->acks_sent));
+        json_object_set_new(o, "syncs", int_json(s->syncs));
+        json_object_set_new(o, "persist_errors", int_json(s->persist_errors));
+        json_object_set_new(o, "api_requests", int_json(s->api_requests));
+        return o;
+}

@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#include "api.h"
+#include "jsonlog.h"
+#include "macro.h"
+#include "time-util.h"
+
+void server_config_init(ServerConfig *c) {
+        *c = (ServerConfig) {
+                .api_socket = TETHERD_API_SOCKET_DEFAULT,
+                .vsock_port = TETHER_VSOCK_PORT_DEFAULT,
+                .vsock = true,
+                .state_dir = TETHERD_STATE_DIR_DEFAULT,
+                .service_name = "tether",
+                .max_log_bytes_per_boot = UINT64_C(8) << 20,
+                .max_disk_bytes_per_boot = UINT64_C(64) << 20,
+                .max_boots = 4,
+                .max_machines = 4096,
+                .sync = true,
+        };
+}
+
+char *server_machine_socket_path(const Server *s, const Machine *m) {
+        char *p;
+
+        if (!m->uds_path)
+                return NULL;
+        if (asprintf(&p, "%s_%" PRIu32, m->uds_path, s->vsock_port) < 0)
+                return NULL;
+        return p;
+}
+
+static void server_close_connection(Server *s, Connection *c, CloseReason reason) {
+        Machine *m = c->session->machine;
+
+        s->stats.connections_closed[reason]++;
+        if (m->connection == c)
+                m->connection = NULL;
+        LIST_REMOVE(connections, s->connections, c);
+        s->n_connections--;
+        connection_free(c, reason);
+}
+
+static void on_connection_closed(Connection *c, CloseReason reason, void *userdata) {
+        server_close_connection(userdata, c, reason);
+}
+
+/* A transport connection for machine m: replaces any previous one (one live connection per machine). */
+static void server_attach(Server *s, Machine *m, int fd, const char *peer) {
+        Connection *c;
+        int r;
+
+        if (m->connection) {
+                LogFields f = { .machine_id = m->id, .request_id = m->request_id };
+                log_emit(LOG_INFO, 0, &f, "New connection for machine %s from %s replaces the previous one.", m->id,
+                         peer);
+                server_close_connection(s, m->connection, CLOSE_REPLACED);
+        }
+
+        r = connection_new(s->event, fd, peer, &s->session_ctx, m, on_connection_closed, s, &c);
+        if (r < 0) {
+                s->stats.connections_refused[REFUSE_OUT_OF_MEMORY]++;
+                log_error_errno(r, "Failed to set up the connection from %s: %m", peer);
+                return;
+        }
+        LIST_PREPEND(connections, s->connections, c);
+        s->n_connections++;
+        s->stats.connections_accepted++;
+        m->connection = c;
+        log_debug("Accepted a connection for machine %s from %s.", m->id, peer);
+}
+
+static void on_vsock_accept(Listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *userdata) {
+        Server *s = userdata;
+        const struct sockaddr_vm *vm = (const struct sockaddr_vm *) peer;
+        char desc[64];
+
+        if (len < sizeof(struct sockaddr_vm) || peer->sa_family != AF_VSOCK) {
+                s->stats.connections_refused[REFUSE_NO_PEER_ADDRESS]++;
+                log_warning("Refusing a vsock connection without a peer address.");
+                safe_close(fd);
+                return;
+        }
+        /* Identity comes from the transport: the CID the hypervisor gave the guest. */
+        Machine *m = registry_find_by_cid(s->registry, vm->svm_cid);
+        if (!m) {
+                s->stats.connections_refused[REFUSE_UNKNOWN_CID]++;
+                log_warning("Refusing a vsock connection from unregistered CID %u (port %u).", vm->svm_cid,
+                            vm->svm_port);
+                safe_close(fd);
+                return;
+        }
+        snprintf(desc, sizeof(desc), "vsock:%u:%u", vm->svm_cid, vm->svm_port);
+        server_attach(s, m, fd, desc);
+}
+
+static void on_uds_accept(Listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *userdata) {
+        Server *s = userdata;
+
+        /* Whoever can connect to this machine's socket speaks for this machine (and only for it). */
+        Machine *m = NULL;
+        for (Machine *i = s->registry->machines; i; i = i->machines_next)
+                if (i->uds_listener == l) {
+                        m = i;
+                        break;
+                }
+        if (!m) {
+                safe_close(fd);
+                return;
+        }
+        server_attach(s, m, fd, listener_description(l));
+}
+
+static void on_accept_error(Listener *l, int error, void *userdata) {
+        log_warning_errno(error, "Failed to accept a connection on %s: %m", listener_description(l));
+}
+
+static int server_listen_machine(Server *s, Machine *m) {
+        _cleanup_free_ char *path = server_machine_socket_path(s, m);
+        Listener *l;
+        int r;
+
+        if (!m->uds_path)
+                return 0;
+        if (!path)
+                return -ENOMEM;
+        r = listener_new_unix(s->event, path, on_uds_accept, on_accept_error, s, &l);
+        if (r < 0)
+                return r;
+        m->uds_listener = l;
+        return 0;
+}
+
+static const char *register_error_text(int r) {
+        switch (r) {
+        case -EEXIST:
+                return "the machine's socket path exists and is not a socket";
+        case -ENAMETOOLONG:
+                return "the machine's socket path is too long";
+        case -EACCES:
+        case -EPERM:
+                return "permission denied creating the machine's socket";
+        case -ENOENT:
+        case -ENOTDIR:
+                return "cannot create the machine's socket directory";
+        default:
+                return "failed to set up the machine";
+        }
+}
+
+int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error) {
+        Machine *m;
+        int r;
+
+        r = registry_add_machine(s->registry, spec, &m, ret_error);
+        if (r < 0)
+                return r;
+
+        r = server_listen_machine(s, m);
+        if (r < 0) {
+                *ret_error = register_error_text(r);
+                log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path,
+                                  s->vsock_port);
+                registry_discard_machine(s->registry, m);
+                return r == -EEXIST ? -EINVAL : r;
+        }
+        if (s->store) {
+                r = store_save_machine(s->store, m);
+                if (r < 0) {
+                        *ret_error = "failed to persist the registration";
+                        log_error_errno(r, "Failed to persist machine %s: %m", m->id);
+                        m->uds_listener = listener_free(m->uds_listener);
+                        (void) store_remove_machine(s->store, m);
+                        registry_discard_machine(s->registry, m);
+                        return r;
+                }
+        }
+
+        LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "registered" };
+        if (m->cid)
+                log_emit(LOG_INFO, 0, &f, "Registered machine %s (vsock CID %u).", m->id, m->cid);
+        else
+                log_emit(LOG_INFO, 0, &f, "Registered machine %s (listening on %s_%u).", m->id, m->uds_path,
+                         s->vsock_port);
+        registry_emit_event(s->registry, m, "registered", m->registered_unix_ns, NULL);
+        if (ret)
+                *ret = m;
+        return 0;
+}
+
+int server_delete_machine(Server *s, Machine *m) {
+        LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "deleted" };
+        int r;
+
+        if (m->connection)
+                server_close_connection(s, m->connection, CLOSE_DELETED);
+        m->uds_listener = listener_free(m->uds_listener);
+        if (s->store) {
+                r = store_remove_machine(s->store, m);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to remove the files of machine %s: %m", m->id);
+        }
+        log_emit(LOG_INFO, 0, &f, "Deleted machine %s.", m->id);
+        registry_remove_machine(s->registry, m);
+        return 0;
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        Server *s = userdata;
+
+        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        server_stop(s);
+        return 0;
+}
+
+int server_new(const ServerConfig *config, Server **ret) {
+        RegistryConfig rc = {
+                .node_id = config->node_id,
+                .default_service_name = config->service_name,
+                .max_machines = config->max_machines,
+                .max_boots = config->max_boots,
+                .max_events = 4096,
+                .vsock_port = config->vsock_port,
+                .boot_limits = BOOT_LIMITS_DEFAULT,
+        };
+        int r;
+
+        rc.boot_limits.max_log_bytes = config->max_log_bytes_per_boot;
+
+        Server *s = calloc(1, sizeof(Server));
+        if (!s)
+                return log_oom();
+        s->vsock_port = config->vsock_port;
+        s->api_port = config->api_port;
+        s->vsock_enabled = config->vsock;
+        if (config->api_socket && *config->api_socket && !(s->api_socket = strdup(config->api_socket))) {
+                server_free(s);
+                return log_oom();
+        }
+
+        r = sd_event_default(&s->event);
+        if (r < 0) {
+                server_free(s);
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        }
+        r = registry_new(&rc, &s->stats, &s->registry);
+        if (r < 0) {
+                server_free(s);
+                return log_error_errno(r, "Failed to allocate the registry: %m");
+        }
+
+        if (config->state_dir && *config->state_dir) {
+                StoreConfig sc = {
+                        .dir = config->state_dir,
+                        .max_boot_bytes = config->max_disk_bytes_per_boot,
+                        .sync = config->sync,
+                };
+                StoreLoadReport report;
+
+                r = store_open(&sc, &s->stats, &s->store);
+                if (r < 0) {
+                        server_free(s);
+                        return log_error_errno(r, "Failed to open the state directory %s: %m", config->state_dir);
+                }
+                r = store_load(s->store, s->registry, &report);
+                if (r < 0) {
+                        server_free(s);
+                        return log_error_errno(r, "Failed to load the state directory %s: %m", config->state_dir);
+                }
+                log_info("Loaded %zu machines (%zu skipped), %zu boots, %zu records from %s%s.", report.machines,
+                         report.machines_skipped, report.boots, report.records, config->state_dir,
+                         report.torn_tails ? " (truncated incomplete tails)" : "");
+        } else
+                log_notice("No state directory: records are kept in memory only and lost on restart.");
+
+        session_context_init(&s->session_ctx, s->registry, s->store, &s->stats);
+        *ret = s;
+        return 0;
+}
+
+int server_start(Server *s) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block signals: %m");
+        r = sd_event_add_signal(s->event, &s->sigterm, SIGTERM, on_signal, s);
+        if (r >= 0)
+                r = sd_event_add_signal(s->event, &s->sigint, SIGINT, on_signal, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+        r = sd_event_set_watchdog(s->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog: %m");
+
+        if (s->vsock_enabled) {
+                r = listener_new_vsock(s->event, s->vsock_port, on_vsock_accept, on_accept_error, s,
+                                       &s->vsock_listener);
+                if (r == -EAFNOSUPPORT)
+                        log_warning("AF_VSOCK is not available on this host (no vhost_vsock module?): continuing "
+                                    "with hybrid vsock Unix sockets only.");
+                else if (r < 0)
+                        return log_error_errno(r, "Failed to listen on vsock port %u: %m", s->vsock_port);
+                else
+                        log_info("Listening on vsock port %u.", s->vsock_port);
+        }
+
+        for (Machine *m = s->registry->machines; m; m = m->machines_next) {
+                r = server_listen_machine(s, m);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to listen for machine %s on %s_%u, its agent cannot connect: %m",
+                                          m->id, m->uds_path, s->vsock_port);
+        }
+
+        r = api_new(s, s->event, &s->api);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTP API: %m");
+        if (s->api_socket) {
+                r = api_listen_unix(s->api, s->api_socket);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on the API socket %s: %m", s->api_socket);
+                log_info("HTTP API on unix:%s.", s->api_socket);
+        }
+        if (s->api_port) {
+                r = api_listen_tcp(s->api, s->api_port);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on 127.0.0.1:%u: %m", s->api_port);
+                log_info("HTTP API on http://127.0.0.1:%u.", s->api_port);
+        }
+
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %zu machines.", s->registry->n_machines);
+        return 0;
+}
+
+void server_stop(Server *s) {
+        if (s->stopping)
+                return;
+        s->stopping = true;
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down.");
+
+        /* Whatever was stored is synced and acked before the connections go: less to resend after restart. */
+        while (s->connections) {
+                Connection *c = s->connections;
+                connection_flush(c);
+                server_close_connection(s, c, CLOSE_SHUTDOWN);
+        }
+        if (s->api)
+                api_shutdown(s->api);
+        (void) sd_event_exit(s->event, 0);
+}
+
+int server_run(Server *s) {
+        int r = sd_event_loop(s->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return r;
+}
+
+Server *server_free(Server *s) {
+        if (!s)
+                return NULL;
+        while (s->connections)
+                server_close_connection(s, s->connections, CLOSE_SHUTDOWN);
+        s->api = api_free(s->api);
+        if (s->registry)
+                for (Machine *m = s->registry->machines; m; m = m->machines_next)
+                        m->uds_listener = listener_free(m->uds_listener);
+        s->vsock_listener = listener_free(s->vsock_listener);
+        /* Before the registry: the store detaches its files from the boots the registry frees. */
+        s->store = store_free(s->store);
+        s->registry = registry_free(s->registry);
+        sd_event_source_disable_unref(s->sigterm);
+        sd_event_source_disable_unref(s->sigint);
+        sd_event_unref(s->event);
+        free(s->api_socket);
+        free(s);
+        return NULL;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* tetherd itself: one sd-event loop tying together the registry, the store, the vsock and per-machine Unix
+ * listeners, agent connections and the HTTP API; signals, sd_notify and the watchdog. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "connection.h"
+#include "listener.h"
+#include "registry.h"
+#include "session.h"
+#include "stats.h"
+#include "store.h"
+
+#define TETHER_VSOCK_PORT_DEFAULT 4817u
+#define TETHERD_API_SOCKET_DEFAULT "/run/tether/api.sock"
+#define TETHERD_STATE_DIR_DEFAULT "/var/lib/tether"
+
+typedef struct ServerConfig {
+        const char *api_socket;   /* NULL or "": no Unix API socket */
+        uint16_t api_port;        /* 0: no TCP API */
+        uint32_t vsock_port;
+        bool vsock;
+        const char *state_dir;    /* NULL or "": no persistence */
+        const char *node_id;
+        const char *service_name;
+        uint64_t max_log_bytes_per_boot;
+        uint64_t max_disk_bytes_per_boot;
+        size_t max_boots;
+        size_t max_machines;
+        bool sync;                /* fdatasync before acks */
+} ServerConfig;
+
+void server_config_init(ServerConfig *c);
+
+typedef struct Api Api;
+
+typedef struct Server {
+        sd_event *event;
+        Stats stats;
+        Registry *registry;
+        Store *store;
+        SessionContext session_ctx;
+        Listener *vsock_listener;
+        LIST_HEAD(Connection, connections);
+        size_t n_connections;
+        Api *api;
+        sd_event_source *sigterm, *sigint;
+        uint32_t vsock_port;
+        char *api_socket;
+        uint16_t api_port;
+        bool vsock_enabled;
+        bool stopping;
+} Server;
+
+/* Sets up everything but listening: the loop, registry, store (and its replay). Returns 0 or -errno (logged). */
+int server_new(const ServerConfig *config, Server **ret);
+Server *server_free(Server *s);
+
+/* Opens the listeners and the API, then tells systemd READY=1. Returns 0 or -errno (logged). */
+int server_start(Server *s);
+/* Runs the loop until SIGTERM/SIGINT. Returns the exit code. */
+int server_run(Server *s);
+/* Flushes acks, closes connections and the API, and leaves the loop. */
+void server_stop(Server *s);
+
+/* Registration entry points shared by the HTTP API (and later libvirt). Register: validates, adds to the
+ * registry, listens on the hybrid vsock socket, persists, emits "registered". Returns 0, or -EINVAL/-EEXIST/
+ * -ENOSPC with a static reason in *ret_error, or another -errno (*ret_error set too). */
+int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error);
+/* Closes its connection, removes its socket and files, emits "deleted". Returns 0. */
+int server_delete_machine(Server *s, Machine *m);
+
+/* The Unix socket path agents of this machine connect to ("<uds_path>_<port>"), NULL without uds_path.
+ * Returns a new string. */
+char *server_machine_socket_path(const Server *s, const Machine *m);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Helpers for the collector unit tests: building frames the way an agent would, and reading what a session
+ * queued for the guest. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "envelope.h"
+#include "frame.h"
+#include "outqueue.h"
+
+/* A growable byte buffer of frames. */
+typedef struct Bytes {
+        uint8_t *data;
+        size_t len;
+} Bytes;
+
+static inline void bytes_append(Bytes *b, const void *p, size_t n) {
+        b->data = realloc(b->data, b->len + n);
+        assert_non_null(b->data);
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+}
+
+static inline void bytes_free(Bytes *b) {
+        free(b->data);
+        *b = (Bytes) {};
+}
+
+static inline void frame_append(Bytes *b, const Tether__Envelope *e) {
+        uint8_t *f;
+        size_t n;
+        assert_int_equal(envelope_pack_frame(e, &f, &n), 0);
+        bytes_append(b, f, n);
+        free(f);
+}
+
+static inline void hello_frame(Bytes *b, const char *boot_id, const char *hostname) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Hello h = TETHER__HELLO__INIT;
+        h.protocol_version = TETHER_PROTOCOL_VERSION;
+        h.agent_version = (char *) "test-1";
+        h.boot_id = (char *) boot_id;
+        h.kernel_release = (char *) "6.1.0-test";
+        h.hostname = (char *) hostname;
+        h.mode = TETHER__AGENT_MODE__AGENT_MODE_INIT;
+        h.boottime_ns = 5 * UINT64_C(1000000000);
+        e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
+        e.hello = &h;
+        frame_append(b, &e);
+}
+
+static inline void milestone_frame_attrs(Bytes *b, uint64_t seq, const char *name, uint64_t boottime_ns,
+                                         size_t n_attrs) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Milestone m = TETHER__MILESTONE__INIT;
+        Tether__Attribute attrs[64], *pattrs[64];
+        assert_true(n_attrs <= 64);
+        for (size_t i = 0; i < n_attrs; i++) {
+                tether__attribute__init(&attrs[i]);
+                attrs[i].key = (char *) "k";
+                attrs[i].value = (char *) "v";
+                pattrs[i] = &attrs[i];
+        }
+        m.name = (char *) name;
+        m.boottime_ns = boottime_ns;
+        m.n_attributes = n_attrs;
+        m.attributes = n_attrs ? pattrs : NULL;
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_MILESTONE;
+        e.milestone = &m;
+        frame_append(b, &e);
+}
+
+static inline void milestone_frame(Bytes *b, uint64_t seq, const char *name, uint64_t boottime_ns) {
+        milestone_frame_attrs(b, seq, name, boottime_ns, 0);
+}
+
+static inline void phase_frame(Bytes *b, uint64_t seq, const char *name, uint64_t start_ns, uint64_t end_ns) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Phase p = TETHER__PHASE__INIT;
+        p.name = (char *) name;
+        p.start_boottime_ns = start_ns;
+        p.end_boottime_ns = end_ns;
+        p.status = TETHER__PHASE_STATUS__PHASE_STATUS_OK;
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_PHASE;
+        e.phase = &p;
+        frame_append(b, &e);
+}
+
+static inline void log_frame(Bytes *b, uint64_t seq, int stream, const char *text, uint64_t boottime_ns) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Log l = TETHER__LOG__INIT;
+        l.stream = stream;
+        l.source = (char *) "workload";
+        l.boottime_ns = boottime_ns;
+        l.data.data = (uint8_t *) text;
+        l.data.len = strlen(text);
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_LOG;
+        e.log = &l;
+        frame_append(b, &e);
+}
+
+static inline void log_dropped_frame(Bytes *b, uint64_t seq, uint64_t first, uint64_t last) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__LogDropped d = TETHER__LOG_DROPPED__INIT;
+        d.first_seq = first;
+        d.last_seq = last;
+        d.records = last - first + 1;
+        d.bytes = 100 * d.records;
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_LOG_DROPPED;
+        e.log_dropped = &d;
+        frame_append(b, &e);
+}
+
+static inline void ready_frame(Bytes *b, uint64_t seq, const char *source, uint64_t boottime_ns) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Ready r = TETHER__READY__INIT;
+        r.source = (char *) source;
+        r.boottime_ns = boottime_ns;
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_READY;
+        e.ready = &r;
+        frame_append(b, &e);
+}
+
+static inline void exit_frame(Bytes *b, uint64_t seq, int code, int signal, uint64_t boottime_ns) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Exit x = TETHER__EXIT__INIT;
+        x.code = code;
+        x.signal = signal;
+        x.boottime_ns = boottime_ns;
+        x.reason = (char *) "";
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_EXIT;
+        e.exit = &x;
+        frame_append(b, &e);
+}
+
+static inline void clock_sample_frame(Bytes *b, uint64_t probe_id, uint64_t boottime_ns) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__ClockSample cs = TETHER__CLOCK_SAMPLE__INIT;
+        cs.probe_id = probe_id;
+        cs.boottime_ns = boottime_ns;
+        e.msg_case = TETHER__ENVELOPE__MSG_CLOCK_SAMPLE;
+        e.clock_sample = &cs;
+        frame_append(b, &e);
+}
+
+/* Decodes every frame queued in q (and consumes them). Returns the count; envelopes go to out[]. */
+static inline size_t drain_out_queue(OutQueue *q, Tether__Envelope **out, size_t max) {
+        FrameReader r;
+        const uint8_t *p;
+        size_t len, n = 0;
+
+        assert_int_equal(frame_reader_init(&r, 0), 0);
+        assert_int_equal(frame_reader_feed(&r, out_queue_data(q), out_queue_size(q)), out_queue_size(q));
+        out_queue_consume(q, out_queue_size(q));
+        while (frame_reader_next(&r, &p, &len) == 1) {
+                assert_true(n < max);
+                assert_int_equal(envelope_unpack(p, len, &out[n]), 0);
+                n++;
+        }
+        assert_int_equal(frame_reader_pending(&r), 0);
+        frame_reader_done(&r);
+        return n;
+}
+
+static inline void free_envelopes(Tether__Envelope **e, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                envelope_free(e[i]);
+}

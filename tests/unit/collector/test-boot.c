@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* The boot model: ready conditions, per-boot bounds on milestones and log bytes, gap bookkeeping with
+ * LogDropped, and log ring lookup. */
+
+#include <errno.h>
+#include <string.h>
+
+#include "collector-test.h"
+#include "boot.h"
+
+static BootApplyResult apply_one(Boot *b, const ReadyCondition *cond, Bytes *frame) {
+        FrameReader r;
+        const uint8_t *p;
+        size_t len;
+        Tether__Envelope *e;
+        BootApplyResult res = {};
+
+        assert_int_equal(frame_reader_init(&r, 0), 0);
+        frame_reader_feed(&r, frame->data, frame->len);
+        assert_int_equal(frame_reader_next(&r, &p, &len), 1);
+        assert_int_equal(envelope_unpack(p, len, &e), 0);
+        assert_int_equal(boot_apply_record(b, cond, e, 1000, &res), 0);
+        envelope_free(e);
+        frame_reader_done(&r);
+        bytes_free(frame);
+        return res;
+}
+
+static void test_ready_conditions(void **state) {
+        ReadyCondition c;
+
+        assert_int_equal(ready_condition_parse(NULL, &c), 0);
+        assert_int_equal(c.type, READY_CONDITION_ANY);
+        assert_int_equal(ready_condition_parse("source:sd_notify", &c), 0);
+        assert_int_equal(c.type, READY_CONDITION_SOURCE);
+        assert_string_equal(c.arg, "sd_notify");
+        char *s = ready_condition_to_string(&c);
+        assert_string_equal(s, "source:sd_notify");
+        free(s);
+        ready_condition_done(&c);
+        assert_int_equal(ready_condition_parse("source:", &c), -EINVAL);
+        assert_int_equal(ready_condition_parse("sometime", &c), -EINVAL);
+
+        Boot *b;
+        Bytes f = {};
+        assert_int_equal(ready_condition_parse("milestone:app.up", &c), 0);
+        assert_int_equal(boot_new(1, "b", NULL, NULL, &b), 0);
+        ready_frame(&f, 1, "sd_notify", 10);
+        assert_false(apply_one(b, &c, &f).became_ready);
+        milestone_frame(&f, 2, "app.up", 20);
+        assert_true(apply_one(b, &c, &f).became_ready);
+        assert_string_equal(b->ready.source, "milestone:app.up");
+        assert_int_equal(b->ready.boottime_ns, 20);
+        /* Only the first time. */
+        milestone_frame(&f, 3, "app.up", 30);
+        assert_false(apply_one(b, &c, &f).became_ready);
+        assert_int_equal(b->ready.seq, 2);
+        ready_condition_done(&c);
+        boot_free(b);
+}
+
+static void test_milestone_bound_keeps_readiness(void **state) {
+        BootLimits limits = BOOT_LIMITS_DEFAULT;
+        ReadyCondition c;
+        Boot *b;
+        Bytes f = {};
+
+        limits.max_milestones = 3;
+        assert_int_equal(ready_condition_parse("milestone:late", &c), 0);
+        assert_int_equal(boot_new(1, "b", NULL, &limits, &b), 0);
+        for (uint64_t seq = 1; seq <= 5; seq++) {
+                milestone_frame(&f, seq, "m", seq);
+                BootApplyResult res = apply_one(b, &c, &f);
+                assert_int_equal(res.limit_dropped, seq > 3);
+        }
+        assert_int_equal(b->n_milestones, 3);
+        assert_int_equal(b->milestones_dropped, 2);
+        /* Over the bound, but still the ready condition. */
+        milestone_frame(&f, 6, "late", 6);
+        BootApplyResult res = apply_one(b, &c, &f);
+        assert_true(res.limit_dropped);
+        assert_true(res.became_ready);
+        assert_int_equal(b->last_seq, 6);
+        ready_condition_done(&c);
+        boot_free(b);
+}
+
+static void test_gap_partially_explained(void **state) {
+        Boot *b;
+        Bytes f = {};
+
+        assert_int_equal(boot_new(1, "b", NULL, NULL, &b), 0);
+        log_frame(&f, 1, 1, "a\n", 1);
+        apply_one(b, NULL, &f);
+        log_frame(&f, 11, 1, "k\n", 11);
+        BootApplyResult res = apply_one(b, NULL, &f);
+        assert_true(res.gap_opened);
+        assert_int_equal(res.gap.first, 2);
+        assert_int_equal(res.gap.last, 10);
+        /* The LogDropped covers 4..6 only: 2..3 and 7..10 stay pending. */
+        log_dropped_frame(&f, 12, 4, 6);
+        res = apply_one(b, NULL, &f);
+        assert_int_equal(res.gaps_explained, 1);
+        assert_int_equal(b->n_gaps, 2);
+        uint64_t records;
+        assert_int_equal(boot_flush_gaps(b, &records), 2);
+        assert_int_equal(records, 2 + 4);
+        assert_int_equal(b->seq_gaps, 2);
+        assert_int_equal(b->n_gaps, 0);
+        boot_free(b);
+}
+
+static void test_duplicate_ignored(void **state) {
+        Boot *b;
+        Bytes f = {};
+
+        assert_int_equal(boot_new(1, "b", NULL, NULL, &b), 0);
+        log_frame(&f, 5, 1, "x\n", 1);
+        assert_false(apply_one(b, NULL, &f).duplicate);
+        log_frame(&f, 5, 1, "x again\n", 1);
+        assert_true(apply_one(b, NULL, &f).duplicate);
+        log_frame(&f, 3, 1, "older\n", 1);
+        assert_true(apply_one(b, NULL, &f).duplicate);
+        assert_int_equal(b->n_logs, 1);
+        assert_int_equal(b->duplicates, 2);
+        boot_free(b);
+}
+
+static void test_log_find_after_wraps(void **state) {
+        BootLimits limits = BOOT_LIMITS_DEFAULT;
+        Boot *b;
+        Bytes f = {};
+
+        /* Small enough that the ring wraps and evicts many times. */
+        limits.max_log_bytes = 10 * (LOG_ENTRY_OVERHEAD + 2 + 8);
+        assert_int_equal(boot_new(1, "b", NULL, &limits, &b), 0);
+        for (uint64_t seq = 1; seq <= 500; seq += 2) {
+                log_frame(&f, seq, 1, "z\n", seq);
+                apply_one(b, NULL, &f);
+        }
+        assert_int_equal(b->n_logs, 10);
+        assert_int_equal(boot_log_at(b, 0)->seq, 481);
+        assert_int_equal(boot_log_find_after(b, 0), 0);
+        assert_int_equal(boot_log_find_after(b, 481), 1);
+        assert_int_equal(boot_log_find_after(b, 482), 1);
+        assert_int_equal(boot_log_find_after(b, 499), 10);
+        assert_int_equal(b->evicted_records, 240);
+        assert_int_equal(b->evicted_last_seq, 479);
+        boot_free(b);
+}
+
+static void test_empty_boot_id_refused(void **state) {
+        Boot *b = NULL;
+        assert_int_equal(boot_new(1, "", NULL, NULL, &b), -EINVAL);
+        assert_null(b);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_ready_conditions),
+                cmocka_unit_test(test_milestone_bound_keeps_readiness),
+                cmocka_unit_test(test_gap_partially_explained),
+                cmocka_unit_test(test_duplicate_ignored),
+                cmocka_unit_test(test_log_find_after_wraps),
+                cmocka_unit_test(test_empty_boot_id_refused),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

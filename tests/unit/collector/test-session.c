@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT */
+/* The protocol state machine driven with crafted frames, no sockets: handshake, dedup of replayed records,
+ * sequence regressions, every kind of bad frame counted per reason, gaps, acks, clock samples, disconnects,
+ * and that nothing a guest sends ever touches another machine. */
+
+#include <errno.h>
+#include <string.h>
+
+#include "collector-test.h"
+#include "jsonlog.h"
+#include "session.h"
+#include "time-util.h"
+#include "traceparent.h"
+
+#define MS UINT64_C(1000000)
+
+typedef struct Fixture {
+        Stats stats;
+        Registry *registry;
+        SessionContext ctx;
+        Machine *a, *b;
+} Fixture;
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof(Fixture));
+        RegistryConfig c = {
+                .node_id = "node-a",
+                .max_machines = 16,
+                .max_boots = 4,
+                .max_events = 256,
+                .vsock_port = 4817,
+                .boot_limits = BOOT_LIMITS_DEFAULT,
+        };
+        MachineSpec sa = { .machine_id = "vm-a", .cid = 10 }, sb = { .machine_id = "vm-b", .cid = 11 };
+        const char *err;
+
+        log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
+        assert_int_equal(registry_new(&c, &f->stats, &f->registry), 0);
+        assert_int_equal(registry_add_machine(f->registry, &sa, &f->a, &err), 0);
+        assert_int_equal(registry_add_machine(f->registry, &sb, &f->b, &err), 0);
+        session_context_init(&f->ctx, f->registry, NULL, &f->stats);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        registry_free(f->registry);
+        free(f);
+        return 0;
+}
+
+static Session *new_session(Fixture *f, Machine *m) {
+        Session *s;
+        assert_int_equal(session_new(&f->ctx, m, &s), 0);
+        return s;
+}
+
+static void end_session(Session *s, CloseReason reason) {
+        session_end(s, reason);
+        session_free(s);
+}
+
+static int feed(Session *s, Bytes *b) {
+        int r = session_feed(s, b->data, b->len);
+        bytes_free(b);
+        return r;
+}
+
+static uint64_t total_protocol_errors(const Stats *st) {
+        uint64_t n = 0;
+        for (int i = 0; i < _PROTOCOL_ERROR_MAX; i++)
+                n += st->protocol_errors[i];
+        return n;
+}
+
+static void test_hello_welcome(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        Tether__Envelope *out[8];
+
+        hello_frame(&in, "boot-1", "guest-a");
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(s->state, SESSION_ACTIVE);
+        assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
+        assert_int_equal(out[0]->msg_case, TETHER__ENVELOPE__MSG_WELCOME);
+        Tether__Welcome *w = out[0]->welcome;
+        assert_int_equal(w->protocol_version, TETHER_PROTOCOL_VERSION);
+        assert_int_equal(w->acked_seq, 0);
+        assert_int_equal(w->session_id.len, 16);
+        assert_string_equal(w->machine_id, "vm-a");
+        assert_int_equal(w->limits->max_frame_bytes, TETHER_FRAME_MAX);
+        assert_true(w->limits->heartbeat_interval_ms > 0);
+
+        /* The traceparent continues this boot's trace. */
+        TraceParent tp;
+        assert_int_equal(traceparent_parse(w->traceparent, &tp), 0);
+        assert_memory_equal(tp.trace_id, f->a->current->trace_id, 16);
+        free_envelopes(out, 1);
+
+        assert_int_equal(f->a->state, MACHINE_BOOTING);
+        assert_true(f->a->connected);
+        assert_string_equal(f->a->current->hostname, "guest-a");
+        assert_null(f->b->current);
+        end_session(s, CLOSE_EOF);
+        assert_false(f->a->connected);
+        assert_int_equal(f->a->state, MACHINE_DISCONNECTED);
+}
+
+static void test_first_frame_must_be_hello(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        milestone_frame(&in, 1, "init.start", 1);
+        assert_int_equal(feed(s, &in), -EPROTO);
+        assert_int_equal(s->error, PROTOCOL_ERROR_UNEXPECTED_MESSAGE);
+        assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_UNEXPECTED_MESSAGE], 1);
+        assert_int_equal(out_queue_size(&s->out), 0);
+        assert_null(f->a->current);
+        end_session(s, CLOSE_PROTOCOL_ERROR);
+        /* Never said Hello: the machine's state is untouched. */
+        assert_int_equal(f->a->state, MACHINE_REGISTERED);
+}
+
+static void test_version_mismatch(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Hello h = TETHER__HELLO__INIT;
+        Bytes in = {};
+
+        h.protocol_version = 2;
+        h.boot_id = (char *) "boot-1";
+        e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
+        e.hello = &h;
+        frame_append(&in, &e);
+        assert_int_equal(feed(s, &in), -EPROTO);
+        assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_VERSION_MISMATCH], 1);
+        end_session(s, CLOSE_PROTOCOL_ERROR);
+}
+
+static void test_replay_is_deduplicated(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        Tether__Envelope *out[8];
+
+        hello_frame(&in, "boot-1", "guest-a");
+        for (uint64_t seq = 1; seq <= 5; seq++)
+                log_frame(&in, seq, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "line\n", seq * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->a->current->last_seq, 5);
+        end_session(s, CLOSE_EOF);
+
+        /* Reconnect: the Welcome tells the agent what is stored; it replays 3..7 anyway (a lost ack). */
+        s = new_session(f, f->a);
+        hello_frame(&in, "boot-1", "guest-a");
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
+        assert_int_equal(out[0]->welcome->acked_seq, 5);
+        free_envelopes(out, 1);
+        for (uint64_t seq = 3; seq <= 7; seq++)
+                log_frame(&in, seq, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "line\n", seq * MS);
+        assert_int_equal(feed(s, &in), 0);
+
+        Boot *b = f->a->current;
+        assert_int_equal(f->a->n_boots, 1);
+        assert_int_equal(b->last_seq, 7);
+        assert_int_equal(b->n_logs, 7);
+        assert_int_equal(b->records, 7);
+        assert_int_equal(b->duplicates, 3);
+        assert_int_equal(f->stats.records_duplicate, 3);
+        for (size_t i = 0; i < b->n_logs; i++)
+                assert_int_equal(boot_log_at(b, i)->seq, i + 1);
+        /* The replayed duplicates still get acked. */
+        assert_int_equal(session_flush_ack(s), 1);
+        assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
+        assert_int_equal(out[0]->ack->seq, 7);
+        free_envelopes(out, 1);
+        assert_int_equal(total_protocol_errors(&f->stats), 0);
+        end_session(s, CLOSE_EOF);
+}
+
+static void test_seq_regression(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        hello_frame(&in, "boot-1", "guest-a");
+        log_frame(&in, 1, 1, "a\n", 1);
+        log_frame(&in, 2, 1, "b\n", 2);
+        log_frame(&in, 2, 1, "b again\n", 3);
+        log_frame(&in, 3, 1, "never processed\n", 4);
+        assert_int_equal(feed(s, &in), -EPROTO);
+        assert_int_equal(s->error, PROTOCOL_ERROR_SEQ_REGRESSION);
+        assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_SEQ_REGRESSION], 1);
+        assert_int_equal(f->a->current->last_seq, 2);
+        assert_int_equal(f->a->current->protocol_errors, 1);
+        assert_int_equal(f->a->protocol_errors, 1);
+        end_session(s, CLOSE_PROTOCOL_ERROR);
+        assert_int_equal(f->a->state, MACHINE_DISCONNECTED);
+        assert_non_null(strstr(f->a->state_reason, "seq_regression"));
+}
+
+/* Feeds a valid prefix then bad bytes; checks the reason, that the stored data survived and machine B is
+ * untouched. */
+static void expect_bad(Fixture *f, const Bytes *bad, ProtocolError expected) {
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        uint64_t before = f->stats.protocol_errors[expected];
+
+        hello_frame(&in, "boot-1", "guest-a");
+        milestone_frame(&in, 1, "init.start", 5 * MS);
+        bytes_append(&in, bad->data, bad->len);
+        milestone_frame(&in, 2, "after.error", 6 * MS);
+        assert_int_equal(feed(s, &in), -EPROTO);
+        assert_int_equal(s->state, SESSION_FAILED);
+        assert_int_equal(s->error, expected);
+        assert_int_equal(f->stats.protocol_errors[expected], before + 1);
+        assert_int_equal(f->a->current->last_seq, 1);
+        assert_null(boot_find_milestone(f->a->current, "after.error"));
+        /* Further input is refused, not processed. */
+        milestone_frame(&in, 3, "later", 7 * MS);
+        assert_int_equal(feed(s, &in), -EPROTO);
+        end_session(s, CLOSE_PROTOCOL_ERROR);
+
+        assert_null(f->b->current);
+        assert_int_equal(f->b->n_boots, 0);
+        assert_int_equal(f->b->protocol_errors, 0);
+}
+
+static void test_bad_frames_counted_per_reason(void **state) {
+        Fixture *f = *state;
+        Bytes bad = {};
+
+        /* A zero-length frame. */
+        static const uint8_t empty[] = { 0, 0, 0, 0 };
+        bytes_append(&bad, empty, sizeof(empty));
+        expect_bad(f, &bad, PROTOCOL_ERROR_FRAME_EMPTY);
+        bytes_free(&bad);
+
+        /* A frame announcing more than 64 KiB. */
+        static const uint8_t huge[] = { 0x01, 0x00, 0x01, 0x00 };
+        bytes_append(&bad, huge, sizeof(huge));
+        expect_bad(f, &bad, PROTOCOL_ERROR_FRAME_TOO_LARGE);
+        bytes_free(&bad);
+
+        /* Bytes that are not an Envelope. */
+        static const uint8_t garbage[] = { 3, 0, 0, 0, 0xff, 0xff, 0xff };
+        bytes_append(&bad, garbage, sizeof(garbage));
+        expect_bad(f, &bad, PROTOCOL_ERROR_DECODE_FAILED);
+        bytes_free(&bad);
+
+        /* Invalid UTF-8 in a name. */
+        milestone_frame(&bad, 2, "bad\xc3\x28name", 1);
+        expect_bad(f, &bad, PROTOCOL_ERROR_INVALID_UTF8);
+        bytes_free(&bad);
+
+        /* Too many attributes. */
+        milestone_frame_attrs(&bad, 2, "many", 1, 33);
+        expect_bad(f, &bad, PROTOCOL_ERROR_TOO_MANY_ATTRIBUTES);
+        bytes_free(&bad);
+
+        /* A record without a sequence number. */
+        log_frame(&bad, 0, 1, "x\n", 1);
+        expect_bad(f, &bad, PROTOCOL_ERROR_SEQ_MISSING);
+        bytes_free(&bad);
+
+        /* A host-only message from the guest. */
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Ack ack = TETHER__ACK__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_ACK;
+        e.ack = &ack;
+        ack.seq = 1;
+        frame_append(&bad, &e);
+        expect_bad(f, &bad, PROTOCOL_ERROR_UNEXPECTED_MESSAGE);
+        bytes_free(&bad);
+
+        /* Each counted once under its own reason. */
+        assert_int_equal(total_protocol_errors(&f->stats), 7);
+}
+
+static void test_guest_claims_do_not_change_identity(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        /* The guest behind A's transport calls itself vm-b and reuses a boot id B will use: still A's data. */
+        hello_frame(&in, "boot-of-b", "vm-b");
+        milestone_frame(&in, 1, "init.start", 1);
+        ready_frame(&in, 2, "sd_notify", 2);
+        assert_int_equal(feed(s, &in), 0);
+        end_session(s, CLOSE_EOF);
+
+        assert_non_null(f->a->current);
+        assert_string_equal(f->a->current->boot_id, "boot-of-b");
+        assert_string_equal(f->a->current->hostname, "vm-b");
+        assert_true(f->a->current->ready.set);
+        assert_null(f->b->current);
+        assert_int_equal(f->b->state, MACHINE_REGISTERED);
+
+        /* B's own boot with the same boot id is a separate boot. */
+        s = new_session(f, f->b);
+        hello_frame(&in, "boot-of-b", "vm-b");
+        log_frame(&in, 1, 1, "b\n", 1);
+        assert_int_equal(feed(s, &in), 0);
+        assert_ptr_not_equal(f->a->current, f->b->current);
+        assert_int_equal(f->b->current->last_seq, 1);
+        assert_int_equal(f->a->current->last_seq, 2);
+        end_session(s, CLOSE_EOF);
+}
+
+static void test_ready_acks_at_once(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        Tether__Envelope *out[8];
+
+        hello_frame(&in, "boot-1", "guest-a");
+        milestone_frame(&in, 1, "init.start", 1);
+        assert_int_equal(feed(s, &in), 0);
+        (void) drain_out_queue(&s->out, out, 8);
+        free_envelopes(out, 1);
+        assert_true(s->ack_pending);
+        assert_false(s->ack_urgent);
+
+        ready_frame(&in, 2, "sd_notify", 2 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_true(s->ack_urgent);
+        assert_int_equal(f->a->state, MACHINE_READY);
+        assert_string_equal(f->a->current->ready.source, "sd_notify");
+        assert_int_equal(session_flush_ack(s), 1);
+        assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
+        assert_int_equal(out[0]->msg_case, TETHER__ENVELOPE__MSG_ACK);
+        assert_int_equal(out[0]->ack->seq, 2);
+        free_envelopes(out, 1);
+        /* Nothing new: no second ack. */
+        assert_int_equal(session_flush_ack(s), 0);
+
+        exit_frame(&in, 3, 137, 9, 3 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_true(s->ack_urgent);
+        assert_int_equal(f->a->state, MACHINE_CRASHED);
+        end_session(s, CLOSE_EOF);
+        /* A disconnect after the exit does not turn "crashed" into "disconnected". */
+        assert_int_equal(f->a->state, MACHINE_CRASHED);
+}
+
+static void test_ready_condition_source(void **state) {
+        Fixture *f = *state;
+        MachineSpec spec = { .machine_id = "vm-c", .cid = 12, .ready_condition = "source:probe:tcp" };
+        const char *err;
+        Machine *c;
+        Bytes in = {};
+
+        assert_int_equal(registry_add_machine(f->registry, &spec, &c, &err), 0);
+        Session *s = new_session(f, c);
+        hello_frame(&in, "boot-1", "guest-c");
+        ready_frame(&in, 1, "sd_notify", 1 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(c->state, MACHINE_BOOTING);
+        ready_frame(&in, 2, "probe:tcp", 2 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(c->state, MACHINE_READY);
+        assert_int_equal(c->current->ready.seq, 2);
+        assert_int_equal(c->current->ready_signals, 2);
+        end_session(s, CLOSE_EOF);
+}
+
+static void test_gaps(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        /* 3..5 missing, then a LogDropped names them: no seq_gap. */
+        hello_frame(&in, "boot-1", "guest-a");
+        log_frame(&in, 1, 1, "a\n", 1);
+        log_frame(&in, 2, 1, "b\n", 2);
+        log_frame(&in, 6, 1, "f\n", 6);
+        log_dropped_frame(&in, 7, 3, 5);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->a->current->n_gaps, 0);
+        assert_int_equal(f->a->current->logs_dropped, 3);
+        assert_int_equal(f->stats.dropped_records[DROP_AGENT_BUFFER], 3);
+
+        /* 9 missing and never explained: counted when the connection ends. */
+        log_frame(&in, 8, 1, "h\n", 8);
+        log_frame(&in, 10, 1, "j\n", 10);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->stats.seq_gaps, 0);
+        end_session(s, CLOSE_EOF);
+        assert_int_equal(f->stats.seq_gaps, 1);
+        assert_int_equal(f->stats.seq_gap_records, 1);
+        assert_int_equal(f->a->current->seq_gaps, 1);
+        assert_int_equal(total_protocol_errors(&f->stats), 0);
+}
+
+static void test_clock_samples(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        Tether__Envelope *out[16];
+
+        hello_frame(&in, "boot-1", "guest-a");
+        assert_int_equal(feed(s, &in), 0);
+        (void) drain_out_queue(&s->out, out, 16);
+        free_envelopes(out, 1);
+
+        /* An answer to a probe never sent is ignored and counted. */
+        clock_sample_frame(&in, 999, 1 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->stats.clock_samples_ignored, 1);
+        assert_false(f->a->current->clock.valid);
+
+        uint64_t mono = now_ns(CLOCK_MONOTONIC), real = now_ns(CLOCK_REALTIME);
+        assert_int_equal(session_send_clock_probe(s, mono, real), 0);
+        assert_int_equal(drain_out_queue(&s->out, out, 16), 1);
+        assert_int_equal(out[0]->msg_case, TETHER__ENVELOPE__MSG_CLOCK_PROBE);
+        uint64_t id = out[0]->clock_probe->probe_id;
+        free_envelopes(out, 1);
+
+        clock_sample_frame(&in, id, 7 * UINT64_C(1000000000));
+        assert_int_equal(feed(s, &in), 0);
+        Boot *b = f->a->current;
+        assert_true(b->clock.valid);
+        assert_int_equal(f->stats.clock_samples, 1);
+        /* host_realtime(send) + rtt/2 = 7 s + offset: mapping 7 s lands within the bound of the send time. */
+        uint64_t mapped;
+        assert_int_equal(clock_estimate_to_host(&b->clock, 7 * UINT64_C(1000000000), &mapped), 0);
+        assert_true(mapped >= real && mapped <= real + 2 * b->clock.error_ns + 1);
+
+        /* The same id again: ignored. */
+        clock_sample_frame(&in, id, 8 * UINT64_C(1000000000));
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->stats.clock_samples_ignored, 2);
+        end_session(s, CLOSE_EOF);
+}
+
+static void test_split_input(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        hello_frame(&in, "boot-1", "guest-a");
+        for (uint64_t seq = 1; seq <= 20; seq++)
+                log_frame(&in, seq, 2, "some stderr output\n", seq);
+        /* One byte at a time: the same result as one write. */
+        for (size_t i = 0; i < in.len; i++)
+                assert_int_equal(session_feed(s, in.data + i, 1), 0);
+        bytes_free(&in);
+        assert_int_equal(f->a->current->last_seq, 20);
+        assert_int_equal(f->stats.log_records[2], 20);
+        end_session(s, CLOSE_EOF);
+}
+
+static void test_new_boot_and_replacement(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        hello_frame(&in, "boot-1", "guest-a");
+        ready_frame(&in, 1, "exec", 1);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->a->state, MACHINE_READY);
+        end_session(s, CLOSE_REPLACED);
+        /* Replaced: not a disconnect. */
+        assert_int_equal(f->a->state, MACHINE_READY);
+
+        s = new_session(f, f->a);
+        hello_frame(&in, "boot-2", "guest-a");
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->a->n_boots, 2);
+        assert_string_equal(f->a->current->boot_id, "boot-2");
+        assert_int_equal(f->a->state, MACHINE_BOOTING);
+        assert_int_equal(f->a->current->last_seq, 0);
+        end_session(s, CLOSE_EOF);
+}
+
+static void test_log_eviction_still_acked(void **state) {
+        Fixture *f = *state;
+        f->registry->config.boot_limits.max_log_bytes = 1024;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        char line[201];
+
+        memset(line, 'x', 199);
+        line[199] = '\n';
+        line[200] = '\0';
+        hello_frame(&in, "boot-1", "guest-a");
+        for (uint64_t seq = 1; seq <= 20; seq++)
+                log_frame(&in, seq, 1, line, seq);
+        assert_int_equal(feed(s, &in), 0);
+
+        Boot *b = f->a->current;
+        assert_true(b->log_cost <= 1024);
+        assert_true(b->evicted_records > 0);
+        assert_int_equal(b->evicted_records + b->n_logs, 20);
+        assert_int_equal(f->stats.dropped_records[DROP_EVICTED], b->evicted_records);
+        assert_int_equal(f->stats.dropped_bytes[DROP_EVICTED], b->evicted_records * 200);
+        /* The oldest went: what is left is the newest, in order. */
+        assert_int_equal(boot_log_at(b, b->n_logs - 1)->seq, 20);
+        assert_int_equal(boot_log_at(b, 0)->seq, 20 - b->n_logs + 1);
+        assert_int_equal(session_flush_ack(s), 1);
+        assert_int_equal(s->acked_seq, 20);
+        end_session(s, CLOSE_EOF);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_hello_welcome, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_first_frame_must_be_hello, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_version_mismatch, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_replay_is_deduplicated, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_seq_regression, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_frames_counted_per_reason, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_guest_claims_do_not_change_identity, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ready_acks_at_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ready_condition_source, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_clock_samples, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_split_input, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_new_boot_and_replacement, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log_eviction_still_acked, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
