@@ -611,25 +611,24 @@ static bool state_failed(MachineState s) {
 /* The answer to a ready long-poll if the machine's state decides it, else NULL (keep waiting). Taken at the
  * moment the state changes, so that a Ready immediately followed by an Exit still answers 200. */
 static json_t *ready_verdict(const Machine *m, uint64_t waited_ns, unsigned *ret_status) {
-        if (m->state == MACHINE_READY && m->current && m->current->ready.set) {
+        /* The current boot met its ready condition: that is the answer, even if its workload has ended since
+         * (the state says so). */
+        if (m->current && m->current->ready.set && m->state != MACHINE_BOOTING) {
                 *ret_status = MHD_HTTP_OK;
-                return json_pack("{s:s, s:s, s:s, s:o, s:I}", "machine_id", m->id, "state", "ready", "boot_id",
-                                 m->current->boot_id, "ready", render_ready(m, m->current), "waited_ns",
-                                 (json_int_t) waited_ns);
+                return json_pack("{s:s, s:s, s:s, s:o, s:I}", "machine_id", m->id, "state",
+                                 machine_state_to_string(m->state), "boot_id", m->current->boot_id, "ready",
+                                 render_ready(m, m->current), "waited_ns", (json_int_t) waited_ns);
         }
         if (!state_failed(m->state))
                 return NULL;
 
         const char *state = machine_state_to_string(m->state);
-        bool was_ready = m->current && m->current->ready.set;
         const char *error = m->state == MACHINE_DISCONNECTED ? "agent disconnected before ready" :
-                            was_ready                        ? "machine is no longer ready: its workload ended" :
                             m->state == MACHINE_CRASHED      ? "machine crashed before ready" :
                                                                "machine exited before ready";
         *ret_status = MHD_HTTP_CONFLICT;
-        return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I}", "error", error, "machine_id", m->id, "state", state,
-                         "reason", m->state_reason ?: state, "ready", render_ready(m, m->current), "waited_ns",
-                         (json_int_t) waited_ns);
+        return json_pack("{s:s, s:s, s:s, s:s, s:I}", "error", error, "machine_id", m->id, "state", state, "reason",
+                         m->state_reason ?: state, "waited_ns", (json_int_t) waited_ns);
 }
 
 static void decide_waiters(Api *a, const Machine *m, bool removed) {

@@ -21,6 +21,9 @@ static char log_node_id[256];
 void log_setup(LogTarget target, int max_level, const char *node_id) {
         if (target == LOG_TARGET_AUTO)
                 target = getenv("JOURNAL_STREAM") ? LOG_TARGET_JOURNAL : LOG_TARGET_JSON;
+        /* sd_journal_send() drops messages silently when journald is not running: never lose them. */
+        if (target == LOG_TARGET_JOURNAL && access("/run/systemd/journal/socket", F_OK) < 0)
+                target = LOG_TARGET_JSON;
         log_target = target;
         log_max_level = max_level;
         snprintf(log_node_id, sizeof(log_node_id), "%s", node_id ?: "");

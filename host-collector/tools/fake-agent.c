@@ -2,7 +2,10 @@
 /* tether-fake-agent: speaks the agent side of the tether protocol from a script on the command line, for
  * manual and integration tests of tetherd without a VM.
  *
- *   tether-fake-agent [--boot-id ID] [--uptime-ms N] [--agent-version V] ADDRESS ACTION...
+ *   tether-fake-agent [--boot-id ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] ADDRESS ACTION...
+ *
+ * With --reconnect yes a lost connection is re-established (for 5 s) and unacked records are resent, as the
+ * real agent does.
  *
  * ADDRESS is unix:PATH or vsock:CID:PORT. Actions run in order:
  *   milestone NAME [MS]      Milestone at guest boottime MS (default: now)
@@ -55,6 +58,9 @@ static Pending *pending;
 static size_t n_pending;
 static uint32_t heartbeat_ms = 5000;
 static uint64_t last_send_ns;
+static bool reconnect;
+
+static int do_connect(void);
 
 static uint64_t guest_boottime(void) {
         return now_ns(CLOCK_BOOTTIME) - start_boottime + uptime_ns;
@@ -125,7 +131,14 @@ static int send_record(Tether__Envelope *e) {
                 return -ENOMEM;
         pending = a;
         pending[n_pending++] = (Pending) { .seq = e->seq, .frame = frame, .len = len };
-        return fd >= 0 ? send_bytes(frame, len) : 0;
+        if (fd < 0)
+                return 0;
+        r = send_bytes(frame, len);
+        if (r < 0 && reconnect) {
+                fd = safe_close(fd);
+                return do_connect(); /* resends it with everything else unacked */
+        }
+        return r;
 }
 
 static void free_acked(void) {
@@ -202,12 +215,17 @@ static int serve(uint64_t deadline, bool until_acked) {
                 if (k <= 0)
                         continue;
                 int r = frame_reader_fill(&reader, fd);
-                if (r == 0) {
-                        fprintf(stderr, "tetherd closed the connection\n");
-                        return -ECONNRESET;
+                if (r == 0 || (r < 0 && r != -EAGAIN)) {
+                        fprintf(stderr, "tetherd closed the connection%s\n", reconnect ? ", reconnecting" : "");
+                        if (!reconnect)
+                                return -ECONNRESET;
+                        /* Like the real agent: reconnect and resend everything unacked. */
+                        fd = safe_close(fd);
+                        r = do_connect();
+                        if (r < 0)
+                                return r;
+                        continue;
                 }
-                if (r < 0 && r != -EAGAIN)
-                        return r;
                 const uint8_t *payload;
                 size_t len;
                 while ((r = frame_reader_next(&reader, &payload, &len)) > 0)
@@ -276,6 +294,8 @@ int main(int argc, char *argv[]) {
                         uptime_ns = strtoull(argv[i + 1], NULL, 10) * NSEC_PER_MSEC;
                 else if (strcmp(argv[i], "--agent-version") == 0)
                         agent_version = argv[i + 1];
+                else if (strcmp(argv[i], "--reconnect") == 0)
+                        reconnect = strcmp(argv[i + 1], "yes") == 0;
                 else
                         goto usage;
         }
@@ -389,8 +409,8 @@ int main(int argc, char *argv[]) {
         return r < 0 ? 1 : 0;
 
 usage:
-        fprintf(stderr, "Usage: %s [--boot-id ID] [--uptime-ms N] [--agent-version V] unix:PATH|vsock:CID:PORT "
-                        "ACTION...\n",
+        fprintf(stderr, "Usage: %s [--boot-id ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] "
+                        "unix:PATH|vsock:CID:PORT ACTION...\n",
                 argv[0]);
         return 2;
 }
