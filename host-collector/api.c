@@ -78,9 +78,10 @@ struct Stream {
         struct MHD_Connection *conn;
         LIST_FIELDS(Stream, streams);
         bool follow, suspended, gone, finished;
-        char *machine_id; /* logs: the machine; events: the filter (NULL: all) */
-        uint64_t boot_index; /* logs: 0 = the current boot, fixed once there is one */
-        uint64_t cursor;     /* logs: last seq delivered; events: last event id delivered */
+        char *machine_id;            /* logs: the machine; events: the filter (NULL: all) */
+        uint64_t boot_index;         /* logs: 0 = the current boot, fixed once there is one */
+        uint64_t registered_unix_ns; /* logs: tells the machine from a later one registered with the same id */
+        uint64_t cursor;             /* logs: last seq delivered; events: last event id delivered */
         unsigned stream_mask;
         uint64_t evicted_seen_records, evicted_seen_bytes;
         SpanSet *spans;
@@ -102,8 +103,8 @@ struct Api {
 
 /* ---- responses ---- */
 
-static enum MHD_Result respond_raw(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
-                                   const char *content_type) {
+static enum MHD_Result respond_raw(
+        struct MHD_Connection *conn, unsigned status, char *body, size_t len, const char *content_type) {
         struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
         if (!resp) {
                 free(body);
@@ -119,8 +120,12 @@ static enum MHD_Result respond_raw(struct MHD_Connection *conn, unsigned status,
 /* Consumes o. */
 static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *o) {
         if (!o)
-                return respond_raw(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                   strdup("{\"error\":\"out of memory\"}\n"), 25, "application/json");
+                return respond_raw(
+                        conn,
+                        MHD_HTTP_INTERNAL_SERVER_ERROR,
+                        strdup("{\"error\":\"out of memory\"}\n"),
+                        25,
+                        "application/json");
         char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         if (!text)
@@ -136,8 +141,7 @@ static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status
         return respond_raw(conn, status, body, n + 1, "application/json");
 }
 
-static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
-        _printf_(3, 4);
+static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...) _printf_(3, 4);
 static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...) {
         _cleanup_free_ char *text = NULL;
         va_list ap;
@@ -312,8 +316,8 @@ static int stream_append_json(Stream *s, json_t *o) {
 
 static uint64_t spans_signature(const Boot *b) {
         return (uint64_t) b->n_milestones * UINT64_C(1000003) + (uint64_t) b->n_phases * UINT64_C(7919) +
-               (uint64_t) b->ready.set * 2 + (uint64_t) b->exit.set * 4 + (uint64_t) b->clock.valid * 8 +
-               (uint64_t) b->clock.offset_ns + (uint64_t) b->hello_offset_ns;
+                (uint64_t) b->ready.set * 2 + (uint64_t) b->exit.set * 4 + (uint64_t) b->clock.valid * 8 +
+                (uint64_t) b->clock.offset_ns + (uint64_t) b->hello_offset_ns;
 }
 
 static void stream_update_spans(Stream *s, const Machine *m, const Boot *b) {
@@ -338,12 +342,31 @@ static void stream_update_spans(Stream *s, const Machine *m, const Boot *b) {
         s->spans_signature = sig;
 }
 
-static int stream_log_dropped(Stream *s, const Machine *m, const Boot *b, uint64_t seq, uint64_t records,
-                              uint64_t bytes, const char *reason) {
-        return stream_append_json(s, json_pack("{s:s, s:s, s:I, s:{s:I, s:I, s:s}}", "machine_id", m->id, "boot_id",
-                                               b->boot_id, "seq", (json_int_t) seq, "dropped", "records",
-                                               (json_int_t) records, "bytes", (json_int_t) bytes, "reason",
-                                               reason));
+static int stream_log_dropped(
+        Stream *s,
+        const Machine *m,
+        const Boot *b,
+        uint64_t seq,
+        uint64_t records,
+        uint64_t bytes,
+        const char *reason) {
+        return stream_append_json(
+                s,
+                json_pack(
+                        "{s:s, s:s, s:I, s:{s:I, s:I, s:s}}",
+                        "machine_id",
+                        m->id,
+                        "boot_id",
+                        b->boot_id,
+                        "seq",
+                        (json_int_t) seq,
+                        "dropped",
+                        "records",
+                        (json_int_t) records,
+                        "bytes",
+                        (json_int_t) bytes,
+                        "reason",
+                        reason));
 }
 
 static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const LogEntry *e) {
@@ -370,11 +393,31 @@ static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const Lo
                 if (!line)
                         return -ENOMEM;
                 int r = stream_append_json(
-                        s, json_pack("{s:s, s:s, s:s?, s:s, s:I, s:s, s:s?, s:I, s:s, s:s, s:s}", "machine_id", m->id,
-                                     "node_id", node_id, "request_id", m->request_id, "boot_id", b->boot_id, "seq",
-                                     (json_int_t) e->seq, "stream", log_stream_to_string(e->stream), "source",
-                                     e->source, "time_unix_ns", (json_int_t) t, "line", line, "trace_id", trace,
-                                     "span_id", span));
+                        s,
+                        json_pack(
+                                "{s:s, s:s, s:s?, s:s, s:I, s:s, s:s?, s:I, s:s, s:s, s:s}",
+                                "machine_id",
+                                m->id,
+                                "node_id",
+                                node_id,
+                                "request_id",
+                                m->request_id,
+                                "boot_id",
+                                b->boot_id,
+                                "seq",
+                                (json_int_t) e->seq,
+                                "stream",
+                                log_stream_to_string(e->stream),
+                                "source",
+                                e->source,
+                                "time_unix_ns",
+                                (json_int_t) t,
+                                "line",
+                                line,
+                                "trace_id",
+                                trace,
+                                "span_id",
+                                span));
                 if (r < 0)
                         return r;
                 p += n + (nl ? 1 : 0);
@@ -388,8 +431,8 @@ static int stream_fill_logs(Stream *s) {
         Boot *b;
         int r;
 
-        if (!m) {
-                s->finished = true; /* deleted */
+        if (!m || m->registered_unix_ns != s->registered_unix_ns) {
+                s->finished = true; /* deleted (and maybe registered again: not the machine we followed) */
                 return 0;
         }
         b = s->boot_index ? machine_find_boot_by_index(m, s->boot_index) : m->current;
@@ -403,9 +446,14 @@ static int stream_fill_logs(Stream *s) {
 
         if (b->evicted_records > s->evicted_seen_records) {
                 if (b->evicted_last_seq > s->cursor) {
-                        r = stream_log_dropped(s, m, b, b->evicted_last_seq,
-                                               b->evicted_records - s->evicted_seen_records,
-                                               b->evicted_bytes - s->evicted_seen_bytes, "evicted");
+                        r = stream_log_dropped(
+                                s,
+                                m,
+                                b,
+                                b->evicted_last_seq,
+                                b->evicted_records - s->evicted_seen_records,
+                                b->evicted_bytes - s->evicted_seen_bytes,
+                                "evicted");
                         if (r < 0)
                                 return r;
                 }
@@ -484,8 +532,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 }
 
 static enum MHD_Result respond_stream(Api *a, struct MHD_Connection *conn, Stream *s) {
-        struct MHD_Response *resp =
-                MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, API_STREAM_CHUNK, stream_read, s, stream_free);
+        struct MHD_Response *resp = MHD_create_response_from_callback(
+                MHD_SIZE_UNKNOWN, API_STREAM_CHUNK, stream_read, s, stream_free);
         if (!resp) {
                 stream_free(s);
                 return MHD_NO;
@@ -538,8 +586,11 @@ static enum MHD_Result handle_logs(Api *a, Request *req, Machine *m) {
                 for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
                         int k = log_stream_from_string(t);
                         if (k < 0)
-                                return respond_error(conn, MHD_HTTP_BAD_REQUEST,
-                                                     "unknown stream \"%s\" (stdout, stderr, console, kmsg)", t);
+                                return respond_error(
+                                        conn,
+                                        MHD_HTTP_BAD_REQUEST,
+                                        "unknown stream \"%s\" (stdout, stderr, console, kmsg)",
+                                        t);
                         mask |= 1u << k;
                 }
         } else
@@ -556,6 +607,7 @@ static enum MHD_Result handle_logs(Api *a, Request *req, Machine *m) {
         if (!s)
                 return MHD_NO;
         s->follow = query_bool(conn, "follow");
+        s->registered_unix_ns = m->registered_unix_ns;
         s->stream_mask = mask;
         s->cursor = since_seq;
         s->boot_index = b ? b->index : 0;
@@ -576,8 +628,12 @@ static enum MHD_Result handle_spans(Api *a, Request *req, Machine *m) {
         SpanSet *set;
 
         if (!b)
-                return respond_error(req->conn, MHD_HTTP_NOT_FOUND, "machine %s has %s", m->id,
-                                     boot && strcmp(boot, "current") != 0 ? "no such boot" : "not booted yet");
+                return respond_error(
+                        req->conn,
+                        MHD_HTTP_NOT_FOUND,
+                        "machine %s has %s",
+                        m->id,
+                        boot && strcmp(boot, "current") != 0 ? "no such boot" : "not booted yet");
         StitchContext ctx = {
                 .machine_id = m->id,
                 .node_id = a->server->registry->config.node_id,
@@ -615,20 +671,39 @@ static json_t *ready_verdict(const Machine *m, uint64_t waited_ns, unsigned *ret
          * (the state says so). */
         if (m->current && m->current->ready.set && m->state != MACHINE_BOOTING) {
                 *ret_status = MHD_HTTP_OK;
-                return json_pack("{s:s, s:s, s:s, s:o, s:I}", "machine_id", m->id, "state",
-                                 machine_state_to_string(m->state), "boot_id", m->current->boot_id, "ready",
-                                 render_ready(m, m->current), "waited_ns", (json_int_t) waited_ns);
+                return json_pack(
+                        "{s:s, s:s, s:s, s:o, s:I}",
+                        "machine_id",
+                        m->id,
+                        "state",
+                        machine_state_to_string(m->state),
+                        "boot_id",
+                        m->current->boot_id,
+                        "ready",
+                        render_ready(m, m->current),
+                        "waited_ns",
+                        (json_int_t) waited_ns);
         }
         if (!state_failed(m->state))
                 return NULL;
 
         const char *state = machine_state_to_string(m->state);
         const char *error = m->state == MACHINE_DISCONNECTED ? "agent disconnected before ready" :
-                            m->state == MACHINE_CRASHED      ? "machine crashed before ready" :
+                m->state == MACHINE_CRASHED                  ? "machine crashed before ready" :
                                                                "machine exited before ready";
         *ret_status = MHD_HTTP_CONFLICT;
-        return json_pack("{s:s, s:s, s:s, s:s, s:I}", "error", error, "machine_id", m->id, "state", state, "reason",
-                         m->state_reason ?: state, "waited_ns", (json_int_t) waited_ns);
+        return json_pack(
+                "{s:s, s:s, s:s, s:s, s:I}",
+                "error",
+                error,
+                "machine_id",
+                m->id,
+                "state",
+                state,
+                "reason",
+                m->state_reason ?: state,
+                "waited_ns",
+                (json_int_t) waited_ns);
 }
 
 static void decide_waiters(Api *a, const Machine *m, bool removed) {
@@ -639,8 +714,16 @@ static void decide_waiters(Api *a, const Machine *m, bool removed) {
                         continue;
                 if (removed) {
                         r->verdict_status = MHD_HTTP_CONFLICT;
-                        r->verdict = json_pack("{s:s, s:s, s:s, s:s}", "error", "machine was deleted", "machine_id",
-                                               m->id, "state", "deleted", "reason", "deleted");
+                        r->verdict = json_pack(
+                                "{s:s, s:s, s:s, s:s}",
+                                "error",
+                                "machine was deleted",
+                                "machine_id",
+                                m->id,
+                                "state",
+                                "deleted",
+                                "reason",
+                                "deleted");
                 } else
                         r->verdict = ready_verdict(m, now - r->started_monotonic_ns, &r->verdict_status);
                 if (r->verdict)
@@ -669,8 +752,10 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
                         double v = strtod(t, &end);
                         if (errno != 0 || end == t || *end != '\0' || !isfinite(v) || v < 0 ||
                             v > API_READY_TIMEOUT_MAX_S)
-                                return respond_error(conn, MHD_HTTP_BAD_REQUEST,
-                                                     "timeout must be a number of seconds between 0 and 3600");
+                                return respond_error(
+                                        conn,
+                                        MHD_HTTP_BAD_REQUEST,
+                                        "timeout must be a number of seconds between 0 and 3600");
                         req->timeout_s = v;
                 }
                 req->started_monotonic_ns = now_ns(CLOCK_MONOTONIC);
@@ -685,9 +770,20 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
         if (req->timed_out || req->timeout_s == 0) {
                 char msg[128];
                 snprintf(msg, sizeof(msg), "timed out after %g s waiting for readiness", req->timeout_s);
-                json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:I}", "error", msg, "machine_id", m->id, "state",
-                                      machine_state_to_string(m->state), "agent_seen", m->agent_seen, "connected",
-                                      m->connected, "waited_ns", (json_int_t) waited);
+                json_t *o = json_pack(
+                        "{s:s, s:s, s:s, s:b, s:b, s:I}",
+                        "error",
+                        msg,
+                        "machine_id",
+                        m->id,
+                        "state",
+                        machine_state_to_string(m->state),
+                        "agent_seen",
+                        m->agent_seen,
+                        "connected",
+                        m->connected,
+                        "waited_ns",
+                        (json_int_t) waited);
                 if (o && !m->agent_seen)
                         json_object_set_new(o, "detail", json_string("no agent has connected for this machine"));
                 return respond_json(conn, MHD_HTTP_GATEWAY_TIMEOUT, o);
@@ -696,8 +792,14 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
         if (!req->waiting) {
                 if (!(req->machine_id = strdup(id)))
                         return MHD_NO;
-                r = sd_event_add_time_relative(a->event, &req->timer, CLOCK_MONOTONIC,
-                                               (uint64_t) (req->timeout_s * USEC_PER_SEC), 0, on_waiter_timeout, req);
+                r = sd_event_add_time_relative(
+                        a->event,
+                        &req->timer,
+                        CLOCK_MONOTONIC,
+                        (uint64_t) (req->timeout_s * USEC_PER_SEC),
+                        0,
+                        on_waiter_timeout,
+                        req);
                 if (r < 0)
                         return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to arm a timer");
                 req->waiting = true;
@@ -738,8 +840,8 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
         case -ENOSPC:
                 return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", err ?: "too many machines");
         default:
-                return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s: %s", err ?: "registration failed",
-                                     strerror(-r));
+                return respond_error(
+                        conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s: %s", err ?: "registration failed", strerror(-r));
         }
         return respond_json(conn, MHD_HTTP_CREATED, render_machine(m, a->server->registry->config.node_id));
 }
@@ -756,12 +858,21 @@ static enum MHD_Result handle_list(Api *a, Request *req) {
 }
 
 static enum MHD_Result handle_healthz(Api *a, Request *req) {
-        return respond_json(req->conn, MHD_HTTP_OK,
-                            json_pack("{s:s, s:I, s:I, s:s, s:b}", "status", "ok", "machines",
-                                      (json_int_t) a->server->registry->n_machines, "connections",
-                                      (json_int_t) a->server->n_connections, "node_id",
-                                      a->server->registry->config.node_id, "vsock",
-                                      a->server->vsock_listener != NULL));
+        return respond_json(
+                req->conn,
+                MHD_HTTP_OK,
+                json_pack(
+                        "{s:s, s:I, s:I, s:s, s:b}",
+                        "status",
+                        "ok",
+                        "machines",
+                        (json_int_t) a->server->registry->n_machines,
+                        "connections",
+                        (json_int_t) a->server->n_connections,
+                        "node_id",
+                        a->server->registry->config.node_id,
+                        "vsock",
+                        a->server->vsock_listener != NULL));
 }
 
 static enum MHD_Result method_not_allowed(struct MHD_Connection *conn, const char *allowed) {
@@ -831,9 +942,15 @@ static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const cha
         return strcmp(sub, "logs") == 0 ? handle_logs(a, req, m) : handle_spans(a, req, m);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+static enum MHD_Result on_request(
+        void *cls,
+        struct MHD_Connection *conn,
+        const char *url,
+        const char *method,
+        const char *version,
+        const char *upload_data,
+        size_t *upload_data_size,
+        void **con_cls) {
         ApiDaemon *d = cls;
         Api *a = d->api;
         Request *req = *con_cls;
@@ -869,8 +986,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return dispatch(a, req, url, method);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Request *req = *con_cls;
 
         if (!req)
@@ -960,11 +1076,26 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
                 return -ENOMEM;
         }
 
-        d->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                                  on_request, d, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d, MHD_OPTION_LISTEN_SOCKET,
-                                  listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, API_CONNECTION_TIMEOUT_S,
-                                  MHD_OPTION_CONNECTION_LIMIT, API_CONNECTION_LIMIT, MHD_OPTION_END);
+        d->mhd = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                0,
+                NULL,
+                NULL,
+                on_request,
+                d,
+                MHD_OPTION_EXTERNAL_LOGGER,
+                on_mhd_log,
+                d,
+                MHD_OPTION_LISTEN_SOCKET,
+                listen_fd,
+                MHD_OPTION_NOTIFY_COMPLETED,
+                on_completed,
+                d,
+                MHD_OPTION_CONNECTION_TIMEOUT,
+                API_CONNECTION_TIMEOUT_S,
+                MHD_OPTION_CONNECTION_LIMIT,
+                API_CONNECTION_LIMIT,
+                MHD_OPTION_END);
         if (!d->mhd) {
                 safe_close(listen_fd);
                 daemon_free(d);
@@ -1077,8 +1208,8 @@ int api_new(Server *server, sd_event *e, Api **ret) {
                 return -ENOMEM;
         a->server = server;
         a->event = sd_event_ref(e);
-        r = sd_event_add_time_relative(e, &a->sweep, CLOCK_MONOTONIC, API_SWEEP_INTERVAL_USEC, USEC_PER_SEC,
-                                       on_sweep, a);
+        r = sd_event_add_time_relative(
+                e, &a->sweep, CLOCK_MONOTONIC, API_SWEEP_INTERVAL_USEC, USEC_PER_SEC, on_sweep, a);
         if (r < 0) {
                 api_free(a);
                 return r;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "time-math.h"
 #include "traceparent.h"
 
 int ready_condition_parse(const char *s, ReadyCondition *ret) {
@@ -56,8 +57,7 @@ char *ready_condition_to_string(const ReadyCondition *c) {
         }
 }
 
-int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], const BootLimits *limits,
-             Boot **ret) {
+int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], const BootLimits *limits, Boot **ret) {
         int r;
 
         if (!boot_id || !*boot_id)
@@ -171,10 +171,8 @@ uint64_t boot_to_unix_ns(const Boot *b, uint64_t boottime_ns, uint64_t fallback_
 
         if (clock_estimate_to_host(&b->clock, boottime_ns, &t) >= 0)
                 return t;
-        if (b->hello_offset_valid) {
-                int64_t v = (int64_t) boottime_ns + b->hello_offset_ns;
-                return v < 0 ? 0 : (uint64_t) v;
-        }
+        if (b->hello_offset_valid)
+                return time_add_offset(boottime_ns, b->hello_offset_ns);
         return fallback_ns;
 }
 
@@ -187,8 +185,7 @@ uint64_t boot_from_unix_ns(const Boot *b, uint64_t unix_ns) {
                 offset = b->hello_offset_ns;
         else
                 return 0;
-        int64_t v = (int64_t) unix_ns - offset;
-        return v < 0 ? 0 : (uint64_t) v;
+        return offset == INT64_MIN ? UINT64_MAX : time_add_offset(unix_ns, -offset);
 }
 
 size_t boot_log_find_after(const Boot *b, uint64_t after_seq) {
@@ -325,8 +322,7 @@ static bool ready_condition_matches_ready(const ReadyCondition *c, const Tether_
         }
 }
 
-static void set_ready(Boot *b, char *source, char *detail, uint64_t seq, uint64_t boottime_ns,
-                      uint64_t recv_unix_ns) {
+static void set_ready(Boot *b, char *source, char *detail, uint64_t seq, uint64_t boottime_ns, uint64_t recv_unix_ns) {
         b->ready = (BootReady) {
                 .set = true,
                 .source = source,
@@ -337,11 +333,11 @@ static void set_ready(Boot *b, char *source, char *detail, uint64_t seq, uint64_
         };
 }
 
-static int apply_milestone(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv,
-                           BootApplyResult *res) {
+static int apply_milestone(
+        Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
         const Tether__Milestone *m = e->milestone;
         bool becomes_ready = !b->ready.set && cond->type == READY_CONDITION_MILESTONE &&
-                             strcmp(cond->arg, m->name) == 0;
+                strcmp(cond->arg, m->name) == 0;
         _cleanup_free_ char *ready_source = NULL, *ready_detail = NULL;
         Attr *attrs = NULL;
         size_t n_attrs = 0, attr_bytes = 0;
@@ -491,8 +487,8 @@ static int apply_log_dropped(Boot *b, const Tether__Envelope *e, uint64_t recv, 
         return 0;
 }
 
-static int apply_ready(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv,
-                       BootApplyResult *res) {
+static int apply_ready(
+        Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
         const Tether__Ready *r = e->ready;
 
         b->ready_signals++;
@@ -532,8 +528,8 @@ static int apply_exit(Boot *b, const Tether__Envelope *e, uint64_t recv, BootApp
         return 0;
 }
 
-int boot_apply_record(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns,
-                      BootApplyResult *ret) {
+int boot_apply_record(
+        Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns, BootApplyResult *ret) {
         static const ReadyCondition any = { .type = READY_CONDITION_ANY };
         BootApplyResult res = {};
         int r;

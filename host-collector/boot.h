@@ -32,16 +32,16 @@ void ready_condition_done(ReadyCondition *c);
 char *ready_condition_to_string(const ReadyCondition *c);
 
 typedef struct BootLimits {
-        size_t max_milestones;        /* default 256 */
-        size_t max_phases;            /* default 256 */
-        uint64_t max_log_bytes;       /* stored log data (plus a fixed per-line cost), default 8 MiB */
+        size_t max_milestones;         /* default 256 */
+        size_t max_phases;             /* default 256 */
+        uint64_t max_log_bytes;        /* stored log data (plus a fixed per-line cost), default 8 MiB */
         uint64_t max_annotation_bytes; /* names, attributes, messages of milestones+phases, default 1 MiB */
 } BootLimits;
 
-#define BOOT_LIMITS_DEFAULT                                                                      \
-        ((BootLimits) { .max_milestones = 256,                                                   \
-                        .max_phases = 256,                                                       \
-                        .max_log_bytes = UINT64_C(8) << 20,                                      \
+#define BOOT_LIMITS_DEFAULT                                 \
+        ((BootLimits) { .max_milestones = 256,              \
+                        .max_phases = 256,                  \
+                        .max_log_bytes = UINT64_C(8) << 20, \
                         .max_annotation_bytes = UINT64_C(1) << 20 })
 
 /* Bookkeeping cost of one stored log entry beyond its data, so that a flood of empty lines is bounded too. */
@@ -57,8 +57,8 @@ typedef struct LogEntry {
         uint64_t boottime_ns;
         uint64_t recv_unix_ns;
         LogEntryKind kind;
-        int stream;    /* Tether__LogStream */
-        char *source;  /* may be NULL */
+        int stream;   /* Tether__LogStream */
+        char *source; /* may be NULL */
         uint64_t dropped_records, dropped_bytes, dropped_first_seq, dropped_last_seq;
         size_t len;
         uint8_t data[];
@@ -162,8 +162,7 @@ typedef struct Boot {
 } Boot;
 
 /* trace_id may be NULL: a random one is drawn. Returns 0, -EINVAL (empty boot id) or -ENOMEM/-errno. */
-int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], const BootLimits *limits,
-             Boot **ret);
+int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], const BootLimits *limits, Boot **ret);
 Boot *boot_free(Boot *b);
 
 /* Updates what the guest said about itself in a Hello. recv_unix_ns is the host receive time. */
@@ -175,18 +174,18 @@ typedef struct BootApplyResult {
         bool exited;       /* first Exit of this boot */
         bool gap_opened;   /* the record skipped sequence numbers */
         SeqRange gap;
-        uint64_t gaps_explained; /* pending gaps this LogDropped explained */
+        uint64_t gaps_explained;  /* pending gaps this LogDropped explained */
         uint64_t gaps_overflowed; /* older pending gaps given up (counted as seq_gap) to make room */
         uint64_t gap_overflow_records;
-        DropReason limit_reason; /* valid when limit_dropped */
-        bool limit_dropped;      /* the record exceeded a per-boot bound and was not kept */
+        DropReason limit_reason;                 /* valid when limit_dropped */
+        bool limit_dropped;                      /* the record exceeded a per-boot bound and was not kept */
         uint64_t evicted_records, evicted_bytes; /* older log lines evicted to make room */
 } BootApplyResult;
 
 /* Applies one validated record (envelope_validate() passed, seq >= 1). Returns 0 (see ret for what
  * happened), or -ENOMEM (the boot is unchanged). */
-int boot_apply_record(Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns,
-                      BootApplyResult *ret);
+int boot_apply_record(
+        Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns, BootApplyResult *ret);
 
 /* Gives up on the pending gaps: they become seq_gap (no LogDropped will explain them any more: the connection
  * ended, or the boot exited). Returns the number of gaps; *ret_records gets the missing record count. */

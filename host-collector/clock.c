@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "time-math.h"
+
 uint64_t clock_prober_send(ClockProber *p, uint64_t sent_monotonic_ns, uint64_t sent_realtime_ns) {
         ClockProbeSlot *slot = NULL;
 
@@ -38,15 +40,20 @@ int clock_prober_take(ClockProber *p, uint64_t id, ClockProbeSlot *ret) {
         return -ENOENT;
 }
 
-int clock_sample_estimate(const ClockProbeSlot *probe, uint64_t recv_monotonic_ns, uint64_t guest_boottime_ns,
-                          ClockEstimate *ret) {
+int clock_sample_estimate(
+        const ClockProbeSlot *probe, uint64_t recv_monotonic_ns, uint64_t guest_boottime_ns, ClockEstimate *ret) {
         if (recv_monotonic_ns < probe->sent_monotonic_ns)
+                return -EINVAL;
+        /* Beyond INT64_MAX no offset can be represented: a bogus guest clock, not a sample. */
+        if (guest_boottime_ns > (uint64_t) INT64_MAX || probe->sent_realtime_ns > (uint64_t) INT64_MAX / 2)
                 return -EINVAL;
 
         uint64_t rtt = recv_monotonic_ns - probe->sent_monotonic_ns;
         /* The guest read its clock somewhere inside the round trip; the middle is the best guess and the
          * farthest it can be off is half the round trip. */
         uint64_t host_at_sample = probe->sent_realtime_ns + rtt / 2;
+        if (host_at_sample > (uint64_t) INT64_MAX)
+                return -EINVAL;
 
         *ret = (ClockEstimate) {
                 .valid = true,
@@ -82,7 +89,6 @@ int clock_estimate_to_host(const ClockEstimate *e, uint64_t boottime_ns, uint64_
         if (!e || !e->valid)
                 return -ENODATA;
 
-        int64_t t = (int64_t) boottime_ns + e->offset_ns;
-        *ret_realtime_ns = t < 0 ? 0 : (uint64_t) t;
+        *ret_realtime_ns = time_add_offset(boottime_ns, e->offset_ns);
         return 0;
 }

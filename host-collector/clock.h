@@ -43,9 +43,9 @@ uint64_t clock_prober_send(ClockProber *p, uint64_t sent_monotonic_ns, uint64_t 
 int clock_prober_take(ClockProber *p, uint64_t id, ClockProbeSlot *ret);
 
 /* Computes the estimate one answered probe gives. Returns 0, or -EINVAL if the answer came "before" the
- * probe was sent (recv < sent: a broken host clock, never trust it). */
-int clock_sample_estimate(const ClockProbeSlot *probe, uint64_t recv_monotonic_ns, uint64_t guest_boottime_ns,
-                          ClockEstimate *ret);
+ * probe was sent (recv < sent: a broken host clock, never trust it) or the guest time is beyond INT64_MAX. */
+int clock_sample_estimate(
+        const ClockProbeSlot *probe, uint64_t recv_monotonic_ns, uint64_t guest_boottime_ns, ClockEstimate *ret);
 
 /* Offers a candidate to the kept estimate, applying the replacement rules. Returns 1 if it was kept, 0 if
  * the old one stays. */

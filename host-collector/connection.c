@@ -59,8 +59,13 @@ static bool connection_check_queue_error(Connection *c, int r) {
                 return true;
         if (r == -ENOBUFS) {
                 LogFields f = { .machine_id = c->session->machine->id };
-                log_emit(LOG_WARNING, 0, &f, "Machine %s does not read what tetherd sends, closing %s.",
-                         c->session->machine->id, c->peer);
+                log_emit(
+                        LOG_WARNING,
+                        0,
+                        &f,
+                        "Machine %s does not read what tetherd sends, closing %s.",
+                        c->session->machine->id,
+                        c->peer);
                 connection_close(c, CLOSE_OUTPUT_OVERFLOW);
         } else {
                 log_error_errno(r, "Failed to queue a message for %s: %m", c->peer);
@@ -83,7 +88,7 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
 
         uint64_t next = c->probes_sent < CONNECTION_PROBE_BURST ? CONNECTION_PROBE_BURST_INTERVAL_USEC :
-                                                                   CONNECTION_PROBE_INTERVAL_USEC;
+                                                                  CONNECTION_PROBE_INTERVAL_USEC;
         (void) sd_event_source_set_time_relative(s, next);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
@@ -104,8 +109,14 @@ static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         if (now - c->last_input_usec >= c->heartbeat_timeout_usec) {
                 LogFields f = { .machine_id = c->session->machine->id };
-                log_emit(LOG_WARNING, 0, &f, "No data from machine %s for %.1f s, closing %s.",
-                         c->session->machine->id, (double) (now - c->last_input_usec) / USEC_PER_SEC, c->peer);
+                log_emit(
+                        LOG_WARNING,
+                        0,
+                        &f,
+                        "No data from machine %s for %.1f s, closing %s.",
+                        c->session->machine->id,
+                        (double) (now - c->last_input_usec) / USEC_PER_SEC,
+                        c->peer);
                 connection_close(c, CLOSE_HEARTBEAT_TIMEOUT);
                 return 0;
         }
@@ -218,8 +229,15 @@ static int on_defer(sd_event_source *src, void *userdata) {
         return 0;
 }
 
-int connection_new(sd_event *e, int fd, const char *peer, const SessionContext *ctx, Machine *m,
-                   ConnectionCloseHandler on_close, void *userdata, Connection **ret) {
+int connection_new(
+        sd_event *e,
+        int fd,
+        const char *peer,
+        const SessionContext *ctx,
+        Machine *m,
+        ConnectionCloseHandler on_close,
+        void *userdata,
+        Connection **ret) {
         int r;
 
         Connection *c = calloc(1, sizeof(Connection));
@@ -233,7 +251,7 @@ int connection_new(sd_event *e, int fd, const char *peer, const SessionContext *
         c->userdata = userdata;
         c->last_input_usec = now_usec();
         c->heartbeat_timeout_usec = 3 * (uint64_t) ctx->heartbeat_interval_ms * USEC_PER_MSEC +
-                                    CONNECTION_HEARTBEAT_SLACK_USEC;
+                CONNECTION_HEARTBEAT_SLACK_USEC;
 
         if (!(c->peer = strdup(peer))) {
                 r = -ENOMEM;
@@ -249,13 +267,19 @@ int connection_new(sd_event *e, int fd, const char *peer, const SessionContext *
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
-        r = sd_event_add_time_relative(e, &c->ack_timer, CLOCK_MONOTONIC, CONNECTION_ACK_DELAY_USEC, 0,
-                                       on_ack_timer, c);
+        r = sd_event_add_time_relative(
+                e, &c->ack_timer, CLOCK_MONOTONIC, CONNECTION_ACK_DELAY_USEC, 0, on_ack_timer, c);
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_OFF);
-        r = sd_event_add_time_relative(e, &c->heartbeat_timer, CLOCK_MONOTONIC, c->heartbeat_timeout_usec,
-                                       USEC_PER_SEC, on_heartbeat_timer, c);
+        r = sd_event_add_time_relative(
+                e,
+                &c->heartbeat_timer,
+                CLOCK_MONOTONIC,
+                c->heartbeat_timeout_usec,
+                USEC_PER_SEC,
+                on_heartbeat_timer,
+                c);
         if (r < 0)
                 goto fail;
 

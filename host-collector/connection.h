@@ -45,8 +45,15 @@ struct Connection {
 };
 
 /* Takes ownership of fd (closed on failure too). Returns 0 or -errno. */
-int connection_new(sd_event *e, int fd, const char *peer, const SessionContext *ctx, Machine *m,
-                   ConnectionCloseHandler on_close, void *userdata, Connection **ret);
+int connection_new(
+        sd_event *e,
+        int fd,
+        const char *peer,
+        const SessionContext *ctx,
+        Machine *m,
+        ConnectionCloseHandler on_close,
+        void *userdata,
+        Connection **ret);
 
 /* Ends the session with the reason (without calling on_close) and frees everything. */
 Connection *connection_free(Connection *c, CloseReason reason);

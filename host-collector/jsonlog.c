@@ -57,7 +57,7 @@ int log_level_from_string(const char *s) {
                 const char *name;
                 int level;
         } table[] = {
-                { "debug", LOG_DEBUG }, { "info", LOG_INFO },   { "notice", LOG_NOTICE },
+                { "debug", LOG_DEBUG },     { "info", LOG_INFO }, { "notice", LOG_NOTICE },
                 { "warning", LOG_WARNING }, { "error", LOG_ERR }, { "err", LOG_ERR },
         };
         for (size_t i = 0; i < ELEMENTSOF(table); i++)

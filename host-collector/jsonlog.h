@@ -10,7 +10,7 @@
 #include "macro.h"
 
 typedef enum LogTarget {
-        LOG_TARGET_AUTO,    /* journal if $JOURNAL_STREAM is set, JSON lines otherwise */
+        LOG_TARGET_AUTO, /* journal if $JOURNAL_STREAM is set, JSON lines otherwise */
         LOG_TARGET_JSON,
         LOG_TARGET_JOURNAL,
         _LOG_TARGET_MAX,

@@ -2,6 +2,7 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <linux/vm_sockets.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <linux/vm_sockets.h>
 
 #include "macro.h"
 
@@ -51,14 +51,18 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *user
                                  * connection until an fd frees up. */
                                 (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
                                 if (l->pause_timer) {
-                                        (void) sd_event_source_set_time_relative(l->pause_timer,
-                                                                                 PAUSE_AFTER_EMFILE_USEC);
+                                        (void) sd_event_source_set_time_relative(
+                                                l->pause_timer, PAUSE_AFTER_EMFILE_USEC);
                                         (void) sd_event_source_set_enabled(l->pause_timer, SD_EVENT_ONESHOT);
                                 } else
-                                        (void) sd_event_add_time_relative(sd_event_source_get_event(s),
-                                                                          &l->pause_timer, CLOCK_MONOTONIC,
-                                                                          PAUSE_AFTER_EMFILE_USEC, 0,
-                                                                          resume_listening, l);
+                                        (void) sd_event_add_time_relative(
+                                                sd_event_source_get_event(s),
+                                                &l->pause_timer,
+                                                CLOCK_MONOTONIC,
+                                                PAUSE_AFTER_EMFILE_USEC,
+                                                0,
+                                                resume_listening,
+                                                l);
                         }
                         if (l->on_error)
                                 l->on_error(l, -err, l->userdata);
@@ -84,8 +88,13 @@ static Listener *listener_alloc(ListenerAcceptHandler on_accept, ListenerErrorHa
         return l;
 }
 
-int listener_new_vsock(sd_event *e, uint32_t port, ListenerAcceptHandler on_accept, ListenerErrorHandler on_error,
-                       void *userdata, Listener **ret) {
+int listener_new_vsock(
+        sd_event *e,
+        uint32_t port,
+        ListenerAcceptHandler on_accept,
+        ListenerErrorHandler on_error,
+        void *userdata,
+        Listener **ret) {
         struct sockaddr_vm sa = {
                 .svm_family = AF_VSOCK,
                 .svm_port = port,
@@ -145,8 +154,13 @@ static int mkdir_parents_of(const char *path) {
         return 0;
 }
 
-int listener_new_unix(sd_event *e, const char *path, ListenerAcceptHandler on_accept, ListenerErrorHandler on_error,
-                      void *userdata, Listener **ret) {
+int listener_new_unix(
+        sd_event *e,
+        const char *path,
+        ListenerAcceptHandler on_accept,
+        ListenerErrorHandler on_error,
+        void *userdata,
+        Listener **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct stat st;
         int r;

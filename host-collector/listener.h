@@ -12,19 +12,29 @@
 typedef struct Listener Listener;
 
 /* Takes ownership of fd (close it, or keep it). peer is the accepted socket's peer address. */
-typedef void (*ListenerAcceptHandler)(Listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                                      void *userdata);
+typedef void (*ListenerAcceptHandler)(
+        Listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len, void *userdata);
 /* An accept() failure other than EAGAIN; on EMFILE/ENFILE the listener pauses for a second by itself. */
 typedef void (*ListenerErrorHandler)(Listener *l, int error, void *userdata);
 
 /* Returns 0, -EAFNOSUPPORT when the host has no AF_VSOCK (no vhost_vsock/vsock_loopback), or -errno. */
-int listener_new_vsock(sd_event *e, uint32_t port, ListenerAcceptHandler on_accept, ListenerErrorHandler on_error,
-                       void *userdata, Listener **ret);
+int listener_new_vsock(
+        sd_event *e,
+        uint32_t port,
+        ListenerAcceptHandler on_accept,
+        ListenerErrorHandler on_error,
+        void *userdata,
+        Listener **ret);
 
 /* Binds a Unix stream socket at path, replacing a stale socket file there (never any other kind of file:
  * -EEXIST), creating missing parent directories. Returns 0 or -errno. */
-int listener_new_unix(sd_event *e, const char *path, ListenerAcceptHandler on_accept, ListenerErrorHandler on_error,
-                      void *userdata, Listener **ret);
+int listener_new_unix(
+        sd_event *e,
+        const char *path,
+        ListenerAcceptHandler on_accept,
+        ListenerErrorHandler on_error,
+        void *userdata,
+        Listener **ret);
 
 /* Closes the socket; a Unix socket's file is removed. */
 Listener *listener_free(Listener *l);

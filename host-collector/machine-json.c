@@ -33,8 +33,8 @@ int machine_spec_from_json(json_t *o, MachineSpecJson *ret, const char **ret_err
             get_string(o, "traceparent", &s.spec.traceparent, ret_error, "traceparent must be a string") < 0 ||
             get_string(o, "request_id", &s.spec.request_id, ret_error, "request_id must be a string") < 0 ||
             get_string(o, "service_name", &s.spec.service_name, ret_error, "service_name must be a string") < 0 ||
-            get_string(o, "ready_condition", &s.spec.ready_condition, ret_error,
-                       "ready_condition must be a string") < 0)
+            get_string(o, "ready_condition", &s.spec.ready_condition, ret_error, "ready_condition must be a string") <
+                    0)
                 return -EINVAL;
         if (!s.spec.machine_id) {
                 *ret_error = "machine_id is required";

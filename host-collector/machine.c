@@ -11,9 +11,8 @@
 #include "utf8.h"
 
 static const char *const machine_state_names[_MACHINE_STATE_MAX] = {
-        [MACHINE_REGISTERED] = "registered", [MACHINE_BOOTING] = "booting",
-        [MACHINE_READY] = "ready",           [MACHINE_EXITED] = "exited",
-        [MACHINE_CRASHED] = "crashed",       [MACHINE_DISCONNECTED] = "disconnected",
+        [MACHINE_REGISTERED] = "registered", [MACHINE_BOOTING] = "booting", [MACHINE_READY] = "ready",
+        [MACHINE_EXITED] = "exited",         [MACHINE_CRASHED] = "crashed", [MACHINE_DISCONNECTED] = "disconnected",
 };
 
 const char *machine_state_to_string(MachineState s) {
@@ -110,8 +109,7 @@ int machine_new(const MachineSpec *spec, const char *default_service_name, Machi
                 m->cid_key = NULL;
                 goto oom;
         }
-        if (strdup_or_null(spec->uds_path, &m->uds_path) < 0 ||
-            strdup_or_null(spec->request_id, &m->request_id) < 0 ||
+        if (strdup_or_null(spec->uds_path, &m->uds_path) < 0 || strdup_or_null(spec->request_id, &m->request_id) < 0 ||
             strdup_or_null(spec->service_name ?: default_service_name, &m->service_name) < 0)
                 goto oom;
         if (spec->traceparent && *spec->traceparent) {

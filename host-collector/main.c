@@ -34,7 +34,9 @@ static void help(void) {
                "     --max-machines N             Registered machines (default 4096)\n"
                "     --log-format FORMAT          json, journal or auto (default auto)\n"
                "     --log-level LEVEL            debug, info, warning or error (default info)\n",
-               TETHERD_API_SOCKET_DEFAULT, TETHER_VSOCK_PORT_DEFAULT, TETHERD_STATE_DIR_DEFAULT);
+               TETHERD_API_SOCKET_DEFAULT,
+               TETHER_VSOCK_PORT_DEFAULT,
+               TETHERD_STATE_DIR_DEFAULT);
 }
 
 static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {

@@ -71,10 +71,10 @@ void registry_remove_observers(Registry *r, void *userdata) {
         r->n_observers = k;
 }
 
-#define NOTIFY(r, cb, ...)                                                      \
-        do {                                                                    \
-                for (size_t _i_ = 0; _i_ < (r)->n_observers; _i_++)             \
-                        if ((r)->observers[_i_].cb)                             \
+#define NOTIFY(r, cb, ...)                                                                              \
+        do {                                                                                            \
+                for (size_t _i_ = 0; _i_ < (r)->n_observers; _i_++)                                     \
+                        if ((r)->observers[_i_].cb)                                                     \
                                 (r)->observers[_i_].cb((r), __VA_ARGS__, (r)->observers[_i_].userdata); \
         } while (0)
 
@@ -183,8 +183,8 @@ int registry_start_boot(Registry *r, Machine *m, const char *boot_id, Boot **ret
                 return 0;
         }
 
-        k = boot_new(m->next_boot_index, boot_id, m->has_parent ? m->parent.trace_id : NULL,
-                     &r->config.boot_limits, &b);
+        k = boot_new(
+                m->next_boot_index, boot_id, m->has_parent ? m->parent.trace_id : NULL, &r->config.boot_limits, &b);
         if (k < 0)
                 return k;
         k = machine_add_boot(m, b, r->config.max_boots, &evicted);

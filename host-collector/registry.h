@@ -18,10 +18,10 @@
 typedef struct RegistryConfig {
         const char *node_id;
         const char *default_service_name;
-        size_t max_machines;  /* default 4096 */
-        size_t max_boots;     /* per machine, default 4 */
-        size_t max_events;    /* event ring, default 4096 */
-        uint32_t vsock_port;  /* to validate uds_path lengths */
+        size_t max_machines; /* default 4096 */
+        size_t max_boots;    /* per machine, default 4 */
+        size_t max_events;   /* event ring, default 4096 */
+        uint32_t vsock_port; /* to validate uds_path lengths */
         BootLimits boot_limits;
 } RegistryConfig;
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "macro.h"
+#include "time-math.h"
 #include "traceparent.h"
 
 void render_hex(const uint8_t *id, size_t n, char *out) {
@@ -34,19 +35,39 @@ json_t *render_ready(const Machine *m, const Boot *b) {
                 return json_null();
 
         uint64_t ready = boot_to_unix_ns(b, b->ready.boottime_ns, b->ready.recv_unix_ns);
-        return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "source", b->ready.source, "detail",
-                         b->ready.detail ?: "", "seq", (json_int_t) b->ready.seq, "ready_unix_ns", (json_int_t) ready,
-                         "kernel_to_ready_ns", (json_int_t) b->ready.boottime_ns, "registered_to_ready_ns",
-                         (json_int_t) ready - (json_int_t) m->registered_unix_ns, "delivered_unix_ns",
-                         (json_int_t) b->ready.recv_unix_ns);
+        return json_pack(
+                "{s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+                "source",
+                b->ready.source,
+                "detail",
+                b->ready.detail ?: "",
+                "seq",
+                (json_int_t) b->ready.seq,
+                "ready_unix_ns",
+                (json_int_t) ready,
+                "kernel_to_ready_ns",
+                (json_int_t) b->ready.boottime_ns,
+                "registered_to_ready_ns",
+                (json_int_t) time_diff(ready, m->registered_unix_ns),
+                "delivered_unix_ns",
+                (json_int_t) b->ready.recv_unix_ns);
 }
 
 static json_t *render_exit(const Boot *b) {
         if (!b->exit.set)
                 return json_null();
-        return json_pack("{s:i, s:i, s:b, s:s, s:I}", "code", b->exit.code, "signal", b->exit.signal, "oom_killed",
-                         b->exit.oom_killed, "reason", b->exit.reason ?: "", "exit_unix_ns",
-                         (json_int_t) boot_to_unix_ns(b, b->exit.boottime_ns, b->exit.recv_unix_ns));
+        return json_pack(
+                "{s:i, s:i, s:b, s:s, s:I}",
+                "code",
+                b->exit.code,
+                "signal",
+                b->exit.signal,
+                "oom_killed",
+                b->exit.oom_killed,
+                "reason",
+                b->exit.reason ?: "",
+                "exit_unix_ns",
+                (json_int_t) boot_to_unix_ns(b, b->exit.boottime_ns, b->exit.recv_unix_ns));
 }
 
 json_t *render_boot(const Machine *m, const Boot *b) {
@@ -140,22 +161,43 @@ json_t *render_spans(const SpanSet *s) {
                 json_t *events = json_array();
 
                 for (size_t j = 0; events && j < sp->n_events; j++)
-                        json_array_append_new(events, json_pack("{s:s, s:I, s:o}", "name", sp->events[j].name,
-                                                                "time_unix_ns",
-                                                                (json_int_t) sp->events[j].time_unix_ns,
-                                                                "attributes",
-                                                                render_span_attrs(sp->events[j].attrs,
-                                                                                  sp->events[j].n_attrs)));
+                        json_array_append_new(
+                                events,
+                                json_pack(
+                                        "{s:s, s:I, s:o}",
+                                        "name",
+                                        sp->events[j].name,
+                                        "time_unix_ns",
+                                        (json_int_t) sp->events[j].time_unix_ns,
+                                        "attributes",
+                                        render_span_attrs(sp->events[j].attrs, sp->events[j].n_attrs)));
                 render_hex(sp->span_id, 8, id);
                 if (sp->has_parent)
                         render_hex(sp->parent_span_id, 8, parent);
-                json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:b, s:o, s:o, s:s, s:s?}", "name", sp->name,
-                                      "trace_id", trace, "span_id", id, "parent_span_id",
-                                      sp->has_parent ? json_string(parent) : json_null(), "start_unix_ns",
-                                      (json_int_t) sp->start_unix_ns, "end_unix_ns", (json_int_t) sp->end_unix_ns,
-                                      "open", sp->open, "attributes", render_span_attrs(sp->attrs, sp->n_attrs),
-                                      "events", events ?: json_array(), "status",
-                                      span_status_to_string(sp->status), "status_message", sp->status_message);
+                json_t *o = json_pack(
+                        "{s:s, s:s, s:s, s:o, s:I, s:I, s:b, s:o, s:o, s:s, s:s?}",
+                        "name",
+                        sp->name,
+                        "trace_id",
+                        trace,
+                        "span_id",
+                        id,
+                        "parent_span_id",
+                        sp->has_parent ? json_string(parent) : json_null(),
+                        "start_unix_ns",
+                        (json_int_t) sp->start_unix_ns,
+                        "end_unix_ns",
+                        (json_int_t) sp->end_unix_ns,
+                        "open",
+                        sp->open,
+                        "attributes",
+                        render_span_attrs(sp->attrs, sp->n_attrs),
+                        "events",
+                        events ?: json_array(),
+                        "status",
+                        span_status_to_string(sp->status),
+                        "status_message",
+                        sp->status_message);
                 if (!o || json_array_append_new(spans, o) < 0) {
                         json_decref(spans);
                         return NULL;
@@ -165,8 +207,8 @@ json_t *render_spans(const SpanSet *s) {
 }
 
 json_t *render_stats(const Stats *s) {
-        json_t *o = json_object(), *pe = json_object(), *dr = json_object(), *db = json_object(),
-               *cr = json_object(), *cc = json_object(), *lr = json_object(), *lb = json_object();
+        json_t *o = json_object(), *pe = json_object(), *dr = json_object(), *db = json_object(), *cr = json_object(),
+               *cc = json_object(), *lr = json_object(), *lb = json_object();
 
         if (!o || !pe || !dr || !db || !cr || !cc || !lr || !lb) {
                 json_decref(o);

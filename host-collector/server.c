@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/vm_sockets.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,6 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/vm_sockets.h>
 
 #include "api.h"
 #include "jsonlog.h"
@@ -65,8 +65,13 @@ static void server_attach(Server *s, Machine *m, int fd, const char *peer) {
 
         if (m->connection) {
                 LogFields f = { .machine_id = m->id, .request_id = m->request_id };
-                log_emit(LOG_INFO, 0, &f, "New connection for machine %s from %s replaces the previous one.", m->id,
-                         peer);
+                log_emit(
+                        LOG_INFO,
+                        0,
+                        &f,
+                        "New connection for machine %s from %s replaces the previous one.",
+                        m->id,
+                        peer);
                 server_close_connection(s, m->connection, CLOSE_REPLACED);
         }
 
@@ -98,8 +103,18 @@ static void on_vsock_accept(Listener *l, int fd, const struct sockaddr *peer, so
         Machine *m = registry_find_by_cid(s->registry, vm->svm_cid);
         if (!m) {
                 s->stats.connections_refused[REFUSE_UNKNOWN_CID]++;
-                log_warning("Refusing a vsock connection from unregistered CID %u (port %u).", vm->svm_cid,
-                            vm->svm_port);
+                /* A guest looping on connect must not flood the log: at most one line per second. */
+                uint64_t now = now_ns(CLOCK_MONOTONIC);
+                if (now - s->refused_logged_ns >= NSEC_PER_SEC || s->refused_logged_ns == 0) {
+                        log_warning(
+                                "Refusing a vsock connection from unregistered CID %u (port %u)%s.",
+                                vm->svm_cid,
+                                vm->svm_port,
+                                s->refused_suppressed ? ", more refused since the last report" : "");
+                        s->refused_logged_ns = now;
+                        s->refused_suppressed = 0;
+                } else
+                        s->refused_suppressed++;
                 safe_close(fd);
                 return;
         }
@@ -172,8 +187,7 @@ int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, c
         r = server_listen_machine(s, m);
         if (r < 0) {
                 *ret_error = register_error_text(r);
-                log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path,
-                                  s->vsock_port);
+                log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path, s->vsock_port);
                 registry_discard_machine(s->registry, m);
                 return r == -EEXIST ? -EINVAL : r;
         }
@@ -193,8 +207,14 @@ int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, c
         if (m->cid)
                 log_emit(LOG_INFO, 0, &f, "Registered machine %s (vsock CID %u).", m->id, m->cid);
         else
-                log_emit(LOG_INFO, 0, &f, "Registered machine %s (listening on %s_%u).", m->id, m->uds_path,
-                         s->vsock_port);
+                log_emit(
+                        LOG_INFO,
+                        0,
+                        &f,
+                        "Registered machine %s (listening on %s_%u).",
+                        m->id,
+                        m->uds_path,
+                        s->vsock_port);
         registry_emit_event(s->registry, m, "registered", m->registered_unix_ns, NULL);
         if (ret)
                 *ret = m;
@@ -280,9 +300,14 @@ int server_new(const ServerConfig *config, Server **ret) {
                         server_free(s);
                         return log_error_errno(r, "Failed to load the state directory %s: %m", config->state_dir);
                 }
-                log_info("Loaded %zu machines (%zu skipped), %zu boots, %zu records from %s%s.", report.machines,
-                         report.machines_skipped, report.boots, report.records, config->state_dir,
-                         report.torn_tails ? " (truncated incomplete tails)" : "");
+                log_info(
+                        "Loaded %zu machines (%zu skipped), %zu boots, %zu records from %s%s.",
+                        report.machines,
+                        report.machines_skipped,
+                        report.boots,
+                        report.records,
+                        config->state_dir,
+                        report.torn_tails ? " (truncated incomplete tails)" : "");
         } else
                 log_notice("No state directory: records are kept in memory only and lost on restart.");
 
@@ -310,11 +335,12 @@ int server_start(Server *s) {
                 log_warning_errno(r, "Failed to enable the watchdog: %m");
 
         if (s->vsock_enabled) {
-                r = listener_new_vsock(s->event, s->vsock_port, on_vsock_accept, on_accept_error, s,
-                                       &s->vsock_listener);
+                r = listener_new_vsock(
+                        s->event, s->vsock_port, on_vsock_accept, on_accept_error, s, &s->vsock_listener);
                 if (r == -EAFNOSUPPORT)
-                        log_warning("AF_VSOCK is not available on this host (no vhost_vsock module?): continuing "
-                                    "with hybrid vsock Unix sockets only.");
+                        log_warning(
+                                "AF_VSOCK is not available on this host (no vhost_vsock module?): continuing "
+                                "with hybrid vsock Unix sockets only.");
                 else if (r < 0)
                         return log_error_errno(r, "Failed to listen on vsock port %u: %m", s->vsock_port);
                 else
@@ -324,8 +350,12 @@ int server_start(Server *s) {
         for (Machine *m = s->registry->machines; m; m = m->machines_next) {
                 r = server_listen_machine(s, m);
                 if (r < 0)
-                        log_warning_errno(r, "Failed to listen for machine %s on %s_%u, its agent cannot connect: %m",
-                                          m->id, m->uds_path, s->vsock_port);
+                        log_warning_errno(
+                                r,
+                                "Failed to listen for machine %s on %s_%u, its agent cannot connect: %m",
+                                m->id,
+                                m->uds_path,
+                                s->vsock_port);
         }
 
         r = api_new(s, s->event, &s->api);

@@ -20,18 +20,18 @@
 #define TETHERD_STATE_DIR_DEFAULT "/var/lib/tether"
 
 typedef struct ServerConfig {
-        const char *api_socket;   /* NULL or "": no Unix API socket */
-        uint16_t api_port;        /* 0: no TCP API */
+        const char *api_socket; /* NULL or "": no Unix API socket */
+        uint16_t api_port;      /* 0: no TCP API */
         uint32_t vsock_port;
         bool vsock;
-        const char *state_dir;    /* NULL or "": no persistence */
+        const char *state_dir; /* NULL or "": no persistence */
         const char *node_id;
         const char *service_name;
         uint64_t max_log_bytes_per_boot;
         uint64_t max_disk_bytes_per_boot;
         size_t max_boots;
         size_t max_machines;
-        bool sync;                /* fdatasync before acks */
+        bool sync; /* fdatasync before acks */
 } ServerConfig;
 
 void server_config_init(ServerConfig *c);
@@ -54,6 +54,8 @@ typedef struct Server {
         uint16_t api_port;
         bool vsock_enabled;
         bool stopping;
+        uint64_t refused_logged_ns; /* rate limit of "refusing a connection" lines */
+        uint64_t refused_suppressed;
 } Server;
 
 /* Sets up everything but listening: the loop, registry, store (and its replay). Returns 0 or -errno (logged). */

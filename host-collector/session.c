@@ -13,6 +13,7 @@
 #include "envelope-cleanup.h"
 #include "jsonlog.h"
 #include "stitch.h"
+#include "time-math.h"
 #include "time-util.h"
 #include "traceparent.h"
 
@@ -84,11 +85,20 @@ static int session_fail(Session *s, ProtocolError pe, const char *fmt, ...) {
         if (s->boot)
                 s->boot->protocol_errors++;
 
-        log_emit(LOG_WARNING, 0, &f, "Protocol error from machine %s: %s (%s), closing the connection.",
-                 s->machine->id, protocol_error_to_string(pe), s->error_detail);
-        registry_emit_event(s->ctx->registry, s->machine, "protocol_error", now_ns(CLOCK_REALTIME),
-                            json_pack("{s:s, s:s}", "reason", protocol_error_to_string(pe), "detail",
-                                      s->error_detail));
+        log_emit(
+                LOG_WARNING,
+                0,
+                &f,
+                "Protocol error from machine %s: %s (%s), closing the connection.",
+                s->machine->id,
+                protocol_error_to_string(pe),
+                s->error_detail);
+        registry_emit_event(
+                s->ctx->registry,
+                s->machine,
+                "protocol_error",
+                now_ns(CLOCK_REALTIME),
+                json_pack("{s:s, s:s}", "reason", protocol_error_to_string(pe), "detail", s->error_detail));
         return -EPROTO;
 }
 
@@ -116,15 +126,22 @@ static void session_persist_failed(Session *s, int r, size_t bytes) {
                 return;
         s->persist_warned = true;
         if (r == -EFBIG)
-                log_emit(LOG_WARNING, 0, &f,
-                         "Boot %s of machine %s reached the on-disk size bound: further records are kept in "
-                         "memory only and counted as dropped (disk_limit).",
-                         s->boot->boot_id, s->machine->id);
+                log_emit(
+                        LOG_WARNING,
+                        0,
+                        &f,
+                        "Boot %s of machine %s reached the on-disk size bound: further records are kept in "
+                        "memory only and counted as dropped (disk_limit).",
+                        s->boot->boot_id,
+                        s->machine->id);
         else
-                log_emit(LOG_ERR, r, &f,
-                         "Failed to persist a record of machine %s: %m. Records are kept in memory only and "
-                         "counted as dropped (persist_failed).",
-                         s->machine->id);
+                log_emit(
+                        LOG_ERR,
+                        r,
+                        &f,
+                        "Failed to persist a record of machine %s: %m. Records are kept in memory only and "
+                        "counted as dropped (persist_failed).",
+                        s->machine->id);
 }
 
 static int session_persist(Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len) {
@@ -195,8 +212,12 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
         int r;
 
         if (h->protocol_version != TETHER_PROTOCOL_VERSION)
-                return session_fail(s, PROTOCOL_ERROR_VERSION_MISMATCH, "agent speaks protocol version %" PRIu32
-                                    ", tetherd speaks %u", h->protocol_version, TETHER_PROTOCOL_VERSION);
+                return session_fail(
+                        s,
+                        PROTOCOL_ERROR_VERSION_MISMATCH,
+                        "agent speaks protocol version %" PRIu32 ", tetherd speaks %u",
+                        h->protocol_version,
+                        TETHER_PROTOCOL_VERSION);
         if (!h->boot_id || !*h->boot_id)
                 return session_fail(s, PROTOCOL_ERROR_INVALID_FIELD, "Hello without boot_id");
 
@@ -236,22 +257,51 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
         registry_set_connected(reg, m, true);
 
         LogFields f = session_log_fields(s, "connected");
-        log_emit(LOG_INFO, 0, &f, "Machine %s connected (boot %s%s, agent %s, acked_seq %" PRIu64 ").", m->id,
-                 b->boot_id, s->new_boot ? ", new" : "", b->agent_version ?: "?", b->last_seq);
-        registry_emit_event(reg, m, "connected", now,
-                            json_pack("{s:s?, s:s?, s:s?, s:b, s:I}", "hostname", b->hostname, "agent_version",
-                                      b->agent_version, "kernel_release", b->kernel_release, "new_boot",
-                                      s->new_boot, "acked_seq", (json_int_t) b->last_seq));
+        log_emit(
+                LOG_INFO,
+                0,
+                &f,
+                "Machine %s connected (boot %s%s, agent %s, acked_seq %" PRIu64 ").",
+                m->id,
+                b->boot_id,
+                s->new_boot ? ", new" : "",
+                b->agent_version ?: "?",
+                b->last_seq);
+        registry_emit_event(
+                reg,
+                m,
+                "connected",
+                now,
+                json_pack(
+                        "{s:s?, s:s?, s:s?, s:b, s:I}",
+                        "hostname",
+                        b->hostname,
+                        "agent_version",
+                        b->agent_version,
+                        "kernel_release",
+                        b->kernel_release,
+                        "new_boot",
+                        s->new_boot,
+                        "acked_seq",
+                        (json_int_t) b->last_seq));
         if (s->new_boot) {
                 char trace[33];
                 hex_encode(b->trace_id, 16, trace);
-                registry_emit_event(reg, m, "booting", now,
-                                    json_pack("{s:s, s:I, s:I}", "trace_id", trace, "kernel_start_unix_ns",
-                                              (json_int_t) session_unix_time(s, 0, now), "boot_index",
-                                              (json_int_t) b->index));
+                registry_emit_event(
+                        reg,
+                        m,
+                        "booting",
+                        now,
+                        json_pack(
+                                "{s:s, s:I, s:I}",
+                                "trace_id",
+                                trace,
+                                "kernel_start_unix_ns",
+                                (json_int_t) session_unix_time(s, 0, now),
+                                "boot_index",
+                                (json_int_t) b->index));
         }
-        registry_set_state(reg, m, machine_state_from_boot(m),
-                           m->current->exit.set ? m->current->exit.reason : NULL);
+        registry_set_state(reg, m, machine_state_from_boot(m), m->current->exit.set ? m->current->exit.reason : NULL);
 
         return session_send_welcome(s);
 }
@@ -263,8 +313,7 @@ static json_t *attrs_to_json(Tether__Attribute *const *a, size_t n) {
         return o;
 }
 
-static void session_record_events(Session *s, const Tether__Envelope *e, const BootApplyResult *res,
-                                  uint64_t recv) {
+static void session_record_events(Session *s, const Tether__Envelope *e, const BootApplyResult *res, uint64_t recv) {
         Registry *reg = s->ctx->registry;
         Machine *m = s->machine;
         Boot *b = s->boot;
@@ -273,41 +322,82 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
         case TETHER__ENVELOPE__MSG_MILESTONE: {
                 const Tether__Milestone *ms = e->milestone;
                 uint64_t t = session_unix_time(s, ms->boottime_ns, recv);
-                registry_emit_event(reg, m, "milestone", t,
-                                    json_pack("{s:s, s:I, s:o}", "name", ms->name, "boottime_ns",
-                                              (json_int_t) ms->boottime_ns, "attributes",
-                                              attrs_to_json(ms->attributes, ms->n_attributes)));
+                registry_emit_event(
+                        reg,
+                        m,
+                        "milestone",
+                        t,
+                        json_pack(
+                                "{s:s, s:I, s:o}",
+                                "name",
+                                ms->name,
+                                "boottime_ns",
+                                (json_int_t) ms->boottime_ns,
+                                "attributes",
+                                attrs_to_json(ms->attributes, ms->n_attributes)));
                 if (strcmp(ms->name, "oom.kill") == 0)
-                        registry_emit_event(reg, m, "oom_killed", t,
-                                            json_pack("{s:o}", "attributes",
-                                                      attrs_to_json(ms->attributes, ms->n_attributes)));
+                        registry_emit_event(
+                                reg,
+                                m,
+                                "oom_killed",
+                                t,
+                                json_pack("{s:o}", "attributes", attrs_to_json(ms->attributes, ms->n_attributes)));
                 break;
         }
         case TETHER__ENVELOPE__MSG_PHASE: {
                 const Tether__Phase *p = e->phase;
                 registry_emit_event(
-                        reg, m, "phase", session_unix_time(s, p->end_boottime_ns, recv),
-                        json_pack("{s:s, s:I, s:I, s:s, s:s?}", "name", p->name, "start_unix_ns",
-                                  (json_int_t) session_unix_time(s, p->start_boottime_ns, recv), "end_unix_ns",
-                                  (json_int_t) session_unix_time(s, p->end_boottime_ns, recv), "status",
-                                  p->status == TETHER__PHASE_STATUS__PHASE_STATUS_OK      ? "ok" :
-                                  p->status == TETHER__PHASE_STATUS__PHASE_STATUS_ERROR ? "error" :
-                                                                                            "unset",
-                                  "message", p->message && *p->message ? p->message : NULL));
+                        reg,
+                        m,
+                        "phase",
+                        session_unix_time(s, p->end_boottime_ns, recv),
+                        json_pack(
+                                "{s:s, s:I, s:I, s:s, s:s?}",
+                                "name",
+                                p->name,
+                                "start_unix_ns",
+                                (json_int_t) session_unix_time(s, p->start_boottime_ns, recv),
+                                "end_unix_ns",
+                                (json_int_t) session_unix_time(s, p->end_boottime_ns, recv),
+                                "status",
+                                p->status == TETHER__PHASE_STATUS__PHASE_STATUS_OK            ? "ok" :
+                                        p->status == TETHER__PHASE_STATUS__PHASE_STATUS_ERROR ? "error" :
+                                                                                                "unset",
+                                "message",
+                                p->message && *p->message ? p->message : NULL));
                 break;
         }
         case TETHER__ENVELOPE__MSG_LOG_DROPPED: {
                 const Tether__LogDropped *d = e->log_dropped;
                 LogFields f = session_log_fields(s, "logs_dropped");
-                log_emit(LOG_NOTICE, 0, &f,
-                         "Machine %s dropped %" PRIu64 " log records (%" PRIu64 " bytes, seq %" PRIu64 "-%" PRIu64
-                         ") from its replay buffer.",
-                         m->id, d->records, d->bytes, d->first_seq, d->last_seq);
-                registry_emit_event(reg, m, "logs_dropped", recv,
-                                    json_pack("{s:I, s:I, s:I, s:I, s:s}", "records", (json_int_t) d->records,
-                                              "bytes", (json_int_t) d->bytes, "first_seq",
-                                              (json_int_t) d->first_seq, "last_seq", (json_int_t) d->last_seq,
-                                              "reason", "agent_buffer"));
+                log_emit(
+                        LOG_NOTICE,
+                        0,
+                        &f,
+                        "Machine %s dropped %" PRIu64 " log records (%" PRIu64 " bytes, seq %" PRIu64 "-%" PRIu64
+                        ") from its replay buffer.",
+                        m->id,
+                        d->records,
+                        d->bytes,
+                        d->first_seq,
+                        d->last_seq);
+                registry_emit_event(
+                        reg,
+                        m,
+                        "logs_dropped",
+                        recv,
+                        json_pack(
+                                "{s:I, s:I, s:I, s:I, s:s}",
+                                "records",
+                                (json_int_t) d->records,
+                                "bytes",
+                                (json_int_t) d->bytes,
+                                "first_seq",
+                                (json_int_t) d->first_seq,
+                                "last_seq",
+                                (json_int_t) d->last_seq,
+                                "reason",
+                                "agent_buffer"));
                 break;
         }
         default:
@@ -317,14 +407,31 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
         if (res->became_ready) {
                 uint64_t ready = session_unix_time(s, b->ready.boottime_ns, recv);
                 LogFields f = session_log_fields(s, "ready");
-                log_emit(LOG_INFO, 0, &f, "Machine %s is ready (%s) %.3f s after kernel start.", m->id,
-                         b->ready.source, (double) b->ready.boottime_ns / 1e9);
-                registry_emit_event(reg, m, "ready", ready,
-                                    json_pack("{s:s, s:s, s:I, s:I, s:I}", "source", b->ready.source, "detail",
-                                              b->ready.detail, "ready_unix_ns", (json_int_t) ready,
-                                              "kernel_to_ready_ns", (json_int_t) b->ready.boottime_ns,
-                                              "registered_to_ready_ns",
-                                              (json_int_t) ready - (json_int_t) m->registered_unix_ns));
+                log_emit(
+                        LOG_INFO,
+                        0,
+                        &f,
+                        "Machine %s is ready (%s) %.3f s after kernel start.",
+                        m->id,
+                        b->ready.source,
+                        (double) b->ready.boottime_ns / 1e9);
+                registry_emit_event(
+                        reg,
+                        m,
+                        "ready",
+                        ready,
+                        json_pack(
+                                "{s:s, s:s, s:I, s:I, s:I}",
+                                "source",
+                                b->ready.source,
+                                "detail",
+                                b->ready.detail,
+                                "ready_unix_ns",
+                                (json_int_t) ready,
+                                "kernel_to_ready_ns",
+                                (json_int_t) b->ready.boottime_ns,
+                                "registered_to_ready_ns",
+                                (json_int_t) time_diff(ready, m->registered_unix_ns)));
                 if (!b->exit.set)
                         registry_set_state(reg, m, MACHINE_READY, NULL);
         }
@@ -344,14 +451,33 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                 else
                         (void) !asprintf(&reason, "exited with code %" PRIi32, b->exit.code);
 
-                log_emit(crash ? LOG_WARNING : LOG_INFO, 0, &f, "Machine %s workload %s (code %" PRIi32 ").",
-                         m->id, reason ?: transition, b->exit.code);
+                log_emit(
+                        crash ? LOG_WARNING : LOG_INFO,
+                        0,
+                        &f,
+                        "Machine %s workload %s (code %" PRIi32 ").",
+                        m->id,
+                        reason ?: transition,
+                        b->exit.code);
                 if (b->exit.oom_killed)
                         registry_emit_event(reg, m, "oom_killed", t, NULL);
-                registry_emit_event(reg, m, transition, t,
-                                    json_pack("{s:i, s:i, s:b, s:s?, s:b}", "code", b->exit.code, "signal",
-                                              b->exit.signal, "oom_killed", b->exit.oom_killed, "reason",
-                                              b->exit.reason, "before_ready", !b->ready.set));
+                registry_emit_event(
+                        reg,
+                        m,
+                        transition,
+                        t,
+                        json_pack(
+                                "{s:i, s:i, s:b, s:s?, s:b}",
+                                "code",
+                                b->exit.code,
+                                "signal",
+                                b->exit.signal,
+                                "oom_killed",
+                                b->exit.oom_killed,
+                                "reason",
+                                b->exit.reason,
+                                "before_ready",
+                                !b->ready.set));
                 registry_set_state(reg, m, crash ? MACHINE_CRASHED : MACHINE_EXITED, reason);
         }
 }
@@ -391,10 +517,15 @@ static void session_settle_gaps(Session *s) {
                 return;
         s->ctx->stats->seq_gaps += n;
         s->ctx->stats->seq_gap_records += records;
-        log_emit(LOG_WARNING, 0, &f,
-                 "Machine %s skipped %" PRIu64 " sequence numbers in %" PRIu64
-                 " gaps that no LogDropped explained (seq_gap).",
-                 s->machine->id, records, n);
+        log_emit(
+                LOG_WARNING,
+                0,
+                &f,
+                "Machine %s skipped %" PRIu64 " sequence numbers in %" PRIu64
+                " gaps that no LogDropped explained (seq_gap).",
+                s->machine->id,
+                records,
+                n);
 }
 
 static int session_handle_record(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
@@ -403,9 +534,12 @@ static int session_handle_record(Session *s, const Tether__Envelope *e, const ui
         int r;
 
         if (e->seq <= s->last_record_seq)
-                return session_fail(s, PROTOCOL_ERROR_SEQ_REGRESSION,
-                                    "record seq %" PRIu64 " after seq %" PRIu64 " on the same connection", e->seq,
-                                    s->last_record_seq);
+                return session_fail(
+                        s,
+                        PROTOCOL_ERROR_SEQ_REGRESSION,
+                        "record seq %" PRIu64 " after seq %" PRIu64 " on the same connection",
+                        e->seq,
+                        s->last_record_seq);
         s->last_record_seq = e->seq;
         s->records++;
         s->ack_pending = true;
@@ -467,8 +601,11 @@ static int session_handle_frame(Session *s, const uint8_t *payload, size_t len) 
 
         if (s->state == SESSION_AWAIT_HELLO) {
                 if (e->msg_case != TETHER__ENVELOPE__MSG_HELLO)
-                        return session_fail(s, PROTOCOL_ERROR_UNEXPECTED_MESSAGE,
-                                            "first message is field %u, not Hello", (unsigned) e->msg_case);
+                        return session_fail(
+                                s,
+                                PROTOCOL_ERROR_UNEXPECTED_MESSAGE,
+                                "first message is field %u, not Hello",
+                                (unsigned) e->msg_case);
                 return session_handle_hello(s, e, payload, len);
         }
 
@@ -484,8 +621,11 @@ static int session_handle_frame(Session *s, const uint8_t *payload, size_t len) 
                 return session_fail(s, PROTOCOL_ERROR_UNEXPECTED_MESSAGE, "second Hello on one connection");
         default:
                 /* Welcome, ClockProbe and Ack travel host to guest only. */
-                return session_fail(s, PROTOCOL_ERROR_UNEXPECTED_MESSAGE, "host-only message (field %u) from the guest",
-                                    (unsigned) e->msg_case);
+                return session_fail(
+                        s,
+                        PROTOCOL_ERROR_UNEXPECTED_MESSAGE,
+                        "host-only message (field %u) from the guest",
+                        (unsigned) e->msg_case);
         }
 }
 
@@ -501,8 +641,8 @@ int session_process(Session *s, unsigned max_frames) {
                         return -EPROTO;
                 r = frame_reader_next(&s->reader, &payload, &len);
                 if (r == -EMSGSIZE)
-                        return session_fail(s, PROTOCOL_ERROR_FRAME_TOO_LARGE, "frame length above %u",
-                                            TETHER_FRAME_MAX);
+                        return session_fail(
+                                s, PROTOCOL_ERROR_FRAME_TOO_LARGE, "frame length above %u", TETHER_FRAME_MAX);
                 if (r == -EBADMSG)
                         return session_fail(s, PROTOCOL_ERROR_FRAME_EMPTY, "frame of length 0");
                 if (r <= 0)

@@ -7,12 +7,9 @@
 #include "macro.h"
 
 static const char *const drop_reason_names[_DROP_REASON_MAX] = {
-        [DROP_AGENT_BUFFER] = "agent_buffer",
-        [DROP_EVICTED] = "evicted",
-        [DROP_MILESTONE_LIMIT] = "milestone_limit",
-        [DROP_PHASE_LIMIT] = "phase_limit",
-        [DROP_DISK_LIMIT] = "disk_limit",
-        [DROP_PERSIST_FAILED] = "persist_failed",
+        [DROP_AGENT_BUFFER] = "agent_buffer",       [DROP_EVICTED] = "evicted",
+        [DROP_MILESTONE_LIMIT] = "milestone_limit", [DROP_PHASE_LIMIT] = "phase_limit",
+        [DROP_DISK_LIMIT] = "disk_limit",           [DROP_PERSIST_FAILED] = "persist_failed",
 };
 
 static const char *const refuse_reason_names[_REFUSE_REASON_MAX] = {

@@ -55,12 +55,12 @@ typedef struct Stats {
         uint64_t connections_accepted;
         uint64_t records_stored;
         uint64_t records_duplicate;
-        uint64_t seq_gaps;           /* gaps no LogDropped explained */
-        uint64_t seq_gap_records;    /* sequence numbers missing in those gaps */
+        uint64_t seq_gaps;        /* gaps no LogDropped explained */
+        uint64_t seq_gap_records; /* sequence numbers missing in those gaps */
         uint64_t clock_samples;
         uint64_t clock_samples_ignored; /* ids tetherd never sent, or answered twice */
         uint64_t acks_sent;
-        uint64_t syncs;              /* fdatasync calls before acks */
+        uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;
         uint64_t api_requests;
 } Stats;

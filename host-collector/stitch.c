@@ -38,8 +38,8 @@ static uint64_t mix64(uint64_t z) {
         return z ^ (z >> 31);
 }
 
-void stitch_span_id(const uint8_t trace_id[16], const char *boot_id, const char *key, uint64_t ordinal,
-                    uint8_t ret[8]) {
+void stitch_span_id(
+        const uint8_t trace_id[16], const char *boot_id, const char *key, uint64_t ordinal, uint8_t ret[8]) {
         uint64_t h = UINT64_C(14695981039346656037);
         uint8_t ord[8];
 
@@ -136,8 +136,16 @@ static uint64_t to_unix(const Stitcher *st, uint64_t boottime_ns) {
 }
 
 /* Adds a span with the attributes every span carries. end_boottime_ns UINT64_MAX = open. */
-static int add_span(Stitcher *st, const char *name, SpanKind kind, const char *key, uint64_t ordinal,
-                    const char *transition, uint64_t start, uint64_t end, Span **ret) {
+static int add_span(
+        Stitcher *st,
+        const char *name,
+        SpanKind kind,
+        const char *key,
+        uint64_t ordinal,
+        const char *transition,
+        uint64_t start,
+        uint64_t end,
+        Span **ret) {
         const StitchContext *ctx = st->ctx;
         const Boot *b = st->boot;
 
@@ -192,8 +200,8 @@ static int add_root(Stitcher *st, uint64_t end) {
                 root->status = SPAN_STATUS_OK;
         else if (b->exit.set) {
                 root->status = SPAN_STATUS_ERROR;
-                if (!(root->status_message = strdup(b->exit.reason && *b->exit.reason ? b->exit.reason :
-                                                                                        "exited before ready")))
+                if (!(root->status_message = strdup(
+                              b->exit.reason && *b->exit.reason ? b->exit.reason : "exited before ready")))
                         return -ENOMEM;
         }
 
@@ -268,15 +276,23 @@ static int add_phases(Stitcher *st) {
                         key = NULL;
                         return -ENOMEM;
                 }
-                r = add_span(st, p->name, SPAN_KIND_PHASE, key, ordinal, p->name, p->start_boottime_ns,
-                             p->end_boottime_ns, &s);
+                r = add_span(
+                        st,
+                        p->name,
+                        SPAN_KIND_PHASE,
+                        key,
+                        ordinal,
+                        p->name,
+                        p->start_boottime_ns,
+                        p->end_boottime_ns,
+                        &s);
                 if (r < 0)
                         return r;
                 s->has_parent = true;
                 memcpy(s->parent_span_id, st->set->spans[0].span_id, 8);
-                s->status = p->status == TETHER__PHASE_STATUS__PHASE_STATUS_OK      ? SPAN_STATUS_OK :
-                            p->status == TETHER__PHASE_STATUS__PHASE_STATUS_ERROR ? SPAN_STATUS_ERROR :
-                                                                                      SPAN_STATUS_UNSET;
+                s->status = p->status == TETHER__PHASE_STATUS__PHASE_STATUS_OK ? SPAN_STATUS_OK :
+                        p->status == TETHER__PHASE_STATUS__PHASE_STATUS_ERROR  ? SPAN_STATUS_ERROR :
+                                                                                 SPAN_STATUS_UNSET;
                 if (p->message && *p->message && !(s->status_message = strdup(p->message)))
                         return -ENOMEM;
                 if (span_add_attrs(s, p->attrs, p->n_attrs) < 0)
@@ -324,11 +340,14 @@ int stitch_boot(const StitchContext *ctx, const Boot *b, SpanSet **ret) {
                 r = add_stage(&st, "kernel", 0, init_start->boottime_ns, false);
                 if (r < 0)
                         goto fail;
-                r = add_stage(&st, "init", init_start->boottime_ns,
-                              workload_exec && workload_exec->boottime_ns >= init_start->boottime_ns ?
-                                      workload_exec->boottime_ns :
-                                      end,
-                              failed && !workload_exec);
+                r = add_stage(
+                        &st,
+                        "init",
+                        init_start->boottime_ns,
+                        workload_exec && workload_exec->boottime_ns >= init_start->boottime_ns ?
+                                workload_exec->boottime_ns :
+                                end,
+                        failed && !workload_exec);
                 if (r < 0)
                         goto fail;
         }
@@ -352,8 +371,9 @@ fail:
 }
 
 static bool span_contains(const Span *s, uint64_t t) {
-        return t >= s->start_boottime_ns && (s->open || t < s->end_boottime_ns ||
-                                             (t == s->end_boottime_ns && s->start_boottime_ns == s->end_boottime_ns));
+        return t >= s->start_boottime_ns &&
+                (s->open || t < s->end_boottime_ns ||
+                 (t == s->end_boottime_ns && s->start_boottime_ns == s->end_boottime_ns));
 }
 
 const Span *span_set_find_for_time(const SpanSet *s, uint64_t boottime_ns) {

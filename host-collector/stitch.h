@@ -76,10 +76,10 @@ typedef struct SpanSet {
 typedef struct StitchContext {
         const char *machine_id;
         const char *node_id;
-        const char *request_id;   /* may be NULL */
-        const char *service_name; /* may be NULL */
+        const char *request_id;        /* may be NULL */
+        const char *service_name;      /* may be NULL */
         const uint8_t *parent_span_id; /* the registered traceparent's span id, or NULL */
-        uint64_t now_unix_ns;     /* end of open spans */
+        uint64_t now_unix_ns;          /* end of open spans */
 } StitchContext;
 
 /* Returns 0 or -ENOMEM. */
@@ -88,8 +88,7 @@ SpanSet *span_set_free(SpanSet *s);
 
 /* The deterministic span id of the span with this key ("machine.boot", "kernel", "init", "workload.start",
  * "phase:<name>") and ordinal (n-th phase with the same name, from 0) of a boot. Never all zero. */
-void stitch_span_id(const uint8_t trace_id[16], const char *boot_id, const char *key, uint64_t ordinal,
-                    uint8_t ret[8]);
+void stitch_span_id(const uint8_t trace_id[16], const char *boot_id, const char *key, uint64_t ordinal, uint8_t ret[8]);
 
 /* The span id of the boot's workload.start span: the parent that Welcome.traceparent hands to the workload,
  * known before the span itself exists. */

@@ -360,8 +360,16 @@ int store_begin_boot(Store *s, Machine *m, Boot *b) {
         }
 
         hex_encode(b->trace_id, 16, trace);
-        json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "boot_id", b->boot_id, "trace_id", trace, "index",
-                              (json_int_t) b->index, "created_unix_ns", (json_int_t) b->first_seen_unix_ns);
+        json_t *o = json_pack(
+                "{s:s, s:s, s:I, s:I}",
+                "boot_id",
+                b->boot_id,
+                "trace_id",
+                trace,
+                "index",
+                (json_int_t) b->index,
+                "created_unix_ns",
+                (json_int_t) b->first_seen_unix_ns);
         header = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!header) {
@@ -418,8 +426,8 @@ int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, 
 
 int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e) {
         char buf[128];
-        int n = snprintf(buf, sizeof(buf), "{\"offset_ns\":%" PRIi64 ",\"error_ns\":%" PRIu64 "}", e->offset_ns,
-                         e->error_ns);
+        int n = snprintf(
+                buf, sizeof(buf), "{\"offset_ns\":%" PRIi64 ",\"error_ns\":%" PRIu64 "}", e->offset_ns, e->error_ns);
         return store_append(s, b, STORE_ENTRY_CLOCK, recv_unix_ns, buf, (size_t) n);
 }
 
@@ -457,8 +465,17 @@ static int unhex_trace_id(const char *s, uint8_t out[16]) {
         return 0;
 }
 
-static int replay_entry(Store *s, Registry *reg, Machine *m, Boot **b, uint64_t index, uint8_t type,
-                        uint64_t recv, const uint8_t *payload, size_t len, size_t *records) {
+static int replay_entry(
+        Store *s,
+        Registry *reg,
+        Machine *m,
+        Boot **b,
+        uint64_t index,
+        uint8_t type,
+        uint64_t recv,
+        const uint8_t *payload,
+        size_t len,
+        size_t *records) {
         _cleanup_envelope_ Tether__Envelope *e = NULL;
         EnvelopeLimits limits = ENVELOPE_LIMITS_DEFAULT;
         int r;
@@ -539,8 +556,14 @@ static int replay_entry(Store *s, Registry *reg, Machine *m, Boot **b, uint64_t 
         }
 }
 
-static int load_boot_file(Store *s, Registry *reg, Machine *m, const char *dir, const char *name, uint64_t index,
-                          StoreLoadReport *report) {
+static int load_boot_file(
+        Store *s,
+        Registry *reg,
+        Machine *m,
+        const char *dir,
+        const char *name,
+        uint64_t index,
+        StoreLoadReport *report) {
         _cleanup_free_ char *path = NULL;
         _cleanup_free_ uint8_t *body = NULL;
         _cleanup_close_ int fd = -1;
@@ -585,8 +608,17 @@ static int load_boot_file(Store *s, Registry *reg, Machine *m, const char *dir, 
                         torn = true;
                         break;
                 }
-                r = replay_entry(s, reg, m, &b, index, body[0], get_u64(body + 1),
-                                 body + STORE_ENTRY_BODY_HEADER_SIZE, len - STORE_ENTRY_BODY_HEADER_SIZE, &records);
+                r = replay_entry(
+                        s,
+                        reg,
+                        m,
+                        &b,
+                        index,
+                        body[0],
+                        get_u64(body + 1),
+                        body + STORE_ENTRY_BODY_HEADER_SIZE,
+                        len - STORE_ENTRY_BODY_HEADER_SIZE,
+                        &records);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0) {

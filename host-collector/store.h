@@ -25,7 +25,7 @@
 #include "stats.h"
 
 #define STORE_BOOT_MAGIC "TETHERB1"
-#define STORE_ENTRY_HEADER_SIZE 8u /* len + crc */
+#define STORE_ENTRY_HEADER_SIZE 8u      /* len + crc */
 #define STORE_ENTRY_BODY_HEADER_SIZE 9u /* type + receive time */
 #define STORE_ENTRY_MAX (1u << 20)
 

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,7 +35,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/vm_sockets.h>
 
 #include "envelope.h"
 #include "frame.h"
@@ -161,8 +161,10 @@ static int handle_frame(const uint8_t *payload, size_t len) {
                 acked_seq = e->welcome->acked_seq;
                 if (e->welcome->limits && e->welcome->limits->heartbeat_interval_ms)
                         heartbeat_ms = e->welcome->limits->heartbeat_interval_ms;
-                printf("welcome acked_seq=%" PRIu64 " traceparent=%s machine_id=%s\n", acked_seq,
-                       e->welcome->traceparent, e->welcome->machine_id);
+                printf("welcome acked_seq=%" PRIu64 " traceparent=%s machine_id=%s\n",
+                       acked_seq,
+                       e->welcome->traceparent,
+                       e->welcome->machine_id);
                 fflush(stdout);
                 free_acked();
                 /* Resend what tetherd does not hold, in order. */
@@ -332,10 +334,10 @@ int main(int argc, char *argv[]) {
                 } else if ((strcmp(a, "log") == 0 || strcmp(a, "logs") == 0) && ARG(1)) {
                         Tether__Log l = TETHER__LOG__INIT;
                         bool many = strcmp(a, "logs") == 0;
-                        int stream = strcmp(argv[i], "stderr") == 0  ? 2 :
-                                     strcmp(argv[i], "console") == 0 ? 3 :
-                                     strcmp(argv[i], "kmsg") == 0    ? 4 :
-                                                                       1;
+                        int stream = strcmp(argv[i], "stderr") == 0 ? 2 :
+                                strcmp(argv[i], "console") == 0     ? 3 :
+                                strcmp(argv[i], "kmsg") == 0        ? 4 :
+                                                                      1;
                         long n = many ? strtol(argv[i + 1], NULL, 10) : 1;
                         for (long k = 0; k < n && r >= 0; k++) {
                                 char buf[1100];
@@ -409,8 +411,9 @@ int main(int argc, char *argv[]) {
         return r < 0 ? 1 : 0;
 
 usage:
-        fprintf(stderr, "Usage: %s [--boot-id ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] "
-                        "unix:PATH|vsock:CID:PORT ACTION...\n",
+        fprintf(stderr,
+                "Usage: %s [--boot-id ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] "
+                "unix:PATH|vsock:CID:PORT ACTION...\n",
                 argv[0]);
         return 2;
 }

@@ -409,8 +409,13 @@ static bool ready_file_exists(Guest *g, uint64_t arg) {
 static void print_summary(const Guest *g) {
         printf("{\"scenario\": \"%s\", \"welcome\": %s, \"acked_seq\": %" PRIu64 ", \"last_seq\": %" PRIu64
                ", \"closed_by_peer\": %s, \"records_sent\": %" PRIu64 ", \"bytes_sent\": %" PRIu64 "}\n",
-               arg_scenario, g->welcome ? "true" : "false", g->acked_seq, g->next_seq - 1,
-               g->closed_by_peer ? "true" : "false", g->records_sent, g->bytes_sent);
+               arg_scenario,
+               g->welcome ? "true" : "false",
+               g->acked_seq,
+               g->next_seq - 1,
+               g->closed_by_peer ? "true" : "false",
+               g->records_sent,
+               g->bytes_sent);
         fflush(stdout);
 }
 
@@ -595,8 +600,16 @@ static int parse_u64(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_SOCKET = 0x100, ARG_SCENARIO, ARG_BOOT_ID, ARG_READY_FILE, ARG_HOLD_MS, ARG_TIMEOUT_MS,
-               ARG_RECORDS, ARG_RECORD_BYTES };
+        enum {
+                ARG_SOCKET = 0x100,
+                ARG_SCENARIO,
+                ARG_BOOT_ID,
+                ARG_READY_FILE,
+                ARG_HOLD_MS,
+                ARG_TIMEOUT_MS,
+                ARG_RECORDS,
+                ARG_RECORD_BYTES
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "socket", required_argument, NULL, ARG_SOCKET },

@@ -58,8 +58,8 @@ static inline void hello_frame(Bytes *b, const char *boot_id, const char *hostna
         frame_append(b, &e);
 }
 
-static inline void milestone_frame_attrs(Bytes *b, uint64_t seq, const char *name, uint64_t boottime_ns,
-                                         size_t n_attrs) {
+static inline void milestone_frame_attrs(
+        Bytes *b, uint64_t seq, const char *name, uint64_t boottime_ns, size_t n_attrs) {
         Tether__Envelope e = TETHER__ENVELOPE__INIT;
         Tether__Milestone m = TETHER__MILESTONE__INIT;
         Tether__Attribute attrs[64], *pattrs[64];

@@ -5,8 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "collector-test.h"
 #include "boot.h"
+#include "collector-test.h"
 
 static BootApplyResult apply_one(Boot *b, const ReadyCondition *cond, Bytes *frame) {
         FrameReader r;
@@ -157,12 +157,9 @@ static void test_empty_boot_id_refused(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_ready_conditions),
-                cmocka_unit_test(test_milestone_bound_keeps_readiness),
-                cmocka_unit_test(test_gap_partially_explained),
-                cmocka_unit_test(test_duplicate_ignored),
-                cmocka_unit_test(test_log_find_after_wraps),
-                cmocka_unit_test(test_empty_boot_id_refused),
+                cmocka_unit_test(test_ready_conditions),        cmocka_unit_test(test_milestone_bound_keeps_readiness),
+                cmocka_unit_test(test_gap_partially_explained), cmocka_unit_test(test_duplicate_ignored),
+                cmocka_unit_test(test_log_find_after_wraps),    cmocka_unit_test(test_empty_boot_id_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

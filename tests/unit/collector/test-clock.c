@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "collector-test.h"
 #include "clock.h"
+#include "collector-test.h"
 
 #define MS UINT64_C(1000000)
 #define US UINT64_C(1000)
@@ -40,15 +40,15 @@ static uint64_t world_guest_boottime(const World *w, uint64_t host_mono) {
 
 /* Sends one probe at host monotonic t with one-way delays d_out/d_back; offers the result. Returns the
  * candidate's error bound. */
-static uint64_t probe_once(const World *w, ClockProber *p, ClockEstimate *kept, uint64_t t, uint64_t d_out,
-                           uint64_t d_back) {
+static uint64_t probe_once(
+        const World *w, ClockProber *p, ClockEstimate *kept, uint64_t t, uint64_t d_out, uint64_t d_back) {
         ClockProbeSlot slot;
         ClockEstimate cand;
 
         uint64_t id = clock_prober_send(p, t, t + w->realtime_base);
         assert_int_equal(clock_prober_take(p, id, &slot), 0);
-        assert_int_equal(clock_sample_estimate(&slot, t + d_out + d_back, world_guest_boottime(w, t + d_out), &cand),
-                         0);
+        assert_int_equal(
+                clock_sample_estimate(&slot, t + d_out + d_back, world_guest_boottime(w, t + d_out), &cand), 0);
         assert_int_equal(cand.error_ns, (d_out + d_back) / 2);
         (void) clock_estimate_offer(kept, &cand);
         return cand.error_ns;
@@ -102,10 +102,12 @@ static void test_min_rtt_sample_kept(void **state) {
 static void test_age_rule(void **state) {
         ClockEstimate kept = { .valid = true, .offset_ns = 1, .error_ns = 1000, .taken_monotonic_ns = 10 * SEC };
         ClockEstimate young = { .valid = true, .offset_ns = 2, .error_ns = 1500, .taken_monotonic_ns = 200 * SEC };
-        ClockEstimate old_too_loose = { .valid = true, .offset_ns = 3, .error_ns = 2001,
-                                        .taken_monotonic_ns = 400 * SEC };
-        ClockEstimate old_within_2x = { .valid = true, .offset_ns = 4, .error_ns = 2000,
-                                        .taken_monotonic_ns = 400 * SEC };
+        ClockEstimate old_too_loose = {
+                .valid = true, .offset_ns = 3, .error_ns = 2001, .taken_monotonic_ns = 400 * SEC
+        };
+        ClockEstimate old_within_2x = {
+                .valid = true, .offset_ns = 4, .error_ns = 2000, .taken_monotonic_ns = 400 * SEC
+        };
 
         /* Not old enough: a looser sample does not replace a tighter one. */
         assert_int_equal(clock_estimate_offer(&kept, &young), 0);
@@ -186,6 +188,26 @@ static void test_no_estimate_no_mapping(void **state) {
         assert_int_equal(t, 77);
 }
 
+static void test_absurd_guest_times(void **state) {
+        ClockProbeSlot slot = { .id = 1, .sent_monotonic_ns = 1000, .sent_realtime_ns = 1700000000 * SEC };
+        ClockEstimate e;
+        uint64_t t;
+
+        /* A guest clock beyond INT64_MAX is not a sample (no representable offset). */
+        assert_int_equal(clock_sample_estimate(&slot, 2000, UINT64_MAX, &e), -EINVAL);
+        assert_int_equal(clock_sample_estimate(&slot, 2000, (uint64_t) INT64_MAX + 1, &e), -EINVAL);
+        /* Mapping saturates instead of wrapping. */
+        e = (ClockEstimate) { .valid = true, .offset_ns = INT64_MAX, .error_ns = 1 };
+        assert_int_equal(clock_estimate_to_host(&e, UINT64_MAX - 5, &t), 0);
+        assert_int_equal(t, UINT64_MAX);
+        e.offset_ns = INT64_MIN;
+        assert_int_equal(clock_estimate_to_host(&e, 5, &t), 0);
+        assert_int_equal(t, 0);
+        e.offset_ns = -10;
+        assert_int_equal(clock_estimate_to_host(&e, 25, &t), 0);
+        assert_int_equal(t, 15);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_offset_recovered_within_bound),
@@ -196,6 +218,7 @@ int main(void) {
                 cmocka_unit_test(test_prober_forgets_oldest_when_full),
                 cmocka_unit_test(test_answer_before_send_rejected),
                 cmocka_unit_test(test_no_estimate_no_mapping),
+                cmocka_unit_test(test_absurd_guest_times),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "collector-test.h"
+#include "machine-json.h"
 #include "registry.h"
 
 static Stats stats;
@@ -61,8 +62,8 @@ static void test_duplicates_refused(void **state) {
 
         assert_int_equal(add(r, "vm-a", 42, NULL, NULL), 0);
         assert_int_equal(add(r, "vm-c", 0, "/tmp/c.sock", NULL), 0);
-        assert_int_equal(add(r, "vm-a", 43, NULL, NULL), -EEXIST);    /* id */
-        assert_int_equal(add(r, "vm-b", 42, NULL, NULL), -EEXIST);    /* CID */
+        assert_int_equal(add(r, "vm-a", 43, NULL, NULL), -EEXIST);         /* id */
+        assert_int_equal(add(r, "vm-b", 42, NULL, NULL), -EEXIST);         /* CID */
         assert_int_equal(add(r, "vm-d", 0, "/tmp/c.sock", NULL), -EEXIST); /* socket */
         assert_int_equal(r->n_machines, 2);
         /* Refused registrations changed nothing. */
@@ -144,7 +145,8 @@ static void test_boot_eviction(void **state) {
 
 static void test_traceparent_trace_id(void **state) {
         Registry *r = new_registry(4, 4);
-        MachineSpec s = { .machine_id = "vm-t", .cid = 50,
+        MachineSpec s = { .machine_id = "vm-t",
+                          .cid = 50,
                           .traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
         const char *err;
         Machine *m;
@@ -180,6 +182,55 @@ static void test_events_ring(void **state) {
         registry_free(r);
 }
 
+static void test_spec_from_json(void **state) {
+        MachineSpecJson spec;
+        const char *err = NULL;
+        json_t *o = json_loads(
+                "{\"machine_id\": \"vm-j\", \"uds_path\": \"/run/x/v.sock\", \"attributes\": "
+                "{\"team\": \"a\", \"tier\": \"b\"}, \"ready_condition\": \"source:exec\", "
+                "\"unknown_key\": 1}",
+                0,
+                NULL);
+        assert_non_null(o);
+        assert_int_equal(machine_spec_from_json(o, &spec, &err), 0);
+        assert_string_equal(spec.spec.machine_id, "vm-j");
+        assert_int_equal(spec.spec.cid, 0);
+        assert_string_equal(spec.spec.uds_path, "/run/x/v.sock");
+        assert_int_equal(spec.spec.n_attrs, 2);
+        assert_string_equal(spec.spec.ready_condition, "source:exec");
+
+        Registry *r = new_registry(4, 4);
+        Machine *m;
+        assert_int_equal(registry_add_machine(r, &spec.spec, &m, &err), 0);
+        json_decref(o);
+        /* machine.json round trip. */
+        o = machine_registration_to_json(m);
+        assert_non_null(o);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(o, "attributes"), "tier")), "b");
+        assert_string_equal(json_string_value(json_object_get(o, "ready_condition")), "source:exec");
+        assert_int_equal(json_integer_value(json_object_get(o, "registered_unix_ns")), m->registered_unix_ns);
+        json_decref(o);
+        registry_free(r);
+
+        static const char *const bad[] = {
+                "[]",
+                "{\"cid\": 4}",
+                "{\"machine_id\": 7, \"cid\": 4}",
+                "{\"machine_id\": \"x\", \"cid\": \"4\"}",
+                "{\"machine_id\": \"x\", \"cid\": -1}",
+                "{\"machine_id\": \"x\", \"cid\": 4, \"attributes\": {\"k\": 1}}",
+                "{\"machine_id\": \"x\", \"cid\": 4, \"attributes\": []}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                o = json_loads(bad[i], 0, NULL);
+                assert_non_null(o);
+                err = NULL;
+                assert_int_equal(machine_spec_from_json(o, &spec, &err), -EINVAL);
+                assert_non_null(err);
+                json_decref(o);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_identity_by_transport),
@@ -189,6 +240,7 @@ int main(void) {
                 cmocka_unit_test(test_boot_eviction),
                 cmocka_unit_test(test_traceparent_trace_id),
                 cmocka_unit_test(test_events_ring),
+                cmocka_unit_test(test_spec_from_json),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,8 @@
 
 #include <string.h>
 
-#include "collector-test.h"
 #include "boot.h"
+#include "collector-test.h"
 #include "stitch.h"
 #include "traceparent.h"
 
