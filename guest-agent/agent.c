@@ -21,6 +21,7 @@
 #include "linebuf.h"
 #include "log.h"
 #include "notify.h"
+#include "pidns.h"
 #include "probe.h"
 #include "record.h"
 #include "replay.h"
@@ -758,9 +759,14 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
         }
 
         const char *mode = agent_mode_to_string(config->mode);
-        milestone(&a, "kernel.start", 0, NULL);
+        /* In a container boottime 0 is the host kernel's start: claiming it would put a bogus hours-long kernel
+         * span in the trace. The boot then starts with init.start. */
+        bool container = !pidns_is_initial();
+        if (!container)
+                milestone(&a, "kernel.start", 0, NULL);
         milestone(&a, "init.start", times->init_start_ns,
-                  (const char *const[]) { "mode", mode, "agent_version", TETHER_VERSION, NULL });
+                  (const char *const[]) { "mode", mode, "agent_version", TETHER_VERSION,
+                                          container ? "container" : NULL, "1", NULL });
         if (times->mounts_done_ns > 0) {
                 char failures[16];
                 format(failures, sizeof(failures), "%u", times->mount_failures);

@@ -22,6 +22,10 @@
 #define OUT_BATCH_BYTES 16384u
 #define SESSION_ID_MAX 64u
 
+#ifndef GRND_INSECURE
+#define GRND_INSECURE 0x0004 /* Linux 5.6; older kernels refuse it with EINVAL */
+#endif
+
 typedef enum TransportState {
         STATE_BACKOFF,    /* no socket; reconnect at reconnect_at */
         STATE_CONNECTING, /* non-blocking connect in progress */
@@ -56,10 +60,32 @@ struct Transport {
 
         uint8_t session_id[SESSION_ID_MAX];
         size_t session_id_len;
+        uint8_t instance_id[TRANSPORT_INSTANCE_ID_BYTES];
 
         uint64_t rng;
         TransportStats stats;
 };
+
+/* splitmix64: spreads a weak seed over all bits. */
+static uint64_t mix64(uint64_t z) {
+        z += UINT64_C(0x9e3779b97f4a7c15);
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return z ^ (z >> 31);
+}
+
+/* Hello.agent_instance names this agent process, so that tetherd can tell a restarted agent (seq 1 again, same
+ * boot id) from a reconnect. Only uniqueness matters, and PID 1 must never wait for entropy: without a ready
+ * pool, the insecure pool, else the clocks and pid (an agent restarted within one boot differs in both). */
+static void instance_id_init(uint8_t *out, size_t n) {
+        if (getrandom(out, n, GRND_NONBLOCK) == (ssize_t) n || getrandom(out, n, GRND_INSECURE) == (ssize_t) n)
+                return;
+        uint64_t seed = now_ns(CLOCK_BOOTTIME) ^ now_ns(CLOCK_REALTIME) << 17 ^ (uint64_t) getpid() << 40;
+        for (size_t i = 0; i < n; i += 8) {
+                uint64_t v = mix64(seed + i);
+                memcpy(out + i, &v, MIN((size_t) 8, n - i));
+        }
+}
 
 static int dup_string(char **field, const char *s) {
         if (!s)
@@ -98,6 +124,7 @@ int transport_new(const TransportConfig *config, Replay *replay, transport_welco
         else
                 format(t->address, sizeof(t->address), "vsock:%u:%u", config->cid, config->port);
 
+        instance_id_init(t->instance_id, sizeof(t->instance_id));
         if (getrandom(&t->rng, sizeof(t->rng), GRND_NONBLOCK) != sizeof(t->rng))
                 t->rng = now_ns(CLOCK_MONOTONIC) ^ (uint64_t) getpid() << 32;
         t->rng |= 1;
@@ -224,6 +251,8 @@ static int queue_hello(Transport *t, uint64_t now) {
         h.mode = t->config.mode;
         h.resume_token.data = t->session_id;
         h.resume_token.len = t->session_id_len;
+        h.agent_instance.data = t->instance_id;
+        h.agent_instance.len = sizeof(t->instance_id);
         h.boottime_ns = now;
         h.first_seq = replay_first_seq(t->replay);
         h.last_seq = replay_last_seq(t->replay);

@@ -22,6 +22,7 @@
 #define TRANSPORT_CONNECT_TIMEOUT_NS (5 * NSEC_PER_SEC)
 #define TRANSPORT_HANDSHAKE_TIMEOUT_NS (10 * NSEC_PER_SEC)
 #define TRANSPORT_HEARTBEAT_DEFAULT_MS 5000u
+#define TRANSPORT_INSTANCE_ID_BYTES 16u /* Hello.agent_instance: random, drawn once per transport (agent process) */
 
 typedef struct Transport Transport;
 

@@ -121,6 +121,7 @@ Boot *boot_free(Boot *b) {
         for (size_t i = 0; i < b->n_logs; i++)
                 log_entry_free(boot_log_at(b, i));
         free(b->logs);
+        free(b->instances);
         free(b->ready.source);
         free(b->ready.detail);
         free(b->exit.reason);
@@ -158,6 +159,45 @@ int boot_update_from_hello(Boot *b, const Tether__Hello *h, uint64_t recv_unix_n
                         b->hello_offset_valid = true;
                 }
         }
+        return 0;
+}
+
+int boot_find_instance(const Boot *b, const uint8_t *id, size_t id_len, uint64_t *ret_offset) {
+        if (id_len == 0) {
+                *ret_offset = 0;
+                return 1;
+        }
+        for (size_t i = 0; i < b->n_instances; i++)
+                if (b->instances[i].id_len == id_len && memcmp(b->instances[i].id, id, id_len) == 0) {
+                        *ret_offset = b->instances[i].seq_offset;
+                        return 1;
+                }
+        return 0;
+}
+
+int boot_add_instance(Boot *b, const uint8_t *id, size_t id_len, uint64_t seq_offset) {
+        if (id_len == 0 || id_len > BOOT_INSTANCE_ID_MAX)
+                return -EINVAL;
+
+        if (b->n_instances == BOOT_INSTANCES_MAX) {
+                /* Instances of one boot follow each other (a restarted agent): the oldest is the least likely to
+                 * come back. If it does, it is a new instance again: its replay is stored twice, never lost. */
+                memmove(&b->instances[0], &b->instances[1], (b->n_instances - 1) * sizeof(BootInstance));
+                b->n_instances--;
+                b->instances_forgotten++;
+        } else if (b->n_instances == b->instances_cap) {
+                /* Most boots see one instance: grow on demand rather than reserve the whole table. */
+                size_t cap = MIN(b->instances_cap ? b->instances_cap * 2 : 2, (size_t) BOOT_INSTANCES_MAX);
+                BootInstance *a = realloc(b->instances, cap * sizeof(BootInstance));
+                if (!a)
+                        return -ENOMEM;
+                b->instances = a;
+                b->instances_cap = cap;
+        }
+
+        BootInstance *x = &b->instances[b->n_instances++];
+        *x = (BootInstance) { .id_len = id_len, .seq_offset = seq_offset };
+        memcpy(x->id, id, id_len);
         return 0;
 }
 
@@ -206,6 +246,23 @@ const BootMilestone *boot_find_milestone(const Boot *b, const char *name) {
                 if (strcmp(b->milestones[i].name, name) == 0)
                         return &b->milestones[i];
         return NULL;
+}
+
+static int milestone_to_ready_ns(const Boot *b, const char *name, uint64_t *ret) {
+        const BootMilestone *m;
+
+        if (!b->ready.set || !(m = boot_find_milestone(b, name)))
+                return -ENODATA;
+        *ret = b->ready.boottime_ns > m->boottime_ns ? b->ready.boottime_ns - m->boottime_ns : 0;
+        return 0;
+}
+
+int boot_kernel_to_ready_ns(const Boot *b, uint64_t *ret) {
+        return milestone_to_ready_ns(b, BOOT_MILESTONE_KERNEL_START, ret);
+}
+
+int boot_init_to_ready_ns(const Boot *b, uint64_t *ret) {
+        return milestone_to_ready_ns(b, BOOT_MILESTONE_INIT_START, ret);
 }
 
 bool boot_exit_is_crash(const Boot *b) {

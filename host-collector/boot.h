@@ -110,6 +110,17 @@ typedef struct SeqRange {
         uint64_t first, last;
 } SeqRange;
 
+/* Agent processes (Hello.agent_instance) that reported for a boot. A restarted agent starts again at seq 1 with
+ * the same boot id; its seq space is moved above what the boot already stored: stored seq = wire seq +
+ * seq_offset. Bounded: beyond BOOT_INSTANCES_MAX the oldest instance is forgotten (docs/architecture.md). */
+#define BOOT_INSTANCES_MAX 64u
+#define BOOT_INSTANCE_ID_MAX 64u
+typedef struct BootInstance {
+        uint8_t id[BOOT_INSTANCE_ID_MAX];
+        size_t id_len;
+        uint64_t seq_offset;
+} BootInstance;
+
 typedef struct Boot {
         uint64_t index; /* per machine, increasing; names the boot's file in the state directory */
         char *boot_id;
@@ -128,6 +139,10 @@ typedef struct Boot {
 
         uint64_t last_seq; /* highest stored record */
         uint64_t records;  /* records stored */
+
+        BootInstance *instances; /* oldest first */
+        size_t n_instances, instances_cap;
+        uint64_t instances_forgotten;
 
         BootMilestone *milestones;
         size_t n_milestones;
@@ -191,6 +206,13 @@ int boot_apply_record(
  * ended, or the boot exited). Returns the number of gaps; *ret_records gets the missing record count. */
 uint64_t boot_flush_gaps(Boot *b, uint64_t *ret_records);
 
+/* The seq offset of a known agent instance. An empty id (an agent older than agent_instance) always has offset 0.
+ * Returns 1 and *ret_offset if known, 0 if not. */
+int boot_find_instance(const Boot *b, const uint8_t *id, size_t id_len, uint64_t *ret_offset);
+/* Remembers an instance (not known yet) with its seq offset; when the table is full, the oldest instance is
+ * forgotten. Returns 0, -EINVAL (empty or longer than BOOT_INSTANCE_ID_MAX) or -ENOMEM. */
+int boot_add_instance(Boot *b, const uint8_t *id, size_t id_len, uint64_t seq_offset);
+
 /* Restores a persisted clock estimate (state directory replay). */
 void boot_restore_clock(Boot *b, const ClockEstimate *e);
 
@@ -209,6 +231,17 @@ size_t boot_log_find_after(const Boot *b, uint64_t after_seq);
 
 /* Milestone lookup by name (first occurrence), NULL if absent. */
 const BootMilestone *boot_find_milestone(const Boot *b, const char *name);
+
+/* Standard milestones the stitcher and the API interpret. An agent sends kernel.start only when it runs in the
+ * initial pid namespace (a VM): in a container, boottime 0 is the host kernel's start and means nothing. */
+#define BOOT_MILESTONE_KERNEL_START "kernel.start"
+#define BOOT_MILESTONE_INIT_START "init.start"
+#define BOOT_MILESTONE_WORKLOAD_EXEC "workload.exec"
+
+/* Guest time from kernel.start, or from init.start, to ready (0 if ready claims to come first). Returns 0, or
+ * -ENODATA when the boot is not ready or lacks that milestone. */
+int boot_kernel_to_ready_ns(const Boot *b, uint64_t *ret);
+int boot_init_to_ready_ns(const Boot *b, uint64_t *ret);
 
 /* "exited" or "crashed": a workload killed by a signal or by the OOM killer crashed. */
 bool boot_exit_is_crash(const Boot *b);

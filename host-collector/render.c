@@ -19,6 +19,12 @@ static json_t *int_json(uint64_t v) {
         return json_integer((json_int_t) v);
 }
 
+/* A duration that boot_*_to_ready_ns() may not know. */
+static json_t *duration_json(int (*get)(const Boot *b, uint64_t *ret), const Boot *b) {
+        uint64_t v = 0;
+        return get(b, &v) >= 0 ? int_json(v) : json_null();
+}
+
 static const char *agent_mode_to_string(int mode) {
         switch (mode) {
         case TETHER__AGENT_MODE__AGENT_MODE_INIT:
@@ -36,7 +42,7 @@ json_t *render_ready(const Machine *m, const Boot *b) {
 
         uint64_t ready = boot_to_unix_ns(b, b->ready.boottime_ns, b->ready.recv_unix_ns);
         return json_pack(
-                "{s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+                "{s:s, s:s, s:I, s:I, s:o, s:o, s:I, s:I}",
                 "source",
                 b->ready.source,
                 "detail",
@@ -46,7 +52,9 @@ json_t *render_ready(const Machine *m, const Boot *b) {
                 "ready_unix_ns",
                 (json_int_t) ready,
                 "kernel_to_ready_ns",
-                (json_int_t) b->ready.boottime_ns,
+                duration_json(boot_kernel_to_ready_ns, b),
+                "init_to_ready_ns",
+                duration_json(boot_init_to_ready_ns, b),
                 "registered_to_ready_ns",
                 (json_int_t) time_diff(ready, m->registered_unix_ns),
                 "delivered_unix_ns",
@@ -88,7 +96,12 @@ json_t *render_boot(const Machine *m, const Boot *b) {
         json_object_set_new(o, "agent_version", str_or_null(b->agent_version));
         json_object_set_new(o, "agent_mode", json_string(agent_mode_to_string(b->agent_mode)));
         json_object_set_new(o, "first_seen_unix_ns", int_json(b->first_seen_unix_ns));
-        json_object_set_new(o, "kernel_start_unix_ns", int_json(boot_to_unix_ns(b, 0, b->first_seen_unix_ns)));
+        const BootMilestone *kernel_start = boot_find_milestone(b, BOOT_MILESTONE_KERNEL_START);
+        json_object_set_new(
+                o,
+                "kernel_start_unix_ns",
+                kernel_start ? int_json(boot_to_unix_ns(b, kernel_start->boottime_ns, b->first_seen_unix_ns)) :
+                               json_null());
         json_object_set_new(o, "clock_error_ns", b->clock.valid ? int_json(b->clock.error_ns) : json_null());
         json_object_set_new(o, "ready", render_ready(m, b));
         json_object_set_new(o, "exit", render_exit(b));

@@ -174,6 +174,11 @@ static uint64_t session_unix_time(const Session *s, uint64_t boottime_ns, uint64
         return boot_to_unix_ns(s->boot, boottime_ns, fallback);
 }
 
+/* What the agent instance has stored, in its own seq space: Welcome.acked_seq and Ack.seq. */
+static uint64_t session_acked_wire_seq(const Session *s) {
+        return s->boot->last_seq > s->seq_offset ? s->boot->last_seq - s->seq_offset : 0;
+}
+
 static int session_send_welcome(Session *s) {
         Tether__Envelope env = TETHER__ENVELOPE__INIT;
         Tether__Welcome w = TETHER__WELCOME__INIT;
@@ -193,7 +198,7 @@ static int session_send_welcome(Session *s) {
         w.protocol_version = TETHER_PROTOCOL_VERSION;
         w.session_id.data = s->session_id;
         w.session_id.len = sizeof(s->session_id);
-        w.acked_seq = s->boot->last_seq;
+        w.acked_seq = session_acked_wire_seq(s);
         w.limits = &limits;
         w.traceparent = traceparent;
         w.machine_id = s->machine->id;
@@ -203,12 +208,26 @@ static int session_send_welcome(Session *s) {
         return session_queue(s, &env);
 }
 
+static int session_persist_instance(Session *s, uint64_t recv, const ProtobufCBinaryData *id) {
+        int r;
+
+        if (!s->ctx->store)
+                return 0;
+        r = store_append_instance(s->ctx->store, s->boot, recv, id->data, id->len, s->seq_offset);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                session_persist_failed(s, r, 8 + id->len);
+        return 0;
+}
+
 static int session_handle_hello(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
         const Tether__Hello *h = e->hello;
         Registry *reg = s->ctx->registry;
         Machine *m = s->machine;
         uint64_t now = now_ns(CLOCK_REALTIME);
         Boot *b, *evicted = NULL;
+        bool new_instance;
         int r;
 
         if (h->protocol_version != TETHER_PROTOCOL_VERSION)
@@ -235,6 +254,16 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
         if (r < 0)
                 return r;
 
+        /* A restarted agent (a new instance) starts again at seq 1 on the same boot: its records go after what
+         * the boot already holds, instead of being taken for duplicates of the previous instance's. */
+        new_instance = boot_find_instance(b, h->agent_instance.data, h->agent_instance.len, &s->seq_offset) == 0;
+        if (new_instance) {
+                s->seq_offset = b->last_seq;
+                r = boot_add_instance(b, h->agent_instance.data, h->agent_instance.len, s->seq_offset);
+                if (r < 0)
+                        return r;
+        }
+
         if (s->ctx->store) {
                 r = store_begin_boot(s->ctx->store, m, b);
                 if (r == -ENOMEM)
@@ -242,7 +271,9 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                 if (r < 0)
                         session_persist_failed(s, r, len);
                 else {
-                        r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len);
+                        r = new_instance ? session_persist_instance(s, now, &h->agent_instance) : 0;
+                        if (r >= 0)
+                                r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len);
                         if (r < 0)
                                 return r;
                 }
@@ -252,7 +283,7 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
 
         m->agent_seen = true;
         m->connections++;
-        s->acked_seq = b->last_seq;
+        s->acked_seq = session_acked_wire_seq(s);
         s->state = SESSION_ACTIVE;
         registry_set_connected(reg, m, true);
 
@@ -261,19 +292,21 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                 LOG_INFO,
                 0,
                 &f,
-                "Machine %s connected (boot %s%s, agent %s, acked_seq %" PRIu64 ").",
+                "Machine %s connected (boot %s%s, agent %s%s, seq offset %" PRIu64 ", acked_seq %" PRIu64 ").",
                 m->id,
                 b->boot_id,
                 s->new_boot ? ", new" : "",
                 b->agent_version ?: "?",
-                b->last_seq);
+                new_instance && !s->new_boot ? " restarted" : "",
+                s->seq_offset,
+                s->acked_seq);
         registry_emit_event(
                 reg,
                 m,
                 "connected",
                 now,
                 json_pack(
-                        "{s:s?, s:s?, s:s?, s:b, s:I}",
+                        "{s:s?, s:s?, s:s?, s:b, s:I, s:b, s:I}",
                         "hostname",
                         b->hostname,
                         "agent_version",
@@ -283,7 +316,11 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                         "new_boot",
                         s->new_boot,
                         "acked_seq",
-                        (json_int_t) b->last_seq));
+                        (json_int_t) s->acked_seq,
+                        "new_instance",
+                        new_instance && h->agent_instance.len > 0,
+                        "seq_offset",
+                        (json_int_t) s->seq_offset));
         if (s->new_boot) {
                 char trace[33];
                 hex_encode(b->trace_id, 16, trace);
@@ -405,23 +442,30 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
         }
 
         if (res->became_ready) {
-                uint64_t ready = session_unix_time(s, b->ready.boottime_ns, recv);
+                uint64_t ready = session_unix_time(s, b->ready.boottime_ns, recv), since_kernel = 0, since_init = 0;
+                bool has_kernel = boot_kernel_to_ready_ns(b, &since_kernel) >= 0;
+                bool has_init = boot_init_to_ready_ns(b, &since_init) >= 0;
                 LogFields f = session_log_fields(s, "ready");
-                log_emit(
-                        LOG_INFO,
-                        0,
-                        &f,
-                        "Machine %s is ready (%s) %.3f s after kernel start.",
-                        m->id,
-                        b->ready.source,
-                        (double) b->ready.boottime_ns / 1e9);
+
+                if (has_kernel || has_init)
+                        log_emit(
+                                LOG_INFO,
+                                0,
+                                &f,
+                                "Machine %s is ready (%s) %.3f s after %s start.",
+                                m->id,
+                                b->ready.source,
+                                (double) (has_kernel ? since_kernel : since_init) / 1e9,
+                                has_kernel ? "kernel" : "init");
+                else
+                        log_emit(LOG_INFO, 0, &f, "Machine %s is ready (%s).", m->id, b->ready.source);
                 registry_emit_event(
                         reg,
                         m,
                         "ready",
                         ready,
                         json_pack(
-                                "{s:s, s:s, s:I, s:I, s:I}",
+                                "{s:s, s:s, s:I, s:o, s:o, s:I}",
                                 "source",
                                 b->ready.source,
                                 "detail",
@@ -429,7 +473,9 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                                 "ready_unix_ns",
                                 (json_int_t) ready,
                                 "kernel_to_ready_ns",
-                                (json_int_t) b->ready.boottime_ns,
+                                has_kernel ? json_integer((json_int_t) since_kernel) : json_null(),
+                                "init_to_ready_ns",
+                                has_init ? json_integer((json_int_t) since_init) : json_null(),
                                 "registered_to_ready_ns",
                                 (json_int_t) time_diff(ready, m->registered_unix_ns)));
                 if (!b->exit.set)
@@ -528,8 +574,32 @@ static void session_settle_gaps(Session *s) {
                 n);
 }
 
-static int session_handle_record(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
+/* Moves a record from the agent instance's seq space into the boot's. Returns 0, or -ERANGE when a seq does not
+ * fit (the instance's offset leaves no room for it). */
+static int session_translate_seq(const Session *s, Tether__Envelope *e) {
+        uint64_t offset = s->seq_offset;
+
+        if (offset == 0)
+                return 0;
+        if (e->seq > UINT64_MAX - offset)
+                return -ERANGE;
+        if (e->msg_case == TETHER__ENVELOPE__MSG_LOG_DROPPED) {
+                Tether__LogDropped *d = e->log_dropped;
+                /* 0 means "not said"; it stays so. */
+                if (d->last_seq > UINT64_MAX - offset)
+                        return -ERANGE;
+                if (d->first_seq > 0)
+                        d->first_seq += offset;
+                if (d->last_seq > 0)
+                        d->last_seq += offset;
+        }
+        e->seq += offset;
+        return 0;
+}
+
+static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t *payload, size_t len) {
         uint64_t recv = now_ns(CLOCK_REALTIME);
+        _cleanup_free_ uint8_t *translated = NULL;
         BootApplyResult res;
         int r;
 
@@ -544,6 +614,14 @@ static int session_handle_record(Session *s, const Tether__Envelope *e, const ui
         s->records++;
         s->ack_pending = true;
 
+        if (session_translate_seq(s, e) < 0)
+                return session_fail(
+                        s,
+                        PROTOCOL_ERROR_INVALID_FIELD,
+                        "record seq %" PRIu64 " does not fit above the agent instance's seq offset %" PRIu64,
+                        e->seq,
+                        s->seq_offset);
+
         if (e->seq <= s->boot->last_seq) {
                 /* A replay after a lost ack. */
                 s->boot->duplicates++;
@@ -552,6 +630,14 @@ static int session_handle_record(Session *s, const Tether__Envelope *e, const ui
                 return 0;
         }
 
+        if (s->seq_offset > 0 && s->ctx->store) {
+                /* The file holds stored seqs, so that a reload needs no instance bookkeeping to apply it. */
+                len = tether__envelope__get_packed_size(e);
+                if (!(translated = malloc(len)))
+                        return -ENOMEM;
+                tether__envelope__pack(e, translated);
+                payload = translated;
+        }
         r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len);
         if (r < 0)
                 return r;
@@ -694,7 +780,7 @@ int session_flush_ack(Session *s) {
         /* An ack is a promise: the records must be on disk first. */
         session_sync(s);
 
-        ack.seq = s->boot->last_seq;
+        ack.seq = session_acked_wire_seq(s);
         env.msg_case = TETHER__ENVELOPE__MSG_ACK;
         env.ack = &ack;
         r = session_queue(s, &env);

@@ -52,8 +52,9 @@ typedef struct Session {
         OutQueue out;
 
         uint8_t session_id[16];
-        uint64_t last_record_seq; /* previous record on this connection: seq must increase */
-        uint64_t acked_seq;       /* last cumulative ack sent (Welcome.acked_seq or Ack.seq) */
+        uint64_t seq_offset;      /* of the agent instance: stored seq = wire seq + seq_offset */
+        uint64_t last_record_seq; /* previous record on this connection (wire seq): seq must increase */
+        uint64_t acked_seq;       /* last cumulative ack sent (Welcome.acked_seq or Ack.seq), wire seq */
         bool ack_pending;         /* records (or duplicates) arrived since the last ack */
         bool ack_urgent;          /* a Ready or Exit arrived: ack without waiting for the batch timer */
         bool new_boot;            /* the Hello started a new boot */

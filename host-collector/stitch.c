@@ -8,9 +8,6 @@
 #include "macro.h"
 #include "tether.pb-c.h"
 
-#define MILESTONE_INIT_START "init.start"
-#define MILESTONE_WORKLOAD_EXEC "workload.exec"
-
 const char *span_status_to_string(SpanStatus s) {
         switch (s) {
         case SPAN_STATUS_OK:
@@ -183,12 +180,26 @@ static int add_span(
         return 0;
 }
 
-static int add_root(Stitcher *st, uint64_t end) {
+/* Where the boot starts for the guest: kernel.start in a VM. An agent in a container does not claim the (host's)
+ * kernel start, so there the boot starts with init.start, else with the earliest milestone. */
+static uint64_t root_start(const Boot *b, const BootMilestone *kernel_start, const BootMilestone *init_start) {
+        uint64_t start = UINT64_MAX;
+
+        if (kernel_start)
+                return kernel_start->boottime_ns;
+        if (init_start)
+                return init_start->boottime_ns;
+        for (size_t i = 0; i < b->n_milestones; i++)
+                start = MIN(start, b->milestones[i].boottime_ns);
+        return start == UINT64_MAX ? 0 : start;
+}
+
+static int add_root(Stitcher *st, uint64_t start, uint64_t end) {
         const Boot *b = st->boot;
         Span *root;
         int r;
 
-        r = add_span(st, "machine.boot", SPAN_KIND_ROOT, "machine.boot", 0, "boot", 0, end, &root);
+        r = add_span(st, "machine.boot", SPAN_KIND_ROOT, "machine.boot", 0, "boot", start, end, &root);
         if (r < 0)
                 return r;
         if (st->ctx->parent_span_id) {
@@ -313,17 +324,18 @@ static int compare_children(const void *a, const void *b) {
 }
 
 int stitch_boot(const StitchContext *ctx, const Boot *b, SpanSet **ret) {
-        const BootMilestone *init_start = boot_find_milestone(b, MILESTONE_INIT_START);
-        const BootMilestone *workload_exec = boot_find_milestone(b, MILESTONE_WORKLOAD_EXEC);
+        const BootMilestone *kernel_start = boot_find_milestone(b, BOOT_MILESTONE_KERNEL_START);
+        const BootMilestone *init_start = boot_find_milestone(b, BOOT_MILESTONE_INIT_START);
+        const BootMilestone *workload_exec = boot_find_milestone(b, BOOT_MILESTONE_WORKLOAD_EXEC);
         Stitcher st = { .ctx = ctx, .boot = b };
-        uint64_t end = UINT64_MAX; /* open */
+        uint64_t start = root_start(b, kernel_start, init_start), end = UINT64_MAX; /* open */
         bool failed = false;
         int r;
 
         if (b->ready.set)
-                end = b->ready.boottime_ns;
+                end = MAX(b->ready.boottime_ns, start);
         else if (b->exit.set) {
-                end = b->exit.boottime_ns;
+                end = MAX(b->exit.boottime_ns, start);
                 failed = true;
         }
 
@@ -332,14 +344,16 @@ int stitch_boot(const StitchContext *ctx, const Boot *b, SpanSet **ret) {
                 return -ENOMEM;
         memcpy(st.set->trace_id, b->trace_id, 16);
 
-        r = add_root(&st, end);
+        r = add_root(&st, start, end);
         if (r < 0)
                 goto fail;
 
         if (init_start) {
-                r = add_stage(&st, "kernel", 0, init_start->boottime_ns, false);
-                if (r < 0)
-                        goto fail;
+                if (kernel_start) {
+                        r = add_stage(&st, "kernel", kernel_start->boottime_ns, init_start->boottime_ns, false);
+                        if (r < 0)
+                                goto fail;
+                }
                 r = add_stage(
                         &st,
                         "init",

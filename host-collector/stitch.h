@@ -4,8 +4,9 @@
 /* Stitches one boot into one trace. Pure: a function of the boot's stored records, its clock estimate and the
  * registration, so the same spans (and span ids) come out before and after a tetherd restart.
  *
- *   machine.boot     kernel start (boottime 0) → ready (or → exit, or open until now)
- *     kernel         0 → init.start
+ *   machine.boot     kernel.start (boottime 0) → ready (or → exit, or open until now); without kernel.start (an
+ *                    agent in a container) from init.start, else from the earliest milestone
+ *     kernel         kernel.start → init.start (only when both are known)
  *     init           init.start → workload.exec
  *     workload.start workload.exec → ready (or exit, or open)
  *     <phase>        one span per Phase record

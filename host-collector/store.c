@@ -431,6 +431,18 @@ int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEsti
         return store_append(s, b, STORE_ENTRY_CLOCK, recv_unix_ns, buf, (size_t) n);
 }
 
+int store_append_instance(
+        Store *s, Boot *b, uint64_t recv_unix_ns, const uint8_t *id, size_t id_len, uint64_t seq_offset) {
+        uint8_t buf[8 + BOOT_INSTANCE_ID_MAX];
+
+        /* Binary, not JSON like 'B' and 'C': an offset comes from guest-chosen seqs and may exceed INT64_MAX. */
+        if (id_len == 0 || id_len > BOOT_INSTANCE_ID_MAX)
+                return -EINVAL;
+        put_u64(buf, seq_offset);
+        memcpy(buf + 8, id, id_len);
+        return store_append(s, b, STORE_ENTRY_INSTANCE, recv_unix_ns, buf, 8 + id_len);
+}
+
 int store_sync(Store *s, Boot *b) {
         BootFile *f = b ? b->store_file : NULL;
 
@@ -550,6 +562,13 @@ static int replay_entry(
                 json_decref(o);
                 boot_restore_clock(*b, &ce);
                 return 0;
+        }
+        case STORE_ENTRY_INSTANCE: {
+                uint64_t offset;
+                if (len <= 8 || len > 8 + BOOT_INSTANCE_ID_MAX ||
+                    boot_find_instance(*b, payload + 8, len - 8, &offset) > 0)
+                        return -EBADMSG;
+                return boot_add_instance(*b, payload + 8, len - 8, get_u64(payload));
         }
         default:
                 return -EBADMSG;

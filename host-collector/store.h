@@ -12,6 +12,8 @@
  * type 'B' (first entry): JSON {"boot_id","trace_id","index","created_unix_ns"}
  *      'H': a Hello envelope as received (protobuf)    'R': a record envelope as received (protobuf)
  *      'C': JSON {"offset_ns","error_ns"}, a new kept clock estimate
+ *      'I': u64le seq_offset | agent instance id (1..64 bytes): an agent instance first seen in this boot
+ * 'R' records carry the stored seq (wire seq + the instance's seq_offset; LogDropped ranges translated alike).
  * Records are written before they are acked, and store_sync() (fdatasync) runs before every Ack. A torn tail
  * (a crash in the middle of a write) is detected by length/CRC on load and truncated away: it was never
  * acked, so the agent resends it. See docs/architecture.md. */
@@ -34,6 +36,7 @@ typedef enum StoreEntryType {
         STORE_ENTRY_HELLO = 'H',
         STORE_ENTRY_RECORD = 'R',
         STORE_ENTRY_CLOCK = 'C',
+        STORE_ENTRY_INSTANCE = 'I',
 } StoreEntryType;
 
 typedef struct StoreConfig {
@@ -87,6 +90,10 @@ void store_detach_boot(Store *s, Boot *b);
  * failed; or -errno of the failed write (the file is rolled back to the previous entry). */
 int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len);
 int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e);
+/* Appends an 'I' entry: an agent instance of this boot and its seq offset. Returns as store_append(), or -EINVAL
+ * (empty or too long id). */
+int store_append_instance(
+        Store *s, Boot *b, uint64_t recv_unix_ns, const uint8_t *id, size_t id_len, uint64_t seq_offset);
 
 /* fdatasync when something was written since the last sync (and syncing is enabled). Returns 1 if it
  * synced, 0 if nothing was to do, -errno. */

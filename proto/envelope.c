@@ -182,7 +182,7 @@ ProtocolError envelope_validate(const Tether__Envelope *e, const EnvelopeLimits 
                 CHECK(check_string(h->boot_id, l));
                 CHECK(check_string(h->kernel_release, l));
                 CHECK(check_string(h->hostname, l));
-                if (h->resume_token.len > 64)
+                if (h->resume_token.len > 64 || h->agent_instance.len > 64)
                         return PROTOCOL_ERROR_STRING_TOO_LONG;
                 if (h->last_seq != 0 && h->first_seq > h->last_seq + 1)
                         return PROTOCOL_ERROR_INVALID_FIELD;

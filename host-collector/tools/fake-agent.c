@@ -2,7 +2,11 @@
 /* tether-fake-agent: speaks the agent side of the tether protocol from a script on the command line, for
  * manual and integration tests of tetherd without a VM.
  *
- *   tether-fake-agent [--boot-id ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] ADDRESS ACTION...
+ *   tether-fake-agent [--boot-id ID] [--instance ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no]
+ *                     ADDRESS ACTION...
+ *
+ * --instance sends Hello.agent_instance (the bytes of ID; default none, like an agent older than the field):
+ * run twice with the same boot id and different instances to play an agent restarted within a boot.
  *
  * With --reconnect yes a lost connection is re-established (for 5 s) and unacked records are resent, as the
  * real agent does.
@@ -50,6 +54,7 @@ typedef struct Pending {
 static const char *address;
 static const char *boot_id = "00000000-0000-4000-8000-000000000001";
 static const char *agent_version = "fake-0.1";
+static const char *agent_instance = NULL;
 static uint64_t uptime_ns = 1000 * NSEC_PER_MSEC, start_boottime;
 static int fd = -1;
 static FrameReader reader;
@@ -251,6 +256,10 @@ static int hello(void) {
         h.mode = TETHER__AGENT_MODE__AGENT_MODE_INIT;
         h.boottime_ns = guest_boottime();
         h.hostname = host;
+        if (agent_instance) {
+                h.agent_instance.data = (uint8_t *) agent_instance;
+                h.agent_instance.len = strlen(agent_instance);
+        }
         h.first_seq = n_pending ? pending[0].seq : next_seq;
         h.last_seq = next_seq - 1;
         e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
@@ -294,6 +303,8 @@ int main(int argc, char *argv[]) {
                         boot_id = argv[i + 1];
                 else if (strcmp(argv[i], "--uptime-ms") == 0)
                         uptime_ns = strtoull(argv[i + 1], NULL, 10) * NSEC_PER_MSEC;
+                else if (strcmp(argv[i], "--instance") == 0)
+                        agent_instance = argv[i + 1];
                 else if (strcmp(argv[i], "--agent-version") == 0)
                         agent_version = argv[i + 1];
                 else if (strcmp(argv[i], "--reconnect") == 0)
@@ -412,7 +423,7 @@ int main(int argc, char *argv[]) {
 
 usage:
         fprintf(stderr,
-                "Usage: %s [--boot-id ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] "
+                "Usage: %s [--boot-id ID] [--instance ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] "
                 "unix:PATH|vsock:CID:PORT ACTION...\n",
                 argv[0]);
         return 2;

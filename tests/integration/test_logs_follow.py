@@ -8,7 +8,8 @@ creates a "go" file, so the followers have provably received those lines while t
 running (a follow stream must keep up with a burst and must not hold back its tail until more output
 comes); then it prints "final" and exits, and both followers must see "final" and end (the CLI with exit
 0). The deadline for the burst (60 s for 2000 short lines, which take a fraction of a second normally) is a
-liveness bound, not a speed assertion.
+liveness bound, not a speed assertion. A third follower joins late, while the workload is idle, and
+must catch up with every line so far.
 """
 
 import os
@@ -72,6 +73,20 @@ echo final
               (len(BEFORE_GO), LIVENESS_S), "got %d lines, last %r" % (len(api_lines), api_lines[-3:]))
         check(api_follower.is_alive(), "the follow=1 stream stays open while the boot runs")
 
+        # A follower that joins late catches up with everything so far, without waiting for more output.
+        late = subprocess.Popen(h.cli_argv("logs", "-f", "--stream", "stdout", mid), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        late_lines = []
+        late_deadline = time.monotonic() + LIVENESS_S
+        while len(late_lines) < len(BEFORE_GO) and time.monotonic() < late_deadline:
+            line = late.stdout.readline()
+            if not line:
+                break
+            late_lines.append(line.decode(errors="replace").rstrip("\n"))
+        check(late_lines == BEFORE_GO, "a late `tether logs -f` catches up with all %d lines while the workload "
+              "is idle" % len(BEFORE_GO), "got %d lines, last %r" % (len(late_lines), late_lines[-3:]))
+        check(agent.poll() is None and not os.path.exists(go), "... while the workload was still running")
+
         open(go, "w").close()
         rc = wait_proc(cli, 30, "`tether logs -f` ends when the boot ends")
         rest = cli.stdout.read().decode(errors="replace").splitlines()
@@ -80,6 +95,10 @@ echo final
               (cli_lines + rest)[-5:])
         api_follower.join_result(30)
         check(api_lines == EXPECT, "the follow=1 stream delivered every line once and ended", api_lines[-5:])
+        rc = wait_proc(late, 30, "the late `tether logs -f` ends when the boot ends")
+        rest = late.stdout.read().decode(errors="replace").splitlines()
+        check(rc == 0 and late_lines + rest == EXPECT, "the late follower printed every line once and exited 0",
+              rc, (late_lines + rest)[-3:])
         check(wait_proc(agent, 20, "the agent exits") == 0, "the workload exits 0")
         log("follow OK")
 

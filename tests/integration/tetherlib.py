@@ -410,6 +410,15 @@ def milestone_events(spans_doc):
     return [(e.get("name"), e.get("time_unix_ns")) for e in root_span(spans_doc).get("events") or []]
 
 
+def is_container_boot(spans_doc):
+    """True when the agent said it runs in a container (a non-initial pid namespace, as in these tests): it then
+    marks init.start with container=1 and claims no kernel.start, because boottime 0 is the host's boot."""
+    for e in root_span(spans_doc).get("events") or []:
+        if e.get("name") == "init.start":
+            return (e.get("attributes") or {}).get("container") == "1"
+    return False
+
+
 def log_lines(objs, stream):
     """Line texts of one stream from logs NDJSON objects (dropped markers excluded)."""
     return [o["line"].rstrip("\n") for o in objs if "line" in o and o.get("stream") == stream]

@@ -189,6 +189,11 @@ static void test_session(void **state) {
         assert_int_equal(e->hello->resume_token.len, 0);
         assert_int_equal(e->hello->first_seq, 1);
         assert_int_equal(e->hello->last_seq, 3);
+        /* This agent process, so that tetherd tells a restarted agent from a reconnect. */
+        uint8_t instance[TRANSPORT_INSTANCE_ID_BYTES], zero[TRANSPORT_INSTANCE_ID_BYTES] = {};
+        assert_int_equal(e->hello->agent_instance.len, TRANSPORT_INSTANCE_ID_BYTES);
+        memcpy(instance, e->hello->agent_instance.data, sizeof(instance));
+        assert_memory_not_equal(instance, zero, sizeof(instance));
         envelope_free(e);
         assert_false(transport_is_established(t));
 
@@ -243,6 +248,9 @@ static void test_session(void **state) {
         assert_memory_equal(e->hello->resume_token.data, "session-1", strlen("session-1"));
         assert_int_equal(e->hello->first_seq, 4);
         assert_int_equal(e->hello->last_seq, 4);
+        /* A reconnect is the same instance. */
+        assert_int_equal(e->hello->agent_instance.len, TRANSPORT_INSTANCE_ID_BYTES);
+        assert_memory_equal(e->hello->agent_instance.data, instance, sizeof(instance));
         envelope_free(e);
         host_send_welcome(&h, "session-2", 3, 1);
         pump(t);
@@ -267,6 +275,19 @@ static void test_session(void **state) {
         assert_int_equal(st.heartbeats, 1);
 
         transport_free(t);
+
+        /* Another agent process (a restart) is another instance. */
+        close(h.conn);
+        t = new_transport(&h, r);
+        transport_start(t, now_ns(CLOCK_BOOTTIME));
+        host_accept(&h);
+        e = host_read(&h);
+        assert_int_equal(e->msg_case, TETHER__ENVELOPE__MSG_HELLO);
+        assert_int_equal(e->hello->agent_instance.len, TRANSPORT_INSTANCE_ID_BYTES);
+        assert_memory_not_equal(e->hello->agent_instance.data, instance, sizeof(instance));
+        envelope_free(e);
+        transport_free(t);
+
         replay_free(r);
         host_done(&h);
 }

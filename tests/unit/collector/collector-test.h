@@ -43,7 +43,8 @@ static inline void frame_append(Bytes *b, const Tether__Envelope *e) {
         free(f);
 }
 
-static inline void hello_frame(Bytes *b, const char *boot_id, const char *hostname) {
+/* instance: Hello.agent_instance (its bytes without the NUL), NULL for an agent older than that field. */
+static inline void hello_frame_instance(Bytes *b, const char *boot_id, const char *hostname, const char *instance) {
         Tether__Envelope e = TETHER__ENVELOPE__INIT;
         Tether__Hello h = TETHER__HELLO__INIT;
         h.protocol_version = TETHER_PROTOCOL_VERSION;
@@ -53,9 +54,17 @@ static inline void hello_frame(Bytes *b, const char *boot_id, const char *hostna
         h.hostname = (char *) hostname;
         h.mode = TETHER__AGENT_MODE__AGENT_MODE_INIT;
         h.boottime_ns = 5 * UINT64_C(1000000000);
+        if (instance) {
+                h.agent_instance.data = (uint8_t *) instance;
+                h.agent_instance.len = strlen(instance);
+        }
         e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
         e.hello = &h;
         frame_append(b, &e);
+}
+
+static inline void hello_frame(Bytes *b, const char *boot_id, const char *hostname) {
+        hello_frame_instance(b, boot_id, hostname, NULL);
 }
 
 static inline void milestone_frame_attrs(

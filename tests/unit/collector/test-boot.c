@@ -155,11 +155,79 @@ static void test_empty_boot_id_refused(void **state) {
         assert_null(b);
 }
 
+static void test_instance_table_bounded(void **state) {
+        uint8_t id[BOOT_INSTANCE_ID_MAX + 1];
+        uint64_t offset = 99;
+        Boot *b;
+
+        assert_int_equal(boot_new(1, "boot-i", NULL, NULL, &b), 0);
+        memset(id, 'x', sizeof(id));
+
+        /* An agent without an instance id shares seq space 0; an empty id is never stored. */
+        assert_int_equal(boot_find_instance(b, NULL, 0, &offset), 1);
+        assert_int_equal(offset, 0);
+        assert_int_equal(boot_add_instance(b, id, 0, 5), -EINVAL);
+        assert_int_equal(boot_add_instance(b, id, BOOT_INSTANCE_ID_MAX + 1, 5), -EINVAL);
+        assert_int_equal(b->n_instances, 0);
+
+        /* One more than the table holds: the oldest is forgotten, the others keep their offsets. */
+        for (unsigned i = 0; i <= BOOT_INSTANCES_MAX; i++) {
+                id[0] = (uint8_t) i;
+                assert_int_equal(boot_find_instance(b, id, 16, &offset), 0);
+                assert_int_equal(boot_add_instance(b, id, 16, 1000 + i), 0);
+        }
+        assert_int_equal(b->n_instances, BOOT_INSTANCES_MAX);
+        assert_int_equal(b->instances_forgotten, 1);
+        id[0] = 0;
+        assert_int_equal(boot_find_instance(b, id, 16, &offset), 0);
+        for (unsigned i = 1; i <= BOOT_INSTANCES_MAX; i++) {
+                id[0] = (uint8_t) i;
+                assert_int_equal(boot_find_instance(b, id, 16, &offset), 1);
+                assert_int_equal(offset, 1000 + i);
+        }
+        /* Same bytes, other length: another instance. */
+        assert_int_equal(boot_find_instance(b, id, 15, &offset), 0);
+        boot_free(b);
+}
+
+static void test_ready_durations(void **state) {
+        Bytes f = {};
+        uint64_t v;
+        Boot *b;
+
+        assert_int_equal(boot_new(1, "boot-r", NULL, NULL, &b), 0);
+        milestone_frame(&f, 1, "init.start", 7000);
+        apply_one(b, NULL, &f);
+        assert_int_equal(boot_init_to_ready_ns(b, &v), -ENODATA); /* not ready yet */
+        ready_frame(&f, 2, "sd_notify", 10000);
+        apply_one(b, NULL, &f);
+
+        /* No kernel.start (an agent in a container): no kernel-to-ready, only init-to-ready. */
+        assert_int_equal(boot_kernel_to_ready_ns(b, &v), -ENODATA);
+        assert_int_equal(boot_init_to_ready_ns(b, &v), 0);
+        assert_int_equal(v, 3000);
+        boot_free(b);
+
+        assert_int_equal(boot_new(2, "boot-v", NULL, NULL, &b), 0);
+        milestone_frame(&f, 1, "kernel.start", 0);
+        apply_one(b, NULL, &f);
+        milestone_frame(&f, 2, "init.start", 7000);
+        apply_one(b, NULL, &f);
+        ready_frame(&f, 3, "sd_notify", 10000);
+        apply_one(b, NULL, &f);
+        assert_int_equal(boot_kernel_to_ready_ns(b, &v), 0);
+        assert_int_equal(v, 10000);
+        assert_int_equal(boot_init_to_ready_ns(b, &v), 0);
+        assert_int_equal(v, 3000);
+        boot_free(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ready_conditions),        cmocka_unit_test(test_milestone_bound_keeps_readiness),
                 cmocka_unit_test(test_gap_partially_explained), cmocka_unit_test(test_duplicate_ignored),
                 cmocka_unit_test(test_log_find_after_wraps),    cmocka_unit_test(test_empty_boot_id_refused),
+                cmocka_unit_test(test_instance_table_bounded),  cmocka_unit_test(test_ready_durations),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

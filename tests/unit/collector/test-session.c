@@ -4,11 +4,13 @@
  * and that nothing a guest sends ever touches another machine. */
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "collector-test.h"
 #include "jsonlog.h"
 #include "session.h"
+#include "store.h"
 #include "time-util.h"
 #include "traceparent.h"
 
@@ -507,6 +509,255 @@ static void test_log_eviction_still_acked(void **state) {
         end_session(s, CLOSE_EOF);
 }
 
+/* ---- agent instances: a restarted agent (seq 1 again, same boot id) must not lose its records ---- */
+
+#define INSTANCE_A "instance-A-16byt"
+#define INSTANCE_B "instance-B-16byt"
+
+/* Sends Log records first..last, each line naming the instance and its wire seq. */
+static void send_logs(Session *s, const char *who, uint64_t first, uint64_t last) {
+        Bytes in = {};
+        char line[64];
+
+        for (uint64_t seq = first; seq <= last; seq++) {
+                snprintf(line, sizeof(line), "%s %llu\n", who, (unsigned long long) seq);
+                log_frame(&in, seq, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, line, seq * MS);
+        }
+        assert_int_equal(feed(s, &in), 0);
+}
+
+/* Connects as an agent instance; returns the session and the Welcome's acked_seq. */
+static Session *connect_instance(const SessionContext *ctx, Machine *m, const char *instance, uint64_t *ret_acked) {
+        Tether__Envelope *out[4];
+        Bytes in = {};
+        Session *s;
+
+        assert_int_equal(session_new(ctx, m, &s), 0);
+        hello_frame_instance(&in, "boot-1", "guest-a", instance);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(drain_out_queue(&s->out, out, 4), 1);
+        assert_int_equal(out[0]->msg_case, TETHER__ENVELOPE__MSG_WELCOME);
+        *ret_acked = out[0]->welcome->acked_seq;
+        free_envelopes(out, 1);
+        return s;
+}
+
+/* The cumulative Ack the session sends now. */
+static uint64_t ack_now(Session *s) {
+        Tether__Envelope *out[4];
+
+        assert_int_equal(session_flush_ack(s), 1);
+        assert_int_equal(drain_out_queue(&s->out, out, 4), 1);
+        assert_int_equal(out[0]->msg_case, TETHER__ENVELOPE__MSG_ACK);
+        uint64_t seq = out[0]->ack->seq;
+        free_envelopes(out, 1);
+        return seq;
+}
+
+static void assert_log_line(const Boot *b, uint64_t stored_seq, const char *line) {
+        size_t i = boot_log_find_after(b, stored_seq - 1);
+        assert_true(i < b->n_logs);
+        const LogEntry *e = boot_log_at(b, i);
+        assert_int_equal(e->seq, stored_seq);
+        assert_int_equal(e->len, strlen(line));
+        assert_memory_equal(e->data, line, e->len);
+}
+
+typedef struct StoredWorld {
+        char dir[64];
+        Stats stats;
+        Registry *registry;
+        Store *store;
+        SessionContext ctx;
+        Machine *m;
+} StoredWorld;
+
+/* A tetherd with a state directory: a new one (registering the machine), or one that loads what the previous
+ * one left ("restart"). */
+static void stored_world_open(StoredWorld *w, bool reload) {
+        RegistryConfig c = {
+                .node_id = "node-a",
+                .max_machines = 4,
+                .max_boots = 4,
+                .max_events = 64,
+                .vsock_port = 4817,
+                .boot_limits = BOOT_LIMITS_DEFAULT,
+        };
+        StoreConfig sc = { .dir = w->dir, .sync = false };
+        MachineSpec spec = { .machine_id = "vm-s", .cid = 12 };
+        const char *err;
+
+        memset(&w->stats, 0, sizeof(w->stats));
+        assert_int_equal(registry_new(&c, &w->stats, &w->registry), 0);
+        assert_int_equal(store_open(&sc, &w->stats, &w->store), 0);
+        if (reload) {
+                StoreLoadReport report;
+                assert_int_equal(store_load(w->store, w->registry, &report), 0);
+                assert_int_equal(report.boots, 1);
+                assert_non_null(w->m = registry_find(w->registry, "vm-s"));
+        } else {
+                assert_int_equal(registry_add_machine(w->registry, &spec, &w->m, &err), 0);
+                assert_int_equal(store_save_machine(w->store, w->m), 0);
+        }
+        session_context_init(&w->ctx, w->registry, w->store, &w->stats);
+}
+
+static void stored_world_close(StoredWorld *w) {
+        w->store = store_free(w->store);
+        w->registry = registry_free(w->registry);
+}
+
+static void test_restarted_agent_keeps_its_records(void **state) {
+        StoredWorld w = {};
+        uint64_t acked;
+        Session *s;
+        Boot *b;
+
+        snprintf(w.dir, sizeof(w.dir), "/tmp/tetherd-test-instances-XXXXXX");
+        assert_non_null(mkdtemp(w.dir));
+        stored_world_open(&w, false);
+
+        /* Instance A stores 1..100, then crashes. */
+        s = connect_instance(&w.ctx, w.m, INSTANCE_A, &acked);
+        assert_int_equal(acked, 0);
+        send_logs(s, "A", 1, 100);
+        assert_int_equal(ack_now(s), 100);
+        end_session(s, CLOSE_EOF);
+
+        /* Instance B, restarted on the same boot, starts again at seq 1: nothing it sends is a duplicate. */
+        s = connect_instance(&w.ctx, w.m, INSTANCE_B, &acked);
+        assert_int_equal(acked, 0);
+        assert_int_equal(s->seq_offset, 100);
+        send_logs(s, "B", 1, 50);
+        assert_int_equal(ack_now(s), 50); /* acks speak B's own seq space */
+        b = w.m->current;
+        assert_int_equal(w.m->n_boots, 1);
+        assert_int_equal(b->records, 150);
+        assert_int_equal(b->last_seq, 150);
+        assert_int_equal(b->n_logs, 150);
+        assert_int_equal(b->duplicates, 0);
+        assert_int_equal(w.stats.records_duplicate, 0);
+        assert_log_line(b, 100, "A 100\n");
+        assert_log_line(b, 101, "B 1\n");
+        assert_log_line(b, 150, "B 50\n");
+        end_session(s, CLOSE_EOF);
+
+        /* tetherd restarts: the instance table comes back from the boot file, so B keeps its offset. */
+        stored_world_close(&w);
+        stored_world_open(&w, true);
+        b = w.m->current;
+        assert_int_equal(b->records, 150);
+        assert_int_equal(b->last_seq, 150);
+        assert_int_equal(b->n_instances, 2);
+        assert_log_line(b, 101, "B 1\n");
+
+        s = connect_instance(&w.ctx, w.m, INSTANCE_B, &acked);
+        assert_int_equal(acked, 50);
+        send_logs(s, "B", 45, 52); /* 45..50 replayed (a lost ack), 51..52 new */
+        assert_int_equal(b->duplicates, 6);
+        assert_int_equal(b->records, 152);
+        assert_log_line(b, 152, "B 52\n");
+        assert_int_equal(ack_now(s), 52);
+        end_session(s, CLOSE_EOF);
+
+        /* A (say, its last gasp was queued in the socket) reconnects with its own id: offset 0, so its replay of
+         * 90..100 is recognised as stored. */
+        s = connect_instance(&w.ctx, w.m, INSTANCE_A, &acked);
+        assert_int_equal(s->seq_offset, 0);
+        assert_int_equal(acked, 152);
+        send_logs(s, "A", 90, 100);
+        assert_int_equal(b->duplicates, 6 + 11);
+        assert_int_equal(b->records, 152);
+        assert_log_line(b, 95, "A 95\n");
+        end_session(s, CLOSE_EOF);
+
+        /* And once more from disk: every record exactly once, at its stored seq. */
+        stored_world_close(&w);
+        stored_world_open(&w, true);
+        b = w.m->current;
+        assert_int_equal(b->records, 152);
+        assert_int_equal(b->last_seq, 152);
+        assert_int_equal(b->n_logs, 152);
+        for (uint64_t seq = 1; seq <= 152; seq++)
+                assert_int_equal(boot_log_at(b, seq - 1)->seq, seq);
+        assert_log_line(b, 151, "B 51\n");
+        assert_int_equal(total_protocol_errors(&w.stats), 0);
+        stored_world_close(&w);
+
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w.dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+static void test_restarted_agent_log_dropped_translated(void **state) {
+        Fixture *f = *state;
+        uint64_t acked;
+        Bytes in = {};
+
+        Session *s = connect_instance(&f->ctx, f->a, INSTANCE_A, &acked);
+        send_logs(s, "A", 1, 10);
+        end_session(s, CLOSE_EOF);
+
+        /* B lost 4..7 from its replay buffer before it got through: its LogDropped names them in its own seq
+         * space, which is 14..17 in the boot's. */
+        s = connect_instance(&f->ctx, f->a, INSTANCE_B, &acked);
+        send_logs(s, "B", 1, 3);
+        log_frame(&in, 8, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "B 8\n", 8 * MS);
+        log_dropped_frame(&in, 9, 4, 7);
+        assert_int_equal(feed(s, &in), 0);
+        end_session(s, CLOSE_EOF);
+
+        Boot *b = f->a->current;
+        assert_int_equal(b->last_seq, 19);
+        assert_int_equal(b->n_gaps, 0);
+        assert_int_equal(b->seq_gaps, 0);
+        assert_int_equal(f->stats.seq_gaps, 0);
+        assert_int_equal(b->logs_dropped, 4);
+        const LogEntry *d = boot_log_at(b, b->n_logs - 1);
+        assert_int_equal(d->kind, LOG_ENTRY_DROPPED);
+        assert_int_equal(d->seq, 19);
+        assert_int_equal(d->dropped_first_seq, 14);
+        assert_int_equal(d->dropped_last_seq, 17);
+        assert_log_line(b, 18, "B 8\n");
+}
+
+static void test_agent_without_instance_behaves_as_before(void **state) {
+        Fixture *f = *state;
+        uint64_t acked;
+
+        Session *s = connect_instance(&f->ctx, f->a, INSTANCE_A, &acked);
+        send_logs(s, "A", 1, 5);
+        end_session(s, CLOSE_EOF);
+
+        /* An agent older than agent_instance: offset 0, so 1..5 are taken as duplicates, as they always were. */
+        s = connect_instance(&f->ctx, f->a, NULL, &acked);
+        assert_int_equal(acked, 5);
+        assert_int_equal(s->seq_offset, 0);
+        send_logs(s, "old", 1, 6);
+        assert_int_equal(f->a->current->duplicates, 5);
+        assert_int_equal(f->a->current->last_seq, 6);
+        assert_int_equal(f->a->current->n_instances, 1);
+        end_session(s, CLOSE_EOF);
+}
+
+static void test_instance_seq_overflow(void **state) {
+        Fixture *f = *state;
+        uint64_t acked;
+        Bytes in = {};
+
+        Session *s = connect_instance(&f->ctx, f->a, INSTANCE_A, &acked);
+        send_logs(s, "A", 1, 10);
+        end_session(s, CLOSE_EOF);
+
+        /* B's seq space starts at 10: a seq that does not fit above that cannot be stored. */
+        s = connect_instance(&f->ctx, f->a, INSTANCE_B, &acked);
+        log_frame(&in, UINT64_MAX - 5, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "far\n", MS);
+        assert_int_equal(feed(s, &in), -EPROTO);
+        assert_int_equal(s->error, PROTOCOL_ERROR_INVALID_FIELD);
+        assert_int_equal(f->a->current->last_seq, 10);
+        end_session(s, CLOSE_PROTOCOL_ERROR);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_hello_welcome, setup, teardown),
@@ -523,6 +774,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_split_input, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_new_boot_and_replacement, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_eviction_still_acked, setup, teardown),
+                cmocka_unit_test(test_restarted_agent_keeps_its_records),
+                cmocka_unit_test_setup_teardown(test_restarted_agent_log_dropped_translated, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_agent_without_instance_behaves_as_before, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_instance_seq_overflow, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -258,6 +258,56 @@ static void test_repeated_phase_names(void **state) {
         boot_free(b);
 }
 
+/* An agent in a container sends no kernel.start (boottime 0 is the host kernel's start there): the boot starts at
+ * init.start, and there is no kernel span. */
+static void test_container_boot_starts_at_init(void **state) {
+        Boot *b;
+        Bytes f = {};
+        SpanSet *s;
+
+        assert_int_equal(boot_new(5, "boot-f", NULL, NULL, &b), 0);
+        b->clock = (ClockEstimate) { .valid = true, .offset_ns = (int64_t) OFFSET, .error_ns = 10 };
+        /* Hours after the host's kernel started. */
+        milestone_frame(&f, 1, "init.start", 7200000 * MS);
+        milestone_frame(&f, 2, "workload.exec", 7200100 * MS);
+        log_frame(&f, 3, 1, "x\n", 7200050 * MS);
+        ready_frame(&f, 4, "sd_notify", 7200400 * MS);
+        apply(b, NULL, &f);
+        bytes_free(&f);
+
+        assert_int_equal(stitch_boot(&ctx, b, &s), 0);
+        assert_int_equal(s->n_spans, 3);
+        const Span *root = &s->spans[0];
+        assert_string_equal(root->name, "machine.boot");
+        assert_int_equal(root->start_boottime_ns, 7200000 * MS);
+        assert_int_equal(root->start_unix_ns, OFFSET + 7200000 * MS);
+        assert_int_equal(root->end_unix_ns, OFFSET + 7200400 * MS);
+        assert_null(find_span(s, "kernel"));
+        assert_string_equal(s->spans[1].name, "init");
+        assert_int_equal(s->spans[1].start_unix_ns, OFFSET + 7200000 * MS);
+        assert_int_equal(s->spans[1].end_unix_ns, OFFSET + 7200100 * MS);
+        assert_string_equal(s->spans[2].name, "workload.start");
+        /* Before the boot's start there is only the root to attribute to. */
+        assert_string_equal(span_set_find_for_time(s, 50 * MS)->name, "machine.boot");
+        assert_string_equal(span_set_find_for_time(s, 7200050 * MS)->name, "init");
+        span_set_free(s);
+        boot_free(b);
+
+        /* Without init.start either: the earliest milestone. */
+        assert_int_equal(boot_new(6, "boot-g", NULL, NULL, &b), 0);
+        b->clock = (ClockEstimate) { .valid = true, .offset_ns = (int64_t) OFFSET, .error_ns = 10 };
+        milestone_frame(&f, 1, "app.loaded", 900 * MS);
+        milestone_frame(&f, 2, "app.configured", 800 * MS);
+        apply(b, NULL, &f);
+        bytes_free(&f);
+        assert_int_equal(stitch_boot(&ctx, b, &s), 0);
+        assert_int_equal(s->n_spans, 1);
+        assert_int_equal(s->spans[0].start_unix_ns, OFFSET + 800 * MS);
+        assert_true(s->spans[0].open);
+        span_set_free(s);
+        boot_free(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_span_tree),
@@ -267,6 +317,7 @@ int main(void) {
                 cmocka_unit_test(test_missing_milestones_and_open_boot),
                 cmocka_unit_test(test_no_milestones_at_all),
                 cmocka_unit_test(test_repeated_phase_names),
+                cmocka_unit_test(test_container_boot_starts_at_init),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

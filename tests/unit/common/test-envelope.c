@@ -391,6 +391,11 @@ static void test_string_too_long(void **state) {
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
         s.hello.resume_token.len = 65;
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_STRING_TOO_LONG);
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_HELLO, 0), 0);
+        s.hello.agent_instance = (ProtobufCBinaryData) { .len = 64, .data = token };
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        s.hello.agent_instance.len = 65;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_STRING_TOO_LONG);
 
         assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_WELCOME, 0), 0);
         s.welcome.session_id = (ProtobufCBinaryData) { .len = 65, .data = token };
