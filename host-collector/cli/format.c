@@ -121,7 +121,10 @@ int format_machine_table(const json_t *doc, bool ascii, char **ret) {
                         json_str(m, "state"),
                         transport,
                         boot_id ? boot_s : NULL,
-                        json_u64(ready, "kernel_to_ready_ns", &k2r) ? format_duration(k2r, ascii, ready_s) : NULL,
+                        /* A container has no kernel start of its own: its boot is timed from init. */
+                        json_u64(ready, "kernel_to_ready_ns", &k2r) || json_u64(ready, "init_to_ready_ns", &k2r)
+                                ? format_duration(k2r, ascii, ready_s)
+                                : NULL,
                         nonempty(json_str(m, "request_id")),
                 };
                 int r = table_add_row(t, cells);
@@ -187,6 +190,10 @@ static void format_boot(FILE *f, const json_t *boot, bool ascii) {
                 else if (json_u64(ready, "kernel_to_ready_ns", &v))
                         detailf(f, 2, "ready", ascii, "%s after kernel start, source %s%s%s%s",
                                 format_duration(v, ascii, d1), source, det ? " (" : "", det ?: "", det ? ")" : "");
+                else if (json_u64(ready, "init_to_ready_ns", &v) && json_u64(ready, "registered_to_ready_ns", &v2))
+                        detailf(f, 2, "ready", ascii, "%s after init start, %s after registration, source %s%s%s%s",
+                                format_duration(v, ascii, d1), format_duration(v2, ascii, d2), source,
+                                det ? " (" : "", det ?: "", det ? ")" : "");
                 else
                         detailf(f, 2, "ready", ascii, "source %s", source);
                 detail_time(f, 2, "ready at", ready, "ready_unix_ns", ascii);
@@ -414,6 +421,9 @@ int format_ready(const char *machine_id, const json_t *body, bool ascii, char **
         char *s;
         if (json_u64(ready, "kernel_to_ready_ns", &v))
                 s = str_printf("%s ready after %s (kernel%sready), source %s%s", machine_id,
+                               format_duration(v, ascii, d), arrow, source, suffix);
+        else if (json_u64(ready, "init_to_ready_ns", &v))
+                s = str_printf("%s ready after %s (init%sready), source %s%s", machine_id,
                                format_duration(v, ascii, d), arrow, source, suffix);
         else if (json_u64(ready, "registered_to_ready_ns", &v))
                 s = str_printf("%s ready after %s (registered%sready), source %s%s", machine_id,

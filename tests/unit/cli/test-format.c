@@ -108,6 +108,8 @@ static void test_ready_messages(void **state) {
                                 "\"registered_to_ready_ns\":900000000}}");
         json_auto_t *probe = parse("{\"ready\":{\"source\":\"probe:tcp\",\"detail\":\"127.0.0.1:8080\","
                                    "\"registered_to_ready_ns\":2500000}}");
+        json_auto_t *container = parse("{\"ready\":{\"source\":\"exec\",\"kernel_to_ready_ns\":null,"
+                                       "\"init_to_ready_ns\":31000000,\"registered_to_ready_ns\":900000000}}");
         char *s;
 
         assert_int_equal(format_ready("vm-42", ok, false, &s), 0);
@@ -118,6 +120,10 @@ static void test_ready_messages(void **state) {
         free(s);
         assert_int_equal(format_ready("vm-7", probe, true, &s), 0);
         assert_string_equal(s, "vm-7 ready after 2.500ms (registered->ready), source probe:tcp (127.0.0.1:8080)");
+        free(s);
+        /* No kernel start of its own (a container): timed from init, not from registration. */
+        assert_int_equal(format_ready("ct-1", container, true, &s), 0);
+        assert_string_equal(s, "ct-1 ready after 31.00ms (init->ready), source exec");
         free(s);
 }
 
