@@ -102,10 +102,20 @@ static int parse_size(const char *s, uint64_t *ret) {
         unsigned shift = 0;
         if (*end) {
                 switch (*end) {
-                case 'K': case 'k': shift = 10; break;
-                case 'M': case 'm': shift = 20; break;
-                case 'G': case 'g': shift = 30; break;
-                default: return -EINVAL;
+                case 'K':
+                case 'k':
+                        shift = 10;
+                        break;
+                case 'M':
+                case 'm':
+                        shift = 20;
+                        break;
+                case 'G':
+                case 'g':
+                        shift = 30;
+                        break;
+                default:
+                        return -EINVAL;
                 }
                 end++;
                 if (*end == 'i' && end[1] == 'B')
@@ -133,12 +143,16 @@ static int parse_bool(const char *s) {
         return -EINVAL;
 }
 
-static int set_range(const char *value, uint64_t min, uint64_t max, uint32_t *ret, const char *name,
-                     ConfigError *err) {
+static int set_range(const char *value, uint64_t min, uint64_t max, uint32_t *ret, const char *name, ConfigError *err) {
         uint64_t v;
         if (parse_u64(value, &v) < 0 || v < min || v > max)
-                return config_error(err, "invalid value for %s: '%s' (expected an integer from %llu to %llu)",
-                                    name, value, (unsigned long long) min, (unsigned long long) max);
+                return config_error(
+                        err,
+                        "invalid value for %s: '%s' (expected an integer from %llu to %llu)",
+                        name,
+                        value,
+                        (unsigned long long) min,
+                        (unsigned long long) max);
         *ret = (uint32_t) v;
         return 0;
 }
@@ -156,8 +170,12 @@ static int parse_socket_path(const char *value, const char *what, const char *na
         if (!*value)
                 return config_error(err, "invalid value for %s: %s path is empty", name, what);
         if (strlen(value) > UNIX_PATH_MAX_LEN)
-                return config_error(err, "invalid value for %s: %s path longer than %zu bytes", name, what,
-                                    (size_t) UNIX_PATH_MAX_LEN);
+                return config_error(
+                        err,
+                        "invalid value for %s: %s path longer than %zu bytes",
+                        name,
+                        what,
+                        (size_t) UNIX_PATH_MAX_LEN);
         return 0;
 }
 
@@ -222,9 +240,12 @@ static int parse_one_probe(ProbeSpec *p, const char *spec, const char *name, Con
         if ((arg = strchr(spec, ':')) && (size_t) (arg - spec) == 3 && strncmp(spec, "tcp", 3) == 0) {
                 p->kind = PROBE_TCP;
                 if (parse_tcp_target(arg + 1, &p->addr, &p->addr_len) < 0)
-                        return config_error(err,
-                                            "invalid value for %s: '%s' (expected tcp:PORT, tcp:IPV4:PORT or "
-                                            "tcp:[IPV6]:PORT)", name, spec);
+                        return config_error(
+                                err,
+                                "invalid value for %s: '%s' (expected tcp:PORT, tcp:IPV4:PORT or "
+                                "tcp:[IPV6]:PORT)",
+                                name,
+                                spec);
                 return 0;
         }
         if (strncmp(spec, "unix:", 5) == 0) {
@@ -245,13 +266,16 @@ static int parse_one_probe(ProbeSpec *p, const char *spec, const char *name, Con
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0 || strv_length(p->argv) == 0)
-                        return config_error(err, "invalid value for %s: '%s' (empty command or unbalanced quotes)",
-                                            name, spec);
+                        return config_error(
+                                err, "invalid value for %s: '%s' (empty command or unbalanced quotes)", name, spec);
                 return 0;
         }
-        return config_error(err,
-                            "invalid value for %s: unknown readiness source '%s' (expected sd_notify, tcp:PORT, "
-                            "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE or exec-started)", name, spec);
+        return config_error(
+                err,
+                "invalid value for %s: unknown readiness source '%s' (expected sd_notify, tcp:PORT, "
+                "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE or exec-started)",
+                name,
+                spec);
 }
 
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
@@ -348,8 +372,8 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
         if (strcmp(key, "replay_bytes") == 0) {
                 uint64_t v;
                 if (parse_size(value, &v) < 0 || v < CONFIG_MIN_REPLAY_BYTES || v > CONFIG_MAX_REPLAY_BYTES)
-                        return config_error(err, "invalid value for %s: '%s' (expected a size from 64K to 1G)",
-                                            name, value);
+                        return config_error(
+                                err, "invalid value for %s: '%s' (expected a size from 64K to 1G)", name, value);
                 c->replay_bytes = v;
                 return 0;
         }
@@ -374,8 +398,7 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 else if (strcmp(value, "exit") == 0)
                         c->shutdown = SHUTDOWN_EXIT;
                 else
-                        return config_error(err, "invalid value for %s: '%s' (expected poweroff or exit)", name,
-                                            value);
+                        return config_error(err, "invalid value for %s: '%s' (expected poweroff or exit)", name, value);
                 return 0;
         }
         if (strcmp(key, "kmsg") == 0 || strcmp(key, "console") == 0 || strcmp(key, "verbose") == 0) {
@@ -396,8 +419,8 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                         return r;
                 if (r < 0 || strv_length(argv) == 0) {
                         strv_free(argv);
-                        return config_error(err, "invalid value for %s: '%s' (empty command or unbalanced quotes)",
-                                            name, value);
+                        return config_error(
+                                err, "invalid value for %s: '%s' (empty command or unbalanced quotes)", name, value);
                 }
                 strv_free(c->command);
                 c->command = argv;
@@ -534,8 +557,21 @@ static int args_push(ConfigArgs *a, const char *key, const char *value) {
 }
 
 static const char *const option_keys[] = {
-        "mode", "transport", "cid", "port", "ready", "probe_interval_ms", "probe_timeout_ms", "flush_timeout_ms",
-        "replay_bytes", "notify_socket", "traceparent_file", "shutdown", "kmsg", "console", "verbose",
+        "mode",
+        "transport",
+        "cid",
+        "port",
+        "ready",
+        "probe_interval_ms",
+        "probe_timeout_ms",
+        "flush_timeout_ms",
+        "replay_bytes",
+        "notify_socket",
+        "traceparent_file",
+        "shutdown",
+        "kmsg",
+        "console",
+        "verbose",
 };
 
 static bool is_known_option(const char *key) {
@@ -627,8 +663,14 @@ fail:
         return r;
 }
 
-int config_load(AgentConfig *c, const ConfigArgs *args, const char *file_text, const char *filename,
-                const char *cmdline_text, bool is_pid1, ConfigError *err) {
+int config_load(
+        AgentConfig *c,
+        const ConfigArgs *args,
+        const char *file_text,
+        const char *filename,
+        const char *cmdline_text,
+        bool is_pid1,
+        ConfigError *err) {
         ConfigError first = {};
         int r = 0, k;
 

@@ -45,11 +45,11 @@ typedef enum ProbeKind {
 
 typedef struct ProbeSpec {
         ProbeKind kind;
-        char *spec;                    /* as written, e.g. "tcp:8080"; becomes the Ready detail */
-        struct sockaddr_storage addr;  /* PROBE_TCP */
+        char *spec;                   /* as written, e.g. "tcp:8080"; becomes the Ready detail */
+        struct sockaddr_storage addr; /* PROBE_TCP */
         socklen_t addr_len;
-        char *path;                    /* PROBE_UNIX, PROBE_FILE */
-        char **argv;                   /* PROBE_EXEC */
+        char *path;  /* PROBE_UNIX, PROBE_FILE */
+        char **argv; /* PROBE_EXEC */
 } ProbeSpec;
 
 typedef struct AgentConfig {
@@ -68,10 +68,10 @@ typedef struct AgentConfig {
         char *traceparent_file; /* NULL: not written */
         bool traceparent_file_disabled;
         ShutdownAction shutdown;
-        int kmsg;               /* -1 until resolved: on in init mode, off in service mode */
+        int kmsg; /* -1 until resolved: on in init mode, off in service mode */
         bool console;
         uint32_t flush_timeout_ms;
-        char **command;         /* NULL: no workload */
+        char **command; /* NULL: no workload */
         bool verbose;
 } AgentConfig;
 
@@ -109,8 +109,14 @@ int config_parse_kernel_cmdline(AgentConfig *c, const char *text, ConfigError *e
 /* Builds the configuration from all sources, lowest precedence first: defaults, file_text (may be NULL),
  * cmdline_text (may be NULL), args. Keeps applying after an error (so that e.g. a valid --shutdown still
  * counts) and returns the first error. Resolves AGENT_MODE_AUTO with is_pid1 and the kmsg default. */
-int config_load(AgentConfig *c, const ConfigArgs *args, const char *file_text, const char *filename,
-                const char *cmdline_text, bool is_pid1, ConfigError *err);
+int config_load(
+        AgentConfig *c,
+        const ConfigArgs *args,
+        const char *file_text,
+        const char *filename,
+        const char *cmdline_text,
+        bool is_pid1,
+        ConfigError *err);
 
 /* Parses one --ready list into c (replacing earlier probes). Exposed for tests. */
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err);

@@ -74,7 +74,7 @@ struct Agent {
         char *read_buf;
 
         pid_t workload_pid;
-        uint64_t start_monotonic;          /* kmsg stamps with CLOCK_MONOTONIC */
+        uint64_t start_monotonic; /* kmsg stamps with CLOCK_MONOTONIC */
         uint64_t workload_start_monotonic;
         bool workload_alive;
         int workload_exec_errno;
@@ -129,8 +129,8 @@ static int emit_output(const char *data, size_t len, void *userdata) {
         OutputStream *o = userdata;
         Agent *a = o->agent;
 
-        note_record_error(a, record_log(a->replay, o->stream, "workload", now_boottime(), data, len),
-                          "workload output");
+        note_record_error(
+                a, record_log(a->replay, o->stream, "workload", now_boottime(), data, len), "workload output");
         if (a->console_fd >= 0) {
                 ssize_t k = write(a->console_fd, data, len);
                 if (k < 0 || (size_t) k != len)
@@ -141,8 +141,10 @@ static int emit_output(const char *data, size_t len, void *userdata) {
 
 static int emit_kmsg(const char *data, size_t len, void *userdata) {
         Agent *a = userdata;
-        note_record_error(a, record_log(a->replay, TETHER__LOG_STREAM__LOG_STREAM_KMSG, "kmsg", now_boottime(),
-                                        data, len), "kernel messages");
+        note_record_error(
+                a,
+                record_log(a->replay, TETHER__LOG_STREAM__LOG_STREAM_KMSG, "kmsg", now_boottime(), data, len),
+                "kernel messages");
         return 0;
 }
 
@@ -195,15 +197,18 @@ static void kmsg_read(Agent *a, uint64_t now) {
                 }
 
                 if (lost > 0) {
-                        int n = format(line, sizeof(line), "tether-agent: %" PRIu64 " kernel log records lost\n",
-                                         lost);
+                        int n = format(line, sizeof(line), "tether-agent: %" PRIu64 " kernel log records lost\n", lost);
                         (void) linebuf_feed(&a->kmsg_lines, line, (size_t) n, emit_kmsg, a);
                 }
 
-                int n = format(line, sizeof(line), "[%5" PRIu64 ".%06" PRIu64 "] ", rec.usec / USEC_PER_SEC,
-                                 rec.usec % USEC_PER_SEC);
-                size_t len = (size_t) n + kmsg_unescape(rec.message, rec.message_len, line + n,
-                                                        sizeof(line) - (size_t) n - 1);
+                int n = format(
+                        line,
+                        sizeof(line),
+                        "[%5" PRIu64 ".%06" PRIu64 "] ",
+                        rec.usec / USEC_PER_SEC,
+                        rec.usec % USEC_PER_SEC);
+                size_t len = (size_t) n +
+                        kmsg_unescape(rec.message, rec.message_len, line + n, sizeof(line) - (size_t) n - 1);
                 line[len++] = '\n';
                 (void) linebuf_feed(&a->kmsg_lines, line, len, emit_kmsg, a);
 
@@ -220,8 +225,12 @@ static void kmsg_read(Agent *a, uint64_t now) {
                             rec.usec * NSEC_PER_USEC >= a->workload_start_monotonic)
                                 a->workload_oom = true;
                         bool recent = rec.usec * NSEC_PER_USEC >= a->start_monotonic;
-                        log_internal(recent ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG, 0,
-                                     "the OOM killer killed process %d (%s)", (int) pid, comm);
+                        log_internal(
+                                recent ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG,
+                                0,
+                                "the OOM killer killed process %d (%s)",
+                                (int) pid,
+                                comm);
                 }
         }
         (void) linebuf_flush_all(&a->kmsg_lines, emit_kmsg, a);
@@ -239,8 +248,9 @@ static void handle_notify_message(Agent *a, const NotifyMessage *m, uint64_t now
         if (m->milestone) {
                 if (a->user_milestones >= MAX_USER_MILESTONES) {
                         if (a->dropped_user_milestones++ == 0)
-                                log_warning("more than %u milestones from the guest; ignoring further ones",
-                                            MAX_USER_MILESTONES);
+                                log_warning(
+                                        "more than %u milestones from the guest; ignoring further ones",
+                                        MAX_USER_MILESTONES);
                 } else {
                         const char *attrs[2 * NOTIFY_MAX_ATTRS + 1];
                         size_t n = 0;
@@ -292,8 +302,11 @@ static void begin_finish(Agent *a, uint64_t now) {
         format(dropped, sizeof(dropped), "%" PRIu64, rs.dropped_records);
         format(lost, sizeof(lost), "%" PRIu64, a->kmsg.lost);
         format(errors, sizeof(errors), "%" PRIu64, a->record_errors);
-        milestone(a, "shutdown", now,
-                  (const char *const[]) { "logs_dropped", dropped, "kmsg_lost", lost, "record_errors", errors, NULL });
+        milestone(
+                a,
+                "shutdown",
+                now,
+                (const char *const[]) { "logs_dropped", dropped, "kmsg_lost", lost, "record_errors", errors, NULL });
 
         if (a->prober)
                 prober_stop(a->prober);
@@ -303,21 +316,36 @@ static void begin_finish(Agent *a, uint64_t now) {
 
 static const char *signal_name(int sig) {
         switch (sig) {
-        case SIGHUP: return "SIGHUP";
-        case SIGINT: return "SIGINT";
-        case SIGQUIT: return "SIGQUIT";
-        case SIGILL: return "SIGILL";
-        case SIGABRT: return "SIGABRT";
-        case SIGBUS: return "SIGBUS";
-        case SIGFPE: return "SIGFPE";
-        case SIGKILL: return "SIGKILL";
-        case SIGSEGV: return "SIGSEGV";
-        case SIGPIPE: return "SIGPIPE";
-        case SIGALRM: return "SIGALRM";
-        case SIGTERM: return "SIGTERM";
-        case SIGUSR1: return "SIGUSR1";
-        case SIGUSR2: return "SIGUSR2";
-        default: return "signal";
+        case SIGHUP:
+                return "SIGHUP";
+        case SIGINT:
+                return "SIGINT";
+        case SIGQUIT:
+                return "SIGQUIT";
+        case SIGILL:
+                return "SIGILL";
+        case SIGABRT:
+                return "SIGABRT";
+        case SIGBUS:
+                return "SIGBUS";
+        case SIGFPE:
+                return "SIGFPE";
+        case SIGKILL:
+                return "SIGKILL";
+        case SIGSEGV:
+                return "SIGSEGV";
+        case SIGPIPE:
+                return "SIGPIPE";
+        case SIGALRM:
+                return "SIGALRM";
+        case SIGTERM:
+                return "SIGTERM";
+        case SIGUSR1:
+                return "SIGUSR1";
+        case SIGUSR2:
+                return "SIGUSR2";
+        default:
+                return "signal";
         }
 }
 
@@ -342,9 +370,12 @@ static void finalize_exit(Agent *a, uint64_t now) {
         char code_str[16], sig_str[16];
         format(code_str, sizeof(code_str), "%d", code);
         format(sig_str, sizeof(sig_str), "%d", sig);
-        milestone(a, "workload.exit", now,
-                  (const char *const[]) { "code", code_str, "signal", sig_str, "oom_killed",
-                                          a->workload_oom ? "true" : "false", NULL });
+        milestone(
+                a,
+                "workload.exit",
+                now,
+                (const char *const[]) {
+                        "code", code_str, "signal", sig_str, "oom_killed", a->workload_oom ? "true" : "false", NULL });
         note_record_error(a, record_exit(a->replay, code, sig, a->workload_oom, now, reason), "Exit");
         log_info("workload %s (exit code %d)", reason, code);
         begin_finish(a, now);
@@ -498,8 +529,8 @@ static int start_transport(Agent *a, uint64_t now) {
                 .unix_path = a->config->unix_path,
                 .cid = a->config->cid,
                 .port = a->config->port,
-                .mode = a->config->mode == AGENT_MODE_INIT ? TETHER__AGENT_MODE__AGENT_MODE_INIT
-                                                           : TETHER__AGENT_MODE__AGENT_MODE_SERVICE,
+                .mode = a->config->mode == AGENT_MODE_INIT ? TETHER__AGENT_MODE__AGENT_MODE_INIT :
+                                                             TETHER__AGENT_MODE__AGENT_MODE_SERVICE,
                 .boot_id = boot_id ?: "",
                 .kernel_release = u.release,
                 .hostname = u.nodename,
@@ -555,8 +586,8 @@ static void start_workload(Agent *a) {
 
         char pid_str[16];
         format(pid_str, sizeof(pid_str), "%d", (int) w.pid);
-        milestone(a, "workload.exec", now_boottime(),
-                  (const char *const[]) { "pid", pid_str, "command", argv[0], NULL });
+        milestone(
+                a, "workload.exec", now_boottime(), (const char *const[]) { "pid", pid_str, "command", argv[0], NULL });
         log_debug("started %s as pid %d", argv[0], (int) w.pid);
         if (a->config->ready_exec_started)
                 set_ready(a, "exec", argv[0]);
@@ -626,7 +657,11 @@ static int run_loop(Agent *a) {
                 short events;
                 int fd;
 
-#define ADD_FD(tag, f, ev) do { fds[n] = (struct pollfd) { .fd = (f), .events = (ev) }; tags[n++] = (tag); } while (0)
+#define ADD_FD(tag, f, ev)                                              \
+        do {                                                            \
+                fds[n] = (struct pollfd) { .fd = (f), .events = (ev) }; \
+                tags[n++] = (tag);                                      \
+        } while (0)
                 ADD_FD(POLL_SIGNAL, a->signal_fd, POLLIN);
                 if ((fd = transport_fd(a->transport, &events)) >= 0)
                         ADD_FD(POLL_TRANSPORT, fd, events);
@@ -733,8 +768,8 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 a.out[i] = (OutputStream) {
                         .agent = &a,
                         .fd = -1,
-                        .stream = i == 0 ? TETHER__LOG_STREAM__LOG_STREAM_STDOUT
-                                         : TETHER__LOG_STREAM__LOG_STREAM_STDERR,
+                        .stream = i == 0 ? TETHER__LOG_STREAM__LOG_STREAM_STDOUT :
+                                           TETHER__LOG_STREAM__LOG_STREAM_STDERR,
                         .idle_deadline = UINT64_MAX,
                 };
                 linebuf_init(&a.out[i].lines, RECORD_MAX_LOG_DATA);
@@ -764,20 +799,26 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
         bool container = !pidns_is_initial();
         if (!container)
                 milestone(&a, "kernel.start", 0, NULL);
-        milestone(&a, "init.start", times->init_start_ns,
-                  (const char *const[]) { "mode", mode, "agent_version", TETHER_VERSION,
-                                          container ? "container" : NULL, "1", NULL });
+        milestone(
+                &a,
+                "init.start",
+                times->init_start_ns,
+                (const char *const[]) {
+                        "mode", mode, "agent_version", TETHER_VERSION, container ? "container" : NULL, "1", NULL });
         if (times->mounts_done_ns > 0) {
                 char failures[16];
                 format(failures, sizeof(failures), "%u", times->mount_failures);
-                milestone(&a, "mounts.done", times->mounts_done_ns,
-                          (const char *const[]) { "failures", failures, NULL });
+                milestone(
+                        &a, "mounts.done", times->mounts_done_ns, (const char *const[]) { "failures", failures, NULL });
         }
 
         a.notify_fd = notify_socket_open(config->notify_socket);
         if (a.notify_fd < 0)
-                log_warning_errno(a.notify_fd, "Failed to create the notify socket %s: %m; sd_notify() readiness "
-                                  "will not be seen", config->notify_socket);
+                log_warning_errno(
+                        a.notify_fd,
+                        "Failed to create the notify socket %s: %m; sd_notify() readiness "
+                        "will not be seen",
+                        config->notify_socket);
 
         if (config->kmsg) {
                 r = kmsg_reader_open(&a.kmsg, NULL);

@@ -74,8 +74,9 @@ int cli_milestone(int argc, char *const *argv) {
 
         _cleanup_free_ char *message = NULL;
         if (notify_format_milestone(argv[i], argv + i + 1, &message) < 0) {
-                log_error("a milestone needs a non-empty NAME and at most %u KEY=VALUE attributes, without newlines",
-                          NOTIFY_MAX_ATTRS);
+                log_error(
+                        "a milestone needs a non-empty NAME and at most %u KEY=VALUE attributes, without newlines",
+                        NOTIFY_MAX_ATTRS);
                 return 1;
         }
         return send_message(socket, message);

@@ -88,9 +88,9 @@ int vformat(char *buf, size_t size, const char *fmt, va_list ap) {
                         uint64_t v;
                         bool negative = false;
                         if (*p == 'd' || *p == 'i') {
-                                int64_t sv = longness == 2 ? (int64_t) va_arg(ap, long long)
-                                           : longness == 1 ? (int64_t) va_arg(ap, long)
-                                                           : va_arg(ap, int);
+                                int64_t sv = longness == 2 ? (int64_t) va_arg(ap, long long) :
+                                        longness == 1      ? (int64_t) va_arg(ap, long) :
+                                                             va_arg(ap, int);
                                 if (longness == -1)
                                         sv = (short) sv;
                                 else if (longness == -2)
@@ -98,9 +98,9 @@ int vformat(char *buf, size_t size, const char *fmt, va_list ap) {
                                 negative = sv < 0;
                                 v = negative ? (uint64_t) 0 - (uint64_t) sv : (uint64_t) sv;
                         } else {
-                                v = longness == 2 ? (uint64_t) va_arg(ap, unsigned long long)
-                                    : longness == 1 ? (uint64_t) va_arg(ap, unsigned long)
-                                                    : va_arg(ap, unsigned);
+                                v = longness == 2     ? (uint64_t) va_arg(ap, unsigned long long) :
+                                        longness == 1 ? (uint64_t) va_arg(ap, unsigned long) :
+                                                        va_arg(ap, unsigned);
                                 if (longness == -1)
                                         v = (unsigned short) v;
                                 else if (longness == -2)

@@ -74,8 +74,8 @@ size_t kmsg_unescape(const char *msg, size_t len, char *out, size_t out_size) {
 
         for (size_t i = 0; i < len && o < out_size; i++) {
                 int hi, lo;
-                if (msg[i] == '\\' && i + 3 < len && msg[i + 1] == 'x' &&
-                    (hi = unhex(msg[i + 2])) >= 0 && (lo = unhex(msg[i + 3])) >= 0) {
+                if (msg[i] == '\\' && i + 3 < len && msg[i + 1] == 'x' && (hi = unhex(msg[i + 2])) >= 0 &&
+                    (lo = unhex(msg[i + 3])) >= 0) {
                         out[o++] = (char) (hi << 4 | lo);
                         i += 3;
                 } else

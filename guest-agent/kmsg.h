@@ -14,10 +14,10 @@
 #define KMSG_COMM_MAX 64u
 
 typedef struct KmsgRecord {
-        unsigned priority;  /* syslog facility << 3 | level */
+        unsigned priority; /* syslog facility << 3 | level */
         uint64_t seq;
-        uint64_t usec;      /* CLOCK_MONOTONIC at printk, µs */
-        char flags;         /* '-' or 'c' (continuation) */
+        uint64_t usec;       /* CLOCK_MONOTONIC at printk, µs */
+        char flags;          /* '-' or 'c' (continuation) */
         const char *message; /* escaped as the kernel wrote it, not NUL-terminated */
         size_t message_len;
 } KmsgRecord;

@@ -71,8 +71,7 @@ int main(int argc, char *argv[]) {
                 if (r == -ENOENT && !args.config_file)
                         r = 0;
                 else if (r < 0)
-                        format(err.text, sizeof(err.text), "cannot read configuration file %s: %s", path,
-                                 strerror(-r));
+                        format(err.text, sizeof(err.text), "cannot read configuration file %s: %s", path, strerror(-r));
         }
 
         /* A first pass only to learn the mode: init mode reads the kernel command line, which needs /proc. */
@@ -103,9 +102,9 @@ int main(int argc, char *argv[]) {
                         r = 1;
                         goto done;
                 }
-                ShutdownAction action = argv_says_shutdown_exit(argc, argv) || config.shutdown == SHUTDOWN_EXIT
-                                                ? SHUTDOWN_EXIT
-                                                : SHUTDOWN_POWEROFF;
+                ShutdownAction action = argv_says_shutdown_exit(argc, argv) || config.shutdown == SHUTDOWN_EXIT ?
+                        SHUTDOWN_EXIT :
+                        SHUTDOWN_POWEROFF;
                 r = finish_init(action, 1);
                 goto done;
         }

@@ -19,11 +19,11 @@
 #define NOTIFY_MAX_STRING 1024u
 
 typedef struct NotifyMessage {
-        bool ready;             /* READY=1 */
-        bool from_cli;          /* X_TETHER_NOTIFY=1 */
-        bool stopping;          /* STOPPING=1 */
-        char *status;           /* STATUS=, valid UTF-8, at most NOTIFY_MAX_STRING bytes */
-        char *milestone;        /* X_TETHER_MILESTONE= */
+        bool ready;      /* READY=1 */
+        bool from_cli;   /* X_TETHER_NOTIFY=1 */
+        bool stopping;   /* STOPPING=1 */
+        char *status;    /* STATUS=, valid UTF-8, at most NOTIFY_MAX_STRING bytes */
+        char *milestone; /* X_TETHER_MILESTONE= */
         char *attr_keys[NOTIFY_MAX_ATTRS];
         char *attr_values[NOTIFY_MAX_ATTRS];
         size_t n_attrs;

@@ -62,8 +62,8 @@ finish:
         return k;
 }
 
-int record_log(Replay *r, Tether__LogStream stream, const char *source, uint64_t boottime_ns, const void *data,
-               size_t len) {
+int record_log(
+        Replay *r, Tether__LogStream stream, const char *source, uint64_t boottime_ns, const void *data, size_t len) {
         const uint8_t *p = data;
 
         do {

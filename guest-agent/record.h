@@ -19,8 +19,8 @@
 int record_milestone(Replay *r, const char *name, uint64_t boottime_ns, const char *const *attrs);
 
 /* data longer than RECORD_MAX_LOG_DATA is split into several records. */
-int record_log(Replay *r, Tether__LogStream stream, const char *source, uint64_t boottime_ns, const void *data,
-               size_t len);
+int record_log(
+        Replay *r, Tether__LogStream stream, const char *source, uint64_t boottime_ns, const void *data, size_t len);
 
 int record_ready(Replay *r, const char *source, const char *detail, uint64_t boottime_ns);
 

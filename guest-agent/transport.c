@@ -2,6 +2,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <linux/vm_sockets.h>
 
 #include "config.h"
 #include "format.h"
@@ -23,7 +23,7 @@
 #define SESSION_ID_MAX 64u
 
 #ifndef GRND_INSECURE
-#define GRND_INSECURE 0x0004 /* Linux 5.6; older kernels refuse it with EINVAL */
+#        define GRND_INSECURE 0x0004 /* Linux 5.6; older kernels refuse it with EINVAL */
 #endif
 
 typedef enum TransportState {
@@ -93,8 +93,12 @@ static int dup_string(char **field, const char *s) {
         return (*field = strdup(s)) ? 0 : -ENOMEM;
 }
 
-int transport_new(const TransportConfig *config, Replay *replay, transport_welcome_t on_welcome, void *userdata,
-                  Transport **ret) {
+int transport_new(
+        const TransportConfig *config,
+        Replay *replay,
+        transport_welcome_t on_welcome,
+        void *userdata,
+        Transport **ret) {
         Transport *t = calloc(1, sizeof(Transport));
         if (!t)
                 return -ENOMEM;
@@ -334,8 +338,12 @@ void transport_start(Transport *t, uint64_t now) {
 
 static void protocol_error(Transport *t, ProtocolError pe, const char *detail, uint64_t now) {
         t->stats.protocol_errors++;
-        log_warning("protocol error from tetherd at %s: %s%s%s; reconnecting", t->address,
-                    protocol_error_to_string(pe), detail ? ": " : "", detail ?: "");
+        log_warning(
+                "protocol error from tetherd at %s: %s%s%s; reconnecting",
+                t->address,
+                protocol_error_to_string(pe),
+                detail ? ": " : "",
+                detail ?: "");
         disconnect(t, now);
 }
 
@@ -369,8 +377,8 @@ static void handle_welcome(Transport *t, const Tether__Welcome *w, uint64_t now)
                 t->stats.clamped_acks++;
         replay_rewind(t->replay);
 
-        uint32_t hb = w->limits && w->limits->heartbeat_interval_ms ? w->limits->heartbeat_interval_ms
-                                                                   : TRANSPORT_HEARTBEAT_DEFAULT_MS;
+        uint32_t hb = w->limits && w->limits->heartbeat_interval_ms ? w->limits->heartbeat_interval_ms :
+                                                                      TRANSPORT_HEARTBEAT_DEFAULT_MS;
         hb = MAX(hb, 100u);
         hb = MIN(hb, 3600u * 1000u);
         t->heartbeat_ns = (uint64_t) hb * NSEC_PER_MSEC;
@@ -381,8 +389,12 @@ static void handle_welcome(Transport *t, const Tether__Welcome *w, uint64_t now)
         t->backoff_ns = TRANSPORT_BACKOFF_MIN_NS;
         t->failure_logged = false;
         t->stats.connects++;
-        log_info("connected to tetherd at %s (acked seq %llu, %zu freed, resending from seq %llu)", t->address,
-                 (unsigned long long) w->acked_seq, freed, (unsigned long long) replay_first_seq(t->replay));
+        log_info(
+                "connected to tetherd at %s (acked seq %llu, %zu freed, resending from seq %llu)",
+                t->address,
+                (unsigned long long) w->acked_seq,
+                freed,
+                (unsigned long long) replay_first_seq(t->replay));
 
         if (w->traceparent && *w->traceparent && t->on_welcome) {
                 TraceParent tp;
@@ -473,8 +485,11 @@ static void handle_readable(Transport *t, uint64_t now) {
                         if (r == 0)
                                 break;
                         if (r < 0) {
-                                protocol_error(t, r == -EMSGSIZE ? PROTOCOL_ERROR_FRAME_TOO_LARGE
-                                                                  : PROTOCOL_ERROR_FRAME_EMPTY, NULL, now);
+                                protocol_error(
+                                        t,
+                                        r == -EMSGSIZE ? PROTOCOL_ERROR_FRAME_TOO_LARGE : PROTOCOL_ERROR_FRAME_EMPTY,
+                                        NULL,
+                                        now);
                                 return;
                         }
                         if (!handle_frame(t, payload, len, now))
@@ -554,8 +569,7 @@ void transport_flush(Transport *t, uint64_t now) {
 
                 /* Keep out_frame at the start of the frame out_pos is in. */
                 while (t->out_frame < t->out_pos && t->out_len - t->out_frame >= TETHER_FRAME_HEADER_SIZE) {
-                        size_t end = t->out_frame + TETHER_FRAME_HEADER_SIZE +
-                                     frame_header_get(t->out + t->out_frame);
+                        size_t end = t->out_frame + TETHER_FRAME_HEADER_SIZE + frame_header_get(t->out + t->out_frame);
                         if (end > t->out_pos)
                                 break;
                         t->out_frame = end;

@@ -38,7 +38,7 @@ typedef struct TransportConfig {
 } TransportConfig;
 
 typedef struct TransportStats {
-        uint64_t connects;        /* connections that reached Welcome */
+        uint64_t connects; /* connections that reached Welcome */
         uint64_t disconnects;
         uint64_t protocol_errors; /* host sent something invalid */
         uint64_t clamped_acks;    /* acks beyond what was ever sent */
@@ -50,8 +50,8 @@ typedef struct TransportStats {
 /* Called when a Welcome carries a valid traceparent. */
 typedef void (*transport_welcome_t)(const char *traceparent, void *userdata);
 
-int transport_new(const TransportConfig *config, Replay *replay, transport_welcome_t on_welcome, void *userdata,
-                  Transport **ret);
+int transport_new(
+        const TransportConfig *config, Replay *replay, transport_welcome_t on_welcome, void *userdata, Transport **ret);
 Transport *transport_free(Transport *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Transport *, transport_free);
 

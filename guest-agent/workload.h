@@ -10,7 +10,7 @@
 
 typedef struct Workload {
         pid_t pid;
-        int stdout_fd;  /* read ends, non-blocking, CLOEXEC */
+        int stdout_fd; /* read ends, non-blocking, CLOEXEC */
         int stderr_fd;
         int exec_errno; /* 0: exec succeeded; otherwise the child exits 127 and this says why */
 } Workload;

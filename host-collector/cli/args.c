@@ -48,26 +48,24 @@ enum {
 };
 
 /* Every option is accepted before and after the command; commands reject the ones that make no sense. */
-static const struct option options[] = {
-        { "socket", required_argument, NULL, ARG_SOCKET },
-        { "url", required_argument, NULL, ARG_URL },
-        { "json", no_argument, NULL, ARG_JSON },
-        { "ascii", no_argument, NULL, ARG_ASCII },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, ARG_VERSION },
-        { "cid", required_argument, NULL, ARG_CID },
-        { "uds", required_argument, NULL, ARG_UDS },
-        { "traceparent", required_argument, NULL, ARG_TRACEPARENT },
-        { "request-id", required_argument, NULL, ARG_REQUEST_ID },
-        { "service", required_argument, NULL, ARG_SERVICE },
-        { "ready", required_argument, NULL, ARG_READY },
-        { "attr", required_argument, NULL, ARG_ATTR },
-        { "timeout", required_argument, NULL, ARG_TIMEOUT },
-        { "follow", no_argument, NULL, 'f' },
-        { "stream", required_argument, NULL, ARG_STREAM },
-        { "machine", required_argument, NULL, ARG_MACHINE },
-        {}
-};
+static const struct option options[] = { { "socket", required_argument, NULL, ARG_SOCKET },
+                                         { "url", required_argument, NULL, ARG_URL },
+                                         { "json", no_argument, NULL, ARG_JSON },
+                                         { "ascii", no_argument, NULL, ARG_ASCII },
+                                         { "help", no_argument, NULL, 'h' },
+                                         { "version", no_argument, NULL, ARG_VERSION },
+                                         { "cid", required_argument, NULL, ARG_CID },
+                                         { "uds", required_argument, NULL, ARG_UDS },
+                                         { "traceparent", required_argument, NULL, ARG_TRACEPARENT },
+                                         { "request-id", required_argument, NULL, ARG_REQUEST_ID },
+                                         { "service", required_argument, NULL, ARG_SERVICE },
+                                         { "ready", required_argument, NULL, ARG_READY },
+                                         { "attr", required_argument, NULL, ARG_ATTR },
+                                         { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                                         { "follow", no_argument, NULL, 'f' },
+                                         { "stream", required_argument, NULL, ARG_STREAM },
+                                         { "machine", required_argument, NULL, ARG_MACHINE },
+                                         {} };
 
 static int fail(CliArgs *args, const char *fmt, ...) _printf_(2, 3);
 static int fail(CliArgs *args, const char *fmt, ...) {
@@ -268,8 +266,11 @@ static int handle_option(CliArgs *args, int c, const char *arg) {
         case ARG_TIMEOUT:
                 r = parse_seconds(arg, WAIT_READY_TIMEOUT_MAX_MS, &args->timeout_ms);
                 if (r == -ERANGE)
-                        return fail(args, "--timeout %s is too long (at most %" PRIu64 " s)", arg,
-                                    WAIT_READY_TIMEOUT_MAX_MS / 1000);
+                        return fail(
+                                args,
+                                "--timeout %s is too long (at most %" PRIu64 " s)",
+                                arg,
+                                WAIT_READY_TIMEOUT_MAX_MS / 1000);
                 if (r < 0)
                         return fail(args, "invalid --timeout '%s': expected seconds, e.g. 30 or 2.5", arg);
                 return 0;
@@ -278,8 +279,11 @@ static int handle_option(CliArgs *args, int c, const char *arg) {
                 return 0;
         case ARG_STREAM:
                 if (!log_streams_are_valid(arg))
-                        return fail(args, "invalid --stream '%s': expected a comma-separated list of stdout, "
-                                          "stderr, console, kmsg", arg);
+                        return fail(
+                                args,
+                                "invalid --stream '%s': expected a comma-separated list of stdout, "
+                                "stderr, console, kmsg",
+                                arg);
                 args->streams = arg;
                 return 0;
         case ARG_MACHINE:
@@ -364,8 +368,10 @@ int cli_args_parse(int argc, char *argv[], const char *env_socket, CliArgs *args
                         return fail(args, "%s takes one machine id, got extra '%s'", name, sub_argv[operand + 1]);
                 args->machine_id = sub_argv[operand];
                 if (!machine_id_is_valid(args->machine_id))
-                        return fail(args, "invalid machine id '%s': expected 1-128 of A-Z a-z 0-9 . _ : -",
-                                    args->machine_id);
+                        return fail(
+                                args,
+                                "invalid machine id '%s': expected 1-128 of A-Z a-z 0-9 . _ : -",
+                                args->machine_id);
         } else if (n_operands > 0)
                 return fail(args, "%s takes no arguments, got '%s'", name, sub_argv[operand]);
 
@@ -405,7 +411,8 @@ const char *cli_usage(void) {
                "  trace ID                        show the boot trace as a waterfall\n"
                "\n"
                "Options:\n"
-               "  --socket PATH   tetherd API socket (default $TETHER_SOCKET or " TETHER_SOCKET_DEFAULT ")\n"
+               "  --socket PATH   tetherd API socket (default $TETHER_SOCKET or " TETHER_SOCKET_DEFAULT
+               ")\n"
                "  --url URL       talk HTTP to tetherd's TCP port instead\n"
                "  --json          print the API's JSON instead of the human form\n"
                "  --ascii         plain ASCII output (automatic when the locale is not UTF-8)\n"

@@ -56,7 +56,7 @@ typedef struct CliArgs {
 
         /* logs, events */
         bool follow;
-        const char *streams;   /* logs --stream, as given (comma separated) */
+        const char *streams;        /* logs --stream, as given (comma separated) */
         const char *machine_filter; /* events --machine */
 
         char error[512];

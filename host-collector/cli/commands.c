@@ -49,8 +49,15 @@ static int finish_output(void) {
 
 /* One API call whose answer must have status expected (or also also_ok, if non-zero). On success the response
  * is returned; otherwise the failure is printed as "tether: <what>: <reason>" and -errno returned. */
-static int api_call(const CliContext *ctx, const char *method, const char *path, const char *body, long expected,
-                    long also_ok, const char *what, HttpResponse *ret) {
+static int api_call(
+        const CliContext *ctx,
+        const char *method,
+        const char *path,
+        const char *body,
+        long expected,
+        long also_ok,
+        const char *what,
+        HttpResponse *ret) {
         _cleanup_(http_response_done) HttpResponse resp = {};
 
         int r = http_request(ctx->http, method, path, body, REQUEST_TIMEOUT_MS, &resp);
@@ -75,8 +82,8 @@ static int parse_body(const HttpResponse *resp, const char *what, json_t **ret) 
         json_t *j = json_loads(resp->body, 0, &error);
 
         if (!j)
-                return log_error_errno(-EBADMSG, "%s: tetherd sent invalid JSON (%s at line %d)", what, error.text,
-                                       error.line);
+                return log_error_errno(
+                        -EBADMSG, "%s: tetherd sent invalid JSON (%s at line %d)", what, error.text, error.line);
         *ret = j;
         return 0;
 }
@@ -215,8 +222,11 @@ static int cmd_wait_ready(const CliContext *ctx, const CliArgs *args) {
         _cleanup_(http_response_done) HttpResponse resp = {};
         json_auto_t *doc = NULL;
         _cleanup_free_ char *text = NULL;
-        _cleanup_free_ char *path = str_printf("/v1/machines/%s/ready?timeout=%" PRIu64 ".%03" PRIu64,
-                                               args->machine_id, args->timeout_ms / 1000, args->timeout_ms % 1000);
+        _cleanup_free_ char *path = str_printf(
+                "/v1/machines/%s/ready?timeout=%" PRIu64 ".%03" PRIu64,
+                args->machine_id,
+                args->timeout_ms / 1000,
+                args->timeout_ms % 1000);
         if (!path) {
                 log_error_errno(-ENOMEM, "out of memory");
                 return WAIT_READY_EXIT_ERROR;
@@ -294,8 +304,10 @@ static int print_stream_line(const char *line, size_t len, void *userdata) {
         if (r < 0) {
                 /* Tell once; a newer tetherd may send records this CLI does not know yet. */
                 if (p->malformed++ == 0)
-                        log_error("skipping a record from tetherd that is not understood: %.*s",
-                                  (int) MIN(len, (size_t) 200), line);
+                        log_error(
+                                "skipping a record from tetherd that is not understood: %.*s",
+                                (int) MIN(len, (size_t) 200),
+                                line);
                 return 0;
         }
 
@@ -388,8 +400,9 @@ static int cmd_trace(const CliContext *ctx, const CliArgs *args) {
                 return r;
 
         /* The header's boot id and clock bound live on the machine; without them the waterfall still works. */
-        WaterfallOptions o = { .width = ctx->width, .ascii = ctx->ascii, .machine_id = args->machine_id,
-                               .clock_error_ns = -1 };
+        WaterfallOptions o = {
+                .width = ctx->width, .ascii = ctx->ascii, .machine_id = args->machine_id, .clock_error_ns = -1
+        };
         if (http_request(ctx->http, "GET", machine_path, NULL, REQUEST_TIMEOUT_MS, &machine_resp) >= 0 &&
             machine_resp.status == 200 && (machine = json_loads(machine_resp.body, 0, NULL))) {
                 const json_t *boot = json_object_get(machine, "boot");

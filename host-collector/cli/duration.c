@@ -42,9 +42,14 @@ char *format_duration(uint64_t ns, bool ascii, char buf[static DURATION_MAX]) {
                                 uint64_t q = (ns * powers_of_ten[decimals] + units[u].ns / 2) / units[u].ns;
                                 if (q >= powers_of_ten[4])
                                         continue;
-                                snprintf(buf, DURATION_MAX, "%" PRIu64 ".%0*" PRIu64 "%s",
-                                         q / powers_of_ten[decimals], (int) decimals, q % powers_of_ten[decimals],
-                                         ascii ? units[u].ascii : units[u].utf8);
+                                snprintf(
+                                        buf,
+                                        DURATION_MAX,
+                                        "%" PRIu64 ".%0*" PRIu64 "%s",
+                                        q / powers_of_ten[decimals],
+                                        (int) decimals,
+                                        q % powers_of_ten[decimals],
+                                        ascii ? units[u].ascii : units[u].utf8);
                                 return buf;
                         }
                 /* Not reached: below 60s the seconds unit always fits, but fall through to minutes anyway. */
@@ -54,8 +59,13 @@ char *format_duration(uint64_t ns, bool ascii, char buf[static DURATION_MAX]) {
         const uint64_t tenth = NSEC_PER_SEC / 10;
         uint64_t tenths = ns / tenth + (ns % tenth >= tenth / 2);
         if (tenths < 3600 * 10) {
-                snprintf(buf, DURATION_MAX, "%" PRIu64 "m%02" PRIu64 ".%" PRIu64 "s", tenths / 600,
-                         tenths % 600 / 10, tenths % 10);
+                snprintf(
+                        buf,
+                        DURATION_MAX,
+                        "%" PRIu64 "m%02" PRIu64 ".%" PRIu64 "s",
+                        tenths / 600,
+                        tenths % 600 / 10,
+                        tenths % 10);
                 return buf;
         }
 

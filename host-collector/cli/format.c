@@ -122,9 +122,9 @@ int format_machine_table(const json_t *doc, bool ascii, char **ret) {
                         transport,
                         boot_id ? boot_s : NULL,
                         /* A container has no kernel start of its own: its boot is timed from init. */
-                        json_u64(ready, "kernel_to_ready_ns", &k2r) || json_u64(ready, "init_to_ready_ns", &k2r)
-                                ? format_duration(k2r, ascii, ready_s)
-                                : NULL,
+                        json_u64(ready, "kernel_to_ready_ns", &k2r) || json_u64(ready, "init_to_ready_ns", &k2r) ?
+                                format_duration(k2r, ascii, ready_s) :
+                                NULL,
                         nonempty(json_str(m, "request_id")),
                 };
                 int r = table_add_row(t, cells);
@@ -170,10 +170,20 @@ static void format_boot(FILE *f, const json_t *boot, bool ascii) {
         if (nonempty(json_str(boot, "trace_id")))
                 detail(f, 2, "trace", json_str(boot, "trace_id"), ascii);
         if (nonempty(json_str(boot, "kernel_release")) || nonempty(json_str(boot, "hostname")))
-                detailf(f, 2, "kernel", ascii, "%s on host %s", json_str(boot, "kernel_release") ?: "?",
+                detailf(f,
+                        2,
+                        "kernel",
+                        ascii,
+                        "%s on host %s",
+                        json_str(boot, "kernel_release") ?: "?",
                         json_str(boot, "hostname") ?: "?");
         if (nonempty(json_str(boot, "agent_version")))
-                detailf(f, 2, "agent", ascii, "%s (%s mode)", json_str(boot, "agent_version"),
+                detailf(f,
+                        2,
+                        "agent",
+                        ascii,
+                        "%s (%s mode)",
+                        json_str(boot, "agent_version"),
                         json_str(boot, "agent_mode") ?: "?");
         detail_time(f, 2, "started", boot, "kernel_start_unix_ns", ascii);
         if (json_u64(boot, "clock_error_ns", &v))
@@ -184,16 +194,40 @@ static void format_boot(FILE *f, const json_t *boot, bool ascii) {
                 const char *source = json_str(ready, "source") ?: "?";
                 const char *det = nonempty(json_str(ready, "detail"));
                 if (json_u64(ready, "kernel_to_ready_ns", &v) && json_u64(ready, "registered_to_ready_ns", &v2))
-                        detailf(f, 2, "ready", ascii, "%s after kernel start, %s after registration, source %s%s%s%s",
-                                format_duration(v, ascii, d1), format_duration(v2, ascii, d2), source,
-                                det ? " (" : "", det ?: "", det ? ")" : "");
+                        detailf(f,
+                                2,
+                                "ready",
+                                ascii,
+                                "%s after kernel start, %s after registration, source %s%s%s%s",
+                                format_duration(v, ascii, d1),
+                                format_duration(v2, ascii, d2),
+                                source,
+                                det ? " (" : "",
+                                det ?: "",
+                                det ? ")" : "");
                 else if (json_u64(ready, "kernel_to_ready_ns", &v))
-                        detailf(f, 2, "ready", ascii, "%s after kernel start, source %s%s%s%s",
-                                format_duration(v, ascii, d1), source, det ? " (" : "", det ?: "", det ? ")" : "");
+                        detailf(f,
+                                2,
+                                "ready",
+                                ascii,
+                                "%s after kernel start, source %s%s%s%s",
+                                format_duration(v, ascii, d1),
+                                source,
+                                det ? " (" : "",
+                                det ?: "",
+                                det ? ")" : "");
                 else if (json_u64(ready, "init_to_ready_ns", &v) && json_u64(ready, "registered_to_ready_ns", &v2))
-                        detailf(f, 2, "ready", ascii, "%s after init start, %s after registration, source %s%s%s%s",
-                                format_duration(v, ascii, d1), format_duration(v2, ascii, d2), source,
-                                det ? " (" : "", det ?: "", det ? ")" : "");
+                        detailf(f,
+                                2,
+                                "ready",
+                                ascii,
+                                "%s after init start, %s after registration, source %s%s%s%s",
+                                format_duration(v, ascii, d1),
+                                format_duration(v2, ascii, d2),
+                                source,
+                                det ? " (" : "",
+                                det ?: "",
+                                det ? ")" : "");
                 else
                         detailf(f, 2, "ready", ascii, "source %s", source);
                 detail_time(f, 2, "ready at", ready, "ready_unix_ns", ascii);
@@ -209,11 +243,25 @@ static void format_boot(FILE *f, const json_t *boot, bool ascii) {
                 json_u64(exit, "code", &code);
                 json_u64(exit, "signal", &sig);
                 if (sig > 0)
-                        detailf(f, 2, "exit", ascii, "killed by signal %" PRIu64 "%s%s%s", sig,
-                                oom ? " (OOM killed)" : "", reason ? ": " : "", reason ?: "");
+                        detailf(f,
+                                2,
+                                "exit",
+                                ascii,
+                                "killed by signal %" PRIu64 "%s%s%s",
+                                sig,
+                                oom ? " (OOM killed)" : "",
+                                reason ? ": " : "",
+                                reason ?: "");
                 else
-                        detailf(f, 2, "exit", ascii, "code %" PRIu64 "%s%s%s", code, oom ? " (OOM killed)" : "",
-                                reason ? ": " : "", reason ?: "");
+                        detailf(f,
+                                2,
+                                "exit",
+                                ascii,
+                                "code %" PRIu64 "%s%s%s",
+                                code,
+                                oom ? " (OOM killed)" : "",
+                                reason ? ": " : "",
+                                reason ?: "");
                 detail_time(f, 2, "exit at", exit, "exit_unix_ns", ascii);
         }
 
@@ -223,7 +271,13 @@ static void format_boot(FILE *f, const json_t *boot, bool ascii) {
         json_u64(boot, "log_bytes", &log_bytes);
         json_u64(boot, "logs_dropped", &dropped);
         json_u64(boot, "protocol_errors", &errors);
-        detailf(f, 2, "records", ascii, "%" PRIu64 " (last seq %" PRIu64 "), %" PRIu64 " log bytes", records, last_seq,
+        detailf(f,
+                2,
+                "records",
+                ascii,
+                "%" PRIu64 " (last seq %" PRIu64 "), %" PRIu64 " log bytes",
+                records,
+                last_seq,
                 log_bytes);
         detailf(f, 2, "dropped", ascii, "%" PRIu64 " log records", dropped);
         detailf(f, 2, "errors", ascii, "%" PRIu64 " protocol errors", errors);
@@ -243,7 +297,12 @@ int format_machine_details(const json_t *m, bool ascii, char **ret) {
         _cleanup_free_ char *transport = transport_of(m);
 
         detail(f, 0, "machine", json_str(m, "machine_id") ?: "?", ascii);
-        detailf(f, 0, "state", ascii, "%s (%s)", json_str(m, "state") ?: "?",
+        detailf(f,
+                0,
+                "state",
+                ascii,
+                "%s (%s)",
+                json_str(m, "state") ?: "?",
                 json_is_true(json_object_get(m, "connected")) ? "agent connected" : "no agent connected");
         if (nonempty(json_str(m, "node_id")))
                 detail(f, 0, "node", json_str(m, "node_id"), ascii);
@@ -263,8 +322,8 @@ int format_machine_details(const json_t *m, bool ascii, char **ret) {
                 const json_t *value;
                 bool first = true;
                 json_object_foreach((json_t *) attrs, key, value) {
-                        _cleanup_free_ char *v = json_is_string(value) ? strdup(json_string_value(value))
-                                                                        : json_dumps(value, JSON_ENCODE_ANY);
+                        _cleanup_free_ char *v = json_is_string(value) ? strdup(json_string_value(value)) :
+                                                                         json_dumps(value, JSON_ENCODE_ANY);
                         detailf(f, 0, first ? "attributes" : "", ascii, "%s=%s", key, v ?: "?");
                         first = false;
                 }
@@ -300,18 +359,24 @@ static void write_event_detail(FILE *f, const char *key, const json_t *value, bo
                 return;
 
         if (json_is_integer(value) && json_integer_value(value) >= 0 && has_suffix(key, "_unix_ns")) {
-                fprintf(f, "  %.*s=%s", (int) (strlen(safe_key) - strlen("_unix_ns")), safe_key,
+                fprintf(f,
+                        "  %.*s=%s",
+                        (int) (strlen(safe_key) - strlen("_unix_ns")),
+                        safe_key,
                         format_timestamp((uint64_t) json_integer_value(value), buf));
                 return;
         }
         if (json_is_integer(value) && json_integer_value(value) >= 0 && has_suffix(key, "_ns")) {
-                fprintf(f, "  %.*s=%s", (int) (strlen(safe_key) - strlen("_ns")), safe_key,
+                fprintf(f,
+                        "  %.*s=%s",
+                        (int) (strlen(safe_key) - strlen("_ns")),
+                        safe_key,
                         format_duration((uint64_t) json_integer_value(value), ascii, buf));
                 return;
         }
 
-        _cleanup_free_ char *text = json_is_string(value) ? strdup(json_string_value(value))
-                                                          : json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+        _cleanup_free_ char *text = json_is_string(value) ? strdup(json_string_value(value)) :
+                                                            json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
         _cleanup_free_ char *safe = text ? terminal_sanitize(text, false, ascii) : NULL;
         if (!safe)
                 return;
@@ -338,8 +403,11 @@ int format_event_line(const json_t *event, bool ascii, char **ret) {
         _cleanup_free_ char *machine = terminal_sanitize(json_str(event, "machine_id") ?: "-", false, ascii);
         _cleanup_free_ char *transition = terminal_sanitize(json_str(event, "transition") ?: "?", false, ascii);
 
-        fprintf(f, "%s  %-12s  %-12s", json_u64(event, "time_unix_ns", &t) ? format_timestamp(t, ts) : "-",
-                machine ?: "?", transition ?: "?");
+        fprintf(f,
+                "%s  %-12s  %-12s",
+                json_u64(event, "time_unix_ns", &t) ? format_timestamp(t, ts) : "-",
+                machine ?: "?",
+                transition ?: "?");
 
         const char *key;
         const json_t *value;
@@ -371,12 +439,12 @@ int format_log_record(const json_t *record, const LogFormat *lf, char **ret) {
                 uint64_t records = 0, bytes = 0;
                 json_u64(dropped, "records", &records);
                 json_u64(dropped, "bytes", &bytes);
-                _cleanup_free_ char *reason = terminal_sanitize(json_str(dropped, "reason") ?: "unknown", false,
-                                                                lf->ascii);
+                _cleanup_free_ char *reason = terminal_sanitize(
+                        json_str(dropped, "reason") ?: "unknown", false, lf->ascii);
                 if (!reason)
                         return -ENOMEM;
-                char *s = str_printf("-- %" PRIu64 " records (%" PRIu64 " bytes) dropped: %s --", records, bytes,
-                                     reason);
+                char *s = str_printf(
+                        "-- %" PRIu64 " records (%" PRIu64 " bytes) dropped: %s --", records, bytes, reason);
                 if (!s)
                         return -ENOMEM;
                 *ret = s;
@@ -411,23 +479,38 @@ int format_ready(const char *machine_id, const json_t *body, bool ascii, char **
         uint64_t v;
 
         _cleanup_free_ char *source = terminal_sanitize(json_str(ready, "source") ?: "unknown", false, ascii);
-        _cleanup_free_ char *det = nonempty(json_str(ready, "detail"))
-                                           ? terminal_sanitize(json_str(ready, "detail"), false, ascii)
-                                           : NULL;
+        _cleanup_free_ char *det = nonempty(json_str(ready, "detail")) ?
+                terminal_sanitize(json_str(ready, "detail"), false, ascii) :
+                NULL;
         _cleanup_free_ char *suffix = det ? str_printf(" (%s)", det) : strdup("");
         if (!source || !suffix)
                 return -ENOMEM;
 
         char *s;
         if (json_u64(ready, "kernel_to_ready_ns", &v))
-                s = str_printf("%s ready after %s (kernel%sready), source %s%s", machine_id,
-                               format_duration(v, ascii, d), arrow, source, suffix);
+                s = str_printf(
+                        "%s ready after %s (kernel%sready), source %s%s",
+                        machine_id,
+                        format_duration(v, ascii, d),
+                        arrow,
+                        source,
+                        suffix);
         else if (json_u64(ready, "init_to_ready_ns", &v))
-                s = str_printf("%s ready after %s (init%sready), source %s%s", machine_id,
-                               format_duration(v, ascii, d), arrow, source, suffix);
+                s = str_printf(
+                        "%s ready after %s (init%sready), source %s%s",
+                        machine_id,
+                        format_duration(v, ascii, d),
+                        arrow,
+                        source,
+                        suffix);
         else if (json_u64(ready, "registered_to_ready_ns", &v))
-                s = str_printf("%s ready after %s (registered%sready), source %s%s", machine_id,
-                               format_duration(v, ascii, d), arrow, source, suffix);
+                s = str_printf(
+                        "%s ready after %s (registered%sready), source %s%s",
+                        machine_id,
+                        format_duration(v, ascii, d),
+                        arrow,
+                        source,
+                        suffix);
         else
                 s = str_printf("%s ready, source %s%s", machine_id, source, suffix);
         if (!s)
@@ -436,8 +519,8 @@ int format_ready(const char *machine_id, const json_t *body, bool ascii, char **
         return 0;
 }
 
-int format_not_ready(const char *machine_id, long status, const json_t *body, const char *raw_body, bool ascii,
-                     char **ret) {
+int format_not_ready(
+        const char *machine_id, long status, const json_t *body, const char *raw_body, bool ascii, char **ret) {
         _cleanup_free_ char *error = api_error_message(status, body, raw_body);
         _cleanup_free_ char *state = terminal_sanitize(json_str(body, "state") ?: "unknown", false, ascii);
         if (!error || !state)
@@ -448,8 +531,12 @@ int format_not_ready(const char *machine_id, long status, const json_t *body, co
         case 504: {
                 const json_t *seen = json_object_get(body, "agent_seen");
                 bool no_agent = json_is_false(seen) && !strstr(error, "no agent");
-                s = str_printf("%s not ready: %s (state %s)%s", machine_id, error, state,
-                               no_agent ? "; no agent has connected for this machine" : "");
+                s = str_printf(
+                        "%s not ready: %s (state %s)%s",
+                        machine_id,
+                        error,
+                        state,
+                        no_agent ? "; no agent has connected for this machine" : "");
                 break;
         }
         case 409: {
@@ -458,8 +545,7 @@ int format_not_ready(const char *machine_id, long status, const json_t *body, co
                 if (reason_raw && !reason)
                         return -ENOMEM;
                 if (reason && strcmp(reason, error) != 0)
-                        s = str_printf("%s failed before ready: %s (state %s: %s)", machine_id, error, state,
-                                       reason);
+                        s = str_printf("%s failed before ready: %s (state %s: %s)", machine_id, error, state, reason);
                 else
                         s = str_printf("%s failed before ready: %s (state %s)", machine_id, error, state);
                 break;

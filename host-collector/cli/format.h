@@ -42,5 +42,5 @@ int format_ready(const char *machine_id, const json_t *body, bool ascii, char **
 
 /* wait-ready, anything but 200: the reason it is not ready (timeout, failure, or the API error). Returns 0,
  * -ENOMEM. */
-int format_not_ready(const char *machine_id, long status, const json_t *body, const char *raw_body, bool ascii,
-                     char **ret);
+int format_not_ready(
+        const char *machine_id, long status, const json_t *body, const char *raw_body, bool ascii, char **ret);

@@ -50,8 +50,8 @@ int http_client_new(const char *socket_path, const char *base_url, HttpClient **
         c->curl = curl_easy_init();
         c->socket_path = socket_path ? strdup(socket_path) : NULL;
         /* The host part is ignored on a Unix socket; a trailing '/' of a given URL would double up with paths. */
-        c->base_url = socket_path ? strdup("http://localhost") : strndup(base_url, strlen(base_url) -
-                                                                         (base_url[strlen(base_url) - 1] == '/'));
+        c->base_url = socket_path ? strdup("http://localhost") :
+                                    strndup(base_url, strlen(base_url) - (base_url[strlen(base_url) - 1] == '/'));
         if (!c->curl || (socket_path && !c->socket_path) || !c->base_url) {
                 http_client_free(c);
                 return -ENOMEM;
@@ -197,8 +197,8 @@ static int fail(HttpClient *c, int r, const char *fmt, ...) {
         return r;
 }
 
-static int perform(HttpClient *c, const char *method, const char *path, const char *body, uint64_t timeout_ms,
-                   Transfer *t) {
+static int perform(
+        HttpClient *c, const char *method, const char *path, const char *body, uint64_t timeout_ms, Transfer *t) {
         CURL *curl = c->curl;
         struct curl_slist *headers = NULL, *h;
         CURLcode code;
@@ -283,8 +283,12 @@ static int perform(HttpClient *c, const char *method, const char *path, const ch
         }
         case CURLE_OPERATION_TIMEDOUT: {
                 char d[DURATION_MAX];
-                return fail(c, -ETIMEDOUT, "no answer from tetherd at %s within %s", endpoint,
-                            format_duration(timeout_ms * NSEC_PER_MSEC, true, d));
+                return fail(
+                        c,
+                        -ETIMEDOUT,
+                        "no answer from tetherd at %s within %s",
+                        endpoint,
+                        format_duration(timeout_ms * NSEC_PER_MSEC, true, d));
         }
         case CURLE_ABORTED_BY_CALLBACK:
                 return fail(c, -ECANCELED, "interrupted");
@@ -325,8 +329,8 @@ static int perform(HttpClient *c, const char *method, const char *path, const ch
         return 0;
 }
 
-int http_request(HttpClient *c, const char *method, const char *path, const char *body, uint64_t timeout_ms,
-                 HttpResponse *ret) {
+int http_request(
+        HttpClient *c, const char *method, const char *path, const char *body, uint64_t timeout_ms, HttpResponse *ret) {
         _cleanup_(transfer_done) Transfer t = { .client = c };
 
         int r = perform(c, method, path, body, timeout_ms, &t);

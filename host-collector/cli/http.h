@@ -42,8 +42,8 @@ void http_response_done(HttpResponse *r);
 /* Performs one request; body (JSON) may be NULL. timeout_ms 0 means no overall limit. Any HTTP status is a
  * success (check ret->status). Returns 0, or on transport failure: -ECONNREFUSED/-ENOENT/... (cannot connect),
  * -ETIMEDOUT, -ECANCELED, -EMSGSIZE (body over HTTP_BODY_MAX), -ENOMEM, -EIO. */
-int http_request(HttpClient *c, const char *method, const char *path, const char *body, uint64_t timeout_ms,
-                 HttpResponse *ret);
+int http_request(
+        HttpClient *c, const char *method, const char *path, const char *body, uint64_t timeout_ms, HttpResponse *ret);
 
 /* Called for each line of a 2xx response as it arrives, without the line end. A negative return aborts the
  * transfer and becomes the result of http_stream_lines(). */

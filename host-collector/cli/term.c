@@ -28,7 +28,7 @@ bool locale_is_utf8(const char *lc_all, const char *lc_ctype, const char *lang) 
         const char *codeset = dot + 1;
         size_t len = strcspn(codeset, "@");
         return (len == 5 && strncasecmp(codeset, "utf-8", 5) == 0) ||
-               (len == 4 && strncasecmp(codeset, "utf8", 4) == 0);
+                (len == 4 && strncasecmp(codeset, "utf8", 4) == 0);
 }
 
 unsigned terminal_width(const char *columns_env, int fd) {

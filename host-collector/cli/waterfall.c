@@ -24,16 +24,16 @@ static const char *const eighths[8] = {
 };
 
 typedef struct Span {
-        char *name;  /* sanitized */
+        char *name; /* sanitized */
         const char *span_id;
         const char *parent_span_id;
         uint64_t start;
         uint64_t end;
-        bool open;   /* no end time yet: drawn to the end of the timeline */
+        bool open; /* no end time yet: drawn to the end of the timeline */
         bool error;
         const json_t *json;
         size_t depth;
-        int parent;  /* index, -1 for a root */
+        int parent; /* index, -1 for a root */
         bool visited;
 } Span;
 
@@ -135,8 +135,8 @@ static int find_span(const Span *spans, size_t n, const char *id) {
 
 /* Appends i and its descendants (children ordered by start) to order. Spans already placed are skipped, which
  * also breaks parent cycles; below TREE_MAX_DEPTH children are left for the caller to place as roots. */
-static void place_subtree(Span *spans, size_t n, const size_t *by_start, size_t i, size_t depth, size_t *order,
-                          size_t *n_order) {
+static void place_subtree(
+        Span *spans, size_t n, const size_t *by_start, size_t i, size_t depth, size_t *order, size_t *n_order) {
         spans[i].visited = true;
         spans[i].depth = depth;
         order[(*n_order)++] = i;
@@ -244,11 +244,11 @@ static int render_events(const Span *root, uint64_t t0, const WaterfallOptions *
         for (size_t i = 0; i < l.n_events; i++) {
                 const Event *e = &l.events[i];
                 char d[DURATION_MAX];
-                int64_t rel = e->time >= t0 ? (int64_t) MIN(e->time - t0, (uint64_t) INT64_MAX)
-                                            : -(int64_t) MIN(t0 - e->time, (uint64_t) INT64_MAX);
+                int64_t rel = e->time >= t0 ? (int64_t) MIN(e->time - t0, (uint64_t) INT64_MAX) :
+                                              -(int64_t) MIN(t0 - e->time, (uint64_t) INT64_MAX);
 
-                l.parts[l.n_parts] = str_printf("%s %s%s", e->name, format_offset(rel, true, o->ascii, d),
-                                                i + 1 < l.n_events ? "," : "");
+                l.parts[l.n_parts] = str_printf(
+                        "%s %s%s", e->name, format_offset(rel, true, o->ascii, d), i + 1 < l.n_events ? "," : "");
                 if (!l.parts[l.n_parts])
                         return -ENOMEM;
                 l.n_parts++;
@@ -342,12 +342,12 @@ static int render(Span *spans, size_t n, const WaterfallOptions *o, const char *
         bool have_clock = o->clock_error_ns >= 0;
         clock_error = have_clock ? (uint64_t) o->clock_error_ns : 0;
         if (!have_clock && root)
-                have_clock = json_get_u64(json_object_get(root->json, "attributes"), "tether.clock.error_ns",
-                                          &clock_error);
+                have_clock = json_get_u64(
+                        json_object_get(root->json, "attributes"), "tether.clock.error_ns", &clock_error);
         if (have_clock) {
                 char d[DURATION_MAX];
-                h_clock = str_printf("clock %s%s", o->ascii ? "+/-" : "\u00b1",
-                                     format_duration(clock_error, o->ascii, d));
+                h_clock = str_printf(
+                        "clock %s%s", o->ascii ? "+/-" : "\u00b1", format_duration(clock_error, o->ascii, d));
                 if (!h_clock)
                         return -ENOMEM;
                 header[n_header++] = h_clock;
@@ -367,8 +367,10 @@ static int render(Span *spans, size_t n, const WaterfallOptions *o, const char *
                 size_t indent = 2 * MIN(spans[i].depth, (size_t) INDENT_MAX_DEPTH);
                 w_name = MAX(w_name, indent + display_width(spans[i].name));
                 w_off = MAX(w_off, display_width(format_duration(spans[i].start - t0, o->ascii, d)));
-                w_dur = MAX(w_dur, display_width(format_duration(spans[i].end - spans[i].start, o->ascii, d)) +
-                                           (spans[i].open ? 1 : 0));
+                w_dur = MAX(
+                        w_dur,
+                        display_width(format_duration(spans[i].end - spans[i].start, o->ascii, d)) +
+                                (spans[i].open ? 1 : 0));
                 any_error = any_error || spans[i].error;
         }
         w_name = MIN(w_name, MAX((size_t) 12, (size_t) o->width * 2 / 5));
@@ -420,8 +422,16 @@ static int render(Span *spans, size_t n, const WaterfallOptions *o, const char *
                         return r;
 
                 /* printf pads by bytes: pad by hand for the multi-byte "µs". */
-                fprintf(f, "%s  %*s%s  %*s%s  |%s|", cell, (int) (w_off - display_width(off)), "", off,
-                        (int) (w_dur - display_width(dur)), "", dur, bar);
+                fprintf(f,
+                        "%s  %*s%s  %*s%s  |%s|",
+                        cell,
+                        (int) (w_off - display_width(off)),
+                        "",
+                        off,
+                        (int) (w_dur - display_width(dur)),
+                        "",
+                        dur,
+                        bar);
                 if (s->error)
                         fputs(o->ascii ? " !" : " \u2717", f);
                 fputc('\n', f);

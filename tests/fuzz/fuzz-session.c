@@ -21,8 +21,14 @@ static uint64_t last_seq_of(const Machine *m) {
         return m->current ? m->current->last_seq : 0;
 }
 
-static void feed_chunked(Session **s, const SessionContext *ctx, Machine *m, const uint8_t *data, size_t size,
-                         uint8_t seed, uint8_t flags) {
+static void feed_chunked(
+        Session **s,
+        const SessionContext *ctx,
+        Machine *m,
+        const uint8_t *data,
+        size_t size,
+        uint8_t seed,
+        uint8_t flags) {
         size_t half = size / 2;
         bool reconnected = false;
         uint64_t probe_clock = 1000;
@@ -91,8 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         };
         FUZZ_ASSERT(registry_new(&config, &stats, &reg) >= 0);
         FUZZ_ASSERT(registry_add_machine(reg, &(MachineSpec) { .machine_id = "guest", .cid = 3 }, &guest, &error) >= 0);
-        FUZZ_ASSERT(registry_add_machine(reg, &(MachineSpec) { .machine_id = "bystander", .cid = 4 }, &bystander,
-                                         &error) >= 0);
+        FUZZ_ASSERT(
+                registry_add_machine(reg, &(MachineSpec) { .machine_id = "bystander", .cid = 4 }, &bystander, &error) >=
+                0);
 
         session_context_init(&ctx, reg, NULL, &stats);
         FUZZ_ASSERT(session_new(&ctx, guest, &s) >= 0);

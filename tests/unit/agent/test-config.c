@@ -50,9 +50,10 @@ static void test_kernel_cmdline(void **state) {
         ConfigError err = {};
         config_init(&c);
 
-        const char *cmdline = "BOOT_IMAGE=/vmlinuz console=ttyS0 tether.exec=\"sh -c 'echo hi; exit 3'\" "
-                              "tether.cid=5 quiet tether.ready=tcp:8080 tether.console=1 tether.kmsg=0 "
-                              "tether.replay_bytes=2M tether.transport=unix:/run/v.sock_4817 -- tether.port=9\n";
+        const char *cmdline =
+                "BOOT_IMAGE=/vmlinuz console=ttyS0 tether.exec=\"sh -c 'echo hi; exit 3'\" "
+                "tether.cid=5 quiet tether.ready=tcp:8080 tether.console=1 tether.kmsg=0 "
+                "tether.replay_bytes=2M tether.transport=unix:/run/v.sock_4817 -- tether.port=9\n";
         assert_int_equal(config_parse_kernel_cmdline(&c, cmdline, &err), 0);
         assert_strv(c.command, (const char *const[]) { "sh", "-c", "echo hi; exit 3" }, 3);
         assert_int_equal(c.cid, 5);
@@ -85,13 +86,14 @@ static void test_config_file(void **state) {
         ConfigError err = {};
         config_init(&c);
 
-        const char *text = "# tether agent\n"
-                           "\n"
-                           "  port = 1000  \n"
-                           "exec=\"/usr/bin/app --flag 'two words'\"\n"
-                           "shutdown=exit\n"
-                           "notify_socket=/tmp/n.sock\n"
-                           "traceparent_file=\n";
+        const char *text =
+                "# tether agent\n"
+                "\n"
+                "  port = 1000  \n"
+                "exec=\"/usr/bin/app --flag 'two words'\"\n"
+                "shutdown=exit\n"
+                "notify_socket=/tmp/n.sock\n"
+                "traceparent_file=\n";
         assert_int_equal(config_parse_file(&c, text, "agent.conf", &err), 0);
         assert_int_equal(c.port, 1000);
         assert_strv(c.command, (const char *const[]) { "/usr/bin/app", "--flag", "two words" }, 3);
@@ -114,8 +116,10 @@ static void test_args(void **state) {
         ConfigArgs a;
         ConfigError err = {};
 
-        char *argv1[] = { "tether-agent", "--mode=service", "--no-kmsg", "--port", "99", "--console",
-                          "--config=/x.conf", "--", "cmd", "--not-an-option", NULL };
+        char *argv1[] = {
+                "tether-agent", "--mode=service",  "--no-kmsg", "--port", "99", "--console", "--config=/x.conf", "--",
+                "cmd",          "--not-an-option", NULL
+        };
         assert_int_equal(config_args_parse(9 + 1, argv1, &a, &err), 0);
         assert_strv(a.keys, (const char *const[]) { "mode", "kmsg", "port", "console" }, 4);
         assert_strv(a.values, (const char *const[]) { "service", "0", "99", "1" }, 4);
@@ -156,11 +160,11 @@ static void test_precedence(void **state) {
         assert_int_equal(config_args_parse(2, argv, &a, &err), 0);
 
         assert_int_equal(config_load(&c, &a, file, "f", cmdline, true, &err), 0);
-        assert_int_equal(c.port, 3000);                /* options beat everything */
-        assert_int_equal(c.replay_bytes, 256u << 10);  /* kernel command line beats the file */
-        assert_int_equal(c.cid, 7);                    /* the file beats the defaults */
+        assert_int_equal(c.port, 3000);               /* options beat everything */
+        assert_int_equal(c.replay_bytes, 256u << 10); /* kernel command line beats the file */
+        assert_int_equal(c.cid, 7);                   /* the file beats the defaults */
         assert_strv(c.command, (const char *const[]) { "/bin/from-cmdline" }, 1);
-        assert_int_equal(c.probe_interval_ms, 100);    /* default */
+        assert_int_equal(c.probe_interval_ms, 100); /* default */
         config_done(&c);
 
         assert_int_equal(config_load(&c, &a, file, "f", NULL, true, &err), 0);
@@ -222,10 +226,22 @@ static void test_invalid_values_keep_going(void **state) {
         config_args_done(&a);
 
         static const char *const bad[] = {
-                "transport=tcp:1", "transport=unix:", "cid=4294967295", "port=-1", "replay_bytes=1k",
-                "replay_bytes=2T", "replay_bytes=12abc", "flush_timeout_ms=99999999", "mode=vm",
-                "console=maybe", "exec=", "ready=tcp:99999", "ready=bogus", "ready=file:",
-                "ready=tcp:example.com:80", "ready=exec:",
+                "transport=tcp:1",
+                "transport=unix:",
+                "cid=4294967295",
+                "port=-1",
+                "replay_bytes=1k",
+                "replay_bytes=2T",
+                "replay_bytes=12abc",
+                "flush_timeout_ms=99999999",
+                "mode=vm",
+                "console=maybe",
+                "exec=",
+                "ready=tcp:99999",
+                "ready=bogus",
+                "ready=file:",
+                "ready=tcp:example.com:80",
+                "ready=exec:",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 char key[64];
@@ -245,9 +261,14 @@ static void test_ready_specs(void **state) {
         ConfigError err = {};
         config_init(&c);
 
-        assert_int_equal(config_parse_ready(&c, "sd_notify,tcp:8080,tcp:10.0.0.1:443,tcp:[::1]:80,unix:/run/a.sock,"
-                                                "file:/tmp/ready,exec-started,exec:curl -fs http://x/a,b", "--ready",
-                                            &err), 0);
+        assert_int_equal(
+                config_parse_ready(
+                        &c,
+                        "sd_notify,tcp:8080,tcp:10.0.0.1:443,tcp:[::1]:80,unix:/run/a.sock,"
+                        "file:/tmp/ready,exec-started,exec:curl -fs http://x/a,b",
+                        "--ready",
+                        &err),
+                0);
         assert_true(c.ready_exec_started);
         assert_int_equal(c.n_probes, 6);
 
@@ -283,8 +304,14 @@ static void test_ready_specs(void **state) {
         assert_int_equal(c.n_probes, 1);
         assert_false(c.ready_exec_started);
 
-        assert_int_equal(config_parse_ready(&c, "file:/1,file:/2,file:/3,file:/4,file:/5,file:/6,file:/7,file:/8,"
-                                                "file:/9", "--ready", &err), -EINVAL);
+        assert_int_equal(
+                config_parse_ready(
+                        &c,
+                        "file:/1,file:/2,file:/3,file:/4,file:/5,file:/6,file:/7,file:/8,"
+                        "file:/9",
+                        "--ready",
+                        &err),
+                -EINVAL);
         config_done(&c);
 }
 

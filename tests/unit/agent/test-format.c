@@ -14,13 +14,13 @@
 #include "format.h"
 
 /* The agent's formatter must agree with the C library for everything it supports. */
-#define CHECK(...)                                                                     \
-        do {                                                                           \
-                char a[128], b[128];                                                   \
-                int na = format(a, sizeof(a), __VA_ARGS__);                            \
-                int nb = snprintf(b, sizeof(b), __VA_ARGS__);                          \
-                assert_string_equal(a, b);                                             \
-                assert_int_equal(na, nb);                                              \
+#define CHECK(...)                                            \
+        do {                                                  \
+                char a[128], b[128];                          \
+                int na = format(a, sizeof(a), __VA_ARGS__);   \
+                int nb = snprintf(b, sizeof(b), __VA_ARGS__); \
+                assert_string_equal(a, b);                    \
+                assert_int_equal(na, nb);                     \
         } while (0)
 
 static void test_matches_snprintf(void **state) {

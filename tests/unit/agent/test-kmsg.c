@@ -34,8 +34,15 @@ static void test_parse_record(void **state) {
 
 static void test_parse_record_malformed(void **state) {
         static const char *const bad[] = {
-                "", "hello", "6,1;x", "6,1,2;x", "a,1,2,-;x", "6,,2,-;x", "6,1,2,;x",
-                "6,99999999999999999999999,2,-;x", "99999,1,2,-;x",
+                "",
+                "hello",
+                "6,1;x",
+                "6,1,2;x",
+                "a,1,2,-;x",
+                "6,,2,-;x",
+                "6,1,2,;x",
+                "6,99999999999999999999999,2,-;x",
+                "99999,1,2,-;x",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 KmsgRecord r;
@@ -109,8 +116,9 @@ static void test_reader_counts_gaps(void **state) {
 
         assert_int_equal(kmsg_reader_read(&k, buf, sizeof(buf), &r, &lost), 0); /* nothing yet */
 
-        const char *recs[] = { "6,10,0,-;first\n", "6,11,0,-;second\n", "6,15,0,-;after a gap\n",
-                               "garbage\n", "6,16,0,-;last\n" };
+        const char *recs[] = {
+                "6,10,0,-;first\n", "6,11,0,-;second\n", "6,15,0,-;after a gap\n", "garbage\n", "6,16,0,-;last\n"
+        };
         const uint64_t expected_lost[] = { 0, 0, 3, 0 };
         const uint64_t expected_seq[] = { 10, 11, 15, 16 };
         size_t j = 0;
@@ -135,10 +143,8 @@ static void test_reader_counts_gaps(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_parse_record),
-                cmocka_unit_test(test_parse_record_malformed),
-                cmocka_unit_test(test_unescape),
-                cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_parse_record),       cmocka_unit_test(test_parse_record_malformed),
+                cmocka_unit_test(test_unescape),           cmocka_unit_test(test_oom),
                 cmocka_unit_test(test_reader_counts_gaps),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

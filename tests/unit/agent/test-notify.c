@@ -51,7 +51,8 @@ static void test_milestone(void **state) {
         NotifyMessage m;
 
         parse("X_TETHER_MILESTONE=db.migrated\nX_TETHER_ATTR=rows=42\nX_TETHER_ATTR=expr=a=b\n"
-              "X_TETHER_ATTR=noequals\nX_TETHER_ATTR==empty-key\n", &m);
+              "X_TETHER_ATTR=noequals\nX_TETHER_ATTR==empty-key\n",
+              &m);
         assert_string_equal(m.milestone, "db.migrated");
         assert_int_equal(m.n_attrs, 2);
         assert_string_equal(m.attr_keys[0], "rows");

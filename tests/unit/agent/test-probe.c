@@ -4,8 +4,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -131,7 +131,7 @@ static void test_tcp_and_unix(void **state) {
         assert_int_equal(bind(u, (struct sockaddr *) &sun, sizeof(sun)), 0);
         assert_int_equal(run(p, &now, 2), -1); /* bound, not accepting */
         assert_int_equal(listen(u, 4), 0);
-        assert_int_equal(run(p, &now, 2), 1);  /* index of the unix probe */
+        assert_int_equal(run(p, &now, 2), 1); /* index of the unix probe */
         prober_free(p);
         config_done(&c);
         close(u);

@@ -15,10 +15,10 @@
 #include "macro.h"
 
 /* getopt reorders argv: parse a private copy of the words. */
-#define PARSE(args, env, ...)                                                                    \
-        ({                                                                                       \
-                char *_argv[] = { (char *) "tether", __VA_ARGS__, NULL };                        \
-                cli_args_parse((int) ELEMENTSOF(_argv) - 1, _argv, (env), (args));              \
+#define PARSE(args, env, ...)                                                      \
+        ({                                                                         \
+                char *_argv[] = { (char *) "tether", __VA_ARGS__, NULL };          \
+                cli_args_parse((int) ELEMENTSOF(_argv) - 1, _argv, (env), (args)); \
         })
 
 static void test_wait_ready_timeout(void **state) {
@@ -93,11 +93,26 @@ static void test_parse_attribute(void **state) {
 static void test_register(void **state) {
         CliArgs a;
 
-        assert_int_equal(PARSE(&a, NULL, "register", "vm-42", "--cid", "42", "--attr", "zone=eu", "--attr",
-                               "tier=gold=1", "--request-id", "req-1", "--service", "svc", "--ready",
-                               "source:sd_notify", "--traceparent",
-                               "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-                         0);
+        assert_int_equal(
+                PARSE(&a,
+                      NULL,
+                      "register",
+                      "vm-42",
+                      "--cid",
+                      "42",
+                      "--attr",
+                      "zone=eu",
+                      "--attr",
+                      "tier=gold=1",
+                      "--request-id",
+                      "req-1",
+                      "--service",
+                      "svc",
+                      "--ready",
+                      "source:sd_notify",
+                      "--traceparent",
+                      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                0);
         assert_int_equal(a.command, CLI_COMMAND_REGISTER);
         assert_string_equal(a.machine_id, "vm-42");
         assert_int_equal(a.cid, 42);
@@ -136,8 +151,7 @@ static void test_register(void **state) {
         assert_int_equal(PARSE(&a, NULL, "register", "vm-1", "--cid", "3", "--attr", "novalue"), -EINVAL);
         assert_non_null(strstr(a.error, "KEY=VALUE"));
         cli_args_done(&a);
-        assert_int_equal(PARSE(&a, NULL, "register", "vm-1", "--cid", "3", "--attr", "a=1", "--attr", "a=2"),
-                         -EINVAL);
+        assert_int_equal(PARSE(&a, NULL, "register", "vm-1", "--cid", "3", "--attr", "a=1", "--attr", "a=2"), -EINVAL);
         assert_non_null(strstr(a.error, "twice"));
         cli_args_done(&a);
 
@@ -315,8 +329,7 @@ static void test_wait_ready_exit_codes(void **state) {
         /* The client outwaits the server, by at least the minimum margin. */
         const uint64_t timeouts[] = { 0, 1, 500, 30000, 3600000 };
         for (size_t i = 0; i < ELEMENTSOF(timeouts); i++)
-                assert_true(wait_ready_client_timeout_ms(timeouts[i]) >=
-                            timeouts[i] + WAIT_READY_CLIENT_MARGIN_MIN_MS);
+                assert_true(wait_ready_client_timeout_ms(timeouts[i]) >= timeouts[i] + WAIT_READY_CLIENT_MARGIN_MIN_MS);
 }
 
 int main(void) {

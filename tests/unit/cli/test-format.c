@@ -30,8 +30,9 @@ static void test_timestamp(void **state) {
 }
 
 static void test_log_records(void **state) {
-        json_auto_t *out = parse("{\"machine_id\":\"vm-1\",\"seq\":5,\"stream\":\"stdout\","
-                                 "\"line\":\"hello\\tworld\"}");
+        json_auto_t *out = parse(
+                "{\"machine_id\":\"vm-1\",\"seq\":5,\"stream\":\"stdout\","
+                "\"line\":\"hello\\tworld\"}");
         json_auto_t *err = parse("{\"machine_id\":\"vm-1\",\"seq\":6,\"stream\":\"stderr\",\"line\":\"oops\"}");
         json_auto_t *evil = parse("{\"stream\":\"stdout\",\"line\":\"\\u001b[2J\\u001b]0;title\\u0007done\"}");
         LogFormat both = { .prefix_streams = true };
@@ -61,7 +62,10 @@ static void test_log_records(void **state) {
 
         /* Into a pipe the text is passed through as is. */
         assert_int_equal(format_log_record(evil, &both, &s), 0);
-        assert_string_equal(s, "\x1b[2J\x1b]0;title\x07" "done");
+        assert_string_equal(
+                s,
+                "\x1b[2J\x1b]0;title\x07"
+                "done");
         free(s);
 }
 
@@ -81,17 +85,20 @@ static void test_dropped_marker(void **state) {
 }
 
 static void test_event_line(void **state) {
-        json_auto_t *e = parse("{\"machine_id\":\"vm-42\",\"node_id\":\"host-a\",\"request_id\":\"req-1\","
-                               "\"transition\":\"ready\",\"time_unix_ns\":1700000000123456789,"
-                               "\"source\":\"sd_notify\",\"kernel_to_ready_ns\":1214000000,"
-                               "\"ready_unix_ns\":1700000000000000000,\"detail\":\"\",\"reason\":\"a b\"}");
+        json_auto_t *e = parse(
+                "{\"machine_id\":\"vm-42\",\"node_id\":\"host-a\",\"request_id\":\"req-1\","
+                "\"transition\":\"ready\",\"time_unix_ns\":1700000000123456789,"
+                "\"source\":\"sd_notify\",\"kernel_to_ready_ns\":1214000000,"
+                "\"ready_unix_ns\":1700000000000000000,\"detail\":\"\",\"reason\":\"a b\"}");
         json_auto_t *bare = parse("{\"machine_id\":\"vm-1\",\"transition\":\"deleted\",\"time_unix_ns\":0}");
         char *s;
 
         assert_int_equal(format_event_line(e, false, &s), 0);
-        assert_string_equal(s, "2023-11-14 22:13:20.123  vm-42         ready         request_id=req-1  "
-                               "source=sd_notify  kernel_to_ready=1.214s  ready=2023-11-14 22:13:20.000  "
-                               "reason=\"a b\"");
+        assert_string_equal(
+                s,
+                "2023-11-14 22:13:20.123  vm-42         ready         request_id=req-1  "
+                "source=sd_notify  kernel_to_ready=1.214s  ready=2023-11-14 22:13:20.000  "
+                "reason=\"a b\"");
         free(s);
 
         assert_int_equal(format_event_line(bare, false, &s), 0);
@@ -103,13 +110,16 @@ static void test_event_line(void **state) {
 }
 
 static void test_ready_messages(void **state) {
-        json_auto_t *ok = parse("{\"machine_id\":\"vm-42\",\"state\":\"ready\",\"waited_ns\":5,"
-                                "\"ready\":{\"source\":\"sd_notify\",\"detail\":\"\",\"kernel_to_ready_ns\":1214000000,"
-                                "\"registered_to_ready_ns\":900000000}}");
-        json_auto_t *probe = parse("{\"ready\":{\"source\":\"probe:tcp\",\"detail\":\"127.0.0.1:8080\","
-                                   "\"registered_to_ready_ns\":2500000}}");
-        json_auto_t *container = parse("{\"ready\":{\"source\":\"exec\",\"kernel_to_ready_ns\":null,"
-                                       "\"init_to_ready_ns\":31000000,\"registered_to_ready_ns\":900000000}}");
+        json_auto_t *ok = parse(
+                "{\"machine_id\":\"vm-42\",\"state\":\"ready\",\"waited_ns\":5,"
+                "\"ready\":{\"source\":\"sd_notify\",\"detail\":\"\",\"kernel_to_ready_ns\":1214000000,"
+                "\"registered_to_ready_ns\":900000000}}");
+        json_auto_t *probe = parse(
+                "{\"ready\":{\"source\":\"probe:tcp\",\"detail\":\"127.0.0.1:8080\","
+                "\"registered_to_ready_ns\":2500000}}");
+        json_auto_t *container = parse(
+                "{\"ready\":{\"source\":\"exec\",\"kernel_to_ready_ns\":null,"
+                "\"init_to_ready_ns\":31000000,\"registered_to_ready_ns\":900000000}}");
         char *s;
 
         assert_int_equal(format_ready("vm-42", ok, false, &s), 0);
@@ -128,18 +138,23 @@ static void test_ready_messages(void **state) {
 }
 
 static void test_not_ready_messages(void **state) {
-        json_auto_t *timeout = parse("{\"error\":\"timed out after 30 s waiting for readiness\","
-                                     "\"state\":\"registered\",\"agent_seen\":false}");
-        json_auto_t *timeout_seen = parse("{\"error\":\"timed out after 2 s waiting for readiness\","
-                                          "\"state\":\"booting\",\"agent_seen\":true}");
-        json_auto_t *failed = parse("{\"error\":\"machine exited before ready\",\"state\":\"exited\","
-                                    "\"reason\":\"exit code 3\"}");
+        json_auto_t *timeout = parse(
+                "{\"error\":\"timed out after 30 s waiting for readiness\","
+                "\"state\":\"registered\",\"agent_seen\":false}");
+        json_auto_t *timeout_seen = parse(
+                "{\"error\":\"timed out after 2 s waiting for readiness\","
+                "\"state\":\"booting\",\"agent_seen\":true}");
+        json_auto_t *failed = parse(
+                "{\"error\":\"machine exited before ready\",\"state\":\"exited\","
+                "\"reason\":\"exit code 3\"}");
         json_auto_t *unknown = parse("{\"error\":\"no such machine\"}");
         char *s;
 
         assert_int_equal(format_not_ready("vm-1", 504, timeout, NULL, false, &s), 0);
-        assert_string_equal(s, "vm-1 not ready: timed out after 30 s waiting for readiness (state registered); "
-                               "no agent has connected for this machine");
+        assert_string_equal(
+                s,
+                "vm-1 not ready: timed out after 30 s waiting for readiness (state registered); "
+                "no agent has connected for this machine");
         free(s);
 
         assert_int_equal(format_not_ready("vm-1", 504, timeout_seen, NULL, false, &s), 0);
@@ -174,10 +189,11 @@ static void test_machine_table(void **state) {
         char *s;
 
         assert_int_equal(format_machine_table(doc, false, &s), 0);
-        assert_string_equal(s,
-                            "MACHINE  STATE       TRANSPORT           BOOT       READY  REQUEST\n"
-                            "vm-a     ready       cid:42              3f2c0a1b  1.214s  req-1\n"
-                            "vm-b     registered  uds:/run/fc/b.sock  -              -  -\n");
+        assert_string_equal(
+                s,
+                "MACHINE  STATE       TRANSPORT           BOOT       READY  REQUEST\n"
+                "vm-a     ready       cid:42              3f2c0a1b  1.214s  req-1\n"
+                "vm-b     registered  uds:/run/fc/b.sock  -              -  -\n");
         free(s);
 
         json_auto_t *empty = parse("{\"machines\":[]}");
@@ -229,14 +245,10 @@ static void test_machine_details(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_timestamp),
-                cmocka_unit_test(test_log_records),
-                cmocka_unit_test(test_dropped_marker),
-                cmocka_unit_test(test_event_line),
-                cmocka_unit_test(test_ready_messages),
-                cmocka_unit_test(test_not_ready_messages),
-                cmocka_unit_test(test_machine_table),
-                cmocka_unit_test(test_machine_details),
+                cmocka_unit_test(test_timestamp),      cmocka_unit_test(test_log_records),
+                cmocka_unit_test(test_dropped_marker), cmocka_unit_test(test_event_line),
+                cmocka_unit_test(test_ready_messages), cmocka_unit_test(test_not_ready_messages),
+                cmocka_unit_test(test_machine_table),  cmocka_unit_test(test_machine_details),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

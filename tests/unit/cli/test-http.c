@@ -2,6 +2,7 @@
 /* The HTTP client and the wait-ready command against a scripted server on a Unix socket in a thread: what
  * goes over the wire, how NDJSON is cut into lines, how statuses become exit codes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -201,8 +201,8 @@ static void test_request_sends_body(void **state) {
         _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
         _cleanup_(http_response_done) HttpResponse resp = {};
 
-        assert_int_equal(http_request(c, "POST", "/v1/machines", "{\"machine_id\":\"vm-1\",\"cid\":3}", 10000, &resp),
-                         0);
+        assert_int_equal(
+                http_request(c, "POST", "/v1/machines", "{\"machine_id\":\"vm-1\",\"cid\":3}", 10000, &resp), 0);
         server_stop(&s);
 
         assert_int_equal(resp.status, 201);
@@ -235,9 +235,10 @@ static void test_connect_errors(void **state) {
 
         assert_int_equal(http_client_new("/nonexistent/tether/api.sock", NULL, &c), 0);
         assert_int_equal(http_request(c, "GET", "/healthz", NULL, 10000, &resp), -ENOENT);
-        assert_string_equal(http_client_error(c),
-                            "cannot connect to /nonexistent/tether/api.sock: No such file or directory "
-                            "(is tetherd running?)");
+        assert_string_equal(
+                http_client_error(c),
+                "cannot connect to /nonexistent/tether/api.sock: No such file or directory "
+                "(is tetherd running?)");
         assert_null(resp.body);
 
         /* A socket file nobody listens on. */
@@ -301,8 +302,8 @@ static int wait_ready_against(const char *response, char *ret_request, size_t re
         FakeServer s;
         server_start(&s, pieces, 1, false);
 
-        char *argv[] = { (char *) "tether", (char *) "--socket", s.path, (char *) "wait-ready", (char *) "vm-42",
-                         (char *) "--timeout", (char *) "2.5", NULL };
+        char *argv[] = { (char *) "tether", (char *) "--socket",  s.path,         (char *) "wait-ready",
+                         (char *) "vm-42",  (char *) "--timeout", (char *) "2.5", NULL };
         CliArgs args;
         assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
 
@@ -316,35 +317,48 @@ static int wait_ready_against(const char *response, char *ret_request, size_t re
         return code;
 }
 
-#define JSON_RESPONSE(status, body)                                                                             \
+#define JSON_RESPONSE(status, body) \
         "HTTP/1.1 " status "\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" body
 
 static void test_wait_ready_exit_codes_end_to_end(void **state) {
         char request[16384];
 
-        assert_int_equal(wait_ready_against(JSON_RESPONSE("200 OK", "{\"machine_id\":\"vm-42\",\"state\":\"ready\","
-                                                                    "\"ready\":{\"source\":\"sd_notify\","
-                                                                    "\"kernel_to_ready_ns\":1214000000}}"),
-                                            request, sizeof(request)),
-                         0);
+        assert_int_equal(
+                wait_ready_against(
+                        JSON_RESPONSE(
+                                "200 OK",
+                                "{\"machine_id\":\"vm-42\",\"state\":\"ready\","
+                                "\"ready\":{\"source\":\"sd_notify\","
+                                "\"kernel_to_ready_ns\":1214000000}}"),
+                        request,
+                        sizeof(request)),
+                0);
         assert_non_null(strstr(request, "GET /v1/machines/vm-42/ready?timeout=2.500 HTTP/1.1\r\n"));
 
-        assert_int_equal(wait_ready_against(JSON_RESPONSE("504 Gateway Timeout",
-                                                          "{\"error\":\"timed out after 2.5 s waiting for readiness\","
-                                                          "\"state\":\"registered\",\"agent_seen\":false}"),
-                                            request, sizeof(request)),
-                         1);
-        assert_int_equal(wait_ready_against(JSON_RESPONSE("409 Conflict",
-                                                          "{\"error\":\"exited before ready\","
-                                                          "\"state\":\"exited\",\"reason\":\"exit 3\"}"),
-                                            request, sizeof(request)),
-                         2);
-        assert_int_equal(wait_ready_against(JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}"), request,
-                                            sizeof(request)),
-                         3);
-        assert_int_equal(wait_ready_against(JSON_RESPONSE("500 Internal Server Error", "oops"), request,
-                                            sizeof(request)),
-                         3);
+        assert_int_equal(
+                wait_ready_against(
+                        JSON_RESPONSE(
+                                "504 Gateway Timeout",
+                                "{\"error\":\"timed out after 2.5 s waiting for readiness\","
+                                "\"state\":\"registered\",\"agent_seen\":false}"),
+                        request,
+                        sizeof(request)),
+                1);
+        assert_int_equal(
+                wait_ready_against(
+                        JSON_RESPONSE(
+                                "409 Conflict",
+                                "{\"error\":\"exited before ready\","
+                                "\"state\":\"exited\",\"reason\":\"exit 3\"}"),
+                        request,
+                        sizeof(request)),
+                2);
+        assert_int_equal(
+                wait_ready_against(
+                        JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}"), request, sizeof(request)),
+                3);
+        assert_int_equal(
+                wait_ready_against(JSON_RESPONSE("500 Internal Server Error", "oops"), request, sizeof(request)), 3);
         /* 200 with a body that is not JSON: not a readiness we can trust. */
         assert_int_equal(wait_ready_against(JSON_RESPONSE("200 OK", "ready!"), request, sizeof(request)), 3);
 }
@@ -368,11 +382,24 @@ static void test_register_body(void **state) {
         FakeServer s;
         server_start(&s, pieces, ELEMENTSOF(pieces), false);
 
-        char *argv[] = { (char *) "tether", (char *) "register", (char *) "vm-42", (char *) "--cid", (char *) "42",
-                         (char *) "--attr", (char *) "zone=eu-1", (char *) "--attr", (char *) "note=a=b",
-                         (char *) "--request-id", (char *) "req-1", (char *) "--service", (char *) "svc",
-                         (char *) "--ready", (char *) "milestone:db.ready", (char *) "--traceparent",
-                         (char *) "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NULL };
+        char *argv[] = { (char *) "tether",
+                         (char *) "register",
+                         (char *) "vm-42",
+                         (char *) "--cid",
+                         (char *) "42",
+                         (char *) "--attr",
+                         (char *) "zone=eu-1",
+                         (char *) "--attr",
+                         (char *) "note=a=b",
+                         (char *) "--request-id",
+                         (char *) "req-1",
+                         (char *) "--service",
+                         (char *) "svc",
+                         (char *) "--ready",
+                         (char *) "milestone:db.ready",
+                         (char *) "--traceparent",
+                         (char *) "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                         NULL };
         CliArgs args;
         assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
         _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
@@ -392,8 +419,9 @@ static void test_register_body(void **state) {
         assert_string_equal(json_string_value(json_object_get(j, "request_id")), "req-1");
         assert_string_equal(json_string_value(json_object_get(j, "service_name")), "svc");
         assert_string_equal(json_string_value(json_object_get(j, "ready_condition")), "milestone:db.ready");
-        assert_string_equal(json_string_value(json_object_get(j, "traceparent")),
-                            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_string_equal(
+                json_string_value(json_object_get(j, "traceparent")),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         json_t *attrs = json_object_get(j, "attributes");
         assert_int_equal(json_object_size(attrs), 2);
         assert_string_equal(json_string_value(json_object_get(attrs, "zone")), "eu-1");
@@ -407,8 +435,8 @@ static void test_register_conflict_fails(void **state) {
         FakeServer s;
         server_start(&s, pieces, ELEMENTSOF(pieces), false);
 
-        char *argv[] = { (char *) "tether", (char *) "register", (char *) "vm-42", (char *) "--uds",
-                         (char *) "/run/v.sock", NULL };
+        char *argv[] = { (char *) "tether", (char *) "register",    (char *) "vm-42",
+                         (char *) "--uds",  (char *) "/run/v.sock", NULL };
         CliArgs args;
         assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
         _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
@@ -427,8 +455,15 @@ static void test_register_conflict_fails(void **state) {
 
 /* Runs tether with argv against a server answering pieces; returns the exit code, what went to stdout and the
  * request the server saw. */
-static int run_captured(char **argv, int argc, const char *const *pieces, size_t n_pieces, char *ret_stdout,
-                        size_t stdout_size, char *ret_request, size_t request_size) {
+static int run_captured(
+        char **argv,
+        int argc,
+        const char *const *pieces,
+        size_t n_pieces,
+        char *ret_stdout,
+        size_t stdout_size,
+        char *ret_request,
+        size_t request_size) {
         FakeServer s;
         server_start(&s, pieces, n_pieces, false);
 
@@ -469,28 +504,51 @@ static void test_logs_end_to_end(void **state) {
                 "not json\n{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n",
                 "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n",
         };
-        char *argv[] = { (char *) "tether", (char *) "logs", (char *) "vm-1", (char *) "-f", (char *) "--stream",
-                         (char *) "stdout,stderr,kmsg", NULL };
+        char *argv[] = { (char *) "tether",
+                         (char *) "logs",
+                         (char *) "vm-1",
+                         (char *) "-f",
+                         (char *) "--stream",
+                         (char *) "stdout,stderr,kmsg",
+                         NULL };
         char out[4096], request[16384];
 
-        assert_int_equal(run_captured(argv, (int) ELEMENTSOF(argv) - 1, pieces, ELEMENTSOF(pieces), out, sizeof(out),
-                                      request, sizeof(request)),
-                         0);
+        assert_int_equal(
+                run_captured(
+                        argv,
+                        (int) ELEMENTSOF(argv) - 1,
+                        pieces,
+                        ELEMENTSOF(pieces),
+                        out,
+                        sizeof(out),
+                        request,
+                        sizeof(request)),
+                0);
         assert_non_null(strstr(request, "GET /v1/machines/vm-1/logs?follow=1&stream=stdout,stderr,kmsg HTTP/1.1\r\n"));
         /* The line that is not JSON is reported on stderr and skipped. */
         assert_string_equal(out, "first\nstderr: second\n-- 1 records (5 bytes) dropped: evicted --\nkmsg: third\n");
 
         /* --json passes the records through untouched. */
         char *argv_json[] = { (char *) "tether", (char *) "--json", (char *) "logs", (char *) "vm-1", NULL };
-        assert_int_equal(run_captured(argv_json, (int) ELEMENTSOF(argv_json) - 1, pieces, ELEMENTSOF(pieces), out,
-                                      sizeof(out), request, sizeof(request)),
-                         0);
+        assert_int_equal(
+                run_captured(
+                        argv_json,
+                        (int) ELEMENTSOF(argv_json) - 1,
+                        pieces,
+                        ELEMENTSOF(pieces),
+                        out,
+                        sizeof(out),
+                        request,
+                        sizeof(request)),
+                0);
         assert_non_null(strstr(request, "GET /v1/machines/vm-1/logs HTTP/1.1\r\n"));
-        assert_string_equal(out, "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n"
-                                 "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n"
-                                 "not json\n"
-                                 "{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n"
-                                 "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n");
+        assert_string_equal(
+                out,
+                "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n"
+                "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n"
+                "not json\n"
+                "{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n"
+                "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n");
 }
 
 static void test_logs_unknown_machine(void **state) {
@@ -499,23 +557,40 @@ static void test_logs_unknown_machine(void **state) {
         char out[4096], request[16384];
 
         /* The error body is not printed as log lines, and the command fails. */
-        assert_int_equal(run_captured(argv, (int) ELEMENTSOF(argv) - 1, pieces, ELEMENTSOF(pieces), out, sizeof(out),
-                                      request, sizeof(request)),
-                         1);
+        assert_int_equal(
+                run_captured(
+                        argv,
+                        (int) ELEMENTSOF(argv) - 1,
+                        pieces,
+                        ELEMENTSOF(pieces),
+                        out,
+                        sizeof(out),
+                        request,
+                        sizeof(request)),
+                1);
         assert_string_equal(out, "");
 }
 
 static void test_events_end_to_end(void **state) {
         static const char *const pieces[] = {
-                HEADER_200_STREAM "{\"machine_id\":\"vm-1\",\"node_id\":\"n\",\"transition\":\"exited\","
-                                  "\"time_unix_ns\":0,\"code\":3}\n",
+                HEADER_200_STREAM
+                "{\"machine_id\":\"vm-1\",\"node_id\":\"n\",\"transition\":\"exited\","
+                "\"time_unix_ns\":0,\"code\":3}\n",
         };
         char *argv[] = { (char *) "tether", (char *) "events", (char *) "--machine", (char *) "vm-1", NULL };
         char out[4096], request[16384];
 
-        assert_int_equal(run_captured(argv, (int) ELEMENTSOF(argv) - 1, pieces, ELEMENTSOF(pieces), out, sizeof(out),
-                                      request, sizeof(request)),
-                         0);
+        assert_int_equal(
+                run_captured(
+                        argv,
+                        (int) ELEMENTSOF(argv) - 1,
+                        pieces,
+                        ELEMENTSOF(pieces),
+                        out,
+                        sizeof(out),
+                        request,
+                        sizeof(request)),
+                0);
         assert_non_null(strstr(request, "GET /v1/events?machine_id=vm-1 HTTP/1.1\r\n"));
         assert_string_equal(out, "1970-01-01 00:00:00.000  vm-1          exited        code=3\n");
 }

@@ -56,7 +56,11 @@ static void test_sanitize(void **state) {
         free(s);
 
         /* C1 CSI (U+009B) acts like ESC [ on some terminals. */
-        s = terminal_sanitize("x\xc2\x9b" "31my", false, false);
+        s = terminal_sanitize(
+                "x\xc2\x9b"
+                "31my",
+                false,
+                false);
         assert_string_equal(s, "x\\x9b31my");
         free(s);
 
@@ -106,21 +110,18 @@ static void test_table(void **state) {
         assert_int_equal(table_n_rows(t), 3);
 
         assert_int_equal(table_format(t, &text), 0);
-        assert_string_equal(text,
-                            "NAME         N  NOTE\n"
-                            "alpha        1  x\n"
-                            "b\u00e9        1000  -\n"
-                            "evil\\x1b     7  y\n");
+        assert_string_equal(
+                text,
+                "NAME         N  NOTE\n"
+                "alpha        1  x\n"
+                "b\u00e9        1000  -\n"
+                "evil\\x1b     7  y\n");
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_locale),
-                cmocka_unit_test(test_width),
-                cmocka_unit_test(test_display_width),
-                cmocka_unit_test(test_sanitize),
-                cmocka_unit_test(test_truncate),
-                cmocka_unit_test(test_table),
+                cmocka_unit_test(test_locale),   cmocka_unit_test(test_width),    cmocka_unit_test(test_display_width),
+                cmocka_unit_test(test_sanitize), cmocka_unit_test(test_truncate), cmocka_unit_test(test_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,11 +95,11 @@ static void assert_row_times(const char *row, const char *offset, const char *du
 }
 
 typedef struct BarShape {
-        size_t cells;     /* display cells of the bar */
-        size_t eighths;   /* covered, in eighths of a cell */
-        size_t first;     /* first covered cell, or cells if none */
-        size_t partials;  /* eighth-block glyphs */
-        size_t full;      /* full cells ('█' or '#') */
+        size_t cells;    /* display cells of the bar */
+        size_t eighths;  /* covered, in eighths of a cell */
+        size_t first;    /* first covered cell, or cells if none */
+        size_t partials; /* eighth-block glyphs */
+        size_t full;     /* full cells ('█' or '#') */
 } BarShape;
 
 static BarShape shape_of(const char *bar) {
@@ -144,13 +144,16 @@ static void test_header_and_events(void **state) {
         _cleanup_free_ char *text = render("boot.json", 120, false);
 
         /* First line: trace id, machine, short boot id, clock bound from the root's tether.clock.error_ns. */
-        const char *header = "trace 4bf92f3577b34da6a3ce929d0e0e4736  machine vm-42  boot 3f2c0a1b\u2026  "
-                             "clock \u00b1120.0\u00b5s\n";
+        const char *header =
+                "trace 4bf92f3577b34da6a3ce929d0e0e4736  machine vm-42  boot 3f2c0a1b\u2026  "
+                "clock \u00b1120.0\u00b5s\n";
         assert_true(strncmp(text, header, strlen(header)) == 0);
 
         /* Events by time (the fixture lists mounts.done first), offsets from the trace start. */
-        assert_non_null(strstr(text, "events: init.start +412.0ms, mounts.done +430.0ms, workload.exec +443.0ms, "
-                                     "ready +1.210s\n"));
+        assert_non_null(
+                strstr(text,
+                       "events: init.start +412.0ms, mounts.done +430.0ms, workload.exec +443.0ms, "
+                       "ready +1.210s\n"));
 
         /* Axis from 0 to the trace length. */
         assert_non_null(strstr(text, "|0 "));
@@ -206,11 +209,8 @@ static void test_bars_proportional(void **state) {
                 const char *name;
                 double start, end; /* seconds */
         } expect[] = {
-                { "machine.boot", 0, 1.210 },
-                { "kernel", 0, 0.412 },
-                { "init", 0.412, 0.443 },
-                { "workload.start", 0.443, 1.210 },
-                { "db.migrate", 0.5, 0.7 },
+                { "machine.boot", 0, 1.210 },       { "kernel", 0, 0.412 },     { "init", 0.412, 0.443 },
+                { "workload.start", 0.443, 1.210 }, { "db.migrate", 0.5, 0.7 },
         };
         size_t width = 0;
 
@@ -346,9 +346,19 @@ static void test_narrow_terminal(void **state) {
 }
 
 static void test_hostile_names(void **state) {
-        json_auto_t *doc = json_pack("{s:s, s:[{s:s, s:s, s:I, s:I}]}", "trace_id", "t\x1b[2Jx", "spans", "name",
-                                     "evil\x1b]0;pwned\x07name", "span_id", "01", "start_unix_ns", (json_int_t) 10,
-                                     "end_unix_ns", (json_int_t) 20);
+        json_auto_t *doc = json_pack(
+                "{s:s, s:[{s:s, s:s, s:I, s:I}]}",
+                "trace_id",
+                "t\x1b[2Jx",
+                "spans",
+                "name",
+                "evil\x1b]0;pwned\x07name",
+                "span_id",
+                "01",
+                "start_unix_ns",
+                (json_int_t) 10,
+                "end_unix_ns",
+                (json_int_t) 20);
         WaterfallOptions o = { .width = 80, .boot_id = "\x1b[31mred", .clock_error_ns = 0 };
         _cleanup_free_ char *text = NULL;
 
@@ -381,11 +391,31 @@ static void test_invalid_documents(void **state) {
 
 static void test_parent_cycle(void **state) {
         /* Spans that name each other as parents must not loop forever or vanish. */
-        json_auto_t *doc = json_pack("{s:s, s:[{s:s, s:s, s:s, s:I, s:I}, {s:s, s:s, s:s, s:I, s:I}]}", "trace_id",
-                                     "c", "spans", "name", "a", "span_id", "1", "parent_span_id", "2",
-                                     "start_unix_ns", (json_int_t) 0, "end_unix_ns", (json_int_t) 10, "name", "b",
-                                     "span_id", "2", "parent_span_id", "1", "start_unix_ns", (json_int_t) 5,
-                                     "end_unix_ns", (json_int_t) 10);
+        json_auto_t *doc = json_pack(
+                "{s:s, s:[{s:s, s:s, s:s, s:I, s:I}, {s:s, s:s, s:s, s:I, s:I}]}",
+                "trace_id",
+                "c",
+                "spans",
+                "name",
+                "a",
+                "span_id",
+                "1",
+                "parent_span_id",
+                "2",
+                "start_unix_ns",
+                (json_int_t) 0,
+                "end_unix_ns",
+                (json_int_t) 10,
+                "name",
+                "b",
+                "span_id",
+                "2",
+                "parent_span_id",
+                "1",
+                "start_unix_ns",
+                (json_int_t) 5,
+                "end_unix_ns",
+                (json_int_t) 10);
         WaterfallOptions o = { .width = 80, .clock_error_ns = -1 };
         _cleanup_free_ char *text = NULL;
 
@@ -406,9 +436,20 @@ static void test_deep_chain(void **state) {
                 snprintf(id, sizeof(id), "%016x", i + 1);
                 snprintf(parent, sizeof(parent), "%016x", i);
                 snprintf(name, sizeof(name), "s%d", i);
-                json_array_append_new(spans, json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", name, "span_id", id,
-                                                       "parent_span_id", parent, "start_unix_ns", (json_int_t) i,
-                                                       "end_unix_ns", (json_int_t) 10000));
+                json_array_append_new(
+                        spans,
+                        json_pack(
+                                "{s:s, s:s, s:s, s:I, s:I}",
+                                "name",
+                                name,
+                                "span_id",
+                                id,
+                                "parent_span_id",
+                                parent,
+                                "start_unix_ns",
+                                (json_int_t) i,
+                                "end_unix_ns",
+                                (json_int_t) 10000));
         }
         json_auto_t *doc = json_pack("{s:s, s:O}", "trace_id", "deep", "spans", spans);
         WaterfallOptions o = { .width = 100, .clock_error_ns = -1 };
@@ -425,18 +466,12 @@ static void test_deep_chain(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_header_and_events),
-                cmocka_unit_test(test_offsets_and_durations),
-                cmocka_unit_test(test_nesting_and_order),
-                cmocka_unit_test(test_bars_proportional),
-                cmocka_unit_test(test_bar_partials),
-                cmocka_unit_test(test_minimum_mark),
-                cmocka_unit_test(test_open_span),
-                cmocka_unit_test(test_ascii),
-                cmocka_unit_test(test_narrow_terminal),
-                cmocka_unit_test(test_hostile_names),
-                cmocka_unit_test(test_invalid_documents),
-                cmocka_unit_test(test_parent_cycle),
+                cmocka_unit_test(test_header_and_events), cmocka_unit_test(test_offsets_and_durations),
+                cmocka_unit_test(test_nesting_and_order), cmocka_unit_test(test_bars_proportional),
+                cmocka_unit_test(test_bar_partials),      cmocka_unit_test(test_minimum_mark),
+                cmocka_unit_test(test_open_span),         cmocka_unit_test(test_ascii),
+                cmocka_unit_test(test_narrow_terminal),   cmocka_unit_test(test_hostile_names),
+                cmocka_unit_test(test_invalid_documents), cmocka_unit_test(test_parent_cycle),
                 cmocka_unit_test(test_deep_chain),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
