@@ -797,7 +797,7 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
                         &req->timer,
                         CLOCK_MONOTONIC,
                         (uint64_t) (req->timeout_s * USEC_PER_SEC),
-                        0,
+                        USEC_PER_MSEC, /* not 0: that would be 250 ms of slack */
                         on_waiter_timeout,
                         req);
                 if (r < 0)
@@ -1108,7 +1108,9 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
         }
         r = sd_event_add_io(a->event, &d->io, info->epoll_fd, EPOLLIN, on_daemon_io, d);
         if (r >= 0)
-                r = sd_event_add_time_relative(a->event, &d->timer, CLOCK_MONOTONIC, 0, 0, on_daemon_timer, d);
+                /* Accuracy 1 µs, not 0: 0 means sd-event's default slack of 250 ms, and this timer is what runs MHD
+                 * for a connection resumed by a Ready, i.e. the readiness answer itself. */
+                r = sd_event_add_time_relative(a->event, &d->timer, CLOCK_MONOTONIC, 0, 1, on_daemon_timer, d);
         if (r < 0) {
                 daemon_free(d);
                 return r;

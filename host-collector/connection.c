@@ -131,7 +131,8 @@ static void connection_after_input(Connection *c) {
         int r;
 
         if (s->state == SESSION_ACTIVE && !c->probe_timer) {
-                r = sd_event_add_time_relative(c->event, &c->probe_timer, CLOCK_MONOTONIC, 0, 0, on_probe_timer, c);
+                r = sd_event_add_time_relative(
+                        c->event, &c->probe_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_probe_timer, c);
                 if (r < 0)
                         log_warning_errno(r, "Failed to start clock probes for %s: %m", c->peer);
         }
@@ -267,8 +268,10 @@ int connection_new(
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+        /* Accuracies are explicit everywhere: 0 would mean sd-event's default slack of 250 ms, which delays
+         * acks (and so fills the agent's replay buffer) and clock probes. */
         r = sd_event_add_time_relative(
-                e, &c->ack_timer, CLOCK_MONOTONIC, CONNECTION_ACK_DELAY_USEC, 0, on_ack_timer, c);
+                e, &c->ack_timer, CLOCK_MONOTONIC, CONNECTION_ACK_DELAY_USEC, USEC_PER_MSEC, on_ack_timer, c);
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_OFF);
