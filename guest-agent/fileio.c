@@ -83,30 +83,6 @@ int write_all(int fd, const void *buf, size_t len) {
         return 0;
 }
 
-int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-
-        char *slash = strrchr(copy, '/');
-        if (!slash || slash == copy)
-                return 0;
-        *slash = '\0';
-
-        for (char *p = copy + 1;; p++) {
-                if (*p != '/' && *p != '\0')
-                        continue;
-                char saved = *p;
-                *p = '\0';
-                if (mkdir(copy, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *p = saved;
-                if (!saved)
-                        break;
-        }
-        return 0;
-}
-
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode) {
         int r = mkdir_parents(path, 0755);
         if (r < 0)

@@ -25,6 +25,7 @@
 #include "macro.h"
 #include "render.h"
 #include "server.h"
+#include "socket-util.h"
 #include "stitch.h"
 #include "time-util.h"
 #include "utf8.h"
@@ -1120,58 +1121,12 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
         return 0;
 }
 
-static int mkdir_parents_of(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-
-        if (!p)
-                return -ENOMEM;
-        char *slash = strrchr(p, '/');
-        if (!slash || slash == p)
-                return 0;
-        *slash = '\0';
-        for (char *s = p + 1;; s++) {
-                if (*s != '/' && *s != '\0')
-                        continue;
-                char c = *s;
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = c;
-                if (c == '\0')
-                        break;
-        }
-        return 0;
-}
-
 int api_listen_unix(Api *a, const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct stat st;
-        int r;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        r = mkdir_parents_of(path);
-        if (r < 0)
-                return r;
-        if (lstat(path, &st) >= 0) {
-                if (!S_ISSOCK(st.st_mode))
-                        return -EEXIST;
-                (void) unlink(path);
-        }
-
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
         /* Registering machines decides which guests may speak for which machine: owner and group only. */
-        if (chmod(path, 0660) < 0 || listen(fd, SOMAXCONN) < 0) {
-                r = -errno;
-                (void) unlink(path);
-                return r;
-        }
-        r = api_add_daemon(a, TAKE_FD(fd), path);
+        int fd = unix_stream_listen(path, 0660);
+        if (fd < 0)
+                return fd;
+        int r = api_add_daemon(a, fd, path);
         if (r < 0)
                 (void) unlink(path);
         return r;

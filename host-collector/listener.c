@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "socket-util.h"
 
 /* Accepting is cheap, but a flood of connections must not starve established sessions. */
 #define ACCEPTS_PER_WAKEUP 16
@@ -131,29 +132,6 @@ int listener_new_vsock(
         return 0;
 }
 
-static int mkdir_parents_of(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        char *slash;
-
-        if (!p)
-                return -ENOMEM;
-        slash = strrchr(p, '/');
-        if (!slash || slash == p)
-                return 0;
-        *slash = '\0';
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 int listener_new_unix(
         sd_event *e,
         const char *path,
@@ -161,50 +139,30 @@ int listener_new_unix(
         ListenerErrorHandler on_error,
         void *userdata,
         Listener **ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct stat st;
         int r;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-
-        r = mkdir_parents_of(path);
-        if (r < 0)
-                return r;
-        if (lstat(path, &st) >= 0) {
-                /* Left over from a previous run (or a crashed VMM): a socket file nobody listens on. */
-                if (!S_ISSOCK(st.st_mode))
-                        return -EEXIST;
-                if (unlink(path) < 0 && errno != ENOENT)
-                        return -errno;
-        }
 
         Listener *l = listener_alloc(on_accept, on_error, userdata);
         if (!l)
                 return -ENOMEM;
-        if (!(l->path = strdup(path)) || asprintf(&l->description, "unix:%s", path) < 0) {
+        if (asprintf(&l->description, "unix:%s", path) < 0) {
                 l->description = NULL;
                 listener_free(l);
                 return -ENOMEM;
         }
-        l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        /* l->path stays unset until the socket exists: never unlink someone else's file. */
+        l->fd = unix_stream_listen(path, 0);
         if (l->fd < 0) {
-                r = -errno;
-                free(l->path);
-                l->path = NULL; /* nothing was created: do not unlink someone else's file */
+                r = l->fd;
                 listener_free(l);
                 return r;
         }
-        if (bind(l->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                r = -errno;
-                free(l->path);
-                l->path = NULL;
+        if (!(l->path = strdup(path))) {
+                (void) unlink(path);
                 listener_free(l);
-                return r;
+                return -ENOMEM;
         }
-        if (listen(l->fd, SOMAXCONN) < 0 || (r = listener_attach(l, e)) < 0) {
-                r = r < 0 ? r : -errno;
+        r = listener_attach(l, e);
+        if (r < 0) {
                 listener_free(l);
                 return r;
         }

@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <sys/types.h>
+
+/* Creates a listening, non-blocking, close-on-exec Unix stream socket at path: creates missing parent
+ * directories, replaces a stale socket file (a file of another type there is -EEXIST), and applies mode
+ * (0 keeps the umask's). Returns the fd, -ENAMETOOLONG, -EEXIST or -errno; nothing is left at path on failure. */
+int unix_stream_listen(const char *path, mode_t mode);

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/* mkdir_parents() and unix_stream_listen(): the listening sockets tetherd creates for its API and for every
+ * machine registered with a hybrid-vsock path. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fs-util.h"
+#include "macro.h"
+#include "socket-util.h"
+
+static char dir[] = "/tmp/tether-test-socket-util.XXXXXX";
+
+static int setup(void **state) {
+        return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_mkdir_parents(void **state) {
+        char path[PATH_MAX], sub[PATH_MAX];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/a/b/c/file", dir);
+        assert_int_equal(mkdir_parents(path, 0700), 0);
+        snprintf(sub, sizeof(sub), "%s/a/b/c", dir);
+        assert_int_equal(stat(sub, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 0777, 0700);
+        /* The last component is the file's own name: not created. */
+        assert_int_equal(stat(path, &st), -1);
+        /* Existing directories are fine. */
+        assert_int_equal(mkdir_parents(path, 0700), 0);
+
+        /* A regular file where a directory should be. */
+        snprintf(path, sizeof(path), "%s/plain", dir);
+        int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        snprintf(path, sizeof(path), "%s/plain/x/y", dir);
+        assert_int_equal(mkdir_parents(path, 0755), -ENOTDIR);
+
+        assert_int_equal(mkdir_parents("relative-name", 0755), 0);
+}
+
+static void test_listen_connect_and_mode(void **state) {
+        char path[PATH_MAX];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/run/vm_4817", dir);
+        _cleanup_close_ int fd = unix_stream_listen(path, 0660);
+        assert_true(fd >= 0);
+        assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+        assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(st.st_mode & 0777, 0660);
+
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        strcpy(sa.sun_path, path);
+        _cleanup_close_ int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(connect(c, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        _cleanup_close_ int a = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(a >= 0);
+}
+
+static void test_stale_socket_replaced(void **state) {
+        char path[PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s/stale_4817", dir);
+        int first = unix_stream_listen(path, 0);
+        assert_true(first >= 0);
+        close(first); /* the socket file stays: a previous run that died */
+
+        _cleanup_close_ int second = unix_stream_listen(path, 0);
+        assert_true(second >= 0);
+}
+
+static void test_refuses_other_files_and_long_paths(void **state) {
+        char path[PATH_MAX];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+        int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(unix_stream_listen(path, 0), -EEXIST);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISREG(st.st_mode)); /* not ours to delete */
+
+        char longpath[sizeof(((struct sockaddr_un *) NULL)->sun_path) + 8];
+        memset(longpath, 'x', sizeof(longpath) - 1);
+        longpath[0] = '/';
+        longpath[sizeof(longpath) - 1] = '\0';
+        assert_int_equal(unix_stream_listen(longpath, 0), -ENAMETOOLONG);
+        assert_int_equal(unix_stream_listen("", 0), -ENAMETOOLONG);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_mkdir_parents),
+                cmocka_unit_test(test_listen_connect_and_mode),
+                cmocka_unit_test(test_stale_socket_replaced),
+                cmocka_unit_test(test_refuses_other_files_and_long_paths),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
