@@ -55,3 +55,23 @@ int log_stream_from_string(const char *s) {
                         return i;
         return -EINVAL;
 }
+
+static const char *const export_signal_names[_EXPORT_SIGNAL_MAX] = {
+        [EXPORT_SIGNAL_TRACES] = "traces",
+        [EXPORT_SIGNAL_LOGS] = "logs",
+        [EXPORT_SIGNAL_METRICS] = "metrics",
+};
+
+static const char *const export_drop_reason_names[_EXPORT_DROP_REASON_MAX] = {
+        [EXPORT_DROP_QUEUE_FULL] = "queue_full", [EXPORT_DROP_SPOOL_FULL] = "spool_full",
+        [EXPORT_DROP_REJECTED] = "rejected",     [EXPORT_DROP_PARTIAL] = "partial_success",
+        [EXPORT_DROP_ENCODE] = "encode_failed",  [EXPORT_DROP_SHUTDOWN] = "shutdown",
+};
+
+const char *export_signal_to_string(ExportSignal s) {
+        return (unsigned) s < _EXPORT_SIGNAL_MAX ? export_signal_names[s] : "unknown";
+}
+
+const char *export_drop_reason_to_string(ExportDropReason r) {
+        return (unsigned) r < _EXPORT_DROP_REASON_MAX ? export_drop_reason_names[r] : "unknown";
+}

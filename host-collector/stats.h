@@ -40,6 +40,37 @@ typedef enum CloseReason {
         _CLOSE_REASON_MAX,
 } CloseReason;
 
+/* What the OTLP exporter sends. */
+typedef enum ExportSignal {
+        EXPORT_SIGNAL_TRACES,
+        EXPORT_SIGNAL_LOGS,
+        EXPORT_SIGNAL_METRICS,
+        _EXPORT_SIGNAL_MAX,
+} ExportSignal;
+
+/* Why exported items (spans, log records, data points) never reached the backend. */
+typedef enum ExportDropReason {
+        EXPORT_DROP_QUEUE_FULL, /* the bounded in-memory queue overflowed (and no spool took them) */
+        EXPORT_DROP_SPOOL_FULL, /* the on-disk spool reached its bound */
+        EXPORT_DROP_REJECTED,   /* the backend refused the request (400 and other non-retryable codes) */
+        EXPORT_DROP_PARTIAL,    /* the backend accepted the request but rejected these items (partial_success) */
+        EXPORT_DROP_ENCODE,     /* could not be encoded (too large, out of memory) */
+        EXPORT_DROP_SHUTDOWN,   /* still queued at exit with no spool to keep them */
+        _EXPORT_DROP_REASON_MAX,
+} ExportDropReason;
+
+/* Filled by the OTLP exporter, read by /metrics. Counters only grow; the gauges are current values. */
+typedef struct ExportStats {
+        uint64_t requests[_EXPORT_SIGNAL_MAX]; /* export requests the backend accepted */
+        uint64_t failures[_EXPORT_SIGNAL_MAX]; /* failed attempts, each retry counted */
+        uint64_t items[_EXPORT_SIGNAL_MAX];    /* items delivered */
+        uint64_t bytes[_EXPORT_SIGNAL_MAX];    /* request bytes on the wire (after compression) */
+        uint64_t dropped[_EXPORT_SIGNAL_MAX][_EXPORT_DROP_REASON_MAX]; /* items lost, by reason */
+        uint64_t queue_bytes;                                          /* gauge: bytes waiting in memory */
+        uint64_t spool_bytes;                                          /* gauge: bytes waiting on disk */
+        uint64_t last_success_unix_ns[_EXPORT_SIGNAL_MAX];             /* gauge: 0 = never */
+} ExportStats;
+
 /* Indexed by Tether__LogStream (0 = unspecified, never stored). */
 #define STATS_LOG_STREAMS 5
 
@@ -63,11 +94,15 @@ typedef struct Stats {
         uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;
         uint64_t api_requests;
+
+        ExportStats export;
 } Stats;
 
 const char *drop_reason_to_string(DropReason r);
 const char *refuse_reason_to_string(RefuseReason r);
 const char *close_reason_to_string(CloseReason r);
 const char *log_stream_to_string(int stream);
+const char *export_signal_to_string(ExportSignal s);
+const char *export_drop_reason_to_string(ExportDropReason r);
 /* Returns the Tether__LogStream value, or -EINVAL. */
 int log_stream_from_string(const char *s);
