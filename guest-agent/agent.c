@@ -42,6 +42,8 @@ extern char **environ;
 #define OUTPUT_FINAL_READ_BUDGET (1024u * 1024u)
 #define KMSG_RECORDS_PER_WAKEUP 256u
 #define NOTIFY_DATAGRAMS_PER_WAKEUP 64u
+/* After the workload's death: what its notify socket holds, up to Linux's default datagram queue length. */
+#define NOTIFY_FINAL_DATAGRAMS 512u
 #define MAX_USER_MILESTONES 1024u
 
 typedef struct Agent Agent;
@@ -268,8 +270,8 @@ static void handle_notify_message(Agent *a, const NotifyMessage *m, uint64_t now
                 set_ready(a, m->from_cli ? "notify" : "sd_notify", m->status ?: a->last_status);
 }
 
-static void notify_read(Agent *a, uint64_t now) {
-        for (unsigned i = 0; i < NOTIFY_DATAGRAMS_PER_WAKEUP; i++) {
+static void notify_read(Agent *a, unsigned budget, uint64_t now) {
+        for (unsigned i = 0; i < budget && a->notify_fd >= 0; i++) {
                 int n = notify_socket_receive(a->notify_fd, a->read_buf, READ_BUFFER_SIZE);
                 if (n == -EAGAIN)
                         return;
@@ -384,6 +386,10 @@ static void finalize_exit(Agent *a, uint64_t now) {
 static void workload_exited(Agent *a, int status, uint64_t now) {
         a->workload_alive = false;
         a->workload_status = status;
+
+        /* A READY=1 (or milestone) sent just before the exit may still be queued when SIGCHLD is handled: it
+         * happened before the exit, so it is recorded before it. */
+        notify_read(a, NOTIFY_FINAL_DATAGRAMS, now);
 
         /* Everything the workload wrote comes before its Exit. A grandchild may hold the pipes open: take what
          * is there, no more. */
@@ -638,6 +644,7 @@ static void handle_timers(Agent *a, uint64_t now) {
         }
 
         if (a->phase == PHASE_EXIT_GRACE && now >= a->grace_deadline) {
+                notify_read(a, NOTIFY_FINAL_DATAGRAMS, now);
                 if (a->kmsg.fd >= 0)
                         kmsg_read(a, now);
                 finalize_exit(a, now_boottime());
@@ -707,7 +714,7 @@ static int run_loop(Agent *a) {
                                 transport_handle_io(a->transport, fds[i].revents, now);
                                 break;
                         case POLL_NOTIFY:
-                                notify_read(a, now);
+                                notify_read(a, NOTIFY_DATAGRAMS_PER_WAKEUP, now);
                                 break;
                         case POLL_KMSG:
                                 if (a->kmsg.fd >= 0)

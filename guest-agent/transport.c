@@ -371,11 +371,11 @@ static void handle_welcome(Transport *t, const Tether__Welcome *w, uint64_t now)
         memcpy(t->session_id, w->session_id.data, w->session_id.len); /* validated: at most 64 bytes */
         t->session_id_len = w->session_id.len;
 
+        /* Frees what tetherd holds, reports what it lost (records dropped after they were sent), rewinds. */
         bool clamped;
-        size_t freed = replay_ack(t->replay, w->acked_seq, &clamped);
+        size_t freed = replay_welcome(t->replay, w->acked_seq, &clamped);
         if (clamped)
                 t->stats.clamped_acks++;
-        replay_rewind(t->replay);
 
         uint32_t hb = w->limits && w->limits->heartbeat_interval_ms ? w->limits->heartbeat_interval_ms :
                                                                       TRANSPORT_HEARTBEAT_DEFAULT_MS;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -272,6 +273,14 @@ static void test_sent_log_dropped_is_not_modified(void **state) {
                 envelope_free(e);
         }
         assert_int_equal(seen, n_notices);
+
+        /* The first logs were dropped after they were sent: not reported yet, the host may have them. A
+         * reconnect whose Welcome says the host has nothing settles it: they are lost, and reported. */
+        assert_true(st2.unsettled_records > 0);
+        assert_int_equal(st2.unsettled_records, st2.sent_drops);
+        replay_welcome(r, 0, NULL);
+        replay_get_stats(r, &st2);
+        assert_int_equal(st2.unsettled_records, 0);
         check_continuity(r, replay_last_seq(r), log_len, is_log);
         replay_free(r);
 }
@@ -321,6 +330,481 @@ static void test_bound_holds_for_logs(void **state) {
         replay_free(r);
 }
 
+/* A tetherd that stores records in order (a duplicate or a seq below its last is ignored) and remembers
+ * what the LogDropped records it got say. */
+#define MAX_SEQ 65536u
+
+typedef struct FakeHost {
+        uint64_t last; /* highest seq stored: what its Acks and Welcomes say */
+        bool stored[MAX_SEQ];
+        bool explained[MAX_SEQ];
+        uint64_t dropped_records, dropped_bytes, notices;
+} FakeHost;
+
+/* What the agent appended: Log data bytes per seq (merged Logs add up in their record's seq). */
+typedef struct Appended {
+        bool is_log[MAX_SEQ];
+        uint64_t bytes[MAX_SEQ];
+} Appended;
+
+static void host_store(FakeHost *h, const Tether__Envelope *e) {
+        assert_true(e->seq < MAX_SEQ);
+        if (e->seq <= h->last)
+                return;
+        h->last = e->seq;
+        h->stored[e->seq] = true;
+        if (e->msg_case != TETHER__ENVELOPE__MSG_LOG_DROPPED)
+                return;
+        const Tether__LogDropped *d = e->log_dropped;
+        assert_true(d->records > 0);
+        assert_true(d->first_seq <= d->last_seq);
+        assert_true(d->last_seq < e->seq); /* explains only what came before it */
+        h->dropped_records += d->records;
+        h->dropped_bytes += d->bytes;
+        h->notices++;
+        for (uint64_t s = d->first_seq; s <= d->last_seq; s++)
+                h->explained[s] = true;
+}
+
+/* The sender takes up to n records; the host stores the first `delivered` of them, the others are lost
+ * with the connection. Returns how many were taken. */
+static size_t transfer(Replay *r, FakeHost *h, size_t n, size_t delivered) {
+        size_t i;
+        for (i = 0; i < n; i++) {
+                Tether__Envelope *e = next_envelope(r);
+                if (!e)
+                        break;
+                if (i < delivered)
+                        host_store(h, e);
+                envelope_free(e);
+        }
+        return i;
+}
+
+static uint64_t put_log(Replay *r, Appended *a, const char *data, size_t len, uint64_t boottime) {
+        Tether__Log l = TETHER__LOG__INIT;
+        l.stream = TETHER__LOG_STREAM__LOG_STREAM_STDOUT;
+        l.source = (char *) "workload";
+        l.boottime_ns = boottime;
+        l.data.data = (uint8_t *) data;
+        l.data.len = len;
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_LOG;
+        e.log = &l;
+        uint64_t seq = 0;
+        assert_int_equal(replay_append(r, &e, &seq), 0);
+        assert_true(seq > 0 && seq < MAX_SEQ);
+        a->is_log[seq] = true;
+        a->bytes[seq] += len;
+        return seq;
+}
+
+/* A record of len bytes that never merges (no newline at its end). */
+static uint64_t put_blob(Replay *r, Appended *a, size_t len) {
+        char data[1024];
+        assert_true(len <= sizeof(data));
+        memset(data, 'x', len);
+        return put_log(r, a, data, len, 1);
+}
+
+/* Reconnects and delivers everything, then checks what the host has against what was appended: every seq it
+ * lacks is a Log that a LogDropped names, and the LogDropped records add up to exactly what it lacks. */
+static void host_finish_and_check(Replay *r, FakeHost *h, const Appended *a, bool exact) {
+        replay_welcome(r, h->last, NULL);
+        while (transfer(r, h, 64, 64) > 0)
+                ;
+        replay_ack(r, h->last, NULL);
+        assert_true(replay_is_empty(r));
+
+        uint64_t missing = 0, missing_bytes = 0;
+        for (uint64_t s = 1; s <= replay_last_seq(r); s++) {
+                if (h->stored[s])
+                        continue;
+                assert_true(a->is_log[s]); /* only logs ever go */
+                assert_true(h->explained[s]);
+                missing++;
+                missing_bytes += a->bytes[s];
+        }
+
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_int_equal(st.unsettled_records, 0);
+        assert_int_equal(st.dropped_records, h->dropped_records);
+        assert_int_equal(st.dropped_bytes, h->dropped_bytes);
+        assert_int_equal(st.drop_notices, h->notices);
+        if (exact) {
+                assert_int_equal(h->dropped_records, missing);
+                assert_int_equal(h->dropped_bytes, missing_bytes);
+        } else
+                assert_true(h->dropped_records >= missing); /* never fewer than lost */
+}
+
+static void test_drop_before_send_is_reported_at_once(void **state) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(replay_new(2048, &r), 0);
+
+        /* Nothing was ever sent: what goes is certainly lost, and the LogDropped says so right away. */
+        for (int i = 0; i < 30; i++)
+                put_blob(r, &a, 40 + (size_t) i * 7);
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_true(st.dropped_records > 0);
+        assert_true(st.drop_notices >= 1);
+        assert_int_equal(st.sent_drops, 0);
+        assert_int_equal(st.unsettled_records, 0);
+
+        /* Already in the buffer, before anything is sent or settled. */
+        uint64_t notices = 0, records = 0;
+        Tether__Envelope *e;
+        while ((e = next_envelope(r))) {
+                if (e->msg_case == TETHER__ENVELOPE__MSG_LOG_DROPPED) {
+                        notices++;
+                        records += e->log_dropped->records;
+                }
+                envelope_free(e);
+        }
+        assert_int_equal(notices, st.drop_notices);
+        assert_int_equal(records, st.dropped_records);
+
+        host_finish_and_check(r, &h, &a, true);
+        replay_free(r);
+}
+
+static void test_drop_after_send_then_ack_reports_nothing(void **state) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(replay_new(2048, &r), 0);
+
+        /* Everything goes out at once and reaches the host, whose acks lag behind: the records it has not
+         * acked yet are dropped to make room. */
+        for (int i = 0; i < 40; i++) {
+                put_blob(r, &a, 40 + (size_t) (i * 37) % 200);
+                transfer(r, &h, 64, 64);
+        }
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_true(st.sent_drops > 20);
+        assert_int_equal(st.unsettled_records, st.sent_drops);
+        assert_int_equal(st.dropped_records, 0);
+        assert_int_equal(st.drop_notices, 0);
+
+        /* The Ack says the host has them all: nothing was lost, and no LogDropped says otherwise. */
+        replay_ack(r, h.last, NULL);
+        replay_get_stats(r, &st);
+        assert_int_equal(st.unsettled_records, 0);
+        assert_true(replay_is_empty(r));
+
+        /* Nor does a later reconnect. */
+        host_finish_and_check(r, &h, &a, true);
+        assert_int_equal(h.notices, 0);
+        assert_int_equal(h.last, 40);
+        replay_free(r);
+}
+
+static void test_drop_after_send_then_reconnect_midway(void **state) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(replay_new(2048, &r), 0);
+
+        /* All sent at once; the host stores the first 25, the connection breaks before the rest arrive. */
+        for (int i = 0; i < 40; i++) {
+                put_blob(r, &a, 40 + (size_t) (i * 37) % 200);
+                transfer(r, &h, 64, i < 25 ? 64 : 0);
+        }
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        uint64_t sent_drops = st.sent_drops;
+        assert_true(sent_drops > 25); /* the cut falls among the dropped records */
+        assert_int_equal(st.dropped_records, 0);
+        assert_int_equal(h.last, 25);
+
+        /* The Welcome says 25: the dropped records above it never arrived, exactly those are reported. */
+        replay_rewind(r);
+        replay_welcome(r, h.last, NULL);
+        replay_get_stats(r, &st);
+        assert_int_equal(st.unsettled_records, 0);
+        assert_int_equal(st.dropped_records, sent_drops - 25);
+        uint64_t expected_bytes = 0;
+        for (uint64_t s = 26; s <= sent_drops; s++)
+                expected_bytes += a.bytes[s];
+        assert_int_equal(st.dropped_bytes, expected_bytes);
+        assert_int_equal(st.estimated_drops, 0);
+
+        Tether__Envelope *e, *last = NULL;
+        while ((e = next_envelope(r))) {
+                envelope_free(last);
+                last = e;
+        }
+        assert_non_null(last);
+        assert_int_equal(last->msg_case, TETHER__ENVELOPE__MSG_LOG_DROPPED);
+        assert_int_equal(last->log_dropped->first_seq, 26);
+        assert_int_equal(last->log_dropped->last_seq, sent_drops);
+        envelope_free(last);
+
+        host_finish_and_check(r, &h, &a, true);
+        assert_int_equal(h.notices, 1);
+        replay_free(r);
+}
+
+static void test_outage_mixes_sent_and_unsent_drops(void **state) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(replay_new(4096, &r), 0);
+
+        /* A live connection: the host stores the first 20, then the connection breaks unnoticed. */
+        for (int i = 0; i < 30; i++) {
+                put_blob(r, &a, 60 + (size_t) (i * 53) % 150);
+                transfer(r, &h, 64, i < 20 ? 64 : 0);
+        }
+        replay_rewind(r);
+
+        /* The outage: the sent records go first (maybe delivered), then unsent ones (certainly lost). */
+        for (int i = 0; i < 60; i++)
+                put_blob(r, &a, 60 + (size_t) (i * 29) % 150);
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_true(st.sent_drops > 0);
+        assert_true(st.dropped_records > 0);
+        assert_int_equal(st.unsettled_records, st.sent_drops);
+        uint64_t reported_before = st.dropped_records;
+
+        /* The reconnect settles the sent ones: above 20 they are lost too. */
+        replay_welcome(r, h.last, NULL);
+        replay_get_stats(r, &st);
+        assert_int_equal(st.dropped_records, reported_before + st.sent_drops - 20);
+        assert_int_equal(st.estimated_drops, 0);
+        host_finish_and_check(r, &h, &a, true);
+        replay_free(r);
+}
+
+/* More sent-then-dropped records than ranges: the oldest are merged, and a cut inside the merged range still
+ * gives the exact count of records above it (bytes are shared out by records: exact for equal sizes). */
+static void test_many_sent_drops_merge(void **state) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(replay_new(8192, &r), 0);
+
+        uint64_t cut = 0;
+        for (int i = 0; i < 400; i++) {
+                uint64_t seq;
+                if (i % 25 == 0)
+                        seq = append_milestone(r, "m"); /* kept records inside the dropped ranges */
+                else
+                        seq = put_blob(r, &a, 100);
+                bool delivered = i < 240;
+                if (delivered)
+                        cut = seq;
+                transfer(r, &h, 64, delivered ? 64 : 0);
+        }
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_true(st.sent_drops > 2 * REPLAY_SENT_DROP_RANGES);
+        assert_int_equal(st.dropped_records, 0);
+        assert_int_equal(h.last, cut);
+
+        replay_rewind(r);
+        replay_welcome(r, cut, NULL);
+        replay_get_stats(r, &st);
+        assert_int_equal(st.estimated_drops, 1); /* the cut fell inside a merged range */
+        assert_true(st.dropped_records > 0);
+        host_finish_and_check(r, &h, &a, true);
+        replay_free(r);
+}
+
+/* Batches of sent records dropped, each followed by unsent drops (reported at once): once every range is a batch
+ * of its own, merging has to span unsent drops. A cut inside such a range can only bound the count from above:
+ * the report may name a few records twice, never miss one. */
+static void test_merged_ranges_over_unsent_drops(void **state) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(replay_new(32 * 1024, &r), 0);
+
+        for (int batch = 0; batch < 100; batch++) {
+                for (int i = 0; i < 60; i++)
+                        put_blob(r, &a, 500);
+                transfer(r, &h, 1000, batch < 20 ? 1000 : 0);
+        }
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_true(st.sent_drops > 0);
+        assert_true(st.dropped_records > 0);
+
+        replay_rewind(r);
+        replay_welcome(r, h.last, NULL);
+        replay_get_stats(r, &st);
+        assert_true(st.estimated_drops > 0);
+        host_finish_and_check(r, &h, &a, false);
+        replay_free(r);
+}
+
+static uint64_t xorshift(uint64_t *x) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        return *x;
+}
+
+/* A random session against the fake host: appends (merging and not), sends, acks, connections that break
+ * with records in flight, outages. */
+static void random_session(uint64_t seed, unsigned ack_percent, bool expect_exact) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        assert_int_equal(replay_new(8192, &r), 0);
+
+        uint64_t x = seed;
+        bool connected = true;
+        char data[600];
+        for (unsigned step = 0; step < 20000 && replay_last_seq(r) < MAX_SEQ - 200; step++) {
+                unsigned dice = (unsigned) (xorshift(&x) % 100);
+                if (dice < 55) {
+                        size_t len = 1 + xorshift(&x) % 500;
+                        memset(data, 'a' + (int) (step % 26), len);
+                        if (xorshift(&x) % 4 != 0)
+                                data[len - 1] = '\n';
+                        put_log(r, &a, data, len, (uint64_t) step * NSEC_PER_MSEC);
+                } else if (dice < 58)
+                        assert_int_equal(record_milestone(r, "m", 1, NULL), 0);
+                else if (dice < 85) {
+                        if (connected)
+                                transfer(r, &h, xorshift(&x) % 6, 64);
+                } else if (dice < 85 + ack_percent) {
+                        if (connected)
+                                replay_ack(r, h.last, NULL);
+                } else if (dice < 99) {
+                        continue;
+                } else if (connected) {
+                        /* The connection breaks: some records in flight never arrive. */
+                        size_t n = xorshift(&x) % 8;
+                        transfer(r, &h, n, xorshift(&x) % (n + 1));
+                        replay_rewind(r);
+                        connected = false;
+                } else {
+                        replay_welcome(r, h.last, NULL);
+                        connected = true;
+                }
+        }
+
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_true(st.sent_drops > 0);
+        assert_true(st.dropped_records > 0);
+        assert_true(st.merged_logs > 0);
+        if (expect_exact)
+                assert_int_equal(st.estimated_drops, 0);
+        host_finish_and_check(r, &h, &a, st.estimated_drops == 0);
+        replay_free(r);
+}
+
+static void test_random_sessions_report_exactly(void **state) {
+        for (uint64_t seed = 1; seed <= 8; seed++)
+                random_session(seed * 0x9E3779B97F4A7C15u, 10, true);
+}
+
+/* Rare acks: more sent-then-dropped records wait than there are ranges. Nothing lost goes unreported. */
+static void test_random_sessions_with_rare_acks(void **state) {
+        for (uint64_t seed = 1; seed <= 8; seed++)
+                random_session(seed * 0xD1B54A32D192ED03u, 0, false);
+}
+
+static void test_cost_is_frame_plus_overhead(void **state) {
+        Replay *r;
+        assert_int_equal(replay_new(1 << 20, &r), 0);
+        append_milestone(r, "init.start");
+        append_log(r, 100);
+        append_log(r, 1000);
+
+        uint64_t frames = 0;
+        const uint8_t *frame;
+        size_t len;
+        while (replay_next(r, &frame, &len, NULL) > 0)
+                frames += len;
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_int_equal(st.records, 3);
+        assert_int_equal(st.bytes, frames + 3 * REPLAY_ENTRY_OVERHEAD);
+        replay_free(r);
+}
+
+static uint64_t put_line(Replay *r, Tether__LogStream stream, const char *source, const char *line, uint64_t t) {
+        uint64_t seq = 0;
+        Tether__Log l = TETHER__LOG__INIT;
+        l.stream = stream;
+        l.source = (char *) source;
+        l.boottime_ns = t;
+        l.data.data = (uint8_t *) line;
+        l.data.len = strlen(line);
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_LOG;
+        e.log = &l;
+        assert_int_equal(replay_append(r, &e, &seq), 0);
+        return seq;
+}
+
+static void test_unsent_short_lines_merge(void **state) {
+        Replay *r;
+        assert_int_equal(replay_new(1 << 20, &r), 0);
+
+        /* A disconnected agent and a shell printing short lines, one read() each. */
+        static char expected[10000 * 16];
+        size_t expected_len = 0;
+        for (int i = 0; i < 10000; i++) {
+                char line[32];
+                int n = snprintf(line, sizeof(line), "line %d\n", i);
+                put_line(r, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "workload", line, 1000 + (uint64_t) i);
+                memcpy(expected + expected_len, line, (size_t) n);
+                expected_len += (size_t) n;
+        }
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_int_equal(st.dropped_records, 0);
+        /* 10000 lines in a handful of full records instead of 10000. */
+        assert_true(st.records <= expected_len / 16000 + 1);
+        assert_int_equal(st.merged_logs + st.records, 10000);
+
+        static char got[10000 * 16];
+        size_t got_len = 0;
+        Tether__Envelope *e;
+        uint64_t prev = 0, lines = 0;
+        while ((e = next_envelope(r))) {
+                assert_int_equal(e->msg_case, TETHER__ENVELOPE__MSG_LOG);
+                assert_true(e->seq == prev + 1);
+                prev = e->seq;
+                assert_true(e->log->data.len <= 16384);
+                assert_int_equal(e->log->data.data[e->log->data.len - 1], '\n'); /* complete lines only */
+                assert_int_equal(e->log->boottime_ns, 1000 + lines);             /* its first line's time */
+                for (size_t i = 0; i < e->log->data.len; i++)
+                        lines += e->log->data.data[i] == '\n';
+                memcpy(got + got_len, e->log->data.data, e->log->data.len);
+                got_len += e->log->data.len;
+                envelope_free(e);
+        }
+        assert_int_equal(got_len, expected_len);
+        assert_memory_equal(got, expected, expected_len);
+        replay_free(r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_append_sends_in_order),
@@ -331,6 +815,16 @@ int main(void) {
                 cmocka_unit_test(test_sent_log_dropped_is_not_modified),
                 cmocka_unit_test(test_only_logs_are_ever_dropped),
                 cmocka_unit_test(test_bound_holds_for_logs),
+                cmocka_unit_test(test_drop_before_send_is_reported_at_once),
+                cmocka_unit_test(test_drop_after_send_then_ack_reports_nothing),
+                cmocka_unit_test(test_drop_after_send_then_reconnect_midway),
+                cmocka_unit_test(test_outage_mixes_sent_and_unsent_drops),
+                cmocka_unit_test(test_many_sent_drops_merge),
+                cmocka_unit_test(test_merged_ranges_over_unsent_drops),
+                cmocka_unit_test(test_random_sessions_report_exactly),
+                cmocka_unit_test(test_random_sessions_with_rare_acks),
+                cmocka_unit_test(test_cost_is_frame_plus_overhead),
+                cmocka_unit_test(test_unsent_short_lines_merge),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
