@@ -36,6 +36,8 @@ extern char **environ;
 #define OUTPUT_IDLE_FLUSH_NS (50 * NSEC_PER_MSEC)
 /* The OOM killer sends SIGKILL before it prints "Killed process": give the line a moment to appear. */
 #define OOM_GRACE_NS (50 * NSEC_PER_MSEC)
+/* The final flush never keeps a machine from powering off longer than this (or flush_timeout_ms if larger). */
+#define FINISH_MAX_NS (30 * NSEC_PER_SEC)
 #define READ_BUFFER_SIZE (NOTIFY_DATAGRAM_MAX + 1)
 #define OUTPUT_READ_BUDGET (64u * 1024u)
 /* After the workload's death: a grandchild holding the pipe could write forever. */
@@ -89,7 +91,9 @@ struct Agent {
 
         AgentPhase phase;
         uint64_t grace_deadline;
-        uint64_t finish_deadline;
+        uint64_t finish_deadline;      /* flush_timeout_ms after the last ack that freed records */
+        uint64_t finish_hard_deadline; /* however fast acks arrive, the machine powers off by then */
+        uint64_t finish_records;       /* records held at the last ack */
         int exit_code;
 
         uint64_t user_milestones;
@@ -314,6 +318,25 @@ static void begin_finish(Agent *a, uint64_t now) {
                 prober_stop(a->prober);
         a->phase = PHASE_FINISHING;
         a->finish_deadline = now + (uint64_t) a->config->flush_timeout_ms * NSEC_PER_MSEC;
+        a->finish_hard_deadline = MAX(a->finish_deadline, now + FINISH_MAX_NS);
+        a->finish_records = UINT64_MAX;
+}
+
+/* Whether the final flush is over: everything acked, or no ack freed anything for flush_timeout_ms (tetherd is
+ * gone or stuck), or FINISH_MAX_NS passed. A slow but live tetherd keeps the machine up while it catches up. */
+static bool finish_done(Agent *a, uint64_t now) {
+        ReplayStats rs;
+
+        if (replay_is_empty(a->replay))
+                return true;
+        replay_get_stats(a->replay, &rs);
+        if (rs.records < a->finish_records) {
+                if (a->finish_records != UINT64_MAX)
+                        a->finish_deadline = MIN(
+                                now + (uint64_t) a->config->flush_timeout_ms * NSEC_PER_MSEC, a->finish_hard_deadline);
+                a->finish_records = rs.records;
+        }
+        return now >= a->finish_deadline;
 }
 
 static const char *signal_name(int sig) {
@@ -454,7 +477,7 @@ static void signal_read(Agent *a, uint64_t now) {
                 } else if (sig != SIGTERM && sig != SIGINT) {
                         continue; /* only forwarded; nothing to forward to */
                 } else if (a->phase == PHASE_FINISHING) {
-                        a->finish_deadline = now; /* asked twice: stop waiting for acks */
+                        a->finish_deadline = a->finish_hard_deadline = now; /* asked twice: stop waiting */
                 } else if (a->phase == PHASE_RUNNING) {
                         log_info("%s received, shutting down", signal_name(sig));
                         begin_finish(a, now);
@@ -656,7 +679,7 @@ static int run_loop(Agent *a) {
 
         for (;;) {
                 uint64_t now = now_boottime();
-                if (a->phase == PHASE_FINISHING && (replay_is_empty(a->replay) || now >= a->finish_deadline))
+                if (a->phase == PHASE_FINISHING && finish_done(a, now))
                         return 0;
 
                 size_t n = 0;
