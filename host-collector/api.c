@@ -23,6 +23,7 @@
 #include "list.h"
 #include "machine-json.h"
 #include "macro.h"
+#include "metrics.h"
 #include "render.h"
 #include "server.h"
 #include "socket-util.h"
@@ -98,7 +99,8 @@ struct Api {
         LIST_HEAD(Request, waiters);
         LIST_HEAD(Stream, streams);
         sd_event_source *sweep;
-        bool kicked; /* a connection was resumed since the last MHD_run() */
+        Metrics *metrics; /* GET /metrics */
+        bool kicked;      /* a connection was resumed since the last MHD_run() */
         bool stopping;
 };
 
@@ -876,6 +878,15 @@ static enum MHD_Result handle_healthz(Api *a, Request *req) {
                         a->server->vsock_listener != NULL));
 }
 
+static enum MHD_Result handle_metrics(Api *a, Request *req) {
+        char *text;
+        size_t len;
+
+        if (metrics_render(a->metrics, &text, &len) < 0)
+                return respond_error(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return respond_raw(req->conn, MHD_HTTP_OK, text, len, METRICS_CONTENT_TYPE);
+}
+
 static enum MHD_Result method_not_allowed(struct MHD_Connection *conn, const char *allowed) {
         char *body = strdup("{\"error\":\"method not allowed\"}\n");
         if (!body)
@@ -901,6 +912,8 @@ static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const cha
                              method_not_allowed(conn, "GET");
         if (strcmp(url, "/v1/events") == 0)
                 return get ? handle_events(a, req) : method_not_allowed(conn, "GET");
+        if (strcmp(url, "/metrics") == 0)
+                return get ? handle_metrics(a, req) : method_not_allowed(conn, "GET");
         if (strcmp(url, "/v1/machines") == 0) {
                 if (get)
                         return handle_list(a, req);
@@ -1173,6 +1186,8 @@ int api_new(Server *server, sd_event *e, Api **ret) {
         }
         o.userdata = a;
         r = registry_add_observer(server->registry, &o);
+        if (r >= 0)
+                r = metrics_new(server->registry, &server->stats, &a->metrics);
         if (r < 0) {
                 api_free(a);
                 return r;
@@ -1199,6 +1214,7 @@ Api *api_free(Api *a) {
                 return NULL;
         api_shutdown(a);
         registry_remove_observers(a->server->registry, a);
+        a->metrics = metrics_free(a->metrics);
         while (a->daemons) {
                 ApiDaemon *d = a->daemons;
                 LIST_REMOVE(daemons, a->daemons, d);

@@ -33,7 +33,22 @@ static void help(void) {
                "     --max-boots N                Boots kept per machine (default 4)\n"
                "     --max-machines N             Registered machines (default 4096)\n"
                "     --log-format FORMAT          json, journal or auto (default auto)\n"
-               "     --log-level LEVEL            debug, info, warning or error (default info)\n",
+               "     --log-level LEVEL            debug, info, warning or error (default info)\n"
+               "     --otlp=on|off                OpenTelemetry export (default on)\n"
+               "     --otlp-endpoint URL          OTLP/HTTP base URL (e.g. http://127.0.0.1:4318)\n"
+               "     --otlp-traces-endpoint URL   Full URL for traces (default <endpoint>/v1/traces)\n"
+               "     --otlp-logs-endpoint URL     Full URL for logs (default <endpoint>/v1/logs)\n"
+               "     --otlp-header NAME=VALUE     Extra request header (repeatable)\n"
+               "     --otlp-compression gzip|none Request body encoding (default gzip)\n"
+               "     --otlp-queue-bytes N         In-memory queue per signal (default 16 MiB)\n"
+               "     --otlp-spool-dir DIR         Spool while the backend is down (default\n"
+               "                                  <state-dir>/otlp-spool, \"\" for none)\n"
+               "     --otlp-spool-bytes N         Spool bound (default 256 MiB)\n"
+               "     --otlp-file PATH             OTLP/JSON lines when no endpoint is set (default\n"
+               "                                  <state-dir>/otlp.jsonl, \"\" for none)\n"
+               "     --otlp-file-max-bytes N      Rotate the file to PATH.1 beyond this (default 64 MiB)\n"
+               "     --otlp-batch-delay-ms N      Longest wait before a batch goes out (default 1000)\n"
+               "     --otlp-retry-max-ms N        Longest backoff between retries (default 5000)\n",
                TETHERD_API_SOCKET_DEFAULT,
                TETHER_VSOCK_PORT_DEFAULT,
                TETHERD_STATE_DIR_DEFAULT);
@@ -77,7 +92,27 @@ enum {
         ARG_MAX_MACHINES,
         ARG_LOG_FORMAT,
         ARG_LOG_LEVEL,
+        ARG_OTLP,
+        ARG_OTLP_ENDPOINT,
+        ARG_OTLP_TRACES_ENDPOINT,
+        ARG_OTLP_LOGS_ENDPOINT,
+        ARG_OTLP_HEADER,
+        ARG_OTLP_COMPRESSION,
+        ARG_OTLP_QUEUE_BYTES,
+        ARG_OTLP_SPOOL_DIR,
+        ARG_OTLP_SPOOL_BYTES,
+        ARG_OTLP_FILE,
+        ARG_OTLP_FILE_MAX_BYTES,
+        ARG_OTLP_BATCH_DELAY,
+        ARG_OTLP_RETRY_MAX,
 };
+
+#define OTLP_HEADERS_MAX 32u
+static const char *otlp_headers[OTLP_HEADERS_MAX];
+
+static bool is_http_url(const char *s) {
+        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
 
 static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_target, int *log_level) {
         static const struct option options[] = {
@@ -95,6 +130,19 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "max-machines", required_argument, NULL, ARG_MAX_MACHINES },
                 { "log-format", required_argument, NULL, ARG_LOG_FORMAT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "otlp", required_argument, NULL, ARG_OTLP },
+                { "otlp-endpoint", required_argument, NULL, ARG_OTLP_ENDPOINT },
+                { "otlp-traces-endpoint", required_argument, NULL, ARG_OTLP_TRACES_ENDPOINT },
+                { "otlp-logs-endpoint", required_argument, NULL, ARG_OTLP_LOGS_ENDPOINT },
+                { "otlp-header", required_argument, NULL, ARG_OTLP_HEADER },
+                { "otlp-compression", required_argument, NULL, ARG_OTLP_COMPRESSION },
+                { "otlp-queue-bytes", required_argument, NULL, ARG_OTLP_QUEUE_BYTES },
+                { "otlp-spool-dir", required_argument, NULL, ARG_OTLP_SPOOL_DIR },
+                { "otlp-spool-bytes", required_argument, NULL, ARG_OTLP_SPOOL_BYTES },
+                { "otlp-file", required_argument, NULL, ARG_OTLP_FILE },
+                { "otlp-file-max-bytes", required_argument, NULL, ARG_OTLP_FILE_MAX_BYTES },
+                { "otlp-batch-delay-ms", required_argument, NULL, ARG_OTLP_BATCH_DELAY },
+                { "otlp-retry-max-ms", required_argument, NULL, ARG_OTLP_RETRY_MAX },
                 {},
         };
         uint64_t v;
@@ -181,6 +229,95 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 return -EINVAL;
                         }
                         *log_level = r;
+                        break;
+                case ARG_OTLP:
+                        if (strcmp(optarg, "off") == 0 || strcmp(optarg, "no") == 0 || strcmp(optarg, "false") == 0)
+                                c->otlp = false;
+                        else if (strcmp(optarg, "on") == 0 || strcmp(optarg, "yes") == 0 || strcmp(optarg, "true") == 0)
+                                c->otlp = true;
+                        else {
+                                fprintf(stderr, "Invalid --otlp (on, off): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_OTLP_ENDPOINT:
+                case ARG_OTLP_TRACES_ENDPOINT:
+                case ARG_OTLP_LOGS_ENDPOINT:
+                        if (!is_http_url(optarg)) {
+                                fprintf(stderr, "Invalid OTLP endpoint (http:// or https:// URL): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        if (opt == ARG_OTLP_ENDPOINT)
+                                c->otlp_config.endpoint = optarg;
+                        else if (opt == ARG_OTLP_TRACES_ENDPOINT)
+                                c->otlp_config.traces_endpoint = optarg;
+                        else
+                                c->otlp_config.logs_endpoint = optarg;
+                        break;
+                case ARG_OTLP_HEADER: {
+                        _cleanup_free_ char *h = NULL;
+                        if (otlp_header_from_option(optarg, &h) < 0 || c->otlp_config.n_headers >= OTLP_HEADERS_MAX) {
+                                fprintf(stderr,
+                                        "Invalid --otlp-header (NAME=VALUE, at most %u): %s\n",
+                                        OTLP_HEADERS_MAX,
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        otlp_headers[c->otlp_config.n_headers++] = optarg;
+                        c->otlp_config.headers = otlp_headers;
+                        break;
+                }
+                case ARG_OTLP_COMPRESSION:
+                        if (strcmp(optarg, "gzip") == 0)
+                                c->otlp_config.gzip = true;
+                        else if (strcmp(optarg, "none") == 0)
+                                c->otlp_config.gzip = false;
+                        else {
+                                fprintf(stderr, "Invalid --otlp-compression (gzip, none): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_OTLP_QUEUE_BYTES:
+                        if (parse_size(optarg, 64 * 1024, UINT64_C(1) << 40, &c->otlp_config.queue_bytes) < 0) {
+                                fprintf(stderr, "Invalid --otlp-queue-bytes (at least 64K): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_OTLP_SPOOL_DIR:
+                        c->otlp_config.spool_dir = *optarg ? optarg : NULL;
+                        c->otlp_no_spool = !*optarg;
+                        break;
+                case ARG_OTLP_SPOOL_BYTES:
+                        if (parse_size(optarg, 64 * 1024, UINT64_C(1) << 50, &c->otlp_config.spool_bytes) < 0) {
+                                fprintf(stderr, "Invalid --otlp-spool-bytes (at least 64K): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_OTLP_FILE:
+                        c->otlp_config.file_path = *optarg ? optarg : NULL;
+                        c->otlp_no_file = !*optarg;
+                        break;
+                case ARG_OTLP_FILE_MAX_BYTES:
+                        if (parse_size(optarg, 4096, UINT64_C(1) << 50, &c->otlp_config.file_max_bytes) < 0) {
+                                fprintf(stderr, "Invalid --otlp-file-max-bytes (at least 4K): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_OTLP_BATCH_DELAY:
+                        if (parse_size(optarg, 1, 60000, &v) < 0) {
+                                fprintf(stderr, "Invalid --otlp-batch-delay-ms (1-60000): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->otlp_config.batch_delay_usec = v * USEC_PER_MSEC;
+                        break;
+                case ARG_OTLP_RETRY_MAX:
+                        if (parse_size(optarg, 1, 3600000, &v) < 0) {
+                                fprintf(stderr, "Invalid --otlp-retry-max-ms (1-3600000): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->otlp_config.backoff_max_usec = v * USEC_PER_MSEC;
+                        c->otlp_config.backoff_initial_usec = MIN(
+                                c->otlp_config.backoff_initial_usec, c->otlp_config.backoff_max_usec);
                         break;
                 case '?':
                         return -EINVAL;

@@ -30,7 +30,38 @@ void server_config_init(ServerConfig *c) {
                 .max_boots = 4,
                 .max_machines = 4096,
                 .sync = true,
+                .otlp = true,
         };
+        otlp_config_init(&c->otlp_config);
+}
+
+static int server_setup_otlp(Server *s, const ServerConfig *config) {
+        _cleanup_free_ char *file = NULL, *spool = NULL;
+        OtlpConfig oc = config->otlp_config;
+        bool state = config->state_dir && *config->state_dir;
+
+        if (!config->otlp) {
+                log_info("OTLP export disabled.");
+                return 0;
+        }
+        if (!oc.file_path && !config->otlp_no_file && state && asprintf(&file, "%s/otlp.jsonl", config->state_dir) < 0)
+                return log_oom();
+        if (!oc.spool_dir && !config->otlp_no_spool && state &&
+            asprintf(&spool, "%s/otlp-spool", config->state_dir) < 0)
+                return log_oom();
+        if (file)
+                oc.file_path = file;
+        if (spool)
+                oc.spool_dir = spool;
+        if (config->otlp_no_file)
+                oc.file_path = NULL;
+        if (config->otlp_no_spool)
+                oc.spool_dir = NULL;
+        if (!oc.endpoint && !oc.traces_endpoint && !oc.logs_endpoint && !oc.file_path) {
+                log_info("OTLP export off: no --otlp-endpoint, no --otlp-file and no state directory.");
+                return 0;
+        }
+        return otlp_exporter_new(s->event, s->registry, &s->stats, &oc, &s->otlp);
 }
 
 char *server_machine_socket_path(const Server *s, const Machine *m) {
@@ -312,6 +343,11 @@ int server_new(const ServerConfig *config, Server **ret) {
                 log_notice("No state directory: records are kept in memory only and lost on restart.");
 
         session_context_init(&s->session_ctx, s->registry, s->store, &s->stats);
+        r = server_setup_otlp(s, config);
+        if (r < 0) {
+                server_free(s);
+                return r;
+        }
         *ret = s;
         return 0;
 }
@@ -392,6 +428,8 @@ void server_stop(Server *s) {
         }
         if (s->api)
                 api_shutdown(s->api);
+        /* After the connections: what they stored last is exported (or spooled) too. */
+        otlp_exporter_shutdown(s->otlp);
         (void) sd_event_exit(s->event, 0);
 }
 
@@ -408,6 +446,7 @@ Server *server_free(Server *s) {
         while (s->connections)
                 server_close_connection(s, s->connections, CLOSE_SHUTDOWN);
         s->api = api_free(s->api);
+        s->otlp = otlp_exporter_free(s->otlp);
         if (s->registry)
                 for (Machine *m = s->registry->machines; m; m = m->machines_next)
                         m->uds_listener = listener_free(m->uds_listener);

@@ -10,6 +10,7 @@
 
 #include "connection.h"
 #include "listener.h"
+#include "otlp-exporter.h"
 #include "registry.h"
 #include "session.h"
 #include "stats.h"
@@ -31,7 +32,11 @@ typedef struct ServerConfig {
         uint64_t max_disk_bytes_per_boot;
         size_t max_boots;
         size_t max_machines;
-        bool sync; /* fdatasync before acks */
+        bool sync;              /* fdatasync before acks */
+        bool otlp;              /* export at all (--otlp=off) */
+        OtlpConfig otlp_config; /* file_path and spool_dir NULL: <state_dir>/otlp.jsonl and <state_dir>/otlp-spool */
+        bool otlp_no_file;      /* --otlp-file "" */
+        bool otlp_no_spool;     /* --otlp-spool-dir "" */
 } ServerConfig;
 
 void server_config_init(ServerConfig *c);
@@ -48,6 +53,7 @@ typedef struct Server {
         LIST_HEAD(Connection, connections);
         size_t n_connections;
         Api *api;
+        OtlpExporter *otlp;
         sd_event_source *sigterm, *sigint;
         uint32_t vsock_port;
         char *api_socket;

@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: MIT */
+#include "metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "macro.h"
+#include "time-util.h"
+
+#define MS_NS UINT64_C(1000000)
+#define S_NS UINT64_C(1000000000)
+
+/* Boots take milliseconds (a container, a unikernel) to minutes (a distro VM with a slow workload): roughly
+ * 1-2.5-5 steps from 1 ms to 120 s. */
+const uint64_t metrics_boot_buckets_ns[] = {
+        1 * MS_NS, 2500000,      5 * MS_NS, 10 * MS_NS, 25 * MS_NS, 50 * MS_NS, 100 * MS_NS, 250 * MS_NS, 500 * MS_NS,
+        1 * S_NS,  2500 * MS_NS, 5 * S_NS,  10 * S_NS,  20 * S_NS,  30 * S_NS,  60 * S_NS,   120 * S_NS,
+};
+const size_t metrics_boot_buckets_n = ELEMENTSOF(metrics_boot_buckets_ns);
+
+/* Delivery of a Ready over vsock is sub-millisecond when all is well; clock error and a busy host add to it. */
+const uint64_t metrics_delivery_buckets_ns[] = {
+        100000,     250000,      500000,      1 * MS_NS,   2500000,  5 * MS_NS,    10 * MS_NS, 25 * MS_NS,
+        50 * MS_NS, 100 * MS_NS, 250 * MS_NS, 500 * MS_NS, 1 * S_NS, 2500 * MS_NS, 5 * S_NS,   10 * S_NS,
+};
+const size_t metrics_delivery_buckets_n = ELEMENTSOF(metrics_delivery_buckets_ns);
+
+static const char *const phase_names[_METRICS_PHASE_MAX] = {
+        [METRICS_PHASE_KERNEL] = "kernel",
+        [METRICS_PHASE_INIT] = "init",
+        [METRICS_PHASE_WORKLOAD_START] = "workload.start",
+        [METRICS_PHASE_OTHER] = "other",
+};
+
+/* ---- observation ---- */
+
+static bool str_eq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+
+static uint64_t span_ns(uint64_t start, uint64_t end) {
+        return end > start ? end - start : 0;
+}
+
+/* The first milestone of this name, if it was stored strictly before seq (i.e. known before this record). */
+static const BootMilestone *milestone_before(const Boot *b, const char *name, uint64_t seq) {
+        const BootMilestone *ms = boot_find_milestone(b, name);
+        return ms && ms->seq < seq ? ms : NULL;
+}
+
+/* The record stored the first milestone of its name (not a repeat, not one dropped by the per-boot bound). */
+static const BootMilestone *milestone_stored_by(const Boot *b, const Tether__Envelope *e) {
+        const BootMilestone *ms;
+
+        if (e->msg_case != TETHER__ENVELOPE__MSG_MILESTONE || !e->milestone->name)
+                return NULL;
+        ms = boot_find_milestone(b, e->milestone->name);
+        return ms && ms->seq == e->seq ? ms : NULL;
+}
+
+/* Whether the boot's root span had ended (ready, or exit) before this record. */
+static bool boot_ended_before(const Boot *b, uint64_t seq) {
+        return (b->ready.set && b->ready.seq < seq) || (b->exit.set && b->exit.seq < seq);
+}
+
+static void observe_milestone(Metrics *mt, const Boot *b, const BootMilestone *ms) {
+        const BootMilestone *other;
+
+        /* A stage is observed when its later end is stored; milestones after the boot's end close nothing (the
+         * stage already ended with the root, as in stitch.c). */
+        if (str_eq(ms->name, BOOT_MILESTONE_INIT_START)) {
+                if ((other = milestone_before(b, BOOT_MILESTONE_KERNEL_START, ms->seq)))
+                        histogram_observe(
+                                &mt->phase[METRICS_PHASE_KERNEL], span_ns(other->boottime_ns, ms->boottime_ns));
+        } else if (str_eq(ms->name, BOOT_MILESTONE_KERNEL_START)) {
+                if ((other = milestone_before(b, BOOT_MILESTONE_INIT_START, ms->seq)))
+                        histogram_observe(
+                                &mt->phase[METRICS_PHASE_KERNEL], span_ns(ms->boottime_ns, other->boottime_ns));
+        } else if (str_eq(ms->name, BOOT_MILESTONE_WORKLOAD_EXEC)) {
+                if ((other = milestone_before(b, BOOT_MILESTONE_INIT_START, ms->seq)))
+                        histogram_observe(&mt->phase[METRICS_PHASE_INIT], span_ns(other->boottime_ns, ms->boottime_ns));
+        }
+}
+
+/* The root ended (ready, or exit before ready) with the record at seq: the open stage ends with it. */
+static void observe_boot_end(Metrics *mt, const Boot *b, uint64_t seq, uint64_t end_boottime_ns) {
+        const BootMilestone *exec = boot_find_milestone(b, BOOT_MILESTONE_WORKLOAD_EXEC);
+        const BootMilestone *init = boot_find_milestone(b, BOOT_MILESTONE_INIT_START);
+
+        if (exec && exec->seq <= seq)
+                histogram_observe(
+                        &mt->phase[METRICS_PHASE_WORKLOAD_START], span_ns(exec->boottime_ns, end_boottime_ns));
+        else if (init && init->seq <= seq)
+                histogram_observe(&mt->phase[METRICS_PHASE_INIT], span_ns(init->boottime_ns, end_boottime_ns));
+}
+
+static void observe_ready(Metrics *mt, const Machine *m, const Boot *b) {
+        uint64_t d;
+
+        if (boot_kernel_to_ready_ns(b, &d) >= 0)
+                histogram_observe(&mt->kernel_to_ready, d);
+        else if (boot_init_to_ready_ns(b, &d) >= 0)
+                histogram_observe(&mt->init_to_ready, d);
+
+        /* Mapping the guest's ready time to host time needs a clock: the probe estimate, else the Hello's. */
+        if (b->clock.valid || b->hello_offset_valid) {
+                uint64_t ready_unix_ns = boot_to_unix_ns(b, b->ready.boottime_ns, b->ready.recv_unix_ns);
+
+                histogram_observe(&mt->ready_delivery, span_ns(ready_unix_ns, b->ready.recv_unix_ns));
+                /* Registration is the host-side start of the first boot only; a reboot's start is not known yet. */
+                if (b->index == 1)
+                        histogram_observe(&mt->registered_to_ready, span_ns(m->registered_unix_ns, ready_unix_ns));
+        }
+}
+
+static void on_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata) {
+        Metrics *mt = userdata;
+        const BootMilestone *ms;
+
+        if (boot_ended_before(b, e->seq))
+                return;
+
+        if ((ms = milestone_stored_by(b, e)))
+                observe_milestone(mt, b, ms);
+        else if (
+                e->msg_case == TETHER__ENVELOPE__MSG_PHASE && b->n_phases > 0 &&
+                b->phases[b->n_phases - 1].seq == e->seq)
+                histogram_observe(
+                        &mt->phase[METRICS_PHASE_OTHER],
+                        span_ns(b->phases[b->n_phases - 1].start_boottime_ns,
+                                b->phases[b->n_phases - 1].end_boottime_ns));
+
+        if (b->ready.set && b->ready.seq == e->seq) {
+                observe_boot_end(mt, b, e->seq, b->ready.boottime_ns);
+                observe_ready(mt, m, b);
+        } else if (!b->ready.set && b->exit.set && b->exit.seq == e->seq)
+                observe_boot_end(mt, b, e->seq, b->exit.boottime_ns);
+}
+
+int metrics_new(Registry *registry, const Stats *stats, Metrics **ret) {
+        RegistryObserver o = { .record_stored = on_record_stored };
+        int r;
+
+        Metrics *mt = calloc(1, sizeof(Metrics));
+        if (!mt)
+                return -ENOMEM;
+        mt->registry = registry;
+        mt->stats = stats;
+        mt->start_unix_ns = now_ns(CLOCK_REALTIME);
+        r = 0;
+        for (size_t i = 0; i < _METRICS_PHASE_MAX; i++)
+                r = r ?: histogram_init(&mt->phase[i], metrics_boot_buckets_ns, metrics_boot_buckets_n);
+        r = r ?: histogram_init(&mt->kernel_to_ready, metrics_boot_buckets_ns, metrics_boot_buckets_n);
+        r = r ?: histogram_init(&mt->init_to_ready, metrics_boot_buckets_ns, metrics_boot_buckets_n);
+        r = r ?: histogram_init(&mt->registered_to_ready, metrics_boot_buckets_ns, metrics_boot_buckets_n);
+        r = r ?: histogram_init(&mt->ready_delivery, metrics_delivery_buckets_ns, metrics_delivery_buckets_n);
+
+        o.userdata = mt;
+        r = r ?: registry_add_observer(registry, &o);
+        if (r < 0) {
+                free(mt);
+                return r;
+        }
+        *ret = mt;
+        return 0;
+}
+
+Metrics *metrics_free(Metrics *mt) {
+        if (!mt)
+                return NULL;
+        registry_remove_observers(mt->registry, mt);
+        free(mt);
+        return NULL;
+}
+
+/* ---- exposition ---- */
+
+int metrics_escape_label_value(const char *value, char **ret) {
+        size_t n = 0;
+
+        for (const char *p = value; *p; p++)
+                n += *p == '\\' || *p == '"' || *p == '\n' ? 2 : 1;
+        char *s = malloc(n + 1), *q = s;
+        if (!s)
+                return -ENOMEM;
+        for (const char *p = value; *p; p++) {
+                if (*p == '\\' || *p == '"') {
+                        *q++ = '\\';
+                        *q++ = *p;
+                } else if (*p == '\n') {
+                        *q++ = '\\';
+                        *q++ = 'n';
+                } else
+                        *q++ = *p;
+        }
+        *q = '\0';
+        *ret = s;
+        return 0;
+}
+
+static void put_label_value(FILE *f, const char *value) {
+        for (const char *p = value; *p; p++) {
+                if (*p == '\\' || *p == '"')
+                        fputc('\\', f);
+                if (*p == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*p, f);
+        }
+}
+
+/* Seconds with nanosecond precision and no trailing zeros: exact, and what a reader expects ("0.0025", "120"). */
+static void put_seconds(FILE *f, uint64_t ns) {
+        char frac[16];
+        size_t n;
+
+        fprintf(f, "%" PRIu64, ns / S_NS);
+        if (ns % S_NS == 0)
+                return;
+        n = (size_t) snprintf(frac, sizeof(frac), "%09" PRIu64, ns % S_NS);
+        while (n > 0 && frac[n - 1] == '0')
+                frac[--n] = '\0';
+        fprintf(f, ".%s", frac);
+}
+
+static void put_family(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{k1="v1",k2="v2"} (labels optional: k1 NULL for none, k2 NULL for one). */
+static void put_labels(FILE *f, const char *k1, const char *v1, const char *k2, const char *v2) {
+        if (!k1)
+                return;
+        fprintf(f, "{%s=\"", k1);
+        put_label_value(f, v1);
+        if (k2) {
+                fprintf(f, "\",%s=\"", k2);
+                put_label_value(f, v2);
+        }
+        fputs("\"}", f);
+}
+
+static void put_series(FILE *f, const char *name, const char *k1, const char *v1, const char *k2, const char *v2) {
+        fputs(name, f);
+        put_labels(f, k1, v1, k2, v2);
+}
+
+static void put_u64(
+        FILE *f, const char *name, const char *k1, const char *v1, const char *k2, const char *v2, uint64_t v) {
+        put_series(f, name, k1, v1, k2, v2);
+        fprintf(f, " %" PRIu64 "\n", v);
+}
+
+static void put_scalar(FILE *f, const char *name, const char *type, const char *help, uint64_t v) {
+        put_family(f, name, type, help);
+        put_u64(f, name, NULL, NULL, NULL, NULL, v);
+}
+
+/* One labelled series of a histogram family (label NULL for none). */
+static void put_histogram(FILE *f, const char *name, const char *label, const char *value, const Histogram *h) {
+        for (size_t i = 0; i <= h->n_bounds; i++) {
+                fprintf(f, "%s_bucket{", name);
+                if (label) {
+                        fprintf(f, "%s=\"", label);
+                        put_label_value(f, value);
+                        fputs("\",", f);
+                }
+                fputs("le=\"", f);
+                if (i < h->n_bounds)
+                        put_seconds(f, h->bounds_ns[i]);
+                else
+                        fputs("+Inf", f);
+                fprintf(f, "\"} %" PRIu64 "\n", histogram_cumulative(h, i));
+        }
+        fprintf(f, "%s_sum", name);
+        put_labels(f, label, value, NULL, NULL);
+        fputc(' ', f);
+        put_seconds(f, h->sum_ns);
+        fprintf(f, "\n%s_count", name);
+        put_labels(f, label, value, NULL, NULL);
+        fprintf(f, " %" PRIu64 "\n", h->count);
+}
+
+static void render_counters(FILE *f, const Stats *st) {
+        put_family(f, "tether_log_records_total", "counter", "Log records stored, by stream.");
+        for (int i = 1; i < STATS_LOG_STREAMS; i++)
+                put_u64(f,
+                        "tether_log_records_total",
+                        "stream",
+                        log_stream_to_string(i),
+                        NULL,
+                        NULL,
+                        st->log_records[i]);
+        put_family(f, "tether_log_bytes_total", "counter", "Log data bytes stored, by stream.");
+        for (int i = 1; i < STATS_LOG_STREAMS; i++)
+                put_u64(f, "tether_log_bytes_total", "stream", log_stream_to_string(i), NULL, NULL, st->log_bytes[i]);
+
+        put_family(f, "tether_dropped_records_total", "counter", "Records not in the store, by reason.");
+        for (DropReason i = 0; i < _DROP_REASON_MAX; i++)
+                put_u64(f,
+                        "tether_dropped_records_total",
+                        "reason",
+                        drop_reason_to_string(i),
+                        NULL,
+                        NULL,
+                        st->dropped_records[i]);
+        put_family(f, "tether_dropped_bytes_total", "counter", "Bytes of the records not in the store, by reason.");
+        for (DropReason i = 0; i < _DROP_REASON_MAX; i++)
+                put_u64(f,
+                        "tether_dropped_bytes_total",
+                        "reason",
+                        drop_reason_to_string(i),
+                        NULL,
+                        NULL,
+                        st->dropped_bytes[i]);
+
+        put_family(
+                f,
+                "tether_protocol_errors_total",
+                "counter",
+                "Agent connections closed for a protocol error, by reason.");
+        for (ProtocolError i = PROTOCOL_ERROR_NONE + 1; i < _PROTOCOL_ERROR_MAX; i++)
+                put_u64(f,
+                        "tether_protocol_errors_total",
+                        "reason",
+                        protocol_error_to_string(i),
+                        NULL,
+                        NULL,
+                        st->protocol_errors[i]);
+
+        put_scalar(
+                f,
+                "tether_connections_accepted_total",
+                "counter",
+                "Agent connections accepted.",
+                st->connections_accepted);
+        put_family(f, "tether_connections_refused_total", "counter", "Agent connections refused, by reason.");
+        for (RefuseReason i = 0; i < _REFUSE_REASON_MAX; i++)
+                put_u64(f,
+                        "tether_connections_refused_total",
+                        "reason",
+                        refuse_reason_to_string(i),
+                        NULL,
+                        NULL,
+                        st->connections_refused[i]);
+        put_family(f, "tether_connections_closed_total", "counter", "Agent connections closed, by reason.");
+        for (CloseReason i = 0; i < _CLOSE_REASON_MAX; i++)
+                put_u64(f,
+                        "tether_connections_closed_total",
+                        "reason",
+                        close_reason_to_string(i),
+                        NULL,
+                        NULL,
+                        st->connections_closed[i]);
+
+        put_scalar(f, "tether_records_stored_total", "counter", "Records stored (and acked).", st->records_stored);
+        put_scalar(
+                f,
+                "tether_records_duplicate_total",
+                "counter",
+                "Records received again after a lost ack (ignored).",
+                st->records_duplicate);
+        put_scalar(f, "tether_seq_gaps_total", "counter", "Sequence gaps no LogDropped explained.", st->seq_gaps);
+        put_scalar(
+                f,
+                "tether_seq_gap_records_total",
+                "counter",
+                "Sequence numbers missing in unexplained gaps.",
+                st->seq_gap_records);
+        put_scalar(f, "tether_clock_samples_total", "counter", "Clock probe answers used.", st->clock_samples);
+        put_scalar(
+                f,
+                "tether_clock_samples_ignored_total",
+                "counter",
+                "Clock probe answers ignored (unknown or repeated ids).",
+                st->clock_samples_ignored);
+        put_scalar(f, "tether_acks_sent_total", "counter", "Acks sent to agents.", st->acks_sent);
+        put_scalar(f, "tether_syncs_total", "counter", "fdatasync calls before acks.", st->syncs);
+        put_scalar(
+                f,
+                "tether_persist_errors_total",
+                "counter",
+                "Failed writes to the state directory.",
+                st->persist_errors);
+        put_scalar(f, "tether_api_requests_total", "counter", "HTTP API requests.", st->api_requests);
+}
+
+static void render_export(FILE *f, const ExportStats *ex) {
+        put_family(
+                f, "tether_export_requests_total", "counter", "OTLP export requests the backend accepted, by signal.");
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
+                put_u64(f,
+                        "tether_export_requests_total",
+                        "signal",
+                        export_signal_to_string(s),
+                        NULL,
+                        NULL,
+                        ex->requests[s]);
+        put_family(
+                f, "tether_export_failures_total", "counter", "Failed OTLP export attempts (each retry), by signal.");
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
+                put_u64(f,
+                        "tether_export_failures_total",
+                        "signal",
+                        export_signal_to_string(s),
+                        NULL,
+                        NULL,
+                        ex->failures[s]);
+        put_family(
+                f, "tether_export_items_total", "counter", "Items (spans, log records, points) exported, by signal.");
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
+                put_u64(f, "tether_export_items_total", "signal", export_signal_to_string(s), NULL, NULL, ex->items[s]);
+        put_family(f, "tether_export_bytes_total", "counter", "OTLP request bytes sent, by signal.");
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
+                put_u64(f, "tether_export_bytes_total", "signal", export_signal_to_string(s), NULL, NULL, ex->bytes[s]);
+        put_family(
+                f,
+                "tether_export_dropped_items_total",
+                "counter",
+                "Items that never reached the backend, by signal and reason.");
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
+                for (ExportDropReason d = 0; d < _EXPORT_DROP_REASON_MAX; d++)
+                        put_u64(f,
+                                "tether_export_dropped_items_total",
+                                "signal",
+                                export_signal_to_string(s),
+                                "reason",
+                                export_drop_reason_to_string(d),
+                                ex->dropped[s][d]);
+
+        put_scalar(
+                f,
+                "tether_export_queue_bytes",
+                "gauge",
+                "Bytes waiting in the in-memory export queue.",
+                ex->queue_bytes);
+        put_scalar(
+                f, "tether_export_spool_bytes", "gauge", "Bytes waiting in the on-disk export spool.", ex->spool_bytes);
+        put_family(
+                f,
+                "tether_export_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of the last accepted export, by signal (0: never).");
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++) {
+                put_series(
+                        f,
+                        "tether_export_last_success_timestamp_seconds",
+                        "signal",
+                        export_signal_to_string(s),
+                        NULL,
+                        NULL);
+                fputc(' ', f);
+                put_seconds(f, ex->last_success_unix_ns[s]);
+                fputc('\n', f);
+        }
+}
+
+static void render_registry(FILE *f, const Registry *r) {
+        uint64_t by_state[_MACHINE_STATE_MAX] = {}, connected = 0;
+
+        for (const Machine *m = r->machines; m; m = m->machines_next) {
+                if ((unsigned) m->state < _MACHINE_STATE_MAX)
+                        by_state[m->state]++;
+                connected += m->connected;
+        }
+        put_family(f, "tether_machines", "gauge", "Registered machines, by state.");
+        for (MachineState s = 0; s < _MACHINE_STATE_MAX; s++)
+                put_u64(f, "tether_machines", "state", machine_state_to_string(s), NULL, NULL, by_state[s]);
+        put_scalar(f, "tether_agents_connected", "gauge", "Machines whose agent is connected.", connected);
+}
+
+static void render_histograms(FILE *f, const Metrics *mt) {
+        put_family(
+                f,
+                "tether_boot_phase_duration_seconds",
+                "histogram",
+                "Duration of boot stages (kernel, init, workload.start) and of guest-reported phases (other).");
+        for (MetricsPhase p = 0; p < _METRICS_PHASE_MAX; p++)
+                put_histogram(f, "tether_boot_phase_duration_seconds", "phase", phase_names[p], &mt->phase[p]);
+        put_family(
+                f,
+                "tether_boot_kernel_to_ready_seconds",
+                "histogram",
+                "Guest time from kernel.start to ready (VM boots).");
+        put_histogram(f, "tether_boot_kernel_to_ready_seconds", NULL, NULL, &mt->kernel_to_ready);
+        put_family(
+                f,
+                "tether_boot_init_to_ready_seconds",
+                "histogram",
+                "Guest time from init.start to ready, for boots without kernel.start (containers).");
+        put_histogram(f, "tether_boot_init_to_ready_seconds", NULL, NULL, &mt->init_to_ready);
+        put_family(
+                f,
+                "tether_boot_registered_to_ready_seconds",
+                "histogram",
+                "Host time from registration to ready (first boot of a machine).");
+        put_histogram(f, "tether_boot_registered_to_ready_seconds", NULL, NULL, &mt->registered_to_ready);
+        put_family(
+                f,
+                "tether_ready_delivery_seconds",
+                "histogram",
+                "From the guest's ready time (mapped to host time) to tetherd processing the Ready.");
+        put_histogram(f, "tether_ready_delivery_seconds", NULL, NULL, &mt->ready_delivery);
+}
+
+int metrics_render(const Metrics *mt, char **ret_text, size_t *ret_len) {
+        char *text = NULL;
+        size_t len = 0;
+
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+
+        render_histograms(f, mt);
+        render_counters(f, mt->stats);
+        render_export(f, &mt->stats->export);
+        render_registry(f, mt->registry);
+        put_family(f, "tether_build_info", "gauge", "Always 1; the version label says which tetherd this is.");
+        put_u64(f, "tether_build_info", "version", TETHER_VERSION, NULL, NULL, 1);
+        put_family(f, "process_start_time_seconds", "gauge", "Unix time tetherd started serving metrics.");
+        fputs("process_start_time_seconds ", f);
+        put_seconds(f, mt->start_unix_ns);
+        fputc('\n', f);
+
+        bool failed = ferror(f);
+        if (fclose(f) != 0 || failed || !text) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret_text = text;
+        *ret_len = len;
+        return 0;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The OTLP exporter: a registry observer turning stitched spans (each once, when closed), workload log lines and
+ * lifecycle events into OTLP, batched per signal in a bounded queue, and delivered either over OTLP/HTTP
+ * (protobuf, gzip, retries with backoff and Retry-After, an optional on-disk spool) or, without a backend, as
+ * OTLP/JSON lines to a file. Never blocks ingestion; every lost item is counted in Stats.export. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "registry.h"
+#include "stats.h"
+
+typedef struct OtlpConfig {
+        const char *endpoint;        /* base URL: <endpoint>/v1/traces, /v1/logs; NULL: none */
+        const char *traces_endpoint; /* full URL overriding the base for traces */
+        const char *logs_endpoint;
+        const char *const *headers; /* "Name=Value" */
+        size_t n_headers;
+        const char *file_path; /* OTLP/JSON lines when no endpoint is set; NULL: no file */
+        uint64_t file_max_bytes;
+        uint64_t queue_bytes;  /* per signal */
+        const char *spool_dir; /* NULL: no spool */
+        uint64_t spool_bytes;
+        bool gzip;
+        size_t batch_items;
+        uint64_t batch_bytes;
+        uint64_t batch_delay_usec;
+        uint64_t backoff_initial_usec;
+        uint64_t backoff_max_usec;
+        uint64_t request_timeout_usec;
+        uint64_t shutdown_timeout_usec; /* how long a final flush may take without a spool */
+} OtlpConfig;
+
+#define OTLP_QUEUE_BYTES_DEFAULT (UINT64_C(16) << 20)
+#define OTLP_SPOOL_BYTES_DEFAULT (UINT64_C(256) << 20)
+#define OTLP_FILE_MAX_BYTES_DEFAULT (UINT64_C(64) << 20)
+
+void otlp_config_init(OtlpConfig *c);
+
+typedef struct OtlpExporter OtlpExporter;
+
+/* Subscribes to the registry. Returns 0 or -errno (logged). */
+int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const OtlpConfig *config, OtlpExporter **ret);
+/* Final flush: with a spool, everything pending goes to disk; otherwise one last attempt bounded by
+ * shutdown_timeout_usec, the rest counted as dropped (shutdown). Idempotent. */
+void otlp_exporter_shutdown(OtlpExporter *x);
+OtlpExporter *otlp_exporter_free(OtlpExporter *x);
+
+/* "Name=Value" (or "Name: Value") → "Name: Value". Returns 0 or -EINVAL (no name, or CR/LF inside)/-ENOMEM. */
+int otlp_header_from_option(const char *s, char **ret);

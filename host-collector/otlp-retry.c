@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+#include "otlp-retry.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+
+OtlpVerdict otlp_classify_status(long http_status) {
+        if (http_status == 0)
+                return OTLP_VERDICT_RETRY;
+        if (http_status >= 200 && http_status < 300)
+                return OTLP_VERDICT_SUCCESS;
+        switch (http_status) {
+        case 429:
+        case 502:
+        case 503:
+        case 504:
+                return OTLP_VERDICT_RETRY;
+        default:
+                return OTLP_VERDICT_REJECT;
+        }
+}
+
+const char *otlp_verdict_to_string(OtlpVerdict v) {
+        switch (v) {
+        case OTLP_VERDICT_SUCCESS:
+                return "success";
+        case OTLP_VERDICT_RETRY:
+                return "retry";
+        case OTLP_VERDICT_REJECT:
+                return "reject";
+        }
+        return "unknown";
+}
+
+/* Retry-After values beyond this are taken as this: a backend must not stall export for days. */
+#define RETRY_AFTER_MAX_S UINT64_C(3600)
+
+int otlp_parse_retry_after(const char *value, uint64_t now_unix_ns, uint64_t *ret_ns) {
+        static const char *const formats[] = {
+                "%a, %d %b %Y %H:%M:%S GMT", /* IMF-fixdate */
+                "%A, %d-%b-%y %H:%M:%S GMT", /* RFC 850 */
+                "%a %b %e %H:%M:%S %Y",      /* asctime */
+        };
+
+        if (!value)
+                return -EINVAL;
+        while (*value == ' ' || *value == '\t')
+                value++;
+        if (!*value)
+                return -EINVAL;
+
+        if (isdigit((unsigned char) *value)) {
+                char *end;
+                errno = 0;
+                unsigned long long s = strtoull(value, &end, 10);
+                while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+                        end++;
+                if (*end != '\0')
+                        return -EINVAL;
+                if (errno == ERANGE || s > RETRY_AFTER_MAX_S)
+                        s = RETRY_AFTER_MAX_S;
+                *ret_ns = (uint64_t) s * NSEC_PER_SEC;
+                return 0;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
+                struct tm tm = {};
+                const char *end = strptime(value, formats[i], &tm);
+                if (!end)
+                        continue;
+                while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+                        end++;
+                if (*end != '\0')
+                        continue;
+                time_t t = timegm(&tm);
+                if (t == (time_t) -1)
+                        return -EINVAL;
+                uint64_t at = (uint64_t) (t < 0 ? 0 : t) * NSEC_PER_SEC;
+                uint64_t d = at > now_unix_ns ? at - now_unix_ns : 0;
+                *ret_ns = MIN(d, RETRY_AFTER_MAX_S * NSEC_PER_SEC);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+uint64_t otlp_backoff_ns(
+        unsigned attempt, uint64_t initial_ns, uint64_t max_ns, uint32_t random, uint64_t retry_after_ns) {
+        uint64_t d = initial_ns;
+        for (unsigned i = 0; i < attempt && d < max_ns; i++)
+                d = d > UINT64_MAX / 2 ? UINT64_MAX : d * 2;
+        d = MIN(d, max_ns);
+        /* Full range [d/2, d]: clients retrying after the same outage spread out. */
+        d = d / 2 + (uint64_t) ((double) (d / 2) * ((double) random / (double) UINT32_MAX));
+        return MAX(d, retry_after_ns);
+}

@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""tetherd's OTLP exporter against an independent receiver (receiver.js: the official OTLP definitions via
+@opentelemetry/otlp-transformer, not tether's .proto files). One scenario per run (argv[1]):
+
+  export        trace ids and parent links = the registered traceparent and the spans API; timestamps on the
+                host clock (= the API's *_unix_ns); log records carry trace/span ids of exported spans, log.iostream,
+                host time; resource attributes; lifecycle events as log records; gzip + protobuf; --otlp-header
+  retry-503     503 then 200: retried, nothing lost
+  retry-after   429 with Retry-After: 2 → the retry is not sent before 2 s passed
+  reject-400    400: not retried, items counted as dropped "rejected"
+  partial       200 with partial_success: counted as "partial_success" drops, not retried
+  down-up       receiver down: requests spooled; tetherd restarted while down; receiver up → everything delivered
+  json-file     no endpoint: OTLP/JSON lines in <state-dir>/otlp.jsonl decode with the official definitions
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from tetherlib import SKIP, Harness, check, free_tcp_port, log, run_test, wait_proc  # noqa: E402
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = "00-%s-%s-01" % (TRACE_ID, PARENT_ID)
+
+WORKLOAD = r'''
+echo "hello from stdout"
+echo "oops on stderr" >&2
+sleep 0.2
+"$TETHER_AGENT" notify READY=1
+echo "after ready"
+sleep 0.3
+'''
+
+
+def need_node():
+    node = shutil.which("node")
+    mods = os.environ.get("OTLP_NODE_MODULES") or os.path.join(HERE, "node_modules")
+    if not node or not os.path.isdir(os.path.join(mods, "@opentelemetry", "otlp-transformer")):
+        why = "node or the npm packages are missing (scripts/deps installs them: cd tests/otlp && npm ci)"
+        if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
+            print("FAILED: " + why)
+            sys.exit(1)
+        print("SKIP: " + why)
+        sys.exit(SKIP)
+    return node
+
+
+class Receiver:
+    def __init__(self, h, node, port):
+        self.h, self.node, self.port, self.proc = h, node, port, None
+        self.base = "http://127.0.0.1:%d" % port
+        self.kept = []  # requests recorded by earlier receiver processes
+
+    def start(self):
+        self.proc = self.h.spawn([self.node, os.path.join(HERE, "receiver.js"), str(self.port)], "receiver.log",
+                                 cwd=HERE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                self.requests()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("the receiver did not start")
+
+    def stop(self):
+        self.kept += self.requests()
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.h.children.remove(self.proc)
+        self.proc = None
+
+    def _call(self, path, body=None):
+        req = urllib.request.Request(self.base + path, data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def script(self, traces=(), logs=()):
+        self._call("/control/script", {"traces": list(traces), "logs": list(logs)})
+
+    def requests(self):
+        return self._call("/control/requests")
+
+    def all_requests(self):
+        return self.kept + (self.requests() if self.proc else [])
+
+
+def spans_of(reqs, status=200):
+    out = []
+    for r in reqs:
+        if r["signal"] == "traces" and r["status"] == status and r["body"]:
+            for rs in r["body"].get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    for s in ss.get("spans", []):
+                        out.append((rs.get("resource", {}), s))
+    return out
+
+
+def logs_of(reqs, status=200):
+    out = []
+    for r in reqs:
+        if r["signal"] == "logs" and r["status"] == status and r["body"]:
+            for rl in r["body"].get("resourceLogs", []):
+                for sl in rl.get("scopeLogs", []):
+                    for rec in sl.get("logRecords", []):
+                        out.append((rl.get("resource", {}), rec))
+    return out
+
+
+def attrs(o):
+    out = {}
+    for kv in o.get("attributes", []):
+        v = kv.get("value", {})
+        out[kv["key"]] = v.get("stringValue", v.get("intValue", v.get("boolValue", v.get("doubleValue"))))
+    return out
+
+
+def body_text(rec):
+    return rec.get("body", {}).get("stringValue")
+
+
+def wait_for(what, pred, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    check(False, what)
+
+
+def export_stats(h):
+    """Stats.export as tetherd exposes it: /v1/stats "export", else /metrics. None when neither shows it."""
+    status, doc, _ = h.api.get("/v1/stats")
+    if status == 200 and isinstance(doc, dict) and isinstance(doc.get("export"), dict):
+        return doc["export"]
+    return None
+
+
+def metrics_text(h):
+    status, _, raw = h.api.get("/metrics")
+    return raw.decode(errors="replace") if status == 200 and isinstance(raw, (bytes, bytearray)) else \
+        (raw if status == 200 and isinstance(raw, str) else None)
+
+
+def check_dropped(h, signal, reason, expect_at_least):
+    st = export_stats(h)
+    if st is not None:
+        n = st.get("dropped", {}).get(signal, {}).get(reason, 0)
+        check(n >= expect_at_least, "stats count %s %s drops" % (signal, reason), st)
+        return
+    text = metrics_text(h)
+    if text and "export" in text:
+        lines = [l for l in text.splitlines() if "export" in l and reason in l and signal in l and
+                 not l.startswith("#")]
+        check(any(float(l.split()[-1]) >= expect_at_least for l in lines),
+              "/metrics counts %s %s drops" % (signal, reason), lines)
+        return
+    log("NOTE: neither /v1/stats nor /metrics exposes the export counters yet; drop count not checked")
+
+
+def boot_machine(h, mid, tetherd_wait=True):
+    agent = h.start_init_shell(mid, WORKLOAD)
+    rc = wait_proc(agent, 45, "the agent exits")
+    check(rc == 0, "the workload exits 0", rc)
+    return h.wait_exited(mid)
+
+
+def harness(name, port, extra=()):
+    args = ["--otlp-endpoint", "http://127.0.0.1:%d" % port, "--otlp-batch-delay-ms", "100",
+            "--otlp-retry-max-ms", "1000"] + list(extra)
+    return Harness(name, tetherd_args=args)
+
+
+def scenario_export(node):
+    port = free_tcp_port()
+    with harness("otlp-export", port, ["--otlp-header", "Authorization=Bearer sesame"]) as h:
+        rx = Receiver(h, node, port)
+        rx.start()
+        mid = "otlp-vm"
+        h.register(mid, traceparent=TRACEPARENT, request_id="req-otlp", service_name="svc-otlp")
+        t0 = time.time_ns()
+        boot_machine(h, mid)
+        t1 = time.time_ns()
+        api_spans = h.api.spans(mid)["spans"]
+        api_names = sorted(s["name"] for s in api_spans)
+        got = wait_for("every stitched span is exported", lambda: (
+            spans_of(rx.requests()) if sorted(s["name"] for _, s in spans_of(rx.requests())) == api_names else None))
+        reqs = rx.requests()
+        check(all(r["encoding"] == "gzip" and r["content_type"] == "application/x-protobuf" for r in reqs),
+              "requests are gzipped protobuf", [(r["encoding"], r["content_type"]) for r in reqs])
+        check(all(r["authorization"] == "Bearer sesame" for r in reqs), "--otlp-header is sent",
+              [r["authorization"] for r in reqs])
+        ids = [s["spanId"] for _, s in got]
+        check(len(ids) == len(set(ids)), "each span is exported once", ids)
+        by_id = {s["span_id"]: s for s in api_spans}
+        for res, s in got:
+            check(s["traceId"] == TRACE_ID, "span trace id is the registered one", s)
+            a = by_id.get(s["spanId"])
+            check(a is not None, "exported span ids are the API's", s, list(by_id))
+            check(s.get("parentSpanId", "") == (a.get("parent_span_id") or ""), "parent links match the API", s, a)
+            check(s["name"] == a["name"], "names match", s, a)
+            start, end = int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])
+            check(t0 - 10**9 * 60 < start <= end <= t1 + 10**9, "span times are host wall-clock times", s)
+            check(abs(start - a["start_unix_ns"]) < 100 * 10**6, "start time = the API's start_unix_ns", s, a)
+            ra = attrs(res)
+            check(ra.get("service.name") == "svc-otlp" and ra.get("tether.machine.id") == mid and
+                  ra.get("host.id") == mid and ra.get("tether.node.id") == "itest-node" and
+                  ra.get("tether.request.id") == "req-otlp", "resource attributes", ra)
+            check("tether.transition" in attrs(s), "spans carry tether.transition", s)
+        root = [s for _, s in got if s["name"] == "machine.boot"][0]
+        check(root.get("parentSpanId") == PARENT_ID, "the root's parent is the registered span", root)
+
+        recs = wait_for("log lines and lifecycle events are exported", lambda: (
+            logs_of(rx.requests()) if any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())) and
+            any(attrs(r).get("event.name") == "tether.machine.exited" for _, r in logs_of(rx.requests()))
+            else None))
+        lines = [r for _, r in recs if body_text(r) in ("hello from stdout", "oops on stderr", "after ready")]
+        check(len(lines) == 3, "each workload line is one log record, once", [body_text(r) for _, r in recs])
+        span_ids = set(ids)
+        for r in lines:
+            a = attrs(r)
+            check(r.get("traceId") == TRACE_ID and r.get("spanId") in span_ids,
+                  "log records carry the trace id and the id of an exported span", r)
+            check(a.get("log.iostream") == ("stderr" if "stderr" in body_text(r) else "stdout"), "log.iostream", r)
+            check(t0 - 60 * 10**9 < int(r["timeUnixNano"]) <= t1 and int(r["observedTimeUnixNano"]) >= t0,
+                  "log times are host times", r)
+        api_logs = h.api.logs(mid)
+        api_t = {o["line"]: o["time_unix_ns"] for o in api_logs if "line" in o}
+        for r in lines:
+            check(abs(int(r["timeUnixNano"]) - api_t[body_text(r)]) < 100 * 10**6,
+                  "log time = the API's time_unix_ns", r, api_t)
+        events = {attrs(r).get("event.name") for _, r in recs}
+        for ev in ("tether.machine.registered", "tether.machine.booting", "tether.machine.ready",
+                   "tether.machine.exited"):
+            check(ev in events, "lifecycle event %s exported" % ev, sorted(e for e in events if e))
+        for res, r in recs:
+            if attrs(r).get("event.name") == "tether.machine.ready":
+                check(r.get("traceId") == TRACE_ID and attrs(res).get("tether.machine.id") == mid,
+                      "events carry the machine's trace and ids", r)
+
+
+def scenario_retry_503(node):
+    port = free_tcp_port()
+    with harness("otlp-503", port) as h:
+        rx = Receiver(h, node, port)
+        rx.start()
+        rx.script(traces=[{"status": 503}, {"status": 503}], logs=[{"status": 503}])
+        mid = "vm503"
+        h.register(mid)
+        boot_machine(h, mid)
+        n_api = len(h.api.spans(mid)["spans"])
+        wait_for("spans delivered after two 503s", lambda: len(spans_of(rx.requests())) >= n_api)
+        reqs = rx.requests()
+        t503 = [r for r in reqs if r["signal"] == "traces" and r["status"] == 503]
+        check(len(t503) == 2, "two trace requests were answered 503", [(r["signal"], r["status"]) for r in reqs])
+        names = [s["name"] for _, s in spans_of(reqs)]
+        check(len(names) == n_api and len(set(s["spanId"] for _, s in spans_of(reqs))) == n_api,
+              "nothing lost, nothing duplicated", names)
+        wait_for("log lines delivered after a 503",
+                 lambda: any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())))
+
+
+def scenario_retry_after(node):
+    port = free_tcp_port()
+    with harness("otlp-429", port) as h:
+        rx = Receiver(h, node, port)
+        rx.start()
+        rx.script(traces=[{"status": 429, "retry_after": "2"}])
+        mid = "vm429"
+        h.register(mid)
+        boot_machine(h, mid)
+        wait_for("spans delivered after 429", lambda: spans_of(rx.requests()))
+        reqs = [r for r in rx.requests() if r["signal"] == "traces"]
+        first = [r for r in reqs if r["status"] == 429][0]
+        retry = [r for r in reqs if r["time_ms"] > first["time_ms"]][0]
+        check(retry["time_ms"] - first["time_ms"] >= 2000, "the retry waits for Retry-After (2 s)",
+              [(r["status"], r["time_ms"]) for r in reqs])
+
+
+def scenario_reject_400(node):
+    port = free_tcp_port()
+    with harness("otlp-400", port) as h:
+        rx = Receiver(h, node, port)
+        rx.start()
+        rx.script(traces=[{"status": 400}])
+        mid = "vm400"
+        h.register(mid)
+        boot_machine(h, mid)
+        time.sleep(2.5)  # long enough for any (wrong) retry: backoff is at most 1 s here
+        reqs = [r for r in rx.requests() if r["signal"] == "traces"]
+        rejected = [r for r in reqs if r["status"] == 400]
+        check(len(rejected) == 1, "one trace request answered 400", [(r["status"]) for r in reqs])
+        rej_ids = {s["spanId"] for _, s in spans_of(reqs, 400)}
+        ok_ids = {s["spanId"] for _, s in spans_of(reqs, 200)}
+        check(rej_ids and not (rej_ids & ok_ids), "the rejected spans are not sent again", rej_ids, ok_ids)
+        check_dropped(h, "traces", "rejected", len(rej_ids))
+
+
+def scenario_partial(node):
+    port = free_tcp_port()
+    with harness("otlp-partial", port) as h:
+        rx = Receiver(h, node, port)
+        rx.start()
+        rx.script(logs=[{"status": 200, "rejected": 1}])
+        mid = "vmpartial"
+        h.register(mid)
+        boot_machine(h, mid)
+        wait_for("logs delivered", lambda: any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())))
+        time.sleep(1.5)
+        reqs = [r for r in rx.requests() if r["signal"] == "logs"]
+        first_ids = {json.dumps(rec, sort_keys=True) for _, rec in logs_of(reqs[:1])}
+        later = {json.dumps(rec, sort_keys=True) for _, rec in logs_of(reqs[1:])}
+        check(not (first_ids & later), "a partially successful request is not retried")
+        check_dropped(h, "logs", "partial_success", 1)
+
+
+def scenario_down_up(node):
+    port = free_tcp_port()
+    with harness("otlp-down", port) as h:
+        rx = Receiver(h, node, port)  # not started: the backend is down
+        mid = "vmdown"
+        h.register(mid)
+        boot_machine(h, mid)
+        n_api = len(h.api.spans(mid)["spans"])
+        spool = os.path.join(h.state_dir, "otlp-spool")
+        wait_for("requests are spooled while the backend is down",
+                 lambda: os.path.isdir(spool) and any(f.endswith(".otlp") for f in os.listdir(spool)))
+        # Restart tetherd while the backend is still down: the spool survives it.
+        h.kill_tetherd(signal_term())
+        files = sorted(f for f in os.listdir(spool) if f.endswith(".otlp"))
+        check(any("-traces-" in f for f in files) and any("-logs-" in f for f in files),
+              "the spool holds traces and logs after shutdown", files)
+        h.start_tetherd()
+        rx.start()
+        wait_for("spooled spans delivered once the backend is up", lambda: len(spans_of(rx.requests())) >= n_api,
+                 timeout=40)
+        wait_for("spooled log lines delivered",
+                 lambda: any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())), timeout=40)
+        ids = [s["spanId"] for _, s in spans_of(rx.requests())]
+        check(len(set(ids)) == n_api, "every span delivered", ids)
+        wait_for("the spool drains", lambda: not any(f.endswith(".otlp") for f in os.listdir(spool)), timeout=20)
+
+
+def signal_term():
+    import signal
+    return signal.SIGTERM
+
+
+def scenario_json_file(node):
+    with Harness("otlp-json", tetherd_args=["--otlp-batch-delay-ms", "100"]) as h:
+        mid = "vmjson"
+        h.register(mid, traceparent=TRACEPARENT)
+        boot_machine(h, mid)
+        path = os.path.join(h.state_dir, "otlp.jsonl")
+        n_api = len(h.api.spans(mid)["spans"])
+
+        def count():
+            if not os.path.exists(path):
+                return None
+            with open(path) as f:
+                lines = [json.loads(l) for l in f if l.strip()]
+            n = sum(len(ss.get("spans", [])) for o in lines for rs in o.get("resourceSpans", [])
+                    for ss in rs.get("scopeSpans", []))
+            return lines if n >= n_api else None
+        lines = wait_for("the JSON file holds every span", count)
+        for o in lines:
+            check(set(o) <= {"resourceSpans", "resourceLogs"} and len(o) == 1, "one request per line", o)
+        spans = [s for o in lines for rs in o.get("resourceSpans", []) for ss in rs["scopeSpans"] for s in ss["spans"]]
+        for s in spans:
+            check(s["traceId"] == TRACE_ID and len(s["spanId"]) == 16, "hex ids", s)
+            check(isinstance(s["startTimeUnixNano"], str) and s["startTimeUnixNano"].isdigit(),
+                  "64-bit integers as strings", s)
+            check(isinstance(s.get("kind"), int), "enums as integers", s)
+        out = subprocess.run([node, os.path.join(HERE, "receiver.js"), "--json-check", path], cwd=HERE,
+                             capture_output=True, text=True, timeout=30)
+        check(out.returncode == 0, "every line decodes with the official OTLP definitions", out.stderr[-2000:])
+        summary = json.loads(out.stdout)
+        check(summary["spans"] >= n_api and summary["log_records"] >= 3, "spans and log records survive", summary)
+
+
+SCENARIOS = {
+    "export": scenario_export,
+    "retry-503": scenario_retry_503,
+    "retry-after": scenario_retry_after,
+    "reject-400": scenario_reject_400,
+    "partial": scenario_partial,
+    "down-up": scenario_down_up,
+    "json-file": scenario_json_file,
+}
+
+
+def main():
+    node = need_node()
+    SCENARIOS[sys.argv[1]](node)
+
+
+if __name__ == "__main__":
+    run_test(main)
