@@ -14,6 +14,7 @@
 #include "config.h"
 #include "jsonlog.h"
 #include "macro.h"
+#include "otlp-env.h"
 #include "server.h"
 
 static void help(void) {
@@ -48,7 +49,9 @@ static void help(void) {
                "                                  <state-dir>/otlp.jsonl, \"\" for none)\n"
                "     --otlp-file-max-bytes N      Rotate the file to PATH.1 beyond this (default 64 MiB)\n"
                "     --otlp-batch-delay-ms N      Longest wait before a batch goes out (default 1000)\n"
-               "     --otlp-retry-max-ms N        Longest backoff between retries (default 5000)\n",
+               "     --otlp-retry-max-ms N        Longest backoff between retries (default 5000)\n"
+               "\nOTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _LOGS_ENDPOINT, _HEADERS, _COMPRESSION, _TIMEOUT\n"
+               "and _PROTOCOL (http/protobuf only) apply too; the options above override them.\n",
                TETHERD_API_SOCKET_DEFAULT,
                TETHER_VSOCK_PORT_DEFAULT,
                TETHERD_STATE_DIR_DEFAULT);
@@ -263,6 +266,9 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                         optarg);
                                 return -EINVAL;
                         }
+                        /* The command line's headers replace OTEL_EXPORTER_OTLP_HEADERS. */
+                        if (c->otlp_config.headers != otlp_headers)
+                                c->otlp_config.n_headers = 0;
                         otlp_headers[c->otlp_config.n_headers++] = optarg;
                         c->otlp_config.headers = otlp_headers;
                         break;
@@ -343,7 +349,12 @@ static void raise_fd_limit(void) {
         }
 }
 
+static const char *env_get(const char *name) {
+        return getenv(name);
+}
+
 int main(int argc, char *argv[]) {
+        _cleanup_(otlp_env_done) OtlpEnv otlp_env = {};
         ServerConfig config;
         LogTarget log_target = LOG_TARGET_AUTO;
         int log_level = LOG_INFO, r;
@@ -351,6 +362,19 @@ int main(int argc, char *argv[]) {
         Server *server = NULL;
 
         server_config_init(&config);
+        const char *bad = NULL;
+        r = otlp_config_from_env(&config.otlp_config, &otlp_env, env_get, &bad);
+        if (r == -EPROTONOSUPPORT) {
+                fprintf(stderr,
+                        "%s=%s: tetherd exports OTLP/HTTP with protobuf only (http/protobuf)\n",
+                        bad,
+                        getenv(bad));
+                return EXIT_FAILURE;
+        }
+        if (r < 0) {
+                fprintf(stderr, "Invalid %s: %s\n", bad ?: "OTEL_EXPORTER_OTLP_*", bad ? getenv(bad) : strerror(-r));
+                return EXIT_FAILURE;
+        }
         r = parse_argv(argc, argv, &config, &log_target, &log_level);
         if (r <= 0)
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -106,7 +106,11 @@ int otlp_encode_resource(const OtlpResource *r, OtlpBlob **ret) {
         Opentelemetry__Proto__Resource__V1__Resource res = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
         KvList l;
 
-        if (kv_list_init(&l, 7) < 0)
+        static const char *const reserved[] = { "service.name",      "host.name",      "host.id",
+                                                "tether.machine.id", "tether.node.id", "tether.request.id",
+                                                "tether.boot.id" };
+
+        if (kv_list_init(&l, ELEMENTSOF(reserved) + r->n_attrs) < 0)
                 return -ENOMEM;
         kv_list_add_str(&l, "service.name", r->service_name);
         kv_list_add_str(&l, "host.name", r->host_name);
@@ -115,6 +119,13 @@ int otlp_encode_resource(const OtlpResource *r, OtlpBlob **ret) {
         kv_list_add_str(&l, "tether.node.id", r->node_id);
         kv_list_add_str(&l, "tether.request.id", r->request_id);
         kv_list_add_str(&l, "tether.boot.id", r->boot_id);
+        for (size_t i = 0; i < r->n_attrs; i++) {
+                bool taken = false;
+                for (size_t j = 0; j < ELEMENTSOF(reserved) && !taken; j++)
+                        taken = strcmp(r->attrs[i].key, reserved[j]) == 0;
+                if (!taken)
+                        kv_list_add_str(&l, r->attrs[i].key, r->attrs[i].value);
+        }
         res.n_attributes = l.n;
         res.attributes = l.ptrs;
 

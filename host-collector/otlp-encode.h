@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attr.h"
 #include "stats.h"
 #include "stitch.h"
 
@@ -24,6 +25,8 @@ typedef struct OtlpResource {
         const char *node_id;      /* tether.node.id */
         const char *request_id;   /* tether.request.id */
         const char *boot_id;      /* tether.boot.id */
+        const Attr *attrs;        /* the registration's attributes, under their own keys (the above win) */
+        size_t n_attrs;
 } OtlpResource;
 
 /* An encoded message with a reference count: one resource is shared by the queued items of a boot. */

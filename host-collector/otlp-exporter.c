@@ -48,6 +48,7 @@ typedef struct Channel {
         ExportSignal signal;
         OtlpQueue *queue;
         OtlpHttpCall *call; /* NULL: file mode */
+        bool disabled;      /* HTTP mode without a URL for this signal: not exported */
         sd_event_source *timer;
         /* The request being sent (or waiting for its retry). */
         uint8_t *body;
@@ -375,6 +376,8 @@ static void channel_pump(Channel *ch) {
         OtlpExporter *x = ch->exporter;
         bool force = x->shutting_down;
 
+        if (ch->disabled)
+                return;
         if (!ch->call) {
                 channel_write_file(ch, force);
                 channel_arm_timer(ch, otlp_queue_deadline(ch->queue));
@@ -430,6 +433,10 @@ static int on_channel_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static void channel_push(Channel *ch, OtlpBlob *resource, uint8_t *data, size_t len) {
         OtlpExporter *x = ch->exporter;
 
+        if (ch->disabled) {
+                free(data);
+                return;
+        }
         if (x->shut_down) {
                 free(data);
                 count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, 1);
@@ -520,6 +527,8 @@ static int resource_for(OtlpExporter *x, const Machine *m, const Boot *b, OtlpBl
                 .node_id = x->registry->config.node_id,
                 .request_id = m->request_id,
                 .boot_id = b ? b->boot_id : NULL,
+                .attrs = m->attrs,
+                .n_attrs = m->n_attrs,
         };
         return otlp_encode_resource(&res, ret);
 }
@@ -558,6 +567,8 @@ static OtlpBlob *track_resource(OtlpExporter *x, BootTrack *t) {
 /* Exports the spans of the boot that closed since the last call; with final, the open ones too (the boot ended
  * without closing them: exit or disconnect before ready). */
 static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final) {
+        if (x->channels[0].disabled)
+                return;
         BootTrack *t = track_get(x, m, b, false);
         if (!t)
                 return;
@@ -588,6 +599,8 @@ static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envel
         uint64_t recv = now_ns(CLOCK_REALTIME);
         char *body;
 
+        if (x->channels[1].disabled)
+                return;
         BootTrack *t = track_get(x, m, b, false);
         if (!t) {
                 count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
@@ -701,6 +714,8 @@ static void on_event_added(Registry *r, const Event *ev, void *userdata) {
         uint8_t root[8];
         size_t len;
 
+        if (x->channels[1].disabled)
+                return;
         json_t *o = json_loads(ev->json, 0, NULL);
         if (!o) {
                 count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
@@ -831,15 +846,24 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
                         if (override)
                                 url = strdup(override);
                         else if (config->endpoint)
-                                (void) url_join(config->endpoint, paths[i], &url);
-                        r = url ? otlp_http_call_new(
-                                          x->http,
-                                          url,
-                                          (const char *const *) headers,
-                                          config->n_headers,
-                                          config->request_timeout_usec,
-                                          &ch->call) :
-                                  -ENOMEM;
+                                r = url_join(config->endpoint, paths[i], &url);
+                        else {
+                                /* Only the other signal has an endpoint: this one is not exported. */
+                                ch->disabled = true;
+                                log_info(
+                                        "Not exporting OTLP %s: no endpoint for them.",
+                                        export_signal_to_string(ch->signal));
+                                (void) sd_event_source_set_enabled(ch->timer, SD_EVENT_OFF);
+                                continue;
+                        }
+                        r = r >= 0 && url ? otlp_http_call_new(
+                                                    x->http,
+                                                    url,
+                                                    (const char *const *) headers,
+                                                    config->n_headers,
+                                                    config->request_timeout_usec,
+                                                    &ch->call) :
+                                            -ENOMEM;
                         if (r >= 0)
                                 log_info(
                                         "Exporting OTLP %s to %s%s.",

@@ -219,6 +219,45 @@ json_t *render_spans(const SpanSet *s) {
         return json_pack("{s:s, s:o}", "trace_id", trace, "spans", spans);
 }
 
+/* {"traces": n, "logs": n, "metrics": n} */
+static json_t *per_signal_json(const uint64_t v[_EXPORT_SIGNAL_MAX], bool zero_is_null) {
+        json_t *o = json_object();
+
+        for (ExportSignal i = 0; o && i < _EXPORT_SIGNAL_MAX; i++)
+                json_object_set_new(
+                        o, export_signal_to_string(i), zero_is_null && v[i] == 0 ? json_null() : int_json(v[i]));
+        return o;
+}
+
+static json_t *export_stats_json(const ExportStats *x) {
+        json_t *dropped = json_object();
+
+        for (ExportSignal i = 0; dropped && i < _EXPORT_SIGNAL_MAX; i++) {
+                json_t *by_reason = json_object();
+                for (ExportDropReason r = 0; by_reason && r < _EXPORT_DROP_REASON_MAX; r++)
+                        json_object_set_new(by_reason, export_drop_reason_to_string(r), int_json(x->dropped[i][r]));
+                json_object_set_new(dropped, export_signal_to_string(i), by_reason);
+        }
+        return json_pack(
+                "{s:o*, s:o*, s:o*, s:o*, s:o*, s:o, s:o, s:o*}",
+                "requests",
+                per_signal_json(x->requests, false),
+                "failures",
+                per_signal_json(x->failures, false),
+                "items",
+                per_signal_json(x->items, false),
+                "bytes",
+                per_signal_json(x->bytes, false),
+                "dropped",
+                dropped,
+                "queue_bytes",
+                int_json(x->queue_bytes),
+                "spool_bytes",
+                int_json(x->spool_bytes),
+                "last_success_unix_ns",
+                per_signal_json(x->last_success_unix_ns, true));
+}
+
 json_t *render_stats(const Stats *s) {
         json_t *o = json_object(), *pe = json_object(), *dr = json_object(), *db = json_object(), *cr = json_object(),
                *cc = json_object(), *lr = json_object(), *lb = json_object();
@@ -266,5 +305,6 @@ json_t *render_stats(const Stats *s) {
         json_object_set_new(o, "syncs", int_json(s->syncs));
         json_object_set_new(o, "persist_errors", int_json(s->persist_errors));
         json_object_set_new(o, "api_requests", int_json(s->api_requests));
+        json_object_set_new(o, "export", export_stats_json(&s->export));
         return o;
 }

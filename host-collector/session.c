@@ -505,7 +505,8 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                         m->id,
                         reason ?: transition,
                         b->exit.code);
-                if (b->exit.oom_killed)
+                /* One oom_killed event per kill: the agent's oom.kill milestone already emitted it. */
+                if (b->exit.oom_killed && !boot_find_milestone(b, "oom.kill"))
                         registry_emit_event(reg, m, "oom_killed", t, NULL);
                 registry_emit_event(
                         reg,

@@ -24,7 +24,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from tetherlib import SKIP, Harness, check, free_tcp_port, log, run_test, wait_proc  # noqa: E402
+from tetherlib import SKIP, Harness, binary, check, free_tcp_port, log, run_test, wait_proc  # noqa: E402
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -154,18 +154,15 @@ def metrics_text(h):
 
 def check_dropped(h, signal, reason, expect_at_least):
     st = export_stats(h)
-    if st is not None:
-        n = st.get("dropped", {}).get(signal, {}).get(reason, 0)
-        check(n >= expect_at_least, "stats count %s %s drops" % (signal, reason), st)
-        return
+    check(st is not None, "/v1/stats has the export counters")
+    n = st.get("dropped", {}).get(signal, {}).get(reason, 0)
+    check(n >= expect_at_least, "stats count %s %s drops" % (signal, reason), st)
     text = metrics_text(h)
-    if text and "export" in text:
-        lines = [l for l in text.splitlines() if "export" in l and reason in l and signal in l and
-                 not l.startswith("#")]
-        check(any(float(l.split()[-1]) >= expect_at_least for l in lines),
-              "/metrics counts %s %s drops" % (signal, reason), lines)
-        return
-    log("NOTE: neither /v1/stats nor /metrics exposes the export counters yet; drop count not checked")
+    check(text is not None, "/metrics answers")
+    lines = [l for l in text.splitlines() if l.startswith("tether_export_dropped") and 'reason="%s"' % reason in l
+             and 'signal="%s"' % signal in l]
+    check(any(float(l.split()[-1]) >= expect_at_least for l in lines), "/metrics counts %s %s drops" % (signal, reason),
+          lines)
 
 
 def boot_machine(h, mid, tetherd_wait=True):
@@ -187,7 +184,8 @@ def scenario_export(node):
         rx = Receiver(h, node, port)
         rx.start()
         mid = "otlp-vm"
-        h.register(mid, traceparent=TRACEPARENT, request_id="req-otlp", service_name="svc-otlp")
+        h.register(mid, traceparent=TRACEPARENT, request_id="req-otlp", service_name="svc-otlp",
+                   attributes={"env": "staging", "service.name": "not-this"})
         t0 = time.time_ns()
         boot_machine(h, mid)
         t1 = time.time_ns()
@@ -215,7 +213,8 @@ def scenario_export(node):
             ra = attrs(res)
             check(ra.get("service.name") == "svc-otlp" and ra.get("tether.machine.id") == mid and
                   ra.get("host.id") == mid and ra.get("tether.node.id") == "itest-node" and
-                  ra.get("tether.request.id") == "req-otlp", "resource attributes", ra)
+                  ra.get("tether.request.id") == "req-otlp" and ra.get("env") == "staging",
+                  "resource attributes (registration attributes too, the fixed keys win)", ra)
             check("tether.transition" in attrs(s), "spans carry tether.transition", s)
         root = [s for _, s in got if s["name"] == "machine.boot"][0]
         check(root.get("parentSpanId") == PARENT_ID, "the root's parent is the registered span", root)
@@ -388,7 +387,43 @@ def scenario_json_file(node):
         check(summary["spans"] >= n_api and summary["log_records"] >= 3, "spans and log records survive", summary)
 
 
+def scenario_env(node):
+    """The OpenTelemetry SDK environment configures the exporter; a traces endpoint alone exports traces only."""
+    port = free_tcp_port()
+    os.environ.update({
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:%d/v1/traces" % port,
+        "OTEL_EXPORTER_OTLP_HEADERS": " Authorization = Bearer%20from-env ",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    })
+    with Harness("otlp-env", tetherd_args=["--otlp-batch-delay-ms", "100"]) as h:
+        rx = Receiver(h, node, port)
+        rx.start()
+        mid = "vmenv"
+        h.register(mid)
+        boot_machine(h, mid)
+        n_api = len(h.api.spans(mid)["spans"])
+        wait_for("spans exported to the environment's endpoint", lambda: len(spans_of(rx.requests())) >= n_api)
+        time.sleep(0.5)  # any (wrong) log request would be out by now: the batch delay is 100 ms
+        reqs = rx.requests()
+        check(all(r["signal"] == "traces" for r in reqs), "no logs endpoint: no log requests",
+              [r["signal"] for r in reqs])
+        check(all(r["authorization"] == "Bearer from-env" and r["encoding"] == "identity" for r in reqs),
+              "OTEL_EXPORTER_OTLP_HEADERS and _COMPRESSION apply", [(r["authorization"], r["encoding"]) for r in reqs])
+        check(not os.path.exists(os.path.join(h.state_dir, "otlp.jsonl")), "no JSON file with an endpoint")
+        st = export_stats(h)
+        check(st and st["items"]["logs"] == 0 and sum(st["dropped"]["logs"].values()) == 0,
+              "logs are not exported, and not counted as dropped either", st)
+
+    # Another protocol is refused at startup, not silently ignored.
+    os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+    p = subprocess.run([binary("TETHERD"), "--no-vsock", "--help"], capture_output=True, text=True, timeout=30)
+    check(p.returncode != 0 and "http/protobuf" in p.stderr, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc is refused",
+          p.returncode, p.stderr)
+
+
 SCENARIOS = {
+    "env": scenario_env,
     "export": scenario_export,
     "retry-503": scenario_retry_503,
     "retry-after": scenario_retry_after,

@@ -6,6 +6,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -144,9 +145,10 @@ static inline void ready_frame(Bytes *b, uint64_t seq, const char *source, uint6
         frame_append(b, &e);
 }
 
-static inline void exit_frame(Bytes *b, uint64_t seq, int code, int signal, uint64_t boottime_ns) {
+static inline void exit_frame_oom(Bytes *b, uint64_t seq, int code, int signal, uint64_t boottime_ns, bool oom) {
         Tether__Envelope e = TETHER__ENVELOPE__INIT;
         Tether__Exit x = TETHER__EXIT__INIT;
+        x.oom_killed = oom;
         x.code = code;
         x.signal = signal;
         x.boottime_ns = boottime_ns;
@@ -155,6 +157,10 @@ static inline void exit_frame(Bytes *b, uint64_t seq, int code, int signal, uint
         e.msg_case = TETHER__ENVELOPE__MSG_EXIT;
         e.exit = &x;
         frame_append(b, &e);
+}
+
+static inline void exit_frame(Bytes *b, uint64_t seq, int code, int signal, uint64_t boottime_ns) {
+        exit_frame_oom(b, seq, code, signal, boottime_ns, false);
 }
 
 static inline void clock_sample_frame(Bytes *b, uint64_t probe_id, uint64_t boottime_ns) {

@@ -74,7 +74,11 @@ static const char *kv_string(Opentelemetry__Proto__Common__V1__KeyValue **kv, si
 }
 
 static OtlpBlob *resource(void) {
+        /* Registration attributes: their own keys, but never over the fixed ones. */
+        static const Attr attrs[] = { { (char *) "env", (char *) "prod" }, { (char *) "service.name", (char *) "x" } };
         OtlpResource r = {
+                .attrs = attrs,
+                .n_attrs = 2,
                 .service_name = "svc",
                 .host_name = "guest-host",
                 .host_id = "vm-1",
@@ -112,6 +116,11 @@ static void test_spans_request(void **state) {
         Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[0];
         assert_string_equal(kv_string(rs->resource->attributes, rs->resource->n_attributes, "service.name"), "svc");
         assert_string_equal(kv_string(rs->resource->attributes, rs->resource->n_attributes, "host.name"), "guest-host");
+        assert_string_equal(kv_string(rs->resource->attributes, rs->resource->n_attributes, "env"), "prod");
+        size_t n_service_names = 0;
+        for (size_t i = 0; i < rs->resource->n_attributes; i++)
+                n_service_names += strcmp(rs->resource->attributes[i]->key, "service.name") == 0;
+        assert_int_equal(n_service_names, 1);
         assert_string_equal(
                 kv_string(rs->resource->attributes, rs->resource->n_attributes, "tether.machine.id"), "vm-1");
         assert_int_equal(rs->n_scope_spans, 1);

@@ -758,6 +758,39 @@ static void test_instance_seq_overflow(void **state) {
         end_session(s, CLOSE_PROTOCOL_ERROR);
 }
 
+static size_t count_events(const Registry *r, const char *transition) {
+        char needle[64];
+        size_t n = 0;
+
+        snprintf(needle, sizeof(needle), "\"transition\":\"%s\"", transition);
+        for (size_t i = 0; i < r->events->n; i++)
+                n += strstr(event_log_at(r->events, i)->json, needle) != NULL;
+        return n;
+}
+
+/* An OOM kill is one oom_killed event, whether the agent saw the kernel's line (oom.kill milestone) before the
+ * exit or only the exit says so. */
+static void test_oom_killed_event_once(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        hello_frame(&in, "boot-1", "guest-a");
+        milestone_frame(&in, 1, "oom.kill", 1 * MS);
+        exit_frame_oom(&in, 2, 137, 9, 2 * MS, true);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(count_events(f->registry, "oom_killed"), 1);
+        assert_int_equal(f->a->state, MACHINE_CRASHED);
+        end_session(s, CLOSE_EOF);
+
+        s = new_session(f, f->b);
+        hello_frame(&in, "boot-2", "guest-b");
+        exit_frame_oom(&in, 1, 137, 9, 2 * MS, true);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(count_events(f->registry, "oom_killed"), 2);
+        end_session(s, CLOSE_EOF);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_hello_welcome, setup, teardown),
@@ -768,6 +801,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bad_frames_counted_per_reason, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_guest_claims_do_not_change_identity, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ready_acks_at_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_oom_killed_event_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ready_condition_source, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_clock_samples, setup, teardown),
