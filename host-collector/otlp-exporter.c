@@ -61,6 +61,29 @@ typedef struct Channel {
         bool failing; /* logged once per outage */
 } Channel;
 
+/* A stored Log record waiting to become OTLP log records: copied as it came, with what encoding needs from the
+ * registry (which may change or go before it is encoded). Encoding is deferred to an idle-priority event source
+ * so that export never takes CPU from ingestion: under a flood these wait (bounded by queue_bytes, shared with
+ * the encoded queue) and, when the bound is hit, are dropped as queue_full, never slowing the guest. */
+typedef struct PendingLog {
+        struct PendingLog *next;
+        OtlpBlob *resource;
+        uint8_t trace_id[16];
+        uint8_t span_id[8];
+        bool has_span;
+        uint64_t time_unix_ns;
+        uint64_t observed_unix_ns;
+        Tether__LogStream stream;
+        uint64_t seq;
+        char *source; /* NULL: none */
+        size_t len;
+        char data[];
+} PendingLog;
+
+/* Log data encoded per dispatch of the idle source (at least one record): small, so that input arriving in
+ * the meantime waits at most a fraction of a millisecond. */
+#define PENDING_BYTES_PER_DISPATCH (8u * 1024u)
+
 struct OtlpExporter {
         sd_event *event;
         Registry *registry;
@@ -75,6 +98,9 @@ struct OtlpExporter {
         uint64_t file_size;
         bool file_failing;
         bool shutting_down, shut_down;
+        PendingLog *pending_head, *pending_tail;
+        uint64_t pending_bytes;
+        sd_event_source *pending_source; /* idle priority */
 };
 
 #define N_CHANNELS 2
@@ -123,7 +149,7 @@ static void update_gauges(OtlpExporter *x) {
         uint64_t q = 0;
         for (size_t i = 0; i < N_CHANNELS; i++)
                 q += otlp_queue_bytes(x->channels[i].queue) + x->channels[i].body_len;
-        x->stats->export.queue_bytes = q;
+        x->stats->export.queue_bytes = q + x->pending_bytes;
         x->stats->export.spool_bytes = x->spool ? otlp_spool_bytes(x->spool) : 0;
 }
 
@@ -594,48 +620,146 @@ static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final)
         }
 }
 
-static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envelope *e) {
-        const Tether__Log *l = e->log;
-        uint64_t recv = now_ns(CLOCK_REALTIME);
-        char *body;
+static uint64_t count_lines(const char *p, size_t n) {
+        uint64_t lines = 0;
+        const char *end = p + n;
 
-        if (x->channels[1].disabled)
-                return;
-        BootTrack *t = track_get(x, m, b, false);
-        if (!t) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
-                return;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                lines++;
+                p = nl ? nl + 1 : end;
         }
-        (void) track_stitch(x, t);
-        OtlpBlob *res = track_resource(x, t);
-        const Span *sp = t->spans ? span_set_find_for_time(t->spans, l->boottime_ns) : NULL;
-        OtlpLogLine line = {
-                .time_unix_ns = boot_to_unix_ns(b, l->boottime_ns, recv),
-                .observed_unix_ns = recv,
-                .trace_id = b->trace_id,
-                .span_id = sp ? sp->span_id : NULL,
-                .stream = l->stream,
-                .source = l->source && *l->source ? l->source : NULL,
-                .seq = b->last_seq,
-        };
+        return lines;
+}
 
-        /* One record per line, as the API shows them; a trailing newline ends the last line. */
-        const char *p = (const char *) l->data.data, *end = p + l->data.len;
+static PendingLog *pending_free(PendingLog *p) {
+        if (!p)
+                return NULL;
+        otlp_blob_unref(p->resource);
+        free(p->source);
+        free(p);
+        return NULL;
+}
+
+static uint64_t pending_cost(const PendingLog *p) {
+        return sizeof(PendingLog) + p->len;
+}
+
+/* Encodes one pending record: one OTLP log record per line, as the API shows them (a trailing newline ends the
+ * last line). */
+static void pending_encode(OtlpExporter *x, PendingLog *pl) {
+        OtlpLogLine line = {
+                .time_unix_ns = pl->time_unix_ns,
+                .observed_unix_ns = pl->observed_unix_ns,
+                .trace_id = pl->trace_id,
+                .span_id = pl->has_span ? pl->span_id : NULL,
+                .stream = pl->stream,
+                .source = pl->source,
+                .seq = pl->seq,
+        };
+        const char *p = pl->data, *end = p + pl->len;
+
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                _cleanup_free_ char *body = utf8_sanitize(p, n, NULL);
                 uint8_t *data;
                 size_t len;
 
-                body = utf8_sanitize(p, n, NULL);
                 line.body = body;
-                if (!res || !body || otlp_encode_log_line(&line, &data, &len) < 0)
+                if (!pl->resource || !body || otlp_encode_log_line(&line, &data, &len) < 0)
                         count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
                 else
-                        channel_push(&x->channels[1], res, data, len);
-                free(body);
+                        channel_push(&x->channels[1], pl->resource, data, len);
                 p += n + (nl ? 1 : 0);
         }
+}
+
+/* Encodes pending records, oldest first, until at least budget bytes of log data went. Returns 1 if some are
+ * left, 0 if none. */
+static int pending_process(OtlpExporter *x, uint64_t budget) {
+        for (uint64_t done = 0; done < budget && x->pending_head;) {
+                PendingLog *pl = x->pending_head;
+                x->pending_head = pl->next;
+                if (!x->pending_head)
+                        x->pending_tail = NULL;
+                x->pending_bytes -= pending_cost(pl);
+                done += pl->len;
+                pending_encode(x, pl);
+                pending_free(pl);
+        }
+        update_gauges(x);
+        return x->pending_head ? 1 : 0;
+}
+
+static int on_pending(sd_event_source *s, void *userdata) {
+        OtlpExporter *x = userdata;
+
+        if (pending_process(x, PENDING_BYTES_PER_DISPATCH) == 0)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envelope *e) {
+        const Tether__Log *l = e->log;
+        uint64_t recv = now_ns(CLOCK_REALTIME);
+
+        if (x->channels[1].disabled || l->data.len == 0)
+                return;
+        if (x->shut_down) {
+                count_drop(
+                        x,
+                        EXPORT_SIGNAL_LOGS,
+                        EXPORT_DROP_SHUTDOWN,
+                        count_lines((const char *) l->data.data, l->data.len));
+                return;
+        }
+        /* The bound covers what waits here and what waits encoded: both are memory the export holds. */
+        uint64_t cost = sizeof(PendingLog) + l->data.len;
+        if (x->pending_bytes + otlp_queue_bytes(x->channels[1].queue) + cost > x->config.queue_bytes) {
+                count_drop(
+                        x,
+                        EXPORT_SIGNAL_LOGS,
+                        EXPORT_DROP_QUEUE_FULL,
+                        count_lines((const char *) l->data.data, l->data.len));
+                return;
+        }
+
+        BootTrack *t = track_get(x, m, b, false);
+        PendingLog *pl = t ? malloc(sizeof(PendingLog) + l->data.len) : NULL;
+        if (!pl) {
+                count_drop(
+                        x,
+                        EXPORT_SIGNAL_LOGS,
+                        EXPORT_DROP_ENCODE,
+                        count_lines((const char *) l->data.data, l->data.len));
+                return;
+        }
+        (void) track_stitch(x, t);
+        const Span *sp = t->spans ? span_set_find_for_time(t->spans, l->boottime_ns) : NULL;
+        *pl = (PendingLog) {
+                .resource = otlp_blob_ref(track_resource(x, t)),
+                .time_unix_ns = boot_to_unix_ns(b, l->boottime_ns, recv),
+                .observed_unix_ns = recv,
+                .has_span = sp != NULL,
+                .stream = l->stream,
+                .seq = b->last_seq,
+                .source = l->source && *l->source ? strdup(l->source) : NULL,
+                .len = l->data.len,
+        };
+        memcpy(pl->trace_id, b->trace_id, 16);
+        if (sp)
+                memcpy(pl->span_id, sp->span_id, 8);
+        memcpy(pl->data, l->data.data, l->data.len);
+
+        if (x->pending_tail)
+                x->pending_tail->next = pl;
+        else
+                x->pending_head = pl;
+        x->pending_tail = pl;
+        x->pending_bytes += cost;
+        (void) sd_event_source_set_enabled(x->pending_source, SD_EVENT_ON);
+        update_gauges(x);
 }
 
 static void on_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata) {
@@ -840,6 +964,9 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
                 if (r >= 0)
                         r = sd_event_add_time(
                                 event, &ch->timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_channel_timer, ch);
+                /* Batches are written (JSON, gzip) when ingestion leaves time for it. */
+                if (r >= 0)
+                        r = sd_event_source_set_priority(ch->timer, SD_EVENT_PRIORITY_IDLE);
                 if (r >= 0 && http) {
                         _cleanup_free_ char *url = NULL;
                         const char *override = i == 0 ? config->traces_endpoint : config->logs_endpoint;
@@ -884,6 +1011,15 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
         if (!http)
                 log_info("Exporting OTLP/JSON to %s.", x->file_path ?: "(nowhere)");
 
+        r = sd_event_add_defer(event, &x->pending_source, on_pending, x);
+        if (r >= 0)
+                r = sd_event_source_set_priority(x->pending_source, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0) {
+                otlp_exporter_free(x);
+                return log_error_errno(r, "Failed to set up OTLP log encoding: %m");
+        }
+        (void) sd_event_source_set_enabled(x->pending_source, SD_EVENT_OFF);
+
         RegistryObserver o = {
                 .record_stored = on_record_stored,
                 .state_changed = on_state_changed,
@@ -911,6 +1047,10 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
         if (!x || x->shut_down)
                 return;
         x->shutting_down = true;
+        /* What waited for idle time is encoded now, then goes the way of the rest of the queue. */
+        while (pending_process(x, UINT64_MAX) > 0)
+                ;
+        (void) sd_event_source_set_enabled(x->pending_source, SD_EVENT_OFF);
 
         if (!x->http) {
                 for (size_t i = 0; i < N_CHANNELS; i++)
@@ -971,6 +1111,13 @@ OtlpExporter *otlp_exporter_free(OtlpExporter *x) {
         if (!x)
                 return NULL;
         registry_remove_observers(x->registry, x);
+        for (PendingLog *p = x->pending_head, *n; p; p = n) {
+                n = p->next;
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p->data, p->len));
+                pending_free(p);
+        }
+        x->pending_head = x->pending_tail = NULL;
+        sd_event_source_disable_unref(x->pending_source);
         while (x->tracks)
                 track_free(x, x->tracks);
         for (size_t i = 0; i < N_CHANNELS; i++) {
