@@ -75,6 +75,7 @@ void config_done(AgentConfig *c) {
         free(c->notify_socket);
         free(c->traceparent_file);
         strv_free(c->command);
+        strv_free(c->modules);
         config_init(c);
 }
 
@@ -329,6 +330,51 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
         return 0;
 }
 
+int config_parse_modules(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+        int r;
+
+        for (const char *p = value; *p;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t) (comma - p) : strlen(p);
+
+                if (len == 0 || p[0] != '/')
+                        return config_error(
+                                err,
+                                "invalid value for %s: '%.*s' (expected absolute paths of .ko files, separated by "
+                                "commas)",
+                                name,
+                                (int) MIN(len, (size_t) CONFIG_MAX_MODULE_PATH),
+                                p);
+                if (len > CONFIG_MAX_MODULE_PATH)
+                        return config_error(
+                                err,
+                                "invalid value for %s: module path longer than %u bytes",
+                                name,
+                                CONFIG_MAX_MODULE_PATH);
+                if (++n > CONFIG_MAX_MODULES)
+                        return config_error(
+                                err, "invalid value for %s: more than %u modules", name, CONFIG_MAX_MODULES);
+
+                _cleanup_free_ char *item = strndup(p, len);
+                if (!item)
+                        return -ENOMEM;
+                if ((r = strv_push(&l, item)) < 0)
+                        return r;
+
+                if (!comma)
+                        break;
+                p = comma + 1;
+                if (!*p) /* "a.ko," */
+                        return config_error(err, "invalid value for %s: '%s' (empty module path)", name, value);
+        }
+
+        strv_free(c->modules);
+        c->modules = TAKE_PTR(l);
+        return 0;
+}
+
 int config_set(AgentConfig *c, const char *key, const char *value, const char *name, ConfigError *err) {
         int r, b;
 
@@ -363,6 +409,8 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 return set_range(value, 1, UINT32_MAX - 1, &c->port, name, err);
         if (strcmp(key, "ready") == 0)
                 return config_parse_ready(c, value, name, err);
+        if (strcmp(key, "modules") == 0)
+                return config_parse_modules(c, value, name, err);
         if (strcmp(key, "probe_interval_ms") == 0)
                 return set_range(value, 10, 60000, &c->probe_interval_ms, name, err);
         if (strcmp(key, "probe_timeout_ms") == 0)
@@ -572,6 +620,7 @@ static const char *const option_keys[] = {
         "kmsg",
         "console",
         "verbose",
+        "modules",
 };
 
 static bool is_known_option(const char *key) {

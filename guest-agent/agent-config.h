@@ -19,6 +19,8 @@
 #define CONFIG_MIN_REPLAY_BYTES (UINT64_C(64) << 10)
 #define CONFIG_MAX_REPLAY_BYTES (UINT64_C(1) << 30)
 #define CONFIG_MAX_PROBES 8u
+#define CONFIG_MAX_MODULES 32u
+#define CONFIG_MAX_MODULE_PATH 255u /* bytes */
 
 typedef enum AgentMode {
         AGENT_MODE_AUTO, /* init if PID 1, service otherwise */
@@ -72,6 +74,7 @@ typedef struct AgentConfig {
         bool console;
         uint32_t flush_timeout_ms;
         char **command; /* NULL: no workload */
+        char **modules; /* kernel modules to load in init mode, in order; NULL: none */
         bool verbose;
 } AgentConfig;
 
@@ -120,5 +123,10 @@ int config_load(
 
 /* Parses one --ready list into c (replacing earlier probes). Exposed for tests. */
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err);
+
+/* Parses one --modules list (PATH[,PATH...], absolute paths, at most CONFIG_MAX_MODULES of at most
+ * CONFIG_MAX_MODULE_PATH bytes) into c, replacing an earlier list; an empty value means none. Exposed for
+ * tests. */
+int config_parse_modules(AgentConfig *c, const char *value, const char *name, ConfigError *err);
 
 const char *agent_mode_to_string(AgentMode m);

@@ -841,6 +841,16 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 milestone(
                         &a, "mounts.done", times->mounts_done_ns, (const char *const[]) { "failures", failures, NULL });
         }
+        if (times->modules_done_ns > 0) {
+                char count[16], failed[16];
+                format(count, sizeof(count), "%u", times->modules_count);
+                format(failed, sizeof(failed), "%u", times->modules_failed);
+                milestone(
+                        &a,
+                        "modules.loaded",
+                        times->modules_done_ns,
+                        (const char *const[]) { "count", count, "failed", failed, NULL });
+        }
 
         a.notify_fd = notify_socket_open(config->notify_socket);
         if (a.notify_fd < 0)

@@ -13,6 +13,9 @@ typedef struct AgentTimes {
         uint64_t init_start_ns;  /* CLOCK_BOOTTIME when main() started */
         uint64_t mounts_done_ns; /* 0 when nothing was mounted (service mode) */
         unsigned mount_failures;
+        uint64_t modules_done_ns; /* 0 when no modules were loaded (none configured, or service mode) */
+        unsigned modules_count;   /* modules listed in the configuration */
+        unsigned modules_failed;  /* of those, how many failed to load (already loaded ones do not count) */
 } AgentTimes;
 
 /* Runs until the workload has exited (or, without a workload, until SIGTERM/SIGINT) and the records are

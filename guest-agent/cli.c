@@ -108,6 +108,7 @@ void cli_help(void) {
               "  --flush-timeout-ms=N       final flush wait, default 1000\n"
               "  --kmsg / --no-kmsg         follow /dev/kmsg (default: init mode only)\n"
               "  --console                  echo workload output to /dev/console\n"
+              "  --modules=PATH[,PATH...]   init mode: kernel modules (.ko) to load first\n"
               "  --verbose                  debug messages\n"
               "  --help, --version\n"
               "\n"

@@ -13,6 +13,7 @@
 #include "format.h"
 #include "init.h"
 #include "log.h"
+#include "modules.h"
 #include "time-util.h"
 
 #define CONFIG_FILE_MAX (64u * 1024u)
@@ -35,6 +36,28 @@ static int finish_init(ShutdownAction action, int code) {
                 init_poweroff();
         }
         return code;
+}
+
+/* Init mode: loads the configured kernel modules in order, before the transport needs vsock. A failure is
+ * logged and counted, never fatal: the driver may be built in, or the workload may not need it. */
+static void load_modules(char *const *modules, AgentTimes *times) {
+        uint64_t start = now_ns(CLOCK_BOOTTIME);
+
+        for (size_t i = 0; modules[i]; i++) {
+                int r = module_load(modules[i]);
+                times->modules_count++;
+                if (r < 0) {
+                        times->modules_failed++;
+                        log_warning_errno(r, "Failed to load kernel module %s: %m", modules[i]);
+                } else
+                        log_debug("kernel module %s %s", modules[i], r > 0 ? "loaded" : "was already loaded");
+        }
+        times->modules_done_ns = now_ns(CLOCK_BOOTTIME);
+        log_info(
+                "kernel modules: %u of %u loaded in %llu ms",
+                times->modules_count - times->modules_failed,
+                times->modules_count,
+                (unsigned long long) ((times->modules_done_ns - start) / NSEC_PER_MSEC));
 }
 
 int main(int argc, char *argv[]) {
@@ -111,9 +134,12 @@ int main(int argc, char *argv[]) {
 
         if (config.verbose)
                 log_set_max_level(LOG_LEVEL_DEBUG);
-        if (config.mode == AGENT_MODE_INIT)
+        if (config.mode == AGENT_MODE_INIT) {
                 /* The kernel starts init with no PATH at all. */
                 (void) setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 0);
+                if (config.modules)
+                        load_modules(config.modules, &times);
+        }
 
         int code = 1;
         r = agent_run(&config, &times, &code);

@@ -315,6 +315,72 @@ static void test_ready_specs(void **state) {
         config_done(&c);
 }
 
+static void test_modules(void **state) {
+        AgentConfig c;
+        ConfigError err = {};
+        config_init(&c);
+        assert_null(c.modules);
+
+        /* Kernel command line, in order. */
+        assert_int_equal(
+                config_parse_kernel_cmdline(
+                        &c,
+                        "console=ttyS0 tether.modules=/lib/modules/virtio.ko,/lib/modules/virtio_pci.ko quiet",
+                        &err),
+                0);
+        assert_strv(c.modules, (const char *const[]) { "/lib/modules/virtio.ko", "/lib/modules/virtio_pci.ko" }, 2);
+
+        /* A new list replaces the old one; one path is a list; an empty value means none. */
+        assert_int_equal(config_set(&c, "modules", "/a.ko", "--modules", &err), 0);
+        assert_strv(c.modules, (const char *const[]) { "/a.ko" }, 1);
+        assert_int_equal(config_set(&c, "modules", "", "--modules", &err), 0);
+        assert_null(c.modules);
+
+        /* Config file and option spellings. */
+        assert_int_equal(config_parse_file(&c, "modules = \"/x.ko,/y.ko\"\n", "agent.conf", &err), 0);
+        assert_strv(c.modules, (const char *const[]) { "/x.ko", "/y.ko" }, 2);
+        ConfigArgs a;
+        char *argv[] = { "tether-agent", "--modules", "/z.ko", NULL };
+        assert_int_equal(config_args_parse(3, argv, &a, &err), 0);
+        assert_strv(a.keys, (const char *const[]) { "modules" }, 1);
+        config_args_done(&a);
+
+        /* Relative paths, empty items. The list is left alone on error. */
+        static const char *const bad[] = { "virtio.ko", "/a.ko,b.ko", "/a.ko,,/b.ko", ",/a.ko", "/a.ko," };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                err = (ConfigError) {};
+                assert_int_equal(config_set(&c, "modules", bad[i], "tether.modules", &err), -EINVAL);
+                assert_non_null(strstr(err.text, "tether.modules"));
+                assert_strv(c.modules, (const char *const[]) { "/x.ko", "/y.ko" }, 2);
+        }
+
+        /* Path length: CONFIG_MAX_MODULE_PATH bytes is fine, one more is not. */
+        char path[CONFIG_MAX_MODULE_PATH + 2];
+        memset(path, 'm', sizeof(path) - 1);
+        path[0] = '/';
+        path[CONFIG_MAX_MODULE_PATH] = '\0';
+        assert_int_equal(config_set(&c, "modules", path, "--modules", &err), 0);
+        assert_int_equal(strlen(c.modules[0]), CONFIG_MAX_MODULE_PATH);
+        path[CONFIG_MAX_MODULE_PATH] = 'm';
+        path[CONFIG_MAX_MODULE_PATH + 1] = '\0';
+        assert_int_equal(config_set(&c, "modules", path, "--modules", &err), -EINVAL);
+        assert_non_null(strstr(err.text, "longer than"));
+
+        /* Count: CONFIG_MAX_MODULES is fine, one more is not. */
+        char list[(CONFIG_MAX_MODULES + 1) * 8] = "";
+        for (unsigned i = 0; i < CONFIG_MAX_MODULES; i++)
+                strcat(list, i == 0 ? "/m.ko" : ",/m.ko");
+        assert_int_equal(config_set(&c, "modules", list, "--modules", &err), 0);
+        assert_int_equal(strv_length(c.modules), CONFIG_MAX_MODULES);
+        strcat(list, ",/m.ko");
+        assert_int_equal(config_set(&c, "modules", list, "--modules", &err), -EINVAL);
+        assert_non_null(strstr(err.text, "more than"));
+        assert_int_equal(strv_length(c.modules), CONFIG_MAX_MODULES);
+
+        config_done(&c);
+        assert_null(c.modules);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_shell_split),
@@ -325,6 +391,7 @@ int main(void) {
                 cmocka_unit_test(test_mode_defaults),
                 cmocka_unit_test(test_invalid_values_keep_going),
                 cmocka_unit_test(test_ready_specs),
+                cmocka_unit_test(test_modules),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
