@@ -395,32 +395,35 @@ static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const Lo
                 _cleanup_free_ char *line = utf8_sanitize(p, n, NULL);
                 if (!line)
                         return -ENOMEM;
-                int r = stream_append_json(
-                        s,
-                        json_pack(
-                                "{s:s, s:s, s:s?, s:s, s:I, s:s, s:s?, s:I, s:s, s:s, s:s}",
-                                "machine_id",
-                                m->id,
-                                "node_id",
-                                node_id,
-                                "request_id",
-                                m->request_id,
-                                "boot_id",
-                                b->boot_id,
-                                "seq",
-                                (json_int_t) e->seq,
-                                "stream",
-                                log_stream_to_string(e->stream),
-                                "source",
-                                e->source,
-                                "time_unix_ns",
-                                (json_int_t) t,
-                                "line",
-                                line,
-                                "trace_id",
-                                trace,
-                                "span_id",
-                                span));
+                json_t *o = json_pack(
+                        "{s:s, s:s, s:s?, s:s, s:I, s:s, s:s?, s:I, s:s, s:s, s:s}",
+                        "machine_id",
+                        m->id,
+                        "node_id",
+                        node_id,
+                        "request_id",
+                        m->request_id,
+                        "boot_id",
+                        b->boot_id,
+                        "seq",
+                        (json_int_t) e->seq,
+                        "stream",
+                        log_stream_to_string(e->stream),
+                        "source",
+                        e->source,
+                        "time_unix_ns",
+                        (json_int_t) t,
+                        "line",
+                        line,
+                        "trace_id",
+                        trace,
+                        "span_id",
+                        span);
+                /* The agent sends what a workload wrote without its newline after a pause (a prompt, or a pipe's
+                 * buffer cut mid-line): the next line of the stream continues it. */
+                if (o && !nl)
+                        json_object_set_new(o, "partial", json_true());
+                int r = stream_append_json(s, o);
                 if (r < 0)
                         return r;
                 p += n + (nl ? 1 : 0);
@@ -664,7 +667,7 @@ static int on_waiter_timeout(sd_event_source *src, uint64_t usec, void *userdata
 }
 
 static bool state_failed(MachineState s) {
-        return s == MACHINE_EXITED || s == MACHINE_CRASHED || s == MACHINE_DISCONNECTED;
+        return s == MACHINE_EXITED || s == MACHINE_CRASHED || s == MACHINE_DISCONNECTED || s == MACHINE_STOPPED;
 }
 
 /* The answer to a ready long-poll if the machine's state decides it, else NULL (keep waiting). Taken at the
@@ -693,6 +696,7 @@ static json_t *ready_verdict(const Machine *m, uint64_t waited_ns, unsigned *ret
         const char *state = machine_state_to_string(m->state);
         const char *error = m->state == MACHINE_DISCONNECTED ? "agent disconnected before ready" :
                 m->state == MACHINE_CRASHED                  ? "machine crashed before ready" :
+                m->state == MACHINE_STOPPED                  ? "machine stopped before ready" :
                                                                "machine exited before ready";
         *ret_status = MHD_HTTP_CONFLICT;
         return json_pack(
@@ -830,6 +834,9 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
         r = machine_spec_from_json(o, &spec, &err);
         if (r >= 0 && json_object_get(o, "registered_unix_ns"))
                 spec.spec.registered_unix_ns = 0; /* the API registers now; only the state directory restores */
+        /* The API registers API machines: only tetherd's libvirt watcher registers libvirt ones. */
+        spec.spec.source = MACHINE_SOURCE_API;
+        spec.spec.source_id = NULL;
         if (r >= 0)
                 r = server_register_machine(a->server, &spec.spec, &m, &err);
         json_decref(o);

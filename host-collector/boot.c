@@ -265,6 +265,14 @@ int boot_init_to_ready_ns(const Boot *b, uint64_t *ret) {
         return milestone_to_ready_ns(b, BOOT_MILESTONE_INIT_START, ret);
 }
 
+int boot_host_start_to_ready_ns(const Boot *b, uint64_t *ret) {
+        if (!b->ready.set || b->host_start_unix_ns == 0)
+                return -ENODATA;
+        uint64_t ready = boot_to_unix_ns(b, b->ready.boottime_ns, b->ready.recv_unix_ns);
+        *ret = ready > b->host_start_unix_ns ? ready - b->host_start_unix_ns : 0;
+        return 0;
+}
+
 bool boot_exit_is_crash(const Boot *b) {
         return b->exit.set && (b->exit.signal != 0 || b->exit.oom_killed);
 }

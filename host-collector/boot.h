@@ -131,6 +131,9 @@ typedef struct Boot {
         int agent_mode; /* Tether__AgentMode */
 
         uint64_t first_seen_unix_ns; /* first Hello of this boot */
+        /* When the host started the VM of this boot (libvirt's "started" event, host realtime), 0 if unknown:
+         * the root span starts there, before the guest kernel. */
+        uint64_t host_start_unix_ns;
         /* Fallback clock until the first probe is answered: receive time of a Hello minus its boottime. It has
          * no error bound (one-way), so it is never reported as one. */
         bool hello_offset_valid;
@@ -245,3 +248,7 @@ int boot_init_to_ready_ns(const Boot *b, uint64_t *ret);
 
 /* "exited" or "crashed": a workload killed by a signal or by the OOM killer crashed. */
 bool boot_exit_is_crash(const Boot *b);
+
+/* Host time from the host-side start of the boot (host_start_unix_ns) to ready (the guest's ready time mapped to
+ * host time; 0 if ready claims to come first). Returns 0, or -ENODATA when not ready or the host start is unknown. */
+int boot_host_start_to_ready_ns(const Boot *b, uint64_t *ret);

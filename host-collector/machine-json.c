@@ -50,6 +50,18 @@ int machine_spec_from_json(json_t *o, MachineSpecJson *ret, const char **ret_err
                 s.spec.cid = (uint32_t) json_integer_value(v);
         }
 
+        v = json_object_get(o, "source");
+        if (v && !json_is_null(v)) {
+                int k = json_is_string(v) ? machine_source_from_string(json_string_value(v)) : -EINVAL;
+                if (k < 0) {
+                        *ret_error = "source must be \"api\" or \"libvirt\"";
+                        return -EINVAL;
+                }
+                s.spec.source = (MachineSource) k;
+        }
+        if (get_string(o, "source_id", &s.spec.source_id, ret_error, "source_id must be a string") < 0)
+                return -EINVAL;
+
         v = json_object_get(o, "registered_unix_ns");
         if (v && json_is_integer(v) && json_integer_value(v) > 0)
                 s.spec.registered_unix_ns = (uint64_t) json_integer_value(v);
@@ -111,6 +123,8 @@ json_t *machine_registration_to_json(const Machine *m) {
         json_object_set_new(o, "attributes", attrs);
         json_object_set_new(o, "ready_condition", json_string(cond));
         json_object_set_new(o, "registered_unix_ns", json_integer((json_int_t) m->registered_unix_ns));
+        json_object_set_new(o, "source", json_string(machine_source_to_string(m->source)));
+        json_object_set_new(o, "source_id", string_or_null(m->source_id));
         free(cond);
         return o;
 }

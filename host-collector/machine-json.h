@@ -15,8 +15,8 @@ typedef struct MachineSpecJson {
 } MachineSpecJson;
 
 /* Reads machine_id, cid, uds_path, traceparent, request_id, service_name, attributes, ready_condition and
- * (state directory only) registered_unix_ns. Unknown keys are ignored. Returns 0, or -EINVAL with a static
- * reason in *ret_error (wrong types, too many attributes). Semantic checks are machine_spec_validate()'s. */
+ * (state directory only) registered_unix_ns, source and source_id. Unknown keys are ignored. Returns 0, or -EINVAL with
+ * a static reason in *ret_error (wrong types, too many attributes). Semantic checks are machine_spec_validate()'s. */
 int machine_spec_from_json(json_t *o, MachineSpecJson *ret, const char **ret_error);
 
 /* The registration (what machine.json holds). Returns NULL on allocation failure. */

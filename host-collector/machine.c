@@ -13,10 +13,27 @@
 static const char *const machine_state_names[_MACHINE_STATE_MAX] = {
         [MACHINE_REGISTERED] = "registered", [MACHINE_BOOTING] = "booting", [MACHINE_READY] = "ready",
         [MACHINE_EXITED] = "exited",         [MACHINE_CRASHED] = "crashed", [MACHINE_DISCONNECTED] = "disconnected",
+        [MACHINE_STOPPED] = "stopped",
 };
 
 const char *machine_state_to_string(MachineState s) {
         return (unsigned) s < _MACHINE_STATE_MAX ? machine_state_names[s] : "unknown";
+}
+
+static const char *const machine_source_names[_MACHINE_SOURCE_MAX] = {
+        [MACHINE_SOURCE_API] = "api",
+        [MACHINE_SOURCE_LIBVIRT] = "libvirt",
+};
+
+const char *machine_source_to_string(MachineSource s) {
+        return (unsigned) s < _MACHINE_SOURCE_MAX ? machine_source_names[s] : "unknown";
+}
+
+int machine_source_from_string(const char *s) {
+        for (MachineSource i = 0; i < _MACHINE_SOURCE_MAX; i++)
+                if (strcmp(s, machine_source_names[i]) == 0)
+                        return (int) i;
+        return -EINVAL;
 }
 
 static bool machine_id_valid(const char *id) {
@@ -44,8 +61,14 @@ int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const ch
 
         if (!machine_id_valid(spec->machine_id))
                 err = "machine_id must match [A-Za-z0-9._:-]{1,128} (and not be \".\" or \"..\")";
-        else if ((spec->cid != 0) == (spec->uds_path != NULL))
+        else if ((unsigned) spec->source >= _MACHINE_SOURCE_MAX)
+                err = "unknown source";
+        else if (spec->cid != 0 && spec->uds_path)
                 err = "exactly one of cid and uds_path is required";
+        else if (spec->cid == 0 && !spec->uds_path && spec->source != MACHINE_SOURCE_LIBVIRT)
+                err = "exactly one of cid and uds_path is required";
+        else if (spec->source_id && !text_valid(spec->source_id, MACHINE_SOURCE_ID_MAX))
+                err = "source_id must be valid UTF-8 of at most 64 bytes";
         else if (spec->cid != 0 && spec->cid < 3)
                 err = "cid must be >= 3 (0-2 are reserved)";
         else if (spec->cid == UINT32_MAX)
@@ -102,6 +125,7 @@ int machine_new(const MachineSpec *spec, const char *default_service_name, Machi
                 return -ENOMEM;
         m->cid = spec->cid;
         m->registered_unix_ns = spec->registered_unix_ns;
+        m->source = spec->source;
 
         if (!(m->id = strdup(spec->machine_id)))
                 goto oom;
@@ -110,6 +134,7 @@ int machine_new(const MachineSpec *spec, const char *default_service_name, Machi
                 goto oom;
         }
         if (strdup_or_null(spec->uds_path, &m->uds_path) < 0 || strdup_or_null(spec->request_id, &m->request_id) < 0 ||
+            strdup_or_null(spec->source_id, &m->source_id) < 0 ||
             strdup_or_null(spec->service_name ?: default_service_name, &m->service_name) < 0)
                 goto oom;
         if (spec->traceparent && *spec->traceparent) {
@@ -150,6 +175,7 @@ Machine *machine_free(Machine *m) {
         free(m->traceparent);
         free(m->request_id);
         free(m->service_name);
+        free(m->source_id);
         attrs_free(m->attrs, m->n_attrs);
         ready_condition_done(&m->ready_condition);
         free(m->state_reason);

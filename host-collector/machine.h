@@ -24,10 +24,26 @@ typedef enum MachineState {
         MACHINE_EXITED,       /* the workload exited (any code) */
         MACHINE_CRASHED,      /* the workload was killed by a signal or the OOM killer */
         MACHINE_DISCONNECTED, /* the agent went away before ready and before an exit */
+        MACHINE_STOPPED,      /* the VM itself stopped (libvirt: shut off, destroyed, failed) */
         _MACHINE_STATE_MAX,
 } MachineState;
 
 const char *machine_state_to_string(MachineState s);
+
+/* Who registered a machine: the HTTP API (or the state directory it was persisted to), or tetherd's libvirt
+ * watcher, which owns the machines it registered (adds, updates and removes them to match libvirt). */
+typedef enum MachineSource {
+        MACHINE_SOURCE_API,
+        MACHINE_SOURCE_LIBVIRT,
+        _MACHINE_SOURCE_MAX,
+} MachineSource;
+
+const char *machine_source_to_string(MachineSource s);
+/* Returns the source or -EINVAL. */
+int machine_source_from_string(const char *s);
+
+/* The libvirt domain UUID ("source_id" of a libvirt machine): 36 characters. */
+#define MACHINE_SOURCE_ID_MAX 64u
 
 /* What an orchestrator registers (POST /v1/machines, machine.json in the state directory, libvirt later).
  * Strings are borrowed. */
@@ -43,10 +59,13 @@ typedef struct MachineSpec {
         size_t n_attrs;
         const char *ready_condition;
         uint64_t registered_unix_ns; /* 0: now */
+        MachineSource source;
+        const char *source_id; /* libvirt: the domain UUID; NULL for the API */
 } MachineSpec;
 
-/* Checks a spec. vsock_port is needed to check that "<uds_path>_<port>" fits a socket address. Returns 0,
- * or -EINVAL with a static human-readable reason in *ret_error. */
+/* Checks a spec. A libvirt machine may have neither cid nor uds_path (a stopped domain holds no CID). vsock_port is
+ * needed to check that "<uds_path>_<port>" fits a socket address. Returns 0, or -EINVAL with a static human-readable
+ * reason in *ret_error. */
 int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const char **ret_error);
 
 typedef struct Registry Registry;
@@ -69,6 +88,12 @@ struct Machine {
         size_t n_attrs;
         ReadyCondition ready_condition;
         uint64_t registered_unix_ns;
+        MachineSource source;
+        char *source_id;
+
+        /* The host-side start of the next boot (libvirt's "started"), 0 if unknown: given to the next new boot
+         * (registry_start_boot), cleared when the VM stops. */
+        uint64_t pending_host_start_unix_ns;
 
         MachineState state;
         char *state_reason; /* why it exited, crashed or disconnected */

@@ -35,6 +35,8 @@ static void help(void) {
                "     --max-machines N             Registered machines (default 4096)\n"
                "     --log-format FORMAT          json, journal or auto (default auto)\n"
                "     --log-level LEVEL            debug, info, warning or error (default info)\n"
+               "     --libvirt-uri URI            Watch libvirt domains (e.g. qemu:///system): register those\n"
+               "                                  with a vsock device or tether metadata (docs/libvirt.md)\n"
                "     --otlp=on|off                OpenTelemetry export (default on)\n"
                "     --otlp-endpoint URL          OTLP/HTTP base URL (e.g. http://127.0.0.1:4318)\n"
                "     --otlp-traces-endpoint URL   Full URL for traces (default <endpoint>/v1/traces)\n"
@@ -108,6 +110,7 @@ enum {
         ARG_OTLP_FILE_MAX_BYTES,
         ARG_OTLP_BATCH_DELAY,
         ARG_OTLP_RETRY_MAX,
+        ARG_LIBVIRT_URI,
 };
 
 #define OTLP_HEADERS_MAX 32u
@@ -146,6 +149,7 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "otlp-file-max-bytes", required_argument, NULL, ARG_OTLP_FILE_MAX_BYTES },
                 { "otlp-batch-delay-ms", required_argument, NULL, ARG_OTLP_BATCH_DELAY },
                 { "otlp-retry-max-ms", required_argument, NULL, ARG_OTLP_RETRY_MAX },
+                { "libvirt-uri", required_argument, NULL, ARG_LIBVIRT_URI },
                 {},
         };
         uint64_t v;
@@ -179,6 +183,20 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 case ARG_NO_VSOCK:
                         c->vsock = false;
                         break;
+                case ARG_LIBVIRT_URI:
+#if HAVE_LIBVIRT
+                        if (!*optarg || strlen(optarg) > 1024) {
+                                fprintf(stderr, "Invalid --libvirt-uri: %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->libvirt_uri = optarg;
+                        break;
+#else
+                        fprintf(stderr,
+                                "--libvirt-uri is not supported: this tetherd was built without libvirt "
+                                "(meson -Dlibvirt=enabled, needs libvirt-dev and libxml2-dev).\n");
+                        return -EOPNOTSUPP;
+#endif
                 case ARG_STATE_DIR:
                         c->state_dir = optarg;
                         break;

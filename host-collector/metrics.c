@@ -113,8 +113,11 @@ static void observe_ready(Metrics *mt, const Machine *m, const Boot *b) {
                 uint64_t ready_unix_ns = boot_to_unix_ns(b, b->ready.boottime_ns, b->ready.recv_unix_ns);
 
                 histogram_observe(&mt->ready_delivery, span_ns(ready_unix_ns, b->ready.recv_unix_ns));
-                /* Registration is the host-side start of the first boot only; a reboot's start is not known yet. */
-                if (b->index == 1)
+                /* The host-side start: libvirt's "started" when known (any boot), else the registration, which
+                 * is the start of the first boot only. */
+                if (b->host_start_unix_ns)
+                        histogram_observe(&mt->registered_to_ready, span_ns(b->host_start_unix_ns, ready_unix_ns));
+                else if (b->index == 1)
                         histogram_observe(&mt->registered_to_ready, span_ns(m->registered_unix_ns, ready_unix_ns));
         }
 }

@@ -79,6 +79,14 @@ static void kv_list_add_int(KvList *l, const char *key, int64_t value) {
         av->int_value = value;
 }
 
+static void kv_list_add_bool(KvList *l, const char *key, bool value) {
+        AnyValue *av = kv_list_add(l, key);
+        if (!av)
+                return;
+        av->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+        av->bool_value = value;
+}
+
 static int pack_message(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len) {
         size_t n = protobuf_c_message_get_packed_size(m);
         uint8_t *buf = malloc(MAX(n, (size_t) 1));
@@ -225,12 +233,14 @@ int otlp_encode_log_line(const OtlpLogLine *l, uint8_t **ret, size_t *ret_len) {
         KvList attrs;
         int r;
 
-        r = kv_list_init(&attrs, 3);
+        r = kv_list_init(&attrs, 4);
         if (r < 0)
                 return r;
         kv_list_add_str(&attrs, "log.iostream", log_stream_to_string(l->stream));
         kv_list_add_str(&attrs, "tether.log.source", l->source);
         kv_list_add_int(&attrs, "tether.log.seq", (int64_t) l->seq);
+        if (l->partial)
+                kv_list_add_bool(&attrs, "tether.log.partial", true);
 
         rec.time_unix_nano = l->time_unix_ns;
         rec.observed_time_unix_nano = l->observed_unix_ns;

@@ -55,6 +55,7 @@ typedef struct OtlpLogLine {
         const char *source;        /* may be NULL */
         uint64_t seq;
         const char *body; /* valid UTF-8, NUL-terminated */
+        bool partial;     /* written without its newline: the stream's next line continues it */
 } OtlpLogLine;
 
 /* Encodes an opentelemetry.proto.logs.v1.LogRecord. Returns 0 or -ENOMEM. */

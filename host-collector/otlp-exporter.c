@@ -667,6 +667,7 @@ static void pending_encode(OtlpExporter *x, PendingLog *pl) {
                 size_t len;
 
                 line.body = body;
+                line.partial = !nl;
                 if (!pl->resource || !body || otlp_encode_log_line(&line, &data, &len) < 0)
                         count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
                 else
@@ -792,6 +793,7 @@ static void on_state_changed(Registry *r, Machine *m, MachineState old_state, vo
         case MACHINE_EXITED:
         case MACHINE_CRASHED:
         case MACHINE_DISCONNECTED:
+        case MACHINE_STOPPED:
                 export_spans(x, m, m->current, true);
                 break;
         default:

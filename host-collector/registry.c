@@ -133,6 +133,84 @@ fail:
         return k;
 }
 
+static bool streq_null(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool attrs_equal(const Machine *a, const Machine *b) {
+        if (a->n_attrs != b->n_attrs)
+                return false;
+        for (size_t i = 0; i < a->n_attrs; i++)
+                if (strcmp(a->attrs[i].key, b->attrs[i].key) != 0 || strcmp(a->attrs[i].value, b->attrs[i].value) != 0)
+                        return false;
+        return true;
+}
+
+#define SWAP(a, b)                              \
+        do {                                    \
+                __typeof__(a) _swap_tmp_ = (a); \
+                (a) = (b);                      \
+                (b) = _swap_tmp_;               \
+        } while (0)
+
+int registry_update_machine(Registry *r, Machine *m, const MachineSpec *spec, const char **ret_error) {
+        _cleanup_free_ char *old_cond = NULL, *new_cond = NULL;
+        MachineSpec s = *spec;
+        Machine *t = NULL, *holder;
+        bool changed;
+        int k;
+
+        k = machine_spec_validate(&s, r->config.vsock_port, ret_error);
+        if (k < 0)
+                return k;
+        if (strcmp(s.machine_id, m->id) != 0 || !streq_null(s.uds_path, m->uds_path) || s.source != m->source) {
+                *ret_error = "machine_id, uds_path and source cannot change";
+                return -EINVAL;
+        }
+        holder = s.cid != 0 ? registry_find_by_cid(r, s.cid) : NULL;
+        if (holder && holder != m) {
+                *ret_error = "cid is already registered to another machine";
+                return -EEXIST;
+        }
+
+        s.registered_unix_ns = m->registered_unix_ns;
+        k = machine_new(&s, r->config.default_service_name, &t);
+        if (k < 0)
+                return k;
+        old_cond = ready_condition_to_string(&m->ready_condition);
+        new_cond = ready_condition_to_string(&t->ready_condition);
+        if (!old_cond || !new_cond) {
+                machine_free(t);
+                return -ENOMEM;
+        }
+
+        if (t->cid != m->cid) {
+                if (t->cid_key && (k = hashmap_put(r->by_cid, t->cid_key, m)) < 0) {
+                        machine_free(t);
+                        return k;
+                }
+                if (m->cid_key)
+                        hashmap_remove(r->by_cid, m->cid_key);
+                SWAP(m->cid, t->cid);
+                SWAP(m->cid_key, t->cid_key);
+        }
+        changed = m->cid != t->cid || !streq_null(m->traceparent, t->traceparent) ||
+                !streq_null(m->request_id, t->request_id) || !streq_null(m->service_name, t->service_name) ||
+                !streq_null(m->source_id, t->source_id) || strcmp(old_cond, new_cond) != 0 || !attrs_equal(m, t);
+
+        SWAP(m->traceparent, t->traceparent);
+        SWAP(m->has_parent, t->has_parent);
+        SWAP(m->parent, t->parent);
+        SWAP(m->request_id, t->request_id);
+        SWAP(m->service_name, t->service_name);
+        SWAP(m->source_id, t->source_id);
+        SWAP(m->attrs, t->attrs);
+        SWAP(m->n_attrs, t->n_attrs);
+        SWAP(m->ready_condition, t->ready_condition);
+        machine_free(t);
+        return changed;
+}
+
 static void registry_unlink_machine(Registry *r, Machine *m) {
         hashmap_remove(r->by_id, m->id);
         if (m->cid_key)
@@ -192,6 +270,9 @@ int registry_start_boot(Registry *r, Machine *m, const char *boot_id, Boot **ret
                 boot_free(b);
                 return k;
         }
+        /* The host said when it started this VM (libvirt): that is where this boot starts. */
+        b->host_start_unix_ns = m->pending_host_start_unix_ns;
+        m->pending_host_start_unix_ns = 0;
 
         if (previous && !previous->exit.set)
                 NOTIFY(r, boot_finished, m, previous);

@@ -60,6 +60,13 @@ void registry_remove_observers(Registry *r, void *userdata);
  * the caller does once the machine is fully set up (registry_emit_event(..., "registered", ...)). */
 int registry_add_machine(Registry *r, const MachineSpec *spec, Machine **ret, const char **ret_error);
 
+/* Updates a machine in place from a spec with the same machine_id and uds_path (-EINVAL otherwise): its CID
+ * (re-indexed; 0 drops it), traceparent, request id, service name, attributes, ready condition and source id. The
+ * current boot keeps its trace id; the next boot takes the new traceparent's. Returns 1 when something changed,
+ * 0 when nothing did, -EINVAL/-EEXIST (CID taken) with a static reason in *ret_error, or -ENOMEM; on error the
+ * machine is unchanged. Emits no event and notifies no observer. */
+int registry_update_machine(Registry *r, Machine *m, const MachineSpec *spec, const char **ret_error);
+
 /* Emits "deleted", notifies machine_removed observers and frees the machine. The caller has closed its
  * connection and listener. */
 void registry_remove_machine(Registry *r, Machine *m);

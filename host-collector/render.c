@@ -42,7 +42,7 @@ json_t *render_ready(const Machine *m, const Boot *b) {
 
         uint64_t ready = boot_to_unix_ns(b, b->ready.boottime_ns, b->ready.recv_unix_ns);
         return json_pack(
-                "{s:s, s:s, s:I, s:I, s:o, s:o, s:I, s:I}",
+                "{s:s, s:s, s:I, s:I, s:o, s:o, s:I, s:o, s:I}",
                 "source",
                 b->ready.source,
                 "detail",
@@ -57,6 +57,8 @@ json_t *render_ready(const Machine *m, const Boot *b) {
                 duration_json(boot_init_to_ready_ns, b),
                 "registered_to_ready_ns",
                 (json_int_t) time_diff(ready, m->registered_unix_ns),
+                "host_start_to_ready_ns",
+                duration_json(boot_host_start_to_ready_ns, b),
                 "delivered_unix_ns",
                 (json_int_t) b->ready.recv_unix_ns);
 }
@@ -96,6 +98,8 @@ json_t *render_boot(const Machine *m, const Boot *b) {
         json_object_set_new(o, "agent_version", str_or_null(b->agent_version));
         json_object_set_new(o, "agent_mode", json_string(agent_mode_to_string(b->agent_mode)));
         json_object_set_new(o, "first_seen_unix_ns", int_json(b->first_seen_unix_ns));
+        json_object_set_new(
+                o, "host_start_unix_ns", b->host_start_unix_ns ? int_json(b->host_start_unix_ns) : json_null());
         const BootMilestone *kernel_start = boot_find_milestone(b, BOOT_MILESTONE_KERNEL_START);
         json_object_set_new(
                 o,
@@ -144,6 +148,8 @@ json_t *render_machine(const Machine *m, const char *node_id) {
         json_object_set_new(o, "attributes", attrs);
         json_object_set_new(o, "ready_condition", json_string(cond));
         json_object_set_new(o, "registered_unix_ns", int_json(m->registered_unix_ns));
+        json_object_set_new(o, "source", json_string(machine_source_to_string(m->source)));
+        json_object_set_new(o, "source_id", str_or_null(m->source_id));
         json_object_set_new(o, "state", json_string(machine_state_to_string(m->state)));
         json_object_set_new(o, "state_reason", str_or_null(m->state_reason));
         json_object_set_new(o, "connected", json_boolean(m->connected));

@@ -14,7 +14,11 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "config.h"
 #include "jsonlog.h"
+#if HAVE_LIBVIRT
+#        include "libvirt-watch.h"
+#endif
 #include "macro.h"
 #include "time-util.h"
 
@@ -119,19 +123,11 @@ static void server_attach(Server *s, Machine *m, int fd, const char *peer) {
         log_debug("Accepted a connection for machine %s from %s.", m->id, peer);
 }
 
-static void on_vsock_accept(Listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *userdata) {
-        Server *s = userdata;
-        const struct sockaddr_vm *vm = (const struct sockaddr_vm *) peer;
+void server_accept_vsock_peer(Server *s, int fd, uint32_t cid, uint32_t port) {
         char desc[64];
 
-        if (len < sizeof(struct sockaddr_vm) || peer->sa_family != AF_VSOCK) {
-                s->stats.connections_refused[REFUSE_NO_PEER_ADDRESS]++;
-                log_warning("Refusing a vsock connection without a peer address.");
-                safe_close(fd);
-                return;
-        }
         /* Identity comes from the transport: the CID the hypervisor gave the guest. */
-        Machine *m = registry_find_by_cid(s->registry, vm->svm_cid);
+        Machine *m = registry_find_by_cid(s->registry, cid);
         if (!m) {
                 s->stats.connections_refused[REFUSE_UNKNOWN_CID]++;
                 /* A guest looping on connect must not flood the log: at most one line per second. */
@@ -139,8 +135,8 @@ static void on_vsock_accept(Listener *l, int fd, const struct sockaddr *peer, so
                 if (now - s->refused_logged_ns >= NSEC_PER_SEC || s->refused_logged_ns == 0) {
                         log_warning(
                                 "Refusing a vsock connection from unregistered CID %u (port %u)%s.",
-                                vm->svm_cid,
-                                vm->svm_port,
+                                cid,
+                                port,
                                 s->refused_suppressed ? ", more refused since the last report" : "");
                         s->refused_logged_ns = now;
                         s->refused_suppressed = 0;
@@ -149,8 +145,21 @@ static void on_vsock_accept(Listener *l, int fd, const struct sockaddr *peer, so
                 safe_close(fd);
                 return;
         }
-        snprintf(desc, sizeof(desc), "vsock:%u:%u", vm->svm_cid, vm->svm_port);
+        snprintf(desc, sizeof(desc), "vsock:%u:%u", cid, port);
         server_attach(s, m, fd, desc);
+}
+
+static void on_vsock_accept(Listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *userdata) {
+        Server *s = userdata;
+        const struct sockaddr_vm *vm = (const struct sockaddr_vm *) peer;
+
+        if (len < sizeof(struct sockaddr_vm) || peer->sa_family != AF_VSOCK) {
+                s->stats.connections_refused[REFUSE_NO_PEER_ADDRESS]++;
+                log_warning("Refusing a vsock connection without a peer address.");
+                safe_close(fd);
+                return;
+        }
+        server_accept_vsock_peer(s, fd, vm->svm_cid, vm->svm_port);
 }
 
 static void on_uds_accept(Listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *userdata) {
@@ -237,6 +246,14 @@ int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, c
         LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "registered" };
         if (m->cid)
                 log_emit(LOG_INFO, 0, &f, "Registered machine %s (vsock CID %u).", m->id, m->cid);
+        else if (!m->uds_path)
+                log_emit(
+                        LOG_INFO,
+                        0,
+                        &f,
+                        "Registered machine %s (from %s; no vsock CID until its domain runs).",
+                        m->id,
+                        machine_source_to_string(m->source));
         else
                 log_emit(
                         LOG_INFO,
@@ -267,6 +284,11 @@ int server_delete_machine(Server *s, Machine *m) {
         log_emit(LOG_INFO, 0, &f, "Deleted machine %s.", m->id);
         registry_remove_machine(s->registry, m);
         return 0;
+}
+
+void server_disconnect_machine(Server *s, Machine *m, CloseReason reason) {
+        if (m->connection)
+                server_close_connection(s, m->connection, reason);
 }
 
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
@@ -300,6 +322,17 @@ int server_new(const ServerConfig *config, Server **ret) {
         if (config->api_socket && *config->api_socket && !(s->api_socket = strdup(config->api_socket))) {
                 server_free(s);
                 return log_oom();
+        }
+        if (config->libvirt_uri) {
+#if HAVE_LIBVIRT
+                if (!(s->libvirt_uri = strdup(config->libvirt_uri))) {
+                        server_free(s);
+                        return log_oom();
+                }
+#else
+                server_free(s);
+                return log_error_errno(EOPNOTSUPP, "libvirt support is not compiled in (meson -Dlibvirt=enabled).");
+#endif
         }
 
         r = sd_event_default(&s->event);
@@ -410,6 +443,15 @@ int server_start(Server *s) {
                 log_info("HTTP API on http://127.0.0.1:%u.", s->api_port);
         }
 
+#if HAVE_LIBVIRT
+        if (s->libvirt_uri) {
+                /* Connected and re-synchronised before READY=1 when libvirt answers; retried otherwise. */
+                r = libvirt_watch_new(s, s->libvirt_uri, &s->libvirt);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the libvirt watcher: %m");
+        }
+#endif
+
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %zu machines.", s->registry->n_machines);
         return 0;
 }
@@ -419,6 +461,10 @@ void server_stop(Server *s) {
                 return;
         s->stopping = true;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down.");
+#if HAVE_LIBVIRT
+        /* No more registrations or lifecycle changes from libvirt while going down. */
+        s->libvirt = libvirt_watch_free(s->libvirt);
+#endif
 
         /* Whatever was stored is synced and acked before the connections go: less to resend after restart. */
         while (s->connections) {
@@ -443,6 +489,10 @@ int server_run(Server *s) {
 Server *server_free(Server *s) {
         if (!s)
                 return NULL;
+#if HAVE_LIBVIRT
+        s->libvirt = libvirt_watch_free(s->libvirt);
+#endif
+        free(s->libvirt_uri);
         while (s->connections)
                 server_close_connection(s, s->connections, CLOSE_SHUTDOWN);
         s->api = api_free(s->api);

@@ -32,16 +32,18 @@ typedef struct ServerConfig {
         uint64_t max_disk_bytes_per_boot;
         size_t max_boots;
         size_t max_machines;
-        bool sync;              /* fdatasync before acks */
-        bool otlp;              /* export at all (--otlp=off) */
-        OtlpConfig otlp_config; /* file_path and spool_dir NULL: <state_dir>/otlp.jsonl and <state_dir>/otlp-spool */
-        bool otlp_no_file;      /* --otlp-file "" */
-        bool otlp_no_spool;     /* --otlp-spool-dir "" */
+        bool sync;               /* fdatasync before acks */
+        bool otlp;               /* export at all (--otlp=off) */
+        OtlpConfig otlp_config;  /* file_path and spool_dir NULL: <state_dir>/otlp.jsonl and <state_dir>/otlp-spool */
+        bool otlp_no_file;       /* --otlp-file "" */
+        bool otlp_no_spool;      /* --otlp-spool-dir "" */
+        const char *libvirt_uri; /* NULL: no libvirt watcher (docs/libvirt.md) */
 } ServerConfig;
 
 void server_config_init(ServerConfig *c);
 
 typedef struct Api Api;
+typedef struct LibvirtWatch LibvirtWatch;
 
 typedef struct Server {
         sd_event *event;
@@ -54,6 +56,8 @@ typedef struct Server {
         size_t n_connections;
         Api *api;
         OtlpExporter *otlp;
+        char *libvirt_uri;
+        LibvirtWatch *libvirt; /* NULL without --libvirt-uri */
         sd_event_source *sigterm, *sigint;
         uint32_t vsock_port;
         char *api_socket;
@@ -81,6 +85,14 @@ void server_stop(Server *s);
 int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error);
 /* Closes its connection, removes its socket and files, emits "deleted". Returns 0. */
 int server_delete_machine(Server *s, Machine *m);
+
+/* A connection accepted on the AF_VSOCK listener from guest CID cid, source port port (the listener reads them
+ * from the peer address): attached to the machine registered with that CID, or refused (counted, closed). Takes
+ * ownership of fd (non-blocking, close-on-exec). Tests inject connections here with a CID of their choosing. */
+void server_accept_vsock_peer(Server *s, int fd, uint32_t cid, uint32_t port);
+
+/* Closes the machine's agent connection, if any (the VM stopped). */
+void server_disconnect_machine(Server *s, Machine *m, CloseReason reason);
 
 /* The Unix socket path agents of this machine connect to ("<uds_path>_<port>"), NULL without uds_path.
  * Returns a new string. */

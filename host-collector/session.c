@@ -445,6 +445,8 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                 uint64_t ready = session_unix_time(s, b->ready.boottime_ns, recv), since_kernel = 0, since_init = 0;
                 bool has_kernel = boot_kernel_to_ready_ns(b, &since_kernel) >= 0;
                 bool has_init = boot_init_to_ready_ns(b, &since_init) >= 0;
+                uint64_t since_host = 0;
+                bool has_host = boot_host_start_to_ready_ns(b, &since_host) >= 0;
                 LogFields f = session_log_fields(s, "ready");
 
                 if (has_kernel || has_init)
@@ -465,7 +467,7 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                         "ready",
                         ready,
                         json_pack(
-                                "{s:s, s:s, s:I, s:o, s:o, s:I}",
+                                "{s:s, s:s, s:I, s:o, s:o, s:I, s:o}",
                                 "source",
                                 b->ready.source,
                                 "detail",
@@ -477,7 +479,9 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                                 "init_to_ready_ns",
                                 has_init ? json_integer((json_int_t) since_init) : json_null(),
                                 "registered_to_ready_ns",
-                                (json_int_t) time_diff(ready, m->registered_unix_ns)));
+                                (json_int_t) time_diff(ready, m->registered_unix_ns),
+                                "host_start_to_ready_ns",
+                                has_host ? json_integer((json_int_t) since_host) : json_null()));
                 if (!b->exit.set)
                         registry_set_state(reg, m, MACHINE_READY, NULL);
         }

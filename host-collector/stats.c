@@ -27,6 +27,7 @@ static const char *const close_reason_names[_CLOSE_REASON_MAX] = {
         [CLOSE_REPLACED] = "replaced",
         [CLOSE_DELETED] = "deleted",
         [CLOSE_SHUTDOWN] = "shutdown",
+        [CLOSE_VM_STOPPED] = "vm_stopped",
 };
 
 static const char *const log_stream_names[STATS_LOG_STREAMS] = {

@@ -37,6 +37,7 @@ typedef enum CloseReason {
         CLOSE_REPLACED,
         CLOSE_DELETED,
         CLOSE_SHUTDOWN,
+        CLOSE_VM_STOPPED, /* the hypervisor (libvirt) said the VM stopped */
         _CLOSE_REASON_MAX,
 } CloseReason;
 

@@ -270,6 +270,35 @@ static int add_stage(Stitcher *st, const char *name, uint64_t start, uint64_t en
         return 0;
 }
 
+/* The host started the VM (libvirt) before the guest's clock starts: the root starts there, and a host.start
+ * span covers the time until the guest's start (firmware, VMM setup). Its boottimes are the guest start, so that
+ * it sorts first and holds no guest event. A host start that maps after the guest's start (clock error) is not
+ * shown. */
+static int add_host_start(Stitcher *st, uint64_t guest_start) {
+        const Boot *b = st->boot;
+        Span *root = &st->set->spans[0], *s;
+        uint64_t guest_start_unix = root->start_unix_ns;
+        int r;
+
+        if (b->host_start_unix_ns == 0 || b->host_start_unix_ns >= guest_start_unix)
+                return 0;
+        root->start_unix_ns = b->host_start_unix_ns;
+        if (root->end_unix_ns < root->start_unix_ns)
+                root->end_unix_ns = root->start_unix_ns;
+
+        r = add_span(st, "host.start", SPAN_KIND_STAGE, "host.start", 0, "host.start", guest_start, guest_start, &s);
+        if (r < 0)
+                return r;
+        root = &st->set->spans[0]; /* add_span may have moved the array */
+        s->host_side = true;
+        s->start_unix_ns = b->host_start_unix_ns;
+        s->end_unix_ns = guest_start_unix;
+        s->has_parent = true;
+        memcpy(s->parent_span_id, root->span_id, 8);
+        s->status = SPAN_STATUS_OK;
+        return 0;
+}
+
 static int add_phases(Stitcher *st) {
         const Boot *b = st->boot;
 
@@ -347,6 +376,9 @@ int stitch_boot(const StitchContext *ctx, const Boot *b, SpanSet **ret) {
         r = add_root(&st, start, end);
         if (r < 0)
                 goto fail;
+        r = add_host_start(&st, start);
+        if (r < 0)
+                goto fail;
 
         if (init_start) {
                 if (kernel_start) {
@@ -397,7 +429,7 @@ const Span *span_set_find_for_time(const SpanSet *s, uint64_t boottime_ns) {
                 return NULL;
         for (size_t i = 1; i < s->n_spans; i++) {
                 const Span *x = &s->spans[i];
-                if (!span_contains(x, boottime_ns))
+                if (x->host_side || !span_contains(x, boottime_ns))
                         continue;
                 if (x->kind == SPAN_KIND_PHASE) {
                         if (!best_phase || x->start_boottime_ns >= best_phase->start_boottime_ns)

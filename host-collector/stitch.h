@@ -5,7 +5,9 @@
  * registration, so the same spans (and span ids) come out before and after a tetherd restart.
  *
  *   machine.boot     kernel.start (boottime 0) → ready (or → exit, or open until now); without kernel.start (an
- *                    agent in a container) from init.start, else from the earliest milestone
+ *                    agent in a container) from init.start, else from the earliest milestone; with a host-side
+ *                    start (libvirt's "started", Boot.host_start_unix_ns) before that, from the host-side start
+ *     host.start     host-side start → the guest's start (only with a host-side start before it)
  *     kernel         kernel.start → init.start (only when both are known)
  *     init           init.start → workload.exec
  *     workload.start workload.exec → ready (or exit, or open)
@@ -60,6 +62,7 @@ typedef struct Span {
         uint64_t start_unix_ns;
         uint64_t end_unix_ns; /* "now" while open */
         bool open;
+        bool host_side; /* host.start: before the guest's clock starts, never holds guest events */
         SpanStatus status;
         char *status_message;
         SpanAttr *attrs;
@@ -95,7 +98,7 @@ void stitch_span_id(const uint8_t trace_id[16], const char *boot_id, const char 
  * known before the span itself exists. */
 void stitch_workload_span_id(const Boot *b, uint8_t ret[8]);
 
-/* The span a guest event at boottime_ns fell in: the latest-starting phase containing it, else the stage
+/* The span a guest event at boottime_ns fell in: the latest-starting phase containing it, else the (guest) stage
  * containing it, else the root. NULL only for an empty set. */
 const Span *span_set_find_for_time(const SpanSet *s, uint64_t boottime_ns);
 

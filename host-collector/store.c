@@ -370,6 +370,8 @@ int store_begin_boot(Store *s, Machine *m, Boot *b) {
                 (json_int_t) b->index,
                 "created_unix_ns",
                 (json_int_t) b->first_seen_unix_ns);
+        if (o && b->host_start_unix_ns)
+                json_object_set_new(o, "host_start_unix_ns", json_integer((json_int_t) b->host_start_unix_ns));
         header = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!header) {
@@ -501,6 +503,7 @@ static int replay_entry(
                 const char *boot_id = json_string_value(json_object_get(o, "boot_id"));
                 const char *trace = json_string_value(json_object_get(o, "trace_id"));
                 uint64_t created = (uint64_t) json_integer_value(json_object_get(o, "created_unix_ns"));
+                json_int_t host_start = json_integer_value(json_object_get(o, "host_start_unix_ns"));
                 uint8_t trace_id[16];
                 Boot *nb, *evicted = NULL;
 
@@ -513,6 +516,7 @@ static int replay_entry(
                 if (r < 0)
                         return r;
                 nb->first_seen_unix_ns = created;
+                nb->host_start_unix_ns = host_start > 0 ? (uint64_t) host_start : 0;
                 r = machine_add_boot(m, nb, reg->config.max_boots, &evicted);
                 if (r < 0) {
                         boot_free(nb);

@@ -270,12 +270,92 @@ static int cmd_wait_ready(const CliContext *ctx, const CliArgs *args) {
         return code;
 }
 
+/* Streams whose partial lines are joined: stdout, stderr, console, kmsg. */
+#define PRINTER_STREAMS 4u
+
 typedef struct StreamPrinter {
         const CliContext *ctx;
         LogFormat log_format;
         bool events; /* event lines, not log records */
         unsigned malformed;
+        char *partial[PRINTER_STREAMS]; /* a line's beginning, waiting for the rest (the record said "partial") */
+        json_t *partial_record[PRINTER_STREAMS];
 } StreamPrinter;
+
+static int printer_stream_index(const char *stream) {
+        static const char *const names[PRINTER_STREAMS] = { "stdout", "stderr", "console", "kmsg" };
+        for (unsigned i = 0; stream && i < PRINTER_STREAMS; i++)
+                if (strcmp(stream, names[i]) == 0)
+                        return (int) i;
+        return -1;
+}
+
+static int print_log_record(StreamPrinter *p, json_t *j) {
+        _cleanup_free_ char *text = NULL;
+        int r = format_log_record(j, &p->log_format, &text);
+        if (r < 0)
+                return r;
+        return puts(text) == EOF ? -EIO : 0;
+}
+
+/* What is left of partial lines when the stream ends is printed as it is. */
+static int printer_flush(StreamPrinter *p) {
+        int ret = 0;
+        for (unsigned i = 0; i < PRINTER_STREAMS; i++) {
+                if (p->partial_record[i]) {
+                        int r = json_object_set_new(p->partial_record[i], "line", json_string(p->partial[i])) < 0 ?
+                                -ENOMEM :
+                                print_log_record(p, p->partial_record[i]);
+                        if (r < 0 && ret >= 0)
+                                ret = r;
+                }
+                json_decref(p->partial_record[i]);
+                p->partial_record[i] = NULL;
+                free(p->partial[i]);
+                p->partial[i] = NULL;
+        }
+        return ret;
+}
+
+/* A record marked partial is held and the next line of its stream appended to it: one line, as written. Bounded:
+ * a "line" that never ends is printed in pieces of at most 64 KiB. */
+static int printer_join_partial(StreamPrinter *p, json_t *j, bool *ret_held) {
+        int i = printer_stream_index(json_string_value(json_object_get(j, "stream")));
+        const char *line = json_string_value(json_object_get(j, "line"));
+
+        *ret_held = false;
+        if (i < 0 || !line)
+                return 0;
+        if (p->partial[i]) {
+                char *joined = str_printf("%s%s", p->partial[i], line);
+                if (!joined)
+                        return -ENOMEM;
+                free(p->partial[i]);
+                p->partial[i] = joined;
+        } else if (json_is_true(json_object_get(j, "partial"))) {
+                if (!(p->partial[i] = strdup(line)))
+                        return -ENOMEM;
+                p->partial_record[i] = json_incref(j);
+                *ret_held = true;
+                return 0;
+        } else
+                return 0;
+
+        if (json_is_true(json_object_get(j, "partial")) && strlen(p->partial[i]) < 64 * 1024) {
+                *ret_held = true;
+                return 0;
+        }
+        /* Complete: the first piece's record (its time, seq) with the whole line. */
+        json_t *first = p->partial_record[i];
+        p->partial_record[i] = NULL;
+        int r = json_object_set_new(first, "line", json_string(p->partial[i])) < 0 ? -ENOMEM :
+                                                                                     print_log_record(p, first);
+        json_decref(first);
+        free(p->partial[i]);
+        p->partial[i] = NULL;
+        *ret_held = true;
+        return r;
+}
 
 static int print_stream_line(const char *line, size_t len, void *userdata) {
         StreamPrinter *p = userdata;
@@ -297,8 +377,15 @@ static int print_stream_line(const char *line, size_t len, void *userdata) {
                 r = -EBADMSG;
         else if (p->events)
                 r = format_event_line(j, p->ctx->ascii, &text);
-        else
+        else {
+                bool held;
+                r = printer_join_partial(p, j, &held);
+                if (r < 0)
+                        return r;
+                if (held)
+                        return 0;
                 r = format_log_record(j, &p->log_format, &text);
+        }
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -323,6 +410,9 @@ static int run_stream(const CliContext *ctx, const char *path, StreamPrinter *pr
         setvbuf(stdout, NULL, _IOLBF, 0);
 
         int r = http_stream_lines(ctx->http, path, print_stream_line, printer, &resp);
+        int k = printer_flush(printer);
+        if (k < 0 && (r >= 0 || r == -ECANCELED))
+                r = k;
         if (r == -ECANCELED)
                 return finish_output(); /* SIGINT ends a follow: not an error */
         if (r == -EIO && ferror(stdout))

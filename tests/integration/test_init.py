@@ -6,6 +6,8 @@
             (no kernel.start when the agent reports it runs in a container, as here in a pid namespace);
             20000 numbered stdout lines and interleaved stderr lines arrive complete, once each, in order,
             through both the API and `tether logs`.
+  partial   a line written in two pieces with a pause between them (the agent flushes the first piece after
+            50 ms): the API marks the first piece "partial", `tether logs` prints one line
   exit-N    the workload's exit status is the agent's exit status and the API's exit object:
             0, 3, 127 (command not found), 126 (not executable), 137 (the workload SIGKILLs itself).
 """
@@ -14,8 +16,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tetherlib import (Harness, check, is_container_boot, log, log_lines, milestone_events, run_test,  # noqa: E402
-                       wait_proc)
+from tetherlib import (Harness, check, is_container_boot, joined_lines, log, log_lines,  # noqa: E402
+                       milestone_events, run_test, wait_proc)
 
 N_OUT = 20000
 ERR_EVERY = 7
@@ -123,6 +125,32 @@ def compare_lines(what, got, expect):
               first_diff, got[first_diff:first_diff + 3], expect[first_diff:first_diff + 3]))
 
 
+def case_partial():
+    script = r'''
+printf 'abc'; sleep 0.3; printf 'def\n'
+printf 'x'; sleep 0.3; echo 'err line' >&2; sleep 0.3; echo 'y'
+printf 'no newline at the end'
+'''
+    with Harness("init-partial") as h:
+        mid = "init-partial"
+        h.register(mid)
+        agent = h.start_init_shell(mid, script)
+        check(wait_proc(agent, 60, "the agent exits") == 0, "exit 0")
+        h.wait_exited(mid)
+        objs = [o for o in h.api.logs(mid) if "line" in o]
+        out = [(o["line"], o.get("partial", False)) for o in objs if o["stream"] == "stdout"]
+        check(out == [("abc", True), ("def", False), ("x", True), ("y", False), ("no newline at the end", True)],
+              "pieces written with a pause are lines marked partial until the newline comes", out)
+        check(joined_lines(objs, "stdout") == ["abcdef", "xy", "no newline at the end"], "joined lines")
+        check(log_lines(objs, "stderr") == ["err line"], "the other stream is not part of the join", objs)
+        _, cli_out, _ = h.cli("logs", "--stream", "stdout", mid, check_rc=0)
+        check(cli_out.splitlines() == ["abcdef", "xy", "no newline at the end"],
+              "`tether logs` prints each line once, joined", cli_out)
+        _, cli_all, _ = h.cli("logs", mid, check_rc=0)
+        check("abcdef" in cli_all.splitlines() and "xy" in cli_all.splitlines(),
+              "joined with stderr interleaved too", cli_all)
+
+
 def case_exit(code):
     with Harness("init-exit-%d" % code) as h:
         mid = "exit-%d" % code
@@ -165,6 +193,8 @@ def case_exit(code):
 def main(case):
     if case == "logs":
         case_logs()
+    elif case == "partial":
+        case_partial()
     elif case.startswith("exit-"):
         case_exit(int(case[5:]))
     else:

@@ -419,6 +419,24 @@ def is_container_boot(spans_doc):
     return False
 
 
+def joined_lines(objs, stream):
+    """Line texts of one stream with partial lines (`"partial": true`: written without their newline before a
+    pause) joined to the line that continues them, as `tether logs` prints them."""
+    out, pending = [], None
+    for o in objs:
+        if "line" not in o or o.get("stream") != stream:
+            continue
+        text = (pending or "") + o["line"].rstrip("\n")
+        if o.get("partial"):
+            pending = text
+        else:
+            out.append(text)
+            pending = None
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
 def log_lines(objs, stream):
     """Line texts of one stream from logs NDJSON objects (dropped markers excluded)."""
     return [o["line"].rstrip("\n") for o in objs if "line" in o and o.get("stream") == stream]

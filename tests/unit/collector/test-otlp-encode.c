@@ -383,11 +383,38 @@ static void test_json_writer(void **state) {
         free(text);
 }
 
+/* A line written without its newline says so; a complete one carries no such attribute. */
+static void test_partial_line(void **state) {
+        OtlpLogLine line = { .stream = TETHER__LOG_STREAM__LOG_STREAM_STDOUT, .body = "abc", .partial = true };
+        for (int partial = 1; partial >= 0; partial--) {
+                uint8_t *data;
+                size_t len;
+                line.partial = partial;
+                assert_int_equal(otlp_encode_log_line(&line, &data, &len), 0);
+                Opentelemetry__Proto__Logs__V1__LogRecord *r = opentelemetry__proto__logs__v1__log_record__unpack(
+                        NULL, len, data);
+                assert_non_null(r);
+                const Opentelemetry__Proto__Common__V1__AnyValue *v = NULL;
+                for (size_t i = 0; i < r->n_attributes; i++)
+                        if (strcmp(r->attributes[i]->key, "tether.log.partial") == 0)
+                                v = r->attributes[i]->value;
+                if (partial) {
+                        assert_non_null(v);
+                        assert_int_equal(v->value_case, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE);
+                        assert_true(v->bool_value);
+                } else
+                        assert_null(v);
+                opentelemetry__proto__logs__v1__log_record__free_unpacked(r, NULL);
+                free(data);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_spans_request),
                 cmocka_unit_test(test_logs_request),
                 cmocka_unit_test(test_json_writer),
+                cmocka_unit_test(test_partial_line),
                 cmocka_unit_test(test_partial_success_and_gzip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -231,15 +231,77 @@ static void test_spec_from_json(void **state) {
         }
 }
 
+static void test_update_machine(void **state) {
+        Registry *r = new_registry(16, 4);
+        const char *k[1] = { "libvirt.domain.name" }, *v[1] = { "web" }, *err = NULL;
+        MachineSpec s = {
+                .machine_id = "lv-1",
+                .source = MACHINE_SOURCE_LIBVIRT,
+                .source_id = "uuid-1",
+                .attr_keys = k,
+                .attr_values = v,
+                .n_attrs = 1,
+        };
+        Machine *m, *other;
+        Boot *b, *evicted;
+
+        /* A libvirt machine may hold no CID (its domain is not running); an API one may not. */
+        assert_int_equal(registry_add_machine(r, &s, &m, &err), 0);
+        assert_int_equal(m->cid, 0);
+        assert_int_equal(m->source, MACHINE_SOURCE_LIBVIRT);
+        assert_string_equal(m->source_id, "uuid-1");
+        MachineSpec api = { .machine_id = "api-1" };
+        assert_int_equal(registry_add_machine(r, &api, &other, &err), -EINVAL);
+        assert_int_equal(add(r, "api-1", 50, NULL, &other), 0);
+
+        /* Nothing changed: 0. */
+        assert_int_equal(registry_update_machine(r, m, &s, &err), 0);
+        /* CID and metadata: re-indexed, 1. */
+        s.cid = 42;
+        s.request_id = "req-2";
+        s.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        s.ready_condition = "source:sd_notify";
+        assert_int_equal(registry_update_machine(r, m, &s, &err), 1);
+        assert_ptr_equal(registry_find_by_cid(r, 42), m);
+        assert_string_equal(m->request_id, "req-2");
+        assert_true(m->has_parent);
+        assert_int_equal(m->ready_condition.type, READY_CONDITION_SOURCE);
+        /* The CID of another machine: refused, unchanged. */
+        s.cid = 50;
+        s.request_id = "req-3";
+        assert_int_equal(registry_update_machine(r, m, &s, &err), -EEXIST);
+        assert_int_equal(m->cid, 42);
+        assert_string_equal(m->request_id, "req-2");
+        assert_ptr_equal(registry_find_by_cid(r, 50), other);
+        /* Identity cannot change; invalid specs are refused. */
+        s.cid = 0;
+        s.machine_id = "lv-2";
+        assert_int_equal(registry_update_machine(r, m, &s, &err), -EINVAL);
+        s.machine_id = "lv-1";
+        s.traceparent = "garbage";
+        assert_int_equal(registry_update_machine(r, m, &s, &err), -EINVAL);
+        s.traceparent = NULL;
+        /* CID dropped: the index forgets it. */
+        assert_int_equal(registry_update_machine(r, m, &s, &err), 1);
+        assert_null(registry_find_by_cid(r, 42));
+        assert_false(m->has_parent);
+
+        /* The pending host start goes to the next new boot only. */
+        m->pending_host_start_unix_ns = 777;
+        assert_int_equal(registry_start_boot(r, m, "b1", &b, &evicted), 1);
+        assert_int_equal(b->host_start_unix_ns, 777);
+        assert_int_equal(m->pending_host_start_unix_ns, 0);
+        assert_int_equal(registry_start_boot(r, m, "b1", &b, &evicted), 0);
+        assert_int_equal(b->host_start_unix_ns, 777);
+        registry_free(r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_identity_by_transport),
-                cmocka_unit_test(test_duplicates_refused),
-                cmocka_unit_test(test_validation),
-                cmocka_unit_test(test_max_machines),
-                cmocka_unit_test(test_boot_eviction),
-                cmocka_unit_test(test_traceparent_trace_id),
-                cmocka_unit_test(test_events_ring),
+                cmocka_unit_test(test_update_machine),       cmocka_unit_test(test_identity_by_transport),
+                cmocka_unit_test(test_duplicates_refused),   cmocka_unit_test(test_validation),
+                cmocka_unit_test(test_max_machines),         cmocka_unit_test(test_boot_eviction),
+                cmocka_unit_test(test_traceparent_trace_id), cmocka_unit_test(test_events_ring),
                 cmocka_unit_test(test_spec_from_json),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
 /* Stitching: the span tree of a boot, parent ids with and without a registered traceparent, log line span
  * attribution, missing milestones, and span ids that do not change when the same boot is stitched again. */
 
+#include <errno.h>
 #include <string.h>
 
 #include "boot.h"
@@ -308,6 +309,44 @@ static void test_container_boot_starts_at_init(void **state) {
         boot_free(b);
 }
 
+static void test_host_start(void **state) {
+        Boot *b = full_boot(NULL);
+        SpanSet *s;
+
+        /* libvirt started the VM 250 ms before the guest kernel: the root starts there, host.start covers the gap,
+         * first among the children, and holds no guest event. */
+        b->host_start_unix_ns = OFFSET - 250 * MS;
+        assert_int_equal(stitch_boot(&ctx, b, &s), 0);
+        assert_int_equal(s->n_spans, 6);
+        const Span *root = &s->spans[0], *host = &s->spans[1], *kernel = find_span(s, "kernel");
+        assert_string_equal(host->name, "host.start");
+        assert_true(host->host_side);
+        assert_int_equal(root->start_unix_ns, OFFSET - 250 * MS);
+        assert_int_equal(root->end_unix_ns, OFFSET + 900 * MS);
+        assert_int_equal(host->start_unix_ns, OFFSET - 250 * MS);
+        assert_int_equal(host->end_unix_ns, OFFSET);
+        assert_int_equal(kernel->start_unix_ns, OFFSET);
+        assert_memory_equal(host->parent_span_id, root->span_id, 8);
+        assert_string_equal(span_attr(host, "tether.transition"), "host.start");
+        assert_ptr_equal(span_set_find_for_time(s, 0), kernel);
+        uint64_t d;
+        assert_int_equal(boot_host_start_to_ready_ns(b, &d), 0);
+        assert_int_equal(d, 1150 * MS);
+        span_set_free(s);
+
+        /* A host start that maps after the guest's start (clock error) is not shown. */
+        b->host_start_unix_ns = OFFSET + 10 * MS;
+        assert_int_equal(stitch_boot(&ctx, b, &s), 0);
+        assert_int_equal(s->n_spans, 5);
+        assert_null(find_span(s, "host.start"));
+        assert_int_equal(s->spans[0].start_unix_ns, OFFSET);
+        span_set_free(s);
+
+        b->host_start_unix_ns = 0;
+        assert_int_equal(boot_host_start_to_ready_ns(b, &d), -ENODATA);
+        boot_free(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_span_tree),
@@ -318,6 +357,7 @@ int main(void) {
                 cmocka_unit_test(test_no_milestones_at_all),
                 cmocka_unit_test(test_repeated_phase_names),
                 cmocka_unit_test(test_container_boot_starts_at_init),
+                cmocka_unit_test(test_host_start),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

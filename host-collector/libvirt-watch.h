@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* tetherd's libvirt watcher (docs/libvirt.md): one read-only connection to a libvirt URI, driven by the server's
+ * sd-event loop (libvirt-event-bridge), with keepalive (5 s, 3 missed). Domains with a vsock device or tether
+ * metadata are registered as machines of source "libvirt" (libvirt-metadata), kept in step with domain lifecycle
+ * and metadata events, and removed when their domain is undefined (or a transient domain stops). Lifecycle
+ * events become registry events ("domain.started", ...), the host-side start of the next boot, and states
+ * (a VM that stops before ready answers the ready waiters at once). When the connection closes (libvirtd
+ * restarted) it reconnects with exponential backoff (0.5 s doubling to 30 s) and re-synchronises the registry
+ * with the live domain list: machines are added, updated and removed to match, never duplicated. Machines
+ * registered through the API are never touched. Logs through jsonlog, once where it decides something. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct Server Server;
+typedef struct LibvirtWatch LibvirtWatch;
+
+#define LIBVIRT_WATCH_BACKOFF_MIN_USEC (500 * UINT64_C(1000))
+#define LIBVIRT_WATCH_BACKOFF_MAX_USEC (30 * UINT64_C(1000000))
+#define LIBVIRT_WATCH_KEEPALIVE_INTERVAL_S 5
+#define LIBVIRT_WATCH_KEEPALIVE_COUNT 3u
+
+/* Registers libvirt's event implementation on the server's loop (before any connection, as libvirt requires)
+ * and connects at once; a failed connection is retried with backoff (logged). Returns 0, or -EBUSY/-ENOMEM
+ * (the event bridge could not be registered). */
+int libvirt_watch_new(Server *s, const char *uri, LibvirtWatch **ret);
+LibvirtWatch *libvirt_watch_free(LibvirtWatch *w);
+
+/* Drops the connection as if libvirtd had gone away and connects again at once (then re-synchronises). What the
+ * close callback leads to, minus the backoff; for tests. Not to be called from a libvirt callback. */
+void libvirt_watch_reconnect(LibvirtWatch *w);
+
+bool libvirt_watch_connected(const LibvirtWatch *w);
+/* Successful connections so far (1 after the first). */
+unsigned libvirt_watch_connections(const LibvirtWatch *w);
