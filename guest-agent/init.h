@@ -16,5 +16,10 @@ unsigned init_mount_api_filesystems(void);
  * when it has no console, and the first socket must not become "stderr". */
 void init_ensure_std_fds(void);
 
+/* Brings the loopback interface up if it is down (a fresh VM: the kernel leaves it down, and a workload's
+ * 127.0.0.1 listener, or a tcp: readiness probe, needs it). Leaves an interface that is up alone. Returns 1 if
+ * it brought lo up, 0 if it was up, -errno. */
+int init_loopback_up(void);
+
 /* sync(), then reboot(RB_POWER_OFF). If that is refused, halts or waits forever: PID 1 must not exit. */
 _noreturn_ void init_poweroff(void);

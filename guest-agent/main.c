@@ -106,6 +106,9 @@ int main(int argc, char *argv[]) {
                 times.mount_failures = init_mount_api_filesystems();
                 times.mounts_done_ns = now_ns(CLOCK_BOOTTIME);
                 init_ensure_std_fds();
+                int lo = init_loopback_up();
+                if (lo < 0)
+                        log_warning_errno(lo, "Failed to bring up the loopback interface: %m");
 
                 if (r >= 0) {
                         int k = read_full_file("/proc/cmdline", KERNEL_CMDLINE_MAX, &cmdline, NULL);
