@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: MIT
+"""Real microVMs for the `vm` suite: QEMU (TCG) + tether-vsock + tetherd, booting the image of images/.
+
+A VM here is what a fleet runs: Debian's cloud kernel, an initramfs with tether-agent as /init, the agent's real
+AF_VSOCK socket, a virtio-vsock device served by tether-vsock (vhost-user), which maps the guest's connection to
+port 4817 onto the Unix socket `<uds_path>_4817` where tetherd listens for the registered machine. Each test's
+workload is a shell script in an extra cpio archive appended to the image's initramfs (the kernel unpacks
+concatenated archives in order), so one cached image serves every test.
+
+Needs: qemu-system-x86_64, the image (built and cached by images/build-microvm on first use), tether-vsock,
+tetherd, the CLI. Missing pieces skip (77) unless TETHER_REQUIRE_BINARIES=1.
+"""
+
+import fcntl
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from tetherlib import SKIP, Harness, TestFailure, binary, check, log  # noqa: E402,F401
+
+QEMU = "qemu-system-x86_64"
+VSOCK_PORT = 4817
+
+
+def skip_or_fail(why):
+    if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
+        print("FAILED: " + why, flush=True)
+        sys.exit(1)
+    print("SKIP: " + why, flush=True)
+    sys.exit(SKIP)
+
+
+def cpio_newc(files):
+    """A newc cpio archive (bytes) of {path: (mode, data)}; directories have data None. Deterministic."""
+    out = io.BytesIO()
+    ino = 1000
+
+    def entry(name, mode, data):
+        nonlocal ino
+        ino += 1
+        name_b = name.encode() + b"\0"
+        hdr = "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X" % (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0)
+        out.write(hdr.encode() + name_b)
+        out.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+        out.write(data)
+        out.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+    for path in sorted(files):
+        mode, data = files[path]
+        entry(path.lstrip("/"), mode, data if data is not None else b"")
+    entry("TRAILER!!!", 0, b"")
+    return out.getvalue()
+
+
+class Image:
+    """The cached microVM image: kernel, initramfs, and the kernel command line the recipe prints."""
+
+    def __init__(self, flavour="tether"):
+        self.dir = os.environ.get("TETHER_IMAGES") or os.path.join(REPO, "build-images")
+        self.flavour = flavour
+
+    def ensure(self):
+        script = os.path.join(REPO, "images", "build-microvm")
+        agent = binary("TETHER_AGENT", required=False)
+        argv = [script, "--out", self.dir, "--flavour", self.flavour]
+        if agent:
+            argv += ["--agent", agent]
+        os.makedirs(self.dir, exist_ok=True)
+        # Tests run in parallel: one builds, the others wait for it and then find the cache.
+        with open(os.path.join(self.dir, ".build-lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1800)
+        if p.returncode != 0:
+            raise TestFailure("FAILED: images/build-microvm: exit %d\n%s" % (
+                p.returncode, p.stdout.decode(errors="replace")[-4000:]))
+        self.kernel = os.path.join(self.dir, "vmlinuz")
+        self.initramfs = os.path.join(self.dir, "initramfs-%s.cpio.gz" % self.flavour)
+        with open(os.path.join(self.dir, "initramfs-%s.cmdline" % self.flavour)) as f:
+            self.cmdline = f.read().strip()
+        return self
+
+
+class VM:
+    """One QEMU guest with its own tether-vsock. kill() is the VM dying; everything is reaped by the Harness."""
+
+    def __init__(self, h, image, machine_id, cid, workload=None, mem_mb=256, append="", agent=True,
+                 extra_files=None, ssh_port=None):
+        self.h, self.image, self.id, self.cid = h, image, machine_id, cid
+        self.mem_mb = mem_mb
+        self.append = append
+        self.agent = agent
+        self.workload = workload
+        self.extra_files = extra_files or {}
+        self.ssh_port = ssh_port  # user networking, host 127.0.0.1:ssh_port -> guest :22
+        self.vhost_socket = h.path("%s.vhost" % machine_id)
+        self.console = h.path("console-%s.log" % machine_id)
+        self.qemu = self.backend = None
+        self.started_unix_ns = None
+
+    def initrd(self):
+        """The image's initramfs plus an archive with the test's workload (and extra files)."""
+        files = dict(self.extra_files)
+        files["/test"] = (0o40755, None)
+        if self.workload is not None:
+            files["/test/workload.sh"] = (0o100755, self.workload.encode())
+        path = self.h.path("initrd-%s.img" % self.id)
+        with open(self.image.initramfs, "rb") as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.write(gzip.compress(cpio_newc(files), mtime=0))
+        return path
+
+    def start(self):
+        vsock = binary("TETHER_VSOCK")
+        self.backend = self.h.spawn([vsock, "--socket", self.vhost_socket, "--uds-path", self.h.uds_base(self.id),
+                                     "--cid", str(self.cid)], "vsock-%s.log" % self.id)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.vhost_socket):
+            check(self.backend.poll() is None, "tether-vsock keeps running", self.backend.returncode)
+            check(time.monotonic() < deadline, "tether-vsock creates its vhost-user socket")
+            time.sleep(0.02)
+
+        cmdline = "console=ttyS0 panic=-1 " + self.image.cmdline
+        if self.agent:
+            if self.workload is not None:
+                cmdline += ' tether.exec="/bin/sh /test/workload.sh"'
+        cmdline += " " + self.append
+        argv = [QEMU, "-accel", "tcg", "-m", str(self.mem_mb), "-smp", "1",
+                "-object", "memory-backend-memfd,id=mem,size=%dM,share=on" % self.mem_mb,
+                "-machine", "q35,memory-backend=mem", "-nodefaults", "-no-user-config", "-nographic",
+                "-no-reboot", "-serial", "file:" + self.console,
+                "-chardev", "socket,id=vsock,path=" + self.vhost_socket,
+                "-device", "vhost-user-vsock-pci,chardev=vsock",
+                "-kernel", self.image.kernel, "-initrd", self.initrd(), "-append", cmdline.strip()]
+        if self.ssh_port:
+            argv += ["-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:%d-:22" % self.ssh_port,
+                     "-device", "virtio-net-pci,netdev=net0,romfile="]
+        self.started_unix_ns = time.time_ns()
+        self.qemu = self.h.spawn(argv, "qemu-%s.log" % self.id)
+        return self
+
+    def wait_exit(self, timeout):
+        try:
+            return self.qemu.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure("FAILED: VM %s powers off within %d s" % (self.id, timeout))
+
+    def kill(self):
+        self.qemu.kill()
+        self.qemu.wait(timeout=10)
+
+    def console_text(self):
+        try:
+            with open(self.console, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def require_vm_tools():
+    if not shutil.which(QEMU):
+        skip_or_fail("%s is not installed (scripts/deps installs qemu-system-x86)" % QEMU)
+    if not binary("TETHER_VSOCK", required=False):
+        skip_or_fail("TETHER_VSOCK (tether-vsock) is not built")
+    if not binary("TETHER_AGENT", required=False) and not os.environ.get("TETHER_IMAGES"):
+        skip_or_fail("no static tether-agent to bake into the image (TETHER_AGENT)")
