@@ -12,8 +12,6 @@ tetherd, the CLI. Missing pieces skip (77) unless TETHER_REQUIRE_BINARIES=1.
 """
 
 import fcntl
-import gzip
-import io
 import os
 import shutil
 import subprocess
@@ -37,27 +35,19 @@ def skip_or_fail(why):
     sys.exit(SKIP)
 
 
-def cpio_newc(files):
-    """A newc cpio archive (bytes) of {path: (mode, data)}; directories have data None. Deterministic."""
-    out = io.BytesIO()
-    ino = 1000
+def _load_initrd_append():
+    """images/initrd-append, the one implementation of appending files to an initramfs."""
+    import importlib.machinery
+    import importlib.util
+    path = os.path.join(REPO, "images", "initrd-append")
+    loader = importlib.machinery.SourceFileLoader("initrd_append", path)
+    spec = importlib.util.spec_from_loader("initrd_append", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
-    def entry(name, mode, data):
-        nonlocal ino
-        ino += 1
-        name_b = name.encode() + b"\0"
-        hdr = "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X" % (
-            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0)
-        out.write(hdr.encode() + name_b)
-        out.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
-        out.write(data)
-        out.write(b"\0" * ((4 - len(data) % 4) % 4))
 
-    for path in sorted(files):
-        mode, data = files[path]
-        entry(path.lstrip("/"), mode, data if data is not None else b"")
-    entry("TRAILER!!!", 0, b"")
-    return out.getvalue()
+initrd_append = _load_initrd_append()
 
 
 class Image:
@@ -112,9 +102,7 @@ class VM:
         if self.workload is not None:
             files["/test/workload.sh"] = (0o100755, self.workload.encode())
         path = self.h.path("initrd-%s.img" % self.id)
-        with open(self.image.initramfs, "rb") as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-            dst.write(gzip.compress(cpio_newc(files), mtime=0))
+        initrd_append.append(self.image.initramfs, path, files)
         return path
 
     def start(self):
