@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hexdecoct.h"
 #include "macro.h"
 
 static int parse_field_u64(const char **p, const char *end, uint64_t *ret) {
@@ -59,23 +60,13 @@ int kmsg_parse_record(const char *buf, size_t len, KmsgRecord *ret) {
         return 0;
 }
 
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 size_t kmsg_unescape(const char *msg, size_t len, char *out, size_t out_size) {
         size_t o = 0;
 
         for (size_t i = 0; i < len && o < out_size; i++) {
                 int hi, lo;
-                if (msg[i] == '\\' && i + 3 < len && msg[i + 1] == 'x' && (hi = unhex(msg[i + 2])) >= 0 &&
-                    (lo = unhex(msg[i + 3])) >= 0) {
+                if (msg[i] == '\\' && i + 3 < len && msg[i + 1] == 'x' && (hi = unhexchar(msg[i + 2])) >= 0 &&
+                    (lo = unhexchar(msg[i + 3])) >= 0) {
                         out[o++] = (char) (hi << 4 | lo);
                         i += 3;
                 } else

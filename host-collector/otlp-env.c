@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hexdecoct.h"
 #include "macro.h"
 
 void otlp_env_done(OtlpEnv *e) {
@@ -18,16 +19,6 @@ void otlp_env_done(OtlpEnv *e) {
 
 static bool is_ows(char c) {
         return c == ' ' || c == '\t';
-}
-
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 /* Trims [*b, *e) of optional whitespace. */
@@ -58,11 +49,11 @@ static int parse_entry(const char *b, const char *e, char **ret) {
         for (const char *p = vb; p < ve; p++) {
                 char c = *p;
                 if (c == '%') {
-                        if (ve - p < 3 || unhex(p[1]) < 0 || unhex(p[2]) < 0) {
+                        if (ve - p < 3 || unhexchar(p[1]) < 0 || unhexchar(p[2]) < 0) {
                                 free(out);
                                 return -EINVAL;
                         }
-                        c = (char) (unhex(p[1]) * 16 + unhex(p[2]));
+                        c = (char) (unhexchar(p[1]) * 16 + unhexchar(p[2]));
                         p += 2;
                 }
                 if (c == '\r' || c == '\n' || c == '\0') {

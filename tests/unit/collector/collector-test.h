@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,18 @@
 #include "envelope.h"
 #include "frame.h"
 #include "outqueue.h"
+
+/* A private directory under /tmp for one test ("/tmp/tetherd-test-NAME-XXXXXX"); buf holds at least 64 bytes. */
+static inline void test_dir_make(char *buf, size_t size, const char *name) {
+        snprintf(buf, size, "/tmp/tetherd-test-%s-XXXXXX", name);
+        assert_non_null(mkdtemp(buf));
+}
+
+static inline void test_dir_remove(const char *dir) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
 
 /* A growable byte buffer of frames. */
 typedef struct Bytes {

@@ -53,18 +53,15 @@ static void world_close(World *w) {
 static int setup(void **state) {
         World *w = calloc(1, sizeof(World));
         log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
-        snprintf(w->dir, sizeof(w->dir), "/tmp/tetherd-test-metrics-XXXXXX");
-        assert_non_null(mkdtemp(w->dir));
+        test_dir_make(w->dir, sizeof(w->dir), "metrics");
         *state = w;
         return 0;
 }
 
 static int teardown(void **state) {
         World *w = *state;
-        char cmd[128];
         world_close(w);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->dir);
-        assert_int_equal(system(cmd), 0);
+        test_dir_remove(w->dir);
         free(w);
         return 0;
 }

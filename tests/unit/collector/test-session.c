@@ -613,8 +613,7 @@ static void test_restarted_agent_keeps_its_records(void **state) {
         Session *s;
         Boot *b;
 
-        snprintf(w.dir, sizeof(w.dir), "/tmp/tetherd-test-instances-XXXXXX");
-        assert_non_null(mkdtemp(w.dir));
+        test_dir_make(w.dir, sizeof(w.dir), "instances");
         stored_world_open(&w, false);
 
         /* Instance A stores 1..100, then crashes. */
@@ -684,9 +683,7 @@ static void test_restarted_agent_keeps_its_records(void **state) {
         assert_int_equal(total_protocol_errors(&w.stats), 0);
         stored_world_close(&w);
 
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w.dir);
-        assert_int_equal(system(cmd), 0);
+        test_dir_remove(w.dir);
 }
 
 static void test_restarted_agent_log_dropped_translated(void **state) {
