@@ -5,6 +5,7 @@
 One scenario per test case:
   boot        milestones arrive; the kernel span starts at the guest's boot on the host clock; exit code
   logs        tens of thousands of stdout/stderr lines, written fast, arrive complete and in order
+  microvm     the same over QEMU's `-machine microvm` (virtio-mmio: vhost-user-vsock-device)
   notify      readiness through the sd_notify protocol (`tether-agent notify READY=1`, the agent is /init)
   probe       readiness through a TCP probe (busybox httpd)
   oom         a workload killed by the kernel's OOM killer (small memory) is reported as OOM
@@ -64,6 +65,17 @@ def scenario_boot(h, image):
     check("hello from the guest" in lines, "the workload's stdout arrives", lines)
     log("kernel -> ready %.3f s, clock error %.1f us" % (b["ready"]["kernel_to_ready_ns"] / 1e9,
                                                           b["clock_error_ns"] / 1e3))
+
+
+def scenario_microvm(h, image):
+    check(image.microvm_cmdline is not None, "the image has a microvm command line")
+    vm = boot(h, image, "vm-micro", 'echo "hello over virtio-mmio"\n/init notify READY=1\n', machine="microvm")
+    vm.wait_exit(BOOT_TIMEOUT)
+    b = h.wait_exited("vm-micro")["boot"]
+    check(b["exit"]["code"] == 0 and b["ready"]["source"] == "notify", "ready and exit 0", b)
+    names = [n for n, _ in milestone_events(h.api.spans("vm-micro"))]
+    check("kernel.start" in names and "modules.loaded" in names, "a VM boot's milestones", names)
+    check("hello over virtio-mmio" in log_lines(h.api.logs("vm-micro"), "stdout"), "stdout arrives")
 
 
 N_LINES = 30000
@@ -163,6 +175,7 @@ def scenario_vm_dies(h, image):
 SCENARIOS = {
     "boot": scenario_boot,
     "logs": scenario_logs,
+    "microvm": scenario_microvm,
     "notify": scenario_notify,
     "probe": scenario_probe,
     "oom": scenario_oom,

@@ -75,14 +75,28 @@ class Image:
         self.initramfs = os.path.join(self.dir, "initramfs-%s.cpio.gz" % self.flavour)
         with open(os.path.join(self.dir, "initramfs-%s.cmdline" % self.flavour)) as f:
             self.cmdline = f.read().strip()
+        microvm = os.path.join(self.dir, "initramfs-%s.microvm.cmdline" % self.flavour)
+        self.microvm_cmdline = open(microvm).read().strip() if os.path.exists(microvm) else None
         return self
+
+
+def start_backend(h, vhost_socket, uds_path, cid, name):
+    """tether-vsock for one VM, once its vhost-user socket exists (QEMU must find it listening)."""
+    backend = h.spawn([binary("TETHER_VSOCK"), "--socket", vhost_socket, "--uds-path", uds_path, "--cid", str(cid)],
+                      "vsock-%s.log" % name)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(vhost_socket):
+        check(backend.poll() is None, "tether-vsock keeps running", backend.returncode)
+        check(time.monotonic() < deadline, "tether-vsock creates its vhost-user socket")
+        time.sleep(0.02)
+    return backend
 
 
 class VM:
     """One QEMU guest with its own tether-vsock. kill() is the VM dying; everything is reaped by the Harness."""
 
     def __init__(self, h, image, machine_id, cid, workload=None, mem_mb=256, append="", agent=True,
-                 extra_files=None, ssh_port=None):
+                 extra_files=None, ssh_port=None, machine="q35"):
         self.h, self.image, self.id, self.cid = h, image, machine_id, cid
         self.mem_mb = mem_mb
         self.append = append
@@ -90,6 +104,7 @@ class VM:
         self.workload = workload
         self.extra_files = extra_files or {}
         self.ssh_port = ssh_port  # user networking, host 127.0.0.1:ssh_port -> guest :22
+        self.machine = machine    # q35 (vhost-user-vsock-pci) or microvm (vhost-user-vsock-device, virtio-mmio)
         self.vhost_socket = h.path("%s.vhost" % machine_id)
         self.console = h.path("console-%s.log" % machine_id)
         self.qemu = self.backend = None
@@ -106,26 +121,21 @@ class VM:
         return path
 
     def start(self):
-        vsock = binary("TETHER_VSOCK")
-        self.backend = self.h.spawn([vsock, "--socket", self.vhost_socket, "--uds-path", self.h.uds_base(self.id),
-                                     "--cid", str(self.cid)], "vsock-%s.log" % self.id)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.vhost_socket):
-            check(self.backend.poll() is None, "tether-vsock keeps running", self.backend.returncode)
-            check(time.monotonic() < deadline, "tether-vsock creates its vhost-user socket")
-            time.sleep(0.02)
+        self.backend = start_backend(self.h, self.vhost_socket, self.h.uds_base(self.id), self.cid, self.id)
 
-        cmdline = "console=ttyS0 panic=-1 " + self.image.cmdline
+        microvm = self.machine == "microvm"
+        cmdline = "console=ttyS0 panic=-1 " + (self.image.microvm_cmdline if microvm else self.image.cmdline)
         if self.agent:
             if self.workload is not None:
                 cmdline += ' tether.exec="/bin/sh /test/workload.sh"'
         cmdline += " " + self.append
         argv = [QEMU, "-accel", "tcg", "-m", str(self.mem_mb), "-smp", "1",
                 "-object", "memory-backend-memfd,id=mem,size=%dM,share=on" % self.mem_mb,
-                "-machine", "q35,memory-backend=mem", "-nodefaults", "-no-user-config", "-nographic",
-                "-no-reboot", "-serial", "file:" + self.console,
+                # microvm under TCG needs the PIT (and PIC, RTC) or the kernel hangs calibrating the TSC.
+                "-machine", ("microvm,acpi=on,pit=on,pic=on,rtc=on" if microvm else "q35") + ",memory-backend=mem",
+                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "file:" + self.console,
                 "-chardev", "socket,id=vsock,path=" + self.vhost_socket,
-                "-device", "vhost-user-vsock-pci,chardev=vsock",
+                "-device", "vhost-user-vsock-%s,chardev=vsock" % ("device" if microvm else "pci"),
                 "-kernel", self.image.kernel, "-initrd", self.initrd(), "-append", cmdline.strip()]
         if self.ssh_port:
             argv += ["-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:%d-:22" % self.ssh_port,
