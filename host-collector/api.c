@@ -64,6 +64,7 @@ struct Request {
         json_t *verdict; /* decided when the machine's state changed, answered when resumed */
         unsigned verdict_status;
         double timeout_s;
+        uint64_t since_unix_ns; /* ?since=: only a state reached at or after this answers */
         uint64_t started_monotonic_ns;
         sd_event_source *timer;
 };
@@ -672,7 +673,11 @@ static bool state_failed(MachineState s) {
 
 /* The answer to a ready long-poll if the machine's state decides it, else NULL (keep waiting). Taken at the
  * moment the state changes, so that a Ready immediately followed by an Exit still answers 200. */
-static json_t *ready_verdict(const Machine *m, uint64_t waited_ns, unsigned *ret_status) {
+static json_t *ready_verdict(const Machine *m, uint64_t since_unix_ns, uint64_t waited_ns, unsigned *ret_status) {
+        /* The orchestrator (re)started the machine at since: what the machine was before that is not the answer
+         * (a restarted libvirt domain is still "stopped" until tetherd sees libvirt's started event). */
+        if (since_unix_ns > 0 && m->state_unix_ns < since_unix_ns)
+                return NULL;
         /* The current boot met its ready condition: that is the answer, even if its workload has ended since
          * (the state says so). */
         if (m->current && m->current->ready.set && m->state != MACHINE_BOOTING) {
@@ -732,7 +737,8 @@ static void decide_waiters(Api *a, const Machine *m, bool removed) {
                                 "reason",
                                 "deleted");
                 } else
-                        r->verdict = ready_verdict(m, now - r->started_monotonic_ns, &r->verdict_status);
+                        r->verdict = ready_verdict(
+                                m, r->since_unix_ns, now - r->started_monotonic_ns, &r->verdict_status);
                 if (r->verdict)
                         request_wake(r);
         }
@@ -765,11 +771,23 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
                                         "timeout must be a number of seconds between 0 and 3600");
                         req->timeout_s = v;
                 }
+                const char *since = query(conn, "since");
+                if (since) {
+                        char *end;
+                        errno = 0;
+                        unsigned long long v = strtoull(since, &end, 10);
+                        if (errno != 0 || end == since || *end != '\0' || since[0] == '-')
+                                return respond_error(
+                                        conn,
+                                        MHD_HTTP_BAD_REQUEST,
+                                        "since must be a time in ns since the epoch (host realtime)");
+                        req->since_unix_ns = (uint64_t) v;
+                }
                 req->started_monotonic_ns = now_ns(CLOCK_MONOTONIC);
         }
         uint64_t waited = now_ns(CLOCK_MONOTONIC) - req->started_monotonic_ns;
 
-        json_t *verdict = ready_verdict(m, waited, &status);
+        json_t *verdict = ready_verdict(m, req->since_unix_ns, waited, &status);
         if (verdict)
                 return respond_json(conn, status, verdict);
         if (a->stopping)

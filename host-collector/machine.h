@@ -96,7 +96,8 @@ struct Machine {
         uint64_t pending_host_start_unix_ns;
 
         MachineState state;
-        char *state_reason; /* why it exited, crashed or disconnected */
+        char *state_reason;     /* why it exited, crashed or disconnected */
+        uint64_t state_unix_ns; /* when state last changed (host realtime); 0: before this tetherd started */
         bool connected;
         bool agent_seen; /* some agent said Hello since registration (or before a restart) */
 

@@ -290,6 +290,7 @@ void registry_set_state(Registry *r, Machine *m, MachineState state, const char 
         if (state == old)
                 return;
         m->state = state;
+        m->state_unix_ns = now_ns(CLOCK_REALTIME);
         NOTIFY(r, state_changed, m, old);
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "duration.h"
 #include "macro.h"
@@ -43,6 +44,7 @@ enum {
         ARG_READY,
         ARG_ATTR,
         ARG_TIMEOUT,
+        ARG_SINCE,
         ARG_STREAM,
         ARG_MACHINE,
 };
@@ -62,6 +64,7 @@ static const struct option options[] = { { "socket", required_argument, NULL, AR
                                          { "ready", required_argument, NULL, ARG_READY },
                                          { "attr", required_argument, NULL, ARG_ATTR },
                                          { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                                         { "since", required_argument, NULL, ARG_SINCE },
                                          { "follow", no_argument, NULL, 'f' },
                                          { "stream", required_argument, NULL, ARG_STREAM },
                                          { "machine", required_argument, NULL, ARG_MACHINE },
@@ -171,6 +174,7 @@ static bool option_allowed(CliCommand command, int c) {
         case ARG_ATTR:
                 return command == CLI_COMMAND_REGISTER;
         case ARG_TIMEOUT:
+        case ARG_SINCE:
                 return command == CLI_COMMAND_WAIT_READY;
         case 'f':
                 return command == CLI_COMMAND_LOGS || command == CLI_COMMAND_EVENTS;
@@ -273,6 +277,18 @@ static int handle_option(CliArgs *args, int c, const char *arg) {
                                 WAIT_READY_TIMEOUT_MAX_MS / 1000);
                 if (r < 0)
                         return fail(args, "invalid --timeout '%s': expected seconds, e.g. 30 or 2.5", arg);
+                return 0;
+        case ARG_SINCE:
+                if (strcmp(arg, "now") == 0) {
+                        struct timespec ts;
+                        (void) clock_gettime(CLOCK_REALTIME, &ts);
+                        args->since_unix_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+                } else if (parse_epoch_ns(arg, &args->since_unix_ns) < 0)
+                        return fail(
+                                args,
+                                "invalid --since '%s': expected now or seconds since the epoch, e.g. "
+                                "$(date +%%s.%%N)",
+                                arg);
                 return 0;
         case 'f':
                 args->follow = true;
@@ -403,7 +419,9 @@ const char *cli_usage(void) {
                "                                  register a machine\n"
                "  get ID                          show a machine\n"
                "  rm ID                           delete a machine\n"
-               "  wait-ready ID [--timeout S]     wait until the machine is ready (default 30 s)\n"
+               "  wait-ready ID [--timeout S] [--since T]\n"
+               "                                  wait until the machine is ready (default 30 s); with --since\n"
+               "                                  (now, or epoch seconds), only a state reached after T answers\n"
                "                                  exit 0 ready, 1 timed out, 2 failed before ready, 3 error\n"
                "  logs [-f] [--stream S,...] ID   print the current boot's output (S: stdout, stderr,\n"
                "                                  console, kmsg); -f follows until the boot ends\n"

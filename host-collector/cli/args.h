@@ -53,6 +53,7 @@ typedef struct CliArgs {
 
         /* wait-ready */
         uint64_t timeout_ms;
+        uint64_t since_unix_ns; /* --since; 0: not given */
 
         /* logs, events */
         bool follow;

@@ -222,11 +222,15 @@ static int cmd_wait_ready(const CliContext *ctx, const CliArgs *args) {
         _cleanup_(http_response_done) HttpResponse resp = {};
         json_auto_t *doc = NULL;
         _cleanup_free_ char *text = NULL;
+        char since[32] = "";
+        if (args->since_unix_ns > 0)
+                snprintf(since, sizeof(since), "&since=%" PRIu64, args->since_unix_ns);
         _cleanup_free_ char *path = str_printf(
-                "/v1/machines/%s/ready?timeout=%" PRIu64 ".%03" PRIu64,
+                "/v1/machines/%s/ready?timeout=%" PRIu64 ".%03" PRIu64 "%s",
                 args->machine_id,
                 args->timeout_ms / 1000,
-                args->timeout_ms % 1000);
+                args->timeout_ms % 1000,
+                since);
         if (!path) {
                 log_error_errno(-ENOMEM, "out of memory");
                 return WAIT_READY_EXIT_ERROR;

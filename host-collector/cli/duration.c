@@ -121,3 +121,34 @@ int parse_seconds(const char *s, uint64_t max_ms, uint64_t *ret_ms) {
         *ret_ms = ms;
         return 0;
 }
+
+int parse_epoch_ns(const char *s, uint64_t *ret_ns) {
+        uint64_t whole = 0, frac = 0;
+        unsigned frac_digits = 0;
+        const char *p = s;
+
+        if (!s || !(*p >= '0' && *p <= '9'))
+                return -EINVAL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                if (whole > (UINT64_MAX / 1000000000u - 9) / 10)
+                        return -ERANGE;
+                whole = whole * 10 + (uint64_t) (*p - '0');
+        }
+        if (*p == '.') {
+                p++;
+                if (!(*p >= '0' && *p <= '9'))
+                        return -EINVAL;
+                for (; *p >= '0' && *p <= '9'; p++) {
+                        if (frac_digits >= 9)
+                                return -EINVAL;
+                        frac = frac * 10 + (uint64_t) (*p - '0');
+                        frac_digits++;
+                }
+        }
+        if (*p != '\0')
+                return -EINVAL;
+        for (; frac_digits < 9; frac_digits++)
+                frac *= 10;
+        *ret_ns = whole * 1000000000u + frac;
+        return 0;
+}

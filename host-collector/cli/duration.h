@@ -17,3 +17,7 @@ char *format_offset(int64_t ns, bool show_plus, bool ascii, char buf[static DURA
 /* Parses decimal seconds ("30", "0.5", "2.125"; at most millisecond precision, no sign, no exponent) into
  * milliseconds. Returns 0, -EINVAL if s is not such a number, -ERANGE if it exceeds max_ms. */
 int parse_seconds(const char *s, uint64_t max_ms, uint64_t *ret_ms);
+
+/* A point in time as seconds since the epoch with up to 9 decimals ("1795944362.904520200", what `date +%s.%N`
+ * prints) → ns. Returns 0, -EINVAL or -ERANGE. */
+int parse_epoch_ns(const char *s, uint64_t *ret_ns);

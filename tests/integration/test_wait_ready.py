@@ -7,6 +7,8 @@
                      (well before the timeout), for a waiter that was already waiting
   agent-killed       the agent is SIGKILLed before ready: 409 state disconnected, CLI exit 2, at once
   ready-then-exit    READY=1 then an immediate exit: waiters (before and after the exit) get 200, CLI exit 0
+  since              a machine that exited before ready is restarted: a waiter with ?since=T (CLI --since) is
+                     not answered by the old "exited" but waits, and gets 200 when the new run is ready
 """
 
 import json
@@ -17,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tetherlib import Harness, Thread, check, log, run_test, wait_proc  # noqa: E402
+from tetherlib import Harness, Thread, binary, check, log, run_test, wait_proc  # noqa: E402
 
 LONG_TIMEOUT = 30  # the waiters' timeout; "at once" means well before half of it
 
@@ -137,9 +139,47 @@ def case_ready_then_exit():
         log("ready then exit OK")
 
 
+def case_since():
+    with Harness("wait-since") as h:
+        mid = "restarted"
+        h.register(mid)
+        # Two boots of one machine (two boot ids, as a restarted VM has), played by tether-fake-agent.
+        fake = binary("FAKE_AGENT")
+        addr = "unix:" + h.guest_socket(mid)
+        subprocess.run([fake, "--boot-id", "11111111-1111-4111-8111-111111111111", addr, "milestone", "init.start",
+                        "exit", "5", "wait-acks"], stdout=subprocess.DEVNULL, timeout=30, check=True)
+        h.wait_exited(mid)
+        status, doc, _ = h.api.ready(mid, 5)
+        check(status == 409 and doc.get("state") == "exited", "without since the old run answers 409", doc)
+
+        # The orchestrator notes the time, restarts the machine, then waits for what happens after that time.
+        since = time.time_ns()
+        path = "/v1/machines/%s/ready?timeout=%d&since=%d" % (mid, LONG_TIMEOUT, since)
+        api_waiter = Thread(h.api.request, "GET", path, None, LONG_TIMEOUT + 10)
+        api_waiter.start()
+        cli = subprocess.Popen(h.cli_argv("wait-ready", mid, "--timeout", str(LONG_TIMEOUT), "--since",
+                                          "%d.%09d" % (since // 10**9, since % 10**9)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        check(api_waiter.is_alive() and cli.poll() is None, "with since the old verdict does not answer")
+
+        subprocess.run([fake, "--boot-id", "22222222-2222-4222-8222-222222222222", addr, "milestone", "init.start",
+                        "ready", "notify", "wait-acks"], stdout=subprocess.DEVNULL, timeout=30, check=True)
+        status, doc, raw = api_waiter.join_result(LONG_TIMEOUT + 20)
+        check(status == 200 and doc.get("ready"), "the new run's readiness answers 200", status, raw)
+        rc = wait_proc(cli, LONG_TIMEOUT + 20, "`tether wait-ready --since` returns")
+        check(rc == 0, "`tether wait-ready --since` exits 0", rc, cli.stderr.read())
+        check(doc["boot_id"].startswith("2222"), "the answer is the new boot's", doc)
+
+        status, doc, _ = h.api.get("/v1/machines/%s/ready?since=-5" % mid)
+        check(status == 400, "a malformed since is refused", status, doc)
+        h.cli("wait-ready", mid, "--since", "yesterday", check_rc=3)
+        log("since OK")
+
+
 def main(case):
     {"no-agent": case_no_agent, "exit-before-ready": case_exit_before_ready,
-     "agent-killed": case_agent_killed, "ready-then-exit": case_ready_then_exit}[case]()
+     "agent-killed": case_agent_killed, "ready-then-exit": case_ready_then_exit, "since": case_since}[case]()
 
 
 if __name__ == "__main__":

@@ -55,6 +55,23 @@ static void test_wait_ready_timeout(void **state) {
         assert_non_null(strstr(a.error, "needs a value"));
         cli_args_done(&a);
 
+        /* --since: epoch seconds to the ns, or now. */
+        assert_int_equal(PARSE(&a, NULL, "wait-ready", "vm-42", "--since", "1795944362.9045202"), 0);
+        assert_int_equal(a.since_unix_ns, UINT64_C(1795944362904520200));
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "wait-ready", "vm-42", "--since", "now"), 0);
+        assert_true(a.since_unix_ns > UINT64_C(1700000000) * 1000000000u);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "wait-ready", "vm-42", "--since", "1.0000000001"), -EINVAL);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "wait-ready", "vm-42", "--since", "-3"), -EINVAL);
+        assert_non_null(strstr(a.error, "invalid --since"));
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "wait-ready", "vm-42", "--since", "99999999999999999999"), -EINVAL);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "logs", "vm-42", "--since", "now"), -EINVAL);
+        cli_args_done(&a);
+
         /* --timeout belongs to wait-ready only. */
         assert_int_equal(PARSE(&a, NULL, "logs", "vm-42", "--timeout", "3"), -EINVAL);
         assert_non_null(strstr(a.error, "logs does not take --timeout"));
