@@ -42,8 +42,8 @@ import uuid
 from xml.sax.saxutils import escape, quoteattr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmlib import QEMU, SKIP, Harness, Image, check, initrd_append, log, require_vm_tools, \
-    skip_or_fail, start_backend  # noqa: E402
+from vmlib import QEMU, SKIP, Harness, Image, check, initrd_append, log, require_vm_tools  # noqa: E402
+from vmlib import skip_or_fail, start_backend  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
 from tetherlib import Thread, log_lines, run_test  # noqa: E402
@@ -95,18 +95,16 @@ class Libvirtd:
 
     def mounts(self):
         binds = [("run", "/run"), ("var", "/var"), ("etc", "/etc/libvirt")]
-        try:
-            pwd.getpwnam(QEMU_USER)
-            grp.getgrnam(QEMU_USER)
-        except KeyError:
-            shutil.copy("/etc/passwd", os.path.join(self.root, "passwd"))
-            shutil.copy("/etc/group", os.path.join(self.root, "group"))
-            with open(os.path.join(self.root, "passwd"), "a") as f:
-                f.write("%s:x:64055:64055:libvirt QEMU (tether test namespace):/var/lib/libvirt:/usr/sbin/nologin\n"
-                        % QEMU_USER)
-            with open(os.path.join(self.root, "group"), "a") as f:
-                f.write("%s:x:64055:\n" % QEMU_USER)
-            binds += [("passwd", "/etc/passwd"), ("group", "/etc/group")]
+        for db, lookup, line in (
+                ("passwd", pwd.getpwnam, "%s:x:64055:64055:libvirt QEMU:/var/lib/libvirt:/usr/sbin/nologin\n"),
+                ("group", grp.getgrnam, "%s:x:64055:\n")):
+            try:
+                lookup(QEMU_USER)
+            except KeyError:
+                shutil.copy("/etc/" + db, os.path.join(self.root, db))
+                with open(os.path.join(self.root, db), "a") as f:
+                    f.write(line % QEMU_USER)
+                binds.append((db, "/etc/" + db))
         return binds
 
     def start(self, timeout=60):

@@ -5,7 +5,8 @@
 One scenario per test case:
   boot        milestones arrive; the kernel span starts at the guest's boot on the host clock; exit code
   logs        tens of thousands of stdout/stderr lines, written fast, arrive complete and in order
-  microvm     the same over QEMU's `-machine microvm` (virtio-mmio: vhost-user-vsock-device)
+  microvm     the same over QEMU's `-machine microvm` (virtio-mmio: vhost-user-vsock-device); by hand, not in
+              the suite: under TCG on a loaded host the guest kernel can hang calibrating its clock (meson.build)
   notify      readiness through the sd_notify protocol (`tether-agent notify READY=1`, the agent is /init)
   probe       readiness through a TCP probe (busybox httpd)
   oom         a workload killed by the kernel's OOM killer (small memory) is reported as OOM
