@@ -109,7 +109,7 @@ class Libvirtd:
 
     def start(self, timeout=60):
         for d in ("run", "var", "etc"):
-            os.makedirs(os.path.join(self.root, d), mode=0o755)
+            os.makedirs(os.path.join(self.root, d), mode=0o755, exist_ok=True)
         with open(os.path.join(self.root, "etc", "libvirtd.conf"), "w") as f:
             f.write(LIBVIRTD_CONF)
         with open(os.path.join(self.root, "etc", "qemu.conf"), "w") as f:
@@ -131,6 +131,13 @@ class Libvirtd:
                     return self
             check(time.monotonic() < deadline, "libvirtd answers `virsh version` within %d s" % timeout)
             time.sleep(0.1)
+
+    def restart(self):
+        """libvirtd goes away and comes back (an upgrade, a crash): its domains and their QEMUs stay."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.h.children.remove(self.proc)
+        return self.start()
 
     def virsh(self, *args, check_rc=0, timeout=60):
         p = subprocess.run(["virsh", "-q", "-c", self.uri] + list(args), stdin=subprocess.DEVNULL,
@@ -387,6 +394,22 @@ def scenario(h, lv, image):
           "stopped with libvirt's reason, two boots kept", m)
     seen = wait_event(h, "domain.stopped", 2, 10)
     log("second boot: the waiter answered %.2f s after `virsh destroy`: %s" % (took, (out + err).strip()))
+
+    # libvirtd restarts: tetherd's connection closes, it reconnects with backoff, re-synchronises from the live
+    # domain list (the machine is neither duplicated nor changed) and receives events on the new connection.
+    lv.restart()
+    deadline = time.monotonic() + 60
+    while "again (re-synchronised)" not in open(h.path("tetherd.log")).read():
+        check(time.monotonic() < deadline, "tetherd reconnects to the restarted libvirtd within 60 s")
+        time.sleep(0.2)
+    machines = [x for x in h.api.get_ok("/v1/machines")["machines"] if x.get("source_id") == m.get("source_id")]
+    check(len(machines) == 1 and machines[0]["machine_id"] == MID and machines[0]["state"] == "stopped",
+          "after the resync: one machine for the domain, still stopped", machines)
+    lv.virsh("start", DOMAIN)
+    wait_event(h, "domain.started", 3, 30)
+    lv.virsh("destroy", DOMAIN)
+    wait_event(h, "domain.stopped", 3, 30)
+    log("libvirtd restarted: tetherd reconnected, re-synchronised, and follows the domain's events again")
 
     lv.virsh("undefine", DOMAIN)
     deadline = time.monotonic() + 10
