@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fs-util.h"
+#include "hashmap.h"
 #include "jsonlog.h"
 #include "list.h"
 #include "macro.h"
@@ -41,6 +42,7 @@ typedef struct BootTrack {
         uint64_t spans_signature;
         uint8_t (*exported)[8];
         size_t n_exported, cap_exported;
+        char key[64]; /* machine, boot and boot index: the track_index key */
 } BootTrack;
 
 typedef struct Channel {
@@ -93,6 +95,7 @@ struct OtlpExporter {
         OtlpSpool *spool;
         Channel channels[2]; /* traces, logs */
         LIST_HEAD(BootTrack, tracks);
+        Hashmap *track_index; /* key → BootTrack: every stored log record looks its boot's track up */
         char *file_path;
         int file_fd;
         uint64_t file_size;
@@ -493,6 +496,7 @@ static BootTrack *track_free(OtlpExporter *x, BootTrack *t) {
         if (!t)
                 return NULL;
         LIST_REMOVE(tracks, x->tracks, t);
+        (void) hashmap_remove(x->track_index, t->key);
         otlp_blob_unref(t->resource);
         span_set_free(t->spans);
         free(t->exported);
@@ -562,10 +566,13 @@ static int resource_for(OtlpExporter *x, const Machine *m, const Boot *b, OtlpBl
 /* The boot's track, created when missing. A track created for a boot that already has spans (tetherd restarted,
  * or the boot was forgotten) treats its closed spans as exported: they were, before. */
 static BootTrack *track_get(OtlpExporter *x, Machine *m, const Boot *b, bool fresh) {
+        char key[sizeof(((BootTrack *) NULL)->key)];
         BootTrack *t;
 
-        LIST_FOREACH(tracks, t, x->tracks)
-        if (t->machine == m && t->boot == b && t->boot_index == b->index)
+        /* The index keeps the per-record cost independent of how many machines the node runs. */
+        snprintf(key, sizeof(key), "%p/%p/%" PRIu64, (void *) m, (const void *) b, b->index);
+        t = hashmap_get(x->track_index, key);
+        if (t)
                 return t;
         t = calloc(1, sizeof(BootTrack));
         if (!t)
@@ -573,6 +580,11 @@ static BootTrack *track_get(OtlpExporter *x, Machine *m, const Boot *b, bool fre
         t->machine = m;
         t->boot = b;
         t->boot_index = b->index;
+        memcpy(t->key, key, sizeof(key));
+        if (hashmap_put(x->track_index, t->key, t) < 0) {
+                free(t);
+                return NULL;
+        }
         LIST_PREPEND(tracks, x->tracks, t);
         if (!fresh && track_stitch(x, t) >= 0)
                 for (size_t i = 0; i < t->spans->n_spans; i++)
@@ -899,6 +911,11 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
         if (!x)
                 return log_oom();
         x->event = sd_event_ref(event);
+        if (!(x->track_index = hashmap_new())) {
+                free(x);
+                sd_event_unref(event);
+                return log_oom();
+        }
         x->registry = registry;
         x->stats = stats;
         x->config = *config;
@@ -1122,6 +1139,7 @@ OtlpExporter *otlp_exporter_free(OtlpExporter *x) {
         sd_event_source_disable_unref(x->pending_source);
         while (x->tracks)
                 track_free(x, x->tracks);
+        hashmap_free(x->track_index);
         for (size_t i = 0; i < N_CHANNELS; i++) {
                 Channel *ch = &x->channels[i];
                 otlp_http_call_free(ch->call);
