@@ -443,10 +443,13 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
         if (strcmp(key, "shutdown") == 0) {
                 if (strcmp(value, "poweroff") == 0)
                         c->shutdown = SHUTDOWN_POWEROFF;
+                else if (strcmp(value, "reboot") == 0)
+                        c->shutdown = SHUTDOWN_REBOOT;
                 else if (strcmp(value, "exit") == 0)
                         c->shutdown = SHUTDOWN_EXIT;
                 else
-                        return config_error(err, "invalid value for %s: '%s' (expected poweroff or exit)", name, value);
+                        return config_error(
+                                err, "invalid value for %s: '%s' (expected poweroff, reboot or exit)", name, value);
                 return 0;
         }
         if (strcmp(key, "kmsg") == 0 || strcmp(key, "console") == 0 || strcmp(key, "verbose") == 0) {

@@ -35,6 +35,7 @@ typedef enum TransportKind {
 
 typedef enum ShutdownAction {
         SHUTDOWN_POWEROFF,
+        SHUTDOWN_REBOOT, /* Firecracker ends the VM on a guest reboot, not on power-off */
         SHUTDOWN_EXIT,
 } ShutdownAction;
 

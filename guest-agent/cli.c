@@ -104,7 +104,7 @@ void cli_help(void) {
               "  --replay-bytes=SIZE        default 1M\n"
               "  --notify-socket=PATH       default /run/tether/notify\n"
               "  --traceparent-file=PATH    default /run/tether/traceparent, empty: none\n"
-              "  --shutdown=poweroff|exit   init mode, default poweroff\n"
+              "  --shutdown=poweroff|reboot|exit  init mode, default poweroff (reboot: Firecracker)\n"
               "  --flush-timeout-ms=N       final flush wait, default 1000\n"
               "  --kmsg / --no-kmsg         follow /dev/kmsg (default: init mode only)\n"
               "  --console                  echo workload output to /dev/console\n"

@@ -84,10 +84,10 @@ void init_ensure_std_fds(void) {
         }
 }
 
-void init_poweroff(void) {
+void init_poweroff(bool restart) {
         sync();
-        (void) reboot(RB_POWER_OFF);
-        log_error_errno(errno, "Failed to power off: %m; halting");
+        (void) reboot(restart ? RB_AUTOBOOT : RB_POWER_OFF);
+        log_error_errno(errno, "Failed to %s: %m; halting", restart ? "reboot" : "power off");
         (void) reboot(RB_HALT_SYSTEM);
         for (;;)
                 pause();

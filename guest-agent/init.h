@@ -5,6 +5,8 @@
  * fds 0-2 exist, and power the machine off at the end. Logs each mount failure (and carries on: a missing
  * /sys must not keep the workload from running). */
 
+#include <stdbool.h>
+
 #include "macro.h"
 
 /* Mounts proc, sysfs, devtmpfs, devpts, /dev/shm and a tmpfs on /run. A target that already has something
@@ -21,5 +23,6 @@ void init_ensure_std_fds(void);
  * it brought lo up, 0 if it was up, -errno. */
 int init_loopback_up(void);
 
-/* sync(), then reboot(RB_POWER_OFF). If that is refused, halts or waits forever: PID 1 must not exit. */
-_noreturn_ void init_poweroff(void);
+/* sync(), then reboot(RB_POWER_OFF), or reboot(RB_AUTOBOOT) with reboot (the way out of a Firecracker VM). If
+ * that is refused, halts or waits forever: PID 1 must not exit. */
+_noreturn_ void init_poweroff(bool restart);

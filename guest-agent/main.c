@@ -31,9 +31,9 @@ static bool argv_says_shutdown_exit(int argc, char *const *argv) {
 /* In init mode nothing may leave the machine hanging: power off, or exit under --shutdown=exit. Powering
  * off is only ever attempted by PID 1 (a PID 1 in a PID namespace just ends its namespace). */
 static int finish_init(ShutdownAction action, int code) {
-        if (action == SHUTDOWN_POWEROFF && getpid() == 1) {
-                log_info("powering off");
-                init_poweroff();
+        if (action != SHUTDOWN_EXIT && getpid() == 1) {
+                log_info(action == SHUTDOWN_REBOOT ? "rebooting (shutdown=reboot)" : "powering off");
+                init_poweroff(action == SHUTDOWN_REBOOT);
         }
         return code;
 }

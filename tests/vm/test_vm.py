@@ -7,6 +7,7 @@ One scenario per test case:
   logs        tens of thousands of stdout/stderr lines, written fast, arrive complete and in order
   microvm     the same over QEMU's `-machine microvm` (virtio-mmio: vhost-user-vsock-device); by hand, not in
               the suite: under TCG on a loaded host the guest kernel can hang calibrating its clock (meson.build)
+  reboot      tether.shutdown=reboot (for Firecracker) ends the VM with a reboot after the final flush
   notify      readiness through the sd_notify protocol (`tether-agent notify READY=1`, the agent is /init)
   probe       readiness through a TCP probe (busybox httpd)
   oom         a workload killed by the kernel's OOM killer (small memory) is reported as OOM
@@ -77,6 +78,17 @@ def scenario_microvm(h, image):
     names = [n for n, _ in milestone_events(h.api.spans("vm-micro"))]
     check("kernel.start" in names and "modules.loaded" in names, "a VM boot's milestones", names)
     check("hello over virtio-mmio" in log_lines(h.api.logs("vm-micro"), "stdout"), "stdout arrives")
+
+
+def scenario_reboot(h, image):
+    vm = boot(h, image, "vm-reboot", 'echo "bye"\nexit 4\n', append="tether.shutdown=reboot")
+    rc = vm.wait_exit(BOOT_TIMEOUT)  # QEMU runs with -no-reboot: a guest reboot ends it
+    check(rc == 0, "QEMU exits", rc)
+    console = vm.console_text()
+    check("reboot: Restarting system" in console and "Power down" not in console, "the guest rebooted",
+          console[-2000:])
+    b = h.wait_exited("vm-reboot")["boot"]
+    check(b["exit"]["code"] == 4, "the exit code arrived before the reboot", b["exit"])
 
 
 N_LINES = 30000
@@ -178,6 +190,7 @@ SCENARIOS = {
     "logs": scenario_logs,
     "microvm": scenario_microvm,
     "notify": scenario_notify,
+    "reboot": scenario_reboot,
     "probe": scenario_probe,
     "oom": scenario_oom,
     "no-agent": scenario_no_agent,

@@ -68,6 +68,8 @@ static void test_kernel_cmdline(void **state) {
         config_done(&c);
 
         config_init(&c);
+        assert_int_equal(config_parse_kernel_cmdline(&c, "quiet tether.shutdown=reboot", &err), 0);
+        assert_int_equal(c.shutdown, SHUTDOWN_REBOOT);
         assert_int_equal(config_parse_kernel_cmdline(&c, "quiet tether.shutdown=maybe", &err), -EINVAL);
         assert_non_null(strstr(err.text, "tether.shutdown"));
         assert_non_null(strstr(err.text, "maybe"));
