@@ -83,54 +83,19 @@ char *format_offset(int64_t ns, bool show_plus, bool ascii, char buf[static DURA
         return buf;
 }
 
-int parse_seconds(const char *s, uint64_t max_ms, uint64_t *ret_ms) {
-        uint64_t whole = 0, frac = 0;
+/* "W" or "W.F" (digits only, at most `decimals` digits of F) as an integer in units of 10^-decimals. Returns 0,
+ * -EINVAL (not such a number, or finer than the unit) or -ERANGE (does not fit 64 bits). */
+static int parse_fixed_point(const char *s, unsigned decimals, uint64_t *ret) {
+        uint64_t whole = 0, frac = 0, unit = 1;
         unsigned frac_digits = 0;
         const char *p = s;
 
-        if (!s || !(*p >= '0' && *p <= '9'))
-                return -EINVAL;
-
-        for (; *p >= '0' && *p <= '9'; p++) {
-                if (whole > (UINT64_MAX / 1000 - 9) / 10)
-                        return -ERANGE;
-                whole = whole * 10 + (uint64_t) (*p - '0');
-        }
-
-        if (*p == '.') {
-                p++;
-                if (!(*p >= '0' && *p <= '9'))
-                        return -EINVAL;
-                for (; *p >= '0' && *p <= '9'; p++) {
-                        if (frac_digits >= 3)
-                                return -EINVAL; /* finer than the server's millisecond resolution */
-                        frac = frac * 10 + (uint64_t) (*p - '0');
-                        frac_digits++;
-                }
-        }
-        if (*p != '\0')
-                return -EINVAL;
-
-        for (; frac_digits < 3; frac_digits++)
-                frac *= 10;
-
-        uint64_t ms = whole * 1000 + frac;
-        if (ms > max_ms)
-                return -ERANGE;
-
-        *ret_ms = ms;
-        return 0;
-}
-
-int parse_epoch_ns(const char *s, uint64_t *ret_ns) {
-        uint64_t whole = 0, frac = 0;
-        unsigned frac_digits = 0;
-        const char *p = s;
-
+        for (unsigned i = 0; i < decimals; i++)
+                unit *= 10;
         if (!s || !(*p >= '0' && *p <= '9'))
                 return -EINVAL;
         for (; *p >= '0' && *p <= '9'; p++) {
-                if (whole > (UINT64_MAX / 1000000000u - 9) / 10)
+                if (whole > (UINT64_MAX / unit - 9) / 10)
                         return -ERANGE;
                 whole = whole * 10 + (uint64_t) (*p - '0');
         }
@@ -139,7 +104,7 @@ int parse_epoch_ns(const char *s, uint64_t *ret_ns) {
                 if (!(*p >= '0' && *p <= '9'))
                         return -EINVAL;
                 for (; *p >= '0' && *p <= '9'; p++) {
-                        if (frac_digits >= 9)
+                        if (frac_digits >= decimals)
                                 return -EINVAL;
                         frac = frac * 10 + (uint64_t) (*p - '0');
                         frac_digits++;
@@ -147,8 +112,24 @@ int parse_epoch_ns(const char *s, uint64_t *ret_ns) {
         }
         if (*p != '\0')
                 return -EINVAL;
-        for (; frac_digits < 9; frac_digits++)
+        for (; frac_digits < decimals; frac_digits++)
                 frac *= 10;
-        *ret_ns = whole * 1000000000u + frac;
+        *ret = whole * unit + frac;
         return 0;
+}
+
+int parse_seconds(const char *s, uint64_t max_ms, uint64_t *ret_ms) {
+        uint64_t ms;
+        /* At most millisecond precision: the server's resolution. */
+        int r = parse_fixed_point(s, 3, &ms);
+        if (r < 0)
+                return r;
+        if (ms > max_ms)
+                return -ERANGE;
+        *ret_ms = ms;
+        return 0;
+}
+
+int parse_epoch_ns(const char *s, uint64_t *ret_ns) {
+        return parse_fixed_point(s, 9, ret_ns);
 }
