@@ -48,17 +48,22 @@ def boottime_ns():
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
 
+def missing(what):
+    """Something a test needs is not there: skip (exit 77), or fail under TETHER_REQUIRE_BINARIES=1 (CI, where
+    scripts/deps installed everything)."""
+    if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
+        raise TestFailure("FAILED: " + what)
+    print("SKIP: " + what, flush=True)
+    sys.exit(SKIP)
+
+
 def binary(env_name, required=True):
     path = os.environ.get(env_name + "_OVERRIDE") or os.environ.get(env_name)
     if path and os.access(path, os.X_OK):
         return path
     if not required:
         return None
-    msg = "%s not set or not executable (%r)" % (env_name, path)
-    if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
-        raise TestFailure(msg)
-    print("SKIP: " + msg, flush=True)
-    sys.exit(SKIP)
+    missing("%s not set or not executable (%r)" % (env_name, path))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from tetherlib import (SKIP, Harness, TestFailure, UnixHTTPConnection, binary, check, free_tcp_port,  # noqa: E402
-                       kill_tree, log, run_test)
+from tetherlib import (Harness, TestFailure, UnixHTTPConnection, binary, check, free_tcp_port,  # noqa: E402
+                       kill_tree, log, missing, run_test)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WAIT_S = 30
@@ -31,11 +31,7 @@ def tool(name):
     path = shutil.which(name)
     if path:
         return path
-    msg = "%s not found (Debian package prometheus)" % name
-    if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
-        raise TestFailure("FAILED: " + msg)
-    print("SKIP: " + msg, flush=True)
-    sys.exit(SKIP)
+    missing("%s not found (Debian package prometheus)" % name)
 
 
 def fetch(conn):

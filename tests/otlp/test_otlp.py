@@ -24,7 +24,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from tetherlib import SKIP, Harness, binary, check, free_tcp_port, log, run_test, wait_proc  # noqa: E402
+from tetherlib import Harness, binary, check, free_tcp_port, log, missing, run_test, wait_proc  # noqa: E402
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -44,12 +44,7 @@ def need_node():
     node = shutil.which("node")
     mods = os.environ.get("OTLP_NODE_MODULES") or os.path.join(HERE, "node_modules")
     if not node or not os.path.isdir(os.path.join(mods, "@opentelemetry", "otlp-transformer")):
-        why = "node or the npm packages are missing (scripts/deps installs them: cd tests/otlp && npm ci)"
-        if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
-            print("FAILED: " + why)
-            sys.exit(1)
-        print("SKIP: " + why)
-        sys.exit(SKIP)
+        missing("node or the npm packages are missing (scripts/deps installs them: cd tests/otlp && npm ci)")
     return node
 
 

@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vmlib import QEMU, SKIP, Harness, Image, check, initrd_append, log, require_vm_tools  # noqa: E402
-from vmlib import skip_or_fail, start_backend  # noqa: E402
+from vmlib import missing, start_backend  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
 from tetherlib import Thread, log_lines, run_test  # noqa: E402
@@ -178,11 +178,11 @@ class Libvirtd:
 def require_libvirtd():
     for tool in ("libvirtd", "virsh", "unshare"):
         if not shutil.which(tool):
-            skip_or_fail("%s is not installed (scripts/deps installs libvirt-daemon, libvirt-daemon-driver-qemu, "
+            missing("%s is not installed (scripts/deps installs libvirt-daemon, libvirt-daemon-driver-qemu, "
                          "libvirt-clients)" % tool)
     if not glob.glob("/usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so") + \
             glob.glob("/usr/lib*/libvirt/connection-driver/libvirt_driver_qemu.so"):
-        skip_or_fail("libvirt's QEMU driver is not installed (scripts/deps installs libvirt-daemon-driver-qemu)")
+        missing("libvirt's QEMU driver is not installed (scripts/deps installs libvirt-daemon-driver-qemu)")
     # What no package fixes: a skip even under TETHER_REQUIRE_BINARIES=1.
     if os.geteuid() != 0:
         print("SKIP: a private system-mode libvirtd (its own mount namespace) needs root", flush=True)

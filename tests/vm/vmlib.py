@@ -21,18 +21,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-from tetherlib import SKIP, Harness, TestFailure, binary, check, log  # noqa: E402,F401
+from tetherlib import SKIP, Harness, TestFailure, binary, check, log, missing  # noqa: E402,F401
 
 QEMU = "qemu-system-x86_64"
 VSOCK_PORT = 4817
-
-
-def skip_or_fail(why):
-    if os.environ.get("TETHER_REQUIRE_BINARIES") == "1":
-        print("FAILED: " + why, flush=True)
-        sys.exit(1)
-    print("SKIP: " + why, flush=True)
-    sys.exit(SKIP)
 
 
 def _load_initrd_append():
@@ -164,8 +156,8 @@ class VM:
 
 def require_vm_tools():
     if not shutil.which(QEMU):
-        skip_or_fail("%s is not installed (scripts/deps installs qemu-system-x86)" % QEMU)
+        missing("%s is not installed (scripts/deps installs qemu-system-x86)" % QEMU)
     if not binary("TETHER_VSOCK", required=False):
-        skip_or_fail("TETHER_VSOCK (tether-vsock) is not built")
+        missing("TETHER_VSOCK (tether-vsock) is not built")
     if not binary("TETHER_AGENT", required=False) and not os.environ.get("TETHER_IMAGES"):
-        skip_or_fail("no static tether-agent to bake into the image (TETHER_AGENT)")
+        missing("no static tether-agent to bake into the image (TETHER_AGENT)")
