@@ -260,6 +260,14 @@ static void put_u64(
         fprintf(f, " %" PRIu64 "\n", v);
 }
 
+/* A family with one label over an enum: one series per value from first to max - 1, values indexed by it. */
+#define PUT_BY_LABEL(f, name, type, help, label, Enum, first, max, to_string, values)     \
+        do {                                                                              \
+                put_family(f, name, type, help);                                          \
+                for (Enum _i = (first); _i < (max); _i++)                                 \
+                        put_u64(f, name, label, to_string(_i), NULL, NULL, (values)[_i]); \
+        } while (0)
+
 static void put_scalar(FILE *f, const char *name, const char *type, const char *help, uint64_t v) {
         put_family(f, name, type, help);
         put_u64(f, name, NULL, NULL, NULL, NULL, v);
@@ -291,51 +299,63 @@ static void put_histogram(FILE *f, const char *name, const char *label, const ch
 }
 
 static void render_counters(FILE *f, const Stats *st) {
-        put_family(f, "tether_log_records_total", "counter", "Log records stored, by stream.");
-        for (int i = 1; i < STATS_LOG_STREAMS; i++)
-                put_u64(f,
-                        "tether_log_records_total",
-                        "stream",
-                        log_stream_to_string(i),
-                        NULL,
-                        NULL,
-                        st->log_records[i]);
-        put_family(f, "tether_log_bytes_total", "counter", "Log data bytes stored, by stream.");
-        for (int i = 1; i < STATS_LOG_STREAMS; i++)
-                put_u64(f, "tether_log_bytes_total", "stream", log_stream_to_string(i), NULL, NULL, st->log_bytes[i]);
+        PUT_BY_LABEL(
+                f,
+                "tether_log_records_total",
+                "counter",
+                "Log records stored, by stream.",
+                "stream",
+                int,
+                1,
+                STATS_LOG_STREAMS,
+                log_stream_to_string,
+                st->log_records);
+        PUT_BY_LABEL(
+                f,
+                "tether_log_bytes_total",
+                "counter",
+                "Log data bytes stored, by stream.",
+                "stream",
+                int,
+                1,
+                STATS_LOG_STREAMS,
+                log_stream_to_string,
+                st->log_bytes);
 
-        put_family(f, "tether_dropped_records_total", "counter", "Records not in the store, by reason.");
-        for (DropReason i = 0; i < _DROP_REASON_MAX; i++)
-                put_u64(f,
-                        "tether_dropped_records_total",
-                        "reason",
-                        drop_reason_to_string(i),
-                        NULL,
-                        NULL,
-                        st->dropped_records[i]);
-        put_family(f, "tether_dropped_bytes_total", "counter", "Bytes of the records not in the store, by reason.");
-        for (DropReason i = 0; i < _DROP_REASON_MAX; i++)
-                put_u64(f,
-                        "tether_dropped_bytes_total",
-                        "reason",
-                        drop_reason_to_string(i),
-                        NULL,
-                        NULL,
-                        st->dropped_bytes[i]);
+        PUT_BY_LABEL(
+                f,
+                "tether_dropped_records_total",
+                "counter",
+                "Records not in the store, by reason.",
+                "reason",
+                DropReason,
+                0,
+                _DROP_REASON_MAX,
+                drop_reason_to_string,
+                st->dropped_records);
+        PUT_BY_LABEL(
+                f,
+                "tether_dropped_bytes_total",
+                "counter",
+                "Bytes of the records not in the store, by reason.",
+                "reason",
+                DropReason,
+                0,
+                _DROP_REASON_MAX,
+                drop_reason_to_string,
+                st->dropped_bytes);
 
-        put_family(
+        PUT_BY_LABEL(
                 f,
                 "tether_protocol_errors_total",
                 "counter",
-                "Agent connections closed for a protocol error, by reason.");
-        for (ProtocolError i = PROTOCOL_ERROR_NONE + 1; i < _PROTOCOL_ERROR_MAX; i++)
-                put_u64(f,
-                        "tether_protocol_errors_total",
-                        "reason",
-                        protocol_error_to_string(i),
-                        NULL,
-                        NULL,
-                        st->protocol_errors[i]);
+                "Agent connections closed for a protocol error, by reason.",
+                "reason",
+                ProtocolError,
+                PROTOCOL_ERROR_NONE + 1,
+                _PROTOCOL_ERROR_MAX,
+                protocol_error_to_string,
+                st->protocol_errors);
 
         put_scalar(
                 f,
@@ -343,24 +363,28 @@ static void render_counters(FILE *f, const Stats *st) {
                 "counter",
                 "Agent connections accepted.",
                 st->connections_accepted);
-        put_family(f, "tether_connections_refused_total", "counter", "Agent connections refused, by reason.");
-        for (RefuseReason i = 0; i < _REFUSE_REASON_MAX; i++)
-                put_u64(f,
-                        "tether_connections_refused_total",
-                        "reason",
-                        refuse_reason_to_string(i),
-                        NULL,
-                        NULL,
-                        st->connections_refused[i]);
-        put_family(f, "tether_connections_closed_total", "counter", "Agent connections closed, by reason.");
-        for (CloseReason i = 0; i < _CLOSE_REASON_MAX; i++)
-                put_u64(f,
-                        "tether_connections_closed_total",
-                        "reason",
-                        close_reason_to_string(i),
-                        NULL,
-                        NULL,
-                        st->connections_closed[i]);
+        PUT_BY_LABEL(
+                f,
+                "tether_connections_refused_total",
+                "counter",
+                "Agent connections refused, by reason.",
+                "reason",
+                RefuseReason,
+                0,
+                _REFUSE_REASON_MAX,
+                refuse_reason_to_string,
+                st->connections_refused);
+        PUT_BY_LABEL(
+                f,
+                "tether_connections_closed_total",
+                "counter",
+                "Agent connections closed, by reason.",
+                "reason",
+                CloseReason,
+                0,
+                _CLOSE_REASON_MAX,
+                close_reason_to_string,
+                st->connections_closed);
 
         put_scalar(f, "tether_records_stored_total", "counter", "Records stored (and acked).", st->records_stored);
         put_scalar(
@@ -395,33 +419,50 @@ static void render_counters(FILE *f, const Stats *st) {
 }
 
 static void render_export(FILE *f, const ExportStats *ex) {
-        put_family(
-                f, "tether_export_requests_total", "counter", "OTLP export requests the backend accepted, by signal.");
-        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
-                put_u64(f,
-                        "tether_export_requests_total",
-                        "signal",
-                        export_signal_to_string(s),
-                        NULL,
-                        NULL,
-                        ex->requests[s]);
-        put_family(
-                f, "tether_export_failures_total", "counter", "Failed OTLP export attempts (each retry), by signal.");
-        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
-                put_u64(f,
-                        "tether_export_failures_total",
-                        "signal",
-                        export_signal_to_string(s),
-                        NULL,
-                        NULL,
-                        ex->failures[s]);
-        put_family(
-                f, "tether_export_items_total", "counter", "Items (spans, log records, points) exported, by signal.");
-        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
-                put_u64(f, "tether_export_items_total", "signal", export_signal_to_string(s), NULL, NULL, ex->items[s]);
-        put_family(f, "tether_export_bytes_total", "counter", "OTLP request bytes sent, by signal.");
-        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
-                put_u64(f, "tether_export_bytes_total", "signal", export_signal_to_string(s), NULL, NULL, ex->bytes[s]);
+        PUT_BY_LABEL(
+                f,
+                "tether_export_requests_total",
+                "counter",
+                "OTLP export requests the backend accepted, by signal.",
+                "signal",
+                ExportSignal,
+                0,
+                _EXPORT_SIGNAL_MAX,
+                export_signal_to_string,
+                ex->requests);
+        PUT_BY_LABEL(
+                f,
+                "tether_export_failures_total",
+                "counter",
+                "Failed OTLP export attempts (each retry), by signal.",
+                "signal",
+                ExportSignal,
+                0,
+                _EXPORT_SIGNAL_MAX,
+                export_signal_to_string,
+                ex->failures);
+        PUT_BY_LABEL(
+                f,
+                "tether_export_items_total",
+                "counter",
+                "Items (spans, log records, points) exported, by signal.",
+                "signal",
+                ExportSignal,
+                0,
+                _EXPORT_SIGNAL_MAX,
+                export_signal_to_string,
+                ex->items);
+        PUT_BY_LABEL(
+                f,
+                "tether_export_bytes_total",
+                "counter",
+                "OTLP request bytes sent, by signal.",
+                "signal",
+                ExportSignal,
+                0,
+                _EXPORT_SIGNAL_MAX,
+                export_signal_to_string,
+                ex->bytes);
         put_family(
                 f,
                 "tether_export_dropped_items_total",
@@ -472,9 +513,17 @@ static void render_registry(FILE *f, const Registry *r) {
                         by_state[m->state]++;
                 connected += m->connected;
         }
-        put_family(f, "tether_machines", "gauge", "Registered machines, by state.");
-        for (MachineState s = 0; s < _MACHINE_STATE_MAX; s++)
-                put_u64(f, "tether_machines", "state", machine_state_to_string(s), NULL, NULL, by_state[s]);
+        PUT_BY_LABEL(
+                f,
+                "tether_machines",
+                "gauge",
+                "Registered machines, by state.",
+                "state",
+                MachineState,
+                0,
+                _MACHINE_STATE_MAX,
+                machine_state_to_string,
+                by_state);
         put_scalar(f, "tether_agents_connected", "gauge", "Machines whose agent is connected.", connected);
 }
 
