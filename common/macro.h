@@ -30,6 +30,12 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+/* free() that returns NULL, for p = mfree(p). */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 /* Closes fd unless negative, preserves errno; returns -1 so callers can write fd = safe_close(fd). */
 static inline int safe_close(int fd) {
         if (fd >= 0) {

@@ -13,8 +13,8 @@
 #include "macro.h"
 #include "time-util.h"
 
-#define MS_NS UINT64_C(1000000)
-#define S_NS UINT64_C(1000000000)
+#define MS_NS NSEC_PER_MSEC
+#define S_NS NSEC_PER_SEC
 
 /* Boots take milliseconds (a container, a unikernel) to minutes (a distro VM with a slow workload): roughly
  * 1-2.5-5 steps from 1 ms to 120 s. */
@@ -184,30 +184,7 @@ Metrics *metrics_free(Metrics *mt) {
 
 /* ---- exposition ---- */
 
-int metrics_escape_label_value(const char *value, char **ret) {
-        size_t n = 0;
-
-        for (const char *p = value; *p; p++)
-                n += *p == '\\' || *p == '"' || *p == '\n' ? 2 : 1;
-        char *s = malloc(n + 1), *q = s;
-        if (!s)
-                return -ENOMEM;
-        for (const char *p = value; *p; p++) {
-                if (*p == '\\' || *p == '"') {
-                        *q++ = '\\';
-                        *q++ = *p;
-                } else if (*p == '\n') {
-                        *q++ = '\\';
-                        *q++ = 'n';
-                } else
-                        *q++ = *p;
-        }
-        *q = '\0';
-        *ret = s;
-        return 0;
-}
-
-static void put_label_value(FILE *f, const char *value) {
+void metrics_put_label_value(FILE *f, const char *value) {
         for (const char *p = value; *p; p++) {
                 if (*p == '\\' || *p == '"')
                         fputc('\\', f);
@@ -241,10 +218,10 @@ static void put_labels(FILE *f, const char *k1, const char *v1, const char *k2, 
         if (!k1)
                 return;
         fprintf(f, "{%s=\"", k1);
-        put_label_value(f, v1);
+        metrics_put_label_value(f, v1);
         if (k2) {
                 fprintf(f, "\",%s=\"", k2);
-                put_label_value(f, v2);
+                metrics_put_label_value(f, v2);
         }
         fputs("\"}", f);
 }
@@ -279,7 +256,7 @@ static void put_histogram(FILE *f, const char *name, const char *label, const ch
                 fprintf(f, "%s_bucket{", name);
                 if (label) {
                         fprintf(f, "%s=\"", label);
-                        put_label_value(f, value);
+                        metrics_put_label_value(f, value);
                         fputs("\",", f);
                 }
                 fputs("le=\"", f);

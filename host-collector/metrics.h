@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "histogram.h"
 #include "registry.h"
@@ -47,9 +48,9 @@ Metrics *metrics_free(Metrics *m);
 /* The whole exposition. *ret_text is NUL-terminated (allocated), *ret_len its length. Returns 0 or -ENOMEM. */
 int metrics_render(const Metrics *m, char **ret_text, size_t *ret_len);
 
-/* A label value escaped per the text format: backslash, double quote and newline become \\, \" and \n.
- * Returns 0 or -ENOMEM. */
-int metrics_escape_label_value(const char *value, char **ret);
+/* Writes a label value escaped per the text format: backslash, double quote and newline become \\, \" and \n.
+ * What metrics_render() uses for every label. */
+void metrics_put_label_value(FILE *f, const char *value);
 
 /* Upper bounds of the boot duration histograms and of tether_ready_delivery_seconds, in ns (docs/metrics.md). */
 extern const uint64_t metrics_boot_buckets_ns[];

@@ -335,9 +335,8 @@ int otlp_encode_event(
         rec.observed_time_unix_nano = observed_unix_ns;
         rec.severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
         if (strcmp(transition, "crashed") == 0 || strcmp(transition, "oom_killed") == 0 ||
-            strcmp(transition, "protocol_error") == 0 || strcmp(transition, "logs_dropped") == 0)
-                rec.severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_WARN;
-        else if (strcmp(transition, "disconnected") == 0)
+            strcmp(transition, "protocol_error") == 0 || strcmp(transition, "logs_dropped") == 0 ||
+            strcmp(transition, "disconnected") == 0)
                 rec.severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_WARN;
         rec.event_name = event_name;
         rec.n_attributes = attrs.n;
@@ -353,7 +352,8 @@ int otlp_encode_event(
         return r;
 }
 
-size_t otlp_put_varint(uint8_t *buf, uint64_t v) {
+/* Appends a protobuf varint to buf (at least 10 bytes free). Returns the bytes written. */
+static size_t put_varint(uint8_t *buf, uint64_t v) {
         size_t n = 0;
         while (v >= 0x80) {
                 buf[n++] = (uint8_t) (v | 0x80);
@@ -379,7 +379,7 @@ static size_t field_size(size_t len) {
 
 static uint8_t *put_field_header(uint8_t *p, unsigned field, size_t len) {
         *p++ = (uint8_t) ((field << 3) | 2);
-        return p + otlp_put_varint(p, len);
+        return p + put_varint(p, len);
 }
 
 static uint8_t *put_field(uint8_t *p, unsigned field, const uint8_t *data, size_t len) {

@@ -88,8 +88,6 @@ int otlp_encode_request(ExportSignal signal, const OtlpItem *items, size_t n, ui
  * (*ret_rejected 0 when absent), or -EBADMSG when the body does not decode. */
 int otlp_decode_partial_success(ExportSignal signal, const uint8_t *body, size_t len, int64_t *ret_rejected);
 
-/* Appends a protobuf varint to buf (at least 10 bytes free). Returns the bytes written. */
-size_t otlp_put_varint(uint8_t *buf, uint64_t v);
 
 /* gzip (RFC 1952) of data, as sent with Content-Encoding: gzip. Returns 0 or -ENOMEM/-EIO. */
 int otlp_gzip(const uint8_t *data, size_t len, uint8_t **ret, size_t *ret_len);

@@ -139,11 +139,6 @@ int otlp_header_from_option(const char *s, char **ret) {
         return 0;
 }
 
-static uint8_t *mfree_u8(uint8_t *p) {
-        free(p);
-        return NULL;
-}
-
 static uint64_t mono_ns(void) {
         return now_ns(CLOCK_MONOTONIC);
 }
@@ -218,7 +213,7 @@ static void channel_arm_timer(Channel *ch, uint64_t at_mono_ns) {
 }
 
 static void channel_clear_body(Channel *ch) {
-        ch->body = mfree_u8(ch->body);
+        ch->body = mfree(ch->body);
         ch->body_len = 0;
         ch->body_items = 0;
         ch->body_spool_id = 0;
@@ -870,7 +865,7 @@ static void on_event_added(Registry *r, const Event *ev, void *userdata) {
                 BootTrack *t = track_get(x, m, m->current, false);
                 res = t ? otlp_blob_ref(track_resource(x, t)) : NULL;
                 trace_id = m->current->trace_id;
-                stitch_span_id(m->current->trace_id, m->current->boot_id, "machine.boot", 0, root);
+                stitch_root_span_id(m->current, root);
                 span_id = root;
         } else if (m) {
                 (void) resource_for(x, m, NULL, &res);

@@ -15,7 +15,6 @@ struct OtlpHttp {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
-        bool in_callback;
 };
 
 struct OtlpHttpCall {
@@ -36,11 +35,6 @@ struct OtlpHttpCall {
 };
 
 static void check_done(OtlpHttp *h);
-
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         OtlpHttp *h = userdata;

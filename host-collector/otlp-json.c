@@ -10,6 +10,7 @@
 #include "macro.h"
 #include "otlp_logs_service.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
+#include "traceparent.h"
 #include "utf8.h"
 
 /* Why not jansson here: building a json_t tree per record and dumping it cost ~80% of tetherd's CPU under a
@@ -142,19 +143,16 @@ static void buf_put_string(JsonBuf *b, const char *s) {
 }
 
 static void buf_put_bytes(JsonBuf *b, const ProtobufCBinaryData *d, bool hex) {
-        static const char hexdigits[] = "0123456789abcdef";
         static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
         if (!buf_reserve(b, d->len * 2 + 6))
                 return;
         char *o = b->data + b->len;
         *o++ = '"';
-        if (hex)
-                for (size_t i = 0; i < d->len; i++) {
-                        *o++ = hexdigits[d->data[i] >> 4];
-                        *o++ = hexdigits[d->data[i] & 15];
-                }
-        else
+        if (hex) {
+                hex_encode(d->data, d->len, o); /* its NUL is overwritten by the closing quote */
+                o += d->len * 2;
+        } else
                 for (size_t i = 0; i < d->len; i += 3) {
                         uint32_t v = (uint32_t) d->data[i] << 16;
                         if (i + 1 < d->len)

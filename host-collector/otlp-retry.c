@@ -25,18 +25,6 @@ OtlpVerdict otlp_classify_status(long http_status) {
         }
 }
 
-const char *otlp_verdict_to_string(OtlpVerdict v) {
-        switch (v) {
-        case OTLP_VERDICT_SUCCESS:
-                return "success";
-        case OTLP_VERDICT_RETRY:
-                return "retry";
-        case OTLP_VERDICT_REJECT:
-                return "reject";
-        }
-        return "unknown";
-}
-
 /* Retry-After values beyond this are taken as this: a backend must not stall export for days. */
 #define RETRY_AFTER_MAX_S UINT64_C(3600)
 

@@ -13,7 +13,6 @@ typedef enum OtlpVerdict {
 
 /* http_status 0 means the request got no HTTP answer. */
 OtlpVerdict otlp_classify_status(long http_status);
-const char *otlp_verdict_to_string(OtlpVerdict v);
 
 /* Parses a Retry-After value: delay-seconds or an HTTP-date (IMF-fixdate, RFC 850 or asctime). A date in the past
  * is a delay of 0. Returns 0 and the delay in *ret_ns, or -EINVAL. */

@@ -56,6 +56,12 @@ void stitch_workload_span_id(const Boot *b, uint8_t ret[8]) {
         stitch_span_id(b->trace_id, b->boot_id, "workload.start", 0, ret);
 }
 
+#define ROOT_KEY "machine.boot"
+
+void stitch_root_span_id(const Boot *b, uint8_t ret[8]) {
+        stitch_span_id(b->trace_id, b->boot_id, ROOT_KEY, 0, ret);
+}
+
 static void span_attrs_free(SpanAttr *a, size_t n) {
         if (!a)
                 return;
@@ -199,7 +205,7 @@ static int add_root(Stitcher *st, uint64_t start, uint64_t end) {
         Span *root;
         int r;
 
-        r = add_span(st, "machine.boot", SPAN_KIND_ROOT, "machine.boot", 0, "boot", start, end, &root);
+        r = add_span(st, "machine.boot", SPAN_KIND_ROOT, ROOT_KEY, 0, "boot", start, end, &root);
         if (r < 0)
                 return r;
         if (st->ctx->parent_span_id) {

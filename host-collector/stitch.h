@@ -98,6 +98,9 @@ void stitch_span_id(const uint8_t trace_id[16], const char *boot_id, const char 
  * known before the span itself exists. */
 void stitch_workload_span_id(const Boot *b, uint8_t ret[8]);
 
+/* The span id of the boot's root span, machine.boot: what lifecycle events outside the spans are parented to. */
+void stitch_root_span_id(const Boot *b, uint8_t ret[8]);
+
 /* The span a guest event at boottime_ns fell in: the latest-starting phase containing it, else the (guest) stage
  * containing it, else the root. NULL only for an empty set. */
 const Span *span_set_find_for_time(const SpanSet *s, uint64_t boottime_ns);

@@ -141,6 +141,10 @@ static void test_ids_stable_and_match_welcome(void **state) {
         /* Welcome.traceparent names the workload.start span before it exists. */
         stitch_workload_span_id(b, workload);
         assert_memory_equal(find_span(s1, "workload.start")->span_id, workload, 8);
+        /* Lifecycle events in the OTLP export are parented to the root by its id alone. */
+        uint8_t root[8];
+        stitch_root_span_id(b, root);
+        assert_memory_equal(find_span(s1, "machine.boot")->span_id, root, 8);
 
         /* Another boot in the same trace gets other ids. */
         uint8_t other[8];
