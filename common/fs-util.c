@@ -2,9 +2,11 @@
 #include "fs-util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "macro.h"
 
@@ -29,4 +31,40 @@ int mkdir_parents(const char *path, mode_t mode) {
                 if (!saved)
                         return 0;
         }
+}
+
+int write_all(int fd, const void *data, size_t n) {
+        const uint8_t *p = data;
+
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+ssize_t read_full(int fd, void *buf, size_t n) {
+        uint8_t *p = buf;
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = read(fd, p + done, n - done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                done += (size_t) k;
+        }
+        return (ssize_t) done;
 }

@@ -68,21 +68,6 @@ int read_one_line_file(const char *path, char **ret) {
         return 0;
 }
 
-int write_all(int fd, const void *buf, size_t len) {
-        const char *p = buf;
-        while (len > 0) {
-                ssize_t k = write(fd, p, len);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                len -= (size_t) k;
-        }
-        return 0;
-}
-
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode) {
         int r = mkdir_parents(path, 0755);
         if (r < 0)

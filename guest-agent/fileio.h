@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "fs-util.h" /* mkdir_parents() */
+#include "fs-util.h" /* mkdir_parents(), write_all() */
 
 /* Reads at most max bytes of path into a NUL-terminated buffer. Returns 0, -EFBIG when the file is larger,
  * or -errno. */
@@ -18,6 +18,3 @@ int read_one_line_file(const char *path, char **ret);
 /* Writes data to path atomically (temporary file in the same directory, then rename), creating the parent
  * directory. Returns 0 or -errno. */
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
-
-/* Writes all of buf to a blocking fd, retrying on EINTR. Returns 0 or -errno. */
-int write_all(int fd, const void *buf, size_t len);

@@ -466,16 +466,21 @@ static void channel_push(Channel *ch, OtlpBlob *resource, uint8_t *data, size_t 
                 count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, 1);
                 return;
         }
-        int r = otlp_queue_push(ch->queue, resource, data, len, mono_ns());
+        uint64_t now = mono_ns();
+        int r = otlp_queue_push(ch->queue, resource, data, len, now);
         if (r < 0) {
                 free(data);
                 count_drop(x, ch->signal, r == -ENOBUFS ? EXPORT_DROP_QUEUE_FULL : EXPORT_DROP_ENCODE, 1);
                 return;
         }
-        if (otlp_queue_batch_due(ch->queue, mono_ns(), false))
-                channel_pump(ch);
-        else if (otlp_queue_items(ch->queue) == 1 && !ch->backing_off)
-                channel_arm_timer(ch, otlp_queue_deadline(ch->queue));
+        /* A due batch is written from the idle-priority timer, never here: spans and events are pushed from the
+         * ingest path, and encoding, gzip or JSON of a whole batch must not run there. */
+        if (!ch->backing_off) {
+                if (otlp_queue_batch_due(ch->queue, now, false))
+                        channel_arm_timer(ch, now);
+                else if (otlp_queue_items(ch->queue) == 1)
+                        channel_arm_timer(ch, otlp_queue_deadline(ch->queue));
+        }
         update_gauges(x);
 }
 
@@ -484,7 +489,7 @@ static void channel_push(Channel *ch, OtlpBlob *resource, uint8_t *data, size_t 
 static uint64_t spans_signature(const Boot *b) {
         return (uint64_t) b->n_milestones * UINT64_C(1000003) + (uint64_t) b->n_phases * UINT64_C(7919) +
                 (uint64_t) b->ready.set * 2 + (uint64_t) b->exit.set * 4 + (uint64_t) b->clock.valid * 8 +
-                (uint64_t) b->clock.offset_ns + (uint64_t) b->hello_offset_ns;
+                (uint64_t) b->clock.offset_ns + (uint64_t) b->hello_offset_ns + b->host_start_unix_ns;
 }
 
 static BootTrack *track_free(OtlpExporter *x, BootTrack *t) {
@@ -605,7 +610,10 @@ static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final)
         BootTrack *t = track_get(x, m, b, false);
         if (!t)
                 return;
-        t->spans_signature = UINT64_MAX; /* "now" moves for open spans */
+        /* Open spans end at "now": stitch afresh only when they are exported too (final). Closed spans do not
+         * depend on it, and the signature tells when the boot changed. */
+        if (final)
+                t->spans_signature = UINT64_MAX;
         if (track_stitch(x, t) < 0) {
                 count_drop(x, EXPORT_SIGNAL_TRACES, EXPORT_DROP_ENCODE, 1);
                 return;

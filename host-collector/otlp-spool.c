@@ -167,16 +167,10 @@ int otlp_spool_push(OtlpSpool *s, ExportSignal signal, const uint8_t *body, size
         _cleanup_close_ int fd = openat(s->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        for (size_t off = 0; off < len;) {
-                ssize_t n = write(fd, body + off, len - off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        (void) unlinkat(s->dir_fd, tmp, 0);
-                        return r;
-                }
-                off += (size_t) n;
+        r = write_all(fd, body, len);
+        if (r < 0) {
+                (void) unlinkat(s->dir_fd, tmp, 0);
+                return r;
         }
         if (renameat(s->dir_fd, tmp, s->dir_fd, name) < 0) {
                 r = -errno;
@@ -213,17 +207,11 @@ int otlp_spool_read(const OtlpSpool *s, const OtlpSpoolEntry *e, uint8_t **ret, 
         _cleanup_free_ uint8_t *buf = malloc(MAX(len, (size_t) 1));
         if (!buf)
                 return -ENOMEM;
-        for (size_t off = 0; off < len;) {
-                ssize_t n = read(fd, buf + off, len - off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                off += (size_t) n;
-        }
+        ssize_t n = read_full(fd, buf, len);
+        if (n < 0)
+                return (int) n;
+        if ((size_t) n != len)
+                return -EIO; /* shrank since fstat */
         *ret = TAKE_PTR(buf);
         *ret_len = len;
         return 0;

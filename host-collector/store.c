@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "envelope-cleanup.h"
+#include "fs-util.h"
 #include "jsonlog.h"
 #include "machine-json.h"
 #include "macro.h"
@@ -68,7 +69,7 @@ static int mkdir_p_one(const char *path, mode_t mode) {
         return 0;
 }
 
-static int mkdir_parents(const char *path, mode_t mode) {
+static int mkdir_p(const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
         int r;
 
@@ -93,43 +94,6 @@ static int fsync_directory(const char *path) {
         if (fsync(fd) < 0)
                 return -errno;
         return 0;
-}
-
-static int write_all(int fd, const void *data, size_t n) {
-        const uint8_t *p = data;
-
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        return -EIO;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* Returns bytes read (short only at end of file) or -errno. */
-static ssize_t read_full(int fd, void *buf, size_t n) {
-        uint8_t *p = buf;
-        size_t done = 0;
-
-        while (done < n) {
-                ssize_t k = read(fd, p + done, n - done);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                done += (size_t) k;
-        }
-        return (ssize_t) done;
 }
 
 static int write_file_atomic(const char *dir, const char *name, const char *data) {
@@ -170,7 +134,7 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
                 store_free(s);
                 return -ENOMEM;
         }
-        r = mkdir_parents(s->machines_dir, 0750);
+        r = mkdir_p(s->machines_dir, 0750);
         if (r < 0) {
                 store_free(s);
                 return r;
