@@ -772,17 +772,11 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
                         req->timeout_s = v;
                 }
                 const char *since = query(conn, "since");
-                if (since) {
-                        char *end;
-                        errno = 0;
-                        unsigned long long v = strtoull(since, &end, 10);
-                        if (errno != 0 || end == since || *end != '\0' || since[0] == '-')
-                                return respond_error(
-                                        conn,
-                                        MHD_HTTP_BAD_REQUEST,
-                                        "since must be a time in ns since the epoch (host realtime)");
-                        req->since_unix_ns = (uint64_t) v;
-                }
+                if (since && parse_u64(since, &req->since_unix_ns) < 0)
+                        return respond_error(
+                                conn,
+                                MHD_HTTP_BAD_REQUEST,
+                                "since must be a time in ns since the epoch (host realtime)");
                 req->started_monotonic_ns = now_ns(CLOCK_MONOTONIC);
         }
         uint64_t waited = now_ns(CLOCK_MONOTONIC) - req->started_monotonic_ns;

@@ -106,7 +106,9 @@ static int on_defer(sd_event_source *s, void *userdata) {
                         i->ff(i->opaque);
                 free(i);
         }
-        return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        /* A oneshot source is off while it runs: a free function that removed another item re-enabled it, and
+         * that must stand. */
+        return 0;
 }
 
 static int item_remove(BridgeItem *i) {

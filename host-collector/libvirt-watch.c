@@ -189,29 +189,24 @@ static Machine *sync_domain(LibvirtWatch *w, virDomainPtr dom, bool *ret_gone) {
                 m = NULL;
         }
 
-        for (unsigned attempt = 0; attempt < 2; attempt++) {
-                if (m)
-                        r = registry_update_machine(w->server->registry, m, &spec, &err);
-                else
-                        r = server_register_machine(w->server, &spec, &m, &err);
-                if (r == -EEXIST && spec.cid != 0) {
-                        Machine *holder = registry_find_by_cid(w->server->registry, spec.cid);
-                        if (holder && holder != m) {
-                                /* Another machine holds the CID: the domain is registered without it, so its
-                                 * metadata still applies, and its agent is refused until the conflict is gone. */
-                                log_warning(
-                                        "libvirt domain %s (%s) has vsock CID %" PRIu32
-                                        ", which machine %s holds: registered without a CID.",
-                                        info.name ?: "?",
-                                        uuid,
-                                        spec.cid,
-                                        holder->id);
-                                spec.cid = 0;
-                                continue;
-                        }
-                }
-                break;
+        Machine *holder = spec.cid != 0 ? registry_find_by_cid(w->server->registry, spec.cid) : NULL;
+        if (holder && holder != m) {
+                /* Another machine holds the CID: the domain is registered without it, so its metadata still
+                 * applies, and its agent is refused until the conflict is gone. */
+                log_warning(
+                        "libvirt domain %s (%s) has vsock CID %" PRIu32
+                        ", which machine %s holds: registered "
+                        "without a CID.",
+                        info.name ?: "?",
+                        uuid,
+                        spec.cid,
+                        holder->id);
+                spec.cid = 0;
         }
+        if (m)
+                r = registry_update_machine(w->server->registry, m, &spec, &err);
+        else
+                r = server_register_machine(w->server, &spec, &m, &err);
         if (r < 0) {
                 log_warning(
                         "Cannot register libvirt domain %s (%s) as machine %s: %s.",
@@ -219,7 +214,9 @@ static Machine *sync_domain(LibvirtWatch *w, virDomainPtr dom, bool *ret_gone) {
                         uuid,
                         spec.machine_id,
                         err ?: strerror(-r));
-                return NULL;
+                /* An update refused (invalid metadata, say) leaves the machine as it was: it is still the
+                 * domain's, and must not be taken for gone by the caller (resync would delete it). */
+                return m;
         }
         if (r > 0 && m) {
                 /* registry_update_machine(): something changed. */

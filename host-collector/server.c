@@ -273,8 +273,7 @@ int server_delete_machine(Server *s, Machine *m) {
         LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "deleted" };
         int r;
 
-        if (m->connection)
-                server_close_connection(s, m->connection, CLOSE_DELETED);
+        server_disconnect_machine(s, m, CLOSE_DELETED);
         m->uds_listener = listener_free(m->uds_listener);
         if (s->store) {
                 r = store_remove_machine(s->store, m);

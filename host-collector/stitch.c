@@ -288,9 +288,7 @@ static int add_host_start(Stitcher *st, uint64_t guest_start) {
 
         if (b->host_start_unix_ns == 0 || b->host_start_unix_ns >= guest_start_unix)
                 return 0;
-        root->start_unix_ns = b->host_start_unix_ns;
-        if (root->end_unix_ns < root->start_unix_ns)
-                root->end_unix_ns = root->start_unix_ns;
+        root->start_unix_ns = b->host_start_unix_ns; /* earlier than before: the end stays after it */
 
         r = add_span(st, "host.start", SPAN_KIND_STAGE, "host.start", 0, "host.start", guest_start, guest_start, &s);
         if (r < 0)

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "duration.h"
 #include "macro.h"
+#include "time-util.h"
 #include "traceparent.h"
 
 static const struct {
@@ -279,11 +279,9 @@ static int handle_option(CliArgs *args, int c, const char *arg) {
                         return fail(args, "invalid --timeout '%s': expected seconds, e.g. 30 or 2.5", arg);
                 return 0;
         case ARG_SINCE:
-                if (strcmp(arg, "now") == 0) {
-                        struct timespec ts;
-                        (void) clock_gettime(CLOCK_REALTIME, &ts);
-                        args->since_unix_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-                } else if (parse_epoch_ns(arg, &args->since_unix_ns) < 0)
+                if (strcmp(arg, "now") == 0)
+                        args->since_unix_ns = now_ns(CLOCK_REALTIME);
+                else if (parse_epoch_ns(arg, &args->since_unix_ns) < 0)
                         return fail(
                                 args,
                                 "invalid --since '%s': expected now or seconds since the epoch, e.g. "

@@ -480,6 +480,23 @@ static void test_reconnect_resync(void **state) {
         pump(100);
         assert_int_equal(count_machines(UUID_C), 1); /* the DEFINED/STARTED events that arrive late change nothing */
 
+        /* Metadata the registry refuses (an invalid ready condition) leaves the machine as it was: neither the
+         * event nor a resync takes the domain for gone. */
+        assert_int_equal(
+                virDomainSetMetadata(
+                        c,
+                        VIR_DOMAIN_METADATA_ELEMENT,
+                        "<machine ready='no-such-condition'/>",
+                        TETHER_LIBVIRT_NS_PREFIX,
+                        TETHER_LIBVIRT_NS,
+                        VIR_DOMAIN_AFFECT_CURRENT),
+                0);
+        pump(100);
+        assert_ptr_equal(registry_find(server->registry, UUID_C), mc);
+        libvirt_watch_reconnect(server->libvirt);
+        assert_ptr_equal(registry_find(server->registry, UUID_C), mc);
+        assert_int_equal(mc->cid, 44);
+
         assert_int_equal(virDomainDestroy(c), 0);
         assert_int_equal(virDomainUndefine(c), 0);
         PUMP_UNTIL(!registry_find(server->registry, UUID_C));
