@@ -74,24 +74,23 @@ static bool range_inside(uint64_t start, uint64_t size, uint64_t addr, uint64_t 
         return off <= size && len <= size - off;
 }
 
-int guest_memory_gpa(const GuestMemory *m, uint64_t gpa, uint64_t len, uint8_t **ret) {
+/* addr..addr+len inside one region, by guest physical address or by the frontend's virtual address. */
+static int lookup(const GuestMemory *m, bool by_uva, uint64_t addr, uint64_t len, uint8_t **ret) {
         for (unsigned i = 0; i < m->n_regions; i++) {
                 const GuestMemoryRegion *r = m->regions + i;
-                if (range_inside(r->gpa, r->size, gpa, len)) {
-                        *ret = r->host + (gpa - r->gpa);
+                uint64_t start = by_uva ? r->uva : r->gpa;
+                if (range_inside(start, r->size, addr, len)) {
+                        *ret = r->host + (addr - start);
                         return 0;
                 }
         }
         return -EFAULT;
 }
 
+int guest_memory_gpa(const GuestMemory *m, uint64_t gpa, uint64_t len, uint8_t **ret) {
+        return lookup(m, false, gpa, len, ret);
+}
+
 int guest_memory_uva(const GuestMemory *m, uint64_t uva, uint64_t len, uint8_t **ret) {
-        for (unsigned i = 0; i < m->n_regions; i++) {
-                const GuestMemoryRegion *r = m->regions + i;
-                if (range_inside(r->uva, r->size, uva, len)) {
-                        *ret = r->host + (uva - r->uva);
-                        return 0;
-                }
-        }
-        return -EFAULT;
+        return lookup(m, true, uva, len, ret);
 }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "macro.h"
+#include "time-util.h"
 
 /* How long the rest of a message may take once its header arrived. */
 #define VHOST_USER_MSG_TIMEOUT_MSEC 1000
@@ -202,7 +203,7 @@ int vhost_user_dev_handle(
         VhostUserMsg *reply,
         int *ret_result,
         unsigned *ret_changes) {
-        struct vhost_vring_state st;
+        struct vhost_vring_state st = {}; /* all 8 bytes go back in replies, also when the request was short */
         unsigned changes = 0;
         bool replied = false;
         uint64_t v;
@@ -339,11 +340,19 @@ int vhost_user_dev_handle(
         return replied;
 }
 
-static int wait_fd(int fd, short events) {
+/* The whole message, not each wait, is bounded: a frontend trickling bytes cannot hold the loop longer. */
+static uint64_t msg_deadline(void) {
+        return now_ns(CLOCK_MONOTONIC) + VHOST_USER_MSG_TIMEOUT_MSEC * NSEC_PER_MSEC;
+}
+
+static int wait_fd(int fd, short events, uint64_t deadline) {
         struct pollfd p = { .fd = fd, .events = events };
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
         int r;
 
-        r = poll(&p, 1, VHOST_USER_MSG_TIMEOUT_MSEC);
+        if (now >= deadline)
+                return -ETIMEDOUT;
+        r = poll(&p, 1, (int) ((deadline - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC));
         if (r < 0)
                 return errno == EINTR ? 0 : -errno;
         if (r == 0)
@@ -351,7 +360,7 @@ static int wait_fd(int fd, short events) {
         return 0;
 }
 
-static int read_rest(int fd, uint8_t *buf, size_t len) {
+static int read_rest(int fd, uint8_t *buf, size_t len, uint64_t deadline) {
         size_t done = 0;
 
         while (done < len) {
@@ -363,7 +372,7 @@ static int read_rest(int fd, uint8_t *buf, size_t len) {
                                 continue;
                         if (errno != EAGAIN)
                                 return -errno;
-                        int r = wait_fd(fd, POLLIN);
+                        int r = wait_fd(fd, POLLIN, deadline);
                         if (r < 0)
                                 return r;
                         continue;
@@ -378,6 +387,7 @@ int vhost_user_recv(int fd, VhostUserMsg *ret, int fds[VHOST_USER_MAX_FDS], size
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
         } control;
+        uint64_t deadline = msg_deadline();
         uint8_t hdr[VHOST_USER_HDR_SIZE];
         struct iovec iov = { hdr, sizeof(hdr) };
         struct msghdr mh = {
@@ -417,7 +427,7 @@ int vhost_user_recv(int fd, VhostUserMsg *ret, int fds[VHOST_USER_MAX_FDS], size
                 goto fail;
         }
         if ((size_t) k < sizeof(hdr)) {
-                r = read_rest(fd, hdr + k, sizeof(hdr) - (size_t) k);
+                r = read_rest(fd, hdr + k, sizeof(hdr) - (size_t) k, deadline);
                 if (r < 0)
                         goto fail;
         }
@@ -429,7 +439,7 @@ int vhost_user_recv(int fd, VhostUserMsg *ret, int fds[VHOST_USER_MAX_FDS], size
                 r = -EBADMSG;
                 goto fail;
         }
-        r = read_rest(fd, ret->payload, ret->size);
+        r = read_rest(fd, ret->payload, ret->size, deadline);
         if (r < 0)
                 goto fail;
 
@@ -448,6 +458,7 @@ int vhost_user_send(int fd, const VhostUserMsg *msg, const int *fds, size_t n_fd
         } control = {};
         uint8_t hdr[VHOST_USER_HDR_SIZE];
         size_t total, done = 0;
+        uint64_t deadline = msg_deadline();
 
         if (msg->size > VHOST_USER_MAX_PAYLOAD || n_fds > VHOST_USER_MAX_FDS)
                 return -EINVAL;
@@ -486,7 +497,7 @@ int vhost_user_send(int fd, const VhostUserMsg *msg, const int *fds, size_t n_fd
                                 continue;
                         if (errno != EAGAIN)
                                 return -errno;
-                        int r = wait_fd(fd, POLLOUT);
+                        int r = wait_fd(fd, POLLOUT, deadline);
                         if (r < 0)
                                 return r;
                         continue;

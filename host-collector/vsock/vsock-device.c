@@ -182,8 +182,10 @@ void vsock_device_process_rx(VsockDevice *d) {
                 }
                 if (r == 0)
                         break; /* no buffers: nothing more is read from the Unix side until the guest kicks */
-                if (chain.writable_len < VSOCK_HDR_SIZE) {
-                        vring_mark_broken(vr, "rx buffer smaller than a packet header");
+                /* A buffer with no room for payload could only ever carry control packets: with data waiting on
+                 * a connection, nothing fills it and the loop would spin on it. */
+                if (chain.writable_len <= VSOCK_HDR_SIZE) {
+                        vring_mark_broken(vr, "rx buffer with no room for payload");
                         ring_broken(d, VSOCK_QUEUE_RX);
                         break;
                 }

@@ -690,21 +690,26 @@ static void test_hostile_rings(void **state) {
 }
 
 static void test_hostile_rx_buffer(void **state) {
-        Fixture *f = fixture_new(0, 0);
-        struct vring_desc *d = guest_desc(&f->g, 0);
-        GuestPacket p;
+        /* A 16-byte rx buffer cannot hold a header, a 44-byte one no payload (with data waiting the backend would
+         * spin on it): broken rx ring once something is to be sent. */
+        static const uint32_t sizes[] = { 16, VSOCK_HDR_SIZE };
 
-        /* A 16-byte rx buffer cannot hold a header: broken rx ring once something is to be sent. */
-        d[0] = (struct vring_desc) { .addr = htole64(guest_gpa(GUEST_RX_DATA_OFF)),
-                                     .len = htole32(16),
-                                     .flags = htole16(VRING_DESC_F_WRITE) };
-        guest_avail_push(&f->g, 0, 0);
-        guest_kick(&f->g, 0);
-        send_rw(f, 99, 98, "x", 1, 0); /* earns a RST */
-        assert_int_equal(guest_recv(&f->g, &p, 100), 0);
-        assert_non_null(vsock_device_broken(f->d, VSOCK_QUEUE_RX));
-        assert_int_equal(guest_used_idx(&f->g, 0), 0);
-        fixture_free(f);
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                Fixture *f = fixture_new(0, 0);
+                struct vring_desc *d = guest_desc(&f->g, 0);
+                GuestPacket p;
+
+                d[0] = (struct vring_desc) { .addr = htole64(guest_gpa(GUEST_RX_DATA_OFF)),
+                                             .len = htole32(sizes[i]),
+                                             .flags = htole16(VRING_DESC_F_WRITE) };
+                guest_avail_push(&f->g, 0, 0);
+                guest_kick(&f->g, 0);
+                send_rw(f, 99, 98, "x", 1, 0); /* earns a RST */
+                assert_int_equal(guest_recv(&f->g, &p, 100), 0);
+                assert_non_null(vsock_device_broken(f->d, VSOCK_QUEUE_RX));
+                assert_int_equal(guest_used_idx(&f->g, 0), 0);
+                fixture_free(f);
+        }
 }
 
 static void test_frontend_disconnect(void **state) {

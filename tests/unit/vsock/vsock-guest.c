@@ -18,11 +18,10 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "time-util.h"
 
 static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+        return now_ns(CLOCK_MONOTONIC) / NSEC_PER_MSEC;
 }
 
 uint64_t guest_gpa(size_t offset) {
