@@ -181,10 +181,14 @@ static int parse_u64(const char *s, uint64_t *ret) {
 /* ---- waking suspended connections ---- */
 
 /* A resumed connection is only processed by the next MHD_run(): run the daemons in this loop iteration rather
- * than whenever their sockets or timeouts would next fire. */
+ * than whenever their sockets or timeouts would next fire. The kicked timer goes before every other pending
+ * source (sd-event dispatches one source per iteration, by priority): a readiness answer does not queue
+ * behind a thousand guests' pending reads. Back to normal priority after the run, so that HTTP clients never
+ * outrank the guests otherwise. */
 static void api_kick(Api *a) {
         a->kicked = true;
         for (ApiDaemon *d = a->daemons; d; d = d->daemons_next) {
+                (void) sd_event_source_set_priority(d->timer, SD_EVENT_PRIORITY_IMPORTANT);
                 (void) sd_event_source_set_time_relative(d->timer, 0);
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
         }
@@ -1064,6 +1068,7 @@ static void daemon_run(ApiDaemon *d) {
         Api *a = d->api;
 
         a->kicked = false;
+        (void) sd_event_source_set_priority(d->timer, SD_EVENT_PRIORITY_NORMAL);
         MHD_run(d->mhd);
         /* Other daemons may hold resumed connections too: they keep their zero timers. */
         daemon_update_timer(d);

@@ -97,10 +97,19 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_ack_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Connection *c = userdata;
 
-        if (!connection_check_queue_error(c, session_flush_ack(c->session)))
+        if (c->closed || !connection_check_queue_error(c, session_request_ack(c->session)))
                 return 0;
         (void) connection_write(c);
         return 0;
+}
+
+/* A sync completed and the session queued its Ack. */
+static void on_session_ack(Session *s, int r, void *userdata) {
+        Connection *c = userdata;
+
+        if (c->closed || !connection_check_queue_error(c, r))
+                return;
+        (void) connection_write(c);
 }
 
 static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -139,8 +148,10 @@ static void connection_after_input(Connection *c) {
 
         if (c->closed)
                 return;
-        if (s->ack_urgent) {
-                if (!connection_check_queue_error(c, session_flush_ack(s)))
+        /* One write() of what this wakeup stored, before any sync is asked for it. */
+        session_flush_writes(s);
+        if (s->ack_urgent || (s->ack_pending && s->unacked_bytes >= SESSION_ACK_BYTES)) {
+                if (!connection_check_queue_error(c, session_request_ack(s)))
                         return;
         } else if (s->ack_pending) {
                 int enabled = SD_EVENT_OFF;
@@ -261,6 +272,8 @@ int connection_new(
         r = session_new(ctx, m, &c->session);
         if (r < 0)
                 goto fail;
+        c->session->on_ack = on_session_ack;
+        c->session->on_ack_userdata = c;
         r = sd_event_add_io(e, &c->io, fd, EPOLLIN, on_io, c);
         if (r < 0)
                 goto fail;

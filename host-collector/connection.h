@@ -2,9 +2,10 @@
 #pragma once
 
 /* One agent connection on the event loop: reads with a per-wakeup budget (fairness between guests), drives the
- * session, writes through its bounded output queue, batches acks (at most every 100 ms, at once after
- * Ready/Exit), sends clock probes (8 at 10 ms intervals after the Hello, then one every 10 s) and closes a
- * connection whose heartbeats stopped. */
+ * session, writes what a wakeup stored with one write(), asks for acks (at most 100 ms after a record; at once
+ * after Ready/Exit or SESSION_ACK_BYTES of records) which go out when the sync covering them completes on the
+ * store's threads, writes through its bounded output queue, sends clock probes (8 at 10 ms intervals after the Hello,
+ * then one every 10 s) and closes a connection whose heartbeats stopped. */
 
 #include <stdbool.h>
 #include <stdint.h>

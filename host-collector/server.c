@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -298,6 +299,13 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
         return 0;
 }
 
+/* Syncs completed on the store's threads: their acks go out from here. */
+static int on_syncs_completed(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Server *s = userdata;
+        store_dispatch_syncs(s->store);
+        return 0;
+}
+
 int server_new(const ServerConfig *config, Server **ret) {
         RegistryConfig rc = {
                 .node_id = config->node_id,
@@ -362,6 +370,14 @@ int server_new(const ServerConfig *config, Server **ret) {
                 if (r < 0) {
                         server_free(s);
                         return log_error_errno(r, "Failed to load the state directory %s: %m", config->state_dir);
+                }
+                if (store_sync_fd(s->store) >= 0) {
+                        r = sd_event_add_io(
+                                s->event, &s->sync_source, store_sync_fd(s->store), EPOLLIN, on_syncs_completed, s);
+                        if (r < 0) {
+                                server_free(s);
+                                return log_error_errno(r, "Failed to watch the sync threads: %m");
+                        }
                 }
                 log_info(
                         "Loaded %zu machines (%zu skipped), %zu boots, %zu records from %s%s.",
@@ -501,6 +517,7 @@ Server *server_free(Server *s) {
                         m->uds_listener = listener_free(m->uds_listener);
         s->vsock_listener = listener_free(s->vsock_listener);
         /* Before the registry: the store detaches its files from the boots the registry frees. */
+        s->sync_source = sd_event_source_disable_unref(s->sync_source);
         s->store = store_free(s->store);
         s->registry = registry_free(s->registry);
         sd_event_source_disable_unref(s->sigterm);

@@ -59,6 +59,7 @@ typedef struct Server {
         char *libvirt_uri;
         LibvirtWatch *libvirt; /* NULL without --libvirt-uri */
         sd_event_source *sigterm, *sigint;
+        sd_event_source *sync_source; /* completed syncs of the store's threads */
         uint32_t vsock_port;
         char *api_socket;
         uint16_t api_port;

@@ -55,6 +55,8 @@ int session_new(const SessionContext *ctx, Machine *m, Session **ret) {
 Session *session_free(Session *s) {
         if (!s)
                 return NULL;
+        if (s->boot && s->ctx->store)
+                store_forget_sync_handler(s->ctx->store, s->boot, s);
         frame_reader_done(&s->reader);
         out_queue_done(&s->out);
         free(s);
@@ -113,15 +115,9 @@ static int session_queue(Session *s, const Tether__Envelope *e) {
         return out_queue_append(&s->out, frame, len);
 }
 
-static void session_persist_failed(Session *s, int r, size_t bytes) {
-        Stats *st = s->ctx->stats;
-        DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
+static void session_warn_persist(Session *s, int r) {
         LogFields f = session_log_fields(s, NULL);
 
-        st->dropped_records[reason]++;
-        st->dropped_bytes[reason] += bytes;
-        if (reason == DROP_PERSIST_FAILED)
-                st->persist_errors++;
         if (s->persist_warned)
                 return;
         s->persist_warned = true;
@@ -139,9 +135,20 @@ static void session_persist_failed(Session *s, int r, size_t bytes) {
                         LOG_ERR,
                         r,
                         &f,
-                        "Failed to persist a record of machine %s: %m. Records are kept in memory only and "
+                        "Failed to persist records of machine %s: %m. Records are kept in memory only and "
                         "counted as dropped (persist_failed).",
                         s->machine->id);
+}
+
+static void session_persist_failed(Session *s, int r, size_t bytes) {
+        Stats *st = s->ctx->stats;
+        DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
+
+        st->dropped_records[reason]++;
+        st->dropped_bytes[reason] += bytes;
+        if (reason == DROP_PERSIST_FAILED)
+                st->persist_errors++;
+        session_warn_persist(s, r);
 }
 
 static int session_persist(Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len) {
@@ -157,26 +164,32 @@ static int session_persist(Session *s, StoreEntryType type, uint64_t recv, const
         return 0;
 }
 
-static void session_sync(Session *s) {
-        LogFields f = session_log_fields(s, NULL);
+void session_flush_writes(Session *s) {
         int r;
 
         if (!s->ctx->store || !s->boot)
                 return;
-        r = store_sync(s->ctx->store, s->boot);
-        if (r < 0) {
-                s->ctx->stats->persist_errors++;
-                log_emit(LOG_ERR, r, &f, "Failed to sync the records of machine %s: %m", s->machine->id);
-        }
+        r = store_boot_flush(s->ctx->store, s->boot);
+        if (r < 0)
+                session_warn_persist(s, r); /* the store counted the entries lost */
 }
 
 static uint64_t session_unix_time(const Session *s, uint64_t boottime_ns, uint64_t fallback) {
         return boot_to_unix_ns(s->boot, boottime_ns, fallback);
 }
 
-/* What the agent instance has stored, in its own seq space: Welcome.acked_seq and Ack.seq. */
+/* A stored seq in the agent instance's own seq space: Welcome.acked_seq and Ack.seq. */
+static uint64_t session_wire_seq(const Session *s, uint64_t stored_seq) {
+        return stored_seq > s->seq_offset ? stored_seq - s->seq_offset : 0;
+}
+
+/* What is durable for this boot: only that may be acked. */
+static uint64_t session_durable_seq(const Session *s) {
+        return s->ctx->store ? store_durable_mark(s->ctx->store, s->boot, s->boot->last_seq) : s->boot->last_seq;
+}
+
 static uint64_t session_acked_wire_seq(const Session *s) {
-        return s->boot->last_seq > s->seq_offset ? s->boot->last_seq - s->seq_offset : 0;
+        return session_wire_seq(s, session_durable_seq(s));
 }
 
 static int session_send_welcome(Session *s) {
@@ -277,8 +290,8 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                         if (r < 0)
                                 return r;
                 }
-                /* Welcome.acked_seq promises that everything up to it is stored. */
-                session_sync(s);
+                /* Welcome.acked_seq promises only what is durable; the agent resends the rest, taken as
+                 * duplicates and acked once their sync completes. */
         }
 
         m->agent_seen = true;
@@ -618,6 +631,7 @@ static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t 
         s->last_record_seq = e->seq;
         s->records++;
         s->ack_pending = true;
+        s->unacked_bytes += len;
 
         if (session_translate_seq(s, e) < 0)
                 return session_fail(
@@ -774,27 +788,81 @@ int session_feed(Session *s, const uint8_t *data, size_t n) {
         return s->state == SESSION_FAILED ? -EPROTO : 0;
 }
 
-int session_flush_ack(Session *s) {
+static int session_queue_ack(Session *s, uint64_t durable_seq) {
         Tether__Envelope env = TETHER__ENVELOPE__INIT;
         Tether__Ack ack = TETHER__ACK__INIT;
         int r;
 
-        if (!s->boot || s->state != SESSION_ACTIVE || !s->ack_pending)
-                return 0;
-
-        /* An ack is a promise: the records must be on disk first. */
-        session_sync(s);
-
-        ack.seq = session_acked_wire_seq(s);
+        ack.seq = session_wire_seq(s, durable_seq);
         env.msg_case = TETHER__ENVELOPE__MSG_ACK;
         env.ack = &ack;
         r = session_queue(s, &env);
         if (r < 0)
                 return r;
         s->acked_seq = ack.seq;
-        s->ack_pending = s->ack_urgent = false;
         s->ctx->stats->acks_sent++;
         return 1;
+}
+
+static void session_warn_sync(Session *s, int error) {
+        LogFields f = session_log_fields(s, NULL);
+
+        if (s->sync_warned)
+                return;
+        s->sync_warned = true;
+        log_emit(LOG_ERR, error, &f, "Failed to sync the records of machine %s: %m", s->machine->id);
+}
+
+static void session_on_durable(Boot *b, uint64_t durable_seq, int error, void *userdata) {
+        Session *s = userdata;
+        int r;
+
+        if (error < 0)
+                session_warn_sync(s, error);
+        if (s->state != SESSION_ACTIVE || s->boot != b || session_wire_seq(s, durable_seq) <= s->acked_seq)
+                return;
+        r = session_queue_ack(s, durable_seq);
+        if (s->on_ack)
+                s->on_ack(s, r, s->on_ack_userdata);
+}
+
+int session_request_ack(Session *s) {
+        int r;
+
+        if (!s->boot || s->state != SESSION_ACTIVE || !s->ack_pending)
+                return 0;
+        s->ack_pending = s->ack_urgent = false;
+        s->unacked_bytes = 0;
+        if (!s->ctx->store)
+                return session_queue_ack(s, s->boot->last_seq);
+
+        /* An ack is a promise: the records must be on disk first. The sync runs on the store's threads. */
+        r = store_request_sync(s->ctx->store, s->boot, s->boot->last_seq, session_on_durable, s);
+        if (r < 0) {
+                /* Could not hand it off (out of memory or fds): sync here rather than never acking. */
+                r = store_sync(s->ctx->store, s->boot, s->boot->last_seq);
+                if (r < 0)
+                        session_warn_sync(s, r);
+                r = 1;
+        }
+        if (r == 0)
+                return 0;
+        return session_queue_ack(s, session_durable_seq(s));
+}
+
+int session_flush_ack(Session *s) {
+        int r;
+
+        if (!s->boot || s->state != SESSION_ACTIVE || !s->ack_pending)
+                return 0;
+        s->ack_pending = s->ack_urgent = false;
+        s->unacked_bytes = 0;
+        if (s->ctx->store) {
+                r = store_sync(s->ctx->store, s->boot, s->boot->last_seq);
+                if (r < 0)
+                        session_warn_sync(s, r);
+        }
+        return session_queue_ack(s, session_durable_seq(s));
 }
 
 int session_send_clock_probe(Session *s, uint64_t monotonic_ns, uint64_t realtime_ns) {
@@ -818,7 +886,11 @@ void session_end(Session *s, CloseReason reason) {
                 return; /* never said Hello: nothing about the machine changed */
 
         session_settle_gaps(s);
-        session_sync(s);
+        if (s->ctx->store) {
+                /* What this connection stored becomes durable in the background; nobody waits for its ack. */
+                store_forget_sync_handler(s->ctx->store, b, s);
+                (void) store_request_sync(s->ctx->store, b, b->last_seq, NULL, NULL);
+        }
         s->boot = NULL;
 
         if (reason == CLOSE_SHUTDOWN || reason == CLOSE_DELETED)

@@ -24,6 +24,10 @@
 
 #define SESSION_HEARTBEAT_INTERVAL_MS_DEFAULT 5000u
 #define SESSION_OUTPUT_MAX_DEFAULT (256u * 1024u)
+/* Ask for an ack (a sync) once this much record data arrived since the last request, without waiting for the
+ * batch timer: an agent that blocks its workload while its buffer is full must get acks as fast as the disk
+ * allows, not every 100 ms. */
+#define SESSION_ACK_BYTES (64u * 1024u)
 
 typedef struct SessionContext {
         Registry *registry;
@@ -43,7 +47,13 @@ typedef enum SessionState {
         SESSION_FAILED, /* a protocol error: the connection must be closed */
 } SessionState;
 
-typedef struct Session {
+typedef struct Session Session;
+
+/* An Ack was queued outside of session_feed()/session_process() (a sync completed): r is the queueing result
+ * (1, or -ENOBUFS/-ENOMEM). The connection writes it out or closes. */
+typedef void (*SessionAckHandler)(Session *s, int r, void *userdata);
+
+struct Session {
         const SessionContext *ctx;
         Machine *machine;
         Boot *boot; /* set by Hello */
@@ -57,6 +67,7 @@ typedef struct Session {
         uint64_t acked_seq;       /* last cumulative ack sent (Welcome.acked_seq or Ack.seq), wire seq */
         bool ack_pending;         /* records (or duplicates) arrived since the last ack */
         bool ack_urgent;          /* a Ready or Exit arrived: ack without waiting for the batch timer */
+        uint64_t unacked_bytes;   /* record bytes since the last ack request */
         bool new_boot;            /* the Hello started a new boot */
         ClockProber prober;
 
@@ -65,7 +76,11 @@ typedef struct Session {
 
         uint64_t frames, records, duplicates;
         bool persist_warned;
-} Session;
+        bool sync_warned;
+
+        SessionAckHandler on_ack;
+        void *on_ack_userdata;
+};
 
 int session_new(const SessionContext *ctx, Machine *m, Session **ret);
 Session *session_free(Session *s);
@@ -81,8 +96,17 @@ int session_process(Session *s, unsigned max_frames);
 /* True when a complete frame (or a frame error) is buffered: process again before waiting for input. */
 bool session_frame_ready(const Session *s);
 
-/* When records were stored since the last ack: syncs the boot's file and queues Ack{last stored seq}.
- * Returns 1 if an ack was queued, 0 if none was due, -ENOBUFS (output bound) or -ENOMEM. */
+/* Writes the records stored in this wakeup to the boot's file (one write; failures are counted and logged). */
+void session_flush_writes(Session *s);
+
+/* When records arrived since the last ack: asks the store to make them durable and queues Ack{durable seq}
+ * now if they are already (or there is no store), else from the sync's completion (on_ack is called then).
+ * Returns 1 if an ack was queued now, 0 if none was due or it will come later, -ENOBUFS (output bound) or
+ * -ENOMEM. */
+int session_request_ack(Session *s);
+
+/* The same, waiting for the sync on this thread (shutdown, tests). Returns 1 if an ack was queued, 0 if none
+ * was due, -ENOBUFS or -ENOMEM. */
 int session_flush_ack(Session *s);
 
 /* Queues a ClockProbe and remembers its send times. Returns 0, -ENOBUFS, -ENOMEM, or -ENOTCONN before the

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "envelope-cleanup.h"
 #include "fs-util.h"
@@ -23,23 +24,16 @@
 #define MACHINE_FILE_MAX (1u << 20)
 
 uint32_t store_crc32(const void *data, size_t n) {
-        static uint32_t table[256];
-        static bool initialized = false;
-        const uint8_t *p = data;
-        uint32_t c = 0xFFFFFFFFu;
+        uLong c = crc32(0L, Z_NULL, 0);
 
-        if (!initialized) {
-                for (uint32_t i = 0; i < 256; i++) {
-                        uint32_t k = i;
-                        for (int j = 0; j < 8; j++)
-                                k = k & 1 ? 0xEDB88320u ^ (k >> 1) : k >> 1;
-                        table[i] = k;
-                }
-                initialized = true;
+        /* zlib takes uInt lengths; entries are far below 4 GiB, but stay correct for any n. */
+        for (const Bytef *p = data; n > 0;) {
+                uInt k = (uInt) MIN(n, (size_t) UINT32_MAX);
+                c = crc32(c, p, k);
+                p += k;
+                n -= k;
         }
-        for (size_t i = 0; i < n; i++)
-                c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-        return c ^ 0xFFFFFFFFu;
+        return (uint32_t) c;
 }
 
 static void put_u32(uint8_t *p, uint32_t v) {
@@ -135,6 +129,8 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
                 return -ENOMEM;
         }
         r = mkdir_p(s->machines_dir, 0750);
+        if (r >= 0 && s->sync)
+                r = syncer_new(config->sync_threads ?: SYNCER_THREADS_DEFAULT, &s->syncer);
         if (r < 0) {
                 store_free(s);
                 return r;
@@ -143,18 +139,39 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
         return 0;
 }
 
-static BootFile *boot_file_free(BootFile *f) {
+int store_sync_fd(const Store *s) {
+        return s->syncer ? syncer_fd(s->syncer) : -1;
+}
+
+void store_dispatch_syncs(Store *s) {
+        if (s->syncer)
+                (void) syncer_dispatch(s->syncer);
+}
+
+static int boot_file_write_buffer(BootFile *f);
+
+/* sync_now: write and fdatasync what is pending on this thread (tetherd exits); otherwise pending data goes to
+ * the syncer and nobody waits for it (the boot is dropped from memory, its file stays). */
+static BootFile *boot_file_free(BootFile *f, bool sync_now) {
         if (!f)
                 return NULL;
+        (void) boot_file_write_buffer(f);
+        syncer_cancel(f->sync_job);
         if (f->fd >= 0) {
-                if (f->dirty && f->store->sync)
-                        (void) fdatasync(f->fd);
+                if ((f->dirty || f->sync_job) && f->store->sync) {
+                        if (sync_now || !f->store->syncer)
+                                (void) fdatasync(f->fd);
+                        else
+                                (void) syncer_submit(f->store->syncer, f->fd, -1, NULL, NULL, NULL);
+                }
                 safe_close(f->fd);
         }
         LIST_REMOVE(files, f->store->files, f);
         if (f->boot)
                 f->boot->store_file = NULL;
+        free(f->wbuf);
         free(f->path);
+        free(f->dir);
         free(f);
         return NULL;
 }
@@ -163,7 +180,9 @@ Store *store_free(Store *s) {
         if (!s)
                 return NULL;
         while (s->files)
-                boot_file_free(s->files);
+                boot_file_free(s->files, true);
+        /* Joins the threads after the syncs already submitted completed. */
+        s->syncer = syncer_free(s->syncer);
         free(s->dir);
         free(s->machines_dir);
         free(s);
@@ -211,7 +230,12 @@ int store_remove_machine(Store *s, Machine *m) {
         if (!dir)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_boots; i++)
-                store_detach_boot(s, m->boots[i]);
+                if (m->boots[i]->store_file) {
+                        BootFile *f = m->boots[i]->store_file;
+                        f->dirty = false; /* about to be deleted: no point syncing */
+                        f->wlen = 0;
+                        boot_file_free(f, false);
+                }
 
         DIR *d = opendir(dir);
         if (!d)
@@ -232,15 +256,12 @@ int store_remove_machine(Store *s, Machine *m) {
 }
 
 static int boot_file_new(Store *s, Machine *m, Boot *b, uint64_t size, BootFile **ret) {
-        _cleanup_free_ char *dir = machine_dir(s, m);
-        if (!dir)
-                return -ENOMEM;
-
         BootFile *f = calloc(1, sizeof(BootFile));
         if (!f)
                 return -ENOMEM;
-        *f = (BootFile) { .store = s, .boot = b, .fd = -1, .size = size };
-        if (asprintf(&f->path, "%s/boot-%08" PRIu64 ".rec", dir, b->index) < 0) {
+        *f = (BootFile) { .store = s, .boot = b, .fd = -1, .size = size, .written = size };
+        if (!(f->dir = machine_dir(s, m)) || asprintf(&f->path, "%s/boot-%08" PRIu64 ".rec", f->dir, b->index) < 0) {
+                free(f->dir);
                 free(f);
                 return -ENOMEM;
         }
@@ -259,67 +280,101 @@ static int boot_file_open(BootFile *f) {
         return 0;
 }
 
+/* Writes the buffered entries with one write(). On failure the file is rolled back to its last whole entry and
+ * the buffered entries are counted lost. */
+static int boot_file_write_buffer(BootFile *f) {
+        Stats *st = f->store->stats;
+        int r;
+
+        if (f->wlen == 0)
+                return 0;
+        r = boot_file_open(f);
+        if (r >= 0)
+                r = write_all(f->fd, f->wbuf, f->wlen);
+        if (r < 0) {
+                /* Keep the file a sequence of whole entries: a half-written one would be truncated on load
+                 * anyway, but everything appended after it would be lost with it. */
+                if (f->fd < 0 || ftruncate(f->fd, (off_t) f->written) < 0)
+                        f->broken = true;
+                if (st) {
+                        st->dropped_records[DROP_PERSIST_FAILED] += f->wentries;
+                        st->dropped_bytes[DROP_PERSIST_FAILED] += f->wlen;
+                        st->persist_errors++;
+                }
+                f->size = f->written;
+        } else {
+                f->written += f->wlen;
+                f->dirty = true;
+        }
+        f->wlen = 0;
+        f->wentries = 0;
+        /* A burst's buffer is not kept for an idle boot: a thousand quiet boots hold none. */
+        if (f->wcap > 4096) {
+                f->wbuf = mfree(f->wbuf);
+                f->wcap = 0;
+        }
+        return r;
+}
+
 static int append_entry(BootFile *f, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len) {
-        size_t body = STORE_ENTRY_BODY_HEADER_SIZE + len;
+        size_t body = STORE_ENTRY_BODY_HEADER_SIZE + len, total = STORE_ENTRY_HEADER_SIZE + body;
         int r;
 
         if (f->broken)
                 return -EIO;
         if (body > STORE_ENTRY_MAX)
                 return -EMSGSIZE;
-        if (f->full || f->size + STORE_ENTRY_HEADER_SIZE + body > f->store->max_boot_bytes) {
+        if (f->full || f->size + total > f->store->max_boot_bytes) {
                 f->full = true;
                 return -EFBIG;
         }
-        r = boot_file_open(f);
-        if (r < 0)
-                return r;
+        if (f->wlen > 0 && f->wlen + total > STORE_WRITE_BUFFER_MAX) {
+                r = boot_file_write_buffer(f);
+                if (r < 0)
+                        return r;
+        }
+        if (f->wlen + total > f->wcap) {
+                size_t cap = MAX(MAX(f->wcap * 2, (size_t) 4096), f->wlen + total);
+                uint8_t *p = realloc(f->wbuf, cap);
+                if (!p)
+                        return -ENOMEM;
+                f->wbuf = p;
+                f->wcap = cap;
+        }
 
-        _cleanup_free_ uint8_t *buf = malloc(STORE_ENTRY_HEADER_SIZE + body);
-        if (!buf)
-                return -ENOMEM;
-        uint8_t *b = buf + STORE_ENTRY_HEADER_SIZE;
+        uint8_t *h = f->wbuf + f->wlen, *b = h + STORE_ENTRY_HEADER_SIZE;
         b[0] = (uint8_t) type;
         put_u64(b + 1, recv_unix_ns);
         if (len > 0)
                 memcpy(b + STORE_ENTRY_BODY_HEADER_SIZE, payload, len);
-        put_u32(buf, (uint32_t) body);
-        put_u32(buf + 4, store_crc32(b, body));
-
-        r = write_all(f->fd, buf, STORE_ENTRY_HEADER_SIZE + body);
-        if (r < 0) {
-                /* Keep the file a sequence of whole entries: a half-written one would be truncated on load
-                 * anyway, but everything appended after it would be lost with it. */
-                if (ftruncate(f->fd, (off_t) f->size) < 0)
-                        f->broken = true;
-                return r;
-        }
-        f->size += STORE_ENTRY_HEADER_SIZE + body;
-        f->dirty = true;
+        put_u32(h, (uint32_t) body);
+        put_u32(h + 4, store_crc32(b, body));
+        f->wlen += total;
+        f->wentries++;
+        f->size += total;
         return 0;
 }
 
 int store_begin_boot(Store *s, Machine *m, Boot *b) {
-        _cleanup_free_ char *dir = NULL, *header = NULL;
+        _cleanup_free_ char *header = NULL;
         char trace[33];
         BootFile *f;
         int r;
 
         if (b->store_file)
                 return 0;
-        if (!(dir = machine_dir(s, m)))
-                return -ENOMEM;
-        r = mkdir_p_one(dir, 0750);
-        if (r < 0)
-                return r;
-
         r = boot_file_new(s, m, b, 0, &f);
         if (r < 0)
                 return r;
+        r = mkdir_p_one(f->dir, 0750);
+        if (r < 0) {
+                boot_file_free(f, false);
+                return r;
+        }
         f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
         if (f->fd < 0) {
                 r = -errno;
-                boot_file_free(f);
+                boot_file_free(f, false);
                 return r;
         }
 
@@ -339,34 +394,34 @@ int store_begin_boot(Store *s, Machine *m, Boot *b) {
         header = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!header) {
-                boot_file_free(f);
+                boot_file_free(f, false);
                 return -ENOMEM;
         }
 
         r = write_all(f->fd, STORE_BOOT_MAGIC, strlen(STORE_BOOT_MAGIC));
         if (r >= 0) {
-                f->size = strlen(STORE_BOOT_MAGIC);
+                f->size = f->written = strlen(STORE_BOOT_MAGIC);
                 r = append_entry(f, STORE_ENTRY_BOOT, b->first_seen_unix_ns, header, strlen(header));
         }
-        /* The file must survive a crash as soon as anything in it is acked. */
-        if (r >= 0 && s->sync && fdatasync(f->fd) < 0)
-                r = -errno;
         if (r >= 0)
-                r = fsync_directory(dir);
+                r = boot_file_write_buffer(f);
         if (r < 0) {
                 _cleanup_free_ char *path = strdup(f->path);
-                boot_file_free(f);
+                f->dirty = false;
+                boot_file_free(f, false);
                 if (path)
                         (void) unlink(path);
                 return r;
         }
-        f->dirty = false;
+        /* Nothing in it is acked yet: the file and its directory entry become durable with its first sync, off
+         * this thread, before the first Ack. */
+        f->needs_dir_sync = true;
         return 0;
 }
 
 void store_detach_boot(Store *s, Boot *b) {
         if (b && b->store_file)
-                boot_file_free(b->store_file);
+                boot_file_free(b->store_file, false);
 }
 
 int store_remove_boot(Store *s, Boot *b) {
@@ -375,8 +430,9 @@ int store_remove_boot(Store *s, Boot *b) {
                 return 0;
 
         _cleanup_free_ char *path = strdup(f->path);
-        f->dirty = false; /* about to be deleted: no point syncing */
-        boot_file_free(f);
+        f->dirty = false; /* about to be deleted: no point writing or syncing */
+        f->wlen = 0;
+        boot_file_free(f, false);
         if (!path)
                 return -ENOMEM;
         if (unlink(path) < 0 && errno != ENOENT)
@@ -409,19 +465,129 @@ int store_append_instance(
         return store_append(s, b, STORE_ENTRY_INSTANCE, recv_unix_ns, buf, 8 + id_len);
 }
 
-int store_sync(Store *s, Boot *b) {
+int store_boot_flush(Store *s, Boot *b) {
         BootFile *f = b ? b->store_file : NULL;
+        return f ? boot_file_write_buffer(f) : 0;
+}
 
-        if (!f || !f->dirty || f->fd < 0)
-                return 0;
+static int boot_file_submit_sync(BootFile *f);
+
+static void on_sync_done(SyncJob *job, int error, void *userdata) {
+        BootFile *f = userdata;
+        Stats *st = f->store->stats;
+
+        f->sync_job = NULL;
+        if (st) {
+                st->syncs++;
+                if (error < 0)
+                        st->persist_errors++;
+        }
+        if (error >= 0)
+                f->needs_dir_sync = false;
+        f->mark_durable = MAX(f->mark_durable, f->mark_submitted);
+        if (f->mark_requested > f->mark_durable) {
+                if (!f->dirty)
+                        /* Nothing was written after the completed sync was submitted: it covered every record up to
+                         * the newest mark too. */
+                        f->mark_durable = f->mark_requested;
+                else if (boot_file_submit_sync(f) < 0)
+                        /* Retried at the next request; the marks stay honest meanwhile. */
+                        f->mark_submitted = f->mark_durable;
+        }
+        if (f->on_durable)
+                f->on_durable(f->boot, f->mark_durable, error, f->on_durable_userdata);
+}
+
+static int boot_file_submit_sync(BootFile *f) {
+        _cleanup_close_ int dfd = -1;
+        int r;
+
+        if (f->needs_dir_sync) {
+                /* The directory entry of a new file, synced by the same job after the file. */
+                dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0)
+                        return -errno;
+        }
+        r = syncer_submit(f->store->syncer, f->fd, dfd, on_sync_done, f, &f->sync_job);
+        if (r < 0)
+                return r;
+        f->mark_submitted = f->mark_requested;
         f->dirty = false;
-        if (!s->sync)
+        return 0;
+}
+
+int store_request_sync(Store *s, Boot *b, uint64_t mark, StoreDurableHandler handler, void *userdata) {
+        BootFile *f = b ? b->store_file : NULL;
+        int r;
+
+        if (!f)
+                return 1;
+        (void) boot_file_write_buffer(f); /* a failure is counted; what was written before still counts */
+        f->mark_requested = MAX(f->mark_requested, mark);
+        if (!s->syncer || f->fd < 0 || (!f->dirty && !f->sync_job)) {
+                /* Nothing written since the last completed sync (or nothing to sync with). */
+                f->mark_durable = MAX(f->mark_durable, f->mark_requested);
+                return 1;
+        }
+        if (handler) {
+                f->on_durable = handler;
+                f->on_durable_userdata = userdata;
+        }
+        if (f->sync_job)
+                return 0; /* the next sync is submitted when this one completes */
+        r = boot_file_submit_sync(f);
+        if (r < 0) {
+                f->on_durable = NULL;
+                return r;
+        }
+        return 0;
+}
+
+void store_forget_sync_handler(Store *s, Boot *b, void *userdata) {
+        BootFile *f = b ? b->store_file : NULL;
+        if (f && f->on_durable_userdata == userdata) {
+                f->on_durable = NULL;
+                f->on_durable_userdata = NULL;
+        }
+}
+
+uint64_t store_durable_mark(const Store *s, const Boot *b, uint64_t fallback) {
+        const BootFile *f = b ? b->store_file : NULL;
+        return f ? f->mark_durable : fallback;
+}
+
+int store_sync(Store *s, Boot *b, uint64_t mark) {
+        BootFile *f = b ? b->store_file : NULL;
+        int r;
+
+        if (!f)
                 return 0;
-        if (fdatasync(f->fd) < 0)
-                return -errno;
-        if (s->stats)
+        r = boot_file_write_buffer(f);
+        f->mark_requested = MAX(f->mark_requested, mark);
+        if (r < 0)
+                return r;
+        if (f->fd < 0 || (!f->dirty && !f->sync_job) || !s->sync) {
+                f->dirty = false;
+                f->mark_durable = MAX(f->mark_durable, f->mark_requested);
+                return 0;
+        }
+        r = fdatasync(f->fd) < 0 ? -errno : 0;
+        if (r >= 0 && f->needs_dir_sync) {
+                _cleanup_close_ int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0 || fsync(dfd) < 0)
+                        r = -errno;
+                else
+                        f->needs_dir_sync = false;
+        }
+        /* As for a sync on the threads: a failure is counted and the mark still advances. */
+        f->dirty = false;
+        f->mark_durable = MAX(f->mark_durable, f->mark_requested);
+        if (s->stats) {
                 s->stats->syncs++;
-        return 1;
+                if (r < 0)
+                        s->stats->persist_errors++;
+        }
+        return r < 0 ? r : 1;
 }
 
 /* ---- loading ---- */
@@ -632,11 +798,17 @@ static int load_boot_file(
                 return 0;
         }
 
+        /* What the file holds is what a restarted tetherd acks (Welcome.acked_seq): make sure it is on disk, not
+         * just in the page cache of a kernel that might still crash. Cheap for a file that is clean. */
+        if (s->sync && fdatasync(fd) < 0)
+                log_warning_errno(errno, "Failed to sync %s: %m", path);
+
         BootFile *f;
         r = boot_file_new(s, m, b, good, &f);
         if (r < 0)
                 return log_oom();
-        (void) f; /* closed until the boot's agent reconnects and appends */
+        /* Closed until the boot's agent reconnects and appends. */
+        f->mark_requested = f->mark_submitted = f->mark_durable = b->last_seq;
         report->boots++;
         report->records += records;
         return 0;

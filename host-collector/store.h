@@ -14,9 +14,18 @@
  *      'C': JSON {"offset_ns","error_ns"}, a new kept clock estimate
  *      'I': u64le seq_offset | agent instance id (1..64 bytes): an agent instance first seen in this boot
  * 'R' records carry the stored seq (wire seq + the instance's seq_offset; LogDropped ranges translated alike).
- * Records are written before they are acked, and store_sync() (fdatasync) runs before every Ack. A torn tail
- * (a crash in the middle of a write) is detected by length/CRC on load and truncated away: it was never
- * acked, so the agent resends it. See docs/architecture.md. */
+ * The CRC is zlib's crc32() (IEEE 802.3).
+ *
+ * Writing and syncing never wait on the event loop's thread for a disk:
+ *  - appended entries collect in the boot file's write buffer; store_boot_flush() writes them with one
+ *    write() (the session calls it once per wakeup, so a burst of records costs one system call);
+ *  - store_request_sync() hands fdatasync to the syncer's threads (syncer.h) and reports completion through
+ *    the boot file's durability handler. Marks are the caller's watermarks (the session uses the boot's stored
+ *    seq): a sync submitted after mark M was appended makes M durable. At most one sync per file is in flight;
+ *    requests meanwhile are coalesced into the next one, submitted the moment the previous completes (group
+ *    commit: the busier the disk, the more each sync covers).
+ * Records are acked only once durable (docs/architecture.md). A torn tail (a crash in the middle of a write) is
+ * detected by length/CRC on load and truncated away: it was never acked, so the agent resends it. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,11 +34,14 @@
 #include "list.h"
 #include "registry.h"
 #include "stats.h"
+#include "syncer.h"
 
 #define STORE_BOOT_MAGIC "TETHERB1"
 #define STORE_ENTRY_HEADER_SIZE 8u      /* len + crc */
 #define STORE_ENTRY_BODY_HEADER_SIZE 9u /* type + receive time */
 #define STORE_ENTRY_MAX (1u << 20)
+/* A boot file's write buffer is written out when it would grow beyond this (and at the end of every wakeup). */
+#define STORE_WRITE_BUFFER_MAX (256u * 1024u)
 
 typedef enum StoreEntryType {
         STORE_ENTRY_BOOT = 'B',
@@ -43,21 +55,37 @@ typedef struct StoreConfig {
         const char *dir;
         uint64_t max_boot_bytes; /* default 64 MiB */
         bool sync;               /* fdatasync before acks (default true) */
+        unsigned sync_threads;   /* 0: SYNCER_THREADS_DEFAULT */
 } StoreConfig;
 
 typedef struct Store Store;
 typedef struct BootFile BootFile;
+
+/* A boot's mark became durable (or a sync failed: error < 0, the mark is still advanced: what failed to reach
+ * the disk is counted in stats->persist_errors, and holding acks back forever would only make the agent
+ * resend records that tetherd already has). Called from store_dispatch_syncs(). */
+typedef void (*StoreDurableHandler)(Boot *b, uint64_t durable_mark, int error, void *userdata);
 
 struct BootFile {
         Store *store;
         Boot *boot;
         LIST_FIELDS(BootFile, files);
         char *path;
-        int fd; /* -1 while closed: opened lazily on the first append */
-        uint64_t size;
-        bool dirty;  /* written since the last sync */
-        bool full;   /* reached max_boot_bytes */
-        bool broken; /* a write failed: nothing more is written for this boot */
+        char *dir;
+        int fd;           /* -1 while closed: opened lazily on the first append */
+        uint64_t size;    /* bytes appended: written + buffered */
+        uint64_t written; /* bytes in the file */
+        uint8_t *wbuf;    /* entries appended but not written yet */
+        size_t wlen, wcap;
+        uint64_t wentries;   /* entries in wbuf */
+        bool dirty;          /* written since the last sync was submitted */
+        bool needs_dir_sync; /* a new file: its directory entry must become durable with the first sync */
+        bool full;           /* reached max_boot_bytes */
+        bool broken;         /* a write failed and could not be rolled back: nothing more is written */
+        uint64_t mark_requested, mark_submitted, mark_durable;
+        SyncJob *sync_job; /* in flight, or NULL */
+        StoreDurableHandler on_durable;
+        void *on_durable_userdata;
 };
 
 struct Store {
@@ -66,13 +94,19 @@ struct Store {
         uint64_t max_boot_bytes;
         bool sync;
         Stats *stats;
+        Syncer *syncer; /* NULL when not syncing */
         LIST_HEAD(BootFile, files);
 };
 
 /* Creates <dir>/machines if needed. Returns 0 or -errno. */
 int store_open(const StoreConfig *config, Stats *stats, Store **ret);
-/* Closes every boot file (syncing dirty ones) and detaches them from their boots. */
+/* Closes every boot file (writing and syncing what is pending, on this thread) and detaches them from their
+ * boots. */
 Store *store_free(Store *s);
+
+/* The fd to watch for completed syncs (-1 when not syncing), and the function to call when it is readable. */
+int store_sync_fd(const Store *s);
+void store_dispatch_syncs(Store *s);
 
 /* Writes machine.json for a newly registered machine (and creates its directory). Returns 0 or -errno. */
 int store_save_machine(Store *s, Machine *m);
@@ -86,8 +120,9 @@ int store_remove_boot(Store *s, Boot *b);
 /* Closes the file of a boot that is about to be freed, keeping it on disk. */
 void store_detach_boot(Store *s, Boot *b);
 
-/* Appends one entry. Returns 0; -EFBIG when the boot reached max_boot_bytes; -EIO when an earlier write
- * failed; or -errno of the failed write (the file is rolled back to the previous entry). */
+/* Appends one entry to the boot file's write buffer (writing the buffer out first when it is full). Returns 0;
+ * -EFBIG when the boot reached max_boot_bytes; -EIO when an earlier write failed; or -errno of a failed write
+ * of the buffer (counted as persist_failed per entry lost; the file is rolled back to its last whole entry). */
 int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len);
 int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e);
 /* Appends an 'I' entry: an agent instance of this boot and its seq offset. Returns as store_append(), or -EINVAL
@@ -95,9 +130,25 @@ int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEsti
 int store_append_instance(
         Store *s, Boot *b, uint64_t recv_unix_ns, const uint8_t *id, size_t id_len, uint64_t seq_offset);
 
-/* fdatasync when something was written since the last sync (and syncing is enabled). Returns 1 if it
- * synced, 0 if nothing was to do, -errno. */
-int store_sync(Store *s, Boot *b);
+/* Writes the boot file's buffered entries with one write(). Returns 0 (also when nothing was buffered or the
+ * boot has no file), or -errno: the entries of the buffer were lost (counted in stats as persist_failed; the
+ * file is rolled back to its last whole entry). */
+int store_boot_flush(Store *s, Boot *b);
+
+/* Asks for everything appended to the boot's file so far to become durable, covering mark. Returns 1 when mark
+ * is durable already (nothing written since the last completed sync, no file, or syncing off); 0 when
+ * handler(b, mark', error, userdata) will be called from store_dispatch_syncs() once a sync covering it
+ * completed (the handler replaces the boot file's earlier one; a NULL handler keeps it); -errno (then nothing was
+ * submitted; the caller may retry). Buffered entries are written first (errors counted as in store_boot_flush()). */
+int store_request_sync(Store *s, Boot *b, uint64_t mark, StoreDurableHandler handler, void *userdata);
+/* Forgets the boot file's durability handler if it is userdata's. */
+void store_forget_sync_handler(Store *s, Boot *b, void *userdata);
+/* The highest durable mark of the boot (fallback when the boot has no file: nothing on disk to wait for). */
+uint64_t store_durable_mark(const Store *s, const Boot *b, uint64_t fallback);
+
+/* Writes and fdatasyncs now, on this thread (shutdown, tests), making mark durable. Returns 1 if it synced, 0
+ * if nothing was to do, -errno (counted; the mark advances all the same, as for a failed sync on the threads). */
+int store_sync(Store *s, Boot *b, uint64_t mark);
 
 typedef struct StoreLoadReport {
         size_t machines;
@@ -111,5 +162,5 @@ typedef struct StoreLoadReport {
  * truncated with a warning; the rest still loads. Returns 0 or -errno (the machines directory is unreadable). */
 int store_load(Store *s, Registry *r, StoreLoadReport *ret);
 
-/* CRC-32 (IEEE 802.3), exposed for tests that craft torn or corrupt files. */
+/* CRC-32 (IEEE 802.3, zlib's crc32()), exposed for tests that craft torn or corrupt files. */
 uint32_t store_crc32(const void *data, size_t n);

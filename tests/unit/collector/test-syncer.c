@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/* The sync pipeline: fdatasync on the syncer's threads, completions through its eventfd; a session's Ack only
+ * after the sync covering its records completed, in order, coalesced while one is in flight; one write() per
+ * wakeup; write and sync failures counted. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "collector-test.h"
+#include "jsonlog.h"
+#include "session.h"
+#include "store.h"
+#include "syncer.h"
+
+#define MS UINT64_C(1000000)
+
+/* ---- the syncer alone ---- */
+
+typedef struct Completion {
+        int calls;
+        int error;
+        int order[8];
+        int n;
+} Completion;
+
+static void on_done(SyncJob *job, int error, void *userdata) {
+        Completion *c = userdata;
+        c->calls++;
+        c->error = error;
+}
+
+static void wait_readable(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 10000), 1);
+}
+
+/* Dispatches until n jobs completed. */
+static void dispatch_n(Syncer *s, unsigned n) {
+        while (n > 0) {
+                wait_readable(syncer_fd(s));
+                unsigned k = syncer_dispatch(s);
+                assert_true(k <= n);
+                n -= k;
+        }
+}
+
+static void test_syncer_completes(void **state) {
+        char dir[64], path[128];
+        Syncer *s;
+        Completion a = {}, b = {}, cancelled = {};
+        SyncJob *jb, *jc;
+
+        test_dir_make(dir, sizeof(dir), "syncer");
+        snprintf(path, sizeof(path), "%s/f", dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(fd >= 0 && dfd >= 0);
+        assert_int_equal(write(fd, "x", 1), 1);
+
+        assert_int_equal(syncer_new(0, &s), -EINVAL);
+        assert_int_equal(syncer_new(2, &s), 0);
+        assert_int_equal(syncer_submit(s, fd, -1, on_done, &a, NULL), 0);
+        assert_int_equal(syncer_submit(s, fd, dfd, on_done, &b, &jb), 0);
+        assert_int_equal(syncer_submit(s, fd, -1, on_done, &cancelled, &jc), 0);
+        /* The caller's fds may go at once: the jobs hold their own. */
+        close(fd);
+        close(dfd);
+        syncer_cancel(jc);
+        assert_int_equal(syncer_in_flight(s), 3);
+        dispatch_n(s, 3);
+        assert_int_equal(syncer_in_flight(s), 0);
+        assert_int_equal(a.calls, 1);
+        assert_int_equal(a.error, 0);
+        assert_int_equal(b.calls, 1);
+        assert_int_equal(b.error, 0);
+        assert_int_equal(cancelled.calls, 0);
+        (void) jb;
+        s = syncer_free(s);
+        assert_null(s);
+        test_dir_remove(dir);
+}
+
+static void test_syncer_reports_errors(void **state) {
+        int p[2];
+        Syncer *s;
+        Completion c = {};
+
+        /* fdatasync() of a pipe fails with EINVAL: the error reaches the handler. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(syncer_new(1, &s), 0);
+        assert_int_equal(syncer_submit(s, p[1], -1, on_done, &c, NULL), 0);
+        dispatch_n(s, 1);
+        assert_int_equal(c.calls, 1);
+        assert_int_equal(c.error, -EINVAL);
+        assert_int_equal(syncer_submit(s, -1, -1, on_done, &c, NULL), -EBADF);
+        syncer_free(s);
+        close(p[0]);
+        close(p[1]);
+}
+
+static void test_syncer_free_waits(void **state) {
+        char dir[64], path[128];
+        Syncer *s;
+        Completion c = {};
+
+        /* Freed with jobs queued: they are synced (not dispatched), nothing leaks (ASan). */
+        test_dir_make(dir, sizeof(dir), "syncer-free");
+        snprintf(path, sizeof(path), "%s/f", dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(syncer_new(3, &s), 0);
+        for (int i = 0; i < 32; i++)
+                assert_int_equal(syncer_submit(s, fd, -1, on_done, &c, NULL), 0);
+        syncer_free(s);
+        assert_int_equal(c.calls, 0);
+        close(fd);
+        test_dir_remove(dir);
+}
+
+/* ---- sessions acking through the store's threads ---- */
+
+typedef struct World {
+        char dir[64];
+        Stats stats;
+        Registry *registry;
+        Store *store;
+        SessionContext ctx;
+        Machine *machine;
+        Session *session;
+        int acks_handed; /* on_ack calls */
+        int ack_result;
+} World;
+
+static void on_ack(Session *s, int r, void *userdata) {
+        World *w = userdata;
+        w->acks_handed++;
+        w->ack_result = r;
+}
+
+static int setup(void **state) {
+        World *w = calloc(1, sizeof(World));
+        RegistryConfig c = {
+                .node_id = "node-a",
+                .max_machines = 16,
+                .max_boots = 4,
+                .max_events = 64,
+                .vsock_port = 4817,
+                .boot_limits = BOOT_LIMITS_DEFAULT,
+        };
+        StoreConfig sc = { .dir = w->dir, .sync = true, .sync_threads = 2 };
+        MachineSpec spec = { .machine_id = "vm-1", .cid = 42, .ready_condition = "any" };
+        const char *err;
+
+        log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
+        test_dir_make(w->dir, sizeof(w->dir), "sync");
+        assert_int_equal(registry_new(&c, &w->stats, &w->registry), 0);
+        assert_int_equal(store_open(&sc, &w->stats, &w->store), 0);
+        assert_true(store_sync_fd(w->store) >= 0);
+        session_context_init(&w->ctx, w->registry, w->store, &w->stats);
+        assert_int_equal(registry_add_machine(w->registry, &spec, &w->machine, &err), 0);
+        assert_int_equal(store_save_machine(w->store, w->machine), 0);
+        assert_int_equal(session_new(&w->ctx, w->machine, &w->session), 0);
+        w->session->on_ack = on_ack;
+        w->session->on_ack_userdata = w;
+        *state = w;
+        return 0;
+}
+
+static int teardown(void **state) {
+        World *w = *state;
+        if (w->session) {
+                session_end(w->session, CLOSE_EOF);
+                session_free(w->session);
+        }
+        w->store = store_free(w->store);
+        w->registry = registry_free(w->registry);
+        test_dir_remove(w->dir);
+        free(w);
+        return 0;
+}
+
+static void feed(World *w, Bytes *in) {
+        assert_int_equal(session_feed(w->session, in->data, in->len), 0);
+        bytes_free(in);
+}
+
+/* The Acks queued so far, in order; returns how many (their seqs in seqs). Other messages are skipped. */
+static size_t take_acks(World *w, uint64_t *seqs, size_t max) {
+        Tether__Envelope *out[64];
+        size_t n = drain_out_queue(&w->session->out, out, 64), k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (out[i]->msg_case == TETHER__ENVELOPE__MSG_ACK && k < max)
+                        seqs[k++] = out[i]->ack->seq;
+        free_envelopes(out, n);
+        return k;
+}
+
+static uint64_t file_size(World *w) {
+        char path[160];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/machines/vm-1/boot-00000001.rec", w->dir);
+        assert_int_equal(stat(path, &st), 0);
+        return (uint64_t) st.st_size;
+}
+
+static void dispatch_syncs(World *w) {
+        wait_readable(store_sync_fd(w->store));
+        store_dispatch_syncs(w->store);
+}
+
+static void test_ack_after_sync(void **state) {
+        World *w = *state;
+        Bytes in = {};
+        uint64_t acks[8];
+
+        hello_frame(&in, "boot-1", "guest");
+        feed(w, &in);
+        assert_int_equal(take_acks(w, acks, 8), 0); /* the Welcome */
+
+        for (uint64_t i = 1; i <= 10; i++)
+                log_frame(&in, i, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "a line\n", i * MS);
+        uint64_t before = file_size(w);
+        feed(w, &in);
+        /* Stored in memory, buffered for the file: nothing written before the wakeup ends. */
+        assert_int_equal(w->machine->current->last_seq, 10);
+        assert_int_equal(file_size(w), before);
+        session_flush_writes(w->session);
+        assert_true(file_size(w) > before);
+
+        /* The ack waits for the sync on the threads. */
+        assert_int_equal(session_request_ack(w->session), 0);
+        assert_int_equal(take_acks(w, acks, 8), 0);
+        assert_int_equal(w->acks_handed, 0);
+        uint64_t syncs = w->stats.syncs;
+        dispatch_syncs(w);
+        assert_int_equal(w->acks_handed, 1);
+        assert_int_equal(w->ack_result, 1);
+        assert_true(w->stats.syncs > syncs);
+        assert_int_equal(take_acks(w, acks, 8), 1);
+        assert_int_equal(acks[0], 10);
+        /* Nothing arrived since: no ack is due. */
+        assert_int_equal(session_request_ack(w->session), 0);
+        assert_int_equal(take_acks(w, acks, 8), 0);
+}
+
+static void test_ack_coalesced_in_order(void **state) {
+        World *w = *state;
+        Bytes in = {};
+        uint64_t acks[8];
+        size_t n = 0;
+
+        hello_frame(&in, "boot-1", "guest");
+        feed(w, &in);
+        (void) take_acks(w, acks, 8);
+
+        for (uint64_t i = 1; i <= 5; i++)
+                log_frame(&in, i, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "first\n", i * MS);
+        feed(w, &in);
+        session_flush_writes(w->session);
+        assert_int_equal(session_request_ack(w->session), 0);
+
+        /* More records while the first sync is in flight: their request is coalesced into one later sync. */
+        for (uint64_t i = 6; i <= 9; i++)
+                log_frame(&in, i, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "second\n", i * MS);
+        feed(w, &in);
+        session_flush_writes(w->session);
+        assert_int_equal(session_request_ack(w->session), 0);
+
+        /* Acks arrive in order and never claim more than a completed sync covered. */
+        while (n == 0 || acks[n - 1] < 9) {
+                dispatch_syncs(w);
+                size_t k = take_acks(w, acks + n, 8 - n);
+                for (size_t i = 0; i < k; i++) {
+                        assert_true(acks[n + i] == 5 || acks[n + i] == 9);
+                        if (n + i > 0)
+                                assert_true(acks[n + i] > acks[n + i - 1]);
+                }
+                n += k;
+                assert_true(n <= 2);
+        }
+        assert_int_equal(acks[n - 1], 9);
+        assert_int_equal(w->stats.persist_errors, 0);
+}
+
+static void test_ready_acked_urgently_and_welcome_durable(void **state) {
+        World *w = *state;
+        Bytes in = {};
+        uint64_t acks[8];
+
+        hello_frame(&in, "boot-1", "guest");
+        log_frame(&in, 1, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "x\n", 1 * MS);
+        ready_frame(&in, 2, "notify", 2 * MS);
+        feed(w, &in);
+        /* Ready is known from memory at once; its ack is urgent but still waits for the disk. */
+        assert_true(w->machine->current->ready.set);
+        assert_true(w->session->ack_urgent);
+        session_flush_writes(w->session);
+        assert_int_equal(session_request_ack(w->session), 0);
+        assert_int_equal(take_acks(w, acks, 8), 0);
+
+        /* A second connection now: Welcome.acked_seq only claims what is durable (0: the sync is in flight, or
+         * 2 if it already completed), never more. */
+        session_end(w->session, CLOSE_REPLACED);
+        w->session = session_free(w->session);
+        assert_int_equal(session_new(&w->ctx, w->machine, &w->session), 0);
+        hello_frame(&in, "boot-1", "guest");
+        feed(w, &in);
+        Tether__Envelope *out[4];
+        size_t n = drain_out_queue(&w->session->out, out, 4);
+        assert_int_equal(n, 1);
+        assert_int_equal(out[0]->msg_case, TETHER__ENVELOPE__MSG_WELCOME);
+        uint64_t welcome = out[0]->welcome->acked_seq;
+        free_envelopes(out, n);
+        assert_true(welcome == 0 || welcome == 2);
+        /* The first session's handler is gone: its completion acks nobody (ASan would catch a stale pointer). */
+        while (store_durable_mark(w->store, w->machine->current, 0) < 2)
+                dispatch_syncs(w);
+        assert_int_equal(w->acks_handed, 0);
+}
+
+static void test_write_failure_counted(void **state) {
+        World *w = *state;
+        Bytes in = {};
+        struct rlimit old, lim;
+        uint64_t acks[8];
+
+        hello_frame(&in, "boot-1", "guest");
+        feed(w, &in);
+        (void) take_acks(w, acks, 8);
+        session_flush_writes(w->session);
+        uint64_t size = file_size(w);
+
+        /* The file may not grow: the batch's write fails (EFBIG), its entries are counted and the file is rolled
+         * back to its last whole entry. */
+        for (uint64_t i = 1; i <= 3; i++)
+                log_frame(&in, i, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "lost on disk\n", i * MS);
+        feed(w, &in);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+        signal(SIGXFSZ, SIG_IGN);
+        lim = old;
+        lim.rlim_cur = size;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        session_flush_writes(w->session);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+        assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 3);
+        assert_true(w->stats.persist_errors >= 1);
+        assert_int_equal(file_size(w), size);
+
+        /* Later records are written again. */
+        log_frame(&in, 4, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "kept\n", 4 * MS);
+        feed(w, &in);
+        session_flush_writes(w->session);
+        assert_true(file_size(w) > size);
+        assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 3);
+        /* Still acked (kept in memory, counted), as documented. */
+        if (session_request_ack(w->session) == 0)
+                dispatch_syncs(w);
+        assert_int_equal(take_acks(w, acks, 8), 1);
+        assert_int_equal(acks[0], 4);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_syncer_completes),
+                cmocka_unit_test(test_syncer_reports_errors),
+                cmocka_unit_test(test_syncer_free_waits),
+                cmocka_unit_test_setup_teardown(test_ack_after_sync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ack_coalesced_in_order, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ready_acked_urgently_and_welcome_durable, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_write_failure_counted, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
