@@ -152,7 +152,7 @@ int boot_update_from_hello(Boot *b, const Tether__Hello *h, uint64_t recv_unix_n
 
         /* A Hello is a one-way clock sample: its transit delay only ever makes the offset larger, so the
          * smallest one seen is the best. */
-        if (h->boottime_ns > 0 && h->boottime_ns < recv_unix_ns) {
+        if (!b->clock_fixed && h->boottime_ns > 0 && h->boottime_ns < recv_unix_ns) {
                 int64_t offset = (int64_t) (recv_unix_ns - h->boottime_ns);
                 if (!b->hello_offset_valid || offset < b->hello_offset_ns) {
                         b->hello_offset_ns = offset;
@@ -201,9 +201,35 @@ int boot_add_instance(Boot *b, const uint8_t *id, size_t id_len, uint64_t seq_of
         return 0;
 }
 
-void boot_restore_clock(Boot *b, const ClockEstimate *e) {
-        if (e->valid)
-                b->clock = *e;
+void boot_restore_clock(Boot *b, const ClockEstimate *e, bool fixed) {
+        if (!e->valid || b->clock_fixed)
+                return;
+        b->clock = *e;
+        if (fixed)
+                b->clock_fixed = true;
+}
+
+int boot_offer_clock(Boot *b, const ClockEstimate *candidate) {
+        if (b->clock_fixed) {
+                (void) clock_estimate_offer(&b->clock_latest, candidate);
+                return 0;
+        }
+        return clock_estimate_offer(&b->clock, candidate);
+}
+
+bool boot_fix_clock(Boot *b) {
+        if (b->clock_fixed || (!b->clock.valid && !b->hello_offset_valid))
+                return false;
+        b->clock_fixed = true;
+        b->clock_latest = b->clock;
+        return true;
+}
+
+bool boot_clock_drift_ns(const Boot *b, int64_t *ret) {
+        if (!b->clock_fixed || !b->clock.valid || !b->clock_latest.valid)
+                return false;
+        *ret = b->clock_latest.offset_ns - b->clock.offset_ns;
+        return true;
 }
 
 uint64_t boot_to_unix_ns(const Boot *b, uint64_t boottime_ns, uint64_t fallback_ns) {

@@ -134,11 +134,16 @@ typedef struct Boot {
         /* When the host started the VM of this boot (libvirt's "started" event, host realtime), 0 if unknown:
          * the root span starts there, before the guest kernel. */
         uint64_t host_start_unix_ns;
-        /* Fallback clock until the first probe is answered: receive time of a Hello minus its boottime. It has
-         * no error bound (one-way), so it is never reported as one. */
+        /* The mapping of guest boottime onto host realtime that every view uses (API, events, spans, metrics,
+         * export): `clock` (a probe estimate), else the Hello fallback (receive time of a Hello minus its
+         * boottime: one-way, no error bound, never reported as one). It is provisional until clock_fixed, then
+         * never changes again (boot_fix_clock()): whatever was shown or exported stays consistent with what
+         * comes later. Later probes only go to clock_latest, which measures drift. */
         bool hello_offset_valid;
         int64_t hello_offset_ns;
         ClockEstimate clock;
+        bool clock_fixed;
+        ClockEstimate clock_latest;
 
         uint64_t last_seq; /* highest stored record */
         uint64_t records;  /* records stored */
@@ -216,8 +221,21 @@ int boot_find_instance(const Boot *b, const uint8_t *id, size_t id_len, uint64_t
  * forgotten. Returns 0, -EINVAL (empty or longer than BOOT_INSTANCE_ID_MAX) or -ENOMEM. */
 int boot_add_instance(Boot *b, const uint8_t *id, size_t id_len, uint64_t seq_offset);
 
-/* Restores a persisted clock estimate (state directory replay). */
-void boot_restore_clock(Boot *b, const ClockEstimate *e);
+/* Restores a persisted clock estimate (state directory replay); fixed: it was the boot's fixed mapping. A boot
+ * already fixed keeps its mapping. */
+void boot_restore_clock(Boot *b, const ClockEstimate *e, bool fixed);
+
+/* Offers a probe estimate: it refines the mapping while that is provisional, else only clock_latest. Returns 1
+ * if the mapping changed (persist it), 0 if not. */
+int boot_offer_clock(Boot *b, const ClockEstimate *candidate);
+
+/* Fixes the mapping as it is now. Returns true if it was fixed by this call, false if it already was or there is
+ * nothing to fix it with yet (no probe estimate and no Hello). */
+bool boot_fix_clock(Boot *b);
+
+/* How far the estimator's latest offset moved from the fixed mapping (guest clock drift since). Returns true and
+ * *ret when both are probe estimates. */
+bool boot_clock_drift_ns(const Boot *b, int64_t *ret);
 
 /* Maps a guest boottime to host realtime: the probe estimate, else the Hello fallback, else fallback_ns.
  * Returns the mapped time. */

@@ -87,8 +87,17 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!connection_write(c))
                 return 0;
 
-        uint64_t next = c->probes_sent < CONNECTION_PROBE_BURST ? CONNECTION_PROBE_BURST_INTERVAL_USEC :
-                                                                  CONNECTION_PROBE_INTERVAL_USEC;
+        uint64_t next = CONNECTION_PROBE_INTERVAL_USEC;
+        if (c->probes_sent < CONNECTION_PROBE_BURST)
+                next = CONNECTION_PROBE_BURST_INTERVAL_USEC;
+        else if (c->session->events_deferred) {
+                /* The burst is over: one more interval for its last answers, then the mapping is fixed with what
+                 * there is (an agent that never answers probes keeps the Hello's). */
+                if (c->probes_sent > CONNECTION_PROBE_BURST)
+                        session_clock_deadline(c->session);
+                else
+                        next = CONNECTION_PROBE_BURST_INTERVAL_USEC * 3;
+        }
         (void) sd_event_source_set_time_relative(s, next);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;

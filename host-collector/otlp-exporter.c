@@ -605,7 +605,9 @@ static OtlpBlob *track_resource(OtlpExporter *x, BootTrack *t) {
 /* Exports the spans of the boot that closed since the last call; with final, the open ones too (the boot ended
  * without closing them: exit or disconnect before ready). */
 static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final) {
-        if (x->channels[0].disabled)
+        /* A span is exported once: only with the boot's fixed clock mapping, so that it says what the API says
+         * for good (the events emitted when the mapping is fixed bring us back here). */
+        if (x->channels[0].disabled || (!b->clock_fixed && !final))
                 return;
         BootTrack *t = track_get(x, m, b, false);
         if (!t)

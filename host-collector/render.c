@@ -107,6 +107,10 @@ json_t *render_boot(const Machine *m, const Boot *b) {
                 kernel_start ? int_json(boot_to_unix_ns(b, kernel_start->boottime_ns, b->first_seen_unix_ns)) :
                                json_null());
         json_object_set_new(o, "clock_error_ns", b->clock.valid ? int_json(b->clock.error_ns) : json_null());
+        json_object_set_new(o, "clock_fixed", json_boolean(b->clock_fixed));
+        int64_t drift;
+        json_object_set_new(
+                o, "clock_drift_ns", boot_clock_drift_ns(b, &drift) ? json_integer((json_int_t) drift) : json_null());
         json_object_set_new(o, "ready", render_ready(m, b));
         json_object_set_new(o, "exit", render_exit(b));
         json_object_set_new(o, "records", int_json(b->records));

@@ -234,6 +234,8 @@ static int session_persist_instance(Session *s, uint64_t recv, const ProtobufCBi
         return 0;
 }
 
+static void session_emit_booting(Session *s, uint64_t recv);
+
 static int session_handle_hello(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
         const Tether__Hello *h = e->hello;
         Registry *reg = s->ctx->registry;
@@ -334,33 +336,128 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                         new_instance && h->agent_instance.len > 0,
                         "seq_offset",
                         (json_int_t) s->seq_offset));
-        if (s->new_boot) {
-                char trace[33];
-                hex_encode(b->trace_id, 16, trace);
-                registry_emit_event(
-                        reg,
-                        m,
-                        "booting",
-                        now,
-                        json_pack(
-                                "{s:s, s:I, s:I}",
-                                "trace_id",
-                                trace,
-                                "kernel_start_unix_ns",
-                                (json_int_t) session_unix_time(s, 0, now),
-                                "boot_index",
-                                (json_int_t) b->index));
-        }
+        if (!b->clock_fixed) {
+                /* Events carrying guest times wait (briefly: the first good clock sample, the probe burst, or a
+                 * Ready/Exit) until the boot's clock mapping is fixed, so that none disagrees with later views. */
+                s->events_deferred = true;
+                s->deferred_after_seq = b->last_seq;
+                s->booting_deferred = s->new_boot;
+        } else if (s->new_boot)
+                session_emit_booting(s, now);
         registry_set_state(reg, m, machine_state_from_boot(m), m->current->exit.set ? m->current->exit.reason : NULL);
 
         return session_send_welcome(s);
 }
 
-static json_t *attrs_to_json(Tether__Attribute *const *a, size_t n) {
+static json_t *attrs_to_json(const Attr *a, size_t n) {
         json_t *o = json_object();
         for (size_t i = 0; o && i < n; i++)
-                json_object_set_new(o, a[i]->key, json_string(a[i]->value ?: ""));
+                json_object_set_new(o, a[i].key, json_string(a[i].value ?: ""));
         return o;
+}
+
+/* Events of stored milestones and phases are made from what the boot kept (not from the record: a milestone
+ * beyond the per-boot bound has no event either), with the boot's clock mapping. */
+static void session_emit_milestone(Session *s, const BootMilestone *ms) {
+        Registry *reg = s->ctx->registry;
+        uint64_t t = session_unix_time(s, ms->boottime_ns, ms->recv_unix_ns);
+
+        registry_emit_event(
+                reg,
+                s->machine,
+                "milestone",
+                t,
+                json_pack(
+                        "{s:s, s:I, s:o}",
+                        "name",
+                        ms->name,
+                        "boottime_ns",
+                        (json_int_t) ms->boottime_ns,
+                        "attributes",
+                        attrs_to_json(ms->attrs, ms->n_attrs)));
+        if (strcmp(ms->name, "oom.kill") == 0)
+                registry_emit_event(
+                        reg,
+                        s->machine,
+                        "oom_killed",
+                        t,
+                        json_pack("{s:o}", "attributes", attrs_to_json(ms->attrs, ms->n_attrs)));
+}
+
+static void session_emit_phase(Session *s, const BootPhase *p, uint64_t recv) {
+        registry_emit_event(
+                s->ctx->registry,
+                s->machine,
+                "phase",
+                session_unix_time(s, p->end_boottime_ns, recv),
+                json_pack(
+                        "{s:s, s:I, s:I, s:s, s:s?}",
+                        "name",
+                        p->name,
+                        "start_unix_ns",
+                        (json_int_t) session_unix_time(s, p->start_boottime_ns, recv),
+                        "end_unix_ns",
+                        (json_int_t) session_unix_time(s, p->end_boottime_ns, recv),
+                        "status",
+                        p->status == TETHER__PHASE_STATUS__PHASE_STATUS_OK            ? "ok" :
+                                p->status == TETHER__PHASE_STATUS__PHASE_STATUS_ERROR ? "error" :
+                                                                                        "unset",
+                        "message",
+                        p->message && *p->message ? p->message : NULL));
+}
+
+static void session_emit_booting(Session *s, uint64_t recv) {
+        char trace[33];
+
+        hex_encode(s->boot->trace_id, 16, trace);
+        registry_emit_event(
+                s->ctx->registry,
+                s->machine,
+                "booting",
+                recv,
+                json_pack(
+                        "{s:s, s:I, s:I}",
+                        "trace_id",
+                        trace,
+                        "kernel_start_unix_ns",
+                        (json_int_t) session_unix_time(s, 0, recv),
+                        "boot_index",
+                        (json_int_t) s->boot->index));
+}
+
+/* Fixes the boot's clock mapping (see boot.h) and emits what waited for it: the booting event and the events of
+ * milestones and phases stored since, in seq order. */
+static void session_fix_clock(Session *s) {
+        Boot *b = s->boot;
+
+        if (!b || !boot_fix_clock(b))
+                return;
+        if (s->ctx->store && b->clock.valid)
+                (void) store_append_clock(s->ctx->store, b, now_ns(CLOCK_REALTIME), &b->clock, true);
+        if (!s->events_deferred)
+                return;
+        s->events_deferred = false;
+        if (s->booting_deferred)
+                session_emit_booting(s, b->first_seen_unix_ns);
+        s->booting_deferred = false;
+
+        size_t i = 0, j = 0;
+        while (i < b->n_milestones && b->milestones[i].seq <= s->deferred_after_seq)
+                i++;
+        while (j < b->n_phases && b->phases[j].seq <= s->deferred_after_seq)
+                j++;
+        while (i < b->n_milestones || j < b->n_phases) {
+                if (j == b->n_phases || (i < b->n_milestones && b->milestones[i].seq < b->phases[j].seq))
+                        session_emit_milestone(s, &b->milestones[i++]);
+                else {
+                        session_emit_phase(s, &b->phases[j], b->first_seen_unix_ns);
+                        j++;
+                }
+        }
+}
+
+void session_clock_deadline(Session *s) {
+        session_fix_clock(s);
 }
 
 static void session_record_events(Session *s, const Tether__Envelope *e, const BootApplyResult *res, uint64_t recv) {
@@ -368,55 +465,19 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
         Machine *m = s->machine;
         Boot *b = s->boot;
 
+        /* An answer that goes out now (readiness, exit) fixes the mapping it is given in. */
+        if (res->became_ready || res->exited)
+                session_fix_clock(s);
+
         switch (e->msg_case) {
-        case TETHER__ENVELOPE__MSG_MILESTONE: {
-                const Tether__Milestone *ms = e->milestone;
-                uint64_t t = session_unix_time(s, ms->boottime_ns, recv);
-                registry_emit_event(
-                        reg,
-                        m,
-                        "milestone",
-                        t,
-                        json_pack(
-                                "{s:s, s:I, s:o}",
-                                "name",
-                                ms->name,
-                                "boottime_ns",
-                                (json_int_t) ms->boottime_ns,
-                                "attributes",
-                                attrs_to_json(ms->attributes, ms->n_attributes)));
-                if (strcmp(ms->name, "oom.kill") == 0)
-                        registry_emit_event(
-                                reg,
-                                m,
-                                "oom_killed",
-                                t,
-                                json_pack("{s:o}", "attributes", attrs_to_json(ms->attributes, ms->n_attributes)));
+        case TETHER__ENVELOPE__MSG_MILESTONE:
+                if (!res->limit_dropped && !s->events_deferred && b->n_milestones > 0)
+                        session_emit_milestone(s, &b->milestones[b->n_milestones - 1]);
                 break;
-        }
-        case TETHER__ENVELOPE__MSG_PHASE: {
-                const Tether__Phase *p = e->phase;
-                registry_emit_event(
-                        reg,
-                        m,
-                        "phase",
-                        session_unix_time(s, p->end_boottime_ns, recv),
-                        json_pack(
-                                "{s:s, s:I, s:I, s:s, s:s?}",
-                                "name",
-                                p->name,
-                                "start_unix_ns",
-                                (json_int_t) session_unix_time(s, p->start_boottime_ns, recv),
-                                "end_unix_ns",
-                                (json_int_t) session_unix_time(s, p->end_boottime_ns, recv),
-                                "status",
-                                p->status == TETHER__PHASE_STATUS__PHASE_STATUS_OK            ? "ok" :
-                                        p->status == TETHER__PHASE_STATUS__PHASE_STATUS_ERROR ? "error" :
-                                                                                                "unset",
-                                "message",
-                                p->message && *p->message ? p->message : NULL));
+        case TETHER__ENVELOPE__MSG_PHASE:
+                if (!res->limit_dropped && !s->events_deferred && b->n_phases > 0)
+                        session_emit_phase(s, &b->phases[b->n_phases - 1], recv);
                 break;
-        }
         case TETHER__ENVELOPE__MSG_LOG_DROPPED: {
                 const Tether__LogDropped *d = e->log_dropped;
                 LogFields f = session_log_fields(s, "logs_dropped");
@@ -688,9 +749,13 @@ static int session_handle_clock_sample(Session *s, const Tether__ClockSample *cs
                 return 0;
         }
         s->ctx->stats->clock_samples++;
-        if (clock_estimate_offer(&s->boot->clock, &candidate) > 0 && s->ctx->store)
+        s->clock_samples++;
+        if (boot_offer_clock(s->boot, &candidate) > 0 && s->ctx->store)
                 /* Best effort: without it, a restart only loses precision until the next probe. */
-                (void) store_append_clock(s->ctx->store, s->boot, now_ns(CLOCK_REALTIME), &s->boot->clock);
+                (void) store_append_clock(s->ctx->store, s->boot, now_ns(CLOCK_REALTIME), &s->boot->clock, false);
+        if (s->boot->clock.valid &&
+            (s->boot->clock.error_ns <= SESSION_CLOCK_FIX_ERROR_NS || s->clock_samples >= SESSION_CLOCK_FIX_SAMPLES))
+                session_fix_clock(s);
         return 0;
 }
 
@@ -886,6 +951,8 @@ void session_end(Session *s, CloseReason reason) {
                 return; /* never said Hello: nothing about the machine changed */
 
         session_settle_gaps(s);
+        /* Nothing more will refine the mapping on this connection: what waited for it goes out now. */
+        session_fix_clock(s);
         if (s->ctx->store) {
                 /* What this connection stored becomes durable in the background; nobody waits for its ack. */
                 store_forget_sync_handler(s->ctx->store, b, s);

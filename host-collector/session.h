@@ -28,6 +28,10 @@
  * batch timer: an agent that blocks its workload while its buffer is full must get acks as fast as the disk
  * allows, not every 100 ms. */
 #define SESSION_ACK_BYTES (64u * 1024u)
+/* A boot's clock mapping is fixed by the first probe answer within this error bound, or after this many
+ * answers (the probe burst), or by session_clock_deadline() (the burst is over), or by a Ready/Exit. */
+#define SESSION_CLOCK_FIX_ERROR_NS (250u * 1000u)
+#define SESSION_CLOCK_FIX_SAMPLES 8u
 
 typedef struct SessionContext {
         Registry *registry;
@@ -70,6 +74,10 @@ struct Session {
         uint64_t unacked_bytes;   /* record bytes since the last ack request */
         bool new_boot;            /* the Hello started a new boot */
         ClockProber prober;
+        uint64_t clock_samples;      /* answers used on this connection */
+        bool events_deferred;        /* guest-timed events wait for the boot's clock mapping to be fixed */
+        bool booting_deferred;       /* the booting event too */
+        uint64_t deferred_after_seq; /* milestones and phases above this stored seq wait */
 
         ProtocolError error;
         char error_detail[160];
@@ -108,6 +116,9 @@ int session_request_ack(Session *s);
 /* The same, waiting for the sync on this thread (shutdown, tests). Returns 1 if an ack was queued, 0 if none
  * was due, -ENOBUFS or -ENOMEM. */
 int session_flush_ack(Session *s);
+
+/* The probe burst is over: fixes the boot's clock mapping with what it has, if it is not fixed yet. */
+void session_clock_deadline(Session *s);
 
 /* Queues a ClockProbe and remembers its send times. Returns 0, -ENOBUFS, -ENOMEM, or -ENOTCONN before the
  * Hello. */

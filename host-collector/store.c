@@ -446,10 +446,15 @@ int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, 
         return append_entry(b->store_file, type, recv_unix_ns, payload, len);
 }
 
-int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e) {
+int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e, bool fixed) {
         char buf[128];
         int n = snprintf(
-                buf, sizeof(buf), "{\"offset_ns\":%" PRIi64 ",\"error_ns\":%" PRIu64 "}", e->offset_ns, e->error_ns);
+                buf,
+                sizeof(buf),
+                "{\"offset_ns\":%" PRIi64 ",\"error_ns\":%" PRIu64 "%s}",
+                e->offset_ns,
+                e->error_ns,
+                fixed ? ",\"fixed\":true" : "");
         return store_append(s, b, STORE_ENTRY_CLOCK, recv_unix_ns, buf, (size_t) n);
 }
 
@@ -693,8 +698,9 @@ static int replay_entry(
                          * fresh sample within 2x replaces it. */
                         .taken_monotonic_ns = 0,
                 };
+                bool fixed = json_is_true(json_object_get(o, "fixed"));
                 json_decref(o);
-                boot_restore_clock(*b, &ce);
+                boot_restore_clock(*b, &ce, fixed);
                 return 0;
         }
         case STORE_ENTRY_INSTANCE: {
@@ -888,6 +894,10 @@ static int load_machine(Store *s, Registry *reg, const char *id, StoreLoadReport
                         return r;
         }
 
+        /* A boot's mapping never changes once shown: one loaded from a file of an older tetherd (no fixed 'C'
+         * entry) keeps what it was shown with before the restart. */
+        for (size_t i = 0; i < m->n_boots; i++)
+                (void) boot_fix_clock(m->boots[i]);
         m->agent_seen = m->n_boots > 0;
         m->state = machine_state_from_boot(m);
         if (m->current && m->current->exit.set)

@@ -11,7 +11,7 @@
  *   u32le body_len | u32le crc32(body) | body = u8 type | u64le host_receive_unix_ns | payload
  * type 'B' (first entry): JSON {"boot_id","trace_id","index","created_unix_ns"}
  *      'H': a Hello envelope as received (protobuf)    'R': a record envelope as received (protobuf)
- *      'C': JSON {"offset_ns","error_ns"}, a new kept clock estimate
+ *      'C': JSON {"offset_ns","error_ns"[,"fixed":true]}, a new kept clock estimate, or the fixed mapping
  *      'I': u64le seq_offset | agent instance id (1..64 bytes): an agent instance first seen in this boot
  * 'R' records carry the stored seq (wire seq + the instance's seq_offset; LogDropped ranges translated alike).
  * The CRC is zlib's crc32() (IEEE 802.3).
@@ -124,7 +124,8 @@ void store_detach_boot(Store *s, Boot *b);
  * -EFBIG when the boot reached max_boot_bytes; -EIO when an earlier write failed; or -errno of a failed write
  * of the buffer (counted as persist_failed per entry lost; the file is rolled back to its last whole entry). */
 int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len);
-int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e);
+/* 'C' entry: a new provisional estimate, or (fixed) the boot's fixed clock mapping. */
+int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e, bool fixed);
 /* Appends an 'I' entry: an agent instance of this boot and its seq offset. Returns as store_append(), or -EINVAL
  * (empty or too long id). */
 int store_append_instance(

@@ -9,7 +9,10 @@
 
 #include "collector-test.h"
 #include "jsonlog.h"
+#include <jansson.h>
+
 #include "session.h"
+#include "stitch.h"
 #include "store.h"
 #include "time-util.h"
 #include "traceparent.h"
@@ -788,6 +791,150 @@ static void test_oom_killed_event_once(void **state) {
         end_session(s, CLOSE_EOF);
 }
 
+/* The time_unix_ns of the first event of this transition for machine id (0 if none). */
+static uint64_t event_time(const Registry *r, const char *machine, const char *transition, const char *name) {
+        for (size_t i = 0; i < r->events->n; i++) {
+                json_t *o = json_loads(event_log_at(r->events, i)->json, 0, NULL);
+                uint64_t t = 0;
+                if (o && strcmp(json_string_value(json_object_get(o, "machine_id")) ?: "", machine) == 0 &&
+                    strcmp(json_string_value(json_object_get(o, "transition")) ?: "", transition) == 0 &&
+                    (!name || strcmp(json_string_value(json_object_get(o, "name")) ?: "", name) == 0))
+                        t = (uint64_t) json_integer_value(json_object_get(o, "time_unix_ns"));
+                json_decref(o);
+                if (t)
+                        return t;
+        }
+        return 0;
+}
+
+static uint64_t probe_id(Session *s) {
+        Tether__Envelope *out[16];
+        size_t n;
+        uint64_t id = 0;
+
+        assert_int_equal(session_send_clock_probe(s, now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME)), 0);
+        n = drain_out_queue(&s->out, out, 16);
+        for (size_t i = 0; i < n; i++)
+                if (out[i]->msg_case == TETHER__ENVELOPE__MSG_CLOCK_PROBE)
+                        id = out[i]->clock_probe->probe_id;
+        free_envelopes(out, n);
+        assert_true(id != 0);
+        return id;
+}
+
+/* One clock mapping per boot: guest-timed events wait until it is fixed, then every view agrees with them, and
+ * later probes never move it. */
+static void test_clock_mapping_fixed_once(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        Tether__Envelope *out[16];
+        const uint64_t S = UINT64_C(1000000000);
+
+        hello_frame(&in, "boot-1", "guest-a");
+        milestone_frame(&in, 1, "init.start", 1 * S);
+        phase_frame(&in, 2, "mount", 1 * S + 10 * MS, 1 * S + 20 * MS);
+        milestone_frame(&in, 3, "workload.exec", 2 * S);
+        assert_int_equal(feed(s, &in), 0);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+        Boot *b = f->a->current;
+        assert_false(b->clock_fixed);
+        assert_int_equal(count_events(f->registry, "booting"), 0);
+        assert_int_equal(count_events(f->registry, "milestone"), 0);
+        assert_int_equal(count_events(f->registry, "phase"), 0);
+        assert_int_equal(count_events(f->registry, "connected"), 1);
+
+        /* A good probe answer fixes the mapping; what waited is emitted with it, in seq order. */
+        clock_sample_frame(&in, probe_id(s), 3 * S);
+        assert_int_equal(feed(s, &in), 0);
+        assert_true(b->clock_fixed);
+        assert_true(b->clock.valid);
+        assert_int_equal(count_events(f->registry, "booting"), 1);
+        assert_int_equal(count_events(f->registry, "milestone"), 2);
+        assert_int_equal(count_events(f->registry, "phase"), 1);
+        uint64_t init = event_time(f->registry, "vm-a", "milestone", "init.start");
+        assert_int_equal(init, boot_to_unix_ns(b, 1 * S, 0));
+
+        /* A later probe that would move the offset by 5 ms only measures drift. */
+        ClockEstimate fixed = b->clock;
+        clock_sample_frame(&in, probe_id(s), 3 * S + 500 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(b->clock.offset_ns, fixed.offset_ns);
+        assert_int_equal(b->clock.error_ns, fixed.error_ns);
+        int64_t drift;
+        assert_true(boot_clock_drift_ns(b, &drift));
+        assert_int_equal(boot_to_unix_ns(b, 1 * S, 0), init);
+
+        /* The spans say what the events said, to the nanosecond. */
+        StitchContext ctx = { .machine_id = "vm-a", .node_id = "node-a", .now_unix_ns = now_ns(CLOCK_REALTIME) };
+        SpanSet *set;
+        assert_int_equal(stitch_boot(&ctx, b, &set), 0);
+        bool found = false;
+        for (size_t i = 0; i < set->n_spans; i++)
+                if (strcmp(set->spans[i].name, "init") == 0) {
+                        assert_int_equal(set->spans[i].start_unix_ns, init);
+                        assert_int_equal(
+                                set->spans[i].end_unix_ns,
+                                event_time(f->registry, "vm-a", "milestone", "workload.exec"));
+                        found = true;
+                }
+        assert_true(found);
+        span_set_free(set);
+        end_session(s, CLOSE_EOF);
+
+        /* A reconnect of the same boot: nothing waits any more, the mapping stays. */
+        s = new_session(f, f->a);
+        hello_frame(&in, "boot-1", "guest-a");
+        milestone_frame(&in, 4, "app.up", 4 * S);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(count_events(f->registry, "milestone"), 3);
+        assert_int_equal(b->clock.offset_ns, fixed.offset_ns);
+        end_session(s, CLOSE_EOF);
+}
+
+/* A Ready before any probe answer is answered at once: it fixes the mapping with the Hello's. */
+static void test_clock_fixed_by_ready_or_deadline(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+
+        hello_frame(&in, "boot-1", "guest-a");
+        milestone_frame(&in, 1, "init.start", 1 * MS);
+        ready_frame(&in, 2, "notify", 2 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        Boot *b = f->a->current;
+        assert_true(b->clock_fixed);
+        assert_false(b->clock.valid);
+        assert_true(b->hello_offset_valid);
+        assert_int_equal(count_events(f->registry, "booting"), 1);
+        assert_int_equal(count_events(f->registry, "milestone"), 1);
+        assert_int_equal(count_events(f->registry, "ready"), 1);
+        assert_int_equal(event_time(f->registry, "vm-a", "ready", NULL), boot_to_unix_ns(b, 2 * MS, 0));
+        end_session(s, CLOSE_EOF);
+
+        /* No probe answered by the end of the burst: the deadline fixes it. */
+        s = new_session(f, f->b);
+        hello_frame(&in, "boot-2", "guest-b");
+        milestone_frame(&in, 1, "init.start", 1 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_false(f->b->current->clock_fixed);
+        assert_int_equal(count_events(f->registry, "milestone"), 1);
+        session_clock_deadline(s);
+        assert_true(f->b->current->clock_fixed);
+        assert_int_equal(count_events(f->registry, "milestone"), 2);
+        end_session(s, CLOSE_EOF);
+
+        /* A connection that ends before any of that: what waited is emitted at its end, not lost. */
+        s = new_session(f, f->a);
+        hello_frame(&in, "boot-3", "guest-a");
+        milestone_frame(&in, 1, "init.start", 1 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(count_events(f->registry, "milestone"), 2);
+        end_session(s, CLOSE_EOF);
+        assert_int_equal(count_events(f->registry, "milestone"), 3);
+        assert_int_equal(count_events(f->registry, "booting"), 3);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_hello_welcome, setup, teardown),
@@ -809,6 +956,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_restarted_agent_log_dropped_translated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_agent_without_instance_behaves_as_before, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_instance_seq_overflow, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_clock_mapping_fixed_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_clock_fixed_by_ready_or_deadline, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

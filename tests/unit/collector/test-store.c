@@ -113,21 +113,22 @@ static void test_round_trip(void **state) {
         phase_frame(&in, 3, "mount", 120 * MS, 200 * MS);
         log_frame(&in, 4, 1, "hello\nworld\n", 400 * MS);
         log_frame(&in, 5, 2, "bad byte \xff here\n", 410 * MS);
-        ready_frame(&in, 6, "sd_notify", 900 * MS);
         Session *s = connect_and_feed(w, m, &in, &acked);
         assert_int_equal(acked, 0);
 
-        /* A clock sample, persisted as the boot's estimate. */
+        /* A clock sample (a good one: it fixes the boot's mapping), persisted as the boot's estimate. */
         uint64_t mono = now_ns(CLOCK_MONOTONIC);
         assert_int_equal(session_send_clock_probe(s, mono, now_ns(CLOCK_REALTIME)), 0);
         Tether__Envelope *out[4];
         assert_int_equal(drain_out_queue(&s->out, out, 4), 1);
         clock_sample_frame(&in, out[0]->clock_probe->probe_id, 950 * MS);
         free_envelopes(out, 1);
+        ready_frame(&in, 6, "sd_notify", 960 * MS);
         assert_int_equal(session_feed(s, in.data, in.len), 0);
         bytes_free(&in);
         ClockEstimate clock = m->current->clock;
         assert_true(clock.valid);
+        assert_true(m->current->clock_fixed);
 
         assert_int_equal(session_flush_ack(s), 1);
         assert_true(w->stats.syncs >= 1);
