@@ -3,7 +3,8 @@
  * manual and integration tests of tetherd without a VM, and for benchmarks (bench/scale).
  *
  *   tether-fake-agent [--boot-id ID] [--instance ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no]
- *                     [--welcome-timeout-ms N] [--window-bytes N] [--window-records N] ADDRESS ACTION...
+ *                     [--welcome-timeout-ms N] [--window-bytes N] [--window-records N] [--ack-stall-ms N]
+ *                     ADDRESS ACTION...
  *
  * --instance sends Hello.agent_instance (the bytes of ID; default none, like an agent older than the field):
  * run twice with the same boot id and different instances to play an agent restarted within a boot.
@@ -32,13 +33,14 @@
  *   raw-seq N                Force the next record's seq (for regression tests)
  *   sleep MS                 Keep serving (probes, acks, heartbeats) for MS milliseconds
  *   wait-acks                Serve until every sent record is acked, for as long as acks make progress (fails
- *                            after 10 s without any)
+ *                            after --ack-stall-ms without any, default 10000)
  *   wait-signal              Keep serving until SIGUSR1 arrives (at any time since the start)
  *   reconnect                Close and connect again, resending unacked records after Welcome.acked_seq
  *   garbage                  Send a frame that is not a valid envelope
- * Prints each Welcome and at the end "acked_seq=N unacked=N max_unacked_records=N max_unacked_bytes=N
- * unix_ns=T" (host realtime at the end) to stdout; exits 0 on success, 1 on failure (the reason on stderr).
- * After the last action it waits for the acks as wait-acks does. */
+ * Prints each Welcome (with unix_ns=T, host realtime when it arrived) and at the end "acked_seq=N unacked=N
+ * max_unacked_records=N max_unacked_bytes=N max_ack_latency_us=N unix_ns=T" to stdout: max_ack_latency_us is the
+ * longest a record waited from its (last) send to its ack, unix_ns host realtime at the end. Exits 0 on success,
+ * 1 on failure (the reason on stderr). After the last action it waits for the acks as wait-acks does. */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -61,7 +63,6 @@
 
 #define CONNECT_ATTEMPTS 50
 #define CONNECT_RETRY_USEC (100 * USEC_PER_MSEC)
-#define ACK_STALL_NS (10 * NSEC_PER_SEC)
 #define FLOOD_LINE_MIN 20u
 #define FLOOD_LINE_MAX (16u * 1024u)
 
@@ -69,6 +70,7 @@ typedef struct Pending {
         uint64_t seq;
         uint8_t *frame;
         size_t len;
+        uint64_t sent_ns; /* CLOCK_MONOTONIC of the last send, 0 before the first */
 } Pending;
 
 /* What serve() waits for. */
@@ -92,7 +94,7 @@ static int fd = -1;
 static FrameReader reader;
 static bool welcomed; /* the current connection's Welcome arrived */
 static uint64_t next_seq = 1, acked_seq, forced_seq;
-static uint64_t last_ack_progress_ns;
+static uint64_t last_ack_progress_ns, ack_stall_ns = 10 * NSEC_PER_SEC, max_ack_latency_ns;
 static Pending *pending;
 static size_t n_pending, pending_cap, pending_bytes, max_pending, max_pending_bytes;
 static uint32_t heartbeat_ms = 5000;
@@ -156,6 +158,12 @@ static int send_envelope(const Tether__Envelope *e) {
         return r;
 }
 
+/* Sends a kept record, noting when: its ack latency counts from its last send. */
+static int send_pending(Pending *p) {
+        p->sent_ns = now_ns(CLOCK_MONOTONIC);
+        return send_bytes(p->frame, p->len);
+}
+
 static bool window_full(void) {
         if (n_pending == 0)
                 return false;
@@ -194,7 +202,7 @@ static int send_record(Tether__Envelope *e) {
         max_pending_bytes = MAX(max_pending_bytes, pending_bytes);
         if (fd < 0 || !welcomed)
                 return 0;
-        r = send_bytes(frame, len);
+        r = send_pending(&pending[n_pending - 1]);
         if (r < 0 && reconnect) {
                 fprintf(stderr, "Sending failed (%s), reconnecting\n", strerror(-r));
                 fd = safe_close(fd);
@@ -204,9 +212,13 @@ static int send_record(Tether__Envelope *e) {
 }
 
 static void free_acked(void) {
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
         size_t k = 0;
+
         for (size_t i = 0; i < n_pending; i++)
                 if (pending[i].seq <= acked_seq) {
+                        if (pending[i].sent_ns > 0)
+                                max_ack_latency_ns = MAX(max_ack_latency_ns, now - pending[i].sent_ns);
                         pending_bytes -= pending[i].len;
                         free(pending[i].frame);
                 } else
@@ -242,16 +254,17 @@ static int handle_frame(const uint8_t *payload, size_t len) {
                 last_ack_progress_ns = now_ns(CLOCK_MONOTONIC);
                 if (e->welcome->limits && e->welcome->limits->heartbeat_interval_ms)
                         heartbeat_ms = e->welcome->limits->heartbeat_interval_ms;
-                printf("welcome acked_seq=%" PRIu64 " traceparent=%s machine_id=%s\n",
+                printf("welcome acked_seq=%" PRIu64 " traceparent=%s machine_id=%s unix_ns=%" PRIu64 "\n",
                        acked_seq,
                        e->welcome->traceparent,
-                       e->welcome->machine_id);
+                       e->welcome->machine_id,
+                       now_ns(CLOCK_REALTIME));
                 fflush(stdout);
                 free_acked();
                 /* Resend what tetherd does not hold, in order, before anything new. A failure shows as the
                  * connection closing. */
                 for (size_t i = 0; i < n_pending; i++)
-                        if (send_bytes(pending[i].frame, pending[i].len) < 0)
+                        if (send_pending(&pending[i]) < 0)
                                 break;
                 break;
         case TETHER__ENVELOPE__MSG_ACK:
@@ -297,7 +310,7 @@ static bool serve_done(Until until) {
 
 /* Serves the connection (acks, clock probes, heartbeats) until what `until` says, or the deadline
  * (CLOCK_MONOTONIC ns; UNTIL_DEADLINE and UNTIL_WELCOME only). Waiting for acks fails only when they make no
- * progress for ACK_STALL_NS. A lost connection is re-established with --reconnect yes, except while waiting
+ * progress for --ack-stall-ms. A lost connection is re-established with --reconnect yes, except while waiting
  * for a Welcome: then it returns -ECONNRESET to do_connect(), which decides. */
 static int serve(Until until, uint64_t deadline) {
         uint64_t entered = now_ns(CLOCK_MONOTONIC);
@@ -314,12 +327,11 @@ static int serve(Until until, uint64_t deadline) {
                         wait_ns = MIN(wait_ns, deadline - now);
                 } else if (until == UNTIL_ACKED || until == UNTIL_ROOM) {
                         uint64_t since = MAX(last_ack_progress_ns, entered);
-                        if (now - since >= ACK_STALL_NS) {
+                        if (now - since >= ack_stall_ns) {
                                 fprintf(stderr,
-                                        "No ack progress for %" PRIu64 " s: acked_seq %" PRIu64
-                                        ", %zu records "
-                                        "unacked\n",
-                                        ACK_STALL_NS / NSEC_PER_SEC,
+                                        "No ack progress for %" PRIu64 " ms: acked_seq %" PRIu64
+                                        ", %zu records unacked\n",
+                                        ack_stall_ns / NSEC_PER_MSEC,
                                         acked_seq,
                                         n_pending);
                                 return -ETIMEDOUT;
@@ -508,6 +520,8 @@ int main(int argc, char *argv[]) {
                         window_bytes = strtoull(argv[i + 1], NULL, 10);
                 else if (strcmp(argv[i], "--window-records") == 0)
                         window_records = strtoull(argv[i + 1], NULL, 10);
+                else if (strcmp(argv[i], "--ack-stall-ms") == 0)
+                        ack_stall_ns = strtoull(argv[i + 1], NULL, 10) * NSEC_PER_MSEC;
                 else
                         goto usage;
         }
@@ -633,11 +647,14 @@ int main(int argc, char *argv[]) {
         }
         if (r >= 0)
                 r = serve(UNTIL_ACKED, 0);
-        printf("acked_seq=%" PRIu64 " unacked=%zu max_unacked_records=%zu max_unacked_bytes=%zu unix_ns=%" PRIu64 "\n",
+        printf("acked_seq=%" PRIu64
+               " unacked=%zu max_unacked_records=%zu max_unacked_bytes=%zu max_ack_latency_us=%" PRIu64
+               " unix_ns=%" PRIu64 "\n",
                acked_seq,
                n_pending,
                max_pending,
                max_pending_bytes,
+               max_ack_latency_ns / NSEC_PER_USEC,
                now_ns(CLOCK_REALTIME));
         safe_close(fd);
         return r < 0 ? 1 : 0;
@@ -645,7 +662,8 @@ int main(int argc, char *argv[]) {
 usage:
         fprintf(stderr,
                 "Usage: %s [--boot-id ID] [--instance ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] "
-                "[--welcome-timeout-ms N] [--window-bytes N] [--window-records N] unix:PATH|vsock:CID:PORT "
+                "[--welcome-timeout-ms N] [--window-bytes N] [--window-records N] [--ack-stall-ms N] "
+                "unix:PATH|vsock:CID:PORT "
                 "ACTION...\n",
                 argv[0]);
         return 2;
