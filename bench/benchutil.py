@@ -77,6 +77,21 @@ def proc_status(pid):
     return out
 
 
+def schedstat(pid):
+    """(ns on a CPU, ns runnable waiting for a CPU) of a process, summed over its threads (/proc/PID/task/*/
+    schedstat, fields 1 and 2). The rest of the wall time it was blocked: on I/O (fdatasync...) or idle."""
+    run = wait = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                fields = f.read().split()
+        except OSError:
+            continue  # the thread ended
+        run += int(fields[0])
+        wait += int(fields[1])
+    return run, wait
+
+
 def raise_nofile(want):
     """Raises this process's soft RLIMIT_NOFILE (inherited by its children) towards want, up to the hard limit.
     Returns the soft limit in effect."""
