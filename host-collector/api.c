@@ -748,13 +748,25 @@ static void decide_waiters(Api *a, const Machine *m, bool removed) {
         }
 }
 
+/* Answers a ready long-poll with its verdict (consumed), stamped with answered_unix_ns: host realtime as the
+ * response is queued, so a client can tell tetherd's part of the latency (ready.delivered_unix_ns to here) from
+ * its own (here to its return). */
+static enum MHD_Result respond_verdict(struct MHD_Connection *conn, unsigned status, json_t *verdict) {
+        json_int_t now = (json_int_t) now_ns(CLOCK_REALTIME);
+        if (verdict && json_object_set_new(verdict, "answered_unix_ns", json_integer(now)) < 0) {
+                json_decref(verdict);
+                verdict = NULL; /* answered 500, out of memory */
+        }
+        return respond_json(conn, status, verdict);
+}
+
 static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
         struct MHD_Connection *conn = req->conn;
         unsigned status;
         int r;
 
         if (req->verdict)
-                return respond_json(conn, req->verdict_status, TAKE_PTR(req->verdict));
+                return respond_verdict(conn, req->verdict_status, TAKE_PTR(req->verdict));
 
         Machine *m = registry_find(a->server->registry, id);
         if (!m)
@@ -787,7 +799,7 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
 
         json_t *verdict = ready_verdict(m, req->since_unix_ns, waited, &status);
         if (verdict)
-                return respond_json(conn, status, verdict);
+                return respond_verdict(conn, status, verdict);
         if (a->stopping)
                 return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "tetherd is shutting down");
         if (req->timed_out || req->timeout_s == 0) {

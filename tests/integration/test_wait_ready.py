@@ -42,6 +42,8 @@ def finish_waiters(h, mid, t0, api_waiter, cli, want_state):
     check(status == 409, "the ready long-poll answers 409 when the machine failed before ready",
           "status %d body %r" % (status, raw))
     check(doc.get("state") == want_state, "the 409 names state %r" % want_state, doc)
+    check(isinstance(doc.get("answered_unix_ns"), int) and doc["answered_unix_ns"] > 0,
+          "the 409 says when tetherd answered (answered_unix_ns)", doc)
     check(doc.get("error"), "the 409 has an error text", doc)
     check("reason" in doc, "the 409 has a reason", doc)
     check(api_elapsed < LONG_TIMEOUT / 2, "the long-poll answered at once, not at its %d s timeout" % LONG_TIMEOUT,
@@ -123,8 +125,15 @@ def case_ready_then_exit():
             t0, api_waiter, cli = start_waiters(h, mid)
             agent = h.start_init_shell(mid, '"$TETHER_AGENT" notify READY=1 || exit 90; exit 0')
             status, doc, raw = api_waiter.join_result(LONG_TIMEOUT + 20)
+            returned_unix_ns = time.time_ns()
             check(status == 200, "a waiter parked before READY=1 gets 200 even if the workload exits right after",
                   "status %d body %r" % (status, raw))
+            # answered_unix_ns: when tetherd queued the answer, after it received the Ready, before the waiter
+            # returned (host realtime on both sides; 1 ms of slack for the clock's steps).
+            answered, delivered = doc.get("answered_unix_ns"), doc["ready"].get("delivered_unix_ns")
+            check(isinstance(answered, int) and delivered and delivered <= answered <= returned_unix_ns + 10**6,
+                  "the 200 says when tetherd answered: after it received the Ready, before the waiter returned",
+                  doc, "waiter returned at %d" % returned_unix_ns)
             rc = wait_proc(cli, LONG_TIMEOUT + 20, "`tether wait-ready` returns")
             check(rc == 0, "`tether wait-ready` exits 0 for a machine that became ready", rc,
                   cli.stdout.read().decode(errors="replace") + cli.stderr.read().decode(errors="replace"))
