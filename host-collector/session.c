@@ -144,16 +144,23 @@ static void session_persist_failed(Session *s, int r, size_t bytes) {
                         s->machine->id);
 }
 
-static int session_persist(Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len) {
+/* *ret_offset (may be NULL) gets where the entry is in the boot file, BOOT_NO_FILE_OFFSET when it is not. */
+static int session_persist(
+        Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len, uint64_t *ret_offset) {
+        uint64_t offset = BOOT_NO_FILE_OFFSET;
         int r;
 
-        if (!s->ctx->store)
-                return 0;
-        r = store_append(s->ctx->store, s->boot, type, recv, payload, len);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                session_persist_failed(s, r, len);
+        if (s->ctx->store) {
+                r = store_append(s->ctx->store, s->boot, type, recv, payload, len, &offset);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        session_persist_failed(s, r, len);
+                        offset = BOOT_NO_FILE_OFFSET;
+                }
+        }
+        if (ret_offset)
+                *ret_offset = offset;
         return 0;
 }
 
@@ -273,7 +280,7 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                 else {
                         r = new_instance ? session_persist_instance(s, now, &h->agent_instance) : 0;
                         if (r >= 0)
-                                r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len);
+                                r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len, NULL);
                         if (r < 0)
                                 return r;
                 }
@@ -605,6 +612,7 @@ static int session_translate_seq(const Session *s, Tether__Envelope *e) {
 static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t *payload, size_t len) {
         uint64_t recv = now_ns(CLOCK_REALTIME);
         _cleanup_free_ uint8_t *translated = NULL;
+        uint64_t offset;
         BootApplyResult res;
         int r;
 
@@ -643,10 +651,10 @@ static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t 
                 tether__envelope__pack(e, translated);
                 payload = translated;
         }
-        r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len);
+        r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len, &offset);
         if (r < 0)
                 return r;
-        r = boot_apply_record(s->boot, &s->machine->ready_condition, e, recv, &res);
+        r = boot_apply_record_at(s->boot, &s->machine->ready_condition, e, recv, offset, 0, &res);
         if (r < 0)
                 return r;
 

@@ -39,9 +39,12 @@ typedef enum StoreEntryType {
         STORE_ENTRY_INSTANCE = 'I',
 } StoreEntryType;
 
+/* A boot file's bound: the file is the log store (docs/architecture.md, Bounds). */
+#define STORE_BOOT_FILE_BYTES_DEFAULT (UINT64_C(1) << 30)
+
 typedef struct StoreConfig {
         const char *dir;
-        uint64_t max_boot_bytes; /* default 64 MiB */
+        uint64_t max_boot_bytes; /* 0: STORE_BOOT_FILE_BYTES_DEFAULT */
         bool sync;               /* fdatasync before acks (default true) */
 } StoreConfig;
 
@@ -86,9 +89,17 @@ int store_remove_boot(Store *s, Boot *b);
 /* Closes the file of a boot that is about to be freed, keeping it on disk. */
 void store_detach_boot(Store *s, Boot *b);
 
-/* Appends one entry. Returns 0; -EFBIG when the boot reached max_boot_bytes; -EIO when an earlier write
- * failed; or -errno of the failed write (the file is rolled back to the previous entry). */
-int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len);
+/* Appends one entry. Returns 0 and, if ret_offset is not NULL, the offset of the entry's header in the file;
+ * -EFBIG when the boot reached max_boot_bytes; -EIO when an earlier write failed; or -errno of the failed write
+ * (the file is rolled back to the previous entry). */
+int store_append(
+        Store *s,
+        Boot *b,
+        StoreEntryType type,
+        uint64_t recv_unix_ns,
+        const void *payload,
+        size_t len,
+        uint64_t *ret_offset);
 int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e);
 /* Appends an 'I' entry: an agent instance of this boot and its seq offset. Returns as store_append(), or -EINVAL
  * (empty or too long id). */
@@ -98,6 +109,30 @@ int store_append_instance(
 /* fdatasync when something was written since the last sync (and syncing is enabled). Returns 1 if it
  * synced, 0 if nothing was to do, -errno. */
 int store_sync(Store *s, Boot *b);
+
+/* Makes everything appended to the boot's file so far readable from the file (appends may be buffered until
+ * the loop's next wakeup). Call before reading a boot file. Returns 0 or -errno. */
+int store_boot_flush(Store *s, Boot *b);
+
+/* One entry of a boot file, as store_scan_boot() finds it. payload points into a buffer valid during the
+ * callback only. */
+typedef struct StoreEntryView {
+        uint64_t offset;      /* of the entry's header */
+        uint64_t next_offset; /* of the entry after it */
+        StoreEntryType type;
+        uint64_t recv_unix_ns;
+        const uint8_t *payload;
+        size_t len;
+} StoreEntryView;
+
+/* Returns 0 to go on, > 0 to stop (returned by store_scan_boot()), or -errno (likewise). */
+typedef int (*StoreScanFn)(const StoreEntryView *v, void *userdata);
+
+/* Reads a boot's file from offset (an entry's header, or 0 for the first entry) in file order, calling fn for
+ * each complete entry, up to what was written so far (after store_boot_flush()). Returns fn's positive value
+ * when it stopped, 0 at the end of the file (or when the boot has no file), -EBADMSG at an entry that is cut
+ * short or fails its CRC, or -errno. */
+int store_scan_boot(Store *s, Boot *b, uint64_t offset, StoreScanFn fn, void *userdata);
 
 typedef struct StoreLoadReport {
         size_t machines;
