@@ -21,6 +21,7 @@
 
 #include "jsonlog.h"
 #include "list.h"
+#include "log-store.h"
 #include "machine-json.h"
 #include "macro.h"
 #include "metrics.h"
@@ -84,7 +85,8 @@ struct Stream {
         char *machine_id;            /* logs: the machine; events: the filter (NULL: all) */
         uint64_t boot_index;         /* logs: 0 = the current boot, fixed once there is one */
         uint64_t registered_unix_ns; /* logs: tells the machine from a later one registered with the same id */
-        uint64_t cursor;             /* logs: last seq delivered; events: last event id delivered */
+        uint64_t cursor;             /* events: last event id delivered */
+        LogCursor log_cursor;        /* logs: last seq delivered, where the boot file reading stopped */
         unsigned stream_mask;
         uint64_t evicted_seen_records, evicted_seen_bytes;
         SpanSet *spans;
@@ -436,6 +438,22 @@ static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const Lo
         return 0;
 }
 
+typedef struct LogFill {
+        Stream *stream;
+        const Machine *machine;
+        const Boot *boot;
+} LogFill;
+
+static int on_log_entry(const LogEntry *e, void *userdata) {
+        LogFill *f = userdata;
+        int r;
+
+        r = stream_log_entry(f->stream, f->machine, f->boot, e);
+        if (r < 0)
+                return r;
+        return f->stream->len >= API_STREAM_CHUNK; /* a chunk is ready: the rest on the next read */
+}
+
 static int stream_fill_logs(Stream *s) {
         Registry *reg = s->api->server->registry;
         Machine *m = registry_find(reg, s->machine_id);
@@ -455,33 +473,31 @@ static int stream_fill_logs(Stream *s) {
         s->boot_index = b->index;
         stream_update_spans(s, m, b);
 
-        if (b->evicted_records > s->evicted_seen_records) {
-                if (b->evicted_last_seq > s->cursor) {
+        /* Lines lost from memory (never in a boot file) since this stream last looked. */
+        if (b->logs.evicted_records > s->evicted_seen_records) {
+                if (b->logs.evicted_last_seq > s->log_cursor.seq) {
                         r = stream_log_dropped(
                                 s,
                                 m,
                                 b,
-                                b->evicted_last_seq,
-                                b->evicted_records - s->evicted_seen_records,
-                                b->evicted_bytes - s->evicted_seen_bytes,
+                                b->logs.evicted_last_seq,
+                                b->logs.evicted_records - s->evicted_seen_records,
+                                b->logs.evicted_bytes - s->evicted_seen_bytes,
                                 "evicted");
                         if (r < 0)
                                 return r;
                 }
-                s->evicted_seen_records = b->evicted_records;
-                s->evicted_seen_bytes = b->evicted_bytes;
+                s->evicted_seen_records = b->logs.evicted_records;
+                s->evicted_seen_bytes = b->logs.evicted_bytes;
         }
 
-        size_t i = boot_log_find_after(b, s->cursor);
-        for (; i < b->n_logs && s->len < API_STREAM_CHUNK; i++) {
-                const LogEntry *e = boot_log_at(b, i);
-                r = stream_log_entry(s, m, b, e);
-                if (r < 0)
-                        return r;
-                s->cursor = e->seq;
-        }
-        if (i == b->n_logs) {
-                s->cursor = MAX(s->cursor, b->last_seq);
+        LogFill fill = { .stream = s, .machine = m, .boot = b };
+        r = log_store_read(s->api->server->store, b, &s->log_cursor, on_log_entry, &fill);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                /* Everything stored so far was delivered. */
+                log_cursor_skip_to(&s->log_cursor, b->last_seq);
                 /* A follower ends with its boot: after the exit, or once another boot replaced it. */
                 if (!s->follow || b->exit.set || m->current != b)
                         s->finished = true;
@@ -620,7 +636,7 @@ static enum MHD_Result handle_logs(Api *a, Request *req, Machine *m) {
         s->follow = query_bool(conn, "follow");
         s->registered_unix_ns = m->registered_unix_ns;
         s->stream_mask = mask;
-        s->cursor = since_seq;
+        s->log_cursor.seq = since_seq;
         s->boot_index = b ? b->index : 0;
         return respond_stream(a, conn, s);
 }

@@ -69,7 +69,7 @@ int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], co
         b->index = index;
         b->limits = limits ? *limits : BOOT_LIMITS_DEFAULT;
         b->boot_id = strdup(boot_id);
-        if (!b->boot_id) {
+        if (!b->boot_id || log_tail_init(&b->logs, b->limits.max_log_bytes, b->limits.log_budget) < 0) {
                 boot_free(b);
                 return -ENOMEM;
         }
@@ -84,14 +84,6 @@ int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], co
         }
         *ret = b;
         return 0;
-}
-
-static LogEntry *log_entry_free(LogEntry *e) {
-        if (e) {
-                free(e->source);
-                free(e);
-        }
-        return NULL;
 }
 
 static void milestone_done(BootMilestone *m) {
@@ -118,9 +110,8 @@ Boot *boot_free(Boot *b) {
         for (size_t i = 0; i < b->n_phases; i++)
                 phase_done(&b->phases[i]);
         free(b->phases);
-        for (size_t i = 0; i < b->n_logs; i++)
-                log_entry_free(boot_log_at(b, i));
-        free(b->logs);
+        log_tail_done(&b->logs);
+        log_index_done(&b->log_index);
         free(b->instances);
         free(b->ready.source);
         free(b->ready.detail);
@@ -254,19 +245,6 @@ uint64_t boot_from_unix_ns(const Boot *b, uint64_t unix_ns) {
         return offset == INT64_MIN ? UINT64_MAX : time_add_offset(unix_ns, -offset);
 }
 
-size_t boot_log_find_after(const Boot *b, uint64_t after_seq) {
-        size_t lo = 0, hi = b->n_logs;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (boot_log_at(b, mid)->seq <= after_seq)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
-
 const BootMilestone *boot_find_milestone(const Boot *b, const char *name) {
         for (size_t i = 0; i < b->n_milestones; i++)
                 if (strcmp(b->milestones[i].name, name) == 0)
@@ -303,53 +281,26 @@ bool boot_exit_is_crash(const Boot *b) {
         return b->exit.set && (b->exit.signal != 0 || b->exit.oom_killed);
 }
 
-static int log_ring_reserve(Boot *b) {
-        if (b->n_logs < b->logs_cap)
-                return 0;
+/* Keeps a log entry: indexed when it is in the file, in memory unless replaying (then the file has it). */
+static int log_store(Boot *b, const LogEntry *entry, uint64_t file_offset, BootApplyFlags flags, BootApplyResult *res) {
+        LogTailEvictions lost = {};
+        int r;
 
-        size_t cap = b->logs_cap ? b->logs_cap * 2 : 64;
-        LogEntry **n = malloc(cap * sizeof(LogEntry *));
-        if (!n)
-                return -ENOMEM;
-        for (size_t i = 0; i < b->n_logs; i++)
-                n[i] = boot_log_at(b, i);
-        free(b->logs);
-        b->logs = n;
-        b->logs_cap = cap;
-        b->logs_head = 0;
+        if (file_offset != BOOT_NO_FILE_OFFSET) {
+                r = log_index_add(&b->log_index, entry->seq, file_offset);
+                if (r < 0)
+                        return r;
+        }
+        if (file_offset == BOOT_NO_FILE_OFFSET || !(flags & BOOT_APPLY_INDEX_ONLY)) {
+                r = log_tail_append(&b->logs, entry, file_offset != BOOT_NO_FILE_OFFSET, &lost);
+                if (r < 0)
+                        return r;
+        }
+        res->evicted_records += lost.records;
+        res->evicted_bytes += lost.bytes;
+        if (entry->kind == LOG_ENTRY_LINES)
+                b->log_bytes_total += entry->len;
         return 0;
-}
-
-static uint64_t log_entry_cost(const LogEntry *e) {
-        return e->len + LOG_ENTRY_OVERHEAD + (e->source ? strlen(e->source) : 0);
-}
-
-/* Appends (the ring has room: log_ring_reserve() succeeded), then evicts the oldest entries while over the
- * bound: possibly the new one too, when the bound is smaller than a single entry. */
-static void log_ring_push(Boot *b, LogEntry *e, BootApplyResult *res) {
-        b->logs[(b->logs_head + b->n_logs) % b->logs_cap] = e;
-        b->n_logs++;
-        b->log_cost += log_entry_cost(e);
-        if (e->kind == LOG_ENTRY_LINES) {
-                b->log_bytes += e->len;
-                b->log_bytes_total += e->len;
-        }
-
-        while (b->n_logs > 0 && b->log_cost > b->limits.max_log_bytes) {
-                LogEntry *old = boot_log_at(b, 0);
-                b->logs_head = (b->logs_head + 1) % b->logs_cap;
-                b->n_logs--;
-                b->log_cost -= log_entry_cost(old);
-                if (old->kind == LOG_ENTRY_LINES) {
-                        b->log_bytes -= old->len;
-                        b->evicted_records++;
-                        b->evicted_bytes += old->len;
-                        res->evicted_records++;
-                        res->evicted_bytes += old->len;
-                }
-                b->evicted_last_seq = MAX(b->evicted_last_seq, old->seq);
-                log_entry_free(old);
-        }
 }
 
 static void gaps_remove_at(Boot *b, size_t i) {
@@ -527,54 +478,43 @@ static int apply_phase(Boot *b, const Tether__Envelope *e, BootApplyResult *res)
         return 0;
 }
 
-static int apply_log(Boot *b, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
-        const Tether__Log *l = e->log;
+static int apply_log(
+        Boot *b,
+        const Tether__Envelope *e,
+        uint64_t recv,
+        uint64_t offset,
+        BootApplyFlags flags,
+        BootApplyResult *res) {
+        LogEntry entry;
+        int r;
 
-        if (log_ring_reserve(b) < 0)
-                return -ENOMEM;
-        LogEntry *entry = malloc(sizeof(LogEntry) + l->data.len);
-        if (!entry)
-                return -ENOMEM;
-        *entry = (LogEntry) {
-                .seq = e->seq,
-                .boottime_ns = l->boottime_ns,
-                .recv_unix_ns = recv,
-                .kind = LOG_ENTRY_LINES,
-                .stream = l->stream,
-                .len = l->data.len,
-        };
-        if (l->source && *l->source && !(entry->source = strdup(l->source))) {
-                free(entry);
-                return -ENOMEM;
-        }
-        if (l->data.len > 0)
-                memcpy(entry->data, l->data.data, l->data.len);
-        log_ring_push(b, entry, res);
-        return 0;
+        r = log_entry_from_envelope(e, recv, &entry);
+        if (r < 0)
+                return r;
+        return log_store(b, &entry, offset, flags, res);
 }
 
-static int apply_log_dropped(Boot *b, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
+static int apply_log_dropped(
+        Boot *b,
+        const Tether__Envelope *e,
+        uint64_t recv,
+        uint64_t offset,
+        BootApplyFlags flags,
+        BootApplyResult *res) {
         const Tether__LogDropped *d = e->log_dropped;
+        LogEntry entry;
+        int r;
 
-        if (log_ring_reserve(b) < 0)
-                return -ENOMEM;
-        LogEntry *entry = malloc(sizeof(LogEntry));
-        if (!entry)
-                return -ENOMEM;
-        *entry = (LogEntry) {
-                .seq = e->seq,
-                .recv_unix_ns = recv,
-                .kind = LOG_ENTRY_DROPPED,
-                .dropped_records = d->records,
-                .dropped_bytes = d->bytes,
-                .dropped_first_seq = d->first_seq,
-                .dropped_last_seq = d->last_seq,
-        };
+        r = log_entry_from_envelope(e, recv, &entry);
+        if (r < 0)
+                return r;
+        r = log_store(b, &entry, offset, flags, res);
+        if (r < 0)
+                return r;
         b->logs_dropped += d->records;
         b->logs_dropped_bytes += d->bytes;
         if (d->first_seq > 0)
                 gaps_explain(b, d->first_seq, d->last_seq, res);
-        log_ring_push(b, entry, res);
         return 0;
 }
 
@@ -621,6 +561,17 @@ static int apply_exit(Boot *b, const Tether__Envelope *e, uint64_t recv, BootApp
 
 int boot_apply_record(
         Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns, BootApplyResult *ret) {
+        return boot_apply_record_at(b, cond, e, recv_unix_ns, BOOT_NO_FILE_OFFSET, 0, ret);
+}
+
+int boot_apply_record_at(
+        Boot *b,
+        const ReadyCondition *cond,
+        const Tether__Envelope *e,
+        uint64_t recv_unix_ns,
+        uint64_t file_offset,
+        BootApplyFlags flags,
+        BootApplyResult *ret) {
         static const ReadyCondition any = { .type = READY_CONDITION_ANY };
         BootApplyResult res = {};
         int r;
@@ -657,10 +608,10 @@ int boot_apply_record(
                 r = apply_phase(b, e, &res);
                 break;
         case TETHER__ENVELOPE__MSG_LOG:
-                r = apply_log(b, e, recv_unix_ns, &res);
+                r = apply_log(b, e, recv_unix_ns, file_offset, flags, &res);
                 break;
         case TETHER__ENVELOPE__MSG_LOG_DROPPED:
-                r = apply_log_dropped(b, e, recv_unix_ns, &res);
+                r = apply_log_dropped(b, e, recv_unix_ns, file_offset, flags, &res);
                 break;
         case TETHER__ENVELOPE__MSG_READY:
                 r = apply_ready(b, cond, e, recv_unix_ns, &res);

@@ -11,6 +11,8 @@
 
 #include "attr.h"
 #include "clock.h"
+#include "log-index.h"
+#include "log-tail.h"
 #include "stats.h"
 #include "tether.pb-c.h"
 
@@ -34,8 +36,9 @@ char *ready_condition_to_string(const ReadyCondition *c);
 typedef struct BootLimits {
         size_t max_milestones;         /* default 256 */
         size_t max_phases;             /* default 256 */
-        uint64_t max_log_bytes;        /* stored log data (plus a fixed per-line cost), default 8 MiB */
+        uint64_t max_log_bytes;        /* log data in memory (plus a fixed per-line cost), default 8 MiB */
         uint64_t max_annotation_bytes; /* names, attributes, messages of milestones+phases, default 1 MiB */
+        LogBudget *log_budget;         /* shared by every boot's in-memory log data, NULL for none */
 } BootLimits;
 
 #define BOOT_LIMITS_DEFAULT                                 \
@@ -43,26 +46,6 @@ typedef struct BootLimits {
                         .max_phases = 256,                  \
                         .max_log_bytes = UINT64_C(8) << 20, \
                         .max_annotation_bytes = UINT64_C(1) << 20 })
-
-/* Bookkeeping cost of one stored log entry beyond its data, so that a flood of empty lines is bounded too. */
-#define LOG_ENTRY_OVERHEAD 64u
-
-typedef enum LogEntryKind {
-        LOG_ENTRY_LINES,   /* a Log record: one or more complete lines */
-        LOG_ENTRY_DROPPED, /* a LogDropped record: the agent lost these */
-} LogEntryKind;
-
-typedef struct LogEntry {
-        uint64_t seq;
-        uint64_t boottime_ns;
-        uint64_t recv_unix_ns;
-        LogEntryKind kind;
-        int stream;   /* Tether__LogStream */
-        char *source; /* may be NULL */
-        uint64_t dropped_records, dropped_bytes, dropped_first_seq, dropped_last_seq;
-        size_t len;
-        uint8_t data[];
-} LogEntry;
 
 typedef struct BootMilestone {
         uint64_t seq;
@@ -158,16 +141,14 @@ typedef struct Boot {
         size_t n_phases;
         uint64_t annotation_bytes;
 
-        /* Ring of log entries ordered by seq, oldest at logs_head. */
-        LogEntry **logs;
-        size_t logs_cap, logs_head, n_logs;
-        uint64_t log_cost;        /* counted against limits.max_log_bytes */
-        uint64_t log_bytes;       /* data bytes currently stored */
+        /* Log records: the newest in memory (bounded by limits.max_log_bytes and the shared budget; entries
+         * evicted from it while not in the boot file are counted there as lost), and where the others are in
+         * the boot file (store.c reads them back). */
+        LogTail logs;
+        LogIndex log_index;
         uint64_t log_bytes_total; /* data bytes ever stored */
         uint64_t logs_dropped;    /* records the agent reported as dropped */
         uint64_t logs_dropped_bytes;
-        uint64_t evicted_records, evicted_bytes;
-        uint64_t evicted_last_seq;
         uint64_t milestones_dropped, phases_dropped;
 
         SeqRange gaps[BOOT_GAPS_MAX];
@@ -200,15 +181,35 @@ typedef struct BootApplyResult {
         uint64_t gaps_explained;  /* pending gaps this LogDropped explained */
         uint64_t gaps_overflowed; /* older pending gaps given up (counted as seq_gap) to make room */
         uint64_t gap_overflow_records;
-        DropReason limit_reason;                 /* valid when limit_dropped */
-        bool limit_dropped;                      /* the record exceeded a per-boot bound and was not kept */
-        uint64_t evicted_records, evicted_bytes; /* older log lines evicted to make room */
+        DropReason limit_reason; /* valid when limit_dropped */
+        bool limit_dropped;      /* the record exceeded a per-boot bound and was not kept */
+        /* Log lines lost to make room in memory (not in any boot file), in this boot or, for the shared
+         * budget, in others. */
+        uint64_t evicted_records, evicted_bytes;
 } BootApplyResult;
 
-/* Applies one validated record (envelope_validate() passed, seq >= 1). Returns 0 (see ret for what
- * happened), or -ENOMEM (the boot is unchanged). */
+/* Applies one validated record (envelope_validate() passed, seq >= 1) that is in memory only. Returns 0 (see
+ * ret for what happened), or -ENOMEM (the boot is unchanged). */
 int boot_apply_record(
         Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns, BootApplyResult *ret);
+
+#define BOOT_NO_FILE_OFFSET UINT64_MAX
+
+typedef enum BootApplyFlags {
+        /* Replaying the boot file: a log record is only indexed, not kept in memory (the file holds it). */
+        BOOT_APPLY_INDEX_ONLY = 1 << 0,
+} BootApplyFlags;
+
+/* Same, for a record stored in the boot file at file_offset (its entry header), or BOOT_NO_FILE_OFFSET when it
+ * is not: a log record is indexed there, and evicting it from memory loses nothing. */
+int boot_apply_record_at(
+        Boot *b,
+        const ReadyCondition *cond,
+        const Tether__Envelope *e,
+        uint64_t recv_unix_ns,
+        uint64_t file_offset,
+        BootApplyFlags flags,
+        BootApplyResult *ret);
 
 /* Gives up on the pending gaps: they become seq_gap (no LogDropped will explain them any more: the connection
  * ended, or the boot exited). Returns the number of gaps; *ret_records gets the missing record count. */
@@ -243,12 +244,10 @@ uint64_t boot_to_unix_ns(const Boot *b, uint64_t boottime_ns, uint64_t fallback_
 /* Inverse mapping (for "now" on open spans). */
 uint64_t boot_from_unix_ns(const Boot *b, uint64_t unix_ns);
 
-/* Log ring access: index 0 is the oldest stored entry. */
-static inline LogEntry *boot_log_at(const Boot *b, size_t i) {
-        return b->logs[(b->logs_head + i) % b->logs_cap];
+/* Log data bytes the boot still has, in memory or in its file: all but the lost ones. */
+static inline uint64_t boot_log_bytes_stored(const Boot *b) {
+        return b->log_bytes_total - b->logs.evicted_bytes;
 }
-/* Index of the first stored entry with seq > after_seq (n_logs if none). */
-size_t boot_log_find_after(const Boot *b, uint64_t after_seq);
 
 /* Milestone lookup by name (first occurrence), NULL if absent. */
 const BootMilestone *boot_find_milestone(const Boot *b, const char *name);

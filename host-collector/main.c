@@ -30,7 +30,10 @@ static void help(void) {
                "                                  \"\" keeps everything in memory)\n"
                "     --node-id ID                 This node's id (default: the hostname)\n"
                "     --service-name NAME          Default service name of machines (default tether)\n"
-               "     --max-log-bytes-per-boot N   Log bytes kept in memory per boot (default 8 MiB)\n"
+               "     --log-memory-bytes N         Log data kept in memory, all boots together (default\n"
+               "                                  32 MiB; with a state dir the rest is read from the files)\n"
+               "     --max-log-bytes-per-boot N   A boot's share of it at most (default 8 MiB)\n"
+               "     --max-boot-file-bytes N      Bound of a boot's file in the state dir (default 1 GiB)\n"
                "     --max-boots N                Boots kept per machine (default 4)\n"
                "     --max-machines N             Registered machines (default 4096)\n"
                "     --log-format FORMAT          json, journal or auto (default auto)\n"
@@ -93,6 +96,8 @@ enum {
         ARG_NODE_ID,
         ARG_SERVICE_NAME,
         ARG_MAX_LOG_BYTES,
+        ARG_LOG_MEMORY_BYTES,
+        ARG_MAX_BOOT_FILE_BYTES,
         ARG_MAX_BOOTS,
         ARG_MAX_MACHINES,
         ARG_LOG_FORMAT,
@@ -132,6 +137,8 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "node-id", required_argument, NULL, ARG_NODE_ID },
                 { "service-name", required_argument, NULL, ARG_SERVICE_NAME },
                 { "max-log-bytes-per-boot", required_argument, NULL, ARG_MAX_LOG_BYTES },
+                { "log-memory-bytes", required_argument, NULL, ARG_LOG_MEMORY_BYTES },
+                { "max-boot-file-bytes", required_argument, NULL, ARG_MAX_BOOT_FILE_BYTES },
                 { "max-boots", required_argument, NULL, ARG_MAX_BOOTS },
                 { "max-machines", required_argument, NULL, ARG_MAX_MACHINES },
                 { "log-format", required_argument, NULL, ARG_LOG_FORMAT },
@@ -220,6 +227,20 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 return -EINVAL;
                         }
                         c->max_log_bytes_per_boot = v;
+                        break;
+                case ARG_LOG_MEMORY_BYTES:
+                        if (parse_size(optarg, 64 * 1024, UINT64_C(1) << 40, &v) < 0) {
+                                fprintf(stderr, "Invalid --log-memory-bytes (at least 64K): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->log_memory_bytes = v;
+                        break;
+                case ARG_MAX_BOOT_FILE_BYTES:
+                        if (parse_size(optarg, 64 * 1024, UINT64_C(1) << 50, &v) < 0) {
+                                fprintf(stderr, "Invalid --max-boot-file-bytes (at least 64K): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->max_disk_bytes_per_boot = v;
                         break;
                 case ARG_MAX_BOOTS:
                         if (parse_size(optarg, 1, 1024, &v) < 0) {

@@ -27,10 +27,13 @@ int registry_new(const RegistryConfig *config, Stats *stats, Registry **ret) {
                 return -ENOMEM;
         }
         r = event_log_new(config->max_events ?: 4096, &reg->events);
+        if (r >= 0)
+                r = log_budget_new(config->log_memory_bytes, stats ? &stats->log_memory : NULL, &reg->log_budget);
         if (r < 0) {
                 registry_free(reg);
                 return r;
         }
+        reg->config.boot_limits.log_budget = reg->log_budget;
         *ret = reg;
         return 0;
 }
@@ -47,6 +50,7 @@ Registry *registry_free(Registry *r) {
         hashmap_free(r->by_cid);
         hashmap_free(r->by_uds);
         event_log_free(r->events);
+        log_budget_free(r->log_budget); /* after the machines: their boots' tails are charged to it */
         free(r->observers);
         free((char *) r->config.node_id);
         free((char *) r->config.default_service_name);

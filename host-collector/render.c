@@ -116,9 +116,10 @@ json_t *render_boot(const Machine *m, const Boot *b) {
         json_object_set_new(o, "records", int_json(b->records));
         json_object_set_new(o, "last_seq", int_json(b->last_seq));
         json_object_set_new(o, "log_bytes", int_json(b->log_bytes_total));
-        json_object_set_new(o, "log_bytes_stored", int_json(b->log_bytes));
+        json_object_set_new(o, "log_bytes_stored", int_json(boot_log_bytes_stored(b)));
+        json_object_set_new(o, "log_memory_bytes", int_json(b->logs.cost));
         json_object_set_new(o, "logs_dropped", int_json(b->logs_dropped));
-        json_object_set_new(o, "logs_evicted", int_json(b->evicted_records));
+        json_object_set_new(o, "logs_evicted", int_json(b->logs.evicted_records));
         json_object_set_new(o, "milestones", int_json(b->n_milestones));
         json_object_set_new(o, "milestones_dropped", int_json(b->milestones_dropped));
         json_object_set_new(o, "phases", int_json(b->n_phases));
@@ -315,6 +316,19 @@ json_t *render_stats(const Stats *s) {
         json_object_set_new(o, "syncs", int_json(s->syncs));
         json_object_set_new(o, "persist_errors", int_json(s->persist_errors));
         json_object_set_new(o, "api_requests", int_json(s->api_requests));
+        json_object_set_new(
+                o,
+                "log_memory",
+                json_pack(
+                        "{s:I, s:I, s:I, s:I}",
+                        "bytes",
+                        (json_int_t) s->log_memory.bytes,
+                        "limit",
+                        (json_int_t) s->log_memory.limit,
+                        "evicted_records",
+                        (json_int_t) s->log_memory.evicted_records,
+                        "evicted_bytes",
+                        (json_int_t) s->log_memory.evicted_bytes));
         json_object_set_new(o, "export", export_stats_json(&s->export));
         return o;
 }

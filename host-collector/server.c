@@ -31,7 +31,8 @@ void server_config_init(ServerConfig *c) {
                 .state_dir = TETHERD_STATE_DIR_DEFAULT,
                 .service_name = "tether",
                 .max_log_bytes_per_boot = UINT64_C(8) << 20,
-                .max_disk_bytes_per_boot = UINT64_C(64) << 20,
+                .log_memory_bytes = LOG_MEMORY_BYTES_DEFAULT,
+                .max_disk_bytes_per_boot = STORE_BOOT_FILE_BYTES_DEFAULT,
                 .max_boots = 4,
                 .max_machines = 4096,
                 .sync = true,
@@ -314,6 +315,7 @@ int server_new(const ServerConfig *config, Server **ret) {
                 .max_boots = config->max_boots,
                 .max_events = 4096,
                 .vsock_port = config->vsock_port,
+                .log_memory_bytes = config->log_memory_bytes,
                 .boot_limits = BOOT_LIMITS_DEFAULT,
         };
         int r;

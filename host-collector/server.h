@@ -28,8 +28,9 @@ typedef struct ServerConfig {
         const char *state_dir; /* NULL or "": no persistence */
         const char *node_id;
         const char *service_name;
-        uint64_t max_log_bytes_per_boot;
-        uint64_t max_disk_bytes_per_boot;
+        uint64_t max_log_bytes_per_boot;  /* in memory: a boot's share of log_memory_bytes */
+        uint64_t log_memory_bytes;        /* in memory: every boot's log data together */
+        uint64_t max_disk_bytes_per_boot; /* a boot file */
         size_t max_boots;
         size_t max_machines;
         bool sync;               /* fdatasync before acks */

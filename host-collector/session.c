@@ -140,6 +140,16 @@ static void session_warn_persist(Session *s, int r) {
                         s->machine->id);
 }
 
+/* A write of buffered entries failed: the file was rolled back, so the entries of this wakeup's batch are not in
+ * it after all. Memory must not take them for persisted, nor the log index point past the file. */
+static void session_batch_lost(Session *s) {
+        if (s->batch_first_seq == 0)
+                return;
+        log_tail_unpersist_from(&s->boot->logs, s->batch_first_seq);
+        log_index_truncate(&s->boot->log_index, store_boot_written(s->ctx->store, s->boot));
+        s->batch_first_seq = 0;
+}
+
 static void session_persist_failed(Session *s, int r, size_t bytes) {
         Stats *st = s->ctx->stats;
         DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
@@ -151,16 +161,25 @@ static void session_persist_failed(Session *s, int r, size_t bytes) {
         session_warn_persist(s, r);
 }
 
-static int session_persist(Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len) {
+/* *ret_offset (may be NULL) gets where the entry is in the boot file, BOOT_NO_FILE_OFFSET when it is not. */
+static int session_persist(
+        Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len, uint64_t *ret_offset) {
+        uint64_t offset = BOOT_NO_FILE_OFFSET;
         int r;
 
-        if (!s->ctx->store)
-                return 0;
-        r = store_append(s->ctx->store, s->boot, type, recv, payload, len);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                session_persist_failed(s, r, len);
+        if (s->ctx->store) {
+                r = store_append(s->ctx->store, s->boot, type, recv, payload, len, &offset);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        if (r != -EFBIG && r != -EIO && r != -EMSGSIZE && r != -ENOENT)
+                                session_batch_lost(s); /* writing out the full buffer failed */
+                        session_persist_failed(s, r, len);
+                        offset = BOOT_NO_FILE_OFFSET;
+                }
+        }
+        if (ret_offset)
+                *ret_offset = offset;
         return 0;
 }
 
@@ -170,8 +189,11 @@ void session_flush_writes(Session *s) {
         if (!s->ctx->store || !s->boot)
                 return;
         r = store_boot_flush(s->ctx->store, s->boot);
-        if (r < 0)
+        if (r < 0) {
+                session_batch_lost(s);
                 session_warn_persist(s, r); /* the store counted the entries lost */
+        }
+        s->batch_first_seq = 0;
 }
 
 static uint64_t session_unix_time(const Session *s, uint64_t boottime_ns, uint64_t fallback) {
@@ -288,7 +310,7 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                 else {
                         r = new_instance ? session_persist_instance(s, now, &h->agent_instance) : 0;
                         if (r >= 0)
-                                r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len);
+                                r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len, NULL);
                         if (r < 0)
                                 return r;
                 }
@@ -679,6 +701,7 @@ static int session_translate_seq(const Session *s, Tether__Envelope *e) {
 static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t *payload, size_t len) {
         uint64_t recv = now_ns(CLOCK_REALTIME);
         _cleanup_free_ uint8_t *translated = NULL;
+        uint64_t offset;
         BootApplyResult res;
         int r;
 
@@ -718,10 +741,12 @@ static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t 
                 tether__envelope__pack(e, translated);
                 payload = translated;
         }
-        r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len);
+        r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len, &offset);
         if (r < 0)
                 return r;
-        r = boot_apply_record(s->boot, &s->machine->ready_condition, e, recv, &res);
+        if (offset != BOOT_NO_FILE_OFFSET && s->batch_first_seq == 0)
+                s->batch_first_seq = e->seq;
+        r = boot_apply_record_at(s->boot, &s->machine->ready_condition, e, recv, offset, 0, &res);
         if (r < 0)
                 return r;
 

@@ -72,6 +72,7 @@ struct Session {
         bool ack_pending;         /* records (or duplicates) arrived since the last ack */
         bool ack_urgent;          /* a Ready or Exit arrived: ack without waiting for the batch timer */
         uint64_t unacked_bytes;   /* record bytes since the last ack request */
+        uint64_t batch_first_seq; /* first record appended since the last write of the buffer, 0 if none */
         bool new_boot;            /* the Hello started a new boot */
         ClockProber prober;
         uint64_t clock_samples;      /* answers used on this connection */

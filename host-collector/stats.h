@@ -72,6 +72,14 @@ typedef struct ExportStats {
         uint64_t last_success_unix_ns[_EXPORT_SIGNAL_MAX];             /* gauge: 0 = never */
 } ExportStats;
 
+/* In-memory log data of every boot (log-tail.h's LogBudget): gauges, and what the budget evicted. */
+typedef struct LogMemoryStats {
+        uint64_t bytes;           /* gauge: charged by every boot's in-memory tail */
+        uint64_t limit;           /* gauge: --log-memory-bytes */
+        uint64_t evicted_records; /* entries evicted to stay within the limit (lost, or still in the file) */
+        uint64_t evicted_bytes;   /* their data bytes */
+} LogMemoryStats;
+
 /* Indexed by Tether__LogStream (0 = unspecified, never stored). */
 #define STATS_LOG_STREAMS 5
 
@@ -96,6 +104,7 @@ typedef struct Stats {
         uint64_t persist_errors;
         uint64_t api_requests;
 
+        LogMemoryStats log_memory;
         ExportStats export;
 } Stats;
 

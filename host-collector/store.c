@@ -120,7 +120,7 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
         Store *s = calloc(1, sizeof(Store));
         if (!s)
                 return -ENOMEM;
-        s->max_boot_bytes = config->max_boot_bytes ?: UINT64_C(64) << 20;
+        s->max_boot_bytes = config->max_boot_bytes ?: STORE_BOOT_FILE_BYTES_DEFAULT;
         s->sync = config->sync;
         s->stats = stats;
         if (!(s->dir = strdup(config->dir)) || asprintf(&s->machines_dir, "%s/machines", config->dir) < 0) {
@@ -440,10 +440,26 @@ int store_remove_boot(Store *s, Boot *b) {
         return 0;
 }
 
-int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len) {
-        if (!b->store_file)
+int store_append(
+        Store *s,
+        Boot *b,
+        StoreEntryType type,
+        uint64_t recv_unix_ns,
+        const void *payload,
+        size_t len,
+        uint64_t *ret_offset) {
+        BootFile *f = b->store_file;
+        int r;
+
+        if (!f)
                 return -ENOENT;
-        return append_entry(b->store_file, type, recv_unix_ns, payload, len);
+        uint64_t offset = f->size;
+        r = append_entry(f, type, recv_unix_ns, payload, len);
+        if (r < 0)
+                return r;
+        if (ret_offset)
+                *ret_offset = offset;
+        return 0;
 }
 
 int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e, bool fixed) {
@@ -455,7 +471,7 @@ int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEsti
                 e->offset_ns,
                 e->error_ns,
                 fixed ? ",\"fixed\":true" : "");
-        return store_append(s, b, STORE_ENTRY_CLOCK, recv_unix_ns, buf, (size_t) n);
+        return store_append(s, b, STORE_ENTRY_CLOCK, recv_unix_ns, buf, (size_t) n, NULL);
 }
 
 int store_append_instance(
@@ -467,12 +483,17 @@ int store_append_instance(
                 return -EINVAL;
         put_u64(buf, seq_offset);
         memcpy(buf + 8, id, id_len);
-        return store_append(s, b, STORE_ENTRY_INSTANCE, recv_unix_ns, buf, 8 + id_len);
+        return store_append(s, b, STORE_ENTRY_INSTANCE, recv_unix_ns, buf, 8 + id_len, NULL);
 }
 
 int store_boot_flush(Store *s, Boot *b) {
         BootFile *f = b ? b->store_file : NULL;
         return f ? boot_file_write_buffer(f) : 0;
+}
+
+uint64_t store_boot_written(const Store *s, const Boot *b) {
+        const BootFile *f = b ? b->store_file : NULL;
+        return f ? f->written : 0;
 }
 
 static int boot_file_submit_sync(BootFile *f);
@@ -595,6 +616,122 @@ int store_sync(Store *s, Boot *b, uint64_t mark) {
         return r < 0 ? r : 1;
 }
 
+/* ---- reading back ---- */
+
+#define SCAN_BUFFER_SIZE (64u << 10)
+
+typedef struct ScanBuffer {
+        int fd;
+        uint8_t *buf;
+        size_t cap;
+        uint64_t pos; /* file offset of buf[0] */
+        size_t have;
+} ScanBuffer;
+
+/* Makes [offset, offset + n) of the file available in the buffer, reading ahead up to end. Returns a pointer to
+ * it, or NULL with errno set (EBADMSG: the file is shorter). */
+static const uint8_t *scan_need(ScanBuffer *sb, uint64_t offset, size_t n, uint64_t end) {
+        if (offset >= sb->pos && offset + n <= sb->pos + sb->have)
+                return sb->buf + (offset - sb->pos);
+        if (offset + n > end) {
+                errno = EBADMSG;
+                return NULL;
+        }
+        if (n > sb->cap) {
+                uint8_t *a = realloc(sb->buf, n);
+                if (!a) {
+                        errno = ENOMEM;
+                        return NULL;
+                }
+                sb->buf = a;
+                sb->cap = n;
+        }
+        size_t want = (size_t) MIN((uint64_t) sb->cap, end - offset), got = 0;
+        sb->pos = offset;
+        sb->have = 0;
+        while (got < want) {
+                ssize_t k = pread(sb->fd, sb->buf + got, want - got, (off_t) (offset + got));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return NULL;
+                if (k == 0)
+                        break;
+                got += (size_t) k;
+        }
+        sb->have = got;
+        if (got < n) {
+                errno = EBADMSG;
+                return NULL;
+        }
+        return sb->buf;
+}
+
+int store_scan_boot(Store *s, Boot *b, uint64_t offset, StoreScanFn fn, void *userdata) {
+        ScanBuffer sb = { .fd = -1 };
+        BootFile *f;
+        int r;
+
+        r = store_boot_flush(s, b);
+        if (r < 0)
+                return r;
+        f = b->store_file;
+        if (!f)
+                return 0;
+        /* What was written; appends after this call are for the next scan. */
+        uint64_t end = f->size;
+        offset = MAX(offset, (uint64_t) strlen(STORE_BOOT_MAGIC));
+        if (offset >= end)
+                return 0;
+
+        sb.fd = open(f->path, O_RDONLY | O_CLOEXEC);
+        if (sb.fd < 0)
+                return -errno;
+        sb.cap = SCAN_BUFFER_SIZE;
+        sb.buf = malloc(sb.cap);
+        if (!sb.buf) {
+                safe_close(sb.fd);
+                return -ENOMEM;
+        }
+
+        r = 0;
+        while (offset < end && r == 0) {
+                const uint8_t *p = scan_need(&sb, offset, STORE_ENTRY_HEADER_SIZE, end);
+                if (!p) {
+                        r = -errno;
+                        break;
+                }
+                uint32_t len = get_u32(p), crc = get_u32(p + 4);
+                if (len < STORE_ENTRY_BODY_HEADER_SIZE || len > STORE_ENTRY_MAX) {
+                        r = -EBADMSG;
+                        break;
+                }
+                p = scan_need(&sb, offset, STORE_ENTRY_HEADER_SIZE + len, end);
+                if (!p) {
+                        r = -errno;
+                        break;
+                }
+                const uint8_t *body = p + STORE_ENTRY_HEADER_SIZE;
+                if (store_crc32(body, len) != crc) {
+                        r = -EBADMSG;
+                        break;
+                }
+                StoreEntryView v = {
+                        .offset = offset,
+                        .next_offset = offset + STORE_ENTRY_HEADER_SIZE + len,
+                        .type = (StoreEntryType) body[0],
+                        .recv_unix_ns = get_u64(body + 1),
+                        .payload = body + STORE_ENTRY_BODY_HEADER_SIZE,
+                        .len = len - STORE_ENTRY_BODY_HEADER_SIZE,
+                };
+                r = fn(&v, userdata);
+                offset = v.next_offset;
+        }
+        free(sb.buf);
+        safe_close(sb.fd);
+        return r;
+}
+
 /* ---- loading ---- */
 
 static int unhex_trace_id(const char *s, uint8_t out[16]) {
@@ -620,6 +757,7 @@ static int replay_entry(
         Machine *m,
         Boot **b,
         uint64_t index,
+        uint64_t file_offset,
         uint8_t type,
         uint64_t recv,
         const uint8_t *payload,
@@ -676,7 +814,8 @@ static int replay_entry(
                 if (envelope_unpack(payload, len, &e) < 0 || !envelope_is_record(e) ||
                     envelope_validate(e, &limits) != PROTOCOL_ERROR_NONE)
                         return -EBADMSG;
-                r = boot_apply_record(*b, &m->ready_condition, e, recv, &res);
+                /* The file is the log store: log records are indexed, not held in memory. */
+                r = boot_apply_record_at(*b, &m->ready_condition, e, recv, file_offset, BOOT_APPLY_INDEX_ONLY, &res);
                 if (r < 0)
                         return r;
                 if (!res.duplicate)
@@ -773,6 +912,7 @@ static int load_boot_file(
                         m,
                         &b,
                         index,
+                        good,
                         body[0],
                         get_u64(body + 1),
                         body + STORE_ENTRY_BODY_HEADER_SIZE,

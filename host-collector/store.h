@@ -51,9 +51,12 @@ typedef enum StoreEntryType {
         STORE_ENTRY_INSTANCE = 'I',
 } StoreEntryType;
 
+/* A boot file's bound: the file is the log store (docs/architecture.md, Bounds). */
+#define STORE_BOOT_FILE_BYTES_DEFAULT (UINT64_C(1) << 30)
+
 typedef struct StoreConfig {
         const char *dir;
-        uint64_t max_boot_bytes; /* default 64 MiB */
+        uint64_t max_boot_bytes; /* 0: STORE_BOOT_FILE_BYTES_DEFAULT */
         bool sync;               /* fdatasync before acks (default true) */
         unsigned sync_threads;   /* 0: SYNCER_THREADS_DEFAULT */
 } StoreConfig;
@@ -120,10 +123,19 @@ int store_remove_boot(Store *s, Boot *b);
 /* Closes the file of a boot that is about to be freed, keeping it on disk. */
 void store_detach_boot(Store *s, Boot *b);
 
-/* Appends one entry to the boot file's write buffer (writing the buffer out first when it is full). Returns 0;
- * -EFBIG when the boot reached max_boot_bytes; -EIO when an earlier write failed; or -errno of a failed write
- * of the buffer (counted as persist_failed per entry lost; the file is rolled back to its last whole entry). */
-int store_append(Store *s, Boot *b, StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len);
+/* Appends one entry to the boot file's write buffer (writing the buffer out first when it is full). Returns 0 and,
+ * if ret_offset is not NULL, the offset the entry's header will have in the file; -EFBIG when the boot reached
+ * max_boot_bytes; -EIO when an earlier write failed; or -errno of a failed write of the buffer (counted as
+ * persist_failed per entry lost; the file is rolled back to its last whole entry, and later entries take the
+ * offsets of the lost ones: readers check the seqs they find). */
+int store_append(
+        Store *s,
+        Boot *b,
+        StoreEntryType type,
+        uint64_t recv_unix_ns,
+        const void *payload,
+        size_t len,
+        uint64_t *ret_offset);
 /* 'C' entry: a new provisional estimate, or (fixed) the boot's fixed clock mapping. */
 int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEstimate *e, bool fixed);
 /* Appends an 'I' entry: an agent instance of this boot and its seq offset. Returns as store_append(), or -EINVAL
@@ -135,6 +147,8 @@ int store_append_instance(
  * boot has no file), or -errno: the entries of the buffer were lost (counted in stats as persist_failed; the
  * file is rolled back to its last whole entry). */
 int store_boot_flush(Store *s, Boot *b);
+/* Bytes of the boot's file that are written (entries at offsets beyond were lost if a write failed). */
+uint64_t store_boot_written(const Store *s, const Boot *b);
 
 /* Asks for everything appended to the boot's file so far to become durable, covering mark. Returns 1 when mark
  * is durable already (nothing written since the last completed sync, no file, or syncing off); 0 when
@@ -150,6 +164,32 @@ uint64_t store_durable_mark(const Store *s, const Boot *b, uint64_t fallback);
 /* Writes and fdatasyncs now, on this thread (shutdown, tests), making mark durable. Returns 1 if it synced, 0
  * if nothing was to do, -errno (counted; the mark advances all the same, as for a failed sync on the threads). */
 int store_sync(Store *s, Boot *b, uint64_t mark);
+
+/* Makes everything appended to the boot's file so far readable from the file (appends may be buffered until
+ * the loop's next wakeup). Call before reading a boot file. Returns 0 or -errno. */
+int store_boot_flush(Store *s, Boot *b);
+/* Bytes of the boot's file that are written (entries at offsets beyond were lost if a write failed). */
+uint64_t store_boot_written(const Store *s, const Boot *b);
+
+/* One entry of a boot file, as store_scan_boot() finds it. payload points into a buffer valid during the
+ * callback only. */
+typedef struct StoreEntryView {
+        uint64_t offset;      /* of the entry's header */
+        uint64_t next_offset; /* of the entry after it */
+        StoreEntryType type;
+        uint64_t recv_unix_ns;
+        const uint8_t *payload;
+        size_t len;
+} StoreEntryView;
+
+/* Returns 0 to go on, > 0 to stop (returned by store_scan_boot()), or -errno (likewise). */
+typedef int (*StoreScanFn)(const StoreEntryView *v, void *userdata);
+
+/* Reads a boot's file from offset (an entry's header, or 0 for the first entry) in file order, calling fn for
+ * each complete entry, up to what was written so far (after store_boot_flush()). Returns fn's positive value
+ * when it stopped, 0 at the end of the file (or when the boot has no file), -EBADMSG at an entry that is cut
+ * short or fails its CRC, or -errno. */
+int store_scan_boot(Store *s, Boot *b, uint64_t offset, StoreScanFn fn, void *userdata);
 
 typedef struct StoreLoadReport {
         size_t machines;

@@ -17,6 +17,7 @@
 
 #include "envelope.h"
 #include "frame.h"
+#include "log-store.h"
 #include "outqueue.h"
 
 /* A private directory under /tmp for one test ("/tmp/tetherd-test-NAME-XXXXXX"); buf holds at least 64 bytes. */
@@ -208,4 +209,81 @@ static inline size_t drain_out_queue(OutQueue *q, Tether__Envelope **out, size_t
 static inline void free_envelopes(Tether__Envelope **e, size_t n) {
         for (size_t i = 0; i < n; i++)
                 envelope_free(e[i]);
+}
+
+/* ---- log entries of a boot ---- */
+
+/* The i-th log entry held in memory (0 = the oldest). */
+static inline LogEntry tail_entry_at(const Boot *b, size_t i) {
+        LogTailPos pos;
+        LogEntry e = {};
+
+        log_tail_find_after(&b->logs, 0, &pos);
+        for (size_t k = 0; k <= i; k++)
+                assert_true(log_tail_next(&b->logs, &pos, &e));
+        return e;
+}
+
+/* Index in memory of the first entry with seq > after_seq (n_entries if none). */
+static inline size_t tail_find_after(const Boot *b, uint64_t after_seq) {
+        LogTailPos pos;
+        LogEntry e;
+        size_t i = 0;
+
+        log_tail_find_after(&b->logs, after_seq, &pos);
+        LogTailPos start = pos;
+        log_tail_find_after(&b->logs, 0, &pos);
+        while (pos.block != start.block || pos.offset != start.offset) {
+                assert_true(log_tail_next(&b->logs, &pos, &e));
+                i++;
+        }
+        return i;
+}
+
+/* A copy of a log entry read through log_store_read(). */
+typedef struct TestLog {
+        LogEntry e; /* data and source point to the copies */
+        char *source;
+        uint8_t *data;
+} TestLog;
+
+typedef struct TestLogs {
+        TestLog *v;
+        size_t n;
+} TestLogs;
+
+static inline int test_logs_add(const LogEntry *e, void *userdata) {
+        TestLogs *l = userdata;
+        TestLog *a = realloc(l->v, (l->n + 1) * sizeof(TestLog));
+        assert_non_null(a);
+        l->v = a;
+        TestLog *t = &l->v[l->n++];
+        *t = (TestLog) { .e = *e };
+        t->data = malloc(e->len + 1);
+        assert_non_null(t->data);
+        if (e->len > 0)
+                memcpy(t->data, e->data, e->len);
+        t->e.data = t->data;
+        if (e->source) {
+                t->source = strdup(e->source);
+                t->e.source = t->source;
+        }
+        return 0;
+}
+
+static inline void test_logs_free(TestLogs *l) {
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->v[i].source);
+                free(l->v[i].data);
+        }
+        free(l->v);
+        *l = (TestLogs) {};
+}
+
+/* Every log entry with seq > after_seq, from the boot file (store may be NULL) and memory. */
+static inline TestLogs test_logs_read(Store *store, Boot *b, uint64_t after_seq) {
+        TestLogs l = {};
+        LogCursor c = { .seq = after_seq };
+        assert_int_equal(log_store_read(store, b, &c, test_logs_add, &l), 0);
+        return l;
 }

@@ -173,12 +173,12 @@ static void test_replay_is_deduplicated(void **state) {
         Boot *b = f->a->current;
         assert_int_equal(f->a->n_boots, 1);
         assert_int_equal(b->last_seq, 7);
-        assert_int_equal(b->n_logs, 7);
+        assert_int_equal(b->logs.n_entries, 7);
         assert_int_equal(b->records, 7);
         assert_int_equal(b->duplicates, 3);
         assert_int_equal(f->stats.records_duplicate, 3);
-        for (size_t i = 0; i < b->n_logs; i++)
-                assert_int_equal(boot_log_at(b, i)->seq, i + 1);
+        for (size_t i = 0; i < b->logs.n_entries; i++)
+                assert_int_equal(tail_entry_at(b, i).seq, i + 1);
         /* The replayed duplicates still get acked. */
         assert_int_equal(session_flush_ack(s), 1);
         assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
@@ -499,14 +499,14 @@ static void test_log_eviction_still_acked(void **state) {
         assert_int_equal(feed(s, &in), 0);
 
         Boot *b = f->a->current;
-        assert_true(b->log_cost <= 1024);
-        assert_true(b->evicted_records > 0);
-        assert_int_equal(b->evicted_records + b->n_logs, 20);
-        assert_int_equal(f->stats.dropped_records[DROP_EVICTED], b->evicted_records);
-        assert_int_equal(f->stats.dropped_bytes[DROP_EVICTED], b->evicted_records * 200);
+        assert_true(b->logs.cost <= 1024);
+        assert_true(b->logs.evicted_records > 0);
+        assert_int_equal(b->logs.evicted_records + b->logs.n_entries, 20);
+        assert_int_equal(f->stats.dropped_records[DROP_EVICTED], b->logs.evicted_records);
+        assert_int_equal(f->stats.dropped_bytes[DROP_EVICTED], b->logs.evicted_records * 200);
         /* The oldest went: what is left is the newest, in order. */
-        assert_int_equal(boot_log_at(b, b->n_logs - 1)->seq, 20);
-        assert_int_equal(boot_log_at(b, 0)->seq, 20 - b->n_logs + 1);
+        assert_int_equal(tail_entry_at(b, b->logs.n_entries - 1).seq, 20);
+        assert_int_equal(tail_entry_at(b, 0).seq, 20 - b->logs.n_entries + 1);
         assert_int_equal(session_flush_ack(s), 1);
         assert_int_equal(s->acked_seq, 20);
         end_session(s, CLOSE_EOF);
@@ -557,13 +557,15 @@ static uint64_t ack_now(Session *s) {
         return seq;
 }
 
-static void assert_log_line(const Boot *b, uint64_t stored_seq, const char *line) {
-        size_t i = boot_log_find_after(b, stored_seq - 1);
-        assert_true(i < b->n_logs);
-        const LogEntry *e = boot_log_at(b, i);
+/* From memory, or from the boot file when store is not NULL. */
+static void assert_log_line(Store *store, Boot *b, uint64_t stored_seq, const char *line) {
+        TestLogs l = test_logs_read(store, b, stored_seq - 1);
+        assert_true(l.n > 0);
+        const LogEntry *e = &l.v[0].e;
         assert_int_equal(e->seq, stored_seq);
         assert_int_equal(e->len, strlen(line));
         assert_memory_equal(e->data, line, e->len);
+        test_logs_free(&l);
 }
 
 typedef struct StoredWorld {
@@ -636,12 +638,12 @@ static void test_restarted_agent_keeps_its_records(void **state) {
         assert_int_equal(w.m->n_boots, 1);
         assert_int_equal(b->records, 150);
         assert_int_equal(b->last_seq, 150);
-        assert_int_equal(b->n_logs, 150);
+        assert_int_equal(b->logs.n_entries, 150);
         assert_int_equal(b->duplicates, 0);
         assert_int_equal(w.stats.records_duplicate, 0);
-        assert_log_line(b, 100, "A 100\n");
-        assert_log_line(b, 101, "B 1\n");
-        assert_log_line(b, 150, "B 50\n");
+        assert_log_line(w.store, b, 100, "A 100\n");
+        assert_log_line(w.store, b, 101, "B 1\n");
+        assert_log_line(w.store, b, 150, "B 50\n");
         end_session(s, CLOSE_EOF);
 
         /* tetherd restarts: the instance table comes back from the boot file, so B keeps its offset. */
@@ -651,14 +653,14 @@ static void test_restarted_agent_keeps_its_records(void **state) {
         assert_int_equal(b->records, 150);
         assert_int_equal(b->last_seq, 150);
         assert_int_equal(b->n_instances, 2);
-        assert_log_line(b, 101, "B 1\n");
+        assert_log_line(w.store, b, 101, "B 1\n");
 
         s = connect_instance(&w.ctx, w.m, INSTANCE_B, &acked);
         assert_int_equal(acked, 50);
         send_logs(s, "B", 45, 52); /* 45..50 replayed (a lost ack), 51..52 new */
         assert_int_equal(b->duplicates, 6);
         assert_int_equal(b->records, 152);
-        assert_log_line(b, 152, "B 52\n");
+        assert_log_line(w.store, b, 152, "B 52\n");
         assert_int_equal(ack_now(s), 52);
         end_session(s, CLOSE_EOF);
 
@@ -670,7 +672,7 @@ static void test_restarted_agent_keeps_its_records(void **state) {
         send_logs(s, "A", 90, 100);
         assert_int_equal(b->duplicates, 6 + 11);
         assert_int_equal(b->records, 152);
-        assert_log_line(b, 95, "A 95\n");
+        assert_log_line(w.store, b, 95, "A 95\n");
         end_session(s, CLOSE_EOF);
 
         /* And once more from disk: every record exactly once, at its stored seq. */
@@ -679,10 +681,14 @@ static void test_restarted_agent_keeps_its_records(void **state) {
         b = w.m->current;
         assert_int_equal(b->records, 152);
         assert_int_equal(b->last_seq, 152);
-        assert_int_equal(b->n_logs, 152);
+        /* The file is the log store: nothing was loaded into memory, all of it reads back from the file. */
+        assert_int_equal(b->logs.n_entries, 0);
+        TestLogs all = test_logs_read(w.store, b, 0);
+        assert_int_equal(all.n, 152);
         for (uint64_t seq = 1; seq <= 152; seq++)
-                assert_int_equal(boot_log_at(b, seq - 1)->seq, seq);
-        assert_log_line(b, 151, "B 51\n");
+                assert_int_equal(all.v[seq - 1].e.seq, seq);
+        test_logs_free(&all);
+        assert_log_line(w.store, b, 151, "B 51\n");
         assert_int_equal(total_protocol_errors(&w.stats), 0);
         stored_world_close(&w);
 
@@ -713,12 +719,12 @@ static void test_restarted_agent_log_dropped_translated(void **state) {
         assert_int_equal(b->seq_gaps, 0);
         assert_int_equal(f->stats.seq_gaps, 0);
         assert_int_equal(b->logs_dropped, 4);
-        const LogEntry *d = boot_log_at(b, b->n_logs - 1);
-        assert_int_equal(d->kind, LOG_ENTRY_DROPPED);
-        assert_int_equal(d->seq, 19);
-        assert_int_equal(d->dropped_first_seq, 14);
-        assert_int_equal(d->dropped_last_seq, 17);
-        assert_log_line(b, 18, "B 8\n");
+        LogEntry d = tail_entry_at(b, b->logs.n_entries - 1);
+        assert_int_equal(d.kind, LOG_ENTRY_DROPPED);
+        assert_int_equal(d.seq, 19);
+        assert_int_equal(d.dropped_first_seq, 14);
+        assert_int_equal(d.dropped_last_seq, 17);
+        assert_log_line(NULL, b, 18, "B 8\n");
 }
 
 static void test_agent_without_instance_behaves_as_before(void **state) {

@@ -352,6 +352,9 @@ static void test_write_failure_counted(void **state) {
         assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 3);
         assert_true(w->stats.persist_errors >= 1);
         assert_int_equal(file_size(w), size);
+        /* The log index does not point past the rolled-back file. */
+        const LogIndex *x = &w->machine->current->log_index;
+        assert_true(x->n == 0 || x->points[x->n - 1].offset < size);
 
         /* Later records are written again. */
         log_frame(&in, 4, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "kept\n", 4 * MS);
