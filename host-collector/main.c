@@ -46,7 +46,7 @@ static void help(void) {
                "     --otlp-logs-endpoint URL     Full URL for logs (default <endpoint>/v1/logs)\n"
                "     --otlp-header NAME=VALUE     Extra request header (repeatable)\n"
                "     --otlp-compression gzip|none Request body encoding (default gzip)\n"
-               "     --otlp-queue-bytes N         In-memory queue per signal (default 16 MiB)\n"
+               "     --otlp-queue-bytes N         In-memory queue per signal (default 4 MiB)\n"
                "     --otlp-spool-dir DIR         Spool while the backend is down (default\n"
                "                                  <state-dir>/otlp-spool, \"\" for none)\n"
                "     --otlp-spool-bytes N         Spool bound (default 256 MiB)\n"

@@ -105,8 +105,10 @@ OtlpBlob *otlp_blob_ref(OtlpBlob *b) {
 }
 
 OtlpBlob *otlp_blob_unref(OtlpBlob *b) {
-        if (b && --b->n_ref == 0)
+        if (b && --b->n_ref == 0) {
+                free(b->json);
                 free(b);
+        }
         return NULL;
 }
 
@@ -143,7 +145,7 @@ int otlp_encode_resource(const OtlpResource *r, OtlpBlob **ret) {
                 kv_list_done(&l);
                 return -ENOMEM;
         }
-        b->n_ref = 1;
+        *b = (OtlpBlob) { .n_ref = 1 };
         b->len = opentelemetry__proto__resource__v1__resource__pack(&res, b->data);
         kv_list_done(&l);
         *ret = b;
@@ -352,18 +354,7 @@ int otlp_encode_event(
         return r;
 }
 
-/* Appends a protobuf varint to buf (at least 10 bytes free). Returns the bytes written. */
-static size_t put_varint(uint8_t *buf, uint64_t v) {
-        size_t n = 0;
-        while (v >= 0x80) {
-                buf[n++] = (uint8_t) (v | 0x80);
-                v >>= 7;
-        }
-        buf[n++] = (uint8_t) v;
-        return n;
-}
-
-static size_t varint_size(uint64_t v) {
+size_t otlp_varint_size(uint64_t v) {
         size_t n = 1;
         while (v >= 0x80) {
                 v >>= 7;
@@ -372,15 +363,26 @@ static size_t varint_size(uint64_t v) {
         return n;
 }
 
-/* Bytes of a length-delimited field with a one-byte tag. */
-static size_t field_size(size_t len) {
-        return 1 + varint_size(len) + len;
+uint8_t *otlp_put_varint(uint8_t *p, uint64_t v) {
+        while (v >= 0x80) {
+                *p++ = (uint8_t) (v | 0x80);
+                v >>= 7;
+        }
+        *p++ = (uint8_t) v;
+        return p;
 }
 
-static uint8_t *put_field_header(uint8_t *p, unsigned field, size_t len) {
-        *p++ = (uint8_t) ((field << 3) | 2);
-        return p + put_varint(p, len);
+size_t otlp_field_size(size_t len) {
+        return 1 + otlp_varint_size(len) + len;
 }
+
+uint8_t *otlp_put_field_header(uint8_t *p, unsigned field, size_t len) {
+        *p++ = (uint8_t) ((field << 3) | 2);
+        return otlp_put_varint(p, len);
+}
+
+#define field_size otlp_field_size
+#define put_field_header otlp_put_field_header
 
 static uint8_t *put_field(uint8_t *p, unsigned field, const uint8_t *data, size_t len) {
         p = put_field_header(p, field, len);
@@ -389,28 +391,31 @@ static uint8_t *put_field(uint8_t *p, unsigned field, const uint8_t *data, size_
         return p + len;
 }
 
-static int encode_scope(uint8_t **ret, size_t *ret_len) {
-        Opentelemetry__Proto__Common__V1__InstrumentationScope scope =
-                OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
-        scope.name = (char *) OTLP_SCOPE_NAME;
-        scope.version = (char *) TETHER_VERSION;
-        return pack_message(&scope.base, ret, ret_len);
+/* InstrumentationScope{name=1, version=2}: constant, written once. */
+const uint8_t *otlp_scope_protobuf(size_t *ret_len) {
+        static const char name[] = OTLP_SCOPE_NAME, version[] = TETHER_VERSION;
+        static uint8_t buf[sizeof(name) + sizeof(version) + 8];
+        static size_t len;
+
+        if (len == 0) {
+                uint8_t *p = put_field(buf, 1, (const uint8_t *) name, sizeof(name) - 1);
+                p = put_field(p, 2, (const uint8_t *) version, sizeof(version) - 1);
+                len = (size_t) (p - buf);
+        }
+        *ret_len = len;
+        return buf;
 }
 
 /* ExportXServiceRequest{resource_x=1}; ResourceX{resource=1, scope_x=2}; ScopeX{scope=1, items=2}: the same
  * field numbers for traces and logs, so one assembly serves both. */
 int otlp_encode_request(ExportSignal signal, const OtlpItem *items, size_t n, uint8_t **ret, size_t *ret_len) {
-        _cleanup_free_ uint8_t *scope = NULL;
         _cleanup_free_ bool *done = NULL;
         _cleanup_free_ size_t *scope_len = NULL;
         size_t scope_msg_len, total = 0;
-        int r;
 
         if (signal != EXPORT_SIGNAL_TRACES && signal != EXPORT_SIGNAL_LOGS)
                 return -EINVAL;
-        r = encode_scope(&scope, &scope_msg_len);
-        if (r < 0)
-                return r;
+        const uint8_t *scope = otlp_scope_protobuf(&scope_msg_len);
         done = calloc(MAX(n, (size_t) 1), sizeof(bool));
         scope_len = calloc(MAX(n, (size_t) 1), sizeof(size_t));
         if (!done || !scope_len)
@@ -509,4 +514,200 @@ int otlp_gzip(const uint8_t *data, size_t len, uint8_t **ret, size_t *ret_len) {
         *ret = buf;
         *ret_len = out;
         return 0;
+}
+
+/* ---- workload log lines, written directly ---- */
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+size_t otlp_utf8_sequence_length(const uint8_t *s, size_t n) {
+        uint8_t c = s[0];
+
+        /* The rules of common/utf8.c: strict RFC 3629, NUL rejected. */
+        if (c == 0)
+                return 0;
+        if (c < 0x80)
+                return 1;
+        if (c < 0xC2)
+                return 0;
+        if (c < 0xE0)
+                return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+        if (c < 0xF0) {
+                if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+                        return 0;
+                if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
+                        return 0;
+                return 3;
+        }
+        if (c < 0xF5) {
+                if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+                        return 0;
+                if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+                        return 0;
+                return 4;
+        }
+        return 0;
+}
+
+/* How many leading bytes are ASCII other than NUL: those need no look at all. Eight at a time. */
+static size_t plain_prefix(const uint8_t *p, size_t n) {
+        size_t i = 0;
+
+        for (; i + 8 <= n; i += 8) {
+                uint64_t v;
+                memcpy(&v, p + i, 8);
+                if (((v - ONES) & ~v & HIGHS) | (v & HIGHS))
+                        break;
+        }
+        while (i < n && p[i] != 0 && p[i] < 0x80)
+                i++;
+        return i;
+}
+
+size_t otlp_utf8_sanitized_len(const char *s, size_t n) {
+        const uint8_t *p = (const uint8_t *) s;
+        size_t i = plain_prefix(p, n), len = i;
+
+        while (i < n) {
+                size_t k = otlp_utf8_sequence_length(p + i, n - i);
+                if (k == 0) {
+                        len += 3;
+                        i++;
+                } else {
+                        len += k;
+                        i += k;
+                }
+                size_t m = plain_prefix(p + i, n - i);
+                len += m;
+                i += m;
+        }
+        return len;
+}
+
+size_t otlp_utf8_sanitize_into(const char *s, size_t n, uint8_t *out) {
+        const uint8_t *p = (const uint8_t *) s;
+        uint8_t *o = out;
+
+        for (size_t i = 0; i < n;) {
+                size_t m = plain_prefix(p + i, n - i);
+                memcpy(o, p + i, m);
+                o += m;
+                i += m;
+                if (i >= n)
+                        break;
+                size_t k = otlp_utf8_sequence_length(p + i, n - i);
+                if (k == 0) {
+                        memcpy(o, "\xEF\xBF\xBD", 3);
+                        o += 3;
+                        i++;
+                } else {
+                        memcpy(o, p + i, k);
+                        o += k;
+                        i += k;
+                }
+        }
+        return (size_t) (o - out);
+}
+
+static uint8_t *put_fixed64(uint8_t *p, unsigned field, uint64_t v) {
+        *p++ = (uint8_t) ((field << 3) | 1);
+        for (int i = 0; i < 8; i++)
+                *p++ = (uint8_t) (v >> (8 * i));
+        return p;
+}
+
+/* KeyValue{key=1, value=2 AnyValue} as attribute field 6 of a LogRecord, value already encoded. */
+static uint8_t *put_kv(uint8_t *p, const char *key, const uint8_t *any, size_t any_len) {
+        size_t kl = strlen(key);
+        p = put_field_header(p, 6, field_size(kl) + field_size(any_len));
+        p = put_field(p, 1, (const uint8_t *) key, kl);
+        return put_field(p, 2, any, any_len);
+}
+
+static uint8_t *put_kv_str(uint8_t *p, const char *key, const char *value) {
+        size_t n = strlen(value), sl = otlp_utf8_sanitized_len(value, n), kl = strlen(key);
+        /* AnyValue{string_value=1} */
+        p = put_field_header(p, 6, field_size(kl) + field_size(field_size(sl)));
+        p = put_field(p, 1, (const uint8_t *) key, kl);
+        p = put_field_header(p, 2, field_size(sl));
+        p = put_field_header(p, 1, sl);
+        return p + otlp_utf8_sanitize_into(value, n, p);
+}
+
+int otlp_log_template_protobuf(const OtlpLogLine *l, OtlpLogTemplate *ret) {
+        uint8_t any[16], *p = ret->data, *start;
+        const char *stream = log_stream_to_string(l->stream);
+        size_t src_len = l->source ? strlen(l->source) : 0;
+
+        /* Worst case: every source byte sanitized to 3; the fixed fields take well under 512. */
+        if (src_len > (OTLP_LOG_TEMPLATE_MAX - 512) / 3)
+                return -E2BIG;
+        /* The field order of protobuf-c's packer: by field number, defaults (0, "") left out. */
+        if (l->time_unix_ns != 0)
+                p = put_fixed64(p, 1, l->time_unix_ns);
+        bool err = l->stream == TETHER__LOG_STREAM__LOG_STREAM_STDERR;
+        *p++ = 2 << 3; /* severity_number, varint */
+        *p++ = err ? OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_ERROR :
+                     OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
+        p = err ? put_field(p, 3, (const uint8_t *) "ERROR", 5) : put_field(p, 3, (const uint8_t *) "INFO", 4);
+        ret->head_len = (size_t) (p - ret->data);
+
+        start = p;
+        if (stream)
+                p = put_kv_str(p, "log.iostream", stream);
+        if (l->source)
+                p = put_kv_str(p, "tether.log.source", l->source);
+        any[0] = 3 << 3; /* int_value, varint: int64 as its two's complement */
+        p = put_kv(p, "tether.log.seq", any, (size_t) (otlp_put_varint(any + 1, l->seq) - any));
+        ret->mid_len = (size_t) (p - start);
+
+        start = p;
+        any[0] = 2 << 3; /* bool_value */
+        any[1] = 1;
+        p = put_kv(p, "tether.log.partial", any, 2);
+        ret->partial_len = (size_t) (p - start);
+
+        start = p;
+        if (l->trace_id) {
+                *p++ = (8 << 3) | 5; /* flags, fixed32: sampled */
+                memcpy(p, "\x01\0\0\0", 4);
+                p += 4;
+                p = put_field(p, 9, l->trace_id, 16);
+        }
+        if (l->span_id)
+                p = put_field(p, 10, l->span_id, 8);
+        if (l->observed_unix_ns != 0)
+                p = put_fixed64(p, 11, l->observed_unix_ns);
+        ret->tail_len = (size_t) (p - start);
+        return 0;
+}
+
+size_t otlp_log_line_protobuf_size(const OtlpLogTemplate *t, const char *text, size_t n, bool partial) {
+        size_t any = field_size(otlp_utf8_sanitized_len(text, n)); /* AnyValue{string_value=1} */
+        return t->head_len + field_size(any) + t->mid_len + (partial ? t->partial_len : 0) + t->tail_len;
+}
+
+size_t otlp_log_line_protobuf(const OtlpLogTemplate *t, const char *text, size_t n, bool partial, uint8_t *out) {
+        const uint8_t *d = t->data;
+        uint8_t *p = out;
+        size_t sl = otlp_utf8_sanitized_len(text, n);
+
+        memcpy(p, d, t->head_len);
+        p += t->head_len;
+        d += t->head_len;
+        p = put_field_header(p, 5, field_size(sl)); /* body */
+        p = put_field_header(p, 1, sl);
+        p += otlp_utf8_sanitize_into(text, n, p);
+        memcpy(p, d, t->mid_len);
+        p += t->mid_len;
+        d += t->mid_len;
+        if (partial) {
+                memcpy(p, d, t->partial_len);
+                p += t->partial_len;
+        }
+        d += t->partial_len;
+        memcpy(p, d, t->tail_len);
+        p += t->tail_len;
+        return (size_t) (p - out);
 }

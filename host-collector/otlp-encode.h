@@ -32,6 +32,8 @@ typedef struct OtlpResource {
 /* An encoded message with a reference count: one resource is shared by the queued items of a boot. */
 typedef struct OtlpBlob {
         unsigned n_ref;
+        char *json; /* its OTLP/JSON, made when first needed (otlp_blob_resource_json()) */
+        size_t json_len;
         size_t len;
         uint8_t data[];
 } OtlpBlob;
@@ -58,8 +60,36 @@ typedef struct OtlpLogLine {
         bool partial;     /* written without its newline: the stream's next line continues it */
 } OtlpLogLine;
 
-/* Encodes an opentelemetry.proto.logs.v1.LogRecord. Returns 0 or -ENOMEM. */
+/* Encodes an opentelemetry.proto.logs.v1.LogRecord with protobuf-c. Returns 0 or -ENOMEM. The exporter writes
+ * log lines with the templates below instead; this is the reference they are tested against. */
 int otlp_encode_log_line(const OtlpLogLine *l, uint8_t **ret, size_t *ret_len);
+
+/* Workload log lines, written directly. Every line of one stored Log record shares all LogRecord fields but the
+ * body and tether.log.partial: a template holds them encoded once per record (protobuf or OTLP/JSON), and each
+ * line then costs a copy of those bytes and of its text, sanitized (and escaped) on the way. No allocation, no
+ * protobuf-c structures; byte for byte what otlp_encode_log_line() packs. */
+#define OTLP_LOG_TEMPLATE_MAX 8192u
+typedef struct OtlpLogTemplate {
+        size_t head_len;                     /* fields before the body */
+        size_t mid_len;                      /* after the body, up to where tether.log.partial goes */
+        size_t partial_len;                  /* tether.log.partial = true */
+        size_t tail_len;                     /* the rest */
+        uint8_t data[OTLP_LOG_TEMPLATE_MAX]; /* head, mid, partial, tail back to back */
+} OtlpLogTemplate;
+
+/* From l without its body and partial. Returns 0 or -E2BIG (the source does not fit a template). */
+int otlp_log_template_protobuf(const OtlpLogLine *l, OtlpLogTemplate *ret);
+/* The exact size of the LogRecord message of one line (text: n bytes, sanitized when written). */
+size_t otlp_log_line_protobuf_size(const OtlpLogTemplate *t, const char *text, size_t n, bool partial);
+/* Writes the LogRecord message (otlp_log_line_protobuf_size() bytes) to out. Returns the bytes written. */
+size_t otlp_log_line_protobuf(const OtlpLogTemplate *t, const char *text, size_t n, bool partial, uint8_t *out);
+
+/* Invalid UTF-8 and NUL bytes become U+FFFD, as utf8_sanitize() does. The length once sanitized: */
+size_t otlp_utf8_sanitized_len(const char *s, size_t n);
+/* Writes the sanitized s (otlp_utf8_sanitized_len() bytes) to out; returns the bytes written. */
+size_t otlp_utf8_sanitize_into(const char *s, size_t n, uint8_t *out);
+/* The length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid (or a NUL). */
+size_t otlp_utf8_sequence_length(const uint8_t *s, size_t n);
 
 /* A lifecycle event as a LogRecord with event_name "tether.machine.<transition>". details: the event's JSON
  * object; its members other than the resource's ids become attributes (strings, integers, reals, booleans).
@@ -88,6 +118,17 @@ int otlp_encode_request(ExportSignal signal, const OtlpItem *items, size_t n, ui
  * (*ret_rejected 0 when absent), or -EBADMSG when the body does not decode. */
 int otlp_decode_partial_success(ExportSignal signal, const uint8_t *body, size_t len, int64_t *ret_rejected);
 
+
+/* The encoded InstrumentationScope {name "tether", version} every request carries (static storage). */
+const uint8_t *otlp_scope_protobuf(size_t *ret_len);
+
+/* Protobuf wire helpers for writing straight into a buffer (the caller made room). */
+size_t otlp_varint_size(uint64_t v);
+uint8_t *otlp_put_varint(uint8_t *p, uint64_t v);
+/* A length-delimited field's tag and length (field numbers below 16). */
+uint8_t *otlp_put_field_header(uint8_t *p, unsigned field, size_t len);
+/* Bytes a length-delimited field of len bytes takes (field numbers below 16). */
+size_t otlp_field_size(size_t len);
 
 /* gzip (RFC 1952) of data, as sent with Content-Encoding: gzip. Returns 0 or -ENOMEM/-EIO. */
 int otlp_gzip(const uint8_t *data, size_t len, uint8_t **ret, size_t *ret_len);

@@ -42,49 +42,48 @@ typedef struct BootTrack {
         uint64_t spans_signature;
         uint8_t (*exported)[8];
         size_t n_exported, cap_exported;
-        char key[64]; /* machine, boot and boot index: the track_index key */
+        uint64_t order_key; /* the machine's bit: requests in flight together share none */
+        char key[64];       /* machine, boot and boot index: the track_index key */
 } BootTrack;
 
-typedef struct Channel {
+/* Requests in flight per signal. Concurrent requests never carry items of the same machine (order keys), so
+ * that a backend receives each boot's items in order; more than a few gain nothing against one backend. */
+#define INFLIGHT_MAX 4
+
+/* One request: being sent, or (without a spool) waiting for its retry. */
+typedef struct Channel Channel;
+
+typedef struct Request {
+        Channel *channel;
+        OtlpHttpCall *call;
+        bool busy;        /* in flight */
+        bool waiting;     /* failed, waiting for the retry in memory */
+        OtlpBatch *batch; /* from the queue (its memory counted there), or NULL */
+        uint8_t *body;    /* read back from the spool: held in the queue's bound */
+        size_t body_len;
+        uint64_t id, items, keys;
+        bool gzip;
+        bool spooled; /* its file is in the spool: removed once delivered or rejected */
+} Request;
+
+struct Channel {
         OtlpExporter *exporter;
         ExportSignal signal;
         OtlpQueue *queue;
-        OtlpHttpCall *call; /* NULL: file mode */
-        bool disabled;      /* HTTP mode without a URL for this signal: not exported */
-        sd_event_source *timer;
-        /* The request being sent (or waiting for its retry). */
-        uint8_t *body;
-        size_t body_len;
-        uint64_t body_items;
-        bool body_gzip;
-        uint64_t body_spool_id; /* 0: not from the spool */
+        bool http;              /* else the JSON file */
+        bool disabled;          /* HTTP mode without a URL for this signal: not exported */
+        sd_event_source *timer; /* the open batch's delay, the backoff */
+        uint64_t timer_at;      /* UINT64_MAX: off */
+        Request slots[INFLIGHT_MAX];
         bool backing_off;
         unsigned attempt;
         bool failing; /* logged once per outage */
-} Channel;
+};
 
-/* A stored Log record waiting to become OTLP log records: copied as it came, with what encoding needs from the
- * registry (which may change or go before it is encoded). Encoding is deferred to an idle-priority event source
- * so that export never takes CPU from ingestion: under a flood these wait (bounded by queue_bytes, shared with
- * the encoded queue) and, when the bound is hit, are dropped as queue_full, never slowing the guest. */
-typedef struct PendingLog {
-        struct PendingLog *next;
-        OtlpBlob *resource;
-        uint8_t trace_id[16];
-        uint8_t span_id[8];
-        bool has_span;
-        uint64_t time_unix_ns;
-        uint64_t observed_unix_ns;
-        Tether__LogStream stream;
-        uint64_t seq;
-        char *source; /* NULL: none */
-        size_t len;
-        char data[];
-} PendingLog;
-
-/* Log data encoded per dispatch of the idle source (at least one record): small, so that input arriving in
- * the meantime waits at most a fraction of a millisecond. */
-#define PENDING_BYTES_PER_DISPATCH (8u * 1024u)
+/* Batch work (assembly, gzip, writing, starting requests) per dispatch of the worker: at least this much, and at
+ * least what was queued since the last dispatch, so that export keeps pace with ingestion instead of falling
+ * behind forever, while each dispatch stays short enough (about a millisecond) not to hold guests up. */
+#define WORK_BUDGET_MIN (256u * 1024u)
 
 struct OtlpExporter {
         sd_event *event;
@@ -93,17 +92,20 @@ struct OtlpExporter {
         OtlpConfig config;
         OtlpHttp *http;
         OtlpSpool *spool;
+        uint64_t next_id;    /* request order without a spool */
         Channel channels[2]; /* traces, logs */
         LIST_HEAD(BootTrack, tracks);
-        Hashmap *track_index; /* key → BootTrack: every stored log record looks its boot's track up */
+        Hashmap *track_index;  /* key → BootTrack: every stored log record looks its boot's track up */
+        BootTrack *last_track; /* the last one looked up: a burst of one boot skips the index */
         char *file_path;
         int file_fd;
         uint64_t file_size;
         bool file_failing;
         bool shutting_down, shut_down;
-        PendingLog *pending_head, *pending_tail;
-        uint64_t pending_bytes;
-        sd_event_source *pending_source; /* idle priority */
+        sd_event_source *worker; /* normal priority, enabled while batch work waits */
+        bool worker_on;
+        uint64_t queued_since_work; /* bytes */
+        OtlpLogTemplate tmpl;       /* of the record being written */
 };
 
 #define N_CHANNELS 2
@@ -114,7 +116,7 @@ void otlp_config_init(OtlpConfig *c) {
                 .queue_bytes = OTLP_QUEUE_BYTES_DEFAULT,
                 .spool_bytes = OTLP_SPOOL_BYTES_DEFAULT,
                 .gzip = true,
-                .batch_items = 512,
+                .batch_items = 8192,
                 .batch_bytes = UINT64_C(1) << 20,
                 .batch_delay_usec = USEC_PER_SEC,
                 .backoff_initial_usec = USEC_PER_SEC,
@@ -146,13 +148,28 @@ static uint64_t mono_ns(void) {
 static void update_gauges(OtlpExporter *x) {
         uint64_t q = 0;
         for (size_t i = 0; i < N_CHANNELS; i++)
-                q += otlp_queue_bytes(x->channels[i].queue) + x->channels[i].body_len;
-        x->stats->export.queue_bytes = q + x->pending_bytes;
+                if (x->channels[i].queue)
+                        q += otlp_queue_pending_bytes(x->channels[i].queue);
+        x->stats->export.queue_bytes = q;
         x->stats->export.spool_bytes = x->spool ? otlp_spool_bytes(x->spool) : 0;
 }
 
 static void count_drop(OtlpExporter *x, ExportSignal s, ExportDropReason r, uint64_t items) {
         x->stats->export.dropped[s][r] += items;
+}
+
+static void count_delivered(OtlpExporter *x, ExportSignal s, uint64_t items, uint64_t bytes) {
+        x->stats->export.requests[s]++;
+        x->stats->export.items[s] += items;
+        x->stats->export.bytes[s] += bytes;
+        x->stats->export.last_success_unix_ns[s] = now_ns(CLOCK_REALTIME);
+}
+
+static void worker_kick(OtlpExporter *x) {
+        if (!x->worker_on && x->worker) {
+                (void) sd_event_source_set_enabled(x->worker, SD_EVENT_ON);
+                x->worker_on = true;
+        }
 }
 
 /* ---- the JSON file ---- */
@@ -171,8 +188,8 @@ static int file_open(OtlpExporter *x) {
         return 0;
 }
 
-static int file_write_line(OtlpExporter *x, const char *line) {
-        size_t len = strlen(line);
+/* One line, from its pieces (the newline is the last piece's). */
+static int file_write_line(OtlpExporter *x, struct iovec *iov, size_t n, size_t len) {
         _cleanup_free_ char *rotated = NULL;
         int r;
 
@@ -182,7 +199,7 @@ static int file_write_line(OtlpExporter *x, const char *line) {
                         return r;
         }
         /* Bounded: past the limit the file becomes <path>.1 (replacing the previous one). */
-        if (x->file_size > 0 && x->file_size + len + 1 > x->config.file_max_bytes) {
+        if (x->file_size > 0 && x->file_size + len > x->config.file_max_bytes) {
                 if (asprintf(&rotated, "%s.1", x->file_path) < 0)
                         return -ENOMEM;
                 if (rename(x->file_path, rotated) < 0)
@@ -191,19 +208,74 @@ static int file_write_line(OtlpExporter *x, const char *line) {
                 if (r < 0)
                         return r;
         }
-        struct iovec iov[2] = { { (void *) line, len }, { (void *) "\n", 1 } };
-        ssize_t n = writev(x->file_fd, iov, 2);
-        if (n < 0)
-                return -errno;
-        x->file_size += (uint64_t) n;
-        return n == (ssize_t) (len + 1) ? 0 : -EIO;
+        while (n > 0) {
+                ssize_t k = writev(x->file_fd, iov, (int) MIN(n, (size_t) IOV_MAX));
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                x->file_size += (uint64_t) k;
+                /* A short write (disk full, a signal): go on from where it stopped. */
+                while (n > 0 && (size_t) k >= iov->iov_len) {
+                        k -= (ssize_t) iov->iov_len;
+                        iov++;
+                        n--;
+                }
+                if (n > 0) {
+                        iov->iov_base = (uint8_t *) iov->iov_base + k;
+                        iov->iov_len -= (size_t) k;
+                }
+        }
+        return 0;
 }
 
-/* ---- sending ---- */
+/* Writes every sealed batch (with force, the open one too): the file takes them as they come, so the queue
+ * never holds more than about a batch. */
+static void channel_write_file(Channel *ch, bool force) {
+        OtlpExporter *x = ch->exporter;
+        OtlpBatch *b;
+        size_t dropped;
+
+        if (force)
+                (void) otlp_queue_seal(ch->queue, mono_ns(), true);
+        for (;;) {
+                int r = otlp_queue_take(ch->queue, &b, &dropped);
+                if (r == -EBADMSG) {
+                        count_drop(x, ch->signal, EXPORT_DROP_ENCODE, dropped);
+                        continue;
+                }
+                if (r < 0) {
+                        count_drop(x, ch->signal, EXPORT_DROP_ENCODE, otlp_queue_clear(ch->queue));
+                        break;
+                }
+                if (!b)
+                        break;
+                size_t len = b->body_len;
+                r = file_write_line(x, b->iov, b->n_iov, len);
+                if (r < 0) {
+                        count_drop(x, ch->signal, EXPORT_DROP_REJECTED, b->items);
+                        if (!x->file_failing)
+                                log_warning_errno(r, "Failed to write OTLP/JSON to %s: %m", x->file_path);
+                        x->file_failing = true;
+                } else {
+                        x->file_failing = false;
+                        count_delivered(x, ch->signal, b->items, len);
+                }
+                otlp_queue_release(ch->queue, b);
+        }
+}
+
+/* ---- requests ---- */
 
 static void channel_pump(Channel *ch);
 
 static void channel_arm_timer(Channel *ch, uint64_t at_mono_ns) {
+        if (at_mono_ns == ch->timer_at)
+                return;
+        ch->timer_at = at_mono_ns;
         if (at_mono_ns == UINT64_MAX) {
                 (void) sd_event_source_set_enabled(ch->timer, SD_EVENT_OFF);
                 return;
@@ -212,63 +284,259 @@ static void channel_arm_timer(Channel *ch, uint64_t at_mono_ns) {
         (void) sd_event_source_set_enabled(ch->timer, SD_EVENT_ONESHOT);
 }
 
-static void channel_clear_body(Channel *ch) {
-        ch->body = mfree(ch->body);
-        ch->body_len = 0;
-        ch->body_items = 0;
-        ch->body_spool_id = 0;
+/* The batch delay of the open batch, unless the backoff owns the timer. */
+static void channel_arm_deadline(Channel *ch) {
+        if (!ch->backing_off)
+                channel_arm_timer(ch, otlp_queue_deadline(ch->queue));
 }
 
-static void channel_finish_spooled(Channel *ch) {
+static uint64_t new_id(OtlpExporter *x) {
+        return x->spool ? otlp_spool_next_id(x->spool) : ++x->next_id;
+}
+
+static void request_clear(Channel *ch, Request *rq) {
+        if (rq->batch)
+                otlp_queue_release(ch->queue, rq->batch);
+        if (rq->body) {
+                otlp_queue_hold(ch->queue, -(int64_t) rq->body_len);
+                free(rq->body);
+        }
+        *rq = (Request) { .channel = rq->channel, .call = rq->call };
+}
+
+static const uint8_t *request_body(const Request *rq, size_t *ret_len) {
+        *ret_len = rq->batch ? rq->batch->body_len : rq->body_len;
+        return rq->batch ? rq->batch->body : rq->body;
+}
+
+/* Writes a request to the spool under its id. Returns 0, -ENOSPC, or -errno. */
+static int request_spool(Channel *ch, Request *rq) {
+        size_t len;
+        const uint8_t *body = request_body(rq, &len);
+        struct iovec iov = { (void *) body, len };
+
+        return otlp_spool_push(ch->exporter->spool, rq->id, ch->signal, &iov, 1, rq->items, rq->gzip, rq->keys);
+}
+
+/* Takes the queue's oldest batch to the spool. Returns 1 when one went, 0 when there was none, -ENOSPC when
+ * the spool is full (the batch stays queued), other -errno (dropped: counted). */
+static int channel_spill(Channel *ch) {
         OtlpExporter *x = ch->exporter;
-        if (ch->body_spool_id != 0)
-                (void) otlp_spool_remove(x->spool, ch->body_spool_id);
+        OtlpBatch *b;
+        size_t dropped;
+
+        int r = otlp_queue_take(ch->queue, &b, &dropped);
+        if (r == -EBADMSG) {
+                count_drop(x, ch->signal, EXPORT_DROP_ENCODE, dropped);
+                return 1;
+        }
+        if (r < 0)
+                return r;
+        if (!b)
+                return 0;
+        struct iovec iov = { b->body, b->body_len };
+        if (b->id == 0)
+                b->id = new_id(x);
+        r = otlp_spool_push(x->spool, b->id, ch->signal, &iov, 1, b->items, b->gzip, b->keys);
+        if (r == -ENOSPC) {
+                otlp_queue_untake(ch->queue, b);
+                return r;
+        }
+        if (r < 0) {
+                count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, b->items);
+                log_warning_errno(r, "Failed to write to the OTLP spool: %m");
+        }
+        otlp_queue_release(ch->queue, b);
+        return 1;
+}
+
+static void on_http_done(OtlpHttpCall *c, const OtlpHttpResponse *resp, void *userdata);
+
+static const char *content_type_protobuf = "application/x-protobuf";
+
+static void channel_backoff(Channel *ch, uint64_t retry_after) {
+        OtlpExporter *x = ch->exporter;
+        uint32_t rnd = 0;
+
+        (void) getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
+        uint64_t delay = otlp_backoff_ns(
+                ch->attempt,
+                x->config.backoff_initial_usec * NSEC_PER_USEC,
+                x->config.backoff_max_usec * NSEC_PER_USEC,
+                rnd,
+                retry_after);
+        if (ch->attempt < 32)
+                ch->attempt++;
+        ch->backing_off = true;
+        channel_arm_timer(ch, mono_ns() + delay);
+}
+
+static int request_start(Channel *ch, Request *rq) {
+        size_t len;
+        const uint8_t *body = request_body(rq, &len);
+        int r = otlp_http_call_start(rq->call, content_type_protobuf, rq->gzip, body, len, on_http_done, rq);
+        if (r < 0)
+                return r;
+        rq->busy = true;
+        rq->waiting = false;
+        return 0;
+}
+
+/* The next request in delivery order: the smallest id among those waiting in memory and in the spool, else the
+ * queue's oldest batch. Starts requests while a slot is free and the next one shares no machine with those in
+ * flight. */
+static void channel_start_requests(Channel *ch) {
+        OtlpExporter *x = ch->exporter;
+
+        for (;;) {
+                Request *free_slot = NULL, *waiting = NULL;
+                uint64_t inflight_keys = 0;
+                for (size_t i = 0; i < INFLIGHT_MAX; i++) {
+                        Request *rq = &ch->slots[i];
+                        if (rq->busy)
+                                inflight_keys |= rq->keys;
+                        else if (rq->waiting) {
+                                if (!waiting || rq->id < waiting->id)
+                                        waiting = rq;
+                        } else if (!free_slot)
+                                free_slot = rq;
+                }
+                const OtlpSpoolEntry *e = NULL;
+                if (x->spool) {
+                        size_t n;
+                        const OtlpSpoolEntry *all = otlp_spool_entries(x->spool, &n);
+                        for (size_t i = 0; i < n && !e; i++) {
+                                if (all[i].signal != ch->signal)
+                                        continue;
+                                bool busy = false;
+                                for (size_t j = 0; j < INFLIGHT_MAX; j++)
+                                        busy = busy ||
+                                                (ch->slots[j].busy && ch->slots[j].spooled &&
+                                                 ch->slots[j].id == all[i].id);
+                                if (!busy)
+                                        e = &all[i];
+                        }
+                }
+
+                if (waiting && (!e || waiting->id < e->id)) {
+                        if (waiting->keys & inflight_keys)
+                                return;
+                        if (request_start(ch, waiting) < 0)
+                                return;
+                        continue;
+                }
+                if (!free_slot)
+                        return;
+                if (e) {
+                        uint64_t id = e->id, items = e->items, keys = e->keys;
+                        bool gzip = e->gzip;
+                        if (keys & inflight_keys)
+                                return;
+                        /* The body counts against the bound like any queued request. */
+                        if (otlp_queue_bytes(ch->queue) + e->bytes > x->config.queue_bytes && inflight_keys != 0)
+                                return;
+                        uint8_t *body;
+                        size_t len;
+                        if (otlp_spool_read(x->spool, e, &body, &len) < 0) {
+                                count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, items);
+                                (void) otlp_spool_remove(x->spool, id);
+                                continue;
+                        }
+                        otlp_queue_hold(ch->queue, (int64_t) len);
+                        *free_slot = (Request) {
+                                .channel = ch,
+                                .call = free_slot->call,
+                                .body = body,
+                                .body_len = len,
+                                .id = id,
+                                .items = items,
+                                .keys = keys,
+                                .gzip = gzip,
+                                .spooled = true,
+                        };
+                } else {
+                        OtlpBatch *b = otlp_queue_head(ch->queue);
+                        if (!b || !b->ready || (b->keys & inflight_keys))
+                                return;
+                        size_t dropped;
+                        int r = otlp_queue_take(ch->queue, &b, &dropped);
+                        if (r == -EBADMSG) {
+                                count_drop(x, ch->signal, EXPORT_DROP_ENCODE, dropped);
+                                continue;
+                        }
+                        if (r < 0 || !b)
+                                return;
+                        if (b->id == 0)
+                                b->id = new_id(x);
+                        *free_slot = (Request) {
+                                .channel = ch,
+                                .call = free_slot->call,
+                                .batch = b,
+                                .id = b->id,
+                                .items = b->items,
+                                .keys = b->keys,
+                                .gzip = b->gzip,
+                        };
+                }
+                if (request_start(ch, free_slot) < 0) {
+                        /* Cannot even start (out of memory): try again later like a connection failure. */
+                        free_slot->waiting = true;
+                        if (x->spool && !free_slot->spooled && request_spool(ch, free_slot) >= 0) {
+                                free_slot->spooled = true;
+                                request_clear(ch, free_slot);
+                        }
+                        channel_backoff(ch, 0);
+                        return;
+                }
+        }
 }
 
 static void on_http_done(OtlpHttpCall *c, const OtlpHttpResponse *resp, void *userdata) {
-        Channel *ch = userdata;
+        Request *rq = userdata;
+        Channel *ch = rq->channel;
         OtlpExporter *x = ch->exporter;
         ExportSignal s = ch->signal;
         OtlpVerdict v = otlp_classify_status(resp->status);
+        size_t body_len;
+        (void) request_body(rq, &body_len);
 
+        rq->busy = false;
         if (v == OTLP_VERDICT_SUCCESS) {
                 int64_t rejected = 0;
                 /* A JSON answer or an empty body carries no protobuf partial_success. */
                 if (resp->body_len > 0 && !(resp->content_type && strstr(resp->content_type, "json")))
                         (void) otlp_decode_partial_success(s, resp->body, resp->body_len, &rejected);
-                uint64_t rej = MIN((uint64_t) rejected, ch->body_items);
-                x->stats->export.requests[s]++;
-                x->stats->export.items[s] += ch->body_items - rej;
-                x->stats->export.bytes[s] += ch->body_len;
-                x->stats->export.last_success_unix_ns[s] = now_ns(CLOCK_REALTIME);
+                uint64_t rej = MIN((uint64_t) rejected, rq->items);
+                count_delivered(x, s, rq->items - rej, body_len);
                 if (rej > 0) {
                         count_drop(x, s, EXPORT_DROP_PARTIAL, rej);
                         log_warning(
                                 "OTLP %s: the backend rejected %" PRIu64 " of %" PRIu64 " items (partial success).",
                                 export_signal_to_string(s),
                                 rej,
-                                ch->body_items);
+                                rq->items);
                 }
                 if (ch->failing)
                         log_info("OTLP %s export delivered again.", export_signal_to_string(s));
                 ch->failing = false;
                 ch->attempt = 0;
-                channel_finish_spooled(ch);
-                channel_clear_body(ch);
+                if (rq->spooled)
+                        (void) otlp_spool_remove(x->spool, rq->id);
+                request_clear(ch, rq);
         } else if (v == OTLP_VERDICT_REJECT) {
                 x->stats->export.failures[s]++;
-                count_drop(x, s, EXPORT_DROP_REJECTED, ch->body_items);
+                count_drop(x, s, EXPORT_DROP_REJECTED, rq->items);
                 log_warning(
                         "OTLP %s: the backend rejected a request of %" PRIu64 " items with HTTP %ld, not retrying.",
                         export_signal_to_string(s),
-                        ch->body_items,
+                        rq->items,
                         resp->status);
                 ch->attempt = 0;
-                channel_finish_spooled(ch);
-                channel_clear_body(ch);
+                if (rq->spooled)
+                        (void) otlp_spool_remove(x->spool, rq->id);
+                request_clear(ch, rq);
         } else {
                 uint64_t retry_after = 0;
-                uint32_t rnd = 0;
 
                 x->stats->export.failures[s]++;
                 if (resp->retry_after)
@@ -287,200 +555,174 @@ static void on_http_done(OtlpHttpCall *c, const OtlpHttpResponse *resp, void *us
                         ch->failing = true;
                 }
                 if (x->shutting_down) {
-                        if (ch->body_spool_id == 0) {
-                                if (!x->spool ||
-                                    otlp_spool_push(
-                                            x->spool, s, ch->body, ch->body_len, ch->body_items, ch->body_gzip) < 0)
-                                        count_drop(x, s, EXPORT_DROP_SHUTDOWN, ch->body_items);
-                        }
-                        channel_clear_body(ch);
+                        if (!rq->spooled && (!x->spool || request_spool(ch, rq) < 0))
+                                count_drop(x, s, EXPORT_DROP_SHUTDOWN, rq->items);
+                        request_clear(ch, rq);
                         update_gauges(x);
                         return;
                 }
-                /* With a spool, the request waits on disk (in order with what follows) rather than in memory. */
-                if (x->spool && ch->body_spool_id == 0) {
-                        int r = otlp_spool_push(x->spool, s, ch->body, ch->body_len, ch->body_items, ch->body_gzip);
+                /* With a spool, the request waits on disk (in order with what follows: by its id) rather than in
+                 * memory. */
+                if (rq->spooled)
+                        request_clear(ch, rq); /* re-read from the spool on the next attempt */
+                else if (x->spool) {
+                        int r = request_spool(ch, rq);
                         if (r == -ENOSPC)
-                                count_drop(x, s, EXPORT_DROP_SPOOL_FULL, ch->body_items);
+                                count_drop(x, s, EXPORT_DROP_SPOOL_FULL, rq->items);
                         if (r >= 0 || r == -ENOSPC)
-                                channel_clear_body(ch);
-                        else
+                                request_clear(ch, rq);
+                        else {
                                 log_warning_errno(
                                         r, "Failed to write to the OTLP spool, keeping the request in memory: %m");
-                } else if (ch->body_spool_id != 0)
-                        channel_clear_body(ch); /* re-read from the spool on the next attempt */
-                (void) getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
-                uint64_t delay = otlp_backoff_ns(
-                        ch->attempt,
-                        x->config.backoff_initial_usec * NSEC_PER_USEC,
-                        x->config.backoff_max_usec * NSEC_PER_USEC,
-                        rnd,
-                        retry_after);
-                if (ch->attempt < 32)
-                        ch->attempt++;
-                ch->backing_off = true;
-                channel_arm_timer(ch, mono_ns() + delay);
+                                rq->waiting = true;
+                        }
+                } else
+                        rq->waiting = true;
+                channel_backoff(ch, retry_after);
         }
         update_gauges(x);
         channel_pump(ch);
 }
 
-static const char *content_type_protobuf = "application/x-protobuf";
-
-static void channel_send_body(Channel *ch) {
-        int r = otlp_http_call_start(
-                ch->call, content_type_protobuf, ch->body_gzip, ch->body, ch->body_len, on_http_done, ch);
-        if (r < 0) {
-                /* Cannot even start (out of memory): try again later like a connection failure. */
-                ch->backing_off = true;
-                channel_arm_timer(ch, mono_ns() + ch->exporter->config.backoff_max_usec * NSEC_PER_USEC);
-        }
-}
-
-/* Encodes the next batch into ch->body (gzipped when configured). Returns 1 when there is a body, 0 when the
- * queue had nothing due. */
-static int channel_take_batch(Channel *ch, bool force) {
-        OtlpExporter *x = ch->exporter;
-        uint8_t *raw;
-        size_t raw_len, items;
-        int r;
-
-        if (!otlp_queue_batch_due(ch->queue, mono_ns(), force))
-                return 0;
-        r = otlp_queue_take(ch->queue, &raw, &raw_len, &items);
-        if (r < 0) {
-                count_drop(x, ch->signal, EXPORT_DROP_ENCODE, otlp_queue_clear(ch->queue));
-                return 0;
-        }
-        if (items == 0)
-                return 0;
-        ch->body_items = items;
-        ch->body_spool_id = 0;
-        ch->body_gzip = false;
-        if (x->config.gzip && ch->call) {
-                uint8_t *gz;
-                size_t gz_len;
-                if (otlp_gzip(raw, raw_len, &gz, &gz_len) >= 0) {
-                        free(raw);
-                        raw = gz;
-                        raw_len = gz_len;
-                        ch->body_gzip = true;
-                }
-        }
-        ch->body = raw;
-        ch->body_len = raw_len;
-        return 1;
-}
-
-static void channel_write_file(Channel *ch, bool force) {
-        OtlpExporter *x = ch->exporter;
-
-        while (channel_take_batch(ch, force) > 0) {
-                _cleanup_free_ char *line = NULL;
-                int r = otlp_request_to_json(ch->signal, ch->body, ch->body_len, &line);
-                if (r >= 0)
-                        r = file_write_line(x, line);
-                if (r < 0) {
-                        count_drop(x, ch->signal, EXPORT_DROP_REJECTED, ch->body_items);
-                        if (!x->file_failing)
-                                log_warning_errno(r, "Failed to write OTLP/JSON to %s: %m", x->file_path);
-                        x->file_failing = true;
-                } else {
-                        x->file_failing = false;
-                        x->stats->export.requests[ch->signal]++;
-                        x->stats->export.items[ch->signal] += ch->body_items;
-                        x->stats->export.bytes[ch->signal] += strlen(line) + 1;
-                        x->stats->export.last_success_unix_ns[ch->signal] = now_ns(CLOCK_REALTIME);
-                }
-                channel_clear_body(ch);
-        }
-}
-
 static void channel_pump(Channel *ch) {
         OtlpExporter *x = ch->exporter;
-        bool force = x->shutting_down;
 
         if (ch->disabled)
                 return;
-        if (!ch->call) {
-                channel_write_file(ch, force);
-                channel_arm_timer(ch, otlp_queue_deadline(ch->queue));
+        if (!ch->http) {
+                channel_write_file(ch, x->shutting_down);
+                channel_arm_deadline(ch);
                 update_gauges(x);
                 return;
         }
-        if (otlp_http_call_busy(ch->call))
-                return;
         if (ch->backing_off) {
-                /* While the backend is away, due batches go to the spool rather than fill memory. */
+                /* While the backend is away, sealed batches go to the spool rather than fill memory. */
                 if (x->spool)
-                        while (channel_take_batch(ch, force) > 0) {
-                                int r = otlp_spool_push(
-                                        x->spool, ch->signal, ch->body, ch->body_len, ch->body_items, ch->body_gzip);
-                                if (r < 0)
-                                        count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, ch->body_items);
-                                channel_clear_body(ch);
-                        }
+                        while (channel_spill(ch) > 0)
+                                ;
                 update_gauges(x);
                 return;
         }
-        if (!ch->body && x->spool) {
-                const OtlpSpoolEntry *e;
-                while ((e = otlp_spool_oldest(x->spool, ch->signal))) {
-                        uint64_t id = e->id, items = e->items;
-                        bool gzip = e->gzip;
-                        if (otlp_spool_read(x->spool, e, &ch->body, &ch->body_len) >= 0) {
-                                ch->body_items = items;
-                                ch->body_gzip = gzip;
-                                ch->body_spool_id = id;
-                                break;
-                        }
-                        count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, items);
-                        (void) otlp_spool_remove(x->spool, id);
-                }
-        }
-        if (!ch->body)
-                (void) channel_take_batch(ch, force);
-        if (ch->body)
-                channel_send_body(ch);
-        else
-                channel_arm_timer(ch, otlp_queue_deadline(ch->queue));
+        channel_start_requests(ch);
+        channel_arm_deadline(ch);
         update_gauges(x);
 }
 
 static int on_channel_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Channel *ch = userdata;
+
+        ch->timer_at = UINT64_MAX;
         ch->backing_off = false;
+        if (otlp_queue_seal(ch->queue, mono_ns(), false) > 0)
+                worker_kick(ch->exporter);
         channel_pump(ch);
         return 0;
 }
 
-static void channel_push(Channel *ch, OtlpBlob *resource, uint8_t *data, size_t len) {
+/* Batch work: finishing sealed batches (assembly, gzip), writing or sending them. */
+static int on_worker(sd_event_source *s, void *userdata) {
+        OtlpExporter *x = userdata;
+        uint64_t budget = MAX((uint64_t) WORK_BUDGET_MIN, x->queued_since_work);
+        bool more = false;
+
+        x->queued_since_work = 0;
+        for (size_t i = 0; i < N_CHANNELS; i++) {
+                Channel *ch = &x->channels[i];
+                if (ch->disabled || !ch->queue)
+                        continue;
+                (void) otlp_queue_seal(ch->queue, mono_ns(), false);
+                int r = otlp_queue_work(ch->queue, budget);
+                if (r < 0)
+                        count_drop(x, ch->signal, EXPORT_DROP_ENCODE, otlp_queue_clear(ch->queue));
+                more = more || r > 0;
+                channel_pump(ch);
+        }
+        if (!more) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                x->worker_on = false;
+        }
+        return 0;
+}
+
+/* Room for an item that did not fit: with a spool the oldest batches go there; the file takes what is sealed.
+ * Returns 0 when something was freed (try again), -ENOSPC/-ENOBUFS when nothing can be. */
+static int channel_make_room(Channel *ch) {
         OtlpExporter *x = ch->exporter;
 
-        if (ch->disabled) {
-                free(data);
-                return;
+        if (!ch->http) {
+                channel_write_file(ch, true);
+                return 0;
         }
+        if (!x->spool)
+                return -ENOBUFS;
+        int r = channel_spill(ch);
+        if (r == 0 && otlp_queue_seal(ch->queue, mono_ns(), true) > 0)
+                r = channel_spill(ch);
+        return r > 0 ? 0 : r == 0 ? -ENOBUFS : r;
+}
+
+/* Room for one item of size bytes (see otlp_queue_reserve()). Counts the drop when there is none. */
+static int channel_reserve(Channel *ch, OtlpBlob *resource, uint64_t key, size_t size, uint64_t now, uint8_t **ret) {
+        OtlpExporter *x = ch->exporter;
+        int r;
+
+        for (unsigned tries = 0;; tries++) {
+                r = otlp_queue_reserve(ch->queue, resource, key, size, now, ret);
+                if (r != -ENOBUFS || tries >= 4)
+                        break;
+                r = channel_make_room(ch);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0)
+                return 0;
+        count_drop(
+                x,
+                ch->signal,
+                r == -ENOSPC          ? EXPORT_DROP_SPOOL_FULL :
+                        r == -ENOBUFS ? EXPORT_DROP_QUEUE_FULL :
+                                        EXPORT_DROP_ENCODE,
+                1);
+        return r;
+}
+
+/* After items were committed: the worker when a batch is sealed, the delay timer when the open batch began. */
+static void channel_queued(Channel *ch, uint64_t bytes) {
+        OtlpExporter *x = ch->exporter;
+
+        x->queued_since_work += bytes;
+        if (otlp_queue_head(ch->queue))
+                worker_kick(x);
+        if (ch->timer_at == UINT64_MAX)
+                channel_arm_deadline(ch);
+}
+
+/* A span or event, encoded (protobuf): queued as it is, or as JSON for the file. */
+static void channel_push(Channel *ch, OtlpBlob *resource, uint64_t key, const uint8_t *data, size_t len) {
+        OtlpExporter *x = ch->exporter;
+        _cleanup_free_ char *json = NULL;
+        uint8_t *p;
+
+        if (ch->disabled)
+                return;
         if (x->shut_down) {
-                free(data);
                 count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, 1);
                 return;
         }
-        uint64_t now = mono_ns();
-        int r = otlp_queue_push(ch->queue, resource, data, len, now);
-        if (r < 0) {
-                free(data);
-                count_drop(x, ch->signal, r == -ENOBUFS ? EXPORT_DROP_QUEUE_FULL : EXPORT_DROP_ENCODE, 1);
+        if (!ch->http) {
+                size_t n;
+                if (otlp_item_to_json(ch->signal, data, len, &json, &n) < 0) {
+                        count_drop(x, ch->signal, EXPORT_DROP_ENCODE, 1);
+                        return;
+                }
+                data = (const uint8_t *) json;
+                len = n;
+        }
+        if (channel_reserve(ch, resource, key, len, mono_ns(), &p) < 0)
                 return;
-        }
-        /* A due batch is written from the idle-priority timer, never here: spans and events are pushed from the
-         * ingest path, and encoding, gzip or JSON of a whole batch must not run there. */
-        if (!ch->backing_off) {
-                if (otlp_queue_batch_due(ch->queue, now, false))
-                        channel_arm_timer(ch, now);
-                else if (otlp_queue_items(ch->queue) == 1)
-                        channel_arm_timer(ch, otlp_queue_deadline(ch->queue));
-        }
+        memcpy(p, data, len);
+        otlp_queue_commit(ch->queue, len);
+        channel_queued(ch, len);
         update_gauges(x);
 }
 
@@ -495,6 +737,8 @@ static uint64_t spans_signature(const Boot *b) {
 static BootTrack *track_free(OtlpExporter *x, BootTrack *t) {
         if (!t)
                 return NULL;
+        if (x->last_track == t)
+                x->last_track = NULL;
         LIST_REMOVE(tracks, x->tracks, t);
         (void) hashmap_remove(x->track_index, t->key);
         otlp_blob_unref(t->resource);
@@ -563,23 +807,36 @@ static int resource_for(OtlpExporter *x, const Machine *m, const Boot *b, OtlpBl
         return otlp_encode_resource(&res, ret);
 }
 
+/* One bit of 64 per machine (FNV-1a of its id): requests in flight at once carry disjoint sets, so one machine's
+ * items reach the backend in order. Machines that share a bit merely wait for each other. */
+static uint64_t order_key(const char *machine_id) {
+        uint64_t h = UINT64_C(14695981039346656037);
+        for (const char *p = machine_id ?: ""; *p; p++)
+                h = (h ^ (uint8_t) *p) * UINT64_C(1099511628211);
+        return UINT64_C(1) << (h % 64);
+}
+
 /* The boot's track, created when missing. A track created for a boot that already has spans (tetherd restarted,
  * or the boot was forgotten) treats its closed spans as exported: they were, before. */
 static BootTrack *track_get(OtlpExporter *x, Machine *m, const Boot *b, bool fresh) {
         char key[sizeof(((BootTrack *) NULL)->key)];
         BootTrack *t;
 
+        t = x->last_track;
+        if (t && t->machine == m && t->boot == b && t->boot_index == b->index)
+                return t;
         /* The index keeps the per-record cost independent of how many machines the node runs. */
         snprintf(key, sizeof(key), "%p/%p/%" PRIu64, (void *) m, (const void *) b, b->index);
         t = hashmap_get(x->track_index, key);
         if (t)
-                return t;
+                return (x->last_track = t);
         t = calloc(1, sizeof(BootTrack));
         if (!t)
                 return NULL;
         t->machine = m;
         t->boot = b;
         t->boot_index = b->index;
+        t->order_key = order_key(m->id);
         memcpy(t->key, key, sizeof(key));
         if (hashmap_put(x->track_index, t->key, t) < 0) {
                 free(t);
@@ -590,7 +847,7 @@ static BootTrack *track_get(OtlpExporter *x, Machine *m, const Boot *b, bool fre
                 for (size_t i = 0; i < t->spans->n_spans; i++)
                         if (!t->spans->spans[i].open)
                                 (void) track_mark_exported(t, t->spans->spans[i].span_id);
-        return t;
+        return (x->last_track = t);
 }
 
 static OtlpBlob *track_resource(OtlpExporter *x, BootTrack *t) {
@@ -633,7 +890,8 @@ static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final)
                         count_drop(x, EXPORT_SIGNAL_TRACES, EXPORT_DROP_ENCODE, 1);
                         continue;
                 }
-                channel_push(&x->channels[0], res, data, len);
+                channel_push(&x->channels[0], res, t->order_key, data, len);
+                free(data);
         }
 }
 
@@ -649,134 +907,59 @@ static uint64_t count_lines(const char *p, size_t n) {
         return lines;
 }
 
-static PendingLog *pending_free(PendingLog *p) {
-        if (!p)
-                return NULL;
-        otlp_blob_unref(p->resource);
-        free(p->source);
-        free(p);
-        return NULL;
-}
-
-static uint64_t pending_cost(const PendingLog *p) {
-        return sizeof(PendingLog) + p->len;
-}
-
-/* Encodes one pending record: one OTLP log record per line, as the API shows them (a trailing newline ends the
- * last line). */
-static void pending_encode(OtlpExporter *x, PendingLog *pl) {
-        OtlpLogLine line = {
-                .time_unix_ns = pl->time_unix_ns,
-                .observed_unix_ns = pl->observed_unix_ns,
-                .trace_id = pl->trace_id,
-                .span_id = pl->has_span ? pl->span_id : NULL,
-                .stream = pl->stream,
-                .source = pl->source,
-                .seq = pl->seq,
-        };
-        const char *p = pl->data, *end = p + pl->len;
-
-        while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                _cleanup_free_ char *body = utf8_sanitize(p, n, NULL);
-                uint8_t *data;
-                size_t len;
-
-                line.body = body;
-                line.partial = !nl;
-                if (!pl->resource || !body || otlp_encode_log_line(&line, &data, &len) < 0)
-                        count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
-                else
-                        channel_push(&x->channels[1], pl->resource, data, len);
-                p += n + (nl ? 1 : 0);
-        }
-}
-
-/* Encodes pending records, oldest first, until at least budget bytes of log data went. Returns 1 if some are
- * left, 0 if none. */
-static int pending_process(OtlpExporter *x, uint64_t budget) {
-        for (uint64_t done = 0; done < budget && x->pending_head;) {
-                PendingLog *pl = x->pending_head;
-                x->pending_head = pl->next;
-                if (!x->pending_head)
-                        x->pending_tail = NULL;
-                x->pending_bytes -= pending_cost(pl);
-                done += pl->len;
-                pending_encode(x, pl);
-                pending_free(pl);
-        }
-        update_gauges(x);
-        return x->pending_head ? 1 : 0;
-}
-
-static int on_pending(sd_event_source *s, void *userdata) {
-        OtlpExporter *x = userdata;
-
-        if (pending_process(x, PENDING_BYTES_PER_DISPATCH) == 0)
-                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        return 0;
-}
-
+/* A stored Log record: one OTLP log record per line, as the API shows them (a trailing newline ends the last
+ * line), written straight into the logs queue from a template of what its lines share. Cheaper than keeping a
+ * copy of the record for later; the batch work (gzip, writing, sending) runs from the worker. */
 static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envelope *e) {
         const Tether__Log *l = e->log;
-        uint64_t recv = now_ns(CLOCK_REALTIME);
+        Channel *ch = &x->channels[1];
+        const char *p = (const char *) l->data.data, *end = p + l->data.len;
 
-        if (x->channels[1].disabled || l->data.len == 0)
+        if (ch->disabled || l->data.len == 0)
                 return;
         if (x->shut_down) {
-                count_drop(
-                        x,
-                        EXPORT_SIGNAL_LOGS,
-                        EXPORT_DROP_SHUTDOWN,
-                        count_lines((const char *) l->data.data, l->data.len));
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p, l->data.len));
                 return;
         }
-        /* The bound covers what waits here and what waits encoded: both are memory the export holds. */
-        uint64_t cost = sizeof(PendingLog) + l->data.len;
-        if (x->pending_bytes + otlp_queue_bytes(x->channels[1].queue) + cost > x->config.queue_bytes) {
-                count_drop(
-                        x,
-                        EXPORT_SIGNAL_LOGS,
-                        EXPORT_DROP_QUEUE_FULL,
-                        count_lines((const char *) l->data.data, l->data.len));
-                return;
-        }
-
         BootTrack *t = track_get(x, m, b, false);
-        PendingLog *pl = t ? malloc(sizeof(PendingLog) + l->data.len) : NULL;
-        if (!pl) {
-                count_drop(
-                        x,
-                        EXPORT_SIGNAL_LOGS,
-                        EXPORT_DROP_ENCODE,
-                        count_lines((const char *) l->data.data, l->data.len));
+        OtlpBlob *res = t ? track_resource(x, t) : NULL;
+        if (!res) {
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, l->data.len));
                 return;
         }
+        uint64_t recv = now_ns(CLOCK_REALTIME), now = mono_ns(), queued = 0;
         (void) track_stitch(x, t);
         const Span *sp = t->spans ? span_set_find_for_time(t->spans, l->boottime_ns) : NULL;
-        *pl = (PendingLog) {
-                .resource = otlp_blob_ref(track_resource(x, t)),
+        OtlpLogLine line = {
                 .time_unix_ns = boot_to_unix_ns(b, l->boottime_ns, recv),
                 .observed_unix_ns = recv,
-                .has_span = sp != NULL,
+                .trace_id = b->trace_id,
+                .span_id = sp ? sp->span_id : NULL,
                 .stream = l->stream,
+                .source = l->source && *l->source ? l->source : NULL,
                 .seq = b->last_seq,
-                .source = l->source && *l->source ? strdup(l->source) : NULL,
-                .len = l->data.len,
         };
-        memcpy(pl->trace_id, b->trace_id, 16);
-        if (sp)
-                memcpy(pl->span_id, sp->span_id, 8);
-        memcpy(pl->data, l->data.data, l->data.len);
+        int r = ch->http ? otlp_log_template_protobuf(&line, &x->tmpl) : otlp_log_template_json(&line, &x->tmpl);
+        if (r < 0) {
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, l->data.len));
+                return;
+        }
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p), size;
+                uint8_t *out;
 
-        if (x->pending_tail)
-                x->pending_tail->next = pl;
-        else
-                x->pending_head = pl;
-        x->pending_tail = pl;
-        x->pending_bytes += cost;
-        (void) sd_event_source_set_enabled(x->pending_source, SD_EVENT_ON);
+                size = ch->http ? otlp_log_line_protobuf_size(&x->tmpl, p, n, !nl) :
+                                  otlp_log_line_json_max(&x->tmpl, n);
+                if (channel_reserve(ch, res, t->order_key, size, now, &out) >= 0) {
+                        size = ch->http ? otlp_log_line_protobuf(&x->tmpl, p, n, !nl, out) :
+                                          otlp_log_line_json(&x->tmpl, p, n, !nl, (char *) out);
+                        otlp_queue_commit(ch->queue, size);
+                        queued += size;
+                }
+                p += n + (nl ? 1 : 0);
+        }
+        channel_queued(ch, queued);
         update_gauges(x);
 }
 
@@ -859,6 +1042,10 @@ static void on_event_added(Registry *r, const Event *ev, void *userdata) {
 
         if (x->channels[1].disabled)
                 return;
+        if (x->shut_down) {
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, 1);
+                return;
+        }
         json_t *o = json_loads(ev->json, 0, NULL);
         if (!o) {
                 count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
@@ -893,7 +1080,7 @@ static void on_event_added(Registry *r, const Event *ev, void *userdata) {
         if (!res || otlp_encode_event(o, now_ns(CLOCK_REALTIME), trace_id, span_id, &data, &len) < 0)
                 count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
         else
-                channel_push(&x->channels[1], res, TAKE_PTR(data), len);
+                channel_push(&x->channels[1], res, ev->machine_id ? order_key(ev->machine_id) : 0, data, len);
         otlp_blob_unref(res);
         json_decref(o);
 }
@@ -907,8 +1094,70 @@ static int url_join(const char *base, const char *path, char **ret) {
         return asprintf(ret, "%.*s%s", (int) n, base, path) < 0 ? -ENOMEM : 0;
 }
 
-int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const OtlpConfig *config, OtlpExporter **ret) {
+static int channel_setup(
+        OtlpExporter *x,
+        Channel *ch,
+        ExportSignal signal,
+        const OtlpConfig *config,
+        bool http,
+        const char *const *headers) {
         static const char *const paths[N_CHANNELS] = { "/v1/traces", "/v1/logs" };
+        _cleanup_free_ char *url = NULL;
+        int r;
+
+        ch->exporter = x;
+        ch->signal = signal;
+        ch->http = http;
+        ch->timer_at = UINT64_MAX;
+        for (size_t j = 0; j < INFLIGHT_MAX; j++)
+                ch->slots[j].channel = ch;
+        /* A batch takes at most an eighth of the bound: the rest holds what is in flight and being finished. */
+        OtlpQueueLimits limits = {
+                .max_bytes = config->queue_bytes,
+                .batch_items = config->batch_items,
+                .batch_bytes = MAX(MIN(config->batch_bytes, config->queue_bytes / 8), (uint64_t) 4096),
+                .batch_delay_ns = config->batch_delay_usec * NSEC_PER_USEC,
+                .format = http ? OTLP_FORMAT_PROTOBUF : OTLP_FORMAT_JSON,
+                .gzip = config->gzip,
+        };
+        r = otlp_queue_new(signal, &limits, &ch->queue);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(x->event, &ch->timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_channel_timer, ch);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(ch->timer, SD_EVENT_OFF);
+        if (!http)
+                return 0;
+
+        const char *override = signal == EXPORT_SIGNAL_TRACES ? config->traces_endpoint : config->logs_endpoint;
+        if (override)
+                url = strdup(override);
+        else if (config->endpoint)
+                r = url_join(config->endpoint, paths[signal == EXPORT_SIGNAL_TRACES ? 0 : 1], &url);
+        else {
+                /* Only the other signal has an endpoint: this one is not exported. */
+                ch->disabled = true;
+                log_info("Not exporting OTLP %s: no endpoint for them.", export_signal_to_string(signal));
+                return 0;
+        }
+        if (r < 0 || !url)
+                return -ENOMEM;
+        for (size_t j = 0; j < INFLIGHT_MAX; j++) {
+                r = otlp_http_call_new(
+                        x->http, url, headers, config->n_headers, config->request_timeout_usec, &ch->slots[j].call);
+                if (r < 0)
+                        return r;
+        }
+        log_info(
+                "Exporting OTLP %s to %s%s.",
+                export_signal_to_string(signal),
+                url,
+                x->spool ? " (spooling to disk when it falls behind or is unreachable)" : "");
+        return 0;
+}
+
+int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const OtlpConfig *config, OtlpExporter **ret) {
         _cleanup_free_ char **headers = NULL;
         int r;
 
@@ -974,75 +1223,33 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
                 }
         }
 
-        OtlpQueueLimits limits = {
-                .max_bytes = config->queue_bytes,
-                .batch_items = config->batch_items,
-                .batch_bytes = config->batch_bytes,
-                .batch_delay_ns = config->batch_delay_usec * NSEC_PER_USEC,
-        };
         for (size_t i = 0; i < N_CHANNELS; i++) {
-                Channel *ch = &x->channels[i];
-                ch->exporter = x;
-                ch->signal = i == 0 ? EXPORT_SIGNAL_TRACES : EXPORT_SIGNAL_LOGS;
-                r = otlp_queue_new(ch->signal, &limits, &ch->queue);
-                if (r >= 0)
-                        r = sd_event_add_time(
-                                event, &ch->timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, on_channel_timer, ch);
-                /* Batches are written (JSON, gzip) when ingestion leaves time for it. */
-                if (r >= 0)
-                        r = sd_event_source_set_priority(ch->timer, SD_EVENT_PRIORITY_IDLE);
-                if (r >= 0 && http) {
-                        _cleanup_free_ char *url = NULL;
-                        const char *override = i == 0 ? config->traces_endpoint : config->logs_endpoint;
-                        if (override)
-                                url = strdup(override);
-                        else if (config->endpoint)
-                                r = url_join(config->endpoint, paths[i], &url);
-                        else {
-                                /* Only the other signal has an endpoint: this one is not exported. */
-                                ch->disabled = true;
-                                log_info(
-                                        "Not exporting OTLP %s: no endpoint for them.",
-                                        export_signal_to_string(ch->signal));
-                                (void) sd_event_source_set_enabled(ch->timer, SD_EVENT_OFF);
-                                continue;
-                        }
-                        r = r >= 0 && url ? otlp_http_call_new(
-                                                    x->http,
-                                                    url,
-                                                    (const char *const *) headers,
-                                                    config->n_headers,
-                                                    config->request_timeout_usec,
-                                                    &ch->call) :
-                                            -ENOMEM;
-                        if (r >= 0)
-                                log_info(
-                                        "Exporting OTLP %s to %s%s.",
-                                        export_signal_to_string(ch->signal),
-                                        url,
-                                        x->spool ? " (spooling to disk while it is unreachable)" : "");
-                }
-                if (r < 0) {
-                        for (size_t j = 0; j < config->n_headers; j++)
-                                free(headers[j]);
-                        otlp_exporter_free(x);
-                        return log_error_errno(r, "Failed to set up OTLP export: %m");
-                }
-                (void) sd_event_source_set_enabled(ch->timer, SD_EVENT_OFF);
+                r = channel_setup(
+                        x,
+                        &x->channels[i],
+                        i == 0 ? EXPORT_SIGNAL_TRACES : EXPORT_SIGNAL_LOGS,
+                        config,
+                        http,
+                        (const char *const *) headers);
+                if (r < 0)
+                        break;
         }
-        for (size_t j = 0; j < config->n_headers; j++)
+        for (size_t j = 0; headers && j < config->n_headers; j++)
                 free(headers[j]);
+        if (r < 0) {
+                otlp_exporter_free(x);
+                return log_error_errno(r, "Failed to set up OTLP export: %m");
+        }
         if (!http)
                 log_info("Exporting OTLP/JSON to %s.", x->file_path ?: "(nowhere)");
 
-        r = sd_event_add_defer(event, &x->pending_source, on_pending, x);
-        if (r >= 0)
-                r = sd_event_source_set_priority(x->pending_source, SD_EVENT_PRIORITY_IDLE);
+        /* Normal priority, like the connections: export keeps pace with what they store (see WORK_BUDGET_MIN). */
+        r = sd_event_add_defer(event, &x->worker, on_worker, x);
         if (r < 0) {
                 otlp_exporter_free(x);
-                return log_error_errno(r, "Failed to set up OTLP log encoding: %m");
+                return log_error_errno(r, "Failed to set up OTLP export: %m");
         }
-        (void) sd_event_source_set_enabled(x->pending_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(x->worker, SD_EVENT_OFF);
 
         RegistryObserver o = {
                 .record_stored = on_record_stored,
@@ -1060,57 +1267,75 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
         }
         /* Replay what the spool kept from before a restart. */
         for (size_t i = 0; i < N_CHANNELS; i++)
-                if (x->channels[i].call)
+                if (x->channels[i].http)
                         channel_pump(&x->channels[i]);
         update_gauges(x);
         *ret = x;
         return 0;
 }
 
+static bool channel_busy(const Channel *ch) {
+        for (size_t i = 0; i < INFLIGHT_MAX; i++)
+                if (ch->slots[i].busy)
+                        return true;
+        return false;
+}
+
 void otlp_exporter_shutdown(OtlpExporter *x) {
         if (!x || x->shut_down)
                 return;
         x->shutting_down = true;
-        /* What waited for idle time is encoded now, then goes the way of the rest of the queue. */
-        while (pending_process(x, UINT64_MAX) > 0)
-                ;
-        (void) sd_event_source_set_enabled(x->pending_source, SD_EVENT_OFF);
 
         if (!x->http) {
                 for (size_t i = 0; i < N_CHANNELS; i++)
                         channel_pump(&x->channels[i]);
         } else if (x->spool) {
-                /* Everything goes to disk, in order: what was being sent first, then the queue. */
+                /* Everything goes to disk under its id: what was being sent keeps its place before the queue. */
                 for (size_t i = 0; i < N_CHANNELS; i++) {
                         Channel *ch = &x->channels[i];
-                        otlp_http_call_cancel(ch->call);
-                        if (ch->body && ch->body_spool_id == 0 &&
-                            otlp_spool_push(
-                                    x->spool, ch->signal, ch->body, ch->body_len, ch->body_items, ch->body_gzip) < 0)
-                                count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, ch->body_items);
-                        channel_clear_body(ch);
-                        while (channel_take_batch(ch, true) > 0) {
-                                if (otlp_spool_push(
-                                            x->spool,
-                                            ch->signal,
-                                            ch->body,
-                                            ch->body_len,
-                                            ch->body_items,
-                                            ch->body_gzip) < 0)
-                                        count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, ch->body_items);
-                                channel_clear_body(ch);
+                        if (ch->disabled)
+                                continue;
+                        for (size_t j = 0; j < INFLIGHT_MAX; j++) {
+                                Request *rq = &ch->slots[j];
+                                otlp_http_call_cancel(rq->call);
+                                rq->busy = false;
+                                if ((rq->batch || rq->body) && !rq->spooled) {
+                                        int r = request_spool(ch, rq);
+                                        if (r < 0)
+                                                count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, rq->items);
+                                }
+                                request_clear(ch, rq);
+                        }
+                        (void) otlp_queue_seal(ch->queue, mono_ns(), true);
+                        for (;;) {
+                                int r = channel_spill(ch);
+                                if (r == 0)
+                                        break;
+                                if (r == -ENOSPC) {
+                                        count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, otlp_queue_clear(ch->queue));
+                                        break;
+                                }
+                                if (r < 0) {
+                                        count_drop(x, ch->signal, EXPORT_DROP_ENCODE, otlp_queue_clear(ch->queue));
+                                        break;
+                                }
                         }
                 }
         } else {
                 uint64_t deadline = mono_ns() + x->config.shutdown_timeout_usec * NSEC_PER_USEC;
+                for (size_t i = 0; i < N_CHANNELS; i++)
+                        if (!x->channels[i].disabled)
+                                (void) otlp_queue_seal(x->channels[i].queue, mono_ns(), true);
                 for (;;) {
                         bool busy = false;
                         for (size_t i = 0; i < N_CHANNELS; i++) {
                                 Channel *ch = &x->channels[i];
+                                if (ch->disabled)
+                                        continue;
                                 ch->backing_off = false;
-                                if (!otlp_http_call_busy(ch->call))
-                                        channel_pump(ch);
-                                busy = busy || otlp_http_call_busy(ch->call);
+                                (void) otlp_queue_work(ch->queue, UINT64_MAX);
+                                channel_start_requests(ch);
+                                busy = busy || channel_busy(ch);
                         }
                         uint64_t now = mono_ns();
                         if (!busy || now >= deadline)
@@ -1119,14 +1344,25 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
                 }
                 for (size_t i = 0; i < N_CHANNELS; i++) {
                         Channel *ch = &x->channels[i];
-                        otlp_http_call_cancel(ch->call);
-                        count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, ch->body_items);
-                        channel_clear_body(ch);
+                        if (ch->disabled)
+                                continue;
+                        for (size_t j = 0; j < INFLIGHT_MAX; j++) {
+                                Request *rq = &ch->slots[j];
+                                otlp_http_call_cancel(rq->call);
+                                if (rq->batch || rq->body)
+                                        count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, rq->items);
+                                request_clear(ch, rq);
+                        }
                         count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, otlp_queue_clear(ch->queue));
                 }
         }
         for (size_t i = 0; i < N_CHANNELS; i++)
-                (void) sd_event_source_set_enabled(x->channels[i].timer, SD_EVENT_OFF);
+                if (x->channels[i].timer)
+                        channel_arm_timer(&x->channels[i], UINT64_MAX);
+        if (x->worker) {
+                (void) sd_event_source_set_enabled(x->worker, SD_EVENT_OFF);
+                x->worker_on = false;
+        }
         x->shut_down = true;
         update_gauges(x);
 }
@@ -1135,20 +1371,21 @@ OtlpExporter *otlp_exporter_free(OtlpExporter *x) {
         if (!x)
                 return NULL;
         registry_remove_observers(x->registry, x);
-        for (PendingLog *p = x->pending_head, *n; p; p = n) {
-                n = p->next;
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p->data, p->len));
-                pending_free(p);
-        }
-        x->pending_head = x->pending_tail = NULL;
-        sd_event_source_disable_unref(x->pending_source);
+        sd_event_source_disable_unref(x->worker);
         while (x->tracks)
                 track_free(x, x->tracks);
         hashmap_free(x->track_index);
         for (size_t i = 0; i < N_CHANNELS; i++) {
                 Channel *ch = &x->channels[i];
-                otlp_http_call_free(ch->call);
-                free(ch->body);
+                for (size_t j = 0; j < INFLIGHT_MAX; j++) {
+                        Request *rq = &ch->slots[j];
+                        otlp_http_call_cancel(rq->call);
+                        if (rq->batch || rq->body)
+                                count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, rq->items);
+                        if (ch->queue)
+                                request_clear(ch, rq);
+                        otlp_http_call_free(rq->call);
+                }
                 if (ch->queue) {
                         count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, otlp_queue_items(ch->queue));
                         otlp_queue_free(ch->queue);

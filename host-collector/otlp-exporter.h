@@ -35,7 +35,7 @@ typedef struct OtlpConfig {
         uint64_t shutdown_timeout_usec; /* how long a final flush may take without a spool */
 } OtlpConfig;
 
-#define OTLP_QUEUE_BYTES_DEFAULT (UINT64_C(16) << 20)
+#define OTLP_QUEUE_BYTES_DEFAULT (UINT64_C(4) << 20)
 #define OTLP_SPOOL_BYTES_DEFAULT (UINT64_C(256) << 20)
 #define OTLP_FILE_MAX_BYTES_DEFAULT (UINT64_C(64) << 20)
 

@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "macro.h"
 #include "otlp_logs_service.pb-c.h"
+#include "otlp_resource.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
+#include "tether.pb-c.h"
 #include "traceparent.h"
 #include "utf8.h"
 
@@ -388,4 +391,244 @@ int otlp_request_to_json(ExportSignal signal, const uint8_t *body, size_t len, c
         int r = otlp_message_to_json(m, ret);
         protobuf_c_message_free_unpacked(m, NULL);
         return r;
+}
+
+/* ---- written directly: workload log lines, items, resources ---- */
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Whether any of the 8 bytes needs a look: below 0x20, '"', '\\', or not ASCII. */
+static bool word_special(uint64_t v) {
+        uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
+        return (((v - ONES * 0x20) & ~v) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | v) & HIGHS;
+}
+
+size_t otlp_json_escape_into(const char *s, size_t n, char *out) {
+        static const char hex[] = "0123456789abcdef";
+        const uint8_t *p = (const uint8_t *) s;
+        char *o = out;
+        size_t i = 0;
+
+        while (i < n) {
+                size_t start = i;
+                while (i + 8 <= n) {
+                        uint64_t v;
+                        memcpy(&v, p + i, 8);
+                        if (word_special(v))
+                                break;
+                        i += 8;
+                }
+                while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+                        i++;
+                memcpy(o, p + start, i - start);
+                o += i - start;
+                if (i >= n)
+                        break;
+                uint8_t c = p[i];
+                if (c >= 0x80 || c == 0) {
+                        size_t k = otlp_utf8_sequence_length(p + i, n - i);
+                        if (k == 0) {
+                                memcpy(o, "\xEF\xBF\xBD", 3);
+                                o += 3;
+                                i++;
+                        } else {
+                                memcpy(o, p + i, k);
+                                o += k;
+                                i += k;
+                        }
+                        continue;
+                }
+                i++;
+                *o++ = '\\';
+                switch (c) {
+                case '"':
+                case '\\':
+                        *o++ = (char) c;
+                        break;
+                case '\n':
+                        *o++ = 'n';
+                        break;
+                case '\r':
+                        *o++ = 'r';
+                        break;
+                case '\t':
+                        *o++ = 't';
+                        break;
+                default:
+                        memcpy(o, "u00", 3);
+                        o[3] = hex[c >> 4];
+                        o[4] = hex[c & 15];
+                        o += 5;
+                }
+        }
+        return (size_t) (o - out);
+}
+
+static char *put_str(char *o, const char *s) {
+        size_t n = strlen(s);
+        memcpy(o, s, n);
+        return o + n;
+}
+
+static char *put_u64(char *o, uint64_t v) {
+        char tmp[20];
+        size_t n = 0;
+
+        do {
+                tmp[sizeof(tmp) - ++n] = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v);
+        memcpy(o, tmp + sizeof(tmp) - n, n);
+        return o + n;
+}
+
+static char *put_i64(char *o, int64_t v) {
+        if (v < 0) {
+                *o++ = '-';
+                return put_u64(o, (uint64_t) 0 - (uint64_t) v);
+        }
+        return put_u64(o, (uint64_t) v);
+}
+
+static char *put_attr_str(char *o, const char *key, const char *value) {
+        o = put_str(o, "{\"key\":\"");
+        o = put_str(o, key);
+        o = put_str(o, "\",\"value\":{\"stringValue\":\"");
+        o += otlp_json_escape_into(value, strlen(value), o);
+        return put_str(o, "\"}}");
+}
+
+int otlp_log_template_json(const OtlpLogLine *l, OtlpLogTemplate *ret) {
+        char *base = (char *) ret->data, *o = base, *start;
+        const char *stream = log_stream_to_string(l->stream);
+        size_t src_len = l->source ? strlen(l->source) : 0;
+
+        if (src_len > (OTLP_LOG_TEMPLATE_MAX - 1024) / 6)
+                return -E2BIG;
+        /* Members in field-number order, as otlp_message_to_json() writes a decoded LogRecord. */
+        *o++ = '{';
+        if (l->time_unix_ns != 0) {
+                o = put_str(o, "\"timeUnixNano\":\"");
+                o = put_u64(o, l->time_unix_ns);
+                o = put_str(o, "\",");
+        }
+        if (l->stream == TETHER__LOG_STREAM__LOG_STREAM_STDERR)
+                o = put_str(o, "\"severityNumber\":17,\"severityText\":\"ERROR\",");
+        else
+                o = put_str(o, "\"severityNumber\":9,\"severityText\":\"INFO\",");
+        o = put_str(o, "\"body\":{\"stringValue\":\"");
+        ret->head_len = (size_t) (o - base);
+
+        start = o;
+        o = put_str(o, "\"},\"attributes\":[");
+        if (stream) {
+                o = put_attr_str(o, "log.iostream", stream);
+                *o++ = ',';
+        }
+        if (l->source) {
+                o = put_attr_str(o, "tether.log.source", l->source);
+                *o++ = ',';
+        }
+        o = put_str(o, "{\"key\":\"tether.log.seq\",\"value\":{\"intValue\":\"");
+        o = put_i64(o, (int64_t) l->seq);
+        o = put_str(o, "\"}}");
+        ret->mid_len = (size_t) (o - start);
+
+        start = o;
+        o = put_str(o, ",{\"key\":\"tether.log.partial\",\"value\":{\"boolValue\":true}}");
+        ret->partial_len = (size_t) (o - start);
+
+        start = o;
+        *o++ = ']';
+        if (l->trace_id) {
+                o = put_str(o, ",\"flags\":1,\"traceId\":\"");
+                hex_encode(l->trace_id, 16, o);
+                o += 32;
+                *o++ = '"';
+        }
+        if (l->span_id) {
+                o = put_str(o, ",\"spanId\":\"");
+                hex_encode(l->span_id, 8, o);
+                o += 16;
+                *o++ = '"';
+        }
+        if (l->observed_unix_ns != 0) {
+                o = put_str(o, ",\"observedTimeUnixNano\":\"");
+                o = put_u64(o, l->observed_unix_ns);
+                *o++ = '"';
+        }
+        *o++ = '}';
+        ret->tail_len = (size_t) (o - start);
+        return 0;
+}
+
+size_t otlp_log_line_json_max(const OtlpLogTemplate *t, size_t n) {
+        return t->head_len + OTLP_JSON_ESCAPED_MAX(n) + t->mid_len + t->partial_len + t->tail_len;
+}
+
+size_t otlp_log_line_json(const OtlpLogTemplate *t, const char *text, size_t n, bool partial, char *out) {
+        const uint8_t *d = t->data;
+        char *o = out;
+
+        memcpy(o, d, t->head_len);
+        o += t->head_len;
+        d += t->head_len;
+        o += otlp_json_escape_into(text, n, o);
+        memcpy(o, d, t->mid_len);
+        o += t->mid_len;
+        d += t->mid_len;
+        if (partial) {
+                memcpy(o, d, t->partial_len);
+                o += t->partial_len;
+        }
+        d += t->partial_len;
+        memcpy(o, d, t->tail_len);
+        o += t->tail_len;
+        return (size_t) (o - out);
+}
+
+int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char **ret, size_t *ret_len) {
+        const ProtobufCMessageDescriptor *d;
+
+        if (signal == EXPORT_SIGNAL_TRACES)
+                d = &opentelemetry__proto__trace__v1__span__descriptor;
+        else if (signal == EXPORT_SIGNAL_LOGS)
+                d = &opentelemetry__proto__logs__v1__log_record__descriptor;
+        else
+                return -EINVAL;
+        ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
+        if (!m)
+                return -EBADMSG;
+        char *s;
+        int r = otlp_message_to_json(m, &s);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (r < 0)
+                return r;
+        *ret_len = strlen(s);
+        *ret = s;
+        return 0;
+}
+
+int otlp_blob_resource_json(OtlpBlob *b, const char **ret, size_t *ret_len) {
+        if (!b->json) {
+                ProtobufCMessage *m = protobuf_c_message_unpack(
+                        &opentelemetry__proto__resource__v1__resource__descriptor, NULL, b->len, b->data);
+                if (!m)
+                        return -EBADMSG;
+                int r = otlp_message_to_json(m, &b->json);
+                protobuf_c_message_free_unpacked(m, NULL);
+                if (r < 0)
+                        return r;
+                b->json_len = strlen(b->json);
+        }
+        *ret = b->json;
+        *ret_len = b->json_len;
+        return 0;
+}
+
+const char *otlp_scope_json(size_t *ret_len) {
+        static const char scope[] = "{\"name\":\"" OTLP_SCOPE_NAME "\",\"version\":\"" TETHER_VERSION "\"}";
+        *ret_len = sizeof(scope) - 1;
+        return scope;
 }

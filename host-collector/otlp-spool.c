@@ -67,6 +67,8 @@ static int entry_cmp(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+/* Keeps the entries sorted by id: mostly an append; a request that failed in flight goes back before the ones
+ * spooled after it was taken. */
 static int spool_add_entry(OtlpSpool *s, const OtlpSpoolEntry *e) {
         if (s->n == s->cap) {
                 size_t cap = MAX(s->cap * 2, (size_t) 16);
@@ -76,7 +78,12 @@ static int spool_add_entry(OtlpSpool *s, const OtlpSpoolEntry *e) {
                 s->entries = n;
                 s->cap = cap;
         }
-        s->entries[s->n++] = *e;
+        size_t i = s->n;
+        while (i > 0 && s->entries[i - 1].id > e->id)
+                i--;
+        memmove(&s->entries[i + 1], &s->entries[i], (s->n - i) * sizeof(OtlpSpoolEntry));
+        s->entries[i] = *e;
+        s->n++;
         s->bytes += e->bytes;
         return 0;
 }
@@ -129,6 +136,7 @@ int otlp_spool_open(const char *dir, uint64_t max_bytes, OtlpSpool **ret) {
                 if (fstatat(s->dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                         continue;
                 e.bytes = (uint64_t) st.st_size;
+                e.keys = UINT64_MAX;
                 r = spool_add_entry(s, &e);
                 if (r < 0) {
                         closedir(d);
@@ -154,11 +162,35 @@ OtlpSpool *otlp_spool_free(OtlpSpool *s) {
         return NULL;
 }
 
-int otlp_spool_push(OtlpSpool *s, ExportSignal signal, const uint8_t *body, size_t len, uint64_t items, bool gzip) {
-        OtlpSpoolEntry e = { .id = s->next_id, .signal = signal, .items = items, .gzip = gzip, .bytes = len };
-        char name[128], tmp[160];
-        int r;
+uint64_t otlp_spool_next_id(OtlpSpool *s) {
+        return s->next_id++;
+}
 
+static bool spool_has(const OtlpSpool *s, uint64_t id) {
+        for (size_t i = s->n; i > 0; i--)
+                if (s->entries[i - 1].id == id)
+                        return true;
+        return false;
+}
+
+int otlp_spool_push(
+        OtlpSpool *s,
+        uint64_t id,
+        ExportSignal signal,
+        const struct iovec *iov,
+        size_t n_iov,
+        uint64_t items,
+        bool gzip,
+        uint64_t keys) {
+        char name[128], tmp[160];
+        size_t len = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < n_iov; i++)
+                len += iov[i].iov_len;
+        OtlpSpoolEntry e = { .id = id, .signal = signal, .items = items, .gzip = gzip, .bytes = len, .keys = keys };
+        if (id == 0 || id >= s->next_id || spool_has(s, id))
+                return -EEXIST;
         if (s->bytes + len > s->max_bytes)
                 return -ENOSPC;
         entry_filename(&e, name, sizeof(name));
@@ -167,7 +199,8 @@ int otlp_spool_push(OtlpSpool *s, ExportSignal signal, const uint8_t *body, size
         _cleanup_close_ int fd = openat(s->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, body, len);
+        for (size_t i = 0; i < n_iov && r >= 0; i++)
+                r = write_all(fd, iov[i].iov_base, iov[i].iov_len);
         if (r < 0) {
                 (void) unlinkat(s->dir_fd, tmp, 0);
                 return r;
@@ -182,8 +215,12 @@ int otlp_spool_push(OtlpSpool *s, ExportSignal signal, const uint8_t *body, size
                 (void) unlinkat(s->dir_fd, name, 0);
                 return r;
         }
-        s->next_id++;
         return 0;
+}
+
+const OtlpSpoolEntry *otlp_spool_entries(const OtlpSpool *s, size_t *ret_n) {
+        *ret_n = s->n;
+        return s->entries;
 }
 
 const OtlpSpoolEntry *otlp_spool_oldest(const OtlpSpool *s, ExportSignal signal) {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "stats.h"
 
@@ -20,6 +21,7 @@ typedef struct OtlpSpoolEntry {
         uint64_t items;
         bool gzip;
         uint64_t bytes;
+        uint64_t keys; /* the request's order keys (all bits for files found at start-up: unknown) */
 } OtlpSpoolEntry;
 
 /* Creates the directory if needed and indexes the files in it (temporary leftovers are removed, unknown names
@@ -27,10 +29,24 @@ typedef struct OtlpSpoolEntry {
 int otlp_spool_open(const char *dir, uint64_t max_bytes, OtlpSpool **ret);
 OtlpSpool *otlp_spool_free(OtlpSpool *s);
 
-/* Writes one request. Returns 0, -ENOSPC when it would exceed max_bytes, or -errno (write failed; nothing
- * kept). */
-int otlp_spool_push(OtlpSpool *s, ExportSignal signal, const uint8_t *body, size_t len, uint64_t items, bool gzip);
+/* A new id, greater than every id in the spool and every one handed out before: the caller numbers its requests
+ * with these, in the order they are to be delivered, whether they are spooled or not. */
+uint64_t otlp_spool_next_id(OtlpSpool *s);
+/* Writes one request under id (from otlp_spool_next_id(), not in the spool). Replay is in id order, whatever the
+ * order of the pushes. iov: the body in pieces. Returns 0, -ENOSPC when it would exceed max_bytes, -EEXIST, or
+ * -errno (write failed; nothing kept). */
+int otlp_spool_push(
+        OtlpSpool *s,
+        uint64_t id,
+        ExportSignal signal,
+        const struct iovec *iov,
+        size_t n_iov,
+        uint64_t items,
+        bool gzip,
+        uint64_t keys);
 
+/* Every entry, oldest (smallest id) first; valid until the spool changes. */
+const OtlpSpoolEntry *otlp_spool_entries(const OtlpSpool *s, size_t *ret_n);
 /* The oldest entry of a signal, or NULL. */
 const OtlpSpoolEntry *otlp_spool_oldest(const OtlpSpool *s, ExportSignal signal);
 /* Reads an entry's body. Returns 0 or -errno (e.g. the file vanished: the caller removes the entry). */

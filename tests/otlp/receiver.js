@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: MIT
 // A test OTLP/HTTP receiver for tetherd's exporter. It decodes requests with the protobufjs code generated from
-// the official OTLP definitions (@opentelemetry/otlp-transformer's build/src/generated/root.js), never from
-// tether's own .proto files, records them, and answers as scripted.
+// the official OTLP definitions (@opentelemetry/otlp-transformer's build/src/generated/root.js, from a version
+// that knows LogRecord.event_name), never from tether's own .proto files, records them, and answers as scripted.
 //
-//   node receiver.js PORT                 listen on 127.0.0.1:PORT
+//   node receiver.js PORT [--delay-ms N]  listen on 127.0.0.1:PORT; --delay-ms: answer each export request N ms
+//                                         after it arrived (a slow but healthy backend)
 //   node receiver.js --json-check FILE    check an OTLP/JSON lines file (tetherd's --otlp-file): prints a summary
 //
 // Control endpoints (JSON):
 //   POST /control/script {"traces": [answer...], "logs": [answer...]}: answers used once each, in order, then 200.
 //        answer: {"status": 503, "retry_after": "2"} | {"status": 200, "rejected": 3} | {"status": 400}
 //   GET  /control/requests: every request: {signal, time_ms, status, encoding, bytes, wire_bytes, body}
+//   GET  /control/summary: {requests, spans, log_records} (items of requests answered 200)
 //   POST /control/reset
 "use strict";
 
@@ -74,7 +76,7 @@ function jsonCheck(file) {
     process.stdout.write(JSON.stringify(out) + "\n");
 }
 
-function serve(port) {
+function serve(port, delayMs) {
     let script = { traces: [], logs: [] };
     let requests = [];
 
@@ -94,6 +96,17 @@ function serve(port) {
                 return json(200, { ok: true });
             }
             if (url === "/control/requests") return json(200, requests);
+            if (url === "/control/summary") {
+                const out = { requests: requests.length, spans: 0, log_records: 0 };
+                for (const r of requests) {
+                    if (r.status !== 200 || !r.body) continue;
+                    for (const rs of r.body.resourceSpans || [])
+                        for (const ss of rs.scopeSpans || []) out.spans += (ss.spans || []).length;
+                    for (const rl of r.body.resourceLogs || [])
+                        for (const sl of rl.scopeLogs || []) out.log_records += (sl.logRecords || []).length;
+                }
+                return json(200, out);
+            }
             if (url === "/control/reset" && req.method === "POST") {
                 requests = [];
                 script = { traces: [], logs: [] };
@@ -136,8 +149,12 @@ function serve(port) {
             } else if (answer.status === 200) {
                 payload = Buffer.from(Resp[signal].encode(Resp[signal].fromObject({})).finish());
             }
-            res.writeHead(answer.status, headers);
-            res.end(payload);
+            const send = () => {
+                res.writeHead(answer.status, headers);
+                res.end(payload);
+            };
+            if (delayMs > 0) setTimeout(send, delayMs);
+            else send();
         });
     });
     server.keepAliveTimeout = 30000;
@@ -146,4 +163,7 @@ function serve(port) {
 }
 
 if (process.argv[2] === "--json-check") jsonCheck(process.argv[3]);
-else serve(parseInt(process.argv[2], 10));
+else {
+    const i = process.argv.indexOf("--delay-ms");
+    serve(parseInt(process.argv[2], 10), i > 0 ? parseInt(process.argv[i + 1], 10) : 0);
+}

@@ -12,6 +12,10 @@
   partial       200 with partial_success: counted as "partial_success" drops, not retried
   down-up       receiver down: requests spooled; tetherd restarted while down; receiver up → everything delivered
   json-file     no endpoint: OTLP/JSON lines in <state-dir>/otlp.jsonl decode with the official definitions
+  burst-slow    a burst far larger than the in-memory queue against a slow but healthy receiver: the queue
+                spills to the spool, every line is delivered once and in order, nothing is dropped
+  spool-full    receiver down, small queue and spool: drops counted as spool_full only once both are full; when
+                the receiver is back the rest is delivered, in order
 """
 
 import json
@@ -49,14 +53,17 @@ def need_node():
 
 
 class Receiver:
-    def __init__(self, h, node, port):
+    def __init__(self, h, node, port, delay_ms=0):
         self.h, self.node, self.port, self.proc = h, node, port, None
+        self.delay_ms = delay_ms
         self.base = "http://127.0.0.1:%d" % port
         self.kept = []  # requests recorded by earlier receiver processes
 
     def start(self):
-        self.proc = self.h.spawn([self.node, os.path.join(HERE, "receiver.js"), str(self.port)], "receiver.log",
-                                 cwd=HERE)
+        argv = [self.node, os.path.join(HERE, "receiver.js"), str(self.port)]
+        if self.delay_ms:
+            argv += ["--delay-ms", str(self.delay_ms)]
+        self.proc = self.h.spawn(argv, "receiver.log", cwd=HERE)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -84,6 +91,9 @@ class Receiver:
 
     def requests(self):
         return self._call("/control/requests")
+
+    def summary(self):
+        return self._call("/control/summary")
 
     def all_requests(self):
         return self.kept + (self.requests() if self.proc else [])
@@ -237,6 +247,13 @@ def scenario_export(node):
         for ev in ("tether.machine.registered", "tether.machine.booting", "tether.machine.ready",
                    "tether.machine.exited"):
             check(ev in events, "lifecycle event %s exported" % ev, sorted(e for e in events if e))
+        for _, r in recs:
+            name = attrs(r).get("event.name")
+            if name:
+                # LogRecord.event_name (field 12), decoded by an independent definition that knows it.
+                check(r.get("eventName") == name, "lifecycle events carry LogRecord.event_name", r)
+            else:
+                check(not r.get("eventName"), "log lines carry no event_name", r)
         for res, r in recs:
             if attrs(r).get("event.name") == "tether.machine.ready":
                 check(r.get("traceId") == TRACE_ID and attrs(res).get("tether.machine.id") == mid,
@@ -380,6 +397,16 @@ def scenario_json_file(node):
         check(out.returncode == 0, "every line decodes with the official OTLP definitions", out.stderr[-2000:])
         summary = json.loads(out.stdout)
         check(summary["spans"] >= n_api and summary["log_records"] >= 3, "spans and log records survive", summary)
+        n_events = 0
+        for o in summary["objects"]:
+            for rl in o["decoded"].get("resourceLogs", []):
+                for sl in rl.get("scopeLogs", []):
+                    for rec in sl.get("logRecords", []):
+                        name = attrs(rec).get("event.name")
+                        check(rec.get("eventName") == name if name else not rec.get("eventName"),
+                              "eventName survives the JSON file", rec)
+                        n_events += bool(name)
+        check(n_events >= 3, "lifecycle events in the JSON file", n_events)
 
 
 def scenario_env(node):
@@ -417,6 +444,101 @@ def scenario_env(node):
           p.returncode, p.stderr)
 
 
+PAD = "x" * 80
+
+
+def burst_script(n):
+    """READY=1, then n numbered lines of 99 bytes as fast as the pipe takes them."""
+    return '"$TETHER_AGENT" notify READY=1; seq -f "line %%06.0f %s" 1 %d' % (PAD, n)
+
+
+def line_numbers(reqs):
+    """Numbers of the burst lines in the order the receiver got them."""
+    return [int(body_text(r).split()[1]) for _, r in logs_of(reqs) if (body_text(r) or "").startswith("line ")]
+
+
+def logs_dropped(h):
+    st = export_stats(h)
+    return {k: v for k, v in st["dropped"]["logs"].items() if v}
+
+
+def expected_logs(h, mid):
+    """What the logs signal should carry: stored lines and lifecycle events (not milestones and phases)."""
+    lines = [o for o in h.api.logs(mid) if "line" in o]
+    events = [e for e in h.api.events(mid) if e.get("transition") not in ("milestone", "phase")]
+    return len(lines), len(events)
+
+
+def scenario_burst_slow(node):
+    n = 4000
+    port = free_tcp_port()
+    # 256K of queue (batches of 32K) and ~1 MB of protobuf: the queue overflows many times over.
+    with harness("otlp-burst", port, ["--otlp-queue-bytes", "256K", "--otlp-compression", "none"]) as h:
+        rx = Receiver(h, node, port, delay_ms=100)
+        rx.start()
+        mid = "vmburst"
+        h.register(mid)
+        agent = h.start_init_shell(mid, burst_script(n))
+        spool = os.path.join(h.state_dir, "otlp-spool")
+        saw_spool = False
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            if os.path.isdir(spool) and any(f.endswith(".otlp") for f in os.listdir(spool)):
+                saw_spool = True
+            if agent.poll() is not None and rx.summary()["log_records"] >= n:
+                break
+            time.sleep(0.02)
+        check(wait_proc(agent, 10, "the agent exits") == 0, "the workload exits 0")
+        h.wait_exited(mid)
+        stored, events = expected_logs(h, mid)
+        check(stored == n, "every line stored (the agent dropped none)", stored)
+        wait_for("every line and event delivered", lambda: rx.summary()["log_records"] >= stored + events, timeout=30)
+        check(saw_spool, "the queue spilled to the spool")
+        nums = line_numbers(rx.requests())
+        check(nums == list(range(1, n + 1)), "every line delivered once, in order",
+              [x for x in zip(nums, range(1, n + 1)) if x[0] != x[1]][:5], len(nums))
+        check(not logs_dropped(h), "nothing dropped", logs_dropped(h))
+        wait_for("the spool drains", lambda: not any(f.endswith(".otlp") for f in os.listdir(spool)), timeout=20)
+
+
+def scenario_spool_full(node):
+    n = 3000
+    port = free_tcp_port()
+    with harness("otlp-spoolfull", port, ["--otlp-queue-bytes", "64K", "--otlp-spool-bytes", "64K",
+                                          "--otlp-compression", "none"]) as h:
+        rx = Receiver(h, node, port)  # not started: the backend is down
+        mid = "vmfull"
+        h.register(mid)
+        agent = h.start_init_shell(mid, burst_script(n))
+        check(wait_proc(agent, 30, "the agent exits") == 0, "the workload exits 0")
+        h.wait_exited(mid)
+        stored, events = expected_logs(h, mid)
+        wait_for("drops counted once queue and spool are full", lambda: logs_dropped(h).get("spool_full"))
+        spool = os.path.join(h.state_dir, "otlp-spool")
+        size = sum(os.path.getsize(os.path.join(spool, f)) for f in os.listdir(spool) if f.endswith(".otlp"))
+        check(0 < size <= 64 * 1024, "the spool holds up to its bound", size)
+        dropped = logs_dropped(h)
+        check(set(dropped) == {"spool_full"}, "only spool_full drops", dropped)
+
+        rx.start()
+
+        def settled():
+            st = export_stats(h)
+            got = st["items"]["logs"] + sum(st["dropped"]["logs"].values())
+            return st if got >= stored + events and st["queue_bytes"] == 0 and st["spool_bytes"] == 0 else None
+        st = wait_for("everything delivered or counted", settled, timeout=40)
+        check(st["items"]["logs"] + sum(st["dropped"]["logs"].values()) == stored + events,
+              "delivered + dropped = stored lines + events", st, stored, events)
+        summary = rx.summary()
+        check(summary["log_records"] == st["items"]["logs"], "the receiver got what tetherd counts", summary, st)
+        nums = line_numbers(rx.requests())
+        log("spool-full: %d lines stored, %d delivered, drops %s" % (stored, len(nums), st["dropped"]["logs"]))
+        check(len(nums) > 0 and all(b > a for a, b in zip(nums, nums[1:])), "delivered in order, once",
+              [x for x in zip(nums, nums[1:]) if x[1] <= x[0]][:5])
+        check(st["dropped"]["logs"]["spool_full"] > 0 and len(nums) + st["dropped"]["logs"]["spool_full"] >= stored,
+              "the lines not delivered are those counted", len(nums), st["dropped"]["logs"])
+
+
 SCENARIOS = {
     "env": scenario_env,
     "export": scenario_export,
@@ -426,6 +548,8 @@ SCENARIOS = {
     "partial": scenario_partial,
     "down-up": scenario_down_up,
     "json-file": scenario_json_file,
+    "burst-slow": scenario_burst_slow,
+    "spool-full": scenario_spool_full,
 }
 
 

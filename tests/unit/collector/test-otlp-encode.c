@@ -8,11 +8,13 @@
 
 #include "boot.h"
 #include "collector-test.h"
+#include "macro.h"
 #include "otlp-encode.h"
 #include "otlp-json.h"
 #include "otlp_logs_service.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
 #include "stitch.h"
+#include "utf8.h"
 
 #define MS UINT64_C(1000000)
 #define OFFSET (UINT64_C(1700000000000000000))
@@ -409,13 +411,126 @@ static void test_partial_line(void **state) {
         }
 }
 
+
+/* The direct writers against the references: protobuf byte for byte what protobuf-c packs, JSON parsed-equal
+ * to the generic writer's rendering of the decoded record; hostile text sanitized and escaped alike. */
+static void check_direct(const OtlpLogLine *l, const char *text, size_t n) {
+        OtlpLogTemplate pt, jt;
+        OtlpLogLine ref = *l;
+        uint8_t *want, out[4 * 8192];
+        char jout[6 * 8192 + 8192];
+        size_t want_len;
+
+        /* The reference packs what it is given: sanitize as the exporter did before writing directly. */
+        _cleanup_free_ char *body = utf8_sanitize(text, n, NULL);
+        _cleanup_free_ char *src = l->source ? utf8_sanitize(l->source, strlen(l->source), NULL) : NULL;
+        assert_non_null(body);
+        ref.body = body;
+        ref.source = src;
+        assert_int_equal(otlp_encode_log_line(&ref, &want, &want_len), 0);
+
+        assert_int_equal(otlp_log_template_protobuf(l, &pt), 0);
+        size_t size = otlp_log_line_protobuf_size(&pt, text, n, l->partial);
+        assert_int_equal(size, want_len);
+        assert_int_equal(otlp_log_line_protobuf(&pt, text, n, l->partial, out), want_len);
+        assert_memory_equal(out, want, want_len);
+
+        assert_int_equal(otlp_log_template_json(l, &jt), 0);
+        assert_true(otlp_log_line_json_max(&jt, n) <= sizeof(jout));
+        size_t jn = otlp_log_line_json(&jt, text, n, l->partial, jout);
+        assert_true(jn <= otlp_log_line_json_max(&jt, n));
+        jout[jn] = '\0';
+        char *generic;
+        assert_int_equal(otlp_item_to_json(EXPORT_SIGNAL_LOGS, want, want_len, &generic, &want_len), 0);
+        json_error_t e1, e2;
+        json_t *a = json_loads(jout, 0, &e1), *b = json_loads(generic, 0, &e2);
+        if (!a)
+                fail_msg("direct JSON does not parse: %s: %s", e1.text, jout);
+        assert_non_null(b);
+        if (!json_equal(a, b))
+                fail_msg("direct JSON differs:\n%s\n%s", jout, generic);
+        /* Same member order too: byte for byte. */
+        assert_string_equal(jout, generic);
+        json_decref(a);
+        json_decref(b);
+        free(generic);
+        free(want);
+}
+
+static void test_direct_log_lines(void **state) {
+        uint8_t span[8] = { 1, 2, 3, 4, 5, 6, 7, 0xff };
+        char hostile[300], big[8000];
+        size_t hn = 0;
+
+        for (int c = 0; c < 256; c++)
+                hostile[hn++] = (char) c; /* every byte: NUL, controls, quote, backslash, lone continuations... */
+        memcpy(hostile + hn, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80\xc0\xaf\xf4\x90\x80\x80\xe2\x82", 20);
+        hn += 20;
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (char) ('a' + i % 26);
+
+        const struct {
+                const char *text;
+                size_t n;
+        } texts[] = {
+                { "", 0 },       { "hello", 5 },       { "line 000000000001 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 50 },
+                { hostile, hn }, { big, sizeof(big) }, { "a\"b\\c\td", 8 },
+        };
+        const OtlpLogLine lines[] = {
+                { .time_unix_ns = OFFSET + 5,
+                  .observed_unix_ns = OFFSET + 9,
+                  .trace_id = trace,
+                  .span_id = span,
+                  .stream = TETHER__LOG_STREAM__LOG_STREAM_STDOUT,
+                  .seq = 42 },
+                { .time_unix_ns = OFFSET,
+                  .observed_unix_ns = OFFSET,
+                  .trace_id = trace,
+                  .stream = TETHER__LOG_STREAM__LOG_STREAM_STDERR,
+                  .seq = UINT64_MAX,
+                  .source = "app\"1\x01\xff",
+                  .partial = true },
+                { .stream = TETHER__LOG_STREAM__LOG_STREAM_KMSG, .seq = 0 },
+                { .time_unix_ns = 1,
+                  .stream = TETHER__LOG_STREAM__LOG_STREAM_CONSOLE,
+                  .seq = 1u << 31,
+                  .source = "",
+                  .partial = true },
+                { .stream = 99, .seq = 7, .span_id = span },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++)
+                for (size_t j = 0; j < ELEMENTSOF(texts); j++) {
+                        check_direct(&lines[i], texts[j].text, texts[j].n);
+                        OtlpLogLine other = lines[i];
+                        other.partial = !other.partial;
+                        check_direct(&other, texts[j].text, texts[j].n);
+                }
+
+        /* Sanitizing alone: utf8_sanitize()'s result, for every prefix of the hostile text. */
+        for (size_t n = 0; n <= hn; n++) {
+                _cleanup_free_ char *want = utf8_sanitize(hostile, n, NULL);
+                uint8_t out[4 * 300];
+                assert_int_equal(otlp_utf8_sanitized_len(hostile, n), strlen(want));
+                assert_int_equal(otlp_utf8_sanitize_into(hostile, n, out), strlen(want));
+                assert_memory_equal(out, want, strlen(want));
+        }
+        /* A source too long for a template is refused, not overrun. */
+        char *huge = malloc(OTLP_LOG_TEMPLATE_MAX);
+        assert_non_null(huge);
+        memset(huge, 'x', OTLP_LOG_TEMPLATE_MAX - 1);
+        huge[OTLP_LOG_TEMPLATE_MAX - 1] = '\0';
+        OtlpLogLine l = { .source = huge };
+        OtlpLogTemplate t;
+        assert_int_equal(otlp_log_template_protobuf(&l, &t), -E2BIG);
+        assert_int_equal(otlp_log_template_json(&l, &t), -E2BIG);
+        free(huge);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_spans_request),
-                cmocka_unit_test(test_logs_request),
-                cmocka_unit_test(test_json_writer),
-                cmocka_unit_test(test_partial_line),
-                cmocka_unit_test(test_partial_success_and_gzip),
+                cmocka_unit_test(test_spans_request),    cmocka_unit_test(test_logs_request),
+                cmocka_unit_test(test_json_writer),      cmocka_unit_test(test_partial_line),
+                cmocka_unit_test(test_direct_log_lines), cmocka_unit_test(test_partial_success_and_gzip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

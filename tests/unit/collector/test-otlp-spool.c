@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The spool: requests written, replayed oldest first per signal, also after reopening (a restart), bounded in
- * bytes, temporary leftovers removed, unknown files ignored. */
+ * bytes, temporary leftovers removed, unknown files ignored; requests numbered in delivery order replay in that
+ * order whatever the order they were spooled in. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,16 @@ static void expect_oldest(OtlpSpool *s, ExportSignal sig, const char *body, uint
         assert_int_equal(otlp_spool_remove(s, e->id), 0);
 }
 
+static int push_id(OtlpSpool *s, uint64_t id, ExportSignal sig, const char *body, uint64_t items, bool gzip) {
+        struct iovec iov[2] = { { (void *) body, strlen(body) / 2 }, { (void *) (body + strlen(body) / 2), 0 } };
+        iov[1].iov_len = strlen(body) - iov[0].iov_len;
+        return otlp_spool_push(s, id, sig, iov, 2, items, gzip, 1);
+}
+
+static int push(OtlpSpool *s, ExportSignal sig, const char *body, uint64_t items, bool gzip) {
+        return push_id(s, otlp_spool_next_id(s), sig, body, items, gzip);
+}
+
 static void test_spool(void **state) {
         char dir[] = "/tmp/test-otlp-spool-XXXXXX", sub[600], cmd[700];
         OtlpSpool *s;
@@ -43,14 +54,12 @@ static void test_spool(void **state) {
         snprintf(sub, sizeof(sub), "%s/a/spool", dir);
         assert_int_equal(otlp_spool_open(sub, 40, &s), 0);
         assert_null(otlp_spool_oldest(s, EXPORT_SIGNAL_TRACES));
-        assert_int_equal(otlp_spool_push(s, EXPORT_SIGNAL_TRACES, (const uint8_t *) "trace-1", 7, 3, true), 0);
-        assert_int_equal(otlp_spool_push(s, EXPORT_SIGNAL_LOGS, (const uint8_t *) "logs-1", 6, 5, false), 0);
-        assert_int_equal(otlp_spool_push(s, EXPORT_SIGNAL_TRACES, (const uint8_t *) "trace-2", 7, 1, true), 0);
+        assert_int_equal(push(s, EXPORT_SIGNAL_TRACES, "trace-1", 3, true), 0);
+        assert_int_equal(push(s, EXPORT_SIGNAL_LOGS, "logs-1", 5, false), 0);
+        assert_int_equal(push(s, EXPORT_SIGNAL_TRACES, "trace-2", 1, true), 0);
         assert_int_equal(otlp_spool_bytes(s), 20);
         /* 20 + 21 > 40: refused, nothing written. */
-        assert_int_equal(
-                otlp_spool_push(s, EXPORT_SIGNAL_LOGS, (const uint8_t *) "xxxxxxxxxxxxxxxxxxxxx", 21, 1, false),
-                -ENOSPC);
+        assert_int_equal(push(s, EXPORT_SIGNAL_LOGS, "xxxxxxxxxxxxxxxxxxxxx", 1, false), -ENOSPC);
         assert_int_equal(otlp_spool_count(s, EXPORT_SIGNAL_LOGS), 1);
         otlp_spool_free(s);
 
@@ -63,13 +72,33 @@ static void test_spool(void **state) {
         assert_true(otlp_spool_oldest(s, EXPORT_SIGNAL_TRACES)->gzip);
         assert_false(otlp_spool_oldest(s, EXPORT_SIGNAL_LOGS)->gzip);
         expect_oldest(s, EXPORT_SIGNAL_TRACES, "trace-1", 3);
-        assert_int_equal(otlp_spool_push(s, EXPORT_SIGNAL_TRACES, (const uint8_t *) "trace-3", 7, 2, true), 0);
+        assert_int_equal(push(s, EXPORT_SIGNAL_TRACES, "trace-3", 2, true), 0);
         expect_oldest(s, EXPORT_SIGNAL_TRACES, "trace-2", 1);
         expect_oldest(s, EXPORT_SIGNAL_TRACES, "trace-3", 2);
         expect_oldest(s, EXPORT_SIGNAL_LOGS, "logs-1", 5);
         assert_null(otlp_spool_oldest(s, EXPORT_SIGNAL_TRACES));
         assert_int_equal(otlp_spool_bytes(s), 0);
         assert_int_equal(otlp_spool_remove(s, 12345), -ENOENT);
+        otlp_spool_free(s);
+
+        /* Ids taken in delivery order, pushed out of order (a request that failed in flight goes back after
+         * later ones were spooled): replayed by id. Ids are never reused, not even across a reopening. */
+        assert_int_equal(otlp_spool_open(sub, 40, &s), 0);
+        uint64_t a = otlp_spool_next_id(s), b = otlp_spool_next_id(s), c = otlp_spool_next_id(s);
+        assert_true(a < b && b < c);
+        assert_int_equal(push_id(s, c, EXPORT_SIGNAL_LOGS, "third", 1, false), 0);
+        assert_int_equal(push_id(s, a, EXPORT_SIGNAL_LOGS, "first", 1, false), 0);
+        assert_int_equal(push_id(s, a, EXPORT_SIGNAL_LOGS, "again", 1, false), -EEXIST);
+        assert_int_equal(push_id(s, c + 1, EXPORT_SIGNAL_LOGS, "unissued", 1, false), -EEXIST);
+        assert_int_equal(push_id(s, b, EXPORT_SIGNAL_LOGS, "second", 1, false), 0);
+        assert_int_equal(otlp_spool_oldest(s, EXPORT_SIGNAL_LOGS)->keys, 1);
+        otlp_spool_free(s);
+        assert_int_equal(otlp_spool_open(sub, 40, &s), 0);
+        assert_true(otlp_spool_next_id(s) > c);
+        assert_int_equal(otlp_spool_oldest(s, EXPORT_SIGNAL_LOGS)->keys, UINT64_MAX); /* unknown after a restart */
+        expect_oldest(s, EXPORT_SIGNAL_LOGS, "first", 1);
+        expect_oldest(s, EXPORT_SIGNAL_LOGS, "second", 1);
+        expect_oldest(s, EXPORT_SIGNAL_LOGS, "third", 1);
         otlp_spool_free(s);
 
         char tmp[700];
