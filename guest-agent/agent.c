@@ -185,6 +185,7 @@ static void output_close(OutputStream *o) {
 /* Whether the workload's output must wait for the host now (log_policy=block, flow.h). This is also where the
  * flow control learns of the host's progress, and where the agent says when it stops waiting for the host. */
 static bool output_blocked(Agent *a, uint64_t now) {
+        FlowState before = a->flow.state;
         TransportStats ts;
 
         transport_get_stats(a->transport, &ts);
@@ -199,7 +200,6 @@ static bool output_blocked(Agent *a, uint64_t now) {
         if (a->drain_hurry)
                 return false;
 
-        FlowState before = a->flow.state;
         uint64_t fill = flow_fill(
                 replay_bytes(a->replay), replay_sent_log_bytes(a->replay), transport_is_established(a->transport));
         bool paused = flow_paused(&a->flow, fill, now);
@@ -210,7 +210,7 @@ static bool output_blocked(Agent *a, uint64_t now) {
                         a->config->log_stall_timeout_ms);
         else if (before == FLOW_STALLED && a->flow.state != FLOW_STALLED)
                 log_info(
-                        "tetherd takes output again; the workload's output waits for it again when the buffer is full");
+                        "tetherd is taking output again; the workload's output waits for it again when the buffer is full");
         return paused;
 }
 
