@@ -182,6 +182,10 @@ static void output_close(OutputStream *o) {
         o->idle_deadline = UINT64_MAX;
 }
 
+static bool output_open(const Agent *a) {
+        return a->out[0].fd >= 0 || a->out[1].fd >= 0;
+}
+
 /* Whether the workload's output must wait for the host now (log_policy=block, flow.h). This is also where the
  * flow control learns of the host's progress, and where the agent says when it stops waiting for the host. */
 static bool output_blocked(Agent *a, uint64_t now) {
@@ -767,7 +771,7 @@ static uint64_t next_deadline(const Agent *a) {
                 d = MIN(d, prober_next_deadline(a->prober));
         for (size_t i = 0; i < ELEMENTSOF(a->out); i++)
                 d = MIN(d, a->out[i].idle_deadline);
-        if (a->output_paused)
+        if (a->output_paused && output_open(a))
                 d = MIN(d, flow_next_deadline(&a->flow));
         if (a->phase == PHASE_EXIT_GRACE)
                 d = MIN(d, a->grace_deadline);
@@ -826,8 +830,9 @@ static int run_loop(Agent *a) {
                         ADD_FD(POLL_NOTIFY, a->notify_fd, POLLIN);
                 if (a->kmsg.fd >= 0)
                         ADD_FD(POLL_KMSG, a->kmsg.fd, POLLIN);
-                /* Paused pipes are not polled (they stay readable); while draining, drain_step() reads them. */
-                bool read_output = !output_update_pause(a, now) && a->phase != PHASE_DRAINING;
+                /* Paused pipes are not polled (they stay readable); while draining, drain_step() reads them. Without
+                 * pipes there is nothing to pause (kmsg alone never is). */
+                bool read_output = output_open(a) && a->phase != PHASE_DRAINING && !output_update_pause(a, now);
                 if (read_output && a->out[0].fd >= 0)
                         ADD_FD(POLL_STDOUT, a->out[0].fd, POLLIN);
                 if (read_output && a->out[1].fd >= 0)
