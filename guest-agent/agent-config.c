@@ -38,6 +38,10 @@ const char *agent_mode_to_string(AgentMode m) {
         }
 }
 
+const char *log_policy_to_string(LogPolicy p) {
+        return p == LOG_POLICY_DROP ? "drop" : "block";
+}
+
 static void probe_spec_done(ProbeSpec *p) {
         free(p->spec);
         free(p->path);
@@ -61,6 +65,8 @@ void config_init(AgentConfig *c) {
                 .probe_interval_ms = 100,
                 .probe_timeout_ms = 1000,
                 .replay_bytes = CONFIG_DEFAULT_REPLAY_BYTES,
+                .log_policy = LOG_POLICY_BLOCK,
+                .log_stall_timeout_ms = CONFIG_DEFAULT_LOG_STALL_TIMEOUT_MS,
                 .shutdown = SHUTDOWN_POWEROFF,
                 .kmsg = -1,
                 .flush_timeout_ms = 1000,
@@ -425,6 +431,17 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 c->replay_bytes = v;
                 return 0;
         }
+        if (strcmp(key, "log_policy") == 0) {
+                if (strcmp(value, "block") == 0)
+                        c->log_policy = LOG_POLICY_BLOCK;
+                else if (strcmp(value, "drop") == 0)
+                        c->log_policy = LOG_POLICY_DROP;
+                else
+                        return config_error(err, "invalid value for %s: '%s' (expected block or drop)", name, value);
+                return 0;
+        }
+        if (strcmp(key, "log_stall_timeout_ms") == 0)
+                return set_range(value, 0, CONFIG_MAX_LOG_STALL_TIMEOUT_MS, &c->log_stall_timeout_ms, name, err);
         if (strcmp(key, "notify_socket") == 0) {
                 if ((r = parse_socket_path(value, "notify socket", name, err)) < 0)
                         return r;
@@ -617,6 +634,8 @@ static const char *const option_keys[] = {
         "probe_timeout_ms",
         "flush_timeout_ms",
         "replay_bytes",
+        "log_policy",
+        "log_stall_timeout_ms",
         "notify_socket",
         "traceparent_file",
         "shutdown",

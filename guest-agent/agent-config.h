@@ -18,6 +18,8 @@
 #define CONFIG_DEFAULT_REPLAY_BYTES (UINT64_C(1) << 20)
 #define CONFIG_MIN_REPLAY_BYTES (UINT64_C(64) << 10)
 #define CONFIG_MAX_REPLAY_BYTES (UINT64_C(1) << 30)
+#define CONFIG_DEFAULT_LOG_STALL_TIMEOUT_MS 5000u
+#define CONFIG_MAX_LOG_STALL_TIMEOUT_MS 600000u
 #define CONFIG_MAX_PROBES 8u
 #define CONFIG_MAX_MODULES 32u
 #define CONFIG_MAX_MODULE_PATH 255u /* bytes */
@@ -38,6 +40,12 @@ typedef enum ShutdownAction {
         SHUTDOWN_REBOOT, /* Firecracker ends the VM on a guest reboot, not on power-off */
         SHUTDOWN_EXIT,
 } ShutdownAction;
+
+/* What a full replay buffer does to the workload's output (docs/agent.md, "Flow control"). */
+typedef enum LogPolicy {
+        LOG_POLICY_BLOCK, /* stop reading the pipes while tetherd takes the output; drop once it stalls */
+        LOG_POLICY_DROP,  /* never stop reading: the oldest unsent Log records go */
+} LogPolicy;
 
 typedef enum ProbeKind {
         PROBE_TCP,
@@ -67,6 +75,8 @@ typedef struct AgentConfig {
         uint32_t probe_interval_ms;
         uint32_t probe_timeout_ms;
         uint64_t replay_bytes;
+        LogPolicy log_policy;
+        uint32_t log_stall_timeout_ms; /* block: how long without progress before dropping instead */
         char *notify_socket;
         char *traceparent_file; /* NULL: not written */
         bool traceparent_file_disabled;
@@ -131,3 +141,4 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
 int config_parse_modules(AgentConfig *c, const char *value, const char *name, ConfigError *err);
 
 const char *agent_mode_to_string(AgentMode m);
+const char *log_policy_to_string(LogPolicy p);

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "fileio.h"
+#include "flow.h"
 #include "format.h"
 #include "kmsg.h"
 #include "linebuf.h"
@@ -42,6 +43,10 @@ extern char **environ;
 #define OUTPUT_READ_BUDGET (64u * 1024u)
 /* After the workload's death: a grandchild holding the pipe could write forever. */
 #define OUTPUT_FINAL_READ_BUDGET (1024u * 1024u)
+/* The most one read adds to the replay buffer: what it read, plus the partial line held from before, in at most
+ * three records (two full chunks and the rest), each with its envelope and bookkeeping. Flow control starts a
+ * read only while this much fits without evicting output the host does not have. */
+#define OUTPUT_READ_RESERVE (READ_BUFFER_SIZE + RECORD_MAX_LOG_DATA + 3u * (REPLAY_ENTRY_OVERHEAD + 128u))
 #define KMSG_RECORDS_PER_WAKEUP 256u
 #define NOTIFY_DATAGRAMS_PER_WAKEUP 64u
 /* After the workload's death: what its notify socket holds, up to Linux's default datagram queue length. */
@@ -56,10 +61,21 @@ typedef struct OutputStream {
         LineBuf lines;
         Tether__LogStream stream;
         uint64_t idle_deadline;
+        size_t drain_left; /* PHASE_DRAINING: what is still read at most */
+        bool drained;
 } OutputStream;
+
+/* What stopped output_read(). */
+typedef enum OutputRead {
+        OUTPUT_EMPTY,  /* the pipe has nothing more now */
+        OUTPUT_CLOSED, /* end of file (or an error): the stream is closed */
+        OUTPUT_BUDGET, /* read as much as allowed */
+        OUTPUT_PAUSED, /* flow control: the buffer cannot take more until the host took some */
+} OutputRead;
 
 typedef enum AgentPhase {
         PHASE_RUNNING,
+        PHASE_DRAINING,   /* workload reaped: reading what its pipes still hold, waiting for the host if need be */
         PHASE_EXIT_GRACE, /* workload SIGKILLed: waiting briefly for the OOM line */
         PHASE_FINISHING,  /* final records queued: flushing until acked or the flush timeout */
 } AgentPhase;
@@ -76,6 +92,12 @@ struct Agent {
         LineBuf kmsg_lines;
         OutputStream out[2];
         char *read_buf;
+
+        Flow flow;
+        bool output_paused;        /* the workload's pipes are not read (flow control) */
+        bool drain_hurry;          /* SIGTERM/SIGINT while draining: stop waiting for the host */
+        uint64_t seen_progress_ns; /* TransportStats as last handed to the flow control */
+        uint64_t seen_connects;
 
         pid_t workload_pid;
         uint64_t start_monotonic; /* kmsg stamps with CLOCK_MONOTONIC */
@@ -160,29 +182,93 @@ static void output_close(OutputStream *o) {
         o->idle_deadline = UINT64_MAX;
 }
 
-/* Reads what the pipe holds (up to budget bytes), emits complete lines, and arms the idle flush for a
- * partial last line. */
-static void output_read(Agent *a, OutputStream *o, size_t budget, uint64_t now) {
-        while (o->fd >= 0 && budget > 0) {
-                ssize_t k = read(o->fd, a->read_buf, MIN((size_t) READ_BUFFER_SIZE, budget));
+static bool output_open(const Agent *a) {
+        return a->out[0].fd >= 0 || a->out[1].fd >= 0;
+}
+
+/* Whether the workload's output must wait for the host now (log_policy=block, flow.h). This is also where the
+ * flow control learns of the host's progress, and where the agent says when it stops waiting for the host. */
+static bool output_blocked(Agent *a, uint64_t now) {
+        FlowState before = a->flow.state;
+        TransportStats ts;
+
+        transport_get_stats(a->transport, &ts);
+        if (ts.connects != a->seen_connects) {
+                a->seen_connects = ts.connects;
+                flow_welcome(&a->flow, now);
+        }
+        if (ts.progress_ns != a->seen_progress_ns) {
+                a->seen_progress_ns = ts.progress_ns;
+                flow_progress(&a->flow, ts.progress_ns);
+        }
+        if (a->drain_hurry)
+                return false;
+
+        uint64_t fill = flow_fill(
+                replay_bytes(a->replay), replay_sent_log_bytes(a->replay), transport_is_established(a->transport));
+        bool paused = flow_paused(&a->flow, fill, now);
+        if (a->flow.state == FLOW_STALLED && before != FLOW_STALLED)
+                log_warning(
+                        "tetherd took no output for %u ms; dropping the oldest workload output instead of "
+                        "waiting",
+                        a->config->log_stall_timeout_ms);
+        else if (before == FLOW_STALLED && a->flow.state != FLOW_STALLED)
+                log_info(
+                        "tetherd is taking output again; the workload's output waits for it again when the buffer is full");
+        return paused;
+}
+
+/* Whether the workload's output must wait, stopping or resuming the idle flush of partial lines accordingly: a
+ * paused stream's partial line waits for the rest of it (the workload may be blocked writing it), and once reading
+ * resumes it is idle from then on, not from before the pause. */
+static bool output_update_pause(Agent *a, uint64_t now) {
+        bool paused = output_blocked(a, now);
+
+        if (paused == a->output_paused)
+                return paused;
+        a->output_paused = paused;
+        for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
+                OutputStream *o = &a->out[i];
+                o->idle_deadline = !paused && linebuf_has_partial(&o->lines) ? now + OUTPUT_IDLE_FLUSH_NS : UINT64_MAX;
+        }
+        return paused;
+}
+
+/* Reads what the pipe holds (up to *budget bytes, which it decreases) while flow control allows, emits complete
+ * lines, and arms the idle flush for a partial last line. */
+static OutputRead output_read(Agent *a, OutputStream *o, size_t *budget, uint64_t now) {
+        OutputRead result = OUTPUT_BUDGET;
+
+        while (*budget > 0) {
+                if (o->fd < 0)
+                        return OUTPUT_CLOSED;
+                if (output_update_pause(a, now)) {
+                        result = OUTPUT_PAUSED;
+                        break;
+                }
+                ssize_t k = read(o->fd, a->read_buf, MIN((size_t) READ_BUFFER_SIZE, *budget));
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (errno == EAGAIN)
+                        if (errno == EAGAIN) {
+                                result = OUTPUT_EMPTY;
                                 break;
+                        }
                         log_debug_errno(errno, "reading the workload's output failed: %m");
                         output_close(o);
-                        return;
+                        return OUTPUT_CLOSED;
                 }
                 if (k == 0) {
                         output_close(o);
-                        return;
+                        return OUTPUT_CLOSED;
                 }
                 (void) linebuf_feed(&o->lines, a->read_buf, (size_t) k, emit_output, o);
-                budget -= (size_t) k;
+                *budget -= (size_t) k;
         }
         (void) linebuf_flush_lines(&o->lines, emit_output, o);
-        o->idle_deadline = linebuf_has_partial(&o->lines) ? now + OUTPUT_IDLE_FLUSH_NS : UINT64_MAX;
+        o->idle_deadline = !a->output_paused && linebuf_has_partial(&o->lines) ? now + OUTPUT_IDLE_FLUSH_NS :
+                                                                                 UINT64_MAX;
+        return result;
 }
 
 static void kmsg_read(Agent *a, uint64_t now) {
@@ -308,11 +394,24 @@ static void begin_finish(Agent *a, uint64_t now) {
         format(dropped, sizeof(dropped), "%" PRIu64, rs.dropped_records);
         format(lost, sizeof(lost), "%" PRIu64, a->kmsg.lost);
         format(errors, sizeof(errors), "%" PRIu64, a->record_errors);
+        char pauses[24], stalls[24];
+        format(pauses, sizeof(pauses), "%" PRIu64, a->flow.pauses);
+        format(stalls, sizeof(stalls), "%" PRIu64, a->flow.stalls);
         milestone(
                 a,
                 "shutdown",
                 now,
-                (const char *const[]) { "logs_dropped", dropped, "kmsg_lost", lost, "record_errors", errors, NULL });
+                (const char *const[]) { "logs_dropped",
+                                        dropped,
+                                        "kmsg_lost",
+                                        lost,
+                                        "record_errors",
+                                        errors,
+                                        "log_pauses",
+                                        pauses,
+                                        "log_stalls",
+                                        stalls,
+                                        NULL });
 
         if (a->prober)
                 prober_stop(a->prober);
@@ -406,6 +505,44 @@ static void finalize_exit(Agent *a, uint64_t now) {
         begin_finish(a, now);
 }
 
+/* PHASE_DRAINING, once per loop iteration: everything the workload wrote comes before its Exit, so what its pipes
+ * hold is read first. A grandchild may hold the pipes open: take what is there (up to OUTPUT_FINAL_READ_BUDGET
+ * each), no more. Flow control applies as while the workload ran: with a full buffer this waits for the host to
+ * take output, for as long as the host makes progress and at most the stall timeout without, so that the last
+ * lines are not the ones dropped. */
+static void drain_step(Agent *a, uint64_t now) {
+        bool done = true;
+
+        for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
+                OutputStream *o = &a->out[i];
+                if (o->drained)
+                        continue;
+                if (output_read(a, o, &o->drain_left, now) == OUTPUT_PAUSED)
+                        done = false;
+                else
+                        o->drained = true;
+        }
+        if (!done)
+                return;
+
+        for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
+                OutputStream *o = &a->out[i];
+                (void) linebuf_flush_all(&o->lines, emit_output, o);
+                o->idle_deadline = UINT64_MAX;
+        }
+
+        if (a->kmsg.fd >= 0)
+                kmsg_read(a, now);
+        now = now_boottime(); /* the Exit comes after the output just drained, in time as in seq */
+        if (WIFSIGNALED(a->workload_status) && WTERMSIG(a->workload_status) == SIGKILL && a->kmsg.fd >= 0 &&
+            !a->workload_oom && a->workload_exec_errno == 0) {
+                a->phase = PHASE_EXIT_GRACE;
+                a->grace_deadline = now + OOM_GRACE_NS;
+                return;
+        }
+        finalize_exit(a, now);
+}
+
 static void workload_exited(Agent *a, int status, uint64_t now) {
         a->workload_alive = false;
         a->workload_status = status;
@@ -414,25 +551,12 @@ static void workload_exited(Agent *a, int status, uint64_t now) {
          * happened before the exit, so it is recorded before it. */
         notify_read(a, NOTIFY_FINAL_DATAGRAMS, now);
 
-        /* Everything the workload wrote comes before its Exit. A grandchild may hold the pipes open: take what
-         * is there, no more. */
         for (size_t i = 0; i < ELEMENTSOF(a->out); i++) {
-                OutputStream *o = &a->out[i];
-                output_read(a, o, OUTPUT_FINAL_READ_BUDGET, now);
-                (void) linebuf_flush_all(&o->lines, emit_output, o);
-                o->idle_deadline = UINT64_MAX;
+                a->out[i].drain_left = OUTPUT_FINAL_READ_BUDGET;
+                a->out[i].drained = false;
         }
-
-        if (a->kmsg.fd >= 0)
-                kmsg_read(a, now);
-        now = now_boottime(); /* the Exit comes after the output just drained, in time as in seq */
-        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && a->kmsg.fd >= 0 && !a->workload_oom &&
-            a->workload_exec_errno == 0) {
-                a->phase = PHASE_EXIT_GRACE;
-                a->grace_deadline = now + OOM_GRACE_NS;
-                return;
-        }
-        finalize_exit(a, now);
+        a->phase = PHASE_DRAINING;
+        drain_step(a, now);
 }
 
 static void probe_satisfied(Agent *a, size_t index) {
@@ -478,6 +602,9 @@ static void signal_read(Agent *a, uint64_t now) {
                         continue; /* only forwarded; nothing to forward to */
                 } else if (a->phase == PHASE_FINISHING) {
                         a->finish_deadline = a->finish_hard_deadline = now; /* asked twice: stop waiting */
+                } else if (a->phase == PHASE_DRAINING) {
+                        log_info("%s received, no longer waiting for tetherd to take the output", signal_name(sig));
+                        a->drain_hurry = true; /* what the pipes hold is read now, dropping if it must */
                 } else if (a->phase == PHASE_RUNNING) {
                         log_info("%s received, shutting down", signal_name(sig));
                         begin_finish(a, now);
@@ -644,6 +771,8 @@ static uint64_t next_deadline(const Agent *a) {
                 d = MIN(d, prober_next_deadline(a->prober));
         for (size_t i = 0; i < ELEMENTSOF(a->out); i++)
                 d = MIN(d, a->out[i].idle_deadline);
+        if (a->output_paused && output_open(a))
+                d = MIN(d, flow_next_deadline(&a->flow));
         if (a->phase == PHASE_EXIT_GRACE)
                 d = MIN(d, a->grace_deadline);
         if (a->phase == PHASE_FINISHING)
@@ -660,7 +789,9 @@ static void handle_timers(Agent *a, uint64_t now) {
 
         for (i = 0; i < ELEMENTSOF(a->out); i++) {
                 OutputStream *o = &a->out[i];
-                if (now >= o->idle_deadline) {
+                /* A pause disarms the idle flush: a partial line waits for the rest while the workload cannot
+                 * write it. */
+                if (now >= o->idle_deadline && !output_update_pause(a, now)) {
                         (void) linebuf_flush_all(&o->lines, emit_output, o);
                         o->idle_deadline = UINT64_MAX;
                 }
@@ -699,9 +830,12 @@ static int run_loop(Agent *a) {
                         ADD_FD(POLL_NOTIFY, a->notify_fd, POLLIN);
                 if (a->kmsg.fd >= 0)
                         ADD_FD(POLL_KMSG, a->kmsg.fd, POLLIN);
-                if (a->out[0].fd >= 0)
+                /* Paused pipes are not polled (they stay readable); while draining, drain_step() reads them. Without
+                 * pipes there is nothing to pause (kmsg alone never is). */
+                bool read_output = output_open(a) && a->phase != PHASE_DRAINING && !output_update_pause(a, now);
+                if (read_output && a->out[0].fd >= 0)
                         ADD_FD(POLL_STDOUT, a->out[0].fd, POLLIN);
-                if (a->out[1].fd >= 0)
+                if (read_output && a->out[1].fd >= 0)
                         ADD_FD(POLL_STDERR, a->out[1].fd, POLLIN);
 #undef ADD_FD
                 if (a->prober) {
@@ -746,8 +880,9 @@ static int run_loop(Agent *a) {
                         case POLL_STDOUT:
                         case POLL_STDERR: {
                                 OutputStream *o = &a->out[tags[i] - POLL_STDOUT];
-                                if (o->fd >= 0)
-                                        output_read(a, o, OUTPUT_READ_BUDGET, now);
+                                size_t budget = OUTPUT_READ_BUDGET;
+                                if (o->fd >= 0 && a->phase != PHASE_DRAINING)
+                                        (void) output_read(a, o, &budget, now);
                                 break;
                         }
                         case POLL_PROBE:
@@ -761,6 +896,8 @@ static int run_loop(Agent *a) {
                 }
 
                 handle_timers(a, now);
+                if (a->phase == PHASE_DRAINING)
+                        drain_step(a, now);
                 transport_flush(a->transport, now);
         }
 }
@@ -822,6 +959,13 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 log_error_errno(r, "Failed to allocate the replay buffer: %m");
                 goto finish;
         }
+        flow_init(
+                &a.flow,
+                config->log_policy == LOG_POLICY_BLOCK,
+                config->replay_bytes,
+                OUTPUT_READ_RESERVE,
+                (uint64_t) config->log_stall_timeout_ms * NSEC_PER_MSEC,
+                now_boottime());
 
         const char *mode = agent_mode_to_string(config->mode);
         /* In a container boottime 0 is the host kernel's start: claiming it would put a bogus hours-long kernel

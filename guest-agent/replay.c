@@ -51,6 +51,9 @@ struct Replay {
          * buffer. */
         uint64_t sent_seq;
         uint64_t bytes, max_bytes;
+        /* What the Log records up to sent_seq cost: evicting them loses nothing the host cannot still get while
+         * the connection lasts (flow control counts the rest, replay_sent_log_bytes()). */
+        uint64_t sent_log_bytes;
         uint64_t n_entries;
 
         /* The newest Log while it is the tail: what merging into it needs. */
@@ -90,6 +93,8 @@ static void entry_unlink(Replay *r, ReplayEntry *e) {
                 r->pending_drop = NULL;
         if (r->merge_tail == e)
                 r->merge_tail = NULL;
+        if (e->kind == REPLAY_LOG && e->seq <= r->sent_seq)
+                r->sent_log_bytes -= entry_cost(e);
         if (e->prev)
                 e->prev->next = e->next;
         else
@@ -466,6 +471,7 @@ size_t replay_welcome(Replay *r, uint64_t acked_seq, bool *ret_clamped) {
         r->unsettled_records = 0;
         r->foreign_pending = 0;
         r->sent_seq = cut; /* everything held is above the cut: the host has none of it */
+        r->sent_log_bytes = 0;
 
         (void) report_lost(r, &lost);
         replay_rewind(r);
@@ -485,6 +491,8 @@ int replay_next(Replay *r, const uint8_t **ret_frame, size_t *ret_len, uint64_t 
         /* The host may hold it now: it must not change any more. */
         if (r->pending_drop == e)
                 r->pending_drop = NULL;
+        if (e->seq > r->sent_seq && e->kind == REPLAY_LOG)
+                r->sent_log_bytes += entry_cost(e); /* a rewind without a Welcome sends it again: counted once */
         r->sent_seq = MAX(r->sent_seq, e->seq);
 
         *ret_frame = e->frame;
@@ -508,6 +516,14 @@ uint64_t replay_first_seq(const Replay *r) {
 
 uint64_t replay_last_seq(const Replay *r) {
         return r->next_seq - 1;
+}
+
+uint64_t replay_bytes(const Replay *r) {
+        return r->bytes;
+}
+
+uint64_t replay_sent_log_bytes(const Replay *r) {
+        return r->sent_log_bytes;
 }
 
 uint64_t replay_acked_seq(const Replay *r) {

@@ -89,4 +89,11 @@ uint64_t replay_first_seq(const Replay *r);
 uint64_t replay_last_seq(const Replay *r);
 uint64_t replay_acked_seq(const Replay *r);
 
+/* Accounted bytes held: what the bound applies to. */
+uint64_t replay_bytes(const Replay *r);
+/* Of those, what the Log records handed to the sender since the last Welcome cost. They are the oldest Log records,
+ * so the bound evicts them first; while that connection lasts the host has them or is reading them, and its ack
+ * settles them (an eviction is reported only if a Welcome says the host never stored them). */
+uint64_t replay_sent_log_bytes(const Replay *r);
+
 void replay_get_stats(const Replay *r, ReplayStats *ret);

@@ -376,6 +376,8 @@ static void handle_welcome(Transport *t, const Tether__Welcome *w, uint64_t now)
         size_t freed = replay_welcome(t->replay, w->acked_seq, &clamped);
         if (clamped)
                 t->stats.clamped_acks++;
+        if (freed > 0)
+                t->stats.progress_ns = now;
 
         uint32_t hb = w->limits && w->limits->heartbeat_interval_ms ? w->limits->heartbeat_interval_ms :
                                                                       TRANSPORT_HEARTBEAT_DEFAULT_MS;
@@ -446,7 +448,8 @@ static bool handle_frame(Transport *t, const uint8_t *payload, size_t len, uint6
                         break;
                 }
                 bool clamped;
-                replay_ack(t->replay, e->ack->seq, &clamped);
+                if (replay_ack(t->replay, e->ack->seq, &clamped) > 0)
+                        t->stats.progress_ns = now;
                 if (clamped) {
                         t->stats.clamped_acks++;
                         log_debug("tetherd acked seq %llu, beyond the last record", (unsigned long long) e->ack->seq);

@@ -45,6 +45,7 @@ typedef struct TransportStats {
         uint64_t clock_samples;
         uint64_t heartbeats;
         uint64_t bytes_sent;
+        uint64_t progress_ns; /* the last Ack or Welcome that freed records (flow control's progress); 0: none */
 } TransportStats;
 
 /* Called when a Welcome carries a valid traceparent. */

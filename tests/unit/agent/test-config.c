@@ -317,6 +317,56 @@ static void test_ready_specs(void **state) {
         config_done(&c);
 }
 
+static void test_log_policy(void **state) {
+        AgentConfig c;
+        ConfigArgs a;
+        ConfigError err = {};
+
+        /* Block by default, with a stall bound of a few seconds. */
+        assert_int_equal(config_load(&c, NULL, NULL, NULL, NULL, true, &err), 0);
+        assert_int_equal(c.log_policy, LOG_POLICY_BLOCK);
+        assert_int_equal(c.log_stall_timeout_ms, 5000);
+        assert_string_equal(log_policy_to_string(c.log_policy), "block");
+        config_done(&c);
+
+        /* The file, the kernel command line and the options, with the usual precedence. */
+        const char *file = "log_policy=drop\nlog_stall_timeout_ms=250\n";
+        assert_int_equal(config_load(&c, NULL, file, "f", NULL, true, &err), 0);
+        assert_int_equal(c.log_policy, LOG_POLICY_DROP);
+        assert_int_equal(c.log_stall_timeout_ms, 250);
+        assert_string_equal(log_policy_to_string(c.log_policy), "drop");
+        config_done(&c);
+
+        const char *cmdline = "quiet tether.log_policy=block tether.log_stall_timeout_ms=0";
+        assert_int_equal(config_load(&c, NULL, file, "f", cmdline, true, &err), 0);
+        assert_int_equal(c.log_policy, LOG_POLICY_BLOCK);
+        assert_int_equal(c.log_stall_timeout_ms, 0);
+        config_done(&c);
+
+        char *argv[] = { "tether-agent", "--log-policy", "drop", "--log-stall-timeout-ms=600000", NULL };
+        assert_int_equal(config_args_parse(4, argv, &a, &err), 0);
+        assert_strv(a.keys, (const char *const[]) { "log_policy", "log_stall_timeout_ms" }, 2);
+        assert_int_equal(config_load(&c, &a, file, "f", cmdline, true, &err), 0);
+        assert_int_equal(c.log_policy, LOG_POLICY_DROP);
+        assert_int_equal(c.log_stall_timeout_ms, 600000);
+        config_done(&c);
+        config_args_done(&a);
+
+        /* Errors name the key as written and the value. */
+        config_init(&c);
+        assert_int_equal(config_parse_kernel_cmdline(&c, "tether.log_policy=blocking", &err), -EINVAL);
+        assert_non_null(strstr(err.text, "tether.log_policy"));
+        assert_non_null(strstr(err.text, "blocking"));
+        assert_int_equal(config_parse_file(&c, "log_stall_timeout_ms=600001\n", "agent.conf", &err), -EINVAL);
+        assert_non_null(strstr(err.text, "agent.conf:1: log_stall_timeout_ms"));
+        assert_int_equal(config_parse_file(&c, "log_stall_timeout_ms=5s\n", "agent.conf", &err), -EINVAL);
+        assert_non_null(strstr(err.text, "5s"));
+        assert_int_equal(config_parse_file(&c, "log_policy=\n", "agent.conf", &err), -EINVAL);
+        assert_int_equal(c.log_policy, LOG_POLICY_BLOCK); /* untouched by the refused values */
+        assert_int_equal(c.log_stall_timeout_ms, 5000);
+        config_done(&c);
+}
+
 static void test_modules(void **state) {
         AgentConfig c;
         ConfigError err = {};
@@ -394,6 +444,7 @@ int main(void) {
                 cmocka_unit_test(test_invalid_values_keep_going),
                 cmocka_unit_test(test_ready_specs),
                 cmocka_unit_test(test_modules),
+                cmocka_unit_test(test_log_policy),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

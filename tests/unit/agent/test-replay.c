@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "flow.h"
 #include "frame.h"
 #include "record.h"
 #include "replay.h"
@@ -805,6 +806,100 @@ static void test_unsent_short_lines_merge(void **state) {
         replay_free(r);
 }
 
+static void test_sent_log_bytes(void **state) {
+        Replay *r;
+        assert_int_equal(replay_new(1 << 20, &r), 0);
+        append_milestone(r, "init.start");
+        append_log(r, 100);
+        append_log(r, 200);
+        append_log(r, 300);
+        assert_int_equal(replay_sent_log_bytes(r), 0);
+        ReplayStats st;
+        replay_get_stats(r, &st);
+        assert_int_equal(replay_bytes(r), st.bytes);
+
+        /* What the sender took, Logs only. */
+        const uint8_t *frame;
+        size_t len[4];
+        for (size_t i = 0; i < 3; i++)
+                assert_int_equal(replay_next(r, &frame, &len[i], NULL), 1);
+        uint64_t cost1 = len[1] + REPLAY_ENTRY_OVERHEAD, cost2 = len[2] + REPLAY_ENTRY_OVERHEAD;
+        assert_int_equal(replay_sent_log_bytes(r), cost1 + cost2);
+
+        /* Sent again after a rewind (no Welcome): counted once. */
+        replay_rewind(r);
+        for (size_t i = 0; i < 4; i++)
+                assert_int_equal(replay_next(r, &frame, &len[i], NULL), 1);
+        uint64_t cost3 = len[3] + REPLAY_ENTRY_OVERHEAD;
+        assert_int_equal(replay_sent_log_bytes(r), cost1 + cost2 + cost3);
+
+        /* Acked records are gone. */
+        assert_int_equal(replay_ack(r, 2, NULL), 2);
+        assert_int_equal(replay_sent_log_bytes(r), cost2 + cost3);
+
+        /* A Welcome: the host has nothing above its acked_seq, so nothing held counts as sent. */
+        replay_welcome(r, 3, NULL);
+        assert_int_equal(replay_sent_log_bytes(r), 0);
+        assert_int_equal(replay_next(r, &frame, &len[0], NULL), 1);
+        assert_int_equal(replay_sent_log_bytes(r), cost3);
+        replay_free(r);
+}
+
+/* The flow control's promise: a Log appended only while flow_fill() leaves room for it never evicts one the host
+ * does not have. Connected, the bound evicts Logs already sent (delivered: no LogDropped); disconnected, nothing. */
+static void test_flow_fill_never_evicts_unsent(void **state) {
+        Replay *r;
+        static FakeHost h;
+        static Appended a;
+        memset(&h, 0, sizeof(h));
+        memset(&a, 0, sizeof(a));
+        const uint64_t bound = 16384, reserve = 1000 + REPLAY_ENTRY_OVERHEAD + 64;
+        assert_int_equal(replay_new(bound, &r), 0);
+
+        uint64_t x = 42;
+        bool connected = true;
+        ReplayStats st;
+        char data[1000];
+        for (unsigned step = 0; step < 20000 && replay_last_seq(r) < MAX_SEQ - 200; step++) {
+                uint64_t fill = flow_fill(replay_bytes(r), replay_sent_log_bytes(r), connected);
+                if (fill + reserve <= bound) {
+                        size_t len = 1 + xorshift(&x) % sizeof(data);
+                        memset(data, 'a' + (int) (step % 26), len);
+                        data[len - 1] = '\n';
+                        put_log(r, &a, data, len, (uint64_t) step * NSEC_PER_MSEC);
+                } else if (connected) {
+                        /* A slow host: takes a few records, acks now and then. */
+                        transfer(r, &h, 1 + xorshift(&x) % 3, 64);
+                        if (xorshift(&x) % 10 == 0)
+                                replay_ack(r, h.last, NULL);
+                }
+                if (step % 2000 == 1000) {
+                        /* A clean disconnect (everything sent arrived), an outage that fills the buffer, a
+                         * reconnect. */
+                        replay_rewind(r);
+                        connected = false;
+                        replay_get_stats(r, &st);
+                        uint64_t sent_drops = st.sent_drops;
+                        for (int i = 0; i < 100; i++)
+                                if (replay_bytes(r) + reserve <= bound)
+                                        put_blob(r, &a, 1 + xorshift(&x) % 900);
+                        replay_get_stats(r, &st);
+                        assert_int_equal(st.sent_drops, sent_drops);
+                        replay_welcome(r, h.last, NULL);
+                        connected = true;
+                }
+        }
+
+        replay_get_stats(r, &st);
+        assert_int_equal(st.dropped_records, 0);
+        assert_true(st.sent_drops > 100); /* the bound was reached, and took sent records only */
+        host_finish_and_check(r, &h, &a, true);
+        assert_int_equal(h.dropped_records, 0);
+        for (uint64_t s = 1; s <= replay_last_seq(r); s++)
+                assert_true(h.stored[s]);
+        replay_free(r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_append_sends_in_order),
@@ -825,6 +920,8 @@ int main(void) {
                 cmocka_unit_test(test_random_sessions_with_rare_acks),
                 cmocka_unit_test(test_cost_is_frame_plus_overhead),
                 cmocka_unit_test(test_unsent_short_lines_merge),
+                cmocka_unit_test(test_sent_log_bytes),
+                cmocka_unit_test(test_flow_fill_never_evicts_unsent),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

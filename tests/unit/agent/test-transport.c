@@ -196,11 +196,19 @@ static void test_session(void **state) {
         assert_memory_not_equal(instance, zero, sizeof(instance));
         envelope_free(e);
         assert_false(transport_is_established(t));
+        TransportStats st;
+        transport_get_stats(t, &st);
+        assert_int_equal(st.progress_ns, 0);
 
         /* tetherd already has seq 1 (say, from an earlier connection): only 2 and 3 come */
+        uint64_t welcome_at = now_ns(CLOCK_BOOTTIME);
         host_send_welcome(&h, "session-1", 1, 1);
         pump(t);
         assert_true(transport_is_established(t));
+        /* A Welcome that frees records is progress (flow control). */
+        transport_get_stats(t, &st);
+        assert_true(st.progress_ns >= welcome_at && st.progress_ns <= now_ns(CLOCK_BOOTTIME));
+        uint64_t progress = st.progress_ns;
         assert_string_equal(welcomed_traceparent, TP);
         expect_milestone(&h, 2, "init.start");
         expect_milestone(&h, 3, "mounts.done");
@@ -220,11 +228,23 @@ static void test_session(void **state) {
         assert_true(e->clock_sample->boottime_ns >= before);
         assert_true(e->clock_sample->boottime_ns <= now_ns(CLOCK_BOOTTIME));
         envelope_free(e);
+        transport_get_stats(t, &st);
+        assert_int_equal(st.progress_ns, progress);
 
-        /* Acks free records */
+        /* Acks free records: progress */
         host_send_ack(&h, 3);
         pump(t);
         assert_true(replay_is_empty(r));
+        transport_get_stats(t, &st);
+        assert_true(st.progress_ns > progress);
+        progress = st.progress_ns;
+
+        /* An ack that frees nothing is not */
+        host_send_ack(&h, 2);
+        host_send_ack(&h, 3);
+        pump(t);
+        transport_get_stats(t, &st);
+        assert_int_equal(st.progress_ns, progress);
 
         /* A new record goes out as soon as it is flushed */
         assert_int_equal(record_milestone(r, "workload.exec", 3, NULL), 0);
@@ -255,6 +275,9 @@ static void test_session(void **state) {
         host_send_welcome(&h, "session-2", 3, 1);
         pump(t);
         expect_milestone(&h, 4, "workload.exec");
+        /* Nor is a Welcome that frees nothing (seq 4 is still held) */
+        transport_get_stats(t, &st);
+        assert_int_equal(st.progress_ns, progress);
 
         /* Idle: a heartbeat after the interval the host asked for (1 s) */
         host_send_ack(&h, 4);
@@ -266,8 +289,8 @@ static void test_session(void **state) {
         assert_int_equal(e->msg_case, TETHER__ENVELOPE__MSG_HEARTBEAT);
         envelope_free(e);
 
-        TransportStats st;
         transport_get_stats(t, &st);
+        assert_true(st.progress_ns > progress); /* the ack of 4 */
         assert_int_equal(st.connects, 2);
         assert_int_equal(st.disconnects, 1);
         assert_int_equal(st.protocol_errors, 0);
