@@ -393,6 +393,30 @@ static void render_counters(FILE *f, const Stats *st) {
                 "Failed writes to the state directory.",
                 st->persist_errors);
         put_scalar(f, "tether_api_requests_total", "counter", "HTTP API requests.", st->api_requests);
+        put_scalar(
+                f,
+                "tether_log_memory_evicted_records_total",
+                "counter",
+                "Log records evicted from memory by --log-memory-bytes (lost, or still in their boot file).",
+                st->log_memory.evicted_records);
+        put_scalar(
+                f,
+                "tether_log_memory_evicted_bytes_total",
+                "counter",
+                "Log data bytes evicted from memory by --log-memory-bytes.",
+                st->log_memory.evicted_bytes);
+        put_scalar(
+                f,
+                "tether_log_memory_bytes",
+                "gauge",
+                "Log data held in memory, all boots together (as charged: 64 bytes per entry plus its data).",
+                st->log_memory.bytes);
+        put_scalar(
+                f,
+                "tether_log_memory_limit_bytes",
+                "gauge",
+                "The bound of tether_log_memory_bytes (--log-memory-bytes).",
+                st->log_memory.limit);
 }
 
 static void render_export(FILE *f, const ExportStats *ex) {

@@ -239,6 +239,8 @@ static void test_exposition_of_stats(void **state) {
         w->stats.export.requests[EXPORT_SIGNAL_TRACES] = 9;
         w->stats.export.dropped[EXPORT_SIGNAL_LOGS][EXPORT_DROP_QUEUE_FULL] = 4;
         w->stats.export.queue_bytes = 4096;
+        w->stats.log_memory.evicted_records = 21;
+        w->stats.log_memory.bytes = 5000;
         w->stats.export.last_success_unix_ns[EXPORT_SIGNAL_TRACES] = UINT64_C(1700000000500000000);
         register_machine(w, "vm-1");
 
@@ -259,6 +261,11 @@ static void test_exposition_of_stats(void **state) {
         assert_line(text, "tether_export_dropped_items_total{signal=\"logs\",reason=\"queue_full\"} 4");
         assert_line(text, "# TYPE tether_export_queue_bytes gauge");
         assert_line(text, "tether_export_queue_bytes 4096");
+        assert_line(text, "tether_log_memory_evicted_records_total 21");
+        assert_line(text, "tether_log_memory_evicted_bytes_total 0");
+        assert_line(text, "# TYPE tether_log_memory_bytes gauge");
+        assert_line(text, "tether_log_memory_bytes 5000");
+        assert_line(text, "tether_log_memory_limit_bytes 33554432");
         assert_line(text, "tether_export_last_success_timestamp_seconds{signal=\"traces\"} 1700000000.5");
         assert_line(text, "tether_export_last_success_timestamp_seconds{signal=\"logs\"} 0");
         /* Every state is present, 0 when no machine is in it. */
