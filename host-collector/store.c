@@ -628,6 +628,12 @@ typedef struct ScanBuffer {
         size_t have;
 } ScanBuffer;
 
+static void scan_buffer_done(ScanBuffer *sb) {
+        free(sb->buf);
+        sb->buf = NULL;
+        sb->fd = safe_close(sb->fd);
+}
+
 /* Makes [offset, offset + n) of the file available in the buffer, reading ahead up to end. Returns a pointer to
  * it, or NULL with errno set (EBADMSG: the file is shorter). */
 static const uint8_t *scan_need(ScanBuffer *sb, uint64_t offset, size_t n, uint64_t end) {
@@ -668,7 +674,7 @@ static const uint8_t *scan_need(ScanBuffer *sb, uint64_t offset, size_t n, uint6
 }
 
 int store_scan_boot(Store *s, Boot *b, uint64_t offset, StoreScanFn fn, void *userdata) {
-        ScanBuffer sb = { .fd = -1 };
+        _cleanup_(scan_buffer_done) ScanBuffer sb = { .fd = -1 };
         BootFile *f;
         int r;
 
@@ -689,10 +695,8 @@ int store_scan_boot(Store *s, Boot *b, uint64_t offset, StoreScanFn fn, void *us
                 return -errno;
         sb.cap = SCAN_BUFFER_SIZE;
         sb.buf = malloc(sb.cap);
-        if (!sb.buf) {
-                safe_close(sb.fd);
+        if (!sb.buf)
                 return -ENOMEM;
-        }
 
         r = 0;
         while (offset < end && r == 0) {
@@ -727,8 +731,6 @@ int store_scan_boot(Store *s, Boot *b, uint64_t offset, StoreScanFn fn, void *us
                 r = fn(&v, userdata);
                 offset = v.next_offset;
         }
-        free(sb.buf);
-        safe_close(sb.fd);
         return r;
 }
 
