@@ -10,7 +10,8 @@
             enlarged to 1 MiB (F_SETPIPE_SZ) writes a 1.6 MB burst and exits: the agent's buffer is full of output
             tetherd does not have and the pipe still holds about half a megabyte. The final drain waits for tetherd
             (SIGCONT) instead of evicting the unsent output: every line is stored exactly once, in order, without
-            a LogDropped.
+            a LogDropped. Its writes end mid-line, so the pause most likely holds a partial line for a second: it
+            is not idle-flushed, no line is split ("partial").
   stall     a workload writes timestamped numbered lines steadily (about 1 MB/s, a 256 KiB replay buffer,
             log_stall_timeout_ms=1000); tetherd is SIGSTOPped for 6 s, then SIGCONTed. The workload was never
             blocked much longer than the stall bound (its own largest gap between two writes, with a generous
@@ -76,6 +77,8 @@ wait
               "the agent paused the workload's output (the workload was faster than tetherd)", attrs)
 
         objs = h.api.logs(mid)
+        check(not any(o.get("partial") for o in objs), "a pause never split a line",
+              [o for o in objs if o.get("partial")][:3])
         check(not any("dropped" in o for o in objs), "no dropped markers in the log stream",
               [o for o in objs if "dropped" in o][:5])
         compare_lines("stdout", log_lines(objs, "stdout"), expect_out)
@@ -91,9 +94,12 @@ while not os.path.exists(go):
     time.sleep(0.01)
 pad = "z" * 150
 for first in range(0, n, 1000):
-    view = memoryview("".join("d %d %s\n" % (i, pad) for i in range(first, min(n, first + 1000))).encode())
-    while view:
-        view = view[os.write(1, view):]
+    data = "".join("d %d %s\n" % (i, pad) for i in range(first, min(n, first + 1000))).encode()
+    # Writes that end mid-line: when the agent pauses, it most likely holds a partial line, which must wait.
+    for at in range(0, len(data), 4000):
+        view = memoryview(data[at:at + 4000])
+        while view:
+            view = view[os.write(1, view):]
 open(done, "w").close()
 os._exit(0)
 '''
@@ -134,8 +140,10 @@ def case_exit_drain():
         log("shutdown milestone: %s" % json.dumps(attrs))
         check(int(attrs.get("log_pauses", "0")) > 0, "the agent paused the workload's output", attrs)
         check(attrs.get("log_stalls") == "0", "the agent never stopped waiting (test set-up)", attrs)
-        compare_lines("stdout", log_lines(h.api.logs(mid, stream="stdout"), "stdout"),
-                      ["d %d %s" % (i, "z" * 150) for i in range(n)])
+        objs = h.api.logs(mid, stream="stdout")
+        check(not any(o.get("partial") for o in objs), "a pause never split a line",
+              [o for o in objs if o.get("partial")][:3])
+        compare_lines("stdout", log_lines(objs, "stdout"), ["d %d %s" % (i, "z" * 150) for i in range(n)])
         log("exit-drain OK: %d lines" % n)
 
 
@@ -149,10 +157,11 @@ start = last
 max_gap = 0.0
 while not os.path.exists(stop_file):
     buf = "".join("n %d %s\n" % (i + k, pad) for k in range(100)).encode()
-    view = memoryview(buf)
-    while view:
-        n = os.write(1, view)  # blocks while the agent does not read
-        view = view[n:]
+    # Writes that end mid-line (the batch ends with one): a pause most likely finds a partial line, which waits.
+    for at in range(0, len(buf), 4000):
+        view = memoryview(buf[at:at + 4000])
+        while view:
+            view = view[os.write(1, view):]  # blocks while the agent does not read
     now = time.monotonic()
     max_gap = max(max_gap, now - last)
     last = now
@@ -219,6 +228,8 @@ def case_stall():
         check(boot.get("logs_evicted", 0) == 0, "tetherd evicted nothing (test set-up)", boot)
 
         objs = h.api.logs(mid, stream="stdout")
+        check(not any(o.get("partial") for o in objs), "a pause never split a line",
+              [o for o in objs if o.get("partial")][:3])
         lines = log_lines(objs, "stdout")
         nums = [line_number(x) for x in lines]
         check(all(a < b for a, b in zip(nums, nums[1:])), "stored lines are in order, each once",
