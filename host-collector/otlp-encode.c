@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#ifdef __SSE2__
+#        include <emmintrin.h>
+#endif
 
 #include "config.h"
 #include "macro.h"
@@ -550,10 +553,20 @@ size_t otlp_utf8_sequence_length(const uint8_t *s, size_t n) {
         return 0;
 }
 
-/* How many leading bytes are ASCII other than NUL: those need no look at all. Eight at a time. */
+/* How many leading bytes are ASCII other than NUL: those need no look at all. 16 bytes at a time with SSE2, else
+ * 8 (SWAR). */
 static size_t plain_prefix(const uint8_t *p, size_t n) {
         size_t i = 0;
 
+#ifdef __SSE2__
+        for (; i + 16 <= n; i += 16) {
+                /* Signed: NUL and bytes from 0x80 are not > 0. */
+                __m128i v = _mm_loadu_si128((const __m128i *) (p + i));
+                unsigned mask = (unsigned) _mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_setzero_si128())) ^ 0xffffu;
+                if (mask)
+                        return i + (size_t) __builtin_ctz(mask);
+        }
+#endif
         for (; i + 8 <= n; i += 8) {
                 uint64_t v;
                 memcpy(&v, p + i, 8);
@@ -698,7 +711,12 @@ size_t otlp_log_line_protobuf(const OtlpLogTemplate *t, const char *text, size_t
         d += t->head_len;
         p = put_field_header(p, 5, field_size(sl)); /* body */
         p = put_field_header(p, 1, sl);
-        p += otlp_utf8_sanitize_into(text, n, p);
+        /* Each invalid byte grows by 2 when sanitized: the same length means valid as it is. */
+        if (sl == n) {
+                memcpy(p, text, n);
+                p += n;
+        } else
+                p += otlp_utf8_sanitize_into(text, n, p);
         memcpy(p, d, t->mid_len);
         p += t->mid_len;
         d += t->mid_len;

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#        include <emmintrin.h>
+#endif
 
 #include "config.h"
 #include "macro.h"
@@ -412,6 +415,22 @@ size_t otlp_json_escape_into(const char *s, size_t n, char *out) {
 
         while (i < n) {
                 size_t start = i;
+#ifdef __SSE2__
+                /* Signed compare: below 0x20 catches the bytes from 0x80 too. */
+                while (i + 16 <= n) {
+                        __m128i v = _mm_loadu_si128((const __m128i *) (p + i));
+                        __m128i sp = _mm_or_si128(
+                                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                _mm_or_si128(
+                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+                        unsigned mask = (unsigned) _mm_movemask_epi8(sp);
+                        if (mask) {
+                                i += (size_t) __builtin_ctz(mask);
+                                goto special;
+                        }
+                        i += 16;
+                }
+#endif
                 while (i + 8 <= n) {
                         uint64_t v;
                         memcpy(&v, p + i, 8);
@@ -421,6 +440,9 @@ size_t otlp_json_escape_into(const char *s, size_t n, char *out) {
                 }
                 while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
                         i++;
+#ifdef __SSE2__
+special:
+#endif
                 memcpy(o, p + start, i - start);
                 o += i - start;
                 if (i >= n)

@@ -514,6 +514,44 @@ static void test_direct_log_lines(void **state) {
                 assert_int_equal(otlp_utf8_sanitize_into(hostile, n, out), strlen(want));
                 assert_memory_equal(out, want, strlen(want));
         }
+        /* Escaping alone, at every offset and length (the wide scans see every alignment and tail): sanitized as
+         * utf8_sanitize() does, then escaped byte by byte. */
+        char mixed[96];
+        for (size_t i = 0; i < sizeof(mixed); i++)
+                mixed[i] = i % 23 == 5 ? '"' :
+                        i % 29 == 3    ? '\\' :
+                        i % 31 == 7    ? '\x01' :
+                        i % 37 == 9    ? (char) 0xc3 :
+                                         (char) ('a' + i % 26);
+        const char *const corpora[] = { hostile, mixed };
+        const size_t corpus_len[] = { hn, sizeof(mixed) };
+        for (size_t c = 0; c < 2; c++)
+                for (size_t off = 0; off < 40; off++)
+                        for (size_t n = 0; off + n <= corpus_len[c] && n < 70; n++) {
+                                char got[6 * 70 + 1], want[6 * 70 + 1];
+                                _cleanup_free_ char *clean = utf8_sanitize(corpora[c] + off, n, NULL);
+                                size_t w = 0;
+                                for (const unsigned char *q = (const unsigned char *) clean; *q; q++) {
+                                        if (*q == '"' || *q == '\\') {
+                                                want[w++] = '\\';
+                                                want[w++] = (char) *q;
+                                        } else if (*q == '\n')
+                                                w += (size_t) sprintf(want + w, "\\n");
+                                        else if (*q == '\r')
+                                                w += (size_t) sprintf(want + w, "\\r");
+                                        else if (*q == '\t')
+                                                w += (size_t) sprintf(want + w, "\\t");
+                                        else if (*q < 0x20)
+                                                w += (size_t) sprintf(want + w, "\\u%04x", *q);
+                                        else
+                                                want[w++] = (char) *q;
+                                }
+                                size_t g = otlp_json_escape_into(corpora[c] + off, n, got);
+                                assert_int_equal(g, w);
+                                assert_memory_equal(got, want, w);
+                                assert_int_equal(otlp_utf8_sanitized_len(corpora[c] + off, n), strlen(clean));
+                        }
+
         /* A source too long for a template is refused, not overrun. */
         char *huge = malloc(OTLP_LOG_TEMPLATE_MAX);
         assert_non_null(huge);
