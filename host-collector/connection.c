@@ -159,7 +159,13 @@ static void connection_after_input(Connection *c) {
                 return;
         /* One write() of what this wakeup stored, before any sync is asked for it. */
         session_flush_writes(s);
-        if (s->ack_urgent || (s->ack_pending && s->unacked_bytes >= SESSION_ACK_BYTES)) {
+        if (s->ack_urgent) {
+                /* A Ready or Exit: its sync is asked for from the ack timer due now, which the loop dispatches
+                 * after the raised-priority run that answers the waiters (the answer comes from memory and
+                 * need not wait for the sync's submission either). */
+                (void) sd_event_source_set_time_relative(c->ack_timer, 0);
+                (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_ONESHOT);
+        } else if (s->ack_pending && s->unacked_bytes >= SESSION_ACK_BYTES) {
                 if (!connection_check_queue_error(c, session_request_ack(s)))
                         return;
         } else if (s->ack_pending) {

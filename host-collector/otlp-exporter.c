@@ -43,6 +43,7 @@ typedef struct BootTrack {
         uint8_t (*exported)[8];
         size_t n_exported, cap_exported;
         uint64_t order_key; /* the machine's bit: requests in flight together share none */
+        bool spans_due;     /* closed spans to export from the spans source */
         char key[64];       /* machine, boot and boot index: the track_index key */
 } BootTrack;
 
@@ -102,7 +103,8 @@ struct OtlpExporter {
         uint64_t file_size;
         bool file_failing;
         bool shutting_down, shut_down;
-        sd_event_source *worker; /* normal priority, enabled while batch work waits */
+        sd_event_source *worker;       /* normal priority, enabled while batch work waits */
+        sd_event_source *spans_source; /* exports the closed spans of tracks marked spans_due */
         bool worker_on;
         uint64_t queued_since_work; /* bytes */
         OtlpLogTemplate tmpl;       /* of the record being written */
@@ -859,8 +861,12 @@ static OtlpBlob *track_resource(OtlpExporter *x, BootTrack *t) {
         return t->resource;
 }
 
+static void track_export_spans(OtlpExporter *x, BootTrack *t, bool final);
+
 /* Exports the spans of the boot that closed since the last call; with final, the open ones too (the boot ended
- * without closing them: exit or disconnect before ready). */
+ * without closing them: exit or disconnect before ready). Closed spans are stitched and encoded from the spans
+ * source, after the loop has dispatched what the record that closed them decided (a readiness answer goes out
+ * before its span is encoded). Final ones now: the boot may be evicted before the source runs. */
 static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final) {
         /* A span is exported once: only with the boot's fixed clock mapping, so that it says what the API says
          * for good (the events emitted when the mapping is fixed bring us back here). */
@@ -869,6 +875,26 @@ static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final)
         BootTrack *t = track_get(x, m, b, false);
         if (!t)
                 return;
+        if (!final) {
+                t->spans_due = true;
+                (void) sd_event_source_set_enabled(x->spans_source, SD_EVENT_ONESHOT);
+                return;
+        }
+        track_export_spans(x, t, true);
+}
+
+static int on_spans_due(sd_event_source *s, void *userdata) {
+        OtlpExporter *x = userdata;
+        BootTrack *t;
+
+        LIST_FOREACH(tracks, t, x->tracks)
+        if (t->spans_due)
+                track_export_spans(x, t, false);
+        return 0;
+}
+
+static void track_export_spans(OtlpExporter *x, BootTrack *t, bool final) {
+        t->spans_due = false;
         /* Open spans end at "now": stitch afresh only when they are exported too (final). Closed spans do not
          * depend on it, and the signature tells when the boot changed. */
         if (final)
@@ -1250,6 +1276,12 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
         }
         (void) sd_event_source_set_enabled(x->worker, SD_EVENT_OFF);
+        r = sd_event_add_defer(event, &x->spans_source, on_spans_due, x);
+        if (r < 0) {
+                otlp_exporter_free(x);
+                return log_error_errno(r, "Failed to set up OTLP export: %m");
+        }
+        (void) sd_event_source_set_enabled(x->spans_source, SD_EVENT_OFF);
 
         RegistryObserver o = {
                 .record_stored = on_record_stored,
@@ -1285,6 +1317,8 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
         if (!x || x->shut_down)
                 return;
         x->shutting_down = true;
+        /* Spans that closed and wait for the spans source go with the rest. */
+        (void) on_spans_due(x->spans_source, x);
 
         if (!x->http) {
                 for (size_t i = 0; i < N_CHANNELS; i++)
@@ -1372,6 +1406,7 @@ OtlpExporter *otlp_exporter_free(OtlpExporter *x) {
                 return NULL;
         registry_remove_observers(x->registry, x);
         sd_event_source_disable_unref(x->worker);
+        sd_event_source_disable_unref(x->spans_source);
         while (x->tracks)
                 track_free(x, x->tracks);
         hashmap_free(x->track_index);
