@@ -12,8 +12,9 @@ int frame_reader_init(FrameReader *r, uint32_t max_payload) {
         if (max_payload == 0)
                 max_payload = TETHER_FRAME_MAX;
 
+        size_t max_capacity = TETHER_FRAME_HEADER_SIZE + (size_t) max_payload;
         *r = (FrameReader) {
-                .capacity = TETHER_FRAME_HEADER_SIZE + (size_t) max_payload,
+                .capacity = max_capacity < TETHER_FRAME_READER_INITIAL ? max_capacity : TETHER_FRAME_READER_INITIAL,
                 .max_payload = max_payload,
         };
         r->buf = malloc(r->capacity);
@@ -30,36 +31,67 @@ void frame_reader_done(FrameReader *r) {
         r->start = r->end = r->capacity = 0;
 }
 
-/* Moves unconsumed bytes to the front so the free space is contiguous. */
-static void frame_reader_compact(FrameReader *r) {
-        if (r->start == 0)
-                return;
-        if (r->end > r->start)
-                memmove(r->buf, r->buf + r->start, r->end - r->start);
-        r->end -= r->start;
-        r->start = 0;
+/* The whole size of the frame at the front, or 0 while its header is incomplete or announces a length
+ * frame_reader_next() rejects. */
+static size_t frame_reader_front_size(const FrameReader *r) {
+        if (r->end - r->start < TETHER_FRAME_HEADER_SIZE)
+                return 0;
+        uint32_t len = frame_header_get(r->buf + r->start);
+        if (len == 0 || len > r->max_payload)
+                return 0;
+        return TETHER_FRAME_HEADER_SIZE + (size_t) len;
+}
+
+/* Makes free space at the end: moves unconsumed bytes to the front, gives back a grown buffer once it is
+ * drained, and grows it when the frame at the front does not fit. Returns 0 when there is space, -ENOBUFS
+ * when the buffer is full of frames to drain first, -ENOMEM. */
+static int frame_reader_make_room(FrameReader *r) {
+        if (r->start == r->end && r->capacity > TETHER_FRAME_READER_INITIAL) {
+                uint8_t *small = malloc(TETHER_FRAME_READER_INITIAL);
+                if (small) {
+                        free(r->buf);
+                        r->buf = small;
+                        r->capacity = TETHER_FRAME_READER_INITIAL;
+                }
+        }
+        if (r->start > 0) {
+                if (r->end > r->start)
+                        memmove(r->buf, r->buf + r->start, r->end - r->start);
+                r->end -= r->start;
+                r->start = 0;
+        }
+        if (r->end < r->capacity)
+                return 0;
+
+        size_t need = frame_reader_front_size(r);
+        if (need <= r->capacity)
+                return -ENOBUFS;
+        uint8_t *grown = realloc(r->buf, need);
+        if (!grown)
+                return -ENOMEM;
+        r->buf = grown;
+        r->capacity = need;
+        return 0;
 }
 
 size_t frame_reader_feed(FrameReader *r, const void *data, size_t n) {
-        frame_reader_compact(r);
+        if (n == 0 || frame_reader_make_room(r) < 0)
+                return 0;
         size_t space = r->capacity - r->end;
         if (n > space)
                 n = space;
-        if (n > 0) {
-                memcpy(r->buf + r->end, data, n);
-                r->end += n;
-                r->bytes_in += n;
-        }
+        memcpy(r->buf + r->end, data, n);
+        r->end += n;
+        r->bytes_in += n;
         return n;
 }
 
 int frame_reader_fill(FrameReader *r, int fd) {
-        frame_reader_compact(r);
-        size_t space = r->capacity - r->end;
-        if (space == 0)
-                return -ENOBUFS;
+        int q = frame_reader_make_room(r);
+        if (q < 0)
+                return q;
 
-        ssize_t k = read(fd, r->buf + r->end, space);
+        ssize_t k = read(fd, r->buf + r->end, r->capacity - r->end);
         if (k < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         r->end += (size_t) k;

@@ -9,10 +9,13 @@
 
 #define TETHER_FRAME_HEADER_SIZE 4u
 #define TETHER_FRAME_MAX 65536u
+/* What a reader holds while frames are small: a thousand connections under a firehose each keep their buffer
+ * full, so its size is paid per connection. It grows to fit one larger frame and shrinks once drained. */
+#define TETHER_FRAME_READER_INITIAL 8192u
 
 typedef struct FrameReader {
         uint8_t *buf;
-        size_t capacity; /* TETHER_FRAME_HEADER_SIZE + max_payload */
+        size_t capacity; /* allocated: TETHER_FRAME_READER_INITIAL, up to TETHER_FRAME_HEADER_SIZE + max_payload */
         size_t start;    /* first unconsumed byte */
         size_t end;      /* one past the last buffered byte */
         uint32_t max_payload;
@@ -24,11 +27,13 @@ int frame_reader_init(FrameReader *r, uint32_t max_payload);
 void frame_reader_done(FrameReader *r);
 
 /* Copies up to n bytes of data into the reader. Returns the number of bytes taken (may be less than n
- * when the buffer is full: call frame_reader_next() to drain, then feed the rest). */
+ * when the buffer is full: call frame_reader_next() to drain, then feed the rest; 0 also when the buffer
+ * could not grow for a frame larger than it, out of memory). */
 size_t frame_reader_feed(FrameReader *r, const void *data, size_t n);
 
 /* Reads once from fd into the free space. Returns bytes read (> 0), 0 on EOF, -EAGAIN when nothing is
- * available, -ENOBUFS when the buffer is full (drain with frame_reader_next() first), or -errno. */
+ * available, -ENOBUFS when the buffer is full of complete frames (drain with frame_reader_next() first),
+ * -ENOMEM when it could not grow for a larger frame, or -errno. */
 int frame_reader_fill(FrameReader *r, int fd);
 
 /* Extracts the next complete frame. Returns 1 and sets ret_payload and ret_len (valid until the next call

@@ -84,7 +84,7 @@ static void test_init_done(void **state) {
 
         assert_int_equal(frame_reader_init(&r, 0), 0);
         assert_int_equal(r.max_payload, TETHER_FRAME_MAX);
-        assert_int_equal(r.capacity, TETHER_FRAME_HEADER_SIZE + TETHER_FRAME_MAX);
+        assert_int_equal(r.capacity, TETHER_FRAME_READER_INITIAL); /* grows only for a larger frame */
         assert_int_equal(frame_reader_pending(&r), 0);
         frame_reader_done(&r);
         frame_reader_done(&r); /* idempotent */
@@ -230,8 +230,14 @@ static void test_exactly_max_accepted(void **state) {
         stream_add(&s, TETHER_FRAME_MAX);
         stream_add(&s, 1);
         assert_int_equal(frame_reader_init(&r, 0), 0);
-        /* The maximum frame fills the buffer to the last byte: the second frame must wait for a drain. */
-        assert_int_equal(frame_reader_feed(&r, s.data, s.len), TETHER_FRAME_HEADER_SIZE + TETHER_FRAME_MAX);
+        /* The maximum frame fills the initial buffer, grows it to the maximum and fills that to the last byte:
+         * the second frame must wait for a drain. */
+        assert_int_equal(frame_reader_feed(&r, s.data, s.len), TETHER_FRAME_READER_INITIAL);
+        assert_int_equal(drain(&r, &s, &next), 0);
+        assert_int_equal(
+                frame_reader_feed(&r, s.data + TETHER_FRAME_READER_INITIAL, s.len - TETHER_FRAME_READER_INITIAL),
+                TETHER_FRAME_HEADER_SIZE + TETHER_FRAME_MAX - TETHER_FRAME_READER_INITIAL);
+        assert_int_equal(r.capacity, TETHER_FRAME_HEADER_SIZE + TETHER_FRAME_MAX);
         assert_int_equal(drain(&r, &s, &next), 1);
         assert_int_equal(frame_reader_feed(&r, s.data + s.payload_off[1] - TETHER_FRAME_HEADER_SIZE, 5), 5);
         assert_int_equal(drain(&r, &s, &next), 1);
@@ -367,10 +373,73 @@ static void test_fill_buffer_full_then_drain(void **state) {
         stream_done(&s);
 }
 
+/* A frame larger than the initial buffer grows it to exactly that frame, by fill and by feed; once drained the
+ * buffer is small again, and frames of the maximum size pass whole. */
+static void test_grows_for_large_frame_then_shrinks(void **state) {
+        Stream s = {};
+        FrameReader r;
+        int fds[2];
+        size_t next = 0, off = 0;
+
+        stream_add(&s, 100);
+        stream_add(&s, 3 * TETHER_FRAME_READER_INITIAL);
+        stream_add(&s, TETHER_FRAME_MAX);
+        stream_add(&s, 10);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
+        assert_int_equal(frame_reader_init(&r, 0), 0);
+
+        /* By fill: the buffer reads its initial size, holds a partial large frame, then grows to fit it. */
+        write_all(fds[1], s.data, 104 + 4 + 3 * TETHER_FRAME_READER_INITIAL);
+        size_t got = 0, max_capacity = 0;
+        int k;
+        while ((k = frame_reader_fill(&r, fds[0])) > 0) {
+                got += (size_t) k;
+                if (r.capacity > max_capacity)
+                        max_capacity = r.capacity;
+                drain(&r, &s, &next);
+        }
+        assert_int_equal(k, -EAGAIN);
+        assert_int_equal(got, 104 + 4 + 3 * TETHER_FRAME_READER_INITIAL);
+        assert_int_equal(next, 2);
+        assert_int_equal(max_capacity, 4 + 3 * TETHER_FRAME_READER_INITIAL);
+
+        /* Drained: the next read gives the grown buffer back. */
+        write_all(fds[1], s.data + got, 2);
+        assert_int_equal(frame_reader_fill(&r, fds[0]), 2);
+        assert_int_equal(r.capacity, TETHER_FRAME_READER_INITIAL);
+        off = got + 2;
+
+        /* By feed: a frame of the maximum size, fed in one go, is taken in two steps and then returned whole. */
+        size_t taken = frame_reader_feed(&r, s.data + off, s.len - off);
+        assert_int_equal(taken, TETHER_FRAME_READER_INITIAL - 2);
+        off += taken;
+        assert_int_equal(drain(&r, &s, &next), 0);
+        taken = frame_reader_feed(&r, s.data + off, s.len - off);
+        assert_int_equal(r.capacity, TETHER_FRAME_HEADER_SIZE + TETHER_FRAME_MAX);
+        off += taken;
+        assert_int_equal(drain(&r, &s, &next), 1);
+        assert_int_equal(next, 3);
+        while (off < s.len) {
+                taken = frame_reader_feed(&r, s.data + off, s.len - off);
+                assert_true(taken > 0);
+                off += taken;
+                drain(&r, &s, &next);
+        }
+        assert_int_equal(next, 4);
+        assert_int_equal(r.capacity, TETHER_FRAME_READER_INITIAL);
+        assert_int_equal(r.bytes_in, s.len);
+
+        safe_close(fds[0]);
+        safe_close(fds[1]);
+        frame_reader_done(&r);
+        stream_done(&s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_header_put_get),
                 cmocka_unit_test(test_init_done),
+                cmocka_unit_test(test_grows_for_large_frame_then_shrinks),
                 cmocka_unit_test(test_two_frames_one_chunk),
                 cmocka_unit_test(test_one_byte_at_a_time),
                 cmocka_unit_test(test_every_split_point),
