@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event-util.h"
 #include "jsonlog.h"
 #include "macro.h"
 #include "time-util.h"
@@ -16,7 +17,7 @@ static uint64_t now_usec(void) {
         return now_ns(CLOCK_MONOTONIC) / NSEC_PER_USEC;
 }
 
-/* Stops all I/O now and tells the owner from the defer source, so that no caller up the stack touches a freed
+/* Stops all I/O now and tells the owner from the turn source, so that no caller up the stack touches a freed
  * connection. */
 static void connection_close(Connection *c, CloseReason reason) {
         if (c->closed)
@@ -27,7 +28,17 @@ static void connection_close(Connection *c, CloseReason reason) {
         (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->probe_timer, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(c->heartbeat_timer, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_enabled(c->turn, SD_EVENT_ONESHOT);
+}
+
+/* A guest that spent its budget with more waiting goes on at bulk priority; one that caught up is quiet again. */
+static void connection_set_bulk(Connection *c, bool bulk) {
+        if (c->bulk == bulk)
+                return;
+        c->bulk = bulk;
+        int64_t priority = bulk ? EVENT_PRIORITY_BULK : SD_EVENT_PRIORITY_NORMAL;
+        (void) sd_event_source_set_priority(c->io, priority);
+        (void) sd_event_source_set_priority(c->turn, priority);
 }
 
 static void connection_update_io_events(Connection *c) {
@@ -149,8 +160,21 @@ static void connection_after_input(Connection *c) {
         int r;
 
         if (s->state == SESSION_ACTIVE && !c->probe_timer) {
+                /* The first probe goes out in the Welcome's write: the agent reads both at once and answers the
+                 * probe ahead of its replayed backlog, so that a Ready in that backlog finds a clock sample (and
+                 * the boot's mapping an error bound) when it is fixed. */
+                r = session_send_clock_probe(c->session, now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME));
+                if (!connection_check_queue_error(c, r))
+                        return;
+                c->probes_sent++;
                 r = sd_event_add_time_relative(
-                        c->event, &c->probe_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_probe_timer, c);
+                        c->event,
+                        &c->probe_timer,
+                        CLOCK_MONOTONIC,
+                        CONNECTION_PROBE_BURST_INTERVAL_USEC,
+                        USEC_PER_MSEC,
+                        on_probe_timer,
+                        c);
                 if (r < 0)
                         log_warning_errno(r, "Failed to start clock probes for %s: %m", c->peer);
         }
@@ -184,6 +208,7 @@ static void connection_pump(Connection *c) {
         Session *s = c->session;
         unsigned frames = 0;
         size_t bytes = 0;
+        bool spent = false;
         int r;
 
         for (;;) {
@@ -199,8 +224,10 @@ static void connection_pump(Connection *c) {
                         return;
                 }
                 frames += (unsigned) r;
-                if (frames >= CONNECTION_FRAMES_PER_WAKEUP || bytes >= CONNECTION_BYTES_PER_WAKEUP)
+                if (frames >= CONNECTION_FRAMES_PER_WAKEUP || bytes >= CONNECTION_BYTES_PER_WAKEUP) {
+                        spent = true;
                         break;
+                }
                 if (c->eof)
                         break;
 
@@ -214,8 +241,12 @@ static void connection_pump(Connection *c) {
                         c->eof = true;
                         continue; /* process what is buffered, then close below */
                 }
-                if (r == -EAGAIN || r == -EINTR || r == -ENOBUFS)
+                if (r == -EAGAIN || r == -EINTR)
                         break;
+                if (r == -ENOBUFS) {
+                        spent = true;
+                        break;
+                }
                 log_debug_errno(r, "Failed to read from %s: %m", c->peer);
                 connection_close(c, r == -ECONNRESET ? CLOSE_EOF : CLOSE_IO_ERROR);
                 return;
@@ -225,9 +256,10 @@ static void connection_pump(Connection *c) {
         if (c->closed)
                 return;
 
+        connection_set_bulk(c, spent);
         if (session_frame_ready(s)) {
-                /* Budget spent with frames left: continue in a later iteration, after the others had theirs. */
-                (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+                /* Budget spent with frames left: continue in a later turn, after the others had theirs. */
+                (void) sd_event_source_set_enabled(c->turn, SD_EVENT_ONESHOT);
                 return;
         }
         if (c->eof)
@@ -246,7 +278,7 @@ static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
-static int on_defer(sd_event_source *src, void *userdata) {
+static int on_turn(sd_event_source *src, uint64_t usec, void *userdata) {
         Connection *c = userdata;
 
         if (c->closed)
@@ -292,10 +324,9 @@ int connection_new(
         r = sd_event_add_io(e, &c->io, fd, EPOLLIN, on_io, c);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_defer(e, &c->defer, on_defer, c);
+        r = event_add_turn(e, &c->turn, on_turn, c);
         if (r < 0)
                 goto fail;
-        (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
         /* Accuracies are explicit everywhere: 0 would mean sd-event's default slack of 250 ms, which delays
          * acks (and so fills the agent's replay buffer) and clock probes. */
         r = sd_event_add_time_relative(
@@ -338,7 +369,7 @@ Connection *connection_free(Connection *c, CloseReason reason) {
                 session_free(c->session);
         }
         sd_event_source_disable_unref(c->io);
-        sd_event_source_disable_unref(c->defer);
+        sd_event_source_disable_unref(c->turn);
         sd_event_source_disable_unref(c->ack_timer);
         sd_event_source_disable_unref(c->probe_timer);
         sd_event_source_disable_unref(c->heartbeat_timer);

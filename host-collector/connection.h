@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* One agent connection on the event loop: reads with a per-wakeup budget (fairness between guests), drives the
+/* One agent connection on the event loop: reads with a per-wakeup budget (fairness between guests; a guest that
+ * spends it with more waiting continues at bulk priority behind quiet guests, see event-util.h), drives the
  * session, writes what a wakeup stored with one write(), asks for acks (at most 100 ms after a record; at once
  * after Ready/Exit or SESSION_ACK_BYTES of records) which go out when the sync covering them completes on the
  * store's threads, writes through its bounded output queue, sends clock probes (8 at 10 ms intervals after the Hello,
@@ -34,11 +35,12 @@ struct Connection {
         int fd;
         char *peer;
         Session *session;
-        sd_event_source *io, *defer, *ack_timer, *probe_timer, *heartbeat_timer;
+        sd_event_source *io, *turn, *ack_timer, *probe_timer, *heartbeat_timer;
         uint64_t last_input_usec; /* CLOCK_MONOTONIC */
         uint64_t heartbeat_timeout_usec;
         unsigned probes_sent;
         bool eof;
+        bool bulk; /* spent its last wakeup's budget with more waiting: io and turns at EVENT_PRIORITY_BULK */
         bool closed;
         CloseReason close_reason;
         ConnectionCloseHandler on_close;

@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "event-util.h"
 #include "fs-util.h"
 #include "hashmap.h"
 #include "jsonlog.h"
@@ -622,7 +623,7 @@ static int on_channel_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* Batch work: finishing sealed batches (assembly, gzip), writing or sending them. */
-static int on_worker(sd_event_source *s, void *userdata) {
+static int on_worker(sd_event_source *s, uint64_t usec, void *userdata) {
         OtlpExporter *x = userdata;
         uint64_t budget = MAX((uint64_t) WORK_BUDGET_MIN, x->queued_since_work);
         bool more = false;
@@ -1269,13 +1270,15 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
         if (!http)
                 log_info("Exporting OTLP/JSON to %s.", x->file_path ?: "(nowhere)");
 
-        /* Normal priority, like the connections: export keeps pace with what they store (see WORK_BUDGET_MIN). */
-        r = sd_event_add_defer(event, &x->worker, on_worker, x);
+        /* Bulk priority, in turns with the busy connections (event-util.h): export keeps pace with what they
+         * store (see WORK_BUDGET_MIN) without holding up a quiet guest's Ready or the API. */
+        r = event_add_turn(event, &x->worker, on_worker, x);
+        if (r >= 0)
+                r = sd_event_source_set_priority(x->worker, EVENT_PRIORITY_BULK);
         if (r < 0) {
                 otlp_exporter_free(x);
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
         }
-        (void) sd_event_source_set_enabled(x->worker, SD_EVENT_OFF);
         r = sd_event_add_defer(event, &x->spans_source, on_spans_due, x);
         if (r < 0) {
                 otlp_exporter_free(x);
