@@ -211,8 +211,11 @@ static void connection_pump(Connection *c) {
         bool spent = false;
         int r;
 
+        unsigned max_frames = c->bulk ? CONNECTION_FRAMES_PER_WAKEUP : CONNECTION_QUIET_FRAMES_PER_WAKEUP;
+        size_t max_bytes = c->bulk ? CONNECTION_BYTES_PER_WAKEUP : CONNECTION_QUIET_BYTES_PER_WAKEUP;
+
         for (;;) {
-                r = session_process(s, CONNECTION_FRAMES_PER_WAKEUP - frames);
+                r = session_process(s, max_frames - frames);
                 if (r < 0) {
                         if (r == -EPROTO) {
                                 /* The session logged and counted it. Try to deliver acks of what was stored. */
@@ -224,7 +227,7 @@ static void connection_pump(Connection *c) {
                         return;
                 }
                 frames += (unsigned) r;
-                if (frames >= CONNECTION_FRAMES_PER_WAKEUP || bytes >= CONNECTION_BYTES_PER_WAKEUP) {
+                if (frames >= max_frames || bytes >= max_bytes) {
                         spent = true;
                         break;
                 }
@@ -256,7 +259,7 @@ static void connection_pump(Connection *c) {
         if (c->closed)
                 return;
 
-        connection_set_bulk(c, spent);
+        connection_set_bulk(c, spent || (c->bulk && frames >= CONNECTION_QUIET_FRAMES_PER_WAKEUP));
         if (session_frame_ready(s)) {
                 /* Budget spent with frames left: continue in a later turn, after the others had theirs. */
                 (void) sd_event_source_set_enabled(c->turn, SD_EVENT_ONESHOT);

@@ -15,8 +15,14 @@
 #include "list.h"
 #include "session.h"
 
+/* A busy guest's budget per turn at bulk priority; a quiet guest's at normal priority is smaller, so that a
+ * thousand idle guests that all start writing at once hold a Ready behind them for little more than a read
+ * each. A quiet guest that spends its budget with more waiting becomes busy; a busy one that catches up
+ * with less than the quiet budget becomes quiet again. */
 #define CONNECTION_FRAMES_PER_WAKEUP 64u
 #define CONNECTION_BYTES_PER_WAKEUP (256u * 1024u)
+#define CONNECTION_QUIET_FRAMES_PER_WAKEUP 8u
+#define CONNECTION_QUIET_BYTES_PER_WAKEUP (16u * 1024u)
 #define CONNECTION_ACK_DELAY_USEC (100 * USEC_PER_MSEC)
 #define CONNECTION_PROBE_BURST 8u
 #define CONNECTION_PROBE_BURST_INTERVAL_USEC (10 * USEC_PER_MSEC)

@@ -33,8 +33,10 @@
 #define LOG_TAIL_BLOCK_MIN 512u
 #define LOG_TAIL_BLOCK_MAX 4096u
 
-/* The budget's default: see docs/architecture.md (Bounds). */
+/* The budget's defaults: see docs/architecture.md (Bounds). Without a state dir the tails are the log store;
+ * with one they are a cache of each boot's newest lines, read from the boot file beyond. */
 #define LOG_MEMORY_BYTES_DEFAULT (UINT64_C(32) << 20)
+#define LOG_MEMORY_BYTES_DEFAULT_STATE_DIR (UINT64_C(16) << 20)
 
 typedef enum LogEntryKind {
         LOG_ENTRY_LINES,   /* a Log record: one or more complete lines */

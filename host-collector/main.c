@@ -31,7 +31,7 @@ static void help(void) {
                "     --node-id ID                 This node's id (default: the hostname)\n"
                "     --service-name NAME          Default service name of machines (default tether)\n"
                "     --log-memory-bytes N         Log data kept in memory, all boots together (default\n"
-               "                                  32 MiB; with a state dir the rest is read from the files)\n"
+               "                                  32 MiB; with a state dir 16 MiB, the rest read from the files)\n"
                "     --max-log-bytes-per-boot N   A boot's share of it at most (default 8 MiB)\n"
                "     --max-boot-file-bytes N      Bound of a boot's file in the state dir (default 1 GiB)\n"
                "     --max-boots N                Boots kept per machine (default 4)\n"

@@ -374,7 +374,9 @@ int otlp_message_to_json(const ProtobufCMessage *m, char **ret) {
                 return -ENOMEM;
         }
         b.data[b.len] = '\0';
-        *ret = b.data;
+        /* Kept per boot (its resource): give back the buffer's slack, most of its 4 KiB minimum. */
+        char *fit = realloc(b.data, b.len + 1);
+        *ret = fit ?: b.data;
         return 0;
 }
 

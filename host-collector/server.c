@@ -31,7 +31,7 @@ void server_config_init(ServerConfig *c) {
                 .state_dir = TETHERD_STATE_DIR_DEFAULT,
                 .service_name = "tether",
                 .max_log_bytes_per_boot = UINT64_C(8) << 20,
-                .log_memory_bytes = LOG_MEMORY_BYTES_DEFAULT,
+                .log_memory_bytes = 0, /* by mode: LOG_MEMORY_BYTES_DEFAULT or _DEFAULT_STATE_DIR */
                 .max_disk_bytes_per_boot = STORE_BOOT_FILE_BYTES_DEFAULT,
                 .max_boots = 4,
                 .max_machines = 4096,
@@ -318,6 +318,9 @@ int server_new(const ServerConfig *config, Server **ret) {
                 .log_memory_bytes = config->log_memory_bytes,
                 .boot_limits = BOOT_LIMITS_DEFAULT,
         };
+        if (rc.log_memory_bytes == 0)
+                rc.log_memory_bytes = config->state_dir && *config->state_dir ? LOG_MEMORY_BYTES_DEFAULT_STATE_DIR :
+                                                                                LOG_MEMORY_BYTES_DEFAULT;
         int r;
 
         rc.boot_limits.max_log_bytes = config->max_log_bytes_per_boot;
