@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "event-util.h"
 #include "iov-util.h"
 #include "macro.h"
 #include "socket-util.h"
@@ -48,7 +49,7 @@ struct VsockDevice {
         int conn_fd;
         sd_event_source *conn_io;
         Kick kicks[VSOCK_NUM_QUEUES];
-        sd_event_source *tx_defer, *rx_defer;
+        sd_event_source *tx_turn, *rx_turn; /* continue a queue in a later turn (event-util.h) */
 
         struct iovec *scratch; /* payload slices of a tx chain, one per descriptor at most */
         size_t n_scratch;
@@ -65,7 +66,7 @@ static void schedule(sd_event_source *s) {
 
 static void mux_wake(void *userdata) {
         VsockDevice *d = userdata;
-        schedule(d->rx_defer);
+        schedule(d->rx_turn);
 }
 
 static void notify_guest(VsockDevice *d, unsigned q) {
@@ -159,7 +160,7 @@ void vsock_device_process_tx(VsockDevice *d) {
         if (used)
                 notify_guest(d, VSOCK_QUEUE_TX);
         if (budget == 0)
-                schedule(d->tx_defer);
+                schedule(d->tx_turn);
 }
 
 void vsock_device_process_rx(VsockDevice *d) {
@@ -200,17 +201,17 @@ void vsock_device_process_rx(VsockDevice *d) {
         if (used)
                 notify_guest(d, VSOCK_QUEUE_RX);
         if (budget == 0 && vsock_mux_has_rx(d->mux))
-                schedule(d->rx_defer);
+                schedule(d->rx_turn);
         if (was_blocked && !vsock_mux_tx_blocked(d->mux))
-                schedule(d->tx_defer);
+                schedule(d->tx_turn);
 }
 
-static int defer_tx(sd_event_source *s, void *userdata) {
+static int turn_tx(sd_event_source *s, uint64_t usec, void *userdata) {
         vsock_device_process_tx(userdata);
         return 0;
 }
 
-static int defer_rx(sd_event_source *s, void *userdata) {
+static int turn_rx(sd_event_source *s, uint64_t usec, void *userdata) {
         vsock_device_process_rx(userdata);
         return 0;
 }
@@ -372,8 +373,8 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                 }
                 if (changes & (VHOST_USER_CHANGE_RINGS | VHOST_USER_CHANGE_STOPPED)) {
                         update_running(d);
-                        schedule(d->tx_defer);
-                        schedule(d->rx_defer);
+                        schedule(d->tx_turn);
+                        schedule(d->rx_turn);
                 }
         }
         return 0;
@@ -491,14 +492,12 @@ int vsock_device_new(sd_event *e, const VsockDeviceConfig *config, VsockDevice *
                 .buf_alloc = d->config.buf_alloc,
         };
         r = vsock_mux_new(e, &mc, &d->stats, mux_wake, d, &d->mux);
+        /* Turn sources, not defer sources: a re-enabled defer would run before every io source that became
+         * ready since, and a guest keeping its TX queue full would starve the Unix side and the RX queue. */
         if (r >= 0)
-                r = sd_event_add_defer(e, &d->tx_defer, defer_tx, d);
+                r = event_add_turn(e, &d->tx_turn, turn_tx, d);
         if (r >= 0)
-                r = sd_event_source_set_enabled(d->tx_defer, SD_EVENT_OFF);
-        if (r >= 0)
-                r = sd_event_add_defer(e, &d->rx_defer, defer_rx, d);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(d->rx_defer, SD_EVENT_OFF);
+                r = event_add_turn(e, &d->rx_turn, turn_rx, d);
         if (r < 0) {
                 vsock_device_free(d);
                 return r;
@@ -519,8 +518,8 @@ VsockDevice *vsock_device_free(VsockDevice *d) {
                 (void) unlink(d->vhost_path);
                 d->listen_fd = safe_close(d->listen_fd);
         }
-        d->tx_defer = sd_event_source_disable_unref(d->tx_defer);
-        d->rx_defer = sd_event_source_disable_unref(d->rx_defer);
+        d->tx_turn = sd_event_source_disable_unref(d->tx_turn);
+        d->rx_turn = sd_event_source_disable_unref(d->rx_turn);
         d->mux = vsock_mux_free(d->mux);
         vhost_user_dev_done(&d->vu);
         sd_event_unref(d->event);

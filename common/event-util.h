@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Fair turns on tetherd's event loop.
+/* Fair turns on the host components' event loops (tetherd, tether-vsock).
  *
  * sd-event dispatches one source per iteration: the lowest priority value first, and within a priority the
  * source that became pending in the earliest iteration. A defer source becomes pending once and stays pending
@@ -12,7 +12,7 @@
  * finds it due, each time it is armed: work continued through it takes its turn behind what was waiting
  * before, round-robin with the io of its priority.
  *
- * Bulk work (a guest that spent its per-wakeup budget and has more, batch export work) runs at
+ * In tetherd, bulk work (a guest that spent its per-wakeup budget and has more, batch export work) runs at
  * EVENT_PRIORITY_BULK, below the normal priority of everything that is quick and latency-bound (a quiet
  * guest's records, accepting, the HTTP API, sync completions that release acks): those never queue behind a
  * thousand guests' backlogs, and bulk work shares what is left in turns. */
