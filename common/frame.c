@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "macro.h"
+
 int frame_reader_init(FrameReader *r, uint32_t max_payload) {
         if (!r)
                 return -EINVAL;
@@ -46,6 +48,14 @@ static size_t frame_reader_front_size(const FrameReader *r) {
  * drained, and grows it when the frame at the front does not fit. Returns 0 when there is space, -ENOBUFS
  * when the buffer is full of frames to drain first, -ENOMEM. */
 static int frame_reader_make_room(FrameReader *r) {
+        if (!r->buf) {
+                size_t max_capacity = TETHER_FRAME_HEADER_SIZE + (size_t) r->max_payload;
+                size_t capacity = MIN(max_capacity, (size_t) TETHER_FRAME_READER_INITIAL);
+                if (!(r->buf = malloc(capacity)))
+                        return -ENOMEM;
+                r->capacity = capacity;
+                r->start = r->end = 0;
+        }
         if (r->start == r->end && r->capacity > TETHER_FRAME_READER_INITIAL) {
                 uint8_t *small = malloc(TETHER_FRAME_READER_INITIAL);
                 if (small) {
@@ -72,6 +82,13 @@ static int frame_reader_make_room(FrameReader *r) {
         r->buf = grown;
         r->capacity = need;
         return 0;
+}
+
+void frame_reader_release(FrameReader *r) {
+        if (!r || !r->buf || r->start != r->end)
+                return;
+        r->buf = mfree(r->buf);
+        r->start = r->end = r->capacity = 0;
 }
 
 size_t frame_reader_feed(FrameReader *r, const void *data, size_t n) {

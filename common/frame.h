@@ -26,6 +26,10 @@ typedef struct FrameReader {
 int frame_reader_init(FrameReader *r, uint32_t max_payload);
 void frame_reader_done(FrameReader *r);
 
+/* Gives the buffer back while nothing is buffered (an idle connection holds none); the next feed or fill
+ * allocates it again. */
+void frame_reader_release(FrameReader *r);
+
 /* Copies up to n bytes of data into the reader. Returns the number of bytes taken (may be less than n
  * when the buffer is full: call frame_reader_next() to drain, then feed the rest; 0 also when the buffer
  * could not grow for a frame larger than it, out of memory). */

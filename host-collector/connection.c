@@ -267,6 +267,8 @@ static void connection_pump(Connection *c) {
         }
         if (c->eof)
                 connection_close(c, CLOSE_EOF);
+        else
+                frame_reader_release(&s->reader); /* caught up: an idle guest holds no read buffer */
 }
 
 static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {

@@ -120,6 +120,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* Never stuck: after draining, a full buffer must have held a frame or a bad header. */
                 if (open && taken == 0)
                         FUZZ_ASSERT(frame_reader_pending(&r) < r.capacity);
+                /* As a connection does when it caught up: a drained reader gives its buffer back. */
+                if (((state >> 20) & 7) == 0) {
+                        frame_reader_release(&r);
+                        FUZZ_ASSERT(frame_reader_pending(&r) == 0 || r.buf);
+                }
         }
 
         frame_reader_done(&r);

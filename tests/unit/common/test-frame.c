@@ -429,6 +429,24 @@ static void test_grows_for_large_frame_then_shrinks(void **state) {
         assert_int_equal(r.capacity, TETHER_FRAME_READER_INITIAL);
         assert_int_equal(r.bytes_in, s.len);
 
+        /* Released while something is buffered: kept. Once drained: given back, and allocated again on demand. */
+        assert_int_equal(frame_reader_feed(&r, s.data, 2), 2);
+        frame_reader_release(&r);
+        assert_non_null(r.buf);
+        assert_int_equal(frame_reader_feed(&r, s.data + 2, 102), 102);
+        next = 0;
+        assert_int_equal(drain(&r, &s, &next), 1);
+        frame_reader_release(&r);
+        assert_null(r.buf);
+        assert_int_equal(r.capacity, 0);
+        assert_int_equal(frame_reader_pending(&r), 0);
+        assert_int_equal(frame_reader_next(&r, &(const uint8_t *) { NULL }, &(size_t) { 0 }), 0);
+        assert_int_equal(write(fds[1], s.data, 104), 104);
+        assert_int_equal(frame_reader_fill(&r, fds[0]), 104);
+        assert_int_equal(r.capacity, TETHER_FRAME_READER_INITIAL);
+        next = 0;
+        assert_int_equal(drain(&r, &s, &next), 1);
+
         safe_close(fds[0]);
         safe_close(fds[1]);
         frame_reader_done(&r);
