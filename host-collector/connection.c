@@ -259,7 +259,13 @@ static void connection_pump(Connection *c) {
         if (c->closed)
                 return;
 
-        connection_set_bulk(c, spent || (c->bulk && frames >= CONNECTION_QUIET_FRAMES_PER_WAKEUP));
+        if (spent) {
+                c->last_spent_usec = now_usec();
+                connection_set_bulk(c, true);
+        } else if (
+                c->bulk && frames < CONNECTION_QUIET_FRAMES_PER_WAKEUP &&
+                now_usec() - c->last_spent_usec >= CONNECTION_QUIET_AFTER_USEC)
+                connection_set_bulk(c, false);
         if (session_frame_ready(s)) {
                 /* Budget spent with frames left: continue in a later turn, after the others had theirs. */
                 (void) sd_event_source_set_enabled(c->turn, SD_EVENT_ONESHOT);

@@ -17,12 +17,14 @@
 
 /* A busy guest's budget per turn at bulk priority; a quiet guest's at normal priority is smaller, so that a
  * thousand idle guests that all start writing at once hold a Ready behind them for little more than a read
- * each. A quiet guest that spends its budget with more waiting becomes busy; a busy one that catches up
- * with less than the quiet budget becomes quiet again. */
+ * each. A quiet guest that spends its budget with more waiting becomes busy; a busy one becomes quiet again
+ * when a wakeup catches up with less than the quiet budget a second after it last spent its budget (a guest
+ * that logs in bursts, as one waiting for acks does, stays busy between them). */
 #define CONNECTION_FRAMES_PER_WAKEUP 64u
 #define CONNECTION_BYTES_PER_WAKEUP (256u * 1024u)
 #define CONNECTION_QUIET_FRAMES_PER_WAKEUP 8u
 #define CONNECTION_QUIET_BYTES_PER_WAKEUP (16u * 1024u)
+#define CONNECTION_QUIET_AFTER_USEC USEC_PER_SEC
 #define CONNECTION_ACK_DELAY_USEC (100 * USEC_PER_MSEC)
 #define CONNECTION_PROBE_BURST 8u
 #define CONNECTION_PROBE_BURST_INTERVAL_USEC (10 * USEC_PER_MSEC)
@@ -43,6 +45,7 @@ struct Connection {
         Session *session;
         sd_event_source *io, *turn, *ack_timer, *probe_timer, *heartbeat_timer;
         uint64_t last_input_usec; /* CLOCK_MONOTONIC */
+        uint64_t last_spent_usec; /* CLOCK_MONOTONIC, the last wakeup that spent its budget */
         uint64_t heartbeat_timeout_usec;
         unsigned probes_sent;
         bool eof;
