@@ -103,8 +103,14 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 next = CONNECTION_PROBE_BURST_INTERVAL_USEC;
         else if (c->session->events_deferred) {
                 /* The burst is over: one more interval for its last answers, then the mapping is fixed with what
-                 * there is (an agent that never answers probes keeps the Hello's). */
-                if (c->probes_sent > CONNECTION_PROBE_BURST)
+                 * there is. A guest that answered none yet (a TCG guest busy booting takes more than the burst)
+                 * is probed on at burst intervals for up to CONNECTION_PROBE_FIRST_SAMPLE_USEC, so that its
+                 * mapping gets an error bound; an agent that never answers keeps the Hello's after that. */
+                if (c->session->clock_samples == 0 &&
+                    (uint64_t) c->probes_sent * CONNECTION_PROBE_BURST_INTERVAL_USEC <
+                            CONNECTION_PROBE_FIRST_SAMPLE_USEC)
+                        next = CONNECTION_PROBE_BURST_INTERVAL_USEC;
+                else if (c->probes_sent > CONNECTION_PROBE_BURST)
                         session_clock_deadline(c->session);
                 else
                         next = CONNECTION_PROBE_BURST_INTERVAL_USEC * 3;
