@@ -990,7 +990,8 @@ static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envel
         update_gauges(x);
 }
 
-static void on_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata) {
+static void on_record_stored(
+        Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns, void *userdata) {
         OtlpExporter *x = userdata;
 
         switch (e->msg_case) {
