@@ -33,7 +33,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from tetherlib import Harness, binary, check, free_tcp_port, log, missing, run_test, wait_proc  # noqa: E402
+from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -580,103 +580,6 @@ def boot_real_early(h, mid):
     return h.wait_machine(mid, lambda m: m.get("connected") is False, "%s is disconnected" % mid)
 
 
-def compare_times(h, mid, bodies):
-    """Every timestamp exported for machine mid (OTLP request bodies as decoded by receiver.js) equals the API's,
-    to the nanosecond, and nothing the API shows is missing: log records (time = the line's time_unix_ns, in
-    order per record), spans (start, end = /spans) and their events (milestones on the root), lifecycle events
-    (time and *_unix_ns attributes = /v1/events). Returns the number of timestamps compared."""
-    m = h.api.machine(mid)
-    boot = m["boot"]
-    check(boot.get("clock_fixed") is True, "the boot's clock mapping is fixed", boot)
-    spans_doc = h.api.spans(mid)
-    api_spans = {s["span_id"]: s for s in spans_doc["spans"]}
-    api_lines = [o for o in h.api.logs(mid) if "line" in o]
-    api_events = [e for e in h.api.events(mid) if e.get("transition") not in ("milestone", "phase")]
-
-    spans, recs = [], []
-    for body in bodies:
-        for rs in body.get("resourceSpans", []):
-            if attrs(rs.get("resource", {})).get("tether.machine.id") == mid:
-                spans += [s for ss in rs.get("scopeSpans", []) for s in ss.get("spans", [])]
-        for rl in body.get("resourceLogs", []):
-            if attrs(rl.get("resource", {})).get("tether.machine.id") == mid:
-                recs += [r for sl in rl.get("scopeLogs", []) for r in sl.get("logRecords", [])]
-    compared = 0
-
-    # Spans: all closed (the boot became ready and exited), each exported once, with the API's times.
-    check(sorted(s["spanId"] for s in spans) == sorted(api_spans), "every span of /spans exported once",
-          sorted(s["spanId"] for s in spans), sorted(api_spans))
-    for s in spans:
-        a = api_spans[s["spanId"]]
-        check((int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])) == (a["start_unix_ns"], a["end_unix_ns"]),
-              "span %s: exported start/end = the API's" % a["name"], s, a)
-        compared += 2
-        api_ev = {}
-        for e in a.get("events") or []:
-            api_ev.setdefault(e["name"], []).append(e["time_unix_ns"])
-        for e in s.get("events", []):
-            check(int(e["timeUnixNano"]) in api_ev.get(e["name"], []),
-                  "span event %s of %s: exported time = the API's" % (e["name"], a["name"]), e, a.get("events"))
-            compared += 1
-
-    # Log records: one per line, in order per record (tether.log.seq), each at the API's time_unix_ns.
-    exported = {}
-    for r in recs:
-        if attrs(r).get("event.name"):
-            continue
-        exported.setdefault(int(attrs(r)["tether.log.seq"]), []).append((body_text(r), int(r["timeUnixNano"])))
-    api = {}
-    for o in api_lines:
-        api.setdefault(o["seq"], []).append((o["line"], o["time_unix_ns"]))
-    check(sorted(exported) == sorted(api), "every log record of the API is exported, once",
-          sorted(set(api) ^ set(exported)))
-    for seq, lines in api.items():
-        check(exported[seq] == lines, "log record seq %d: exported lines and times = the API's" % seq,
-              exported[seq], lines)
-        compared += len(lines)
-
-    # Lifecycle events: time and every *_unix_ns member.
-    ev_exported = [r for r in recs if attrs(r).get("event.name")]
-    check(len(ev_exported) == len(api_events), "every lifecycle event exported once",
-          [attrs(r)["event.name"] for r in ev_exported], [e["transition"] for e in api_events])
-    for r, e in zip(ev_exported, api_events):
-        a = attrs(r)
-        check(a["event.name"] == "tether.machine." + e["transition"], "events in the API's order", a, e)
-        check(int(r["timeUnixNano"]) == e["time_unix_ns"], "event %s: exported time = the API's" % e["transition"],
-              r, e)
-        compared += 1
-        for k, v in e.items():
-            if k.endswith("_unix_ns") and k != "time_unix_ns" and isinstance(v, int):
-                check(int(a.get(k, -1)) == v, "event %s: %s = the API's" % (e["transition"], k), a, e)
-                compared += 1
-    log("%s: %d exported timestamps equal the API's (%d spans, %d log lines, %d events)" %
-        (mid, compared, len(spans), len(api_lines), len(api_events)))
-    return compared
-
-
-def settled_bodies(h, fetch, mids):
-    """The exported bodies once every machine's API view is in them (spans, lines, events), then a little more
-    (anything exported twice would show)."""
-    def want():
-        n = 0
-        for mid in mids:
-            n += len(h.api.spans(mid)["spans"]) + len([o for o in h.api.logs(mid) if "line" in o])
-            n += len([e for e in h.api.events(mid) if e.get("transition") not in ("milestone", "phase")])
-        return n
-
-    def count(bodies):
-        n = 0
-        for body in bodies:
-            n += sum(len(ss.get("spans", [])) for rs in body.get("resourceSpans", []) for ss in rs.get("scopeSpans", []))
-            n += sum(len(sl.get("logRecords", [])) for rl in body.get("resourceLogs", [])
-                     for sl in rl.get("scopeLogs", []))
-        return n
-    target = want()
-    wait_for("everything exported", lambda: count(fetch()) >= target)
-    time.sleep(0.5)
-    return fetch()
-
-
 def scenario_same_times(node):
     port = free_tcp_port()
     with harness("otlp-times", port) as h:
@@ -686,10 +589,10 @@ def scenario_same_times(node):
         h.register("times-real", traceparent=TRACEPARENT)
         boot_fake_early(h, "times-fake")
         boot_real_early(h, "times-real")
-        bodies = settled_bodies(h, lambda: [r["body"] for r in rx.requests() if r["status"] == 200 and r["body"]],
+        bodies = otlp_settled_bodies(h, lambda: [r["body"] for r in rx.requests() if r["status"] == 200 and r["body"]],
                                 ["times-fake", "times-real"])
         for mid in ("times-fake", "times-real"):
-            compare_times(h, mid, bodies)
+            check_exported_times(h, mid, bodies)
 
 
 def scenario_same_times_file(node):
@@ -707,9 +610,9 @@ def scenario_same_times_file(node):
                                  capture_output=True, text=True, timeout=30)
             check(out.returncode == 0, "every line decodes with the official OTLP definitions", out.stderr[-2000:])
             return [o["decoded"] for o in json.loads(out.stdout)["objects"]]
-        bodies = settled_bodies(h, fetch, ["times-fake", "times-real"])
+        bodies = otlp_settled_bodies(h, fetch, ["times-fake", "times-real"])
         for mid in ("times-fake", "times-real"):
-            compare_times(h, mid, bodies)
+            check_exported_times(h, mid, bodies)
 
 
 SCENARIOS = {
