@@ -52,7 +52,7 @@ typedef struct BootTrack {
         /* A log record's time is exported once, so only with the boot's fixed clock mapping (the one the API
          * shows for good). Records stored before it was fixed are not copied: the track remembers where they
          * begin, and once the mapping is fixed reads them back from the log store (memory tail or boot file) in
-         * seq order, a slice per run of the logs source, until it has caught up with what is stored; then live
+         * seq order, a slice per turn of the logs source, until it has caught up with what is stored; then live
          * export resumes. Records stored meanwhile wait behind them. */
         bool logs_waiting;           /* the records after logs_cursor.seq are not exported yet */
         bool logs_catching_up;       /* the mapping is fixed: reading them back */
@@ -120,7 +120,7 @@ struct OtlpExporter {
         bool shutting_down, shut_down;
         sd_event_source *worker;       /* normal priority, enabled while batch work waits */
         sd_event_source *spans_source; /* exports the closed spans of tracks marked spans_due */
-        sd_event_source *logs_source;  /* reads back the log records of tracks catching up */
+        sd_event_source *logs_source;  /* bulk priority, on while tracks catch up: reads their log records back */
         bool worker_on;
         uint64_t queued_since_work; /* bytes */
         OtlpLogTemplate tmpl;       /* of the record being written */
@@ -1074,7 +1074,7 @@ static void track_settle_logs(OtlpExporter *x, BootTrack *t, ExportDropReason re
                 track_logs_done(x, t, reason);
 }
 
-static int on_logs_due(sd_event_source *s, void *userdata) {
+static int on_logs_due(sd_event_source *s, uint64_t usec, void *userdata) {
         OtlpExporter *x = userdata;
         uint64_t budget = WORK_BUDGET_MIN;
         bool more = false;
@@ -1137,6 +1137,7 @@ static void on_clock_fixed(Registry *r, Machine *m, Boot *b, void *userdata) {
         if (!t || !t->logs_waiting || t->logs_catching_up)
                 return;
         t->logs_catching_up = true;
+        /* A turn in every round of the bulk priority until every track caught up. */
         (void) sd_event_source_set_enabled(x->logs_source, SD_EVENT_ON);
 }
 
@@ -1443,12 +1444,14 @@ int otlp_exporter_new(
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
         }
         (void) sd_event_source_set_enabled(x->spans_source, SD_EVENT_OFF);
-        r = sd_event_add_defer(event, &x->logs_source, on_logs_due, x);
+        /* Reading back log records that waited for their boot's clock mapping is batch work too. */
+        r = event_add_turn(event, &x->logs_source, on_logs_due, x);
+        if (r >= 0)
+                r = sd_event_source_set_priority(x->logs_source, EVENT_PRIORITY_BULK);
         if (r < 0) {
                 otlp_exporter_free(x);
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
         }
-        (void) sd_event_source_set_enabled(x->logs_source, SD_EVENT_OFF);
 
         RegistryObserver o = {
                 .record_stored = on_record_stored,
