@@ -223,7 +223,8 @@ static void wake_machine(Api *a, const Machine *m, bool waiters, bool log_stream
                                 stream_wake(s);
 }
 
-static void on_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata) {
+static void on_record_stored(
+        Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns, void *userdata) {
         wake_machine(userdata, m, false, true);
 }
 

@@ -209,7 +209,7 @@ int boot_offer_clock(Boot *b, const ClockEstimate *candidate) {
 }
 
 bool boot_fix_clock(Boot *b) {
-        if (b->clock_fixed || (!b->clock.valid && !b->hello_offset_valid))
+        if (b->clock_fixed)
                 return false;
         b->clock_fixed = true;
         b->clock_latest = b->clock;

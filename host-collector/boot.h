@@ -230,8 +230,9 @@ void boot_restore_clock(Boot *b, const ClockEstimate *e, bool fixed);
  * if the mapping changed (persist it), 0 if not. */
 int boot_offer_clock(Boot *b, const ClockEstimate *candidate);
 
-/* Fixes the mapping as it is now. Returns true if it was fixed by this call, false if it already was or there is
- * nothing to fix it with yet (no probe estimate and no Hello). */
+/* Fixes the mapping as it is now. Returns true if it was fixed by this call, false if it already was. Without a
+ * probe estimate and a Hello boottime the mapping is fixed as none: guest times are shown as the receive times
+ * of what carries them (the fallback of boot_to_unix_ns()), for good. */
 bool boot_fix_clock(Boot *b);
 
 /* How far the estimator's latest offset moved from the fixed mapping (guest clock drift since). Returns true and

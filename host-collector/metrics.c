@@ -122,7 +122,8 @@ static void observe_ready(Metrics *mt, const Machine *m, const Boot *b) {
         }
 }
 
-static void on_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata) {
+static void on_record_stored(
+        Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns, void *userdata) {
         Metrics *mt = userdata;
         const BootMilestone *ms;
 

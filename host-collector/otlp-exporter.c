@@ -17,6 +17,7 @@
 #include "hashmap.h"
 #include "jsonlog.h"
 #include "list.h"
+#include "log-store.h"
 #include "macro.h"
 #include "otlp-encode.h"
 #include "otlp-http.h"
@@ -31,11 +32,12 @@
 typedef struct OtlpExporter OtlpExporter;
 
 /* What the exporter knows about one boot: its resource, the spans already exported, the last stitch (reused
- * for log/trace correlation while the boot does not change). */
+ * for log/trace correlation while the boot does not change), and where its log records wait for the boot's clock
+ * mapping. */
 typedef struct BootTrack {
         LIST_FIELDS(struct BootTrack, tracks);
         Machine *machine;
-        const Boot *boot;
+        Boot *boot;
         uint64_t boot_index; /* tells this boot from a later one allocated at the same address */
         OtlpBlob *resource;
         bool resource_has_hostname;
@@ -46,6 +48,17 @@ typedef struct BootTrack {
         uint64_t order_key; /* the machine's bit: requests in flight together share none */
         bool spans_due;     /* closed spans to export from the spans source */
         char key[64];       /* machine, boot and boot index: the track_index key */
+
+        /* A log record's time is exported once, so only with the boot's fixed clock mapping (the one the API
+         * shows for good). Records stored before it was fixed are not copied: the track remembers where they
+         * begin, and once the mapping is fixed reads them back from the log store (memory tail or boot file) in
+         * seq order, a slice per turn of the logs source, until it has caught up with what is stored; then live
+         * export resumes. Records stored meanwhile wait behind them. */
+        bool logs_waiting;           /* the records after logs_cursor.seq are not exported yet */
+        bool logs_catching_up;       /* the mapping is fixed: reading them back */
+        LogCursor logs_cursor;       /* the last record read back (or the one before the first waiting) */
+        uint64_t logs_waiting_lines; /* lines of the records that waited, to count those that cannot be read */
+        uint64_t logs_read_lines;    /* lines read back so far */
 } BootTrack;
 
 /* Requests in flight per signal. Concurrent requests never carry items of the same machine (order keys), so
@@ -90,6 +103,7 @@ struct Channel {
 struct OtlpExporter {
         sd_event *event;
         Registry *registry;
+        Store *store; /* the log store's files (NULL: no state directory, the records are in memory only) */
         Stats *stats;
         OtlpConfig config;
         OtlpHttp *http;
@@ -106,6 +120,7 @@ struct OtlpExporter {
         bool shutting_down, shut_down;
         sd_event_source *worker;       /* normal priority, enabled while batch work waits */
         sd_event_source *spans_source; /* exports the closed spans of tracks marked spans_due */
+        sd_event_source *logs_source;  /* bulk priority, on while tracks catch up: reads their log records back */
         bool worker_on;
         uint64_t queued_since_work; /* bytes */
         OtlpLogTemplate tmpl;       /* of the record being written */
@@ -819,9 +834,12 @@ static uint64_t order_key(const char *machine_id) {
         return UINT64_C(1) << (h % 64);
 }
 
-/* The boot's track, created when missing. A track created for a boot that already has spans (tetherd restarted,
- * or the boot was forgotten) treats its closed spans as exported: they were, before. */
-static BootTrack *track_get(OtlpExporter *x, Machine *m, const Boot *b, bool fresh) {
+static void track_key(const Machine *m, const Boot *b, char key[static sizeof(((BootTrack *) NULL)->key)]) {
+        snprintf(key, sizeof(((BootTrack *) NULL)->key), "%p/%p/%" PRIu64, (void *) m, (const void *) b, b->index);
+}
+
+/* The boot's track, or NULL. */
+static BootTrack *track_find(OtlpExporter *x, const Machine *m, const Boot *b) {
         char key[sizeof(((BootTrack *) NULL)->key)];
         BootTrack *t;
 
@@ -829,10 +847,23 @@ static BootTrack *track_get(OtlpExporter *x, Machine *m, const Boot *b, bool fre
         if (t && t->machine == m && t->boot == b && t->boot_index == b->index)
                 return t;
         /* The index keeps the per-record cost independent of how many machines the node runs. */
-        snprintf(key, sizeof(key), "%p/%p/%" PRIu64, (void *) m, (const void *) b, b->index);
+        track_key(m, b, key);
         t = hashmap_get(x->track_index, key);
         if (t)
-                return (x->last_track = t);
+                x->last_track = t;
+        return t;
+}
+
+/* The boot's track, created when missing. A track created for a boot that already has spans (tetherd restarted,
+ * or the boot was forgotten) treats its closed spans as exported: they were, before. */
+static BootTrack *track_get(OtlpExporter *x, Machine *m, Boot *b, bool fresh) {
+        char key[sizeof(((BootTrack *) NULL)->key)];
+        BootTrack *t;
+
+        t = track_find(x, m, b);
+        if (t)
+                return t;
+        track_key(m, b, key);
         t = calloc(1, sizeof(BootTrack));
         if (!t)
                 return NULL;
@@ -868,9 +899,9 @@ static void track_export_spans(OtlpExporter *x, BootTrack *t, bool final);
  * without closing them: exit or disconnect before ready). Closed spans are stitched and encoded from the spans
  * source, after the loop has dispatched what the record that closed them decided (a readiness answer goes out
  * before its span is encoded). Final ones now: the boot may be evicted before the source runs. */
-static void export_spans(OtlpExporter *x, Machine *m, const Boot *b, bool final) {
+static void export_spans(OtlpExporter *x, Machine *m, Boot *b, bool final) {
         /* A span is exported once: only with the boot's fixed clock mapping, so that it says what the API says
-         * for good (the events emitted when the mapping is fixed bring us back here). */
+         * for good (on_clock_fixed() brings us back here). */
         if (x->channels[0].disabled || (!b->clock_fixed && !final))
                 return;
         BootTrack *t = track_get(x, m, b, false);
@@ -934,41 +965,41 @@ static uint64_t count_lines(const char *p, size_t n) {
         return lines;
 }
 
-/* A stored Log record: one OTLP log record per line, as the API shows them (a trailing newline ends the last
- * line), written straight into the logs queue from a template of what its lines share. Cheaper than keeping a
- * copy of the record for later; the batch work (gzip, writing, sending) runs from the worker. */
-static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envelope *e) {
-        const Tether__Log *l = e->log;
+/* A stored Log record (live, or read back from the log store): one OTLP log record per line, as the API shows
+ * them (a trailing newline ends the last line; the time mapped with the boot's fixed mapping, the receive time
+ * stored with the record as its fallback), written straight into the logs queue from a template of what its lines
+ * share. No copy of the record, no allocation; the batch work (gzip, writing, sending) runs from the worker. */
+static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) {
         Channel *ch = &x->channels[1];
-        const char *p = (const char *) l->data.data, *end = p + l->data.len;
+        const Boot *b = t->boot;
+        const char *p = (const char *) le->data, *end = p + le->len;
 
-        if (ch->disabled || l->data.len == 0)
+        if (le->len == 0)
                 return;
         if (x->shut_down) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p, l->data.len));
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p, le->len));
                 return;
         }
-        BootTrack *t = track_get(x, m, b, false);
-        OtlpBlob *res = t ? track_resource(x, t) : NULL;
+        OtlpBlob *res = track_resource(x, t);
         if (!res) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, l->data.len));
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, le->len));
                 return;
         }
-        uint64_t recv = now_ns(CLOCK_REALTIME), now = mono_ns(), queued = 0;
+        uint64_t now = mono_ns(), queued = 0;
         (void) track_stitch(x, t);
-        const Span *sp = t->spans ? span_set_find_for_time(t->spans, l->boottime_ns) : NULL;
+        const Span *sp = t->spans ? span_set_find_for_time(t->spans, le->boottime_ns) : NULL;
         OtlpLogLine line = {
-                .time_unix_ns = boot_to_unix_ns(b, l->boottime_ns, recv),
-                .observed_unix_ns = recv,
+                .time_unix_ns = boot_to_unix_ns(b, le->boottime_ns, le->recv_unix_ns),
+                .observed_unix_ns = le->recv_unix_ns,
                 .trace_id = b->trace_id,
                 .span_id = sp ? sp->span_id : NULL,
-                .stream = l->stream,
-                .source = l->source && *l->source ? l->source : NULL,
-                .seq = b->last_seq,
+                .stream = le->stream,
+                .source = le->source && *le->source ? le->source : NULL,
+                .seq = le->seq,
         };
         int r = ch->http ? otlp_log_template_protobuf(&line, &x->tmpl) : otlp_log_template_json(&line, &x->tmpl);
         if (r < 0) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, l->data.len));
+                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, le->len));
                 return;
         }
         while (p < end) {
@@ -990,12 +1021,133 @@ static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envel
         update_gauges(x);
 }
 
-static void on_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata) {
+/* The records that waited and could not be exported: counted, and live export resumes. */
+static void track_logs_done(OtlpExporter *x, BootTrack *t, ExportDropReason reason) {
+        if (t->logs_waiting_lines > t->logs_read_lines)
+                count_drop(x, EXPORT_SIGNAL_LOGS, reason, t->logs_waiting_lines - t->logs_read_lines);
+        t->logs_waiting = t->logs_catching_up = false;
+        t->logs_waiting_lines = t->logs_read_lines = 0;
+}
+
+typedef struct CatchUp {
+        OtlpExporter *exporter;
+        BootTrack *track;
+        uint64_t *budget;
+} CatchUp;
+
+static int on_log_read_back(const LogEntry *e, void *userdata) {
+        CatchUp *c = userdata;
+        uint64_t cost = LOG_ENTRY_OVERHEAD + e->len;
+
+        if (e->kind == LOG_ENTRY_LINES && e->len > 0) {
+                c->track->logs_read_lines += count_lines((const char *) e->data, e->len);
+                track_export_log(c->exporter, c->track, e);
+        }
+        *c->budget = *c->budget > cost ? *c->budget - cost : 0;
+        return *c->budget == 0; /* the slice is used up: the rest on the next run */
+}
+
+/* Exports the records that waited for the boot's clock mapping, reading them back in seq order, until they are
+ * all out (returns true: live export resumes) or about *budget bytes were read (returns false). Records that can
+ * no longer be read (evicted from memory without a boot file, a file that fails to read) are counted unreadable. */
+static bool track_catch_up(OtlpExporter *x, BootTrack *t, uint64_t *budget) {
+        CatchUp c = { .exporter = x, .track = t, .budget = budget };
+
+        int r = log_store_read(x->store, t->boot, &t->logs_cursor, on_log_read_back, &c);
+        if (r > 0)
+                return false;
+        /* Everything stored so far was passed (or the rest cannot be read): what was not read back is lost. */
+        track_logs_done(x, t, EXPORT_DROP_UNREADABLE);
+        return true;
+}
+
+/* Before a track goes (its boot or machine is going, or tetherd is): the records still waiting are exported now
+ * if the mapping is fixed, else counted as lost for the given reason. */
+static void track_settle_logs(OtlpExporter *x, BootTrack *t, ExportDropReason reason) {
+        uint64_t unbounded = UINT64_MAX;
+
+        if (!t->logs_waiting)
+                return;
+        if (t->boot->clock_fixed && !x->shut_down)
+                (void) track_catch_up(x, t, &unbounded);
+        else
+                track_logs_done(x, t, reason);
+}
+
+static int on_logs_due(sd_event_source *s, uint64_t usec, void *userdata) {
+        OtlpExporter *x = userdata;
+        uint64_t budget = WORK_BUDGET_MIN;
+        bool more = false;
+        BootTrack *t;
+
+        LIST_FOREACH(tracks, t, x->tracks)
+        if (t->logs_catching_up) {
+                if (budget == 0 || !track_catch_up(x, t, &budget))
+                        more = true;
+        }
+        if (!more)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+/* A stored Log record: exported now with the boot's fixed mapping, or, while the mapping is provisional (or
+ * records from then are still being read back), left to wait in the log store (see BootTrack). */
+static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns) {
+        const Tether__Log *l = e->log;
+        LogEntry entry;
+
+        if (x->channels[1].disabled || l->data.len == 0)
+                return;
+        if (x->shut_down) {
+                count_drop(
+                        x,
+                        EXPORT_SIGNAL_LOGS,
+                        EXPORT_DROP_SHUTDOWN,
+                        count_lines((const char *) l->data.data, l->data.len));
+                return;
+        }
+        BootTrack *t = track_get(x, m, b, false);
+        if (!t) {
+                count_drop(
+                        x,
+                        EXPORT_SIGNAL_LOGS,
+                        EXPORT_DROP_ENCODE,
+                        count_lines((const char *) l->data.data, l->data.len));
+                return;
+        }
+        if (!b->clock_fixed || t->logs_waiting) {
+                if (!t->logs_waiting) {
+                        t->logs_waiting = true;
+                        t->logs_cursor = (LogCursor) { .seq = e->seq - 1 };
+                }
+                t->logs_waiting_lines += count_lines((const char *) l->data.data, l->data.len);
+                return;
+        }
+        if (log_entry_from_envelope(e, recv_unix_ns, &entry) >= 0)
+                track_export_log(x, t, &entry);
+}
+
+/* The boot's clock mapping was fixed: the spans that closed meanwhile and the log records that waited go out. */
+static void on_clock_fixed(Registry *r, Machine *m, Boot *b, void *userdata) {
+        OtlpExporter *x = userdata;
+        BootTrack *t;
+
+        export_spans(x, m, b, false);
+        t = track_find(x, m, b);
+        if (!t || !t->logs_waiting || t->logs_catching_up)
+                return;
+        t->logs_catching_up = true;
+        /* A turn in every round of the bulk priority until every track caught up. */
+        (void) sd_event_source_set_enabled(x->logs_source, SD_EVENT_ON);
+}
+
+static void on_record_stored(
+        Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns, void *userdata) {
         OtlpExporter *x = userdata;
 
         switch (e->msg_case) {
         case TETHER__ENVELOPE__MSG_LOG:
-                export_log(x, m, b, e);
+                export_log(x, m, b, e, recv_unix_ns);
                 break;
         case TETHER__ENVELOPE__MSG_MILESTONE:
         case TETHER__ENVELOPE__MSG_PHASE:
@@ -1040,8 +1192,11 @@ static void on_boot_started(Registry *r, Machine *m, Boot *b, void *userdata) {
                 for (size_t i = 0; i < m->n_boots; i++)
                         if (m->boots[i] == t->boot && m->boots[i]->index == t->boot_index)
                                 kept = true;
-                if (!kept)
-                        track_free(x, t);
+                if (kept)
+                        continue;
+                /* An evicted boot is still readable here: it is freed, and its file removed, after this. */
+                track_settle_logs(x, t, EXPORT_DROP_UNREADABLE);
+                track_free(x, t);
         }
         (void) track_get(x, m, b, true);
 }
@@ -1055,8 +1210,10 @@ static void on_machine_removed(Registry *r, Machine *m, void *userdata) {
         BootTrack *t, *n;
 
         LIST_FOREACH_SAFE(tracks, t, n, x->tracks)
-        if (t->machine == m)
+        if (t->machine == m) {
+                track_settle_logs(x, t, EXPORT_DROP_UNREADABLE);
                 track_free(x, t);
+        }
 }
 
 static void on_event_added(Registry *r, const Event *ev, void *userdata) {
@@ -1184,7 +1341,8 @@ static int channel_setup(
         return 0;
 }
 
-int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const OtlpConfig *config, OtlpExporter **ret) {
+int otlp_exporter_new(
+        sd_event *event, Registry *registry, Store *store, Stats *stats, const OtlpConfig *config, OtlpExporter **ret) {
         _cleanup_free_ char **headers = NULL;
         int r;
 
@@ -1198,6 +1356,7 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
                 return log_oom();
         }
         x->registry = registry;
+        x->store = store;
         x->stats = stats;
         x->config = *config;
         x->file_fd = -EBADF;
@@ -1285,6 +1444,14 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
         }
         (void) sd_event_source_set_enabled(x->spans_source, SD_EVENT_OFF);
+        /* Reading back log records that waited for their boot's clock mapping is batch work too. */
+        r = event_add_turn(event, &x->logs_source, on_logs_due, x);
+        if (r >= 0)
+                r = sd_event_source_set_priority(x->logs_source, EVENT_PRIORITY_BULK);
+        if (r < 0) {
+                otlp_exporter_free(x);
+                return log_error_errno(r, "Failed to set up OTLP export: %m");
+        }
 
         RegistryObserver o = {
                 .record_stored = on_record_stored,
@@ -1293,6 +1460,7 @@ int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const O
                 .boot_finished = on_boot_finished,
                 .event_added = on_event_added,
                 .machine_removed = on_machine_removed,
+                .clock_fixed = on_clock_fixed,
                 .userdata = x,
         };
         r = registry_add_observer(registry, &o);
@@ -1320,8 +1488,13 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
         if (!x || x->shut_down)
                 return;
         x->shutting_down = true;
-        /* Spans that closed and wait for the spans source go with the rest. */
+        /* Spans that closed and wait for the spans source go with the rest, and so do the log records that waited
+         * for their boot's clock mapping (every connection is closed: every mapping is fixed). */
         (void) on_spans_due(x->spans_source, x);
+        BootTrack *t;
+        LIST_FOREACH(tracks, t, x->tracks)
+        track_settle_logs(x, t, EXPORT_DROP_SHUTDOWN);
+        (void) sd_event_source_set_enabled(x->logs_source, SD_EVENT_OFF);
 
         if (!x->http) {
                 for (size_t i = 0; i < N_CHANNELS; i++)
@@ -1410,8 +1583,11 @@ OtlpExporter *otlp_exporter_free(OtlpExporter *x) {
         registry_remove_observers(x->registry, x);
         sd_event_source_disable_unref(x->worker);
         sd_event_source_disable_unref(x->spans_source);
-        while (x->tracks)
+        sd_event_source_disable_unref(x->logs_source);
+        while (x->tracks) {
+                track_logs_done(x, x->tracks, EXPORT_DROP_SHUTDOWN);
                 track_free(x, x->tracks);
+        }
         hashmap_free(x->track_index);
         for (size_t i = 0; i < N_CHANNELS; i++) {
                 Channel *ch = &x->channels[i];

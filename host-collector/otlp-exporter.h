@@ -13,6 +13,7 @@
 
 #include "registry.h"
 #include "stats.h"
+#include "store.h"
 
 typedef struct OtlpConfig {
         const char *endpoint;        /* base URL: <endpoint>/v1/traces, /v1/logs; NULL: none */
@@ -43,8 +44,10 @@ void otlp_config_init(OtlpConfig *c);
 
 typedef struct OtlpExporter OtlpExporter;
 
-/* Subscribes to the registry. Returns 0 or -errno (logged). */
-int otlp_exporter_new(sd_event *event, Registry *registry, Stats *stats, const OtlpConfig *config, OtlpExporter **ret);
+/* Subscribes to the registry. store (NULL without a state directory) is where log records that waited for their
+ * boot's clock mapping are read back from. Returns 0 or -errno (logged). */
+int otlp_exporter_new(
+        sd_event *event, Registry *registry, Store *store, Stats *stats, const OtlpConfig *config, OtlpExporter **ret);
 /* Final flush: with a spool, everything pending goes to disk; otherwise one last attempt bounded by
  * shutdown_timeout_usec, the rest counted as dropped (shutdown). Idempotent. */
 void otlp_exporter_shutdown(OtlpExporter *x);

@@ -337,8 +337,12 @@ int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_
         return 0;
 }
 
-void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e) {
-        NOTIFY(r, record_stored, m, b, e);
+void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns) {
+        NOTIFY(r, record_stored, m, b, e, recv_unix_ns);
+}
+
+void registry_notify_clock_fixed(Registry *r, Machine *m, Boot *b) {
+        NOTIFY(r, clock_fixed, m, b);
 }
 
 void registry_notify_boot_finished(Registry *r, Machine *m, Boot *b) {

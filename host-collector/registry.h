@@ -28,13 +28,17 @@ typedef struct RegistryConfig {
 
 /* Callbacks run synchronously, in the order observers were added. They must not remove machines. */
 typedef struct RegistryObserver {
-        void (*record_stored)(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, void *userdata);
+        /* recv_unix_ns: when tetherd received the record (stored with it: the logs API's fallback time). */
+        void (*record_stored)(
+                Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns, void *userdata);
         void (*state_changed)(Registry *r, Machine *m, MachineState old_state, void *userdata);
         void (*connection_changed)(Registry *r, Machine *m, void *userdata);
         void (*boot_started)(Registry *r, Machine *m, Boot *b, void *userdata);
         void (*boot_finished)(Registry *r, Machine *m, Boot *b, void *userdata); /* exited, or replaced */
         void (*event_added)(Registry *r, const Event *ev, void *userdata);
         void (*machine_removed)(Registry *r, Machine *m, void *userdata); /* before it is freed */
+        /* The boot's clock mapping was just fixed (boot_fix_clock()), after the events that waited for it. */
+        void (*clock_fixed)(Registry *r, Machine *m, Boot *b, void *userdata);
         void *userdata;
 } RegistryObserver;
 
@@ -94,5 +98,6 @@ void registry_set_connected(Registry *r, Machine *m, bool connected);
  * details (may be NULL) is consumed. m may be NULL for node-wide events. Returns 0 or -ENOMEM. */
 int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_t time_unix_ns, json_t *details);
 
-void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e);
+void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns);
+void registry_notify_clock_fixed(Registry *r, Machine *m, Boot *b);
 void registry_notify_boot_finished(Registry *r, Machine *m, Boot *b);

@@ -67,7 +67,7 @@ static int server_setup_otlp(Server *s, const ServerConfig *config) {
                 log_info("OTLP export off: no --otlp-endpoint, no --otlp-file and no state directory.");
                 return 0;
         }
-        return otlp_exporter_new(s->event, s->registry, &s->stats, &oc, &s->otlp);
+        return otlp_exporter_new(s->event, s->registry, s->store, &s->stats, &oc, &s->otlp);
 }
 
 char *server_machine_socket_path(const Server *s, const Machine *m) {

@@ -447,15 +447,11 @@ static void session_emit_booting(Session *s, uint64_t recv) {
                         (json_int_t) s->boot->index));
 }
 
-/* Fixes the boot's clock mapping (see boot.h) and emits what waited for it: the booting event and the events of
- * milestones and phases stored since, in seq order. */
-static void session_fix_clock(Session *s) {
+/* Emits what waited for the boot's clock mapping: the booting event and the events of milestones and phases
+ * stored since, in seq order. */
+static void session_emit_deferred(Session *s) {
         Boot *b = s->boot;
 
-        if (!b || !boot_fix_clock(b))
-                return;
-        if (s->ctx->store && b->clock.valid)
-                (void) store_append_clock(s->ctx->store, b, now_ns(CLOCK_REALTIME), &b->clock, true);
         if (!s->events_deferred)
                 return;
         s->events_deferred = false;
@@ -476,6 +472,19 @@ static void session_fix_clock(Session *s) {
                         j++;
                 }
         }
+}
+
+/* Fixes the boot's clock mapping (see boot.h), emits the events that waited for it, then tells the observers (the
+ * exporter sends the log records that waited for it). */
+static void session_fix_clock(Session *s) {
+        Boot *b = s->boot;
+
+        if (!b || !boot_fix_clock(b))
+                return;
+        if (s->ctx->store && b->clock.valid)
+                (void) store_append_clock(s->ctx->store, b, now_ns(CLOCK_REALTIME), &b->clock, true);
+        session_emit_deferred(s);
+        registry_notify_clock_fixed(s->ctx->registry, s->machine, b);
 }
 
 void session_clock_deadline(Session *s) {
@@ -759,7 +768,7 @@ static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t 
                 session_settle_gaps(s);
                 registry_notify_boot_finished(s->ctx->registry, s->machine, s->boot);
         }
-        registry_notify_record_stored(s->ctx->registry, s->machine, s->boot, e);
+        registry_notify_record_stored(s->ctx->registry, s->machine, s->boot, e, recv);
         return 0;
 }
 

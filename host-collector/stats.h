@@ -57,6 +57,9 @@ typedef enum ExportDropReason {
         EXPORT_DROP_PARTIAL,    /* the backend accepted the request but rejected these items (partial_success) */
         EXPORT_DROP_ENCODE,     /* could not be encoded (too large, out of memory) */
         EXPORT_DROP_SHUTDOWN,   /* still queued at exit with no spool to keep them */
+        /* log records that waited for their boot's clock mapping and could not be read back once it was fixed
+         * (evicted from memory and not in the boot file, or the file failed to read) */
+        EXPORT_DROP_UNREADABLE,
         _EXPORT_DROP_REASON_MAX,
 } ExportDropReason;
 

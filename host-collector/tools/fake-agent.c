@@ -4,7 +4,7 @@
  *
  *   tether-fake-agent [--boot-id ID] [--instance ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no]
  *                     [--welcome-timeout-ms N] [--window-bytes N] [--window-records N] [--ack-stall-ms N]
- *                     ADDRESS ACTION...
+ *                     [--hold-probes yes|no] ADDRESS ACTION...
  *
  * --instance sends Hello.agent_instance (the bytes of ID; default none, like an agent older than the field):
  * run twice with the same boot id and different instances to play an agent restarted within a boot.
@@ -14,6 +14,10 @@
  * the rest, in order, before any new record. With --reconnect yes a lost connection is re-established (the
  * same way: connect for 5 s, then wait for the Welcome) and unacked records are resent, as the real agent
  * does.
+ *
+ * --hold-probes yes leaves tetherd's clock probes unanswered until the `answer-probes` action (a guest too busy to
+ * answer at first): records sent before it reach tetherd before any clock sample, while the boot's clock
+ * mapping is not fixed yet. The held probes are answered then, each with the guest time of its answer.
  *
  * Records are kept until acked. --window-bytes (default 1 MiB, the real agent's replay buffer) and
  * --window-records (default 0: no bound) bound what is sent but not acked: `flood` waits for acks when the
@@ -37,6 +41,7 @@
  *   wait-signal              Keep serving until SIGUSR1 arrives (at any time since the start)
  *   reconnect                Close and connect again, resending unacked records after Welcome.acked_seq
  *   garbage                  Send a frame that is not a valid envelope
+ *   answer-probes            Answer the clock probes held by --hold-probes yes, and every later one at once
  * Prints each Welcome (with unix_ns=T, host realtime when it arrived) and at the end "acked_seq=N unacked=N
  * max_unacked_records=N max_unacked_bytes=N max_ack_latency_us=N unix_ns=T" to stdout: max_ack_latency_us is the
  * longest a record waited from its (last) send to its ack, unix_ns host realtime at the end. Exits 0 on success,
@@ -65,6 +70,8 @@
 #define CONNECT_RETRY_USEC (100 * USEC_PER_MSEC)
 #define FLOOD_LINE_MIN 20u
 #define FLOOD_LINE_MAX (16u * 1024u)
+/* tetherd keeps at most 16 probes pending per connection: answers to older ones are ignored anyway. */
+#define HELD_PROBES_MAX 16u
 
 typedef struct Pending {
         uint64_t seq;
@@ -101,6 +108,9 @@ static uint32_t heartbeat_ms = 5000;
 static uint64_t last_send_ns;
 static bool reconnect;
 static volatile sig_atomic_t got_signal;
+static bool hold_probes;
+static uint64_t held_probes[HELD_PROBES_MAX];
+static size_t n_held_probes;
 
 static int do_connect(void);
 
@@ -234,6 +244,18 @@ static void ack_to(uint64_t seq) {
         free_acked();
 }
 
+static void answer_probe(uint64_t probe_id) {
+        Tether__Envelope out = TETHER__ENVELOPE__INIT;
+        Tether__ClockSample cs = TETHER__CLOCK_SAMPLE__INIT;
+
+        cs.probe_id = probe_id;
+        cs.boottime_ns = guest_boottime();
+        cs.monotonic_ns = cs.boottime_ns;
+        out.msg_case = TETHER__ENVELOPE__MSG_CLOCK_SAMPLE;
+        out.clock_sample = &cs;
+        (void) send_envelope(&out);
+}
+
 static int handle_frame(const uint8_t *payload, size_t len) {
         Tether__Envelope *e;
         int r = 0;
@@ -275,17 +297,17 @@ static int handle_frame(const uint8_t *payload, size_t len) {
                 }
                 ack_to(e->ack->seq);
                 break;
-        case TETHER__ENVELOPE__MSG_CLOCK_PROBE: {
-                Tether__Envelope out = TETHER__ENVELOPE__INIT;
-                Tether__ClockSample cs = TETHER__CLOCK_SAMPLE__INIT;
-                cs.probe_id = e->clock_probe->probe_id;
-                cs.boottime_ns = guest_boottime();
-                cs.monotonic_ns = cs.boottime_ns;
-                out.msg_case = TETHER__ENVELOPE__MSG_CLOCK_SAMPLE;
-                out.clock_sample = &cs;
-                (void) send_envelope(&out);
+        case TETHER__ENVELOPE__MSG_CLOCK_PROBE:
+                if (!hold_probes) {
+                        answer_probe(e->clock_probe->probe_id);
+                        break;
+                }
+                if (n_held_probes == HELD_PROBES_MAX) {
+                        memmove(&held_probes[0], &held_probes[1], (HELD_PROBES_MAX - 1) * sizeof(uint64_t));
+                        n_held_probes--;
+                }
+                held_probes[n_held_probes++] = e->clock_probe->probe_id;
                 break;
-        }
         default:
                 break;
         }
@@ -522,6 +544,8 @@ int main(int argc, char *argv[]) {
                         window_records = strtoull(argv[i + 1], NULL, 10);
                 else if (strcmp(argv[i], "--ack-stall-ms") == 0)
                         ack_stall_ns = strtoull(argv[i + 1], NULL, 10) * NSEC_PER_MSEC;
+                else if (strcmp(argv[i], "--hold-probes") == 0)
+                        hold_probes = strcmp(argv[i + 1], "yes") == 0;
                 else
                         goto usage;
         }
@@ -633,6 +657,11 @@ int main(int argc, char *argv[]) {
                         r = serve(UNTIL_ACKED, 0);
                 } else if (strcmp(a, "wait-signal") == 0) {
                         r = serve(UNTIL_SIGNAL, 0);
+                } else if (strcmp(a, "answer-probes") == 0) {
+                        hold_probes = false;
+                        for (size_t k = 0; k < n_held_probes && fd >= 0; k++)
+                                answer_probe(held_probes[k]);
+                        n_held_probes = 0;
                 } else if (strcmp(a, "reconnect") == 0) {
                         fd = safe_close(fd);
                         r = do_connect();
@@ -663,7 +692,7 @@ usage:
         fprintf(stderr,
                 "Usage: %s [--boot-id ID] [--instance ID] [--uptime-ms N] [--agent-version V] [--reconnect yes|no] "
                 "[--welcome-timeout-ms N] [--window-bytes N] [--window-records N] [--ack-stall-ms N] "
-                "unix:PATH|vsock:CID:PORT "
+                "[--hold-probes yes|no] unix:PATH|vsock:CID:PORT "
                 "ACTION...\n",
                 argv[0]);
         return 2;

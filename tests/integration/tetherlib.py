@@ -497,3 +497,138 @@ class Thread(threading.Thread):
         if self.error:
             raise self.error
         return self.result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# OTLP: what tetherd exported, against what its API shows
+
+def otlp_attrs(o):
+    """An OTLP object's attributes (OTLP/JSON or receiver.js' decoding) as a dict of plain values."""
+    out = {}
+    for kv in o.get("attributes", []):
+        v = kv.get("value", {})
+        out[kv["key"]] = v.get("stringValue", v.get("intValue", v.get("boolValue", v.get("doubleValue"))))
+    return out
+
+
+def otlp_body(rec):
+    return rec.get("body", {}).get("stringValue")
+
+
+def otlp_file_bodies(path):
+    """The requests of an OTLP/JSON lines file (tetherd's --otlp-file, and its rotated PATH.1 first)."""
+    out = []
+    for p in (path + ".1", path):
+        if os.path.exists(p):
+            with open(p) as f:
+                lines = f.read().split("\n")
+            # The last piece is empty, or a line being written now.
+            out += [json.loads(line) for line in lines[:-1] if line.strip()]
+    return out
+
+
+def otlp_settled_bodies(h, fetch, mids, timeout=30):
+    """The exported bodies once every machine's API view is in them (spans, lines, events), then a little more
+    (anything exported twice would show)."""
+    def want():
+        n = 0
+        for mid in mids:
+            n += len(h.api.spans(mid)["spans"]) + len([o for o in h.api.logs(mid) if "line" in o])
+            n += len([e for e in h.api.events(mid) if e.get("transition") not in ("milestone", "phase")])
+        return n
+
+    def ours(r):
+        return otlp_attrs(r.get("resource", {})).get("tether.machine.id") in mids
+
+    def count(bodies):
+        n = 0
+        for body in bodies:
+            n += sum(len(ss.get("spans", [])) for rs in body.get("resourceSpans", []) if ours(rs)
+                     for ss in rs.get("scopeSpans", []))
+            n += sum(len(sl.get("logRecords", [])) for rl in body.get("resourceLogs", []) if ours(rl)
+                     for sl in rl.get("scopeLogs", []))
+        return n
+    target = want()
+    deadline = time.monotonic() + timeout
+    while count(fetch()) < target:
+        check(time.monotonic() < deadline, "everything of %s is exported within %d s" % (", ".join(mids), timeout),
+              count(fetch()), target)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return fetch()
+
+
+def check_exported_times(h, mid, bodies):
+    """Every timestamp exported for machine mid, a machine with one boot that ended (OTLP requests: the OTLP/JSON
+    file's, or receiver.js' decoding of protobuf ones), equals the API's, to the nanosecond, and nothing the API
+    shows is missing: log records (time = the line's time_unix_ns, in order per record), spans (start, end =
+    /spans) and their events (milestones on the root), lifecycle events (time and *_unix_ns attributes =
+    /v1/events). Returns the number of timestamps compared."""
+    m = h.api.machine(mid)
+    boot = m["boot"]
+    check(m.get("boots") == 1 and boot.get("exit") is not None, "%s has one boot, and it ended" % mid, m)
+    check(boot.get("clock_fixed") is True, "the boot's clock mapping is fixed", boot)
+    spans_doc = h.api.spans(mid)
+    api_spans = {s["span_id"]: s for s in spans_doc["spans"]}
+    api_lines = [o for o in h.api.logs(mid) if "line" in o]
+    api_events = [e for e in h.api.events(mid) if e.get("transition") not in ("milestone", "phase")]
+
+    spans, recs = [], []
+    for body in bodies:
+        for rs in body.get("resourceSpans", []):
+            if otlp_attrs(rs.get("resource", {})).get("tether.machine.id") == mid:
+                spans += [s for ss in rs.get("scopeSpans", []) for s in ss.get("spans", [])]
+        for rl in body.get("resourceLogs", []):
+            if otlp_attrs(rl.get("resource", {})).get("tether.machine.id") == mid:
+                recs += [r for sl in rl.get("scopeLogs", []) for r in sl.get("logRecords", [])]
+    compared = 0
+
+    # Spans: all closed (the boot became ready and exited), each exported once, with the API's times.
+    check(sorted(s["spanId"] for s in spans) == sorted(api_spans), "every span of /spans exported once",
+          sorted(s["spanId"] for s in spans), sorted(api_spans))
+    for s in spans:
+        a = api_spans[s["spanId"]]
+        check((int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])) == (a["start_unix_ns"], a["end_unix_ns"]),
+              "span %s: exported start/end = the API's" % a["name"], s, a)
+        compared += 2
+        api_ev = {}
+        for e in a.get("events") or []:
+            api_ev.setdefault(e["name"], []).append(e["time_unix_ns"])
+        for e in s.get("events", []):
+            check(int(e["timeUnixNano"]) in api_ev.get(e["name"], []),
+                  "span event %s of %s: exported time = the API's" % (e["name"], a["name"]), e, a.get("events"))
+            compared += 1
+
+    # Log records: one per line, in order per record (tether.log.seq), each at the API's time_unix_ns.
+    exported = {}
+    for r in recs:
+        if otlp_attrs(r).get("event.name"):
+            continue
+        exported.setdefault(int(otlp_attrs(r)["tether.log.seq"]), []).append((otlp_body(r), int(r["timeUnixNano"])))
+    api = {}
+    for o in api_lines:
+        api.setdefault(o["seq"], []).append((o["line"], o["time_unix_ns"]))
+    check(sorted(exported) == sorted(api), "every log record of the API is exported, once",
+          sorted(set(api) ^ set(exported)))
+    for seq, lines in api.items():
+        check(exported[seq] == lines, "log record seq %d: exported lines and times = the API's" % seq,
+              exported[seq], lines)
+        compared += len(lines)
+
+    # Lifecycle events: time and every *_unix_ns member.
+    ev_exported = [r for r in recs if otlp_attrs(r).get("event.name")]
+    check(len(ev_exported) == len(api_events), "every lifecycle event exported once",
+          [otlp_attrs(r)["event.name"] for r in ev_exported], [e["transition"] for e in api_events])
+    for r, e in zip(ev_exported, api_events):
+        a = otlp_attrs(r)
+        check(a["event.name"] == "tether.machine." + e["transition"], "events in the API's order", a, e)
+        check(int(r["timeUnixNano"]) == e["time_unix_ns"], "event %s: exported time = the API's" % e["transition"],
+              r, e)
+        compared += 1
+        for k, v in e.items():
+            if k.endswith("_unix_ns") and k != "time_unix_ns" and isinstance(v, int):
+                check(int(a.get(k, -1)) == v, "event %s: %s = the API's" % (e["transition"], k), a, e)
+                compared += 1
+    log("%s: %d exported timestamps equal the API's (%d spans, %d log lines, %d events)" %
+        (mid, compared, len(spans), len(api_lines), len(api_events)))
+    return compared

@@ -16,6 +16,11 @@
                 spills to the spool, every line is delivered once and in order, nothing is dropped
   spool-full    receiver down, small queue and spool: drops counted as spool_full only once both are full; when
                 the receiver is back the rest is delivered, in order
+  same-times    every exported timestamp of a boot equals the API's, to the nanosecond: log records (also those
+                stored before the boot's clock mapping was fixed), spans and their events, lifecycle events. One
+                boot of tether-fake-agent, which sends logs before it answers any clock probe, and one of the real
+                agent, whose workload logs at once
+  same-times-file  the same through the OTLP/JSON file
 """
 
 import json
@@ -28,7 +33,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from tetherlib import Harness, binary, check, free_tcp_port, log, missing, run_test, wait_proc  # noqa: E402
+from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -539,7 +544,80 @@ def scenario_spool_full(node):
               "the lines not delivered are those counted", len(nums), st["dropped"]["logs"])
 
 
+EARLY_WORKLOAD = r'''
+echo "early 1"; echo "early 2" >&2; echo "early 3"
+"$TETHER_AGENT" milestone app.start
+sleep 0.2
+"$TETHER_AGENT" notify READY=1
+echo "after ready"
+sleep 0.2
+'''
+
+
+def fake_early_actions():
+    """Logs (and milestones) while tetherd has no clock sample: --hold-probes leaves its probes unanswered until
+    answer-probes. Then a phase, more logs, ready, exit."""
+    return (["log", "stdout", "early 1", "log", "stderr", "early 2", "logs", "stdout", "20",
+             "milestone", "kernel.start", "0", "milestone", "init.start", "400", "milestone", "workload.exec",
+             "log", "stdout", "multi", "answer-probes", "sleep", "300", "log", "stdout", "after fix",
+             "phase", "setup", "900", "950", "ready", "notify", "log", "stdout", "after ready",
+             "milestone", "late.one", "exit", "0"])
+
+
+def boot_fake_early(h, mid):
+    fake = binary("FAKE_AGENT")
+    argv = [fake, "--hold-probes", "yes", "--boot-id", "boot-" + mid, "unix:" + h.guest_socket(mid)]
+    p = h.spawn(argv + fake_early_actions(), "fake-%s.log" % mid)
+    check(wait_proc(p, 30, "the fake agent exits") == 0, "the fake agent exits 0")
+    h.wait_exited(mid)
+    return h.wait_machine(mid, lambda m: m.get("connected") is False, "%s is disconnected" % mid)
+
+
+def boot_real_early(h, mid):
+    agent = h.start_init_shell(mid, EARLY_WORKLOAD)
+    check(wait_proc(agent, 45, "the agent exits") == 0, "the workload exits 0")
+    h.wait_exited(mid)
+    return h.wait_machine(mid, lambda m: m.get("connected") is False, "%s is disconnected" % mid)
+
+
+def scenario_same_times(node):
+    port = free_tcp_port()
+    with harness("otlp-times", port) as h:
+        rx = Receiver(h, node, port)
+        rx.start()
+        h.register("times-fake")
+        h.register("times-real", traceparent=TRACEPARENT)
+        boot_fake_early(h, "times-fake")
+        boot_real_early(h, "times-real")
+        bodies = otlp_settled_bodies(h, lambda: [r["body"] for r in rx.requests() if r["status"] == 200 and r["body"]],
+                                ["times-fake", "times-real"])
+        for mid in ("times-fake", "times-real"):
+            check_exported_times(h, mid, bodies)
+
+
+def scenario_same_times_file(node):
+    with Harness("otlp-times-file", tetherd_args=["--otlp-batch-delay-ms", "100"]) as h:
+        path = os.path.join(h.state_dir, "otlp.jsonl")
+        h.register("times-fake")
+        h.register("times-real")
+        boot_fake_early(h, "times-fake")
+        boot_real_early(h, "times-real")
+
+        def fetch():
+            if not os.path.exists(path):
+                return []
+            out = subprocess.run([node, os.path.join(HERE, "receiver.js"), "--json-check", path], cwd=HERE,
+                                 capture_output=True, text=True, timeout=30)
+            check(out.returncode == 0, "every line decodes with the official OTLP definitions", out.stderr[-2000:])
+            return [o["decoded"] for o in json.loads(out.stdout)["objects"]]
+        bodies = otlp_settled_bodies(h, fetch, ["times-fake", "times-real"])
+        for mid in ("times-fake", "times-real"):
+            check_exported_times(h, mid, bodies)
+
+
 SCENARIOS = {
+    "same-times": scenario_same_times,
+    "same-times-file": scenario_same_times_file,
     "env": scenario_env,
     "export": scenario_export,
     "retry-503": scenario_retry_503,

@@ -15,7 +15,8 @@ Proves, with a persistent domain (no <vsock> device; tether metadata with an id 
   - a `tether wait-ready` parked before `virsh start` answers 0 when the guest's workload says READY=1 (its agent
     reaches tetherd through tether-vsock's Unix socket `<uds-path>_4817`)
   - events registered, domain.defined, domain.started (booted), connected, booting, ready, in that order
-  - ONE trace: machine.boot starts at libvirt's start (host_start_unix_ns, taken between `virsh start` being
+  - ONE trace, the boot and its spans read as one view (the same boot, mapping fixed, same times before and after
+    the spans are read): machine.boot starts at libvirt's start (host_start_unix_ns, taken between `virsh start` being
     called and the kernel starting), a host.start span up to the kernel, then kernel, init, workload.start, all
     children of the root, in order; host_start_to_ready_ns recorded (> kernel_to_ready_ns); `tether trace`
     shows it; the workload's stdout arrives
@@ -269,6 +270,25 @@ def in_order(seen, wanted):
     return i == len(wanted)
 
 
+def boot_and_spans(h):
+    """The machine (its current boot) and that boot's spans as one view: the machine read before and after the
+    spans, both reads the same boot (id, index, trace) with its clock mapping fixed and the same times, and the
+    spans of that boot. After ready nothing the checks compare may move between the reads; if it did, that is a
+    failure, not a retry."""
+    m = h.api.machine(MID)
+    doc = h.api.spans(MID)
+    again = h.api.machine(MID)
+    b, b2 = m["boot"], again["boot"]
+    keys = ("boot_id", "index", "trace_id", "clock_fixed", "host_start_unix_ns", "kernel_start_unix_ns",
+            "first_seen_unix_ns", "ready")
+    check(b["clock_fixed"] is True, "the boot's clock mapping is fixed once it is ready", b)
+    check({k: b.get(k) for k in keys} == {k: b2.get(k) for k in keys},
+          "the boot is the same, with the same times, before and after reading its spans", b, b2)
+    check(doc.get("boot_id") == b["boot_id"] and doc.get("trace_id") == b["trace_id"],
+          "the spans are the boot's", doc.get("boot_id"), b["boot_id"])
+    return again, doc
+
+
 def scenario(h, lv, image):
     dom_uuid = str(uuid.uuid4())
     uds = h.uds_base(MID)
@@ -309,7 +329,7 @@ def scenario(h, lv, image):
     rc, out, err = waiter.join_result(BOOT_TIMEOUT + 30)
     check(rc == 0, "a wait-ready parked before `virsh start` exits 0 (ready)", rc, out, err)
 
-    m = h.api.machine(MID)
+    m, doc = boot_and_spans(h)
     b = m["boot"]
     check(m["state"] == "ready" and b["ready"]["source"] == "notify", "ready through the notify socket", m)
     seen = transitions(h)
@@ -326,7 +346,6 @@ def scenario(h, lv, image):
     r = b["ready"]
     check(r["host_start_to_ready_ns"] is not None and r["host_start_to_ready_ns"] > r["kernel_to_ready_ns"] > 0,
           "host_start_to_ready_ns recorded, longer than kernel_to_ready_ns", r)
-    doc = h.api.spans(MID)
     spans = doc["spans"]
     names = [s["name"] for s in spans]
     root = spans[0]

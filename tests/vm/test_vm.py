@@ -3,7 +3,8 @@
 """End-to-end tests in real microVMs (suite `vm`): QEMU TCG + tether-vsock + tetherd, booting images/.
 
 One scenario per test case:
-  boot        milestones arrive; the kernel span starts at the guest's boot on the host clock; exit code
+  boot        milestones arrive; the kernel span starts at the guest's boot on the host clock; exit code; every
+              timestamp exported to the OTLP/JSON file equals the API's
   logs        tens of thousands of stdout/stderr lines, written fast, arrive complete and in order
   microvm     the same over QEMU's `-machine microvm` (virtio-mmio: vhost-user-vsock-device); by hand, not in
               the suite: under TCG on a loaded host the guest kernel can hang calibrating its clock (meson.build)
@@ -23,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vmlib import VM, Harness, Image, check, log, require_vm_tools  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from tetherlib import Thread, joined_lines, log_lines, milestone_events, root_span, run_test  # noqa: E402
+from tetherlib import Thread, check_exported_times, joined_lines, log_lines, milestone_events, otlp_file_bodies  # noqa
+from tetherlib import otlp_settled_bodies, root_span, run_test  # noqa: E402
 
 # Generous: TCG on a shared 2-core machine boots in seconds, but several VMs may run at once.
 BOOT_TIMEOUT = 120
@@ -67,6 +69,11 @@ def scenario_boot(h, image):
     check("hello from the guest" in lines, "the workload's stdout arrives", lines)
     log("kernel -> ready %.3f s, clock error %.1f us" % (b["ready"]["kernel_to_ready_ns"] / 1e9,
                                                           b["clock_error_ns"] / 1e3))
+    # The OTLP export (the JSON file in the state dir, the default without an endpoint) says what the API says,
+    # to the nanosecond: the kernel's and the agent's early log lines were stored before the first clock sample.
+    h.wait_machine("vm-boot", lambda m: m["connected"] is False, "the agent's connection ended")
+    path = os.path.join(h.state_dir, "otlp.jsonl")
+    check_exported_times(h, "vm-boot", otlp_settled_bodies(h, lambda: otlp_file_bodies(path), ["vm-boot"]))
 
 
 def scenario_microvm(h, image):

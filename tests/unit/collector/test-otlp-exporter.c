@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: MIT */
+/* The exporter's log records and the boot's clock mapping (one mapping per boot): records stored before the
+ * mapping is fixed wait for it and are exported with it — the time the logs API shows, to the nanosecond — in
+ * seq order, read back from the log store (the boot file or memory), also when the mapping is fixed by the end of
+ * the connection, by shutdown, or when the boot is evicted right after; records that can no longer be read are
+ * counted (`unreadable`), never lost silently. Driven through real sessions, exporting to the OTLP/JSON file. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "collector-test.h"
+#include "jsonlog.h"
+#include <jansson.h>
+
+#include "otlp-exporter.h"
+#include "session.h"
+#include "store.h"
+#include "time-math.h"
+#include "time-util.h"
+
+#define MS UINT64_C(1000000)
+#define S UINT64_C(1000000000)
+
+typedef struct World {
+        char dir[64];
+        char file[128];
+        sd_event *event;
+        Stats stats;
+        Registry *registry;
+        Store *store;
+        SessionContext ctx;
+        OtlpExporter *exporter;
+} World;
+
+static void world_open(World *w, bool with_store, uint64_t max_log_bytes, size_t max_boots) {
+        RegistryConfig c = {
+                .node_id = "node-a",
+                .default_service_name = "tether",
+                .max_machines = 16,
+                .max_boots = max_boots,
+                .max_events = 256,
+                .vsock_port = 4817,
+                .boot_limits = BOOT_LIMITS_DEFAULT,
+        };
+        StoreConfig sc = { .dir = w->dir, .sync = false };
+        OtlpConfig oc;
+
+        if (max_log_bytes > 0)
+                c.boot_limits.max_log_bytes = max_log_bytes;
+        assert_int_equal(sd_event_new(&w->event), 0);
+        assert_int_equal(registry_new(&c, &w->stats, &w->registry), 0);
+        if (with_store)
+                assert_int_equal(store_open(&sc, &w->stats, &w->store), 0);
+        session_context_init(&w->ctx, w->registry, w->store, &w->stats);
+        otlp_config_init(&oc);
+        snprintf(w->file, sizeof(w->file), "%s/otlp.jsonl", w->dir);
+        oc.file_path = w->file;
+        assert_int_equal(otlp_exporter_new(w->event, w->registry, w->store, &w->stats, &oc, &w->exporter), 0);
+}
+
+static int setup(void **state) {
+        World *w = calloc(1, sizeof(World));
+        log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
+        test_dir_make(w->dir, sizeof(w->dir), "otlp-exporter");
+        *state = w;
+        return 0;
+}
+
+static int teardown(void **state) {
+        World *w = *state;
+        w->exporter = otlp_exporter_free(w->exporter);
+        w->store = store_free(w->store);
+        w->registry = registry_free(w->registry);
+        w->event = sd_event_unref(w->event);
+        test_dir_remove(w->dir);
+        free(w);
+        return 0;
+}
+
+static Machine *register_machine(World *w, const char *id, uint32_t cid) {
+        MachineSpec spec = { .machine_id = id, .cid = cid };
+        const char *err;
+        Machine *m;
+        assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
+        if (w->store)
+                assert_int_equal(store_save_machine(w->store, m), 0);
+        return m;
+}
+
+static Session *connect_boot(World *w, Machine *m, const char *boot_id) {
+        Session *s;
+        Bytes in = {};
+        Tether__Envelope *out[16];
+
+        assert_int_equal(session_new(&w->ctx, m, &s), 0);
+        hello_frame(&in, boot_id, "guest");
+        assert_int_equal(session_feed(s, in.data, in.len), 0);
+        bytes_free(&in);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+        return s;
+}
+
+static void feed(Session *s, Bytes *in) {
+        assert_int_equal(session_feed(s, in->data, in->len), 0);
+        bytes_free(in);
+        session_flush_writes(s);
+}
+
+static void feed_logs(Session *s, uint64_t first_seq, uint64_t n, const char *what) {
+        Bytes in = {};
+        char text[64];
+
+        for (uint64_t k = 0; k < n; k++) {
+                snprintf(text, sizeof(text), "%s %" PRIu64 "\n", what, first_seq + k);
+                log_frame(&in, first_seq + k, 1, text, 5 * S + (first_seq + k) * MS);
+        }
+        feed(s, &in);
+}
+
+/* Answers a probe the session sends now with guest time `boottime`: a mapping that differs from the Hello's. */
+static void answer_probe(Session *s, uint64_t boottime) {
+        Tether__Envelope *out[16];
+        Bytes in = {};
+        uint64_t id = 0;
+
+        assert_int_equal(session_send_clock_probe(s, now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME)), 0);
+        size_t n = drain_out_queue(&s->out, out, 16);
+        for (size_t i = 0; i < n; i++)
+                if (out[i]->msg_case == TETHER__ENVELOPE__MSG_CLOCK_PROBE)
+                        id = out[i]->clock_probe->probe_id;
+        free_envelopes(out, n);
+        assert_true(id != 0);
+        clock_sample_frame(&in, id, boottime);
+        feed(s, &in);
+}
+
+static void end_session(Session *s) {
+        session_end(s, CLOSE_EOF);
+        session_free(s);
+}
+
+/* Dispatches what is pending on the loop (the logs and spans sources, the worker), without waiting. */
+static void run_loop(World *w) {
+        for (int i = 0; i < 10000; i++)
+                if (sd_event_run(w->event, 0) <= 0)
+                        return;
+        fail_msg("the event loop does not settle");
+}
+
+typedef struct Exported {
+        uint64_t seq;
+        uint64_t time_unix_ns;
+        char boot_id[64];
+} Exported;
+
+static const char *attr_string(json_t *attrs, const char *key) {
+        json_t *a;
+        size_t i;
+
+        json_array_foreach(attrs, i, a) if (
+                strcmp(json_string_value(json_object_get(a, "key")), key) ==
+                0) return json_string_value(json_object_get(json_object_get(a, "value"), "stringValue"));
+        return NULL;
+}
+
+static uint64_t json_u64(json_t *v) {
+        return v && json_is_string(v) ? strtoull(json_string_value(v), NULL, 10) : 0;
+}
+
+/* The workload log records in the OTLP/JSON file (not lifecycle events), in file order. */
+static size_t read_exported(World *w, Exported *out, size_t max) {
+        FILE *f = fopen(w->file, "re");
+        char *line = NULL;
+        size_t cap = 0, n = 0;
+
+        if (!f)
+                return 0;
+        while (getline(&line, &cap, f) > 0) {
+                json_t *o = json_loads(line, 0, NULL), *rl, *sl, *rec;
+                size_t i, j, k;
+                assert_non_null(o);
+                json_array_foreach(json_object_get(o, "resourceLogs"), i, rl) {
+                        const char *boot_id = attr_string(
+                                json_object_get(json_object_get(rl, "resource"), "attributes"), "tether.boot.id");
+                        json_array_foreach(json_object_get(rl, "scopeLogs"), j, sl) {
+                                json_array_foreach(json_object_get(sl, "logRecords"), k, rec) {
+                                        json_t *a;
+                                        size_t q;
+                                        if (json_object_get(rec, "eventName"))
+                                                continue;
+                                        assert_true(n < max);
+                                        Exported *e = &out[n++];
+                                        *e = (Exported) { .time_unix_ns = json_u64(
+                                                                  json_object_get(rec, "timeUnixNano")) };
+                                        snprintf(e->boot_id, sizeof(e->boot_id), "%s", boot_id ?: "");
+                                        json_array_foreach(json_object_get(rec, "attributes"), q, a) if (
+                                                strcmp(json_string_value(json_object_get(a, "key")),
+                                                       "tether.log.seq") == 0) e->seq =
+                                                json_u64(json_object_get(json_object_get(a, "value"), "intValue"));
+                                }
+                        }
+                }
+                json_decref(o);
+        }
+        free(line);
+        fclose(f);
+        return n;
+}
+
+/* Every exported log record of the boot has the time the logs API shows (boot_to_unix_ns() of the entry read back
+ * from the log store, with its stored receive time as fallback), in seq order; returns how many were exported. */
+static size_t check_exported_times(World *w, Boot *b) {
+        Exported all[512], ex[512];
+        size_t n_all = read_exported(w, all, 512), n = 0;
+        TestLogs logs = test_logs_read(w->store, b, 0);
+        size_t k = 0;
+
+        for (size_t i = 0; i < n_all; i++)
+                if (strcmp(all[i].boot_id, b->boot_id) == 0)
+                        ex[n++] = all[i];
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        assert_true(ex[i].seq > ex[i - 1].seq);
+                while (k < logs.n && logs.v[k].e.seq < ex[i].seq)
+                        k++;
+                assert_true(k < logs.n);
+                const LogEntry *e = &logs.v[k].e;
+                assert_int_equal(e->seq, ex[i].seq);
+                assert_int_equal(ex[i].time_unix_ns, boot_to_unix_ns(b, e->boottime_ns, e->recv_unix_ns));
+        }
+        test_logs_free(&logs);
+        return n;
+}
+
+static uint64_t hello_time(const Boot *b, uint64_t boottime) {
+        return time_add_offset(boottime, b->hello_offset_ns);
+}
+
+/* Stored while the mapping is provisional (the Hello's): nothing is exported with it. A shutdown before anything
+ * fixed it (not what tetherd does: it closes the connections first) counts them. */
+static void test_nothing_exported_with_the_provisional_mapping(void **state) {
+        World *w = *state;
+        Exported ex[8];
+
+        world_open(w, false, 0, 4);
+        Machine *m = register_machine(w, "vm-a", 10);
+        Session *s = connect_boot(w, m, "boot-1");
+        feed_logs(s, 1, 5, "early");
+        assert_false(m->current->clock_fixed);
+        run_loop(w);
+        otlp_exporter_shutdown(w->exporter); /* writes everything queued */
+        assert_int_equal(read_exported(w, ex, 8), 0);
+        assert_int_equal(w->stats.export.dropped[EXPORT_SIGNAL_LOGS][EXPORT_DROP_SHUTDOWN], 5);
+        w->exporter = otlp_exporter_free(w->exporter);
+        end_session(s);
+}
+
+/* The probe answer that fixes the mapping moves it 7 ms from the Hello's: records that waited are exported with
+ * it, then those that arrived while they were read back, then live ones, each once, in seq order. */
+static void check_fixed_by_probe(World *w, bool with_store) {
+        world_open(w, with_store, 0, 4);
+        Machine *m = register_machine(w, "vm-a", 10);
+        Session *s = connect_boot(w, m, "boot-1");
+        Boot *b = m->current;
+
+        feed_logs(s, 1, 50, "early");
+        run_loop(w);
+        uint64_t provisional = boot_to_unix_ns(b, 5 * S + 1 * MS, 0);
+        answer_probe(s, 5 * S + 7 * MS);
+        assert_true(b->clock_fixed);
+        assert_true(b->clock.valid);
+        assert_true(boot_to_unix_ns(b, 5 * S + 1 * MS, 0) != provisional);
+        assert_int_equal(provisional, hello_time(b, 5 * S + 1 * MS));
+        feed_logs(s, 51, 10, "during"); /* before the logs source ran: behind the ones that waited */
+        run_loop(w);
+        feed_logs(s, 61, 10, "live");
+        end_session(s);
+        run_loop(w);
+        otlp_exporter_shutdown(w->exporter);
+
+        assert_int_equal(check_exported_times(w, b), 70);
+        for (size_t i = 0; i < _EXPORT_DROP_REASON_MAX; i++)
+                assert_int_equal(w->stats.export.dropped[EXPORT_SIGNAL_LOGS][i], 0);
+}
+
+static void test_fixed_by_probe_mem(void **state) {
+        check_fixed_by_probe(*state, false);
+}
+
+static void test_fixed_by_probe_store(void **state) {
+        check_fixed_by_probe(*state, true);
+}
+
+/* More waiting than memory holds (a 4 KiB tail): with the boot file everything is read back from it; without
+ * one the evicted records are counted unreadable, the rest exported with the fixed mapping. */
+static void check_evicted_before_fix(World *w, bool with_store) {
+        world_open(w, with_store, 4096, 4);
+        Machine *m = register_machine(w, "vm-a", 10);
+        Session *s = connect_boot(w, m, "boot-1");
+        Boot *b = m->current;
+
+        feed_logs(s, 1, 200, "early");
+        assert_true(b->logs.n_entries < 200);
+        answer_probe(s, 5 * S + 7 * MS);
+        run_loop(w);
+        end_session(s);
+        otlp_exporter_shutdown(w->exporter);
+
+        size_t n = check_exported_times(w, b);
+        uint64_t unreadable = w->stats.export.dropped[EXPORT_SIGNAL_LOGS][EXPORT_DROP_UNREADABLE];
+        if (with_store) {
+                assert_int_equal(n, 200);
+                assert_int_equal(unreadable, 0);
+        } else {
+                assert_int_equal(n, b->logs.n_entries);
+                assert_int_equal(unreadable, 200 - n);
+                assert_int_equal(unreadable, b->logs.evicted_records);
+        }
+}
+
+static void test_evicted_before_fix_mem(void **state) {
+        check_evicted_before_fix(*state, false);
+}
+
+static void test_evicted_before_fix_store(void **state) {
+        check_evicted_before_fix(*state, true);
+}
+
+/* A connection that ends before any probe answer fixes the mapping (the Hello's); the records that waited are
+ * exported even when tetherd shuts down before the logs source ran, or the boot is evicted right after (a
+ * second boot with --max-boots 1). */
+static void check_fixed_by_end(World *w, bool with_store) {
+        world_open(w, with_store, 0, 1);
+        Machine *m = register_machine(w, "vm-a", 10);
+        Session *s = connect_boot(w, m, "boot-1");
+        Boot *b = m->current;
+
+        feed_logs(s, 1, 20, "early");
+        end_session(s);
+        assert_true(b->clock_fixed);
+        assert_false(b->clock.valid);
+        assert_true(b->hello_offset_valid);
+        int64_t hello_offset = b->hello_offset_ns;
+        TestLogs logs = test_logs_read(w->store, b, 0);
+        assert_int_equal(logs.n, 20);
+
+        /* Evicted by the next boot before the logs source ran: exported from the evicted boot first. */
+        s = connect_boot(w, m, "boot-2");
+        assert_int_equal(m->n_boots, 1);
+        feed_logs(s, 1, 3, "second");
+        /* Shut down before that boot's mapping was fixed by anything but the end of its connection. */
+        end_session(s);
+        otlp_exporter_shutdown(w->exporter);
+
+        Exported ex[64];
+        size_t n = read_exported(w, ex, 64);
+        assert_int_equal(n, 23);
+        for (size_t i = 0; i < 20; i++) {
+                const LogEntry *e = &logs.v[i].e;
+                assert_int_equal(ex[i].seq, e->seq);
+                assert_string_equal(ex[i].boot_id, "boot-1");
+                assert_int_equal(ex[i].time_unix_ns, time_add_offset(e->boottime_ns, hello_offset));
+        }
+        test_logs_free(&logs);
+        assert_int_equal(check_exported_times(w, m->current), 3);
+        assert_int_equal(w->stats.export.dropped[EXPORT_SIGNAL_LOGS][EXPORT_DROP_UNREADABLE], 0);
+        assert_int_equal(w->stats.export.dropped[EXPORT_SIGNAL_LOGS][EXPORT_DROP_SHUTDOWN], 0);
+}
+
+static void test_fixed_by_end_mem(void **state) {
+        check_fixed_by_end(*state, false);
+}
+
+static void test_fixed_by_end_store(void **state) {
+        check_fixed_by_end(*state, true);
+}
+
+/* A machine deleted before the logs source ran: what waited is exported before its track goes. */
+static void test_machine_deleted_while_waiting(void **state) {
+        World *w = *state;
+        Exported ex[32];
+
+        world_open(w, false, 0, 4);
+        Machine *m = register_machine(w, "vm-a", 10);
+        Session *s = connect_boot(w, m, "boot-1");
+        feed_logs(s, 1, 20, "early");
+        end_session(s);
+        registry_remove_machine(w->registry, m);
+        otlp_exporter_shutdown(w->exporter);
+        assert_int_equal(read_exported(w, ex, 32), 20);
+        assert_int_equal(w->stats.export.dropped[EXPORT_SIGNAL_LOGS][EXPORT_DROP_UNREADABLE], 0);
+}
+
+/* A Hello without a boottime and no probe answer: the end of the connection fixes the mapping as none (receive
+ * times, as the API shows them), nothing waits for ever. */
+static void test_no_mapping_at_all(void **state) {
+        World *w = *state;
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Hello h = TETHER__HELLO__INIT;
+        Tether__Envelope *out[16];
+        Bytes in = {};
+        Session *s;
+
+        world_open(w, false, 0, 4);
+        Machine *m = register_machine(w, "vm-a", 10);
+        assert_int_equal(session_new(&w->ctx, m, &s), 0);
+        h.protocol_version = TETHER_PROTOCOL_VERSION;
+        h.boot_id = (char *) "boot-1";
+        e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
+        e.hello = &h;
+        frame_append(&in, &e);
+        feed(s, &in);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+        Boot *b = m->current;
+        assert_false(b->hello_offset_valid);
+
+        feed_logs(s, 1, 4, "early");
+        session_clock_deadline(s);
+        assert_true(b->clock_fixed);
+        assert_false(b->clock.valid);
+        run_loop(w);
+        end_session(s);
+        otlp_exporter_shutdown(w->exporter);
+
+        assert_int_equal(check_exported_times(w, b), 4);
+        TestLogs logs = test_logs_read(NULL, b, 0);
+        assert_int_equal(
+                boot_to_unix_ns(b, logs.v[0].e.boottime_ns, logs.v[0].e.recv_unix_ns), logs.v[0].e.recv_unix_ns);
+        test_logs_free(&logs);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_nothing_exported_with_the_provisional_mapping, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fixed_by_probe_mem, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fixed_by_probe_store, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_evicted_before_fix_mem, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_evicted_before_fix_store, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fixed_by_end_mem, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fixed_by_end_store, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_machine_deleted_while_waiting, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_mapping_at_all, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
