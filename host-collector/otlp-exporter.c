@@ -684,6 +684,10 @@ static int channel_reserve(Channel *ch, OtlpBlob *resource, uint64_t key, size_t
         OtlpExporter *x = ch->exporter;
         int r;
 
+        /* The file takes a batch the moment it is sealed (by the previous item): its buffer is back for the
+         * next batch, so that a steady stream circulates two warm buffers instead of growing a fresh one. */
+        if (!ch->http && otlp_queue_head(ch->queue))
+                channel_write_file(ch, false);
         for (unsigned tries = 0;; tries++) {
                 r = otlp_queue_reserve(ch->queue, resource, key, size, now, ret);
                 if (r != -ENOBUFS || tries >= 4)
