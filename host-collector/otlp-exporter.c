@@ -220,6 +220,10 @@ static int file_write_line(OtlpExporter *x, struct iovec *iov, size_t n, size_t 
         if (x->file_size > 0 && x->file_size + len > x->config.file_max_bytes) {
                 if (asprintf(&rotated, "%s.1", x->file_path) < 0)
                         return -ENOMEM;
+                /* Removed first rather than renamed over: ext4 starts writing back a file renamed over another
+                 * right away (auto_da_alloc), in this thread; otherwise the kernel's flusher does it. */
+                if (unlink(rotated) < 0 && errno != ENOENT)
+                        return -errno;
                 if (rename(x->file_path, rotated) < 0)
                         return -errno;
                 r = file_open(x);
