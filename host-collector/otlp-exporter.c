@@ -116,6 +116,8 @@ struct OtlpExporter {
         char *file_path;
         int file_fd;
         uint64_t file_size;
+        uint64_t file_alloc_end; /* space reserved up to here (fallocate, the size kept) */
+        bool file_no_prealloc;   /* the file system does not preallocate */
         bool file_failing;
         bool shutting_down, shut_down;
         sd_event_source *worker;       /* normal priority, enabled while batch work waits */
@@ -192,9 +194,38 @@ static void worker_kick(OtlpExporter *x) {
 
 /* ---- the JSON file ---- */
 
+/* The file's space is reserved ahead in steps of this much: writing into space already allocated costs the
+ * kernel less per page than delayed allocation does (ext4: no per-block reservation, extent-status and quota
+ * update at write time), about a quarter of the write's CPU. */
+#define FILE_PREALLOC_STEP (UINT64_C(8) << 20)
+
+/* Gives back the space reserved beyond what was written (a truncate to the same size does that). */
+static void file_release_prealloc(OtlpExporter *x) {
+        if (x->file_fd >= 0 && x->file_alloc_end > x->file_size)
+                (void) ftruncate(x->file_fd, (off_t) x->file_size);
+        x->file_alloc_end = 0;
+}
+
+static void file_prealloc(OtlpExporter *x, size_t len) {
+        uint64_t need = x->file_size + len;
+
+        if (x->file_no_prealloc || need <= x->file_alloc_end)
+                return;
+        uint64_t from = MAX(x->file_alloc_end, x->file_size);
+        uint64_t to = MAX(MIN(from + FILE_PREALLOC_STEP, x->config.file_max_bytes), need);
+        if (fallocate(x->file_fd, FALLOC_FL_KEEP_SIZE, (off_t) from, (off_t) (to - from)) < 0) {
+                /* Not supported, or no room to reserve: plain writes, which fail by themselves when it matters. */
+                if (errno == EOPNOTSUPP || errno == ENOSYS)
+                        x->file_no_prealloc = true;
+                return;
+        }
+        x->file_alloc_end = to;
+}
+
 static int file_open(OtlpExporter *x) {
         struct stat st;
 
+        file_release_prealloc(x);
         x->file_fd = safe_close(x->file_fd);
         int r = mkdir_parents(x->file_path, 0755);
         if (r < 0)
@@ -203,6 +234,7 @@ static int file_open(OtlpExporter *x) {
         if (x->file_fd < 0)
                 return -errno;
         x->file_size = fstat(x->file_fd, &st) >= 0 ? (uint64_t) st.st_size : 0;
+        x->file_alloc_end = 0;
         return 0;
 }
 
@@ -224,12 +256,14 @@ static int file_write_line(OtlpExporter *x, struct iovec *iov, size_t n, size_t 
                  * right away (auto_da_alloc), in this thread; otherwise the kernel's flusher does it. */
                 if (unlink(rotated) < 0 && errno != ENOENT)
                         return -errno;
+                file_release_prealloc(x);
                 if (rename(x->file_path, rotated) < 0)
                         return -errno;
                 r = file_open(x);
                 if (r < 0)
                         return r;
         }
+        file_prealloc(x, len);
         while (n > 0) {
                 ssize_t k = writev(x->file_fd, iov, (int) MIN(n, (size_t) IOV_MAX));
                 if (k < 0) {
@@ -1616,6 +1650,7 @@ OtlpExporter *otlp_exporter_free(OtlpExporter *x) {
         }
         otlp_http_free(x->http);
         otlp_spool_free(x->spool);
+        file_release_prealloc(x);
         safe_close(x->file_fd);
         free(x->file_path);
         sd_event_unref(x->event);

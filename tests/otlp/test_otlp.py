@@ -12,6 +12,8 @@
   partial       200 with partial_success: counted as "partial_success" drops, not retried
   down-up       receiver down: requests spooled; tetherd restarted while down; receiver up → everything delivered
   json-file     no endpoint: OTLP/JSON lines in <state-dir>/otlp.jsonl decode with the official definitions
+  json-rotate   the file rotated many times during a burst: PATH.1 and PATH hold whole lines that decode, each within
+                the bound, and together the latest lines without a gap; no disk space kept beyond what they hold
   burst-slow    a burst far larger than the in-memory queue against a slow but healthy receiver: the queue
                 spills to the spool, every line is delivered once and in order, nothing is dropped
   spool-full    receiver down, small queue and spool: drops counted as spool_full only once both are full; when
@@ -414,6 +416,53 @@ def scenario_json_file(node):
         check(n_events >= 3, "lifecycle events in the JSON file", n_events)
 
 
+def jsonl_records(path):
+    """The log records of an OTLP/JSON lines file, in order; checks that every line is one whole request."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            check(line.endswith("\n"), "whole lines only", line[-80:])
+            o = json.loads(line)
+            check(set(o) <= {"resourceSpans", "resourceLogs"} and len(o) == 1, "one request per line", o)
+            out += [rec for rl in o.get("resourceLogs", []) for sl in rl["scopeLogs"] for rec in sl["logRecords"]]
+    return out
+
+
+def scenario_json_rotate(node):
+    n, bound = 3000, 64 * 1024
+    # Batches of 8K (an eighth of the queue): a line is far smaller than the bound, ~1.5 MB in all.
+    args = ["--otlp-batch-delay-ms", "100", "--otlp-queue-bytes", "64K", "--otlp-file-max-bytes", "64K"]
+    with Harness("otlp-rotate", tetherd_args=args) as h:
+        mid = "vmrotate"
+        h.register(mid)
+        agent = h.start_init_shell(mid, burst_script(n))
+        check(wait_proc(agent, 30, "the agent exits") == 0, "the workload exits 0")
+        h.wait_exited(mid)
+        stored, events = expected_logs(h, mid)
+        check(stored == n, "every line stored", stored)
+        wait_for("every line and event written", lambda: export_stats(h)["items"]["logs"] >= stored + events)
+        check(not logs_dropped(h), "nothing dropped", logs_dropped(h))
+        # Shut down: the file is closed, its reserved space given back.
+        check(h.kill_tetherd(signal_term()) == 0, "tetherd exits 0 on SIGTERM")
+        path = os.path.join(h.state_dir, "otlp.jsonl")
+        nums = []
+        for p in (path + ".1", path):
+            st = os.stat(p)
+            check(0 < st.st_size <= bound, "%s within the bound" % p, st.st_size)
+            # What the file system allocates for its size, no more: a block of slack for file systems that
+            # allocate ahead of their own (st_blocks counts 512-byte units).
+            check(st.st_blocks * 512 <= (st.st_size + 4095) // 4096 * 4096 + 4096,
+                  "%s keeps no space beyond its data" % p, st.st_size, st.st_blocks)
+            nums += [int(body_text(r).split()[1]) for r in jsonl_records(p)
+                     if (body_text(r) or "").startswith("line ")]
+            out = subprocess.run([node, os.path.join(HERE, "receiver.js"), "--json-check", p], cwd=HERE,
+                                 capture_output=True, text=True, timeout=30)
+            check(out.returncode == 0, "%s decodes with the official OTLP definitions" % p, out.stderr[-2000:])
+        check(nums and nums[0] > 1, "older lines rotated away", nums[:3])
+        check(nums == list(range(nums[0], n + 1)), "the two files end with the latest lines, none missing",
+              [x for x in zip(nums, range(nums[0], n + 1)) if x[0] != x[1]][:5], len(nums))
+
+
 def scenario_env(node):
     """The OpenTelemetry SDK environment configures the exporter; a traces endpoint alone exports traces only."""
     port = free_tcp_port()
@@ -626,6 +675,7 @@ SCENARIOS = {
     "partial": scenario_partial,
     "down-up": scenario_down_up,
     "json-file": scenario_json_file,
+    "json-rotate": scenario_json_rotate,
     "burst-slow": scenario_burst_slow,
     "spool-full": scenario_spool_full,
 }
