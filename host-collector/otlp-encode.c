@@ -676,12 +676,6 @@ int otlp_log_template_protobuf(const OtlpLogLine *l, OtlpLogTemplate *ret) {
         ret->mid_len = (size_t) (p - start);
 
         start = p;
-        any[0] = 2 << 3; /* bool_value */
-        any[1] = 1;
-        p = put_kv(p, "tether.log.partial", any, 2);
-        ret->partial_len = (size_t) (p - start);
-
-        start = p;
         if (l->trace_id) {
                 *p++ = (8 << 3) | 5; /* flags, fixed32: sampled */
                 memcpy(p, "\x01\0\0\0", 4);
@@ -693,6 +687,15 @@ int otlp_log_template_protobuf(const OtlpLogLine *l, OtlpLogTemplate *ret) {
         if (l->observed_unix_ns != 0)
                 p = put_fixed64(p, 11, l->observed_unix_ns);
         ret->tail_len = (size_t) (p - start);
+
+        /* Then tether.log.partial and the tail again (see otlp_log_template_json()). */
+        uint8_t *tail = start;
+        start = p;
+        any[0] = 2 << 3; /* bool_value */
+        any[1] = 1;
+        p = put_kv(p, "tether.log.partial", any, 2);
+        ret->partial_len = (size_t) (p - start);
+        memcpy(p, tail, ret->tail_len);
         return 0;
 }
 
@@ -717,15 +720,13 @@ size_t otlp_log_line_protobuf(const OtlpLogTemplate *t, const char *text, size_t
                 p += n;
         } else
                 p += otlp_utf8_sanitize_into(text, n, p);
+        if (!partial) {
+                memcpy(p, d, t->mid_len + t->tail_len);
+                return (size_t) (p - out) + t->mid_len + t->tail_len;
+        }
         memcpy(p, d, t->mid_len);
         p += t->mid_len;
-        d += t->mid_len;
-        if (partial) {
-                memcpy(p, d, t->partial_len);
-                p += t->partial_len;
-        }
-        d += t->partial_len;
-        memcpy(p, d, t->tail_len);
-        p += t->tail_len;
-        return (size_t) (p - out);
+        d += t->mid_len + t->tail_len;
+        memcpy(p, d, t->partial_len + t->tail_len);
+        return (size_t) (p - out) + t->partial_len + t->tail_len;
 }

@@ -74,7 +74,7 @@ typedef struct OtlpLogTemplate {
         size_t mid_len;                      /* after the body, up to where tether.log.partial goes */
         size_t partial_len;                  /* tether.log.partial = true */
         size_t tail_len;                     /* the rest */
-        uint8_t data[OTLP_LOG_TEMPLATE_MAX]; /* head, mid, partial, tail back to back */
+        uint8_t data[OTLP_LOG_TEMPLATE_MAX]; /* head, mid, tail, partial, tail: one copy after a whole line's body */
 } OtlpLogTemplate;
 
 /* From l without its body and partial. Returns 0 or -E2BIG (the source does not fit a template). */

@@ -416,9 +416,10 @@ size_t otlp_json_escape_into(const char *s, size_t n, char *out) {
         size_t i = 0;
 
         while (i < n) {
-                size_t start = i;
 #ifdef __SSE2__
-                /* Signed compare: below 0x20 catches the bytes from 0x80 too. */
+                /* Copied while scanned: all 16 bytes are stored, the output pointer advances over those before
+                 * the first special one. The caller's room (6 per input byte) covers the overshoot. Signed
+                 * compare: below 0x20 catches the bytes from 0x80 too. */
                 while (i + 16 <= n) {
                         __m128i v = _mm_loadu_si128((const __m128i *) (p + i));
                         __m128i sp = _mm_or_si128(
@@ -426,13 +427,18 @@ size_t otlp_json_escape_into(const char *s, size_t n, char *out) {
                                 _mm_or_si128(
                                         _mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
                         unsigned mask = (unsigned) _mm_movemask_epi8(sp);
+                        _mm_storeu_si128((__m128i *) o, v);
                         if (mask) {
-                                i += (size_t) __builtin_ctz(mask);
+                                size_t k = (size_t) __builtin_ctz(mask);
+                                i += k;
+                                o += k;
                                 goto special;
                         }
                         i += 16;
+                        o += 16;
                 }
 #endif
+                size_t start = i;
                 while (i + 8 <= n) {
                         uint64_t v;
                         memcpy(&v, p + i, 8);
@@ -442,11 +448,11 @@ size_t otlp_json_escape_into(const char *s, size_t n, char *out) {
                 }
                 while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
                         i++;
+                memcpy(o, p + start, i - start);
+                o += i - start;
 #ifdef __SSE2__
 special:
 #endif
-                memcpy(o, p + start, i - start);
-                o += i - start;
                 if (i >= n)
                         break;
                 uint8_t c = p[i];
@@ -560,10 +566,6 @@ int otlp_log_template_json(const OtlpLogLine *l, OtlpLogTemplate *ret) {
         ret->mid_len = (size_t) (o - start);
 
         start = o;
-        o = put_str(o, ",{\"key\":\"tether.log.partial\",\"value\":{\"boolValue\":true}}");
-        ret->partial_len = (size_t) (o - start);
-
-        start = o;
         *o++ = ']';
         if (l->trace_id) {
                 o = put_str(o, ",\"flags\":1,\"traceId\":\"");
@@ -584,6 +586,14 @@ int otlp_log_template_json(const OtlpLogLine *l, OtlpLogTemplate *ret) {
         }
         *o++ = '}';
         ret->tail_len = (size_t) (o - start);
+
+        /* Then tether.log.partial and the tail again: after the body, one copy for a whole line, two for a
+         * partial one. */
+        char *tail = start;
+        start = o;
+        o = put_str(o, ",{\"key\":\"tether.log.partial\",\"value\":{\"boolValue\":true}}");
+        ret->partial_len = (size_t) (o - start);
+        memcpy(o, tail, ret->tail_len);
         return 0;
 }
 
@@ -599,17 +609,15 @@ size_t otlp_log_line_json(const OtlpLogTemplate *t, const char *text, size_t n, 
         o += t->head_len;
         d += t->head_len;
         o += otlp_json_escape_into(text, n, o);
+        if (!partial) {
+                memcpy(o, d, t->mid_len + t->tail_len);
+                return (size_t) (o - out) + t->mid_len + t->tail_len;
+        }
         memcpy(o, d, t->mid_len);
         o += t->mid_len;
-        d += t->mid_len;
-        if (partial) {
-                memcpy(o, d, t->partial_len);
-                o += t->partial_len;
-        }
-        d += t->partial_len;
-        memcpy(o, d, t->tail_len);
-        o += t->tail_len;
-        return (size_t) (o - out);
+        d += t->mid_len + t->tail_len;
+        memcpy(o, d, t->partial_len + t->tail_len);
+        return (size_t) (o - out) + t->partial_len + t->tail_len;
 }
 
 int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char **ret, size_t *ret_len) {

@@ -21,8 +21,8 @@ int otlp_message_to_json(const ProtobufCMessage *m, char **ret);
 int otlp_request_to_json(ExportSignal signal, const uint8_t *body, size_t len, char **ret);
 
 /* s[0..n) as the inside of a JSON string (no quotes): invalid UTF-8 and NUL sanitized to U+FFFD, quote,
- * backslash and control characters escaped. out needs room for OTLP_JSON_ESCAPED_MAX(n). Returns the bytes
- * written. */
+ * backslash and control characters escaped. out needs room for OTLP_JSON_ESCAPED_MAX(n), all of which it may
+ * use as scratch: the bytes after those written are undefined. Returns the bytes written. */
 #define OTLP_JSON_ESCAPED_MAX(n) ((n) *6)
 size_t otlp_json_escape_into(const char *s, size_t n, char *out);
 
