@@ -70,11 +70,13 @@ int otlp_encode_log_line(const OtlpLogLine *l, uint8_t **ret, size_t *ret_len);
  * protobuf-c structures; byte for byte what otlp_encode_log_line() packs. */
 #define OTLP_LOG_TEMPLATE_MAX 8192u
 typedef struct OtlpLogTemplate {
-        size_t head_len;                     /* fields before the body */
-        size_t mid_len;                      /* after the body, up to where tether.log.partial goes */
-        size_t partial_len;                  /* tether.log.partial = true */
-        size_t tail_len;                     /* the rest */
-        uint8_t data[OTLP_LOG_TEMPLATE_MAX]; /* head, mid, tail, partial, tail: one copy after a whole line's body */
+        size_t head_len;    /* fields before the body */
+        size_t mid_len;     /* after the body, up to where tether.log.partial goes */
+        size_t partial_len; /* tether.log.partial = true */
+        size_t tail_len;    /* the rest */
+        /* head, mid, tail, partial, tail (JSON: head, mid, tail, ',', head, partial, tail): one copy after a whole
+         * line's body */
+        uint8_t data[OTLP_LOG_TEMPLATE_MAX];
 } OtlpLogTemplate;
 
 /* From l without its body and partial. Returns 0 or -E2BIG (the source does not fit a template). */

@@ -717,8 +717,17 @@ static int channel_make_room(Channel *ch) {
         return r > 0 ? 0 : r == 0 ? -ENOBUFS : r;
 }
 
-/* Room for one item of size bytes (see otlp_queue_reserve()). Counts the drop when there is none. */
-static int channel_reserve(Channel *ch, OtlpBlob *resource, uint64_t key, size_t size, uint64_t now, uint8_t **ret) {
+/* Room for one item of size bytes (see otlp_queue_reserve()); with ret_room, for a run of JSON items that begins
+ * with it (otlp_queue_reserve_items()). Counts the item's drop when there is none. */
+static int channel_reserve(
+        Channel *ch,
+        OtlpBlob *resource,
+        uint64_t key,
+        size_t size,
+        uint64_t now,
+        uint8_t **ret,
+        size_t *ret_room,
+        size_t *ret_items) {
         OtlpExporter *x = ch->exporter;
         int r;
 
@@ -727,7 +736,8 @@ static int channel_reserve(Channel *ch, OtlpBlob *resource, uint64_t key, size_t
         if (!ch->http && otlp_queue_head(ch->queue))
                 channel_write_file(ch, false);
         for (unsigned tries = 0;; tries++) {
-                r = otlp_queue_reserve(ch->queue, resource, key, size, now, ret);
+                r = ret_room ? otlp_queue_reserve_items(ch->queue, resource, key, size, now, ret, ret_room, ret_items) :
+                               otlp_queue_reserve(ch->queue, resource, key, size, now, ret);
                 if (r != -ENOBUFS || tries >= 4)
                         break;
                 r = channel_make_room(ch);
@@ -778,7 +788,7 @@ static void channel_push(Channel *ch, OtlpBlob *resource, uint64_t key, const ui
                 data = (const uint8_t *) json;
                 len = n;
         }
-        if (channel_reserve(ch, resource, key, len, mono_ns(), &p) < 0)
+        if (channel_reserve(ch, resource, key, len, mono_ns(), &p, NULL, NULL) < 0)
                 return;
         memcpy(p, data, len);
         otlp_queue_commit(ch->queue, len);
@@ -1046,14 +1056,34 @@ static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) 
         }
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p), size;
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p), size, room, max_items, consumed, items;
                 uint8_t *out;
 
-                size = ch->http ? otlp_log_line_protobuf_size(&x->tmpl, p, n, !nl) :
-                                  otlp_log_line_json_max(&x->tmpl, n);
-                if (channel_reserve(ch, res, t->order_key, size, now, &out) >= 0) {
-                        size = ch->http ? otlp_log_line_protobuf(&x->tmpl, p, n, !nl, out) :
-                                          otlp_log_line_json(&x->tmpl, p, n, !nl, (char *) out);
+                if (!ch->http) {
+                        /* As many lines at once as the batch takes: one reservation, and between two bodies one
+                         * copy. */
+                        if (channel_reserve(
+                                    ch,
+                                    res,
+                                    t->order_key,
+                                    otlp_log_line_json_max(&x->tmpl, n),
+                                    now,
+                                    &out,
+                                    &room,
+                                    &max_items) < 0) {
+                                p += n + (nl ? 1 : 0);
+                                continue;
+                        }
+                        size = otlp_log_lines_json(
+                                &x->tmpl, p, (size_t) (end - p), room, max_items, (char *) out, &consumed, &items);
+                        otlp_queue_commit_items(ch->queue, size, items);
+                        queued += size;
+                        p += consumed;
+                        continue;
+                }
+                size = otlp_log_line_protobuf_size(&x->tmpl, p, n, !nl);
+                if (channel_reserve(ch, res, t->order_key, size, now, &out, NULL, NULL) >= 0) {
+                        size = otlp_log_line_protobuf(&x->tmpl, p, n, !nl, out);
                         otlp_queue_commit(ch->queue, size);
                         queued += size;
                 }

@@ -587,9 +587,12 @@ int otlp_log_template_json(const OtlpLogLine *l, OtlpLogTemplate *ret) {
         *o++ = '}';
         ret->tail_len = (size_t) (o - start);
 
-        /* Then tether.log.partial and the tail again: after the body, one copy for a whole line, two for a
-         * partial one. */
+        /* Then ',' and the head again, tether.log.partial, and the tail again: after a body, one copy for a
+         * whole line (up to the next line's body when one follows), two for a partial one. */
         char *tail = start;
+        *o++ = ',';
+        memcpy(o, base, ret->head_len);
+        o += ret->head_len;
         start = o;
         o = put_str(o, ",{\"key\":\"tether.log.partial\",\"value\":{\"boolValue\":true}}");
         ret->partial_len = (size_t) (o - start);
@@ -615,9 +618,70 @@ size_t otlp_log_line_json(const OtlpLogTemplate *t, const char *text, size_t n, 
         }
         memcpy(o, d, t->mid_len);
         o += t->mid_len;
-        d += t->mid_len + t->tail_len;
+        d += t->mid_len + t->tail_len + 1 + t->head_len;
         memcpy(o, d, t->partial_len + t->tail_len);
         return (size_t) (o - out) + t->partial_len + t->tail_len;
+}
+
+size_t otlp_log_lines_json(
+        const OtlpLogTemplate *t,
+        const char *text,
+        size_t len,
+        size_t room,
+        size_t max_items,
+        char *out,
+        size_t *ret_consumed,
+        size_t *ret_items) {
+        const uint8_t *mid = t->data + t->head_len;
+        const char *p = text, *end = text + len;
+        size_t items = 0, between = t->mid_len + t->tail_len + 1 + t->head_len;
+        char *o = out;
+
+        const char *nl = memchr(p, '\n', len);
+        size_t n = nl ? (size_t) (nl - p) : len;
+        if (len == 0 || max_items == 0 || otlp_log_line_json_max(t, n) > room) {
+                *ret_consumed = *ret_items = 0;
+                return 0;
+        }
+        memcpy(o, t->data, t->head_len);
+        o += t->head_len;
+        for (;;) {
+                o += otlp_json_escape_into(p, n, o);
+                items++;
+                p += n;
+                if (!nl) {
+                        /* Without its newline: the last line, partial. */
+                        memcpy(o, mid, t->mid_len);
+                        o += t->mid_len;
+                        memcpy(o, mid + between, t->partial_len + t->tail_len);
+                        o += t->partial_len + t->tail_len;
+                        break;
+                }
+                p++;
+                /* The next line, when there is one and its most fits after this one's end and the separator:
+                 * this line's end, ',' and the next head in one copy. */
+                const char *next_nl = NULL;
+                size_t next_n = 0;
+                bool more = false;
+                if (p < end && items < max_items) {
+                        next_nl = memchr(p, '\n', (size_t) (end - p));
+                        next_n = next_nl ? (size_t) (next_nl - p) : (size_t) (end - p);
+                        more = (size_t) (o - out) + t->mid_len + t->tail_len + 1 + otlp_log_line_json_max(t, next_n) <=
+                                room;
+                }
+                if (!more) {
+                        memcpy(o, mid, t->mid_len + t->tail_len);
+                        o += t->mid_len + t->tail_len;
+                        break;
+                }
+                memcpy(o, mid, between);
+                o += between;
+                nl = next_nl;
+                n = next_n;
+        }
+        *ret_consumed = (size_t) (p - text);
+        *ret_items = items;
+        return (size_t) (o - out);
 }
 
 int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char **ret, size_t *ret_len) {

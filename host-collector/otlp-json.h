@@ -33,6 +33,19 @@ int otlp_log_template_json(const OtlpLogLine *l, OtlpLogTemplate *ret);
 size_t otlp_log_line_json_max(const OtlpLogTemplate *t, size_t n);
 /* Writes one line's LogRecord as a JSON object to out; returns the bytes written. */
 size_t otlp_log_line_json(const OtlpLogTemplate *t, const char *text, size_t n, bool partial, char *out);
+/* The lines of text[0..len) (split at newlines; a last line without one is partial), each as otlp_log_line_json()
+ * writes it, separated by ',': as many as max_items, and as long as the next one's most
+ * (otlp_log_line_json_max()) still fits in room. Returns the bytes written (0 when the first line's most does not
+ * fit); *ret_consumed: the text they took (newlines included), *ret_items: how many lines. */
+size_t otlp_log_lines_json(
+        const OtlpLogTemplate *t,
+        const char *text,
+        size_t len,
+        size_t room,
+        size_t max_items,
+        char *out,
+        size_t *ret_consumed,
+        size_t *ret_items);
 
 /* One encoded Span (EXPORT_SIGNAL_TRACES) or LogRecord (LOGS) as a JSON object. Returns 0, -EBADMSG or
  * -ENOMEM. */

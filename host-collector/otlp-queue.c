@@ -318,16 +318,46 @@ static int reserve(OtlpQueue *q, OtlpBlob *resource, uint64_t key, size_t size, 
         return 0;
 }
 
-void otlp_queue_commit(OtlpQueue *q, size_t len) {
+int otlp_queue_reserve_items(
+        OtlpQueue *q,
+        OtlpBlob *resource,
+        uint64_t key,
+        size_t size,
+        uint64_t now_ns,
+        uint8_t **ret,
+        size_t *ret_room,
+        size_t *ret_items) {
+        if (q->limits.format != OTLP_FORMAT_JSON)
+                return -EINVAL;
+        int r = otlp_queue_reserve(q, resource, key, size, now_ns, ret);
+        if (r < 0)
+                return r;
+        /* What the buffer holds already, within what the batch may still take (the caller's separators count as
+         * item bytes here: a little less room, never more). The first item fits either way. */
+        const OtlpBatch *b = q->open;
+        uint64_t data = b->priv->data_bytes;
+        uint64_t batch_room = data < q->limits.batch_bytes ? q->limits.batch_bytes - data : 0;
+        *ret_room = MAX(size, (size_t) MIN((uint64_t) (q->reserved->cap - q->reserved->len), batch_room));
+        *ret_items = q->limits.batch_items - MIN(b->items, q->limits.batch_items - 1);
+        return 0;
+}
+
+void otlp_queue_commit_items(OtlpQueue *q, size_t len, size_t items) {
         OtlpBatch *b = q->open;
         Buf *buf = TAKE_PTR(q->reserved);
+        /* Item bytes, without the separators between the items of a run. */
+        size_t data = len - (items - 1);
 
         buf->len = q->reserved_at + len;
-        b->items++;
-        b->priv->groups[q->last_group].items++;
-        b->priv->data_bytes += len;
-        q->pending += len;
-        q->items++;
+        b->items += items;
+        b->priv->groups[q->last_group].items += items;
+        b->priv->data_bytes += data;
+        q->pending += data;
+        q->items += items;
+}
+
+void otlp_queue_commit(OtlpQueue *q, size_t len) {
+        otlp_queue_commit_items(q, len, 1);
 }
 
 int otlp_queue_push(OtlpQueue *q, OtlpBlob *resource, uint64_t key, const uint8_t *data, size_t len, uint64_t now_ns) {

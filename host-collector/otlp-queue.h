@@ -64,6 +64,22 @@ OtlpQueue *otlp_queue_free(OtlpQueue *q);
 int otlp_queue_reserve(OtlpQueue *q, OtlpBlob *resource, uint64_t key, size_t size, uint64_t now_ns, uint8_t **ret);
 /* The reserved item is written: len bytes (protobuf: exactly the reserved size). */
 void otlp_queue_commit(OtlpQueue *q, size_t len);
+/* JSON only: room for a run of items of resource, written back to back and separated by ','. Reserves as
+ * otlp_queue_reserve() does for the run's first item (size: its most), then *ret_room: how many bytes the run may
+ * take (at least size; the buffer's capacity, within what the batch may still take), *ret_items: how many items
+ * (at least 1). Followed by one otlp_queue_commit_items(). Returns as otlp_queue_reserve(), or -EINVAL
+ * (protobuf). */
+int otlp_queue_reserve_items(
+        OtlpQueue *q,
+        OtlpBlob *resource,
+        uint64_t key,
+        size_t size,
+        uint64_t now_ns,
+        uint8_t **ret,
+        size_t *ret_room,
+        size_t *ret_items);
+/* The run is written: len bytes, items items (at least 1). */
+void otlp_queue_commit_items(OtlpQueue *q, size_t len, size_t items);
 /* reserve + copy + commit. */
 int otlp_queue_push(OtlpQueue *q, OtlpBlob *resource, uint64_t key, const uint8_t *data, size_t len, uint64_t now_ns);
 

@@ -567,11 +567,83 @@ static void test_direct_log_lines(void **state) {
         free(huge);
 }
 
+/* A record's lines in one run: what the line writer gives for each line, joined by ','; cut after as many lines as
+ * max_items allows, or before the first line whose most would not fit in room (written into exactly room bytes on
+ * the heap, so that AddressSanitizer sees a store beyond). */
+static void test_log_lines_run(void **state) {
+        uint8_t tid[16] = { 0x4b, 0xf9 }, sid[8] = { 1, 2 };
+        char text[1024];
+        size_t len = 0;
+        const char *parts[] = {
+                "first\n", "\n", "third \"q\" \x01\n", "line 000000000004 xxxxxxxxxxxxxxxxxxxxxxxxx\n"
+        };
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+                memcpy(text + len, parts[i], strlen(parts[i]));
+                len += strlen(parts[i]);
+        }
+        for (int c = 0; c < 256; c++)
+                text[len++] = (char) c; /* every byte, a newline among them */
+        const char *last = "\xc3\xa9 last, partial";
+        memcpy(text + len, last, strlen(last));
+        len += strlen(last);
+        OtlpLogLine l = { .time_unix_ns = OFFSET,
+                          .observed_unix_ns = OFFSET + 1,
+                          .trace_id = tid,
+                          .span_id = sid,
+                          .stream = TETHER__LOG_STREAM__LOG_STREAM_STDOUT,
+                          .source = "app",
+                          .seq = 9 };
+        OtlpLogTemplate t;
+        assert_int_equal(otlp_log_template_json(&l, &t), 0);
+
+        /* The reference, line by line. */
+        char want[64 * 1024];
+        size_t want_len = 0, n_lines = 0, ends[16], line_max[16], text_end[16];
+        for (const char *p = text, *end = text + len; p < end; n_lines++) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                if (n_lines > 0)
+                        want[want_len++] = ',';
+                want_len += otlp_log_line_json(&t, p, n, !nl, want + want_len);
+                ends[n_lines] = want_len;
+                line_max[n_lines] = otlp_log_line_json_max(&t, n);
+                p += n + (nl ? 1 : 0);
+                text_end[n_lines] = (size_t) (p - text);
+        }
+        assert_int_equal(n_lines, 6);
+
+        for (size_t room = 0; room <= want_len + line_max[n_lines - 1]; room++)
+                for (size_t max_items = 0; max_items <= n_lines + 1; max_items++) {
+                        _cleanup_free_ char *out = malloc(MAX(room, (size_t) 1));
+                        size_t consumed = 99, items = 99;
+                        assert_non_null(out);
+                        size_t w = otlp_log_lines_json(&t, text, len, room, max_items, out, &consumed, &items);
+                        if (max_items == 0 || room < line_max[0]) {
+                                assert_int_equal(w, 0);
+                                assert_int_equal(items, 0);
+                                assert_int_equal(consumed, 0);
+                                continue;
+                        }
+                        assert_true(items >= 1 && items <= MIN(max_items, n_lines));
+                        assert_int_equal(w, ends[items - 1]);
+                        assert_true(w <= room);
+                        assert_memory_equal(out, want, w);
+                        assert_int_equal(consumed, text_end[items - 1]);
+                        /* Each line after the first went in only with its most in room... */
+                        for (size_t k = 1; k < items; k++)
+                                assert_true(ends[k - 1] + 1 + line_max[k] <= room);
+                        /* ...and it stopped for a reason: the end, max_items, or the next line's most. */
+                        if (items < n_lines && items < max_items)
+                                assert_true(w + 1 + line_max[items] > room);
+                }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_spans_request),    cmocka_unit_test(test_logs_request),
                 cmocka_unit_test(test_json_writer),      cmocka_unit_test(test_partial_line),
                 cmocka_unit_test(test_direct_log_lines), cmocka_unit_test(test_partial_success_and_gzip),
+                cmocka_unit_test(test_log_lines_run),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

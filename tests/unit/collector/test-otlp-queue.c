@@ -244,6 +244,98 @@ static void test_json_batch(void **state) {
         otlp_blob_unref(b);
 }
 
+/* The items of a JSON line, parsed. */
+static json_t *json_line_records(const OtlpBatch *batch) {
+        char line[8192];
+        size_t len = 0;
+        for (size_t i = 0; i < batch->n_iov; i++) {
+                assert_true(len + batch->iov[i].iov_len < sizeof(line));
+                memcpy(line + len, batch->iov[i].iov_base, batch->iov[i].iov_len);
+                len += batch->iov[i].iov_len;
+        }
+        line[len] = '\0';
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        if (!o)
+                fail_msg("%s: %s", err.text, line);
+        json_t *recs = json_incref(json_object_get(
+                json_array_get(json_object_get(json_array_get(json_object_get(o, "resourceLogs"), 0), "scopeLogs"), 0),
+                "logRecords"));
+        json_decref(o);
+        return recs;
+}
+
+/* Runs of JSON items: room for several after one reserve, within the batch's count and bytes; item bytes counted
+ * without the separators; the run follows single items with a separator; protobuf queues have none. */
+static void test_json_runs(void **state) {
+        OtlpQueueLimits lim = {
+                .max_bytes = 1 << 20,
+                .batch_items = 5,
+                .batch_bytes = 4096,
+                .batch_delay_ns = MS,
+                .format = OTLP_FORMAT_JSON,
+        };
+        OtlpBlob *a = resource("a");
+        OtlpQueue *q;
+        OtlpBatch *batch;
+        uint8_t *p;
+        size_t room, items, dropped;
+
+        assert_int_equal(otlp_queue_new(EXPORT_SIGNAL_LOGS, &lim, &q), 0);
+        assert_int_equal(otlp_queue_reserve_items(q, a, 1, 100, 0, &p, &room, &items), 0);
+        assert_int_equal(items, 5);
+        assert_true(room >= 100 && room <= 4096);
+        memcpy(p, "{\"a\":1},{\"a\":2}", 15);
+        otlp_queue_commit_items(q, 15, 2);
+        assert_int_equal(otlp_queue_items(q), 2);
+        assert_int_equal(otlp_queue_pending_bytes(q), 14); /* two items of 7, not the separator */
+        assert_int_equal(otlp_queue_reserve(q, a, 1, 7, 0, &p), 0);
+        memcpy(p, "{\"a\":3}", 7);
+        otlp_queue_commit(q, 7);
+        assert_int_equal(otlp_queue_reserve_items(q, a, 1, 7, 0, &p, &room, &items), 0);
+        assert_int_equal(items, 2);
+        assert_true(room >= 7 && room <= 4096 - 21);
+        memcpy(p, "{\"a\":4},{\"a\":5}", 15);
+        otlp_queue_commit_items(q, 15, 2);
+        assert_int_equal(otlp_queue_pending_bytes(q), 35);
+        /* Five items: the next reserve seals the batch first. */
+        assert_null(otlp_queue_head(q));
+        assert_int_equal(otlp_queue_reserve_items(q, a, 1, 3000, 0, &p, &room, &items), 0);
+        assert_non_null(otlp_queue_head(q));
+        assert_int_equal(items, 5);
+        assert_true(room >= 3000 && room <= 4096);
+        memcpy(p, "{\"a\":6}", 7);
+        otlp_queue_commit_items(q, 7, 1);
+        /* More than the batch's bytes left: sealed again, the item alone in a new batch. */
+        assert_int_equal(otlp_queue_reserve_items(q, a, 1, 4090, 0, &p, &room, &items), 0);
+        assert_true(room >= 4090 && room <= 4096);
+        memcpy(p, "{\"a\":7}", 7);
+        otlp_queue_commit_items(q, 7, 1);
+        (void) otlp_queue_seal(q, 0, true);
+
+        const int want[][5] = { { 1, 2, 3, 4, 5 }, { 6 }, { 7 } };
+        const size_t want_n[] = { 5, 1, 1 };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                assert_int_equal(otlp_queue_take(q, &batch, &dropped), 0);
+                assert_non_null(batch);
+                assert_int_equal(batch->items, want_n[i]);
+                json_t *recs = json_line_records(batch);
+                assert_int_equal(json_array_size(recs), want_n[i]);
+                for (size_t j = 0; j < want_n[i]; j++)
+                        assert_int_equal(json_integer_value(json_object_get(json_array_get(recs, j), "a")), want[i][j]);
+                json_decref(recs);
+                otlp_queue_release(q, batch);
+        }
+        assert_int_equal(otlp_queue_pending_bytes(q), 0);
+        otlp_queue_free(q);
+
+        lim.format = OTLP_FORMAT_PROTOBUF;
+        assert_int_equal(otlp_queue_new(EXPORT_SIGNAL_LOGS, &lim, &q), 0);
+        assert_int_equal(otlp_queue_reserve_items(q, a, 1, 10, 0, &p, &room, &items), -EINVAL);
+        otlp_queue_free(q);
+        otlp_blob_unref(a);
+}
+
 /* The bound counts every buffer; a reserve past it is refused; releasing gives the room back. */
 static void test_bound(void **state) {
         OtlpQueueLimits lim = {
@@ -397,7 +489,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_batches),        cmocka_unit_test(test_gzip_slices),
                 cmocka_unit_test(test_json_batch),     cmocka_unit_test(test_bound),
-                cmocka_unit_test(test_spill_to_spool),
+                cmocka_unit_test(test_spill_to_spool), cmocka_unit_test(test_json_runs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
