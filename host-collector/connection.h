@@ -20,8 +20,8 @@
  * each. A quiet guest that spends its budget with more waiting becomes busy; a busy one becomes quiet again
  * when a wakeup catches up with less than the quiet budget a second after it last spent its budget (a guest
  * that logs in bursts, as one waiting for acks does, stays busy between them). */
-#define CONNECTION_FRAMES_PER_WAKEUP 64u
-#define CONNECTION_BYTES_PER_WAKEUP (256u * 1024u)
+#define CONNECTION_FRAMES_PER_WAKEUP 256u
+#define CONNECTION_BYTES_PER_WAKEUP (1024u * 1024u)
 #define CONNECTION_QUIET_FRAMES_PER_WAKEUP 8u
 #define CONNECTION_QUIET_BYTES_PER_WAKEUP (16u * 1024u)
 #define CONNECTION_QUIET_AFTER_USEC USEC_PER_SEC
