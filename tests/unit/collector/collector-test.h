@@ -19,6 +19,9 @@
 #include "frame.h"
 #include "log-store.h"
 #include "outqueue.h"
+#include "registry.h"
+#include "session.h"
+#include "store.h"
 
 /* A private directory under /tmp for one test ("/tmp/tetherd-test-NAME-XXXXXX"); buf holds at least 64 bytes. */
 static inline void test_dir_make(char *buf, size_t size, const char *name) {
@@ -286,4 +289,29 @@ static inline TestLogs test_logs_read(Store *store, Boot *b, uint64_t after_seq)
         LogCursor c = { .seq = after_seq };
         assert_int_equal(log_store_read(store, b, &c, test_logs_add, &l), 0);
         return l;
+}
+
+/* A machine registered as the API registers one: saved too when there is a store. */
+static inline Machine *test_register_machine(Registry *r, Store *store, const char *id, uint32_t cid) {
+        MachineSpec spec = { .machine_id = id, .cid = cid };
+        const char *err;
+        Machine *m;
+        assert_int_equal(registry_add_machine(r, &spec, &m, &err), 0);
+        if (store)
+                assert_int_equal(store_save_machine(store, m), 0);
+        return m;
+}
+
+/* A session of m past its Hello for boot_id (hostname "guest"), its Welcome read off the output queue. */
+static inline Session *test_connect(const SessionContext *ctx, Machine *m, const char *boot_id) {
+        Session *s;
+        Bytes in = {};
+        Tether__Envelope *out[16];
+
+        assert_int_equal(session_new(ctx, m, &s), 0);
+        hello_frame(&in, boot_id, "guest");
+        assert_int_equal(session_feed(s, in.data, in.len), 0);
+        bytes_free(&in);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+        return s;
 }

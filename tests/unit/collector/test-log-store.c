@@ -67,26 +67,6 @@ static int teardown(void **state) {
         return 0;
 }
 
-static Machine *register_machine(World *w, const char *id, uint32_t cid) {
-        MachineSpec spec = { .machine_id = id, .cid = cid };
-        const char *err;
-        Machine *m;
-        assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
-        if (w->store)
-                assert_int_equal(store_save_machine(w->store, m), 0);
-        return m;
-}
-
-static Session *connect_machine(World *w, Machine *m, const char *boot_id) {
-        Session *s;
-        Bytes in = {};
-        assert_int_equal(session_new(&w->ctx, m, &s), 0);
-        hello_frame(&in, boot_id, "guest");
-        assert_int_equal(session_feed(s, in.data, in.len), 0);
-        bytes_free(&in);
-        return s;
-}
-
 static void close_session(Session *s) {
         session_end(s, CLOSE_SHUTDOWN);
         session_free(s);
@@ -181,8 +161,8 @@ static void test_read_back_across_blocks(void **state) {
 
         /* A per-boot share of 16 KiB: memory holds the newest ~100 lines, the file all ~300 KiB. */
         world_open(w, true, 0, 16 * 1024);
-        Machine *m = register_machine(w, "vm-1", 42);
-        Session *s = connect_machine(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-1", 42);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         send_records(s, 1, N);
         Boot *b = m->current;
         assert_int_equal(b->last_seq, N);
@@ -229,8 +209,8 @@ static void test_reload_rebuilds_index(void **state) {
         enum { N = 2000 };
 
         world_open(w, true, 0, 0);
-        Machine *m = register_machine(w, "vm-2", 43);
-        Session *s = connect_machine(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-2", 43);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         send_records(s, 1, N);
         LogIndex before = m->current->log_index;
         LogIndexPoint points[64];
@@ -256,7 +236,7 @@ static void test_reload_rebuilds_index(void **state) {
         test_logs_free(&l);
 
         /* The agent comes back: new records go to memory and to the file, readers see both in order. */
-        s = connect_machine(w, m, "boot-1");
+        s = test_connect(&w->ctx, m, "boot-1");
         send_records(s, N + 1, N + 300);
         assert_true(b->logs.n_entries > 0);
         l = read_chunked(w->store, b, 1500, 13);
@@ -270,8 +250,8 @@ static void test_reads_stop_at_what_was_written(void **state) {
         struct stat st;
 
         world_open(w, true, 0, 0);
-        Machine *m = register_machine(w, "vm-3", 44);
-        Session *s = connect_machine(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-3", 44);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         send_records(s, 1, 50);
         close_session(s);
         world_close(w);
@@ -325,8 +305,9 @@ static void test_boot_larger_than_budget(void **state) {
 
         /* 64 KiB for all boots: a quiet machine's tail survives a flood; the flood loses nothing. */
         world_open(w, true, 64 * 1024, 0);
-        Machine *quiet = register_machine(w, "vm-quiet", 45), *flood = register_machine(w, "vm-flood", 46);
-        Session *sq = connect_machine(w, quiet, "boot-q"), *sf = connect_machine(w, flood, "boot-f");
+        Machine *quiet = test_register_machine(w->registry, w->store, "vm-quiet", 45),
+                *flood = test_register_machine(w->registry, w->store, "vm-flood", 46);
+        Session *sq = test_connect(&w->ctx, quiet, "boot-q"), *sf = test_connect(&w->ctx, flood, "boot-f");
         send_records(sq, 1, 20);
         send_records(sf, 1, N);
         assert_true(w->stats.log_memory.bytes <= 64 * 1024);
@@ -351,8 +332,9 @@ static void test_without_store_eviction_counted(void **state) {
         enum { N = 5000 };
 
         world_open(w, false, 64 * 1024, 0);
-        Machine *quiet = register_machine(w, "vm-quiet", 45), *flood = register_machine(w, "vm-flood", 46);
-        Session *sq = connect_machine(w, quiet, "boot-q"), *sf = connect_machine(w, flood, "boot-f");
+        Machine *quiet = test_register_machine(w->registry, w->store, "vm-quiet", 45),
+                *flood = test_register_machine(w->registry, w->store, "vm-flood", 46);
+        Session *sq = test_connect(&w->ctx, quiet, "boot-q"), *sf = test_connect(&w->ctx, flood, "boot-f");
         send_records(sq, 1, 20);
         send_records(sf, 1, N);
         Boot *b = flood->current;

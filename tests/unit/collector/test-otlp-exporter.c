@@ -79,29 +79,6 @@ static int teardown(void **state) {
         return 0;
 }
 
-static Machine *register_machine(World *w, const char *id, uint32_t cid) {
-        MachineSpec spec = { .machine_id = id, .cid = cid };
-        const char *err;
-        Machine *m;
-        assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
-        if (w->store)
-                assert_int_equal(store_save_machine(w->store, m), 0);
-        return m;
-}
-
-static Session *connect_boot(World *w, Machine *m, const char *boot_id) {
-        Session *s;
-        Bytes in = {};
-        Tether__Envelope *out[16];
-
-        assert_int_equal(session_new(&w->ctx, m, &s), 0);
-        hello_frame(&in, boot_id, "guest");
-        assert_int_equal(session_feed(s, in.data, in.len), 0);
-        bytes_free(&in);
-        free_envelopes(out, drain_out_queue(&s->out, out, 16));
-        return s;
-}
-
 static void feed(Session *s, Bytes *in) {
         assert_int_equal(session_feed(s, in->data, in->len), 0);
         bytes_free(in);
@@ -245,8 +222,8 @@ static void test_nothing_exported_with_the_provisional_mapping(void **state) {
         Exported ex[8];
 
         world_open(w, false, 0, 4);
-        Machine *m = register_machine(w, "vm-a", 10);
-        Session *s = connect_boot(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-a", 10);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         feed_logs(s, 1, 5, "early");
         assert_false(m->current->clock_fixed);
         run_loop(w);
@@ -261,8 +238,8 @@ static void test_nothing_exported_with_the_provisional_mapping(void **state) {
  * it, then those that arrived while they were read back, then live ones, each once, in seq order. */
 static void check_fixed_by_probe(World *w, bool with_store) {
         world_open(w, with_store, 0, 4);
-        Machine *m = register_machine(w, "vm-a", 10);
-        Session *s = connect_boot(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-a", 10);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         Boot *b = m->current;
 
         feed_logs(s, 1, 50, "early");
@@ -297,8 +274,8 @@ static void test_fixed_by_probe_store(void **state) {
  * one the evicted records are counted unreadable, the rest exported with the fixed mapping. */
 static void check_evicted_before_fix(World *w, bool with_store) {
         world_open(w, with_store, 4096, 4);
-        Machine *m = register_machine(w, "vm-a", 10);
-        Session *s = connect_boot(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-a", 10);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         Boot *b = m->current;
 
         feed_logs(s, 1, 200, "early");
@@ -333,8 +310,8 @@ static void test_evicted_before_fix_store(void **state) {
  * second boot with --max-boots 1). */
 static void check_fixed_by_end(World *w, bool with_store) {
         world_open(w, with_store, 0, 1);
-        Machine *m = register_machine(w, "vm-a", 10);
-        Session *s = connect_boot(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-a", 10);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         Boot *b = m->current;
 
         feed_logs(s, 1, 20, "early");
@@ -347,7 +324,7 @@ static void check_fixed_by_end(World *w, bool with_store) {
         assert_int_equal(logs.n, 20);
 
         /* Evicted by the next boot before the logs source ran: exported from the evicted boot first. */
-        s = connect_boot(w, m, "boot-2");
+        s = test_connect(&w->ctx, m, "boot-2");
         assert_int_equal(m->n_boots, 1);
         feed_logs(s, 1, 3, "second");
         /* Shut down before that boot's mapping was fixed by anything but the end of its connection. */
@@ -383,8 +360,8 @@ static void test_machine_deleted_while_waiting(void **state) {
         Exported ex[32];
 
         world_open(w, false, 0, 4);
-        Machine *m = register_machine(w, "vm-a", 10);
-        Session *s = connect_boot(w, m, "boot-1");
+        Machine *m = test_register_machine(w->registry, w->store, "vm-a", 10);
+        Session *s = test_connect(&w->ctx, m, "boot-1");
         feed_logs(s, 1, 20, "early");
         end_session(s);
         registry_remove_machine(w->registry, m);
@@ -404,7 +381,7 @@ static void test_no_mapping_at_all(void **state) {
         Session *s;
 
         world_open(w, false, 0, 4);
-        Machine *m = register_machine(w, "vm-a", 10);
+        Machine *m = test_register_machine(w->registry, w->store, "vm-a", 10);
         assert_int_equal(session_new(&w->ctx, m, &s), 0);
         h.protocol_version = TETHER_PROTOCOL_VERSION;
         h.boot_id = (char *) "boot-1";
