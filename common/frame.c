@@ -8,21 +8,16 @@
 
 #include "macro.h"
 
+static int frame_reader_make_room(FrameReader *r);
+
 int frame_reader_init(FrameReader *r, uint32_t max_payload) {
         if (!r)
                 return -EINVAL;
         if (max_payload == 0)
                 max_payload = TETHER_FRAME_MAX;
 
-        size_t max_capacity = TETHER_FRAME_HEADER_SIZE + (size_t) max_payload;
-        *r = (FrameReader) {
-                .capacity = max_capacity < TETHER_FRAME_READER_INITIAL ? max_capacity : TETHER_FRAME_READER_INITIAL,
-                .max_payload = max_payload,
-        };
-        r->buf = malloc(r->capacity);
-        if (!r->buf)
-                return -ENOMEM;
-        return 0;
+        *r = (FrameReader) { .max_payload = max_payload };
+        return frame_reader_make_room(r); /* the initial buffer */
 }
 
 void frame_reader_done(FrameReader *r) {
@@ -30,6 +25,13 @@ void frame_reader_done(FrameReader *r) {
                 return;
         free(r->buf);
         r->buf = NULL;
+        r->start = r->end = r->capacity = 0;
+}
+
+void frame_reader_release(FrameReader *r) {
+        if (!r || !r->buf || r->start != r->end)
+                return;
+        r->buf = mfree(r->buf);
         r->start = r->end = r->capacity = 0;
 }
 
@@ -48,21 +50,14 @@ static size_t frame_reader_front_size(const FrameReader *r) {
  * drained, and grows it when the frame at the front does not fit. Returns 0 when there is space, -ENOBUFS
  * when the buffer is full of frames to drain first, -ENOMEM. */
 static int frame_reader_make_room(FrameReader *r) {
+        if (r->capacity > TETHER_FRAME_READER_INITIAL)
+                frame_reader_release(r); /* grown for a larger frame: given back once that is drained */
         if (!r->buf) {
-                size_t max_capacity = TETHER_FRAME_HEADER_SIZE + (size_t) r->max_payload;
-                size_t capacity = MIN(max_capacity, (size_t) TETHER_FRAME_READER_INITIAL);
+                size_t capacity = MIN(
+                        TETHER_FRAME_HEADER_SIZE + (size_t) r->max_payload, (size_t) TETHER_FRAME_READER_INITIAL);
                 if (!(r->buf = malloc(capacity)))
                         return -ENOMEM;
                 r->capacity = capacity;
-                r->start = r->end = 0;
-        }
-        if (r->start == r->end && r->capacity > TETHER_FRAME_READER_INITIAL) {
-                uint8_t *small = malloc(TETHER_FRAME_READER_INITIAL);
-                if (small) {
-                        free(r->buf);
-                        r->buf = small;
-                        r->capacity = TETHER_FRAME_READER_INITIAL;
-                }
         }
         if (r->start > 0) {
                 if (r->end > r->start)
@@ -82,13 +77,6 @@ static int frame_reader_make_room(FrameReader *r) {
         r->buf = grown;
         r->capacity = need;
         return 0;
-}
-
-void frame_reader_release(FrameReader *r) {
-        if (!r || !r->buf || r->start != r->end)
-                return;
-        r->buf = mfree(r->buf);
-        r->start = r->end = r->capacity = 0;
 }
 
 size_t frame_reader_feed(FrameReader *r, const void *data, size_t n) {

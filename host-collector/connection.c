@@ -85,16 +85,20 @@ static bool connection_check_queue_error(Connection *c, int r) {
         return false;
 }
 
+/* Queues a clock probe. Returns false when the connection was closed. */
+static bool connection_queue_probe(Connection *c) {
+        int r = session_send_clock_probe(c->session, now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME));
+        if (!connection_check_queue_error(c, r))
+                return false;
+        c->probes_sent++;
+        return true;
+}
+
 static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Connection *c = userdata;
-        int r;
 
-        if (c->closed)
+        if (c->closed || !connection_queue_probe(c))
                 return 0;
-        r = session_send_clock_probe(c->session, now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME));
-        if (!connection_check_queue_error(c, r))
-                return 0;
-        c->probes_sent++;
         if (!connection_write(c))
                 return 0;
 
@@ -169,10 +173,8 @@ static void connection_after_input(Connection *c) {
                 /* The first probe goes out in the Welcome's write: the agent reads both at once and answers the
                  * probe ahead of its replayed backlog, so that a Ready in that backlog finds a clock sample (and
                  * the boot's mapping an error bound) when it is fixed. */
-                r = session_send_clock_probe(c->session, now_ns(CLOCK_MONOTONIC), now_ns(CLOCK_REALTIME));
-                if (!connection_check_queue_error(c, r))
+                if (!connection_queue_probe(c))
                         return;
-                c->probes_sent++;
                 r = sd_event_add_time_relative(
                         c->event,
                         &c->probe_timer,

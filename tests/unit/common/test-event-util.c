@@ -81,61 +81,62 @@ static void test_turn_created_disabled(void **state) {
         sd_event_unref(e);
 }
 
+/* A loop with an io source that stays ready (a socket with unread data) and a turn source, both noting into t. */
+typedef struct Loop {
+        sd_event *e;
+        sd_event_source *io;
+        int fds[2];
+} Loop;
+
+static void loop_open(Loop *l, Trace *t) {
+        assert_int_equal(sd_event_new(&l->e), 0);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, l->fds), 0);
+        assert_int_equal(write(l->fds[1], "x", 1), 1);
+        assert_int_equal(sd_event_add_io(l->e, &l->io, l->fds[0], EPOLLIN, on_io, t), 0);
+        assert_int_equal(event_add_turn(l->e, &t->turn, on_turn, t), 0);
+}
+
+static void loop_close(Loop *l, Trace *t) {
+        sd_event_source_disable_unref(l->io);
+        sd_event_source_disable_unref(t->turn);
+        close(l->fds[0]);
+        close(l->fds[1]);
+        sd_event_unref(l->e);
+}
+
 /* A source that keeps continuing through its turn source alternates with a ready io source of the same
  * priority instead of taking every iteration. */
 static void test_turns_alternate_with_io(void **state) {
-        sd_event *e = NULL;
-        sd_event_source *io = NULL;
         Trace t = { .turns_left = 4 };
-        int fds[2];
+        Loop l = {};
 
-        assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
-        assert_int_equal(write(fds[1], "x", 1), 1);
-        assert_int_equal(sd_event_add_io(e, &io, fds[0], EPOLLIN, on_io, &t), 0);
-        assert_int_equal(event_add_turn(e, &t.turn, on_turn, &t), 0);
+        loop_open(&l, &t);
         assert_int_equal(sd_event_source_set_enabled(t.turn, SD_EVENT_ONESHOT), 0);
 
-        run(e, 8);
+        run(l.e, 8);
         /* Both became pending in the first iteration (which of them goes first is sd-event's choice); from then
          * on they take turns. */
         assert_int_equal(t.n, 8);
         for (size_t i = 1; i < t.n; i++)
                 assert_true(t.order[i] != t.order[i - 1]);
-
-        sd_event_source_disable_unref(io);
-        sd_event_source_disable_unref(t.turn);
-        close(fds[0]);
-        close(fds[1]);
-        sd_event_unref(e);
+        loop_close(&l, &t);
 }
 
 /* At bulk priority a turn waits while a normal-priority source is ready, and runs as soon as none is. */
 static void test_bulk_waits_for_normal(void **state) {
-        sd_event *e = NULL;
-        sd_event_source *io = NULL;
         Trace t = { .turns_left = 1 };
-        int fds[2];
+        Loop l = {};
 
-        assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
-        assert_int_equal(write(fds[1], "x", 1), 1);
-        assert_int_equal(sd_event_add_io(e, &io, fds[0], EPOLLIN, on_io, &t), 0);
-        assert_int_equal(event_add_turn(e, &t.turn, on_turn, &t), 0);
+        loop_open(&l, &t);
         assert_int_equal(sd_event_source_set_priority(t.turn, EVENT_PRIORITY_BULK), 0);
         assert_int_equal(sd_event_source_set_enabled(t.turn, SD_EVENT_ONESHOT), 0);
 
-        run(e, 4);
+        run(l.e, 4);
         assert_string_equal(t.order, "iiii");
-        assert_int_equal(sd_event_source_set_enabled(io, SD_EVENT_OFF), 0);
-        run(e, 1);
+        assert_int_equal(sd_event_source_set_enabled(l.io, SD_EVENT_OFF), 0);
+        run(l.e, 1);
         assert_string_equal(t.order, "iiiit");
-
-        sd_event_source_disable_unref(io);
-        sd_event_source_disable_unref(t.turn);
-        close(fds[0]);
-        close(fds[1]);
-        sd_event_unref(e);
+        loop_close(&l, &t);
 }
 
 int main(void) {
