@@ -35,7 +35,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
+from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, otlp_attrs, otlp_body, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -128,18 +128,6 @@ def logs_of(reqs, status=200):
     return out
 
 
-def attrs(o):
-    out = {}
-    for kv in o.get("attributes", []):
-        v = kv.get("value", {})
-        out[kv["key"]] = v.get("stringValue", v.get("intValue", v.get("boolValue", v.get("doubleValue"))))
-    return out
-
-
-def body_text(rec):
-    return rec.get("body", {}).get("stringValue")
-
-
 def wait_for(what, pred, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -222,48 +210,48 @@ def scenario_export(node):
             start, end = int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"])
             check(t0 - 10**9 * 60 < start <= end <= t1 + 10**9, "span times are host wall-clock times", s)
             check(abs(start - a["start_unix_ns"]) < 100 * 10**6, "start time = the API's start_unix_ns", s, a)
-            ra = attrs(res)
+            ra = otlp_attrs(res)
             check(ra.get("service.name") == "svc-otlp" and ra.get("tether.machine.id") == mid and
                   ra.get("host.id") == mid and ra.get("tether.node.id") == "itest-node" and
                   ra.get("tether.request.id") == "req-otlp" and ra.get("env") == "staging",
                   "resource attributes (registration attributes too, the fixed keys win)", ra)
-            check("tether.transition" in attrs(s), "spans carry tether.transition", s)
+            check("tether.transition" in otlp_attrs(s), "spans carry tether.transition", s)
         root = [s for _, s in got if s["name"] == "machine.boot"][0]
         check(root.get("parentSpanId") == PARENT_ID, "the root's parent is the registered span", root)
 
         recs = wait_for("log lines and lifecycle events are exported", lambda: (
-            logs_of(rx.requests()) if any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())) and
-            any(attrs(r).get("event.name") == "tether.machine.exited" for _, r in logs_of(rx.requests()))
+            logs_of(rx.requests()) if any(otlp_body(r) == "after ready" for _, r in logs_of(rx.requests())) and
+            any(otlp_attrs(r).get("event.name") == "tether.machine.exited" for _, r in logs_of(rx.requests()))
             else None))
-        lines = [r for _, r in recs if body_text(r) in ("hello from stdout", "oops on stderr", "after ready")]
-        check(len(lines) == 3, "each workload line is one log record, once", [body_text(r) for _, r in recs])
+        lines = [r for _, r in recs if otlp_body(r) in ("hello from stdout", "oops on stderr", "after ready")]
+        check(len(lines) == 3, "each workload line is one log record, once", [otlp_body(r) for _, r in recs])
         span_ids = set(ids)
         for r in lines:
-            a = attrs(r)
+            a = otlp_attrs(r)
             check(r.get("traceId") == TRACE_ID and r.get("spanId") in span_ids,
                   "log records carry the trace id and the id of an exported span", r)
-            check(a.get("log.iostream") == ("stderr" if "stderr" in body_text(r) else "stdout"), "log.iostream", r)
+            check(a.get("log.iostream") == ("stderr" if "stderr" in otlp_body(r) else "stdout"), "log.iostream", r)
             check(t0 - 60 * 10**9 < int(r["timeUnixNano"]) <= t1 and int(r["observedTimeUnixNano"]) >= t0,
                   "log times are host times", r)
         api_logs = h.api.logs(mid)
         api_t = {o["line"]: o["time_unix_ns"] for o in api_logs if "line" in o}
         for r in lines:
-            check(abs(int(r["timeUnixNano"]) - api_t[body_text(r)]) < 100 * 10**6,
+            check(abs(int(r["timeUnixNano"]) - api_t[otlp_body(r)]) < 100 * 10**6,
                   "log time = the API's time_unix_ns", r, api_t)
-        events = {attrs(r).get("event.name") for _, r in recs}
+        events = {otlp_attrs(r).get("event.name") for _, r in recs}
         for ev in ("tether.machine.registered", "tether.machine.booting", "tether.machine.ready",
                    "tether.machine.exited"):
             check(ev in events, "lifecycle event %s exported" % ev, sorted(e for e in events if e))
         for _, r in recs:
-            name = attrs(r).get("event.name")
+            name = otlp_attrs(r).get("event.name")
             if name:
                 # LogRecord.event_name (field 12), decoded by an independent definition that knows it.
                 check(r.get("eventName") == name, "lifecycle events carry LogRecord.event_name", r)
             else:
                 check(not r.get("eventName"), "log lines carry no event_name", r)
         for res, r in recs:
-            if attrs(r).get("event.name") == "tether.machine.ready":
-                check(r.get("traceId") == TRACE_ID and attrs(res).get("tether.machine.id") == mid,
+            if otlp_attrs(r).get("event.name") == "tether.machine.ready":
+                check(r.get("traceId") == TRACE_ID and otlp_attrs(res).get("tether.machine.id") == mid,
                       "events carry the machine's trace and ids", r)
 
 
@@ -285,7 +273,7 @@ def scenario_retry_503(node):
         check(len(names) == n_api and len(set(s["spanId"] for _, s in spans_of(reqs))) == n_api,
               "nothing lost, nothing duplicated", names)
         wait_for("log lines delivered after a 503",
-                 lambda: any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())))
+                 lambda: any(otlp_body(r) == "after ready" for _, r in logs_of(rx.requests())))
 
 
 def scenario_retry_after(node):
@@ -333,7 +321,7 @@ def scenario_partial(node):
         mid = "vmpartial"
         h.register(mid)
         boot_machine(h, mid)
-        wait_for("logs delivered", lambda: any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())))
+        wait_for("logs delivered", lambda: any(otlp_body(r) == "after ready" for _, r in logs_of(rx.requests())))
         time.sleep(1.5)
         reqs = [r for r in rx.requests() if r["signal"] == "logs"]
         first_ids = {json.dumps(rec, sort_keys=True) for _, rec in logs_of(reqs[:1])}
@@ -363,7 +351,7 @@ def scenario_down_up(node):
         wait_for("spooled spans delivered once the backend is up", lambda: len(spans_of(rx.requests())) >= n_api,
                  timeout=40)
         wait_for("spooled log lines delivered",
-                 lambda: any(body_text(r) == "after ready" for _, r in logs_of(rx.requests())), timeout=40)
+                 lambda: any(otlp_body(r) == "after ready" for _, r in logs_of(rx.requests())), timeout=40)
         ids = [s["spanId"] for _, s in spans_of(rx.requests())]
         check(len(set(ids)) == n_api, "every span delivered", ids)
         wait_for("the spool drains", lambda: not any(f.endswith(".otlp") for f in os.listdir(spool)), timeout=20)
@@ -409,7 +397,7 @@ def scenario_json_file(node):
             for rl in o["decoded"].get("resourceLogs", []):
                 for sl in rl.get("scopeLogs", []):
                     for rec in sl.get("logRecords", []):
-                        name = attrs(rec).get("event.name")
+                        name = otlp_attrs(rec).get("event.name")
                         check(rec.get("eventName") == name if name else not rec.get("eventName"),
                               "eventName survives the JSON file", rec)
                         n_events += bool(name)
@@ -453,8 +441,8 @@ def scenario_json_rotate(node):
             # allocate ahead of their own (st_blocks counts 512-byte units).
             check(st.st_blocks * 512 <= (st.st_size + 4095) // 4096 * 4096 + 4096,
                   "%s keeps no space beyond its data" % p, st.st_size, st.st_blocks)
-            nums += [int(body_text(r).split()[1]) for r in jsonl_records(p)
-                     if (body_text(r) or "").startswith("line ")]
+            nums += [int(otlp_body(r).split()[1]) for r in jsonl_records(p)
+                     if (otlp_body(r) or "").startswith("line ")]
             out = subprocess.run([node, os.path.join(HERE, "receiver.js"), "--json-check", p], cwd=HERE,
                                  capture_output=True, text=True, timeout=30)
             check(out.returncode == 0, "%s decodes with the official OTLP definitions" % p, out.stderr[-2000:])
@@ -508,7 +496,7 @@ def burst_script(n):
 
 def line_numbers(reqs):
     """Numbers of the burst lines in the order the receiver got them."""
-    return [int(body_text(r).split()[1]) for _, r in logs_of(reqs) if (body_text(r) or "").startswith("line ")]
+    return [int(otlp_body(r).split()[1]) for _, r in logs_of(reqs) if (otlp_body(r) or "").startswith("line ")]
 
 
 def logs_dropped(h):
