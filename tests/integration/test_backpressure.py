@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Flow control of the workload's output (log_policy=block, the default; docs/agent.md "Flow control").
 
-  firehose  two `seq` processes write numbered lines to stdout and stderr far faster than tetherd stores them
-            (about 20 MB, both at once), then exit: with tetherd connected and acking, nothing is dropped — every
-            line of each stream is stored exactly once, in order, including the last ones the agent drained after
-            the workload's exit; no LogDropped; the agent did pause (shutdown milestone log_pauses > 0).
+  firehose  two `seq` processes write numbered lines to stdout and stderr (about 20 MB, both at once), then
+            exit. So that they are faster than tetherd whatever the machine (tetherd may well take 20 MB in a
+            fraction of a second), tetherd is SIGSTOPped for 1 s, well within the 5 s stall bound, as they start:
+            with tetherd connected and acking, nothing is dropped — every line of each stream is stored exactly
+            once, in order, including the last ones the agent drained after the workload's exit; no LogDropped;
+            the agent did pause (shutdown milestone log_pauses > 0).
   exit-drain  tetherd SIGSTOPped (for much less than the stall bound) while a workload whose stdout pipe was
             enlarged to 1 MiB (F_SETPIPE_SZ) writes a 1.6 MB burst and exits: the agent's buffer is full of output
             tetherd does not have and the pipe still holds about half a megabyte. The final drain waits for tetherd
@@ -52,10 +54,11 @@ def shutdown_attributes(h, mid):
 
 def case_firehose():
     script = r'''
+while [ ! -e "%s" ]; do sleep 0.01; done
 seq -f "err %%.0f %s" 0 %d >&2 &
 seq -f "out %%.0f %s" 0 %d
 wait
-''' % (PAD, N_ERR - 1, PAD, N_OUT - 1)
+'''
     expect_out = ["out %d %s" % (i, PAD) for i in range(N_OUT)]
     expect_err = ["err %d %s" % (i, PAD) for i in range(N_ERR)]
 
@@ -63,7 +66,15 @@ wait
         mid = "firehose"
         h.register(mid)
         # The default policy and buffer (block, 1 MiB): nothing to configure.
-        agent = h.start_init_shell(mid, script)
+        go = h.path("go")
+        agent = h.start_init_shell(mid, script % (go, PAD, N_ERR - 1, PAD, N_OUT - 1))
+        h.wait_connected(mid)
+        h.tetherd.send_signal(signal.SIGSTOP)
+        try:
+            open(go, "w").close()
+            time.sleep(1.0)  # the pipes and the agent's buffer fill: the agent pauses the workload
+        finally:
+            h.tetherd.send_signal(signal.SIGCONT)
         rc = wait_proc(agent, 240, "the agent exits after its workload")
         check(rc == 0, "the workload ran to completion (exit 0)", rc)
         boot = h.wait_exited(mid, timeout=120)["boot"]
