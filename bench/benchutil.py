@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Shared bits of the benchmarks: locating the binaries of a build dir, percentiles, table printing, a
-process's CPU time and memory."""
+process's CPU time and memory, the ready long-poll of tether-ready-waiter."""
 
+import json
 import os
 import resource
+import select
+import subprocess
 import sys
 import time
 
@@ -28,6 +31,70 @@ def use_build_dir(build_dir):
             sys.exit("bench: %s=%s is not an executable (build first: meson setup %s && ninja -C %s)" %
                      (var, os.environ[var], build_dir, build_dir))
     os.environ["TETHER_REQUIRE_BINARIES"] = "1"
+
+
+def ready_waiter_binary(build_dir):
+    """tether-ready-waiter (bench/ready-waiter.c): TETHER_READY_WAITER when set, else the build dir's."""
+    path = os.environ.get("TETHER_READY_WAITER") or os.path.join(build_dir, "bench", "tether-ready-waiter")
+    if not os.access(path, os.X_OK):
+        sys.exit("bench: TETHER_READY_WAITER=%s is not an executable (build first: ninja -C %s)" % (path, build_dir))
+    return path
+
+
+class ReadyWaiter:
+    """A long-poll GET of tetherd's API from tether-ready-waiter, a C process of its own: connect, GET, blocking
+    reads, CLOCK_REALTIME (and CLOCK_BOOTTIME) read right after the read that completes the response. A Python
+    waiter thread in the bench process measured the bench too: waiting for the GIL while another thread spawned
+    processes or parsed output put tails of several ms into the client's part that were not tetherd's.
+
+    The constructor returns once the request is written (the waiter's "parked" line): it is then on its way to
+    tetherd, parked there a few ms later."""
+
+    def __init__(self, binary, socket_path, path, timeout=60):
+        self.proc = subprocess.Popen([binary, socket_path, path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.buf = b""
+        line = self._line(timeout, "the request sent")
+        if line != b"parked":
+            self._fail("said %r instead of parked" % line)
+
+    def _line(self, timeout, what):
+        fd = self.proc.stdout.fileno()  # os.read: nothing is left in a Python buffer behind select's back
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._fail("not %s within %.0f s" % (what, timeout))
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self._fail("exited before %s" % what)
+                self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def _fail(self, why):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _, err = self.proc.communicate()
+        raise SystemExit("tether-ready-waiter %s: %s (exit status %s): %s" % (
+            " ".join(self.proc.args[1:]), why, self.proc.returncode, err.decode(errors="replace").strip()))
+
+    def result(self, timeout):
+        """Waits for the answer: (returned_unix_ns, returned_boottime_ns, status, doc (the JSON body or None), the
+        body's bytes)."""
+        line = self._line(timeout, "answered")
+        _, err = self.proc.communicate(timeout=30)  # after its JSON line it only exits
+        if self.proc.returncode != 0:
+            raise SystemExit("tether-ready-waiter %s: exit status %d after its answer: %s" % (
+                " ".join(self.proc.args[1:]), self.proc.returncode, err.decode(errors="replace").strip()))
+        o = json.loads(line)
+        raw = o["body"].encode()
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = None
+        return o["returned_unix_ns"], o["returned_boottime_ns"], o["status"], doc, raw
 
 
 def percentile(sorted_values, p):
