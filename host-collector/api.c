@@ -61,6 +61,7 @@ struct Request {
         size_t body_len;
         bool body_too_large;
         bool waiting, suspended, timed_out, gone;
+        bool registering; /* a POST /v1/machines waiting for its registration to reach the disk */
         char *machine_id;
         json_t *verdict; /* decided when the machine's state changed, answered when resumed */
         unsigned verdict_status;
@@ -237,6 +238,13 @@ static void on_state_changed(Registry *r, Machine *m, MachineState old, void *us
 
 static void on_boot_changed(Registry *r, Machine *m, Boot *b, void *userdata) {
         wake_machine(userdata, m, false, true);
+}
+
+static void on_machine_registered(Registry *r, Machine *m, void *userdata) {
+        Api *a = userdata;
+        for (Request *req = a->waiters; req; req = req->waiters_next)
+                if (req->registering && strcmp(req->machine_id, m->id) == 0)
+                        request_wake(req);
 }
 
 static void on_machine_removed(Registry *r, Machine *m, void *userdata) {
@@ -745,7 +753,18 @@ static void decide_waiters(Api *a, const Machine *m, bool removed) {
         for (Request *r = a->waiters; r; r = r->waiters_next) {
                 if (r->verdict || strcmp(r->machine_id, m->id) != 0)
                         continue;
-                if (removed) {
+                if (r->registering) {
+                        if (!removed)
+                                continue;
+                        r->verdict_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+                        r->verdict = json_pack(
+                                "{s:s, s:s}",
+                                "error",
+                                "registration failed: the machine was removed before its registration reached the "
+                                "disk (tetherd's log says why)",
+                                "machine_id",
+                                m->id);
+                } else if (removed) {
                         r->verdict_status = MHD_HTTP_CONFLICT;
                         r->verdict = json_pack(
                                 "{s:s, s:s, s:s, s:s}",
@@ -870,6 +889,20 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
         Machine *m;
         int r;
 
+        if (req->registering) {
+                /* Resumed: the registration reached the disk, failed, or tetherd is stopping. */
+                if (req->verdict)
+                        return respond_json(conn, req->verdict_status, TAKE_PTR(req->verdict));
+                m = registry_find(a->server->registry, req->machine_id);
+                if (m && m->announced)
+                        return respond_json(
+                                conn, MHD_HTTP_CREATED, render_machine(m, a->server->registry->config.node_id));
+                if (a->stopping)
+                        return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "tetherd is shutting down");
+                req->suspended = true; /* a spurious wakeup */
+                MHD_suspend_connection(conn);
+                return MHD_YES;
+        }
         if (req->body_too_large)
                 return respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %u bytes", API_BODY_MAX);
         json_t *o = json_loadb(req->body ?: "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -888,6 +921,15 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
         switch (r) {
         case 0:
                 break;
+        case 1:
+                /* Answered once the registration is durable (on_machine_registered), like a ready long-poll. */
+                if (!(req->machine_id = strdup(m->id)))
+                        return MHD_NO;
+                req->registering = req->waiting = true;
+                LIST_PREPEND(waiters, a->waiters, req);
+                req->suspended = true;
+                MHD_suspend_connection(conn);
+                return MHD_YES;
         case -EINVAL:
                 return respond_error(conn, MHD_HTTP_BAD_REQUEST, "%s", err ?: "invalid registration");
         case -EEXIST:
@@ -1223,6 +1265,7 @@ int api_new(Server *server, sd_event *e, Api **ret) {
                 .boot_finished = on_boot_changed,
                 .event_added = on_event_added,
                 .machine_removed = on_machine_removed,
+                .machine_registered = on_machine_registered,
         };
         int r;
 

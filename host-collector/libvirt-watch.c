@@ -121,16 +121,22 @@ static void delete_machine(LibvirtWatch *w, Machine *m, const char *why) {
         (void) server_delete_machine(w->server, m);
 }
 
+static void on_update_saved(Store *store, Machine *m, int error, void *userdata) {
+        if (error < 0 && error != -ECANCELED) {
+                LogFields f = fields(m, NULL);
+                log_emit(LOG_WARNING, error, &f, "Failed to persist machine %s: %m", m->id);
+        }
+}
+
+/* An updated registration goes to the disk off the loop; the running machine does not wait for it. */
 static void persist(LibvirtWatch *w, Machine *m) {
         int r;
 
         if (!w->server->store)
                 return;
-        r = store_save_machine(w->server->store, m);
-        if (r < 0) {
-                LogFields f = fields(m, NULL);
-                log_emit(LOG_WARNING, r, &f, "Failed to persist machine %s: %m", m->id);
-        }
+        r = store_save_machine(w->server->store, m, on_update_saved, NULL);
+        if (r < 0)
+                on_update_saved(w->server->store, m, r, NULL);
 }
 
 static bool streq_null(const char *a, const char *b) {
@@ -203,7 +209,8 @@ static Machine *sync_domain(LibvirtWatch *w, virDomainPtr dom, bool *ret_gone) {
                         holder->id);
                 spec.cid = 0;
         }
-        if (m)
+        bool update = m;
+        if (update)
                 r = registry_update_machine(w->server->registry, m, &spec, &err);
         else
                 r = server_register_machine(w->server, &spec, &m, &err);
@@ -218,8 +225,8 @@ static Machine *sync_domain(LibvirtWatch *w, virDomainPtr dom, bool *ret_gone) {
                  * domain's, and must not be taken for gone by the caller (resync would delete it). */
                 return m;
         }
-        if (r > 0 && m) {
-                /* registry_update_machine(): something changed. */
+        if (update && r > 0) {
+                /* Something changed. */
                 LogFields f = fields(m, "updated");
                 persist(w, m);
                 log_emit(

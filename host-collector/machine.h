@@ -70,6 +70,7 @@ int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const ch
 
 typedef struct Registry Registry;
 typedef struct Machine Machine;
+typedef struct MachineSave MachineSave; /* store.c */
 
 struct Machine {
         Registry *registry;
@@ -100,6 +101,7 @@ struct Machine {
         uint64_t state_unix_ns; /* when state last changed (host realtime); 0: before this tetherd started */
         bool connected;
         bool agent_seen; /* some agent said Hello since registration (or before a restart) */
+        bool announced;  /* "registered" was emitted (registry_announce_machine()) */
 
         Boot **boots; /* oldest first */
         size_t n_boots;
@@ -113,7 +115,8 @@ struct Machine {
         void *connection;
         void *uds_listener;
         /* Owned by store.c. */
-        bool persisted;
+        bool persisted;          /* machine.json is durable */
+        MachineSave *store_save; /* machine.json on its way to the disk, or NULL */
 };
 
 /* Creates a machine from a validated spec. Returns 0 or -ENOMEM/-EINVAL. */

@@ -229,9 +229,16 @@ static void registry_unlink_machine(Registry *r, Machine *m) {
 void registry_remove_machine(Registry *r, Machine *m) {
         if (!m)
                 return;
-        registry_emit_event(r, m, "deleted", now_ns(CLOCK_REALTIME), NULL);
+        if (m->announced)
+                registry_emit_event(r, m, "deleted", now_ns(CLOCK_REALTIME), NULL);
         NOTIFY(r, machine_removed, m);
         registry_unlink_machine(r, m);
+}
+
+void registry_announce_machine(Registry *r, Machine *m) {
+        m->announced = true;
+        (void) registry_emit_event(r, m, "registered", m->registered_unix_ns, NULL);
+        NOTIFY(r, machine_registered, m);
 }
 
 void registry_discard_machine(Registry *r, Machine *m) {

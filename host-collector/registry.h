@@ -37,6 +37,8 @@ typedef struct RegistryObserver {
         void (*boot_finished)(Registry *r, Machine *m, Boot *b, void *userdata); /* exited, or replaced */
         void (*event_added)(Registry *r, const Event *ev, void *userdata);
         void (*machine_removed)(Registry *r, Machine *m, void *userdata); /* before it is freed */
+        /* Fully set up (its registration durable when there is a state dir): registry_announce_machine(). */
+        void (*machine_registered)(Registry *r, Machine *m, void *userdata);
         /* The boot's clock mapping was just fixed (boot_fix_clock()), after the events that waited for it. */
         void (*clock_fixed)(Registry *r, Machine *m, Boot *b, void *userdata);
         void *userdata;
@@ -63,7 +65,7 @@ void registry_remove_observers(Registry *r, void *userdata);
 
 /* Validates and adds a machine (state "registered"). Returns 0; -EINVAL (invalid spec) or -EEXIST (id, CID
  * or uds_path taken) with a static reason in *ret_error; -ENOSPC at max_machines; -ENOMEM. Emits no event:
- * the caller does once the machine is fully set up (registry_emit_event(..., "registered", ...)). */
+ * the caller announces the machine once it is fully set up (registry_announce_machine()). */
 int registry_add_machine(Registry *r, const MachineSpec *spec, Machine **ret, const char **ret_error);
 
 /* Updates a machine in place from a spec with the same machine_id and uds_path (-EINVAL otherwise): its CID
@@ -73,9 +75,12 @@ int registry_add_machine(Registry *r, const MachineSpec *spec, Machine **ret, co
  * machine is unchanged. Emits no event and notifies no observer. */
 int registry_update_machine(Registry *r, Machine *m, const MachineSpec *spec, const char **ret_error);
 
-/* Emits "deleted", notifies machine_removed observers and frees the machine. The caller has closed its
- * connection and listener. */
+/* Emits "deleted" (when the machine was announced), notifies machine_removed observers and frees the machine.
+ * The caller has closed its connection and listener. */
 void registry_remove_machine(Registry *r, Machine *m);
+
+/* Emits "registered" and notifies machine_registered observers. */
+void registry_announce_machine(Registry *r, Machine *m);
 
 /* Removes and frees a machine that was never announced (a registration rolled back): no event, no observers. */
 void registry_discard_machine(Registry *r, Machine *m);

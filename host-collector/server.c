@@ -218,33 +218,7 @@ static const char *register_error_text(int r) {
         }
 }
 
-int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error) {
-        Machine *m;
-        int r;
-
-        r = registry_add_machine(s->registry, spec, &m, ret_error);
-        if (r < 0)
-                return r;
-
-        r = server_listen_machine(s, m);
-        if (r < 0) {
-                *ret_error = register_error_text(r);
-                log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path, s->vsock_port);
-                registry_discard_machine(s->registry, m);
-                return r == -EEXIST ? -EINVAL : r;
-        }
-        if (s->store) {
-                r = store_save_machine(s->store, m);
-                if (r < 0) {
-                        *ret_error = "failed to persist the registration";
-                        log_error_errno(r, "Failed to persist machine %s: %m", m->id);
-                        m->uds_listener = listener_free(m->uds_listener);
-                        (void) store_remove_machine(s->store, m);
-                        registry_discard_machine(s->registry, m);
-                        return r;
-                }
-        }
-
+static void announce_machine(Server *s, Machine *m) {
         LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "registered" };
         if (m->cid)
                 log_emit(LOG_INFO, 0, &f, "Registered machine %s (vsock CID %u).", m->id, m->cid);
@@ -265,10 +239,57 @@ int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, c
                         m->id,
                         m->uds_path,
                         s->vsock_port);
-        registry_emit_event(s->registry, m, "registered", m->registered_unix_ns, NULL);
+        registry_announce_machine(s->registry, m);
+}
+
+static void on_registration_saved(Store *store, Machine *m, int error, void *userdata) {
+        Server *s = userdata;
+
+        if (error == -ECANCELED) /* deleted before it reached the disk */
+                return;
+        if (error < 0) {
+                LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "deleted" };
+                log_emit(LOG_ERR, error, &f, "Failed to persist machine %s, removing it again: %m", m->id);
+                server_disconnect_machine(s, m, CLOSE_DELETED);
+                m->uds_listener = listener_free(m->uds_listener);
+                (void) store_remove_machine(s->store, m);
+                registry_remove_machine(s->registry, m);
+                return;
+        }
+        announce_machine(s, m);
+}
+
+int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error) {
+        Machine *m;
+        int r, saving = 0;
+
+        r = registry_add_machine(s->registry, spec, &m, ret_error);
+        if (r < 0)
+                return r;
+
+        r = server_listen_machine(s, m);
+        if (r < 0) {
+                *ret_error = register_error_text(r);
+                log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path, s->vsock_port);
+                registry_discard_machine(s->registry, m);
+                return r == -EEXIST ? -EINVAL : r;
+        }
+        if (s->store) {
+                saving = r = store_save_machine(s->store, m, on_registration_saved, s);
+                if (r < 0) {
+                        *ret_error = "failed to persist the registration";
+                        log_error_errno(r, "Failed to persist machine %s: %m", m->id);
+                        m->uds_listener = listener_free(m->uds_listener);
+                        (void) store_remove_machine(s->store, m);
+                        registry_discard_machine(s->registry, m);
+                        return r;
+                }
+        }
+        if (!saving)
+                announce_machine(s, m);
         if (ret)
                 *ret = m;
-        return 0;
+        return saving;
 }
 
 int server_delete_machine(Server *s, Machine *m) {

@@ -81,37 +81,6 @@ static int mkdir_p(const char *path, mode_t mode) {
         return mkdir_p_one(p, mode);
 }
 
-static int fsync_directory(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                return -errno;
-        return 0;
-}
-
-static int write_file_atomic(const char *dir, const char *name, const char *data) {
-        _cleanup_free_ char *path = NULL, *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-        int r;
-
-        if (asprintf(&path, "%s/%s", dir, name) < 0 || asprintf(&tmp, "%s/.%s.tmp", dir, name) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-        if (fd < 0)
-                return -errno;
-        r = write_all(fd, data, strlen(data));
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlink(tmp);
-                return r;
-        }
-        return fsync_directory(dir);
-}
-
 int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
         int r;
 
@@ -122,6 +91,7 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
                 return -ENOMEM;
         s->max_boot_bytes = config->max_boot_bytes ?: STORE_BOOT_FILE_BYTES_DEFAULT;
         s->sync = config->sync;
+        s->machines_dir_fd = -1;
         s->stats = stats;
         if (!(s->dir = strdup(config->dir)) || asprintf(&s->machines_dir, "%s/machines", config->dir) < 0) {
                 s->machines_dir = NULL;
@@ -129,6 +99,11 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
                 return -ENOMEM;
         }
         r = mkdir_p(s->machines_dir, 0750);
+        if (r >= 0) {
+                s->machines_dir_fd = open(s->machines_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (s->machines_dir_fd < 0)
+                        r = -errno;
+        }
         if (r >= 0 && s->sync)
                 r = syncer_new(config->sync_threads ?: SYNCER_THREADS_DEFAULT, &s->syncer);
         if (r < 0) {
@@ -176,13 +151,20 @@ static BootFile *boot_file_free(BootFile *f, bool sync_now) {
         return NULL;
 }
 
+static MachineSave *machine_save_free(MachineSave *ms);
+
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
         while (s->files)
                 boot_file_free(s->files, true);
+        /* Registrations on their way stay on their way (the syncer completes what was submitted); nobody is told:
+         * tetherd is going away. */
+        while (s->saves)
+                machine_save_free(s->saves);
         /* Joins the threads after the syncs already submitted completed. */
         s->syncer = syncer_free(s->syncer);
+        safe_close(s->machines_dir_fd);
         free(s->dir);
         free(s->machines_dir);
         free(s);
@@ -196,11 +178,42 @@ static char *machine_dir(const Store *s, const Machine *m) {
         return p;
 }
 
-int store_save_machine(Store *s, Machine *m) {
-        _cleanup_free_ char *dir = machine_dir(s, m), *text = NULL;
+typedef struct SaveWaiter SaveWaiter;
+struct SaveWaiter {
+        SaveWaiter *next;
+        StoreSavedHandler done;
+        void *userdata;
+};
+
+/* A registration on its way to the disk (store_save_machine()). */
+struct MachineSave {
+        Store *store;
+        Machine *machine;
+        LIST_FIELDS(MachineSave, saves);
+        SyncJob *job;
+        int fd;       /* the temporary file, while it is synced */
+        int dir_fd;   /* the machine's directory */
+        bool renamed; /* in place: the directory's sync is on its way */
+        bool again;   /* saved again meanwhile: write the machine as it is now once this one completes */
+        SaveWaiter *waiters, *next_waiters; /* answered by this save, by the next one */
+};
+
+static char *machine_file_path(const Store *s, const Machine *m, bool tmp) {
+        char *p;
+        if (asprintf(&p, "%s/%s/%s" MACHINE_FILE "%s", s->machines_dir, m->id, tmp ? "." : "", tmp ? ".tmp" : "") < 0)
+                return NULL;
+        return p;
+}
+
+/* Writes the registration to the temporary file and returns it open in *ret_fd; with ret_fd NULL (not syncing)
+ * renames it into place at once. */
+static int machine_file_write(Store *s, Machine *m, const char *dir, int *ret_fd) {
+        _cleanup_free_ char *text = NULL, *path = machine_file_path(s, m, true),
+                            *final = machine_file_path(s, m, false);
+        _cleanup_close_ int fd = -1;
         int r;
 
-        if (!dir)
+        if (!path || !final)
                 return -ENOMEM;
         json_t *o = machine_registration_to_json(m);
         if (!o)
@@ -213,14 +226,178 @@ int store_save_machine(Store *s, Machine *m) {
         r = mkdir_p_one(dir, 0750);
         if (r < 0)
                 return r;
-        r = write_file_atomic(dir, MACHINE_FILE, text);
-        if (r < 0)
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, text, strlen(text));
+        if (r >= 0 && !ret_fd && rename(path, final) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(path);
                 return r;
-        r = fsync_directory(s->machines_dir);
-        if (r < 0)
-                return r;
-        m->persisted = true;
+        }
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+static void on_save_synced(SyncJob *job, int error, void *userdata);
+
+/* Writes the temporary file and hands its sync (and the machines directory's: a new machine's directory entry)
+ * to the syncer. */
+static int machine_save_start(MachineSave *ms) {
+        Store *s = ms->store;
+        _cleanup_free_ char *dir = machine_dir(s, ms->machine);
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        ms->renamed = false;
+        r = machine_file_write(s, ms->machine, dir, &ms->fd);
+        if (r < 0)
+                return r;
+        if (ms->dir_fd < 0 && (ms->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+                return -errno;
+        return syncer_submit(s->syncer, ms->fd, s->machines_dir_fd, on_save_synced, ms, &ms->job);
+}
+
+static void save_waiters_free(SaveWaiter *w) {
+        while (w) {
+                SaveWaiter *next = w->next;
+                free(w);
+                w = next;
+        }
+}
+
+static MachineSave *machine_save_free(MachineSave *ms) {
+        if (!ms)
+                return NULL;
+        syncer_cancel(ms->job);
+        if (ms->fd >= 0 && !ms->renamed) {
+                _cleanup_free_ char *tmp = machine_file_path(ms->store, ms->machine, true);
+                if (tmp)
+                        (void) unlink(tmp);
+        }
+        safe_close(ms->fd);
+        safe_close(ms->dir_fd);
+        save_waiters_free(ms->waiters);
+        save_waiters_free(ms->next_waiters);
+        LIST_REMOVE(saves, ms->store->saves, ms);
+        ms->machine->store_save = NULL;
+        free(ms);
+        return NULL;
+}
+
+/* Tells the waiters and frees them. The handlers may remove the machine: nothing here touches it after the first
+ * call. */
+static void save_waiters_notify(Store *s, Machine *m, SaveWaiter *w, int error) {
+        while (w) {
+                SaveWaiter *next = w->next;
+                if (w->done)
+                        w->done(s, m, error, w->userdata);
+                free(w);
+                w = next;
+        }
+}
+
+static void machine_save_complete(MachineSave *ms, int error) {
+        Store *s = ms->store;
+        Machine *m = ms->machine;
+        SaveWaiter *answered = TAKE_PTR(ms->waiters);
+
+        ms->job = NULL;
+        if (error < 0 && ms->fd >= 0 && !ms->renamed) {
+                _cleanup_free_ char *tmp = machine_file_path(s, m, true);
+                if (tmp)
+                        (void) unlink(tmp);
+        }
+        ms->fd = safe_close(ms->fd);
+        if (error >= 0)
+                m->persisted = true;
+
+        if (ms->again) {
+                /* The machine changed meanwhile: its newest registration is what the waiters get. */
+                ms->again = false;
+                ms->waiters = TAKE_PTR(ms->next_waiters);
+                int r = machine_save_start(ms);
+                if (r < 0) {
+                        /* The newest registration did not reach the disk: nobody's did, as far as they know. */
+                        SaveWaiter **tail = &answered;
+                        while (*tail)
+                                tail = &(*tail)->next;
+                        *tail = TAKE_PTR(ms->waiters);
+                        machine_save_free(ms);
+                        save_waiters_notify(s, m, answered, r);
+                        return;
+                }
+        } else
+                machine_save_free(ms);
+        save_waiters_notify(s, m, answered, error);
+}
+
+static void on_save_synced(SyncJob *job, int error, void *userdata) {
+        MachineSave *ms = userdata;
+        Store *s = ms->store;
+        int r;
+
+        ms->job = NULL;
+        if (error < 0 || ms->renamed)
+                return machine_save_complete(ms, error);
+
+        _cleanup_free_ char *tmp = machine_file_path(s, ms->machine, true),
+                            *final = machine_file_path(s, ms->machine, false);
+        if (!tmp || !final)
+                return machine_save_complete(ms, -ENOMEM);
+        if (rename(tmp, final) < 0)
+                return machine_save_complete(ms, -errno);
+        ms->renamed = true;
+        ms->fd = safe_close(ms->fd);
+        r = syncer_submit(s->syncer, -1, ms->dir_fd, on_save_synced, ms, &ms->job);
+        if (r < 0)
+                machine_save_complete(ms, r);
+}
+
+int store_save_machine(Store *s, Machine *m, StoreSavedHandler done, void *userdata) {
+        _cleanup_free_ char *dir = NULL;
+        int r;
+
+        if (!s->syncer) {
+                if (!(dir = machine_dir(s, m)))
+                        return -ENOMEM;
+                r = machine_file_write(s, m, dir, NULL);
+                if (r < 0)
+                        return r;
+                m->persisted = true;
+                return 0;
+        }
+
+        SaveWaiter *w = calloc(1, sizeof(SaveWaiter));
+        if (!w)
+                return -ENOMEM;
+        *w = (SaveWaiter) { .done = done, .userdata = userdata };
+
+        if (m->store_save) {
+                /* One on its way already: this one follows it, with whatever changed meanwhile. */
+                w->next = m->store_save->next_waiters;
+                m->store_save->next_waiters = w;
+                m->store_save->again = true;
+                return 1;
+        }
+
+        MachineSave *ms = calloc(1, sizeof(MachineSave));
+        if (!ms) {
+                free(w);
+                return -ENOMEM;
+        }
+        *ms = (MachineSave) { .store = s, .machine = m, .fd = -1, .dir_fd = -1, .waiters = w };
+        LIST_PREPEND(saves, s->saves, ms);
+        m->store_save = ms;
+        r = machine_save_start(ms);
+        if (r < 0) {
+                machine_save_free(ms);
+                return r;
+        }
+        return 1;
 }
 
 int store_remove_machine(Store *s, Machine *m) {
@@ -229,6 +406,13 @@ int store_remove_machine(Store *s, Machine *m) {
 
         if (!dir)
                 return -ENOMEM;
+        if (m->store_save) {
+                MachineSave *ms = m->store_save;
+                SaveWaiter *w = TAKE_PTR(ms->waiters), *next = TAKE_PTR(ms->next_waiters);
+                machine_save_free(ms);
+                save_waiters_notify(s, m, w, -ECANCELED);
+                save_waiters_notify(s, m, next, -ECANCELED);
+        }
         for (size_t i = 0; i < m->n_boots; i++)
                 if (m->boots[i]->store_file) {
                         BootFile *f = m->boots[i]->store_file;
@@ -250,7 +434,8 @@ int store_remove_machine(Store *s, Machine *m) {
         closedir(d);
         if (rmdir(dir) < 0 && errno != ENOENT && r == 0)
                 r = -errno;
-        (void) fsync_directory(s->machines_dir);
+        if (s->syncer)
+                (void) syncer_submit(s->syncer, -1, s->machines_dir_fd, NULL, NULL, NULL);
         m->persisted = false;
         return r;
 }
@@ -1002,6 +1187,7 @@ static int load_machine(Store *s, Registry *reg, const char *id, StoreLoadReport
                 return 0;
         }
         m->persisted = true;
+        m->announced = true; /* by the tetherd that registered it */
         report->machines++;
 
         DIR *d = opendir(dir);

@@ -98,7 +98,9 @@ struct Store {
         bool sync;
         Stats *stats;
         Syncer *syncer; /* NULL when not syncing */
+        int machines_dir_fd;
         LIST_HEAD(BootFile, files);
+        LIST_HEAD(MachineSave, saves); /* registrations on their way to the disk */
 };
 
 /* Creates <dir>/machines if needed. Returns 0 or -errno. */
@@ -111,9 +113,22 @@ Store *store_free(Store *s);
 int store_sync_fd(const Store *s);
 void store_dispatch_syncs(Store *s);
 
-/* Writes machine.json for a newly registered machine (and creates its directory). Returns 0 or -errno. */
-int store_save_machine(Store *s, Machine *m);
-/* Deletes the machine's directory with every boot file. Returns 0 or -errno. */
+/* A registration reached the disk (error 0: m->persisted is set), or could not (-errno: what was written of it is
+ * removed again). Called from store_dispatch_syncs(). */
+typedef void (*StoreSavedHandler)(Store *s, Machine *m, int error, void *userdata);
+
+/* Writes machine.json (creating the machine's directory) and makes it durable without waiting on this thread:
+ * the file is written to "<dir>/.machine.json.tmp" here, and the syncer's threads sync it with the machines
+ * directory (the machine's own directory entry); on completion it is renamed into place here and the syncer
+ * syncs the machine's directory (the rename); then done() is called. Saves of one machine go one at a time: one
+ * asked for while another is on its way is written when that one completes, from the machine as it is then (the
+ * newest registration wins), and done() is called for both once it is durable. done may be NULL.
+ * Returns 1 when done() will be called; 0 when the registration was written here and nothing needs to wait
+ * (the store does not sync: --no-sync; done() is not called); -errno on failure (done() is not called). */
+int store_save_machine(Store *s, Machine *m, StoreSavedHandler done, void *userdata);
+/* Deletes the machine's directory with every boot file; the directory's removal is synced by the syncer and
+ * nobody waits for it (a crash within that sync may bring the registration back: delete it again). A save on its
+ * way is abandoned: its done() is called with -ECANCELED. Returns 0 or -errno. */
 int store_remove_machine(Store *s, Machine *m);
 
 /* Creates the boot file ('B' entry) unless it exists. Returns 0 or -errno. */

@@ -75,7 +75,7 @@ static void *sync_thread(void *userdata) {
                 pthread_mutex_unlock(&s->lock);
 
                 int error = 0;
-                if (fdatasync(j->fd) < 0)
+                if (j->fd >= 0 && fdatasync(j->fd) < 0)
                         error = -errno;
                 if (error == 0 && j->dir_fd >= 0 && fsync(j->dir_fd) < 0)
                         error = -errno;
@@ -163,12 +163,14 @@ int syncer_fd(const Syncer *s) {
 }
 
 int syncer_submit(Syncer *s, int fd, int dir_fd, SyncDoneHandler done, void *userdata, SyncJob **ret_job) {
+        if (fd < 0 && dir_fd < 0)
+                return -EBADF;
         SyncJob *j = calloc(1, sizeof(SyncJob));
         if (!j)
                 return -ENOMEM;
         *j = (SyncJob) { .syncer = s, .fd = -1, .dir_fd = -1, .done = done, .userdata = userdata };
-        j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (j->fd < 0 || (dir_fd >= 0 && (j->dir_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3)) < 0)) {
+        if ((fd >= 0 && (j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) ||
+            (dir_fd >= 0 && (j->dir_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3)) < 0)) {
                 int r = -errno;
                 job_free(j);
                 return r;

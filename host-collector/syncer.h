@@ -36,8 +36,9 @@ Syncer *syncer_free(Syncer *s);
 /* The eventfd that becomes readable when completed jobs wait for syncer_dispatch(). */
 int syncer_fd(const Syncer *s);
 
-/* Queues fdatasync(fd), then fsync(dir_fd) when dir_fd >= 0 (a new file's directory entry must be durable
- * too). Both are duplicated (F_DUPFD_CLOEXEC). ret_job may be NULL when the caller never cancels. Returns 0 or
+/* Queues fdatasync(fd) when fd >= 0, then fsync(dir_fd) when dir_fd >= 0 (a new file's directory entry must be
+ * durable too; a rename or an unlink needs only the directory). At least one of them. Both are duplicated
+ * (F_DUPFD_CLOEXEC). ret_job may be NULL when the caller never cancels. Returns 0 or
  * -errno. */
 int syncer_submit(Syncer *s, int fd, int dir_fd, SyncDoneHandler done, void *userdata, SyncJob **ret_job);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <poll.h>
 
 #include "envelope.h"
 #include "frame.h"
@@ -291,6 +292,25 @@ static inline TestLogs test_logs_read(Store *store, Boot *b, uint64_t after_seq)
         return l;
 }
 
+static inline void test_on_saved(Store *store, Machine *m, int error, void *userdata) {
+        *(int *) userdata = error;
+}
+
+/* store_save_machine(), and waiting for the syncer when it syncs: the registration is durable on return. */
+static inline void test_save_machine(Store *store, Machine *m) {
+        int result = 1;
+        int r = store_save_machine(store, m, test_on_saved, &result);
+        assert_true(r == 0 || r == 1);
+        while (r == 1 && result == 1) {
+                struct pollfd p = { .fd = store_sync_fd(store), .events = POLLIN };
+                assert_int_equal(poll(&p, 1, 10000), 1);
+                store_dispatch_syncs(store);
+        }
+        if (r == 1)
+                assert_int_equal(result, 0);
+        assert_true(m->persisted);
+}
+
 /* A machine registered as the API registers one: saved too when there is a store. */
 static inline Machine *test_register_machine(Registry *r, Store *store, const char *id, uint32_t cid) {
         MachineSpec spec = { .machine_id = id, .cid = cid };
@@ -298,7 +318,7 @@ static inline Machine *test_register_machine(Registry *r, Store *store, const ch
         Machine *m;
         assert_int_equal(registry_add_machine(r, &spec, &m, &err), 0);
         if (store)
-                assert_int_equal(store_save_machine(store, m), 0);
+                test_save_machine(store, m);
         return m;
 }
 

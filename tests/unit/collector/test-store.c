@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Persistence: records written through a session survive a "restart" (a fresh registry and store loading the
  * state directory) with the right acked_seq, content, clock, trace and span ids; a torn tail is truncated;
- * deleting machines and evicting boots removes their files; the on-disk bound is counted. */
+ * deleting machines and evicting boots removes their files; the on-disk bound is counted; registrations reach
+ * the disk through the syncer, one at a time per machine, newest last. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -71,7 +72,7 @@ static Machine *register_machine(World *w, const char *id, uint32_t cid) {
         const char *err;
         Machine *m;
         assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
-        assert_int_equal(store_save_machine(w->store, m), 0);
+        test_save_machine(w->store, m);
         return m;
 }
 
@@ -376,6 +377,143 @@ static void test_invalid_machine_file_skipped(void **state) {
         assert_null(registry_find(w->registry, "vm-bad"));
 }
 
+typedef struct Saved {
+        int calls;
+        int error;
+} Saved;
+
+static void on_saved(Store *store, Machine *m, int error, void *userdata) {
+        Saved *sv = userdata;
+        sv->calls++;
+        sv->error = error;
+}
+
+static bool machine_file_exists(World *w, const char *id, bool tmp) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/machines/%s/%smachine.json%s", w->dir, id, tmp ? "." : "", tmp ? ".tmp" : "");
+        return access(path, F_OK) == 0;
+}
+
+static void dispatch_until(World *w, const Saved *sv, int calls) {
+        while (sv->calls < calls) {
+                struct pollfd p = { .fd = store_sync_fd(w->store), .events = POLLIN };
+                assert_int_equal(poll(&p, 1, 10000), 1);
+                store_dispatch_syncs(w->store);
+        }
+}
+
+/* A registration is written here and synced by the syncer's threads: machine.json appears (renamed into place)
+ * only once the temporary file is durable, and the handler hears of it after the directory's sync. */
+static void test_save_machine_off_the_loop(void **state) {
+        World *w = *state;
+        MachineSpec spec = { .machine_id = "vm-s", .cid = 50, .request_id = "req-1" };
+        const char *err;
+        Machine *m;
+        Saved sv = {};
+
+        world_open(w, 4, 0);
+        assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
+        assert_int_equal(store_save_machine(w->store, m, on_saved, &sv), 1);
+        assert_false(m->persisted);
+        assert_true(machine_file_exists(w, "vm-s", true));
+        assert_false(machine_file_exists(w, "vm-s", false));
+        assert_int_equal(sv.calls, 0);
+
+        dispatch_until(w, &sv, 1);
+        assert_int_equal(sv.error, 0);
+        assert_true(m->persisted);
+        assert_null(m->store_save);
+        assert_true(machine_file_exists(w, "vm-s", false));
+        assert_false(machine_file_exists(w, "vm-s", true));
+        world_close(w);
+
+        StoreLoadReport report;
+        world_open(w, 4, 0);
+        assert_int_equal(store_load(w->store, w->registry, &report), 0);
+        assert_int_equal(report.machines, 1);
+        assert_int_equal(registry_find(w->registry, "vm-s")->cid, 50);
+}
+
+/* A second save while the first is on its way follows it with the machine as it is then: both hear once it is
+ * durable, and the file holds the newer registration. */
+static void test_save_machine_twice_newest_wins(void **state) {
+        World *w = *state;
+        MachineSpec spec = { .machine_id = "vm-t", .cid = 51, .request_id = "req-1" };
+        MachineSpec update = { .machine_id = "vm-t", .cid = 52, .request_id = "req-2" };
+        const char *err;
+        Machine *m;
+        Saved first = {}, second = {};
+
+        world_open(w, 4, 0);
+        assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
+        assert_int_equal(store_save_machine(w->store, m, on_saved, &first), 1);
+        assert_int_equal(registry_update_machine(w->registry, m, &update, &err), 1);
+        assert_int_equal(store_save_machine(w->store, m, on_saved, &second), 1);
+
+        dispatch_until(w, &second, 1);
+        assert_int_equal(first.calls, 1);
+        assert_int_equal(first.error, 0);
+        assert_int_equal(second.error, 0);
+        assert_null(m->store_save);
+        world_close(w);
+
+        StoreLoadReport report;
+        world_open(w, 4, 0);
+        assert_int_equal(store_load(w->store, w->registry, &report), 0);
+        Machine *loaded = registry_find(w->registry, "vm-t");
+        assert_non_null(loaded);
+        assert_int_equal(loaded->cid, 52);
+        assert_string_equal(loaded->request_id, "req-2");
+}
+
+/* Deleting a machine whose registration is on its way: the waiter hears -ECANCELED at once, nothing is left on
+ * disk, and the sync's late completion is ignored. */
+static void test_remove_machine_while_saving(void **state) {
+        World *w = *state;
+        MachineSpec spec = { .machine_id = "vm-r", .cid = 53 };
+        const char *err;
+        char path[256];
+        Machine *m;
+        Saved sv = {};
+
+        world_open(w, 4, 0);
+        assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
+        assert_int_equal(store_save_machine(w->store, m, on_saved, &sv), 1);
+        assert_int_equal(store_remove_machine(w->store, m), 0);
+        assert_int_equal(sv.calls, 1);
+        assert_int_equal(sv.error, -ECANCELED);
+        assert_null(m->store_save);
+        snprintf(path, sizeof(path), "%s/machines/vm-r", w->dir);
+        assert_int_equal(access(path, F_OK), -1);
+
+        /* The cancelled sync (and the directory's, for the removal) complete later without a call. */
+        struct pollfd p = { .fd = store_sync_fd(w->store), .events = POLLIN };
+        while (poll(&p, 1, 200) == 1)
+                store_dispatch_syncs(w->store);
+        assert_int_equal(sv.calls, 1);
+        registry_discard_machine(w->registry, m);
+}
+
+/* A store that does not sync (--no-sync) writes the registration in place at once: nothing to wait for. */
+static void test_save_machine_without_sync(void **state) {
+        World *w = *state;
+        MachineSpec spec = { .machine_id = "vm-n", .cid = 54 };
+        StoreConfig sc = { .dir = w->dir, .sync = false };
+        const char *err;
+        Machine *m;
+        Saved sv = {};
+
+        world_open(w, 4, 0);
+        w->store = store_free(w->store);
+        assert_int_equal(store_open(&sc, &w->stats, &w->store), 0);
+        assert_int_equal(registry_add_machine(w->registry, &spec, &m, &err), 0);
+        assert_int_equal(store_save_machine(w->store, m, on_saved, &sv), 0);
+        assert_int_equal(sv.calls, 0);
+        assert_true(m->persisted);
+        assert_true(machine_file_exists(w, "vm-n", false));
+        assert_false(machine_file_exists(w, "vm-n", true));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
@@ -383,6 +521,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_boot_eviction_and_delete_remove_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disk_bound_counted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_machine_file_skipped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_save_machine_off_the_loop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_save_machine_twice_newest_wins, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_machine_while_saving, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_save_machine_without_sync, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

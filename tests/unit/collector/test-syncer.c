@@ -165,7 +165,7 @@ static int setup(void **state) {
         assert_true(store_sync_fd(w->store) >= 0);
         session_context_init(&w->ctx, w->registry, w->store, &w->stats);
         assert_int_equal(registry_add_machine(w->registry, &spec, &w->machine, &err), 0);
-        assert_int_equal(store_save_machine(w->store, w->machine), 0);
+        test_save_machine(w->store, w->machine);
         assert_int_equal(session_new(&w->ctx, w->machine, &w->session), 0);
         w->session->on_ack = on_ack;
         w->session->on_ack_userdata = w;
