@@ -240,7 +240,7 @@ static void on_boot_changed(Registry *r, Machine *m, Boot *b, void *userdata) {
         wake_machine(userdata, m, false, true);
 }
 
-static void on_machine_registered(Registry *r, Machine *m, void *userdata) {
+static void on_machine_persisted(Registry *r, Machine *m, void *userdata) {
         Api *a = userdata;
         for (Request *req = a->waiters; req; req = req->waiters_next)
                 if (req->registering && strcmp(req->machine_id, m->id) == 0)
@@ -894,7 +894,7 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
                 if (req->verdict)
                         return respond_json(conn, req->verdict_status, TAKE_PTR(req->verdict));
                 m = registry_find(a->server->registry, req->machine_id);
-                if (m && m->announced)
+                if (m && m->persisted)
                         return respond_json(
                                 conn, MHD_HTTP_CREATED, render_machine(m, a->server->registry->config.node_id));
                 if (a->stopping)
@@ -922,7 +922,7 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
         case 0:
                 break;
         case 1:
-                /* Answered once the registration is durable (on_machine_registered), like a ready long-poll. */
+                /* Answered once the registration is durable (on_machine_persisted), like a ready long-poll. */
                 if (!(req->machine_id = strdup(m->id)))
                         return MHD_NO;
                 req->registering = req->waiting = true;
@@ -1265,7 +1265,7 @@ int api_new(Server *server, sd_event *e, Api **ret) {
                 .boot_finished = on_boot_changed,
                 .event_added = on_event_added,
                 .machine_removed = on_machine_removed,
-                .machine_registered = on_machine_registered,
+                .machine_persisted = on_machine_persisted,
         };
         int r;
 

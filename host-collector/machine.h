@@ -101,7 +101,6 @@ struct Machine {
         uint64_t state_unix_ns; /* when state last changed (host realtime); 0: before this tetherd started */
         bool connected;
         bool agent_seen; /* some agent said Hello since registration (or before a restart) */
-        bool announced;  /* "registered" was emitted (registry_announce_machine()) */
 
         Boot **boots; /* oldest first */
         size_t n_boots;

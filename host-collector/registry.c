@@ -229,16 +229,17 @@ static void registry_unlink_machine(Registry *r, Machine *m) {
 void registry_remove_machine(Registry *r, Machine *m) {
         if (!m)
                 return;
-        if (m->announced)
-                registry_emit_event(r, m, "deleted", now_ns(CLOCK_REALTIME), NULL);
+        registry_emit_event(r, m, "deleted", now_ns(CLOCK_REALTIME), NULL);
         NOTIFY(r, machine_removed, m);
         registry_unlink_machine(r, m);
 }
 
 void registry_announce_machine(Registry *r, Machine *m) {
-        m->announced = true;
         (void) registry_emit_event(r, m, "registered", m->registered_unix_ns, NULL);
-        NOTIFY(r, machine_registered, m);
+}
+
+void registry_machine_persisted(Registry *r, Machine *m) {
+        NOTIFY(r, machine_persisted, m);
 }
 
 void registry_discard_machine(Registry *r, Machine *m) {

@@ -37,8 +37,8 @@ typedef struct RegistryObserver {
         void (*boot_finished)(Registry *r, Machine *m, Boot *b, void *userdata); /* exited, or replaced */
         void (*event_added)(Registry *r, const Event *ev, void *userdata);
         void (*machine_removed)(Registry *r, Machine *m, void *userdata); /* before it is freed */
-        /* Fully set up (its registration durable when there is a state dir): registry_announce_machine(). */
-        void (*machine_registered)(Registry *r, Machine *m, void *userdata);
+        /* Its registration reached the disk (m->persisted): registry_machine_persisted(). */
+        void (*machine_persisted)(Registry *r, Machine *m, void *userdata);
         /* The boot's clock mapping was just fixed (boot_fix_clock()), after the events that waited for it. */
         void (*clock_fixed)(Registry *r, Machine *m, Boot *b, void *userdata);
         void *userdata;
@@ -75,12 +75,14 @@ int registry_add_machine(Registry *r, const MachineSpec *spec, Machine **ret, co
  * machine is unchanged. Emits no event and notifies no observer. */
 int registry_update_machine(Registry *r, Machine *m, const MachineSpec *spec, const char **ret_error);
 
-/* Emits "deleted" (when the machine was announced), notifies machine_removed observers and frees the machine.
- * The caller has closed its connection and listener. */
+/* Emits "deleted", notifies machine_removed observers and frees the machine. The caller has closed its
+ * connection and listener. */
 void registry_remove_machine(Registry *r, Machine *m);
 
-/* Emits "registered" and notifies machine_registered observers. */
+/* Emits "registered": the machine is set up (listening). */
 void registry_announce_machine(Registry *r, Machine *m);
+/* Notifies machine_persisted observers: its registration is durable (the state directory's syncer). */
+void registry_machine_persisted(Registry *r, Machine *m);
 
 /* Removes and frees a machine that was never announced (a registration rolled back): no event, no observers. */
 void registry_discard_machine(Registry *r, Machine *m);

@@ -256,7 +256,7 @@ static void on_registration_saved(Store *store, Machine *m, int error, void *use
                 registry_remove_machine(s->registry, m);
                 return;
         }
-        announce_machine(s, m);
+        registry_machine_persisted(s->registry, m);
 }
 
 int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error) {
@@ -285,8 +285,7 @@ int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, c
                         return r;
                 }
         }
-        if (!saving)
-                announce_machine(s, m);
+        announce_machine(s, m);
         if (ret)
                 *ret = m;
         return saving;

@@ -82,12 +82,11 @@ int server_run(Server *s);
 void server_stop(Server *s);
 
 /* Registration entry points shared by the HTTP API and the libvirt watcher. Register: validates, adds to the
- * registry, listens on the hybrid vsock socket, persists (store_save_machine(): the syncs run off the loop) and,
- * once the registration is durable, announces the machine ("registered" event and log line, machine_registered
- * observers). A registration that fails to reach the disk is removed again (machine_removed observers; no
- * "deleted" event, it was never announced). Returns 0 when the machine was announced already (no state dir, or
- * --no-sync), 1 when the announcement follows the sync; or -EINVAL/-EEXIST/-ENOSPC with a static reason in
- * *ret_error, or another -errno (*ret_error set too). */
+ * registry, listens on the hybrid vsock socket, emits "registered", and persists (store_save_machine(): the
+ * syncs run off the loop; machine_persisted observers hear when the registration is durable). A registration
+ * that fails to reach the disk is deleted again ("deleted", machine_removed observers). Returns 0 when the
+ * registration is durable already (no state dir, or --no-sync), 1 when machine_persisted follows; or
+ * -EINVAL/-EEXIST/-ENOSPC with a static reason in *ret_error, or another -errno (*ret_error set too). */
 int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error);
 /* Closes its connection, removes its socket and files, emits "deleted". Returns 0. */
 int server_delete_machine(Server *s, Machine *m);

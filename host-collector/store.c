@@ -1187,7 +1187,6 @@ static int load_machine(Store *s, Registry *reg, const char *id, StoreLoadReport
                 return 0;
         }
         m->persisted = true;
-        m->announced = true; /* by the tetherd that registered it */
         report->machines++;
 
         DIR *d = opendir(dir);

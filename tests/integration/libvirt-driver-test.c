@@ -448,10 +448,10 @@ static void test_reconnect_resync(void **state) {
         Machine *api_machine;
         size_t before;
 
-        /* With a state dir the registration is announced once its sync completed. */
+        /* With a state dir the registration is durable once its syncs completed. */
         int r = server_register_machine(server, &api_spec, &api_machine, &err);
         assert_true(r == 0 || r == 1);
-        PUMP_UNTIL(api_machine->announced && api_machine->persisted);
+        PUMP_UNTIL(api_machine->persisted);
         assert_int_equal(api_machine->source, MACHINE_SOURCE_API);
         before = count_machines(NULL);
 
