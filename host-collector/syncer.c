@@ -85,9 +85,13 @@ static void *sync_thread(void *userdata) {
                 bool was_empty = !s->done_head;
                 push(&s->done_head, &s->done_tail, j);
                 if (was_empty) {
-                        /* One wakeup per batch of completions: the owner drains the whole list. */
+                        /* One wakeup per batch of completions: the owner drains the whole list. Written outside
+                         * the lock: a thread preempted in a system call while holding it would stall the event
+                         * loop's next submit or dispatch (seen: 5.6 ms with a thousand busy guests on 2 cores). */
+                        pthread_mutex_unlock(&s->lock);
                         uint64_t one = 1;
                         (void) !write(s->event_fd, &one, sizeof(one));
+                        pthread_mutex_lock(&s->lock);
                 }
         }
         pthread_mutex_unlock(&s->lock);
