@@ -41,13 +41,20 @@ static void connection_set_bulk(Connection *c, bool bulk) {
         (void) sd_event_source_set_priority(c->turn, priority);
 }
 
+/* Edge-triggered: epoll reports a connection once per arrival of data, not on every epoll_wait() while it waits
+ * for its turn. With a thousand guests readable at once, level-triggered epoll re-polled every one of them in each
+ * of the loop's iterations (sd-event dispatches one source per iteration): O(n) per iteration, O(n^2) to serve
+ * them all, a 0.4 s stall of everyone's Ready at the onset of a flood. The price: a wakeup that stops before
+ * EAGAIN (budget spent) must come back by itself, through the turn source (connection_pump()). */
+#define CONNECTION_EPOLL_EVENTS (EPOLLIN | EPOLLET)
+
 static void connection_update_io_events(Connection *c) {
-        uint32_t events = c->eof ? 0 : EPOLLIN;
+        uint32_t events = c->eof ? 0 : CONNECTION_EPOLL_EVENTS;
 
         if (c->closed)
                 return;
         if (out_queue_size(&c->session->out) > 0)
-                events |= EPOLLOUT;
+                events |= EPOLLOUT | EPOLLET;
         (void) sd_event_source_set_io_events(c->io, events);
         (void) sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
 }
@@ -252,7 +259,9 @@ static void connection_pump(Connection *c) {
                         c->eof = true;
                         continue; /* process what is buffered, then close below */
                 }
-                if (r == -EAGAIN || r == -EINTR)
+                if (r == -EINTR)
+                        continue;
+                if (r == -EAGAIN)
                         break;
                 if (r == -ENOBUFS) {
                         spent = true;
@@ -274,8 +283,9 @@ static void connection_pump(Connection *c) {
                 c->bulk && frames < CONNECTION_QUIET_FRAMES_PER_WAKEUP &&
                 now_usec() - c->last_spent_usec >= CONNECTION_QUIET_AFTER_USEC)
                 connection_set_bulk(c, false);
-        if (session_frame_ready(s)) {
-                /* Budget spent with frames left: continue in a later turn, after the others had theirs. */
+        if (spent || session_frame_ready(s)) {
+                /* Budget spent, with frames left in the buffer or maybe bytes in the socket (no new edge will say
+                 * so): continue in a later turn, after the others had theirs. */
                 (void) sd_event_source_set_enabled(c->turn, SD_EVENT_ONESHOT);
                 return;
         }
@@ -340,7 +350,7 @@ int connection_new(
                 goto fail;
         c->session->on_ack = on_session_ack;
         c->session->on_ack_userdata = c;
-        r = sd_event_add_io(e, &c->io, fd, EPOLLIN, on_io, c);
+        r = sd_event_add_io(e, &c->io, fd, CONNECTION_EPOLL_EVENTS, on_io, c);
         if (r < 0)
                 goto fail;
         r = event_add_turn(e, &c->turn, on_turn, c);
