@@ -50,9 +50,11 @@ class ReadyWaiter:
     The constructor returns once the request is written (the waiter's "parked" line): it is then on its way to
     tetherd, parked there a few ms later."""
 
-    def __init__(self, binary, socket_path, path, timeout=60):
-        self.proc = subprocess.Popen([binary, socket_path, path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+    def __init__(self, binary, socket_path, path, timeout=60, cgroup_procs=None):
+        # cgroup_procs: the waiter enters that cgroup (its cgroup.procs file) through a shell that execs it.
+        enter = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup_procs] if cgroup_procs else []
+        self.proc = subprocess.Popen(enter + [binary, socket_path, path], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.buf = b""
         line = self._line(timeout, "the request sent")
         if line != b"parked":
