@@ -4,6 +4,7 @@
 /* Length-prefixed framing: 4-byte little-endian payload length, then the payload.
  * The reader copes with any split of the byte stream (partial reads). */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,11 @@ int frame_reader_fill(FrameReader *r, int fd);
  * on this reader), 0 when more bytes are needed, -EMSGSIZE when the announced length exceeds the maximum,
  * -EBADMSG when the announced length is 0. After an error the stream cannot be trusted: close it. */
 int frame_reader_next(FrameReader *r, const uint8_t **ret_payload, size_t *ret_len);
+
+/* The last fill filled the buffer: more may be waiting in the fd. */
+static inline bool frame_reader_full(const FrameReader *r) {
+        return r->capacity > 0 && r->end == r->capacity;
+}
 
 /* Bytes buffered but not yet returned as frames. */
 static inline size_t frame_reader_pending(const FrameReader *r) {
