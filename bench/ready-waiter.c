@@ -22,11 +22,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fs-util.h"
 #include "macro.h"
+#include "socket-util.h"
 #include "time-util.h"
 #include "utf8.h"
 
@@ -45,35 +46,6 @@ typedef struct Response {
 
 static void response_done(Response *r) {
         free(r->buf);
-}
-
-static int connect_unix(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (const struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        return TAKE_FD(fd);
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
 }
 
 /* Parses status line, Content-Length and Transfer-Encoding once the headers are all in. */
@@ -222,7 +194,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "Usage: %s API-SOCKET-PATH REQUEST-PATH\n", argv[0]);
                 return 1;
         }
-        fd = connect_unix(argv[1]);
+        fd = unix_stream_connect(argv[1]);
         if (fd < 0) {
                 fprintf(stderr, "Failed to connect to %s: %s\n", argv[1], strerror(-fd));
                 return 1;

@@ -7,3 +7,6 @@
  * directories, replaces a stale socket file (a file of another type there is -EEXIST), and applies mode
  * (0 keeps the umask's). Returns the fd, -ENAMETOOLONG, -EEXIST or -errno; nothing is left at path on failure. */
 int unix_stream_listen(const char *path, mode_t mode);
+
+/* Connects a blocking, close-on-exec Unix stream socket to path. Returns the fd, -ENAMETOOLONG or -errno. */
+int unix_stream_connect(const char *path);

@@ -57,13 +57,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "envelope.h"
 #include "frame.h"
 #include "macro.h"
+#include "socket-util.h"
 #include "time-util.h"
 
 #define CONNECT_ATTEMPTS 50
@@ -124,11 +124,10 @@ static uint64_t guest_boottime(void) {
 
 static int connect_address(void) {
         if (strncmp(address, "unix:", 5) == 0) {
-                struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", address + 5);
-                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                        return -errno;
+                int r = unix_stream_connect(address + 5);
+                if (r < 0)
+                        return r;
+                fd = r;
                 return 0;
         }
         unsigned cid, port;

@@ -36,13 +36,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "envelope.h"
 #include "frame.h"
 #include "macro.h"
+#include "socket-util.h"
 #include "time-util.h"
 
 #define HEARTBEAT_MS 1000u
@@ -98,19 +98,12 @@ static void guest_done(Guest *g) {
 }
 
 static int guest_connect(Guest *g, const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
         int r;
 
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = unix_stream_connect(path);
         if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
+                return fd;
         if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
 

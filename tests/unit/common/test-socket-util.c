@@ -73,12 +73,15 @@ static void test_listen_connect_and_mode(void **state) {
         assert_true(S_ISSOCK(st.st_mode));
         assert_int_equal(st.st_mode & 0777, 0660);
 
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        strcpy(sa.sun_path, path);
-        _cleanup_close_ int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_int_equal(connect(c, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        _cleanup_close_ int c = unix_stream_connect(path);
+        assert_true(c >= 0);
+        assert_int_equal(fcntl(c, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+        assert_false(fcntl(c, F_GETFL) & O_NONBLOCK);
         _cleanup_close_ int a = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
         assert_true(a >= 0);
+
+        snprintf(path, sizeof(path), "%s/run/nobody-listens", dir);
+        assert_int_equal(unix_stream_connect(path), -ENOENT);
 }
 
 static void test_stale_socket_replaced(void **state) {
@@ -111,6 +114,7 @@ static void test_refuses_other_files_and_long_paths(void **state) {
         longpath[sizeof(longpath) - 1] = '\0';
         assert_int_equal(unix_stream_listen(longpath, 0), -ENAMETOOLONG);
         assert_int_equal(unix_stream_listen("", 0), -ENAMETOOLONG);
+        assert_int_equal(unix_stream_connect(longpath), -ENAMETOOLONG);
 }
 
 int main(void) {
