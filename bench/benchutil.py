@@ -41,6 +41,11 @@ def ready_waiter_binary(build_dir):
     return path
 
 
+def enter_cgroup(cgroup_procs):
+    """An argv prefix that moves the command into a cgroup (its cgroup.procs file) and execs it; [] for None."""
+    return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup_procs] if cgroup_procs else []
+
+
 class ReadyWaiter:
     """A long-poll GET of tetherd's API from tether-ready-waiter, a C process of its own: connect, GET, blocking
     reads, CLOCK_REALTIME (and CLOCK_BOOTTIME) read right after the read that completes the response. A Python
@@ -51,9 +56,8 @@ class ReadyWaiter:
     tetherd, parked there a few ms later."""
 
     def __init__(self, binary, socket_path, path, timeout=60, cgroup_procs=None):
-        # cgroup_procs: the waiter enters that cgroup (its cgroup.procs file) through a shell that execs it.
-        enter = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup_procs] if cgroup_procs else []
-        self.proc = subprocess.Popen(enter + [binary, socket_path, path], stdin=subprocess.DEVNULL,
+        # cgroup_procs: the waiter runs in that cgroup.
+        self.proc = subprocess.Popen(enter_cgroup(cgroup_procs) + [binary, socket_path, path], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.buf = b""
         line = self._line(timeout, "the request sent")

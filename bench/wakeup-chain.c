@@ -30,23 +30,12 @@
 #define HOPS_MAX 8u
 #define RUNS_MAX 100000u
 
+/* Returns 1 with a stamp, 0 at the end of the stream (the origin is done), or -errno. */
 static int read_stamp(int fd, uint64_t *ret) {
-        uint8_t buf[sizeof(uint64_t)];
-        size_t got = 0;
-
-        while (got < sizeof(buf)) {
-                ssize_t n = read(fd, buf + got, sizeof(buf) - got);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return 0; /* EOF: the origin is done */
-                got += (size_t) n;
-        }
-        memcpy(ret, buf, sizeof(buf));
-        return 1;
+        ssize_t n = read_full(fd, ret, sizeof(*ret));
+        if (n < 0)
+                return (int) n;
+        return n == sizeof(*ret);
 }
 
 static int write_stamp(int fd, uint64_t stamp) {
