@@ -208,12 +208,11 @@ static char *machine_file_path(const Store *s, const Machine *m, bool tmp) {
 /* Writes the registration to the temporary file and returns it open in *ret_fd; with ret_fd NULL (not syncing)
  * renames it into place at once. */
 static int machine_file_write(Store *s, Machine *m, const char *dir, int *ret_fd) {
-        _cleanup_free_ char *text = NULL, *path = machine_file_path(s, m, true),
-                            *final = machine_file_path(s, m, false);
+        _cleanup_free_ char *text = NULL, *path = machine_file_path(s, m, true), *final = NULL;
         _cleanup_close_ int fd = -1;
         int r;
 
-        if (!path || !final)
+        if (!path || (!ret_fd && !(final = machine_file_path(s, m, false))))
                 return -ENOMEM;
         json_t *o = machine_registration_to_json(m);
         if (!o)
@@ -269,16 +268,21 @@ static void save_waiters_free(SaveWaiter *w) {
         }
 }
 
-static MachineSave *machine_save_free(MachineSave *ms) {
-        if (!ms)
-                return NULL;
-        syncer_cancel(ms->job);
+/* Closes the temporary file, and removes it unless it was renamed into place. */
+static void machine_save_drop_tmp(MachineSave *ms) {
         if (ms->fd >= 0 && !ms->renamed) {
                 _cleanup_free_ char *tmp = machine_file_path(ms->store, ms->machine, true);
                 if (tmp)
                         (void) unlink(tmp);
         }
-        safe_close(ms->fd);
+        ms->fd = safe_close(ms->fd);
+}
+
+static MachineSave *machine_save_free(MachineSave *ms) {
+        if (!ms)
+                return NULL;
+        syncer_cancel(ms->job);
+        machine_save_drop_tmp(ms);
         safe_close(ms->dir_fd);
         save_waiters_free(ms->waiters);
         save_waiters_free(ms->next_waiters);
@@ -305,13 +309,7 @@ static void machine_save_complete(MachineSave *ms, int error) {
         Machine *m = ms->machine;
         SaveWaiter *answered = TAKE_PTR(ms->waiters);
 
-        ms->job = NULL;
-        if (error < 0 && ms->fd >= 0 && !ms->renamed) {
-                _cleanup_free_ char *tmp = machine_file_path(s, m, true);
-                if (tmp)
-                        (void) unlink(tmp);
-        }
-        ms->fd = safe_close(ms->fd);
+        machine_save_drop_tmp(ms); /* after a success it was renamed and closed already */
         if (error >= 0)
                 m->persisted = true;
 

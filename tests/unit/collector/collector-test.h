@@ -292,6 +292,13 @@ static inline TestLogs test_logs_read(Store *store, Boot *b, uint64_t after_seq)
         return l;
 }
 
+/* Waits (up to 10 s) for syncs to complete and dispatches their handlers. */
+static inline void test_dispatch_syncs(Store *store) {
+        struct pollfd p = { .fd = store_sync_fd(store), .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        store_dispatch_syncs(store);
+}
+
 static inline void test_on_saved(Store *store, Machine *m, int error, void *userdata) {
         *(int *) userdata = error;
 }
@@ -301,11 +308,8 @@ static inline void test_save_machine(Store *store, Machine *m) {
         int result = 1;
         int r = store_save_machine(store, m, test_on_saved, &result);
         assert_true(r == 0 || r == 1);
-        while (r == 1 && result == 1) {
-                struct pollfd p = { .fd = store_sync_fd(store), .events = POLLIN };
-                assert_int_equal(poll(&p, 1, 10000), 1);
-                store_dispatch_syncs(store);
-        }
+        while (r == 1 && result == 1)
+                test_dispatch_syncs(store);
         if (r == 1)
                 assert_int_equal(result, 0);
         assert_true(m->persisted);

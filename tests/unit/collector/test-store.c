@@ -395,11 +395,8 @@ static bool machine_file_exists(World *w, const char *id, bool tmp) {
 }
 
 static void dispatch_until(World *w, const Saved *sv, int calls) {
-        while (sv->calls < calls) {
-                struct pollfd p = { .fd = store_sync_fd(w->store), .events = POLLIN };
-                assert_int_equal(poll(&p, 1, 10000), 1);
-                store_dispatch_syncs(w->store);
-        }
+        while (sv->calls < calls)
+                test_dispatch_syncs(w->store);
 }
 
 /* A registration is written here and synced by the syncer's threads: machine.json appears (renamed into place)

@@ -210,11 +210,6 @@ static uint64_t file_size(World *w) {
         return (uint64_t) st.st_size;
 }
 
-static void dispatch_syncs(World *w) {
-        wait_readable(store_sync_fd(w->store));
-        store_dispatch_syncs(w->store);
-}
-
 static void test_ack_after_sync(void **state) {
         World *w = *state;
         Bytes in = {};
@@ -239,7 +234,7 @@ static void test_ack_after_sync(void **state) {
         assert_int_equal(take_acks(w, acks, 8), 0);
         assert_int_equal(w->acks_handed, 0);
         uint64_t syncs = w->stats.syncs;
-        dispatch_syncs(w);
+        test_dispatch_syncs(w->store);
         assert_int_equal(w->acks_handed, 1);
         assert_int_equal(w->ack_result, 1);
         assert_true(w->stats.syncs > syncs);
@@ -275,7 +270,7 @@ static void test_ack_coalesced_in_order(void **state) {
 
         /* Acks arrive in order and never claim more than a completed sync covered. */
         while (n == 0 || acks[n - 1] < 9) {
-                dispatch_syncs(w);
+                test_dispatch_syncs(w->store);
                 size_t k = take_acks(w, acks + n, 8 - n);
                 for (size_t i = 0; i < k; i++) {
                         assert_true(acks[n + i] == 5 || acks[n + i] == 9);
@@ -321,7 +316,7 @@ static void test_ready_acked_urgently_and_welcome_durable(void **state) {
         assert_true(welcome == 0 || welcome == 2);
         /* The first session's handler is gone: its completion acks nobody (ASan would catch a stale pointer). */
         while (store_durable_mark(w->store, w->machine->current, 0) < 2)
-                dispatch_syncs(w);
+                test_dispatch_syncs(w->store);
         assert_int_equal(w->acks_handed, 0);
 }
 
@@ -364,7 +359,7 @@ static void test_write_failure_counted(void **state) {
         assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 3);
         /* Still acked (kept in memory, counted), as documented. */
         if (session_request_ack(w->session) == 0)
-                dispatch_syncs(w);
+                test_dispatch_syncs(w->store);
         assert_int_equal(take_acks(w, acks, 8), 1);
         assert_int_equal(acks[0], 4);
 }
