@@ -49,6 +49,7 @@ struct ApiDaemon {
         LIST_FIELDS(ApiDaemon, daemons);
         struct MHD_Daemon *mhd;
         sd_event_source *io, *timer;
+        sd_event_source *kick; /* defer, SD_EVENT_PRIORITY_IMPORTANT: runs MHD for resumed connections */
         char *unix_path;
 };
 
@@ -104,7 +105,6 @@ struct Api {
         LIST_HEAD(Stream, streams);
         sd_event_source *sweep;
         Metrics *metrics; /* GET /metrics */
-        bool kicked;      /* a connection was resumed since the last MHD_run() */
         bool stopping;
 };
 
@@ -183,18 +183,15 @@ static int parse_u64(const char *s, uint64_t *ret) {
 
 /* ---- waking suspended connections ---- */
 
-/* A resumed connection is only processed by the next MHD_run(): run the daemons in this loop iteration rather
- * than whenever their sockets or timeouts would next fire. The kicked timer goes before every other pending
- * source (sd-event dispatches one source per iteration, by priority): a readiness answer does not queue
- * behind a thousand guests' pending reads. Back to normal priority after the run, so that HTTP clients never
- * outrank the guests otherwise. */
+/* A resumed connection is only processed by the next MHD_run(): run the daemons in the next loop iteration
+ * rather than whenever their sockets or timeouts would next fire. The kick is a defer source at
+ * SD_EVENT_PRIORITY_IMPORTANT: it goes before every other pending source (sd-event dispatches one source per
+ * iteration, by priority), so a readiness answer does not queue behind a thousand guests' pending reads, and,
+ * unlike a timer due now, it needs no timerfd armed and read. HTTP clients otherwise run at normal priority
+ * (the io source and the timeout timer) and never outrank the guests. */
 static void api_kick(Api *a) {
-        a->kicked = true;
-        for (ApiDaemon *d = a->daemons; d; d = d->daemons_next) {
-                (void) sd_event_source_set_priority(d->timer, SD_EVENT_PRIORITY_IMPORTANT);
-                (void) sd_event_source_set_time_relative(d->timer, 0);
-                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
-        }
+        for (ApiDaemon *d = a->daemons; d; d = d->daemons_next)
+                (void) sd_event_source_set_enabled(d->kick, SD_EVENT_ONESHOT);
 }
 
 static void request_wake(Request *r) {
@@ -1125,10 +1122,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 static void daemon_update_timer(ApiDaemon *d) {
         MHD_UNSIGNED_LONG_LONG ms;
 
-        if (d->api->kicked) {
-                (void) sd_event_source_set_time_relative(d->timer, 0);
-                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
-        } else if (MHD_get_timeout(d->mhd, &ms) == MHD_YES) {
+        if (MHD_get_timeout(d->mhd, &ms) == MHD_YES) {
                 (void) sd_event_source_set_time_relative(d->timer, (uint64_t) ms * USEC_PER_MSEC);
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
         } else
@@ -1136,12 +1130,7 @@ static void daemon_update_timer(ApiDaemon *d) {
 }
 
 static void daemon_run(ApiDaemon *d) {
-        Api *a = d->api;
-
-        a->kicked = false;
-        (void) sd_event_source_set_priority(d->timer, SD_EVENT_PRIORITY_NORMAL);
         MHD_run(d->mhd);
-        /* Other daemons may hold resumed connections too: they keep their zero timers. */
         daemon_update_timer(d);
 }
 
@@ -1155,11 +1144,17 @@ static int on_daemon_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_daemon_kick(sd_event_source *s, void *userdata) {
+        daemon_run(userdata);
+        return 0;
+}
+
 static ApiDaemon *daemon_free(ApiDaemon *d) {
         if (!d)
                 return NULL;
         sd_event_source_disable_unref(d->io);
         sd_event_source_disable_unref(d->timer);
+        sd_event_source_disable_unref(d->kick);
         if (d->mhd)
                 MHD_stop_daemon(d->mhd);
         if (d->unix_path)
@@ -1217,9 +1212,14 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
         }
         r = sd_event_add_io(a->event, &d->io, info->epoll_fd, EPOLLIN, on_daemon_io, d);
         if (r >= 0)
-                /* Accuracy 1 µs, not 0: 0 means sd-event's default slack of 250 ms, and this timer is what runs MHD
-                 * for a connection resumed by a Ready, i.e. the readiness answer itself. */
+                /* Accuracy 1 µs, not 0: 0 means sd-event's default slack of 250 ms. */
                 r = sd_event_add_time_relative(a->event, &d->timer, CLOCK_MONOTONIC, 0, 1, on_daemon_timer, d);
+        if (r >= 0)
+                r = sd_event_add_defer(a->event, &d->kick, on_daemon_kick, d);
+        if (r >= 0)
+                r = sd_event_source_set_priority(d->kick, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->kick, SD_EVENT_OFF);
         if (r < 0) {
                 daemon_free(d);
                 return r;

@@ -242,6 +242,14 @@ static void connection_pump(Connection *c) {
                         return;
                 }
                 frames += (unsigned) r;
+                if (session_answered(s)) {
+                        /* A Ready or an Exit set the machine's state: end this wakeup so that the loop sends the
+                         * answers next (the API's kicked daemons outrank everything), and go on from the turn,
+                         * with that record's remaining work first. Writing the stored records and asking for
+                         * their ack wait for the turn too. */
+                        (void) sd_event_source_set_enabled(c->turn, SD_EVENT_ONESHOT);
+                        return;
+                }
                 if (frames >= max_frames || bytes >= max_bytes) {
                         spent = true;
                         break;

@@ -57,6 +57,7 @@ Session *session_free(Session *s) {
                 return NULL;
         if (s->boot && s->ctx->store)
                 store_forget_sync_handler(s->ctx->store, s->boot, s);
+        envelope_free(s->tail_record);
         frame_reader_done(&s->reader);
         out_queue_done(&s->out);
         free(s);
@@ -491,14 +492,30 @@ void session_clock_deadline(Session *s) {
         session_fix_clock(s);
 }
 
+static void session_settle_gaps(Session *s);
+
+/* The machine's state reason for its boot's exit, or NULL when out of memory. */
+static char *session_exit_reason(const Boot *b) {
+        char *reason = NULL;
+
+        if (b->exit.reason && *b->exit.reason)
+                return strdup(b->exit.reason);
+        if (b->exit.oom_killed)
+                return strdup("killed by the OOM killer");
+        if (b->exit.signal) {
+                if (asprintf(&reason, "killed by signal %" PRIi32, b->exit.signal) < 0)
+                        return NULL;
+                return reason;
+        }
+        if (asprintf(&reason, "exited with code %" PRIi32, b->exit.code) < 0)
+                return NULL;
+        return reason;
+}
+
 static void session_record_events(Session *s, const Tether__Envelope *e, const BootApplyResult *res, uint64_t recv) {
         Registry *reg = s->ctx->registry;
         Machine *m = s->machine;
         Boot *b = s->boot;
-
-        /* An answer that goes out now (readiness, exit) fixes the mapping it is given in. */
-        if (res->became_ready || res->exited)
-                session_fix_clock(s);
 
         switch (e->msg_case) {
         case TETHER__ENVELOPE__MSG_MILESTONE:
@@ -587,24 +604,13 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                                 (json_int_t) time_diff(ready, m->registered_unix_ns),
                                 "host_start_to_ready_ns",
                                 has_host ? json_integer((json_int_t) since_host) : json_null()));
-                if (!b->exit.set)
-                        registry_set_state(reg, m, MACHINE_READY, NULL);
         }
         if (res->exited) {
                 bool crash = boot_exit_is_crash(b);
                 const char *transition = crash ? "crashed" : "exited";
-                _cleanup_free_ char *reason = NULL;
+                _cleanup_free_ char *reason = session_exit_reason(b);
                 LogFields f = session_log_fields(s, transition);
                 uint64_t t = session_unix_time(s, b->exit.boottime_ns, recv);
-
-                if (b->exit.reason && *b->exit.reason)
-                        reason = strdup(b->exit.reason);
-                else if (b->exit.oom_killed)
-                        reason = strdup("killed by the OOM killer");
-                else if (b->exit.signal)
-                        (void) !asprintf(&reason, "killed by signal %" PRIi32, b->exit.signal);
-                else
-                        (void) !asprintf(&reason, "exited with code %" PRIi32, b->exit.code);
 
                 log_emit(
                         crash ? LOG_WARNING : LOG_INFO,
@@ -634,8 +640,47 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                                 b->exit.reason,
                                 "before_ready",
                                 !b->ready.set));
-                registry_set_state(reg, m, crash ? MACHINE_CRASHED : MACHINE_EXITED, reason);
         }
+}
+
+/* What a Ready or an Exit decides, before anything else is done with the record: the machine's state, whose
+ * observers answer the parked long-polls from memory. The record's log line, event and OTLP work follow in the
+ * session's next turn (session_record_tail()), after the loop has sent those answers. */
+static void session_answer(Session *s, const BootApplyResult *res) {
+        Registry *reg = s->ctx->registry;
+        Boot *b = s->boot;
+
+        /* An answer that goes out now fixes the mapping it is given in. */
+        session_fix_clock(s);
+        if (res->exited) {
+                _cleanup_free_ char *reason = session_exit_reason(b);
+                registry_set_state(reg, s->machine, boot_exit_is_crash(b) ? MACHINE_CRASHED : MACHINE_EXITED, reason);
+        } else if (res->became_ready && !b->exit.set)
+                registry_set_state(reg, s->machine, MACHINE_READY, NULL);
+}
+
+/* Everything a stored record causes besides the answer: events, log lines, observers (OTLP, metrics, log
+ * streams). */
+static void session_record_tail(Session *s, const Tether__Envelope *e, const BootApplyResult *res, uint64_t recv) {
+        session_record_events(s, e, res, recv);
+        if (res->exited) {
+                /* Nothing after the exit can explain an earlier gap any more. */
+                session_settle_gaps(s);
+                registry_notify_boot_finished(s->ctx->registry, s->machine, s->boot);
+        }
+        registry_notify_record_stored(s->ctx->registry, s->machine, s->boot, e, recv);
+}
+
+/* The tail of a record that answered, left for after the answers went out. */
+static void session_run_tail(Session *s) {
+        _cleanup_envelope_ Tether__Envelope *e = TAKE_PTR(s->tail_record);
+
+        if (e)
+                session_record_tail(s, e, &s->tail_res, s->tail_recv);
+}
+
+bool session_answered(const Session *s) {
+        return s->tail_record;
 }
 
 static void session_count_record(Session *s, const Tether__Envelope *e, const BootApplyResult *res) {
@@ -707,7 +752,9 @@ static int session_translate_seq(const Session *s, Tether__Envelope *e) {
         return 0;
 }
 
-static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t *payload, size_t len) {
+/* Takes *ep when the record answered (its tail waits in the session). */
+static int session_handle_record(Session *s, Tether__Envelope **ep, const uint8_t *payload, size_t len) {
+        Tether__Envelope *e = *ep;
         uint64_t recv = now_ns(CLOCK_REALTIME);
         _cleanup_free_ uint8_t *translated = NULL;
         uint64_t offset;
@@ -760,15 +807,15 @@ static int session_handle_record(Session *s, Tether__Envelope *e, const uint8_t 
                 return r;
 
         session_count_record(s, e, &res);
-        if (res.became_ready || res.exited)
+        if (res.became_ready || res.exited) {
                 s->ack_urgent = true;
-        session_record_events(s, e, &res, recv);
-        if (res.exited) {
-                /* Nothing after the exit can explain an earlier gap any more. */
-                session_settle_gaps(s);
-                registry_notify_boot_finished(s->ctx->registry, s->machine, s->boot);
+                session_answer(s, &res);
+                s->tail_record = TAKE_PTR(*ep);
+                s->tail_res = res;
+                s->tail_recv = recv;
+                return 0;
         }
-        registry_notify_record_stored(s->ctx->registry, s->machine, s->boot, e, recv);
+        session_record_tail(s, e, &res, recv);
         return 0;
 }
 
@@ -814,7 +861,7 @@ static int session_handle_frame(Session *s, const uint8_t *payload, size_t len) 
         }
 
         if (envelope_is_record(e))
-                return session_handle_record(s, e, payload, len);
+                return session_handle_record(s, &e, payload, len);
 
         switch (e->msg_case) {
         case TETHER__ENVELOPE__MSG_CLOCK_SAMPLE:
@@ -837,7 +884,8 @@ int session_process(Session *s, unsigned max_frames) {
         unsigned n = 0;
         int r;
 
-        while (n < max_frames) {
+        session_run_tail(s);
+        while (n < max_frames && !s->tail_record) {
                 const uint8_t *payload;
                 size_t len;
 
@@ -874,14 +922,14 @@ bool session_frame_ready(const Session *s) {
 int session_feed(Session *s, const uint8_t *data, size_t n) {
         int r;
 
-        while (n > 0) {
+        while (n > 0 || session_answered(s) || session_frame_ready(s)) {
                 size_t k = frame_reader_feed(&s->reader, data, n);
                 data += k;
                 n -= k;
                 r = session_process(s, UINT32_MAX);
                 if (r < 0)
                         return r;
-                if (k == 0 && !session_frame_ready(s))
+                if (k == 0 && n > 0 && !session_frame_ready(s) && !session_answered(s))
                         return -EPROTO; /* unreachable: a full buffer always holds a frame or an error */
         }
         return s->state == SESSION_FAILED ? -EPROTO : 0;
@@ -984,6 +1032,12 @@ void session_end(Session *s, CloseReason reason) {
         if (!b)
                 return; /* never said Hello: nothing about the machine changed */
 
+        if (reason == CLOSE_DELETED) {
+                /* The machine is going: the events of its last record with it. */
+                envelope_free(s->tail_record);
+                s->tail_record = NULL;
+        } else
+                session_run_tail(s);
         session_settle_gaps(s);
         /* Nothing more will refine the mapping on this connection: what waited for it goes out now. */
         session_fix_clock(s);

@@ -80,6 +80,12 @@ struct Session {
         bool booting_deferred;       /* the booting event too */
         uint64_t deferred_after_seq; /* milestones and phases above this stored seq wait */
 
+        /* A Ready or an Exit answered (its state set, the waiters woken) and its remaining work (events, log
+         * lines, observers) waits for the session's next session_process(): the loop sends the answers first. */
+        Tether__Envelope *tail_record;
+        BootApplyResult tail_res;
+        uint64_t tail_recv;
+
         ProtocolError error;
         char error_detail[160];
 
@@ -104,6 +110,11 @@ int session_process(Session *s, unsigned max_frames);
 
 /* True when a complete frame (or a frame error) is buffered: process again before waiting for input. */
 bool session_frame_ready(const Session *s);
+
+/* True when the last record processed answered (a Ready or an Exit) and session_process() stopped after it:
+ * the caller ends its wakeup so that the answers go out, and calls session_process() again in its next turn,
+ * which does the rest of that record's work first. */
+bool session_answered(const Session *s);
 
 /* Writes the records stored in this wakeup to the boot's file (one write; failures are counted and logged). */
 void session_flush_writes(Session *s);

@@ -797,6 +797,81 @@ static void test_oom_killed_event_once(void **state) {
         end_session(s, CLOSE_EOF);
 }
 
+typedef struct StateSeen {
+        MachineState state;
+        size_t ready_events, exit_events; /* in the event log when the state changed */
+} StateSeen;
+
+static void on_state_seen(Registry *r, Machine *m, MachineState old, void *userdata) {
+        StateSeen *seen = userdata;
+        seen->state = m->state;
+        seen->ready_events = count_events(r, "ready");
+        seen->exit_events = count_events(r, "crashed") + count_events(r, "exited");
+}
+
+/* A Ready or an Exit answers first: its state is set (the API's observers answer the parked long-polls) before
+ * its event is built and the records after it are processed; session_process() stops there, and the next call
+ * does the rest in order. */
+static void test_answer_before_record_work(void **state) {
+        Fixture *f = *state;
+        Session *s = new_session(f, f->a);
+        Bytes in = {};
+        StateSeen seen = {};
+        RegistryObserver o = { .state_changed = on_state_seen, .userdata = &seen };
+
+        assert_int_equal(registry_add_observer(f->registry, &o), 0);
+        hello_frame(&in, "boot-1", "guest-a");
+        milestone_frame(&in, 1, "init.start", 1 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        uint64_t stored = f->stats.records_stored;
+
+        ready_frame(&in, 2, "notify", 2 * MS);
+        log_frame(&in, 3, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "after ready\n", 3 * MS);
+        assert_int_equal(frame_reader_feed(&s->reader, in.data, in.len), in.len);
+        bytes_free(&in);
+
+        assert_int_equal(session_process(s, UINT32_MAX), 1);
+        assert_true(session_answered(s));
+        assert_int_equal(f->a->state, MACHINE_READY);
+        assert_int_equal(seen.state, MACHINE_READY);
+        assert_int_equal(seen.ready_events, 0);
+        assert_int_equal(count_events(f->registry, "ready"), 0);
+        assert_int_equal(f->stats.records_stored, stored + 1); /* the Ready is stored; the log line waits */
+        assert_true(s->ack_urgent);
+
+        assert_int_equal(session_process(s, UINT32_MAX), 1);
+        assert_false(session_answered(s));
+        assert_int_equal(count_events(f->registry, "ready"), 1);
+        assert_int_equal(f->stats.records_stored, stored + 2);
+        assert_int_equal(f->a->current->last_seq, 3);
+
+        /* An Exit the same way; the connection ending does the rest of its work. */
+        exit_frame(&in, 4, 3, 0, 4 * MS);
+        assert_int_equal(frame_reader_feed(&s->reader, in.data, in.len), in.len);
+        bytes_free(&in);
+        assert_int_equal(session_process(s, UINT32_MAX), 1);
+        assert_true(session_answered(s));
+        assert_int_equal(f->a->state, MACHINE_EXITED);
+        assert_string_equal(f->a->state_reason, "exited with code 3");
+        assert_int_equal(seen.exit_events, 0);
+        end_session(s, CLOSE_EOF);
+        assert_int_equal(count_events(f->registry, "exited"), 1);
+        assert_int_equal(f->a->state, MACHINE_EXITED);
+
+        /* A machine deleted while its Ready's work waits: that work goes with it, nothing else is touched. */
+        s = new_session(f, f->b);
+        hello_frame(&in, "boot-2", "guest-b");
+        ready_frame(&in, 1, "notify", 1 * MS);
+        assert_int_equal(frame_reader_feed(&s->reader, in.data, in.len), in.len);
+        bytes_free(&in);
+        assert_int_equal(session_process(s, UINT32_MAX), 2);
+        assert_true(session_answered(s));
+        assert_int_equal(f->b->state, MACHINE_READY);
+        end_session(s, CLOSE_DELETED);
+        assert_int_equal(count_events(f->registry, "ready"), 1);
+        registry_remove_observers(f->registry, &seen);
+}
+
 /* The time_unix_ns of the first event of this transition for machine id (0 if none). */
 static uint64_t event_time(const Registry *r, const char *machine, const char *transition, const char *name) {
         for (size_t i = 0; i < r->events->n; i++) {
@@ -951,6 +1026,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bad_frames_counted_per_reason, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_guest_claims_do_not_change_identity, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ready_acks_at_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_answer_before_record_work, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_oom_killed_event_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ready_condition_source, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gaps, setup, teardown),
