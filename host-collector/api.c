@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "api.h"
+#include "api-gate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,6 @@
 #define API_STREAM_CHUNK (64u * 1024u)
 #define API_SWEEP_INTERVAL_USEC (5 * USEC_PER_SEC)
 #define API_CONNECTION_TIMEOUT_S 60u
-#define API_CONNECTION_LIMIT 512u
 
 typedef struct ApiDaemon ApiDaemon;
 typedef struct Request Request;
@@ -50,6 +50,7 @@ struct ApiDaemon {
         struct MHD_Daemon *mhd;
         sd_event_source *io, *timer;
         sd_event_source *kick; /* defer, SD_EVENT_PRIORITY_IMPORTANT: runs MHD for resumed connections */
+        ApiGate *gate;         /* accepts for MHD */
         char *unix_path;
 };
 
@@ -62,6 +63,7 @@ struct Request {
         size_t body_len;
         bool body_too_large;
         bool waiting, suspended, timed_out, gone;
+        bool answering;   /* arrived whole: the gate's deadline is off (api-gate.h) */
         bool registering; /* a POST /v1/machines waiting for its registration to reach the disk */
         char *machine_id;
         json_t *verdict; /* decided when the machine's state changed, answered when resumed */
@@ -105,6 +107,7 @@ struct Api {
         LIST_HEAD(Stream, streams);
         sd_event_source *sweep;
         Metrics *metrics; /* GET /metrics */
+        ApiLimits limits;
         bool stopping;
 };
 
@@ -1088,12 +1091,17 @@ static enum MHD_Result on_request(
         }
         if (req->gone)
                 return MHD_NO;
+        if (!req->answering) {
+                req->answering = true;
+                api_gate_request_answering(conn);
+        }
         return dispatch(a, req, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Request *req = *con_cls;
 
+        api_gate_request_completed(conn);
         if (!req)
                 return;
         if (req->waiting)
@@ -1157,6 +1165,7 @@ static ApiDaemon *daemon_free(ApiDaemon *d) {
         sd_event_source_disable_unref(d->kick);
         if (d->mhd)
                 MHD_stop_daemon(d->mhd);
+        api_gate_free(d->gate); /* after MHD closed its connections */
         if (d->unix_path)
                 (void) unlink(d->unix_path);
         free(d->unix_path);
@@ -1180,8 +1189,20 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
                 return -ENOMEM;
         }
 
+        ApiGateConfig gc = {
+                .max_connections = a->limits.max_connections,
+                .request_timeout_ns = a->limits.request_timeout_ns,
+        };
+        r = api_gate_new(a->event, listen_fd, &gc, &a->server->stats, &d->gate);
+        if (r < 0) {
+                daemon_free(d);
+                return r;
+        }
+        /* MHD gets no listening socket: the gate accepts and hands connections over (api-gate.h says why). Its
+         * own limit is above the gate's, with room for those cut off and not closed yet, so that it never
+         * refuses one the gate took. */
         d->mhd = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
                 0,
                 NULL,
                 NULL,
@@ -1190,18 +1211,18 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
                 MHD_OPTION_EXTERNAL_LOGGER,
                 on_mhd_log,
                 d,
-                MHD_OPTION_LISTEN_SOCKET,
-                listen_fd,
                 MHD_OPTION_NOTIFY_COMPLETED,
                 on_completed,
                 d,
+                MHD_OPTION_NOTIFY_CONNECTION,
+                api_gate_notify_connection,
+                d->gate,
                 MHD_OPTION_CONNECTION_TIMEOUT,
                 API_CONNECTION_TIMEOUT_S,
                 MHD_OPTION_CONNECTION_LIMIT,
-                API_CONNECTION_LIMIT,
+                2 * a->limits.max_connections + 1,
                 MHD_OPTION_END);
         if (!d->mhd) {
-                safe_close(listen_fd);
                 daemon_free(d);
                 return -EIO;
         }
@@ -1220,6 +1241,11 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
                 r = sd_event_source_set_priority(d->kick, SD_EVENT_PRIORITY_IMPORTANT);
         if (r >= 0)
                 r = sd_event_source_set_enabled(d->kick, SD_EVENT_OFF);
+        if (r < 0) {
+                daemon_free(d);
+                return r;
+        }
+        r = api_gate_attach(d->gate, d->mhd);
         if (r < 0) {
                 daemon_free(d);
                 return r;
@@ -1257,7 +1283,7 @@ int api_listen_tcp(Api *a, uint16_t port) {
         return api_add_daemon(a, TAKE_FD(fd), NULL);
 }
 
-int api_new(Server *server, sd_event *e, Api **ret) {
+int api_new(Server *server, sd_event *e, const ApiLimits *limits, Api **ret) {
         RegistryObserver o = {
                 .record_stored = on_record_stored,
                 .state_changed = on_state_changed,
@@ -1274,6 +1300,7 @@ int api_new(Server *server, sd_event *e, Api **ret) {
                 return -ENOMEM;
         a->server = server;
         a->event = sd_event_ref(e);
+        a->limits = *limits;
         r = sd_event_add_time_relative(
                 e, &a->sweep, CLOCK_MONOTONIC, API_SWEEP_INTERVAL_USEC, USEC_PER_SEC, on_sweep, a);
         if (r < 0) {

@@ -12,7 +12,15 @@
 typedef struct Api Api;
 typedef struct Server Server;
 
-int api_new(Server *server, sd_event *e, Api **ret);
+typedef struct ApiLimits {
+        unsigned max_connections;    /* per listening socket; beyond it new clients get 503 (api-gate.h) */
+        uint64_t request_timeout_ns; /* a request's headers and body, from the accept or the previous request */
+} ApiLimits;
+
+#define API_MAX_CONNECTIONS_DEFAULT 4096u
+#define API_REQUEST_TIMEOUT_NS_DEFAULT (UINT64_C(10) * 1000000000)
+
+int api_new(Server *server, sd_event *e, const ApiLimits *limits, Api **ret);
 /* Listens on a Unix socket (creating its directory, replacing a stale socket). Returns 0 or -errno. */
 int api_listen_unix(Api *a, const char *path);
 /* Listens on 127.0.0.1:port. Returns 0 or -errno. */

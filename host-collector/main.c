@@ -24,6 +24,9 @@ static void help(void) {
                "     --version                    Show the version\n"
                "     --api-socket PATH            HTTP API Unix socket (default %s, \"\" for none)\n"
                "     --api-port N                 Also serve the API on 127.0.0.1:N\n"
+               "     --api-max-connections N      Per API socket; beyond, new clients get 503 (default 4096)\n"
+               "     --api-request-timeout-ms N   A request's headers and body must arrive within this\n"
+               "                                  (default 10000); slower clients are disconnected\n"
                "     --vsock-port N               Agent port (default %u)\n"
                "     --no-vsock                   Do not listen on AF_VSOCK (hybrid vsock sockets only)\n"
                "     --state-dir DIR              Persist registrations and records (default %s,\n"
@@ -100,6 +103,8 @@ enum {
         ARG_MAX_BOOT_FILE_BYTES,
         ARG_MAX_BOOTS,
         ARG_MAX_MACHINES,
+        ARG_API_MAX_CONNECTIONS,
+        ARG_API_REQUEST_TIMEOUT,
         ARG_LOG_FORMAT,
         ARG_LOG_LEVEL,
         ARG_OTLP,
@@ -131,6 +136,8 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "api-socket", required_argument, NULL, ARG_API_SOCKET },
                 { "api-port", required_argument, NULL, ARG_API_PORT },
+                { "api-max-connections", required_argument, NULL, ARG_API_MAX_CONNECTIONS },
+                { "api-request-timeout-ms", required_argument, NULL, ARG_API_REQUEST_TIMEOUT },
                 { "vsock-port", required_argument, NULL, ARG_VSOCK_PORT },
                 { "no-vsock", no_argument, NULL, ARG_NO_VSOCK },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -179,6 +186,20 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 return -EINVAL;
                         }
                         c->api_port = (uint16_t) v;
+                        break;
+                case ARG_API_MAX_CONNECTIONS:
+                        if (parse_size(optarg, 1, 1000000, &v) < 0) {
+                                fprintf(stderr, "Invalid --api-max-connections (1-1000000): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->api_limits.max_connections = (unsigned) v;
+                        break;
+                case ARG_API_REQUEST_TIMEOUT:
+                        if (parse_size(optarg, 100, 3600 * 1000, &v) < 0) {
+                                fprintf(stderr, "Invalid --api-request-timeout-ms (100-3600000): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->api_limits.request_timeout_ns = v * NSEC_PER_MSEC;
                         break;
                 case ARG_VSOCK_PORT:
                         if (parse_size(optarg, 1, UINT32_MAX - 1, &v) < 0) {

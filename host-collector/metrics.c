@@ -396,6 +396,24 @@ static void render_counters(FILE *f, const Stats *st) {
         put_scalar(f, "tether_api_requests_total", "counter", "HTTP API requests.", st->api_requests);
         put_scalar(
                 f,
+                "tether_api_connections_refused_total",
+                "counter",
+                "HTTP API connections refused (503) at the connection limit.",
+                st->api_connections_refused);
+        put_scalar(
+                f,
+                "tether_api_connections_timed_out_total",
+                "counter",
+                "HTTP API connections shut down: no whole request within the request timeout.",
+                st->api_connections_timed_out);
+        put_scalar(
+                f,
+                "tether_api_connections_evicted_total",
+                "counter",
+                "HTTP API connections cut off at the limit to make room: still waiting for their request.",
+                st->api_connections_evicted);
+        put_scalar(
+                f,
                 "tether_log_memory_evicted_records_total",
                 "counter",
                 "Log records evicted from memory by --log-memory-bytes (lost, or still in their boot file).",

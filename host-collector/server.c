@@ -4,16 +4,19 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/vm_sockets.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "api-probe.h"
 #include "api.h"
 #include "config.h"
 #include "jsonlog.h"
@@ -26,6 +29,8 @@
 void server_config_init(ServerConfig *c) {
         *c = (ServerConfig) {
                 .api_socket = TETHERD_API_SOCKET_DEFAULT,
+                .api_limits = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
+                                .request_timeout_ns = API_REQUEST_TIMEOUT_NS_DEFAULT },
                 .vsock_port = TETHER_VSOCK_PORT_DEFAULT,
                 .vsock = true,
                 .state_dir = TETHERD_STATE_DIR_DEFAULT,
@@ -350,6 +355,7 @@ int server_new(const ServerConfig *config, Server **ret) {
                 return log_oom();
         s->vsock_port = config->vsock_port;
         s->api_port = config->api_port;
+        s->api_limits = config->api_limits;
         s->vsock_enabled = config->vsock;
         if (config->api_socket && *config->api_socket && !(s->api_socket = strdup(config->api_socket))) {
                 server_free(s);
@@ -425,6 +431,77 @@ int server_new(const ServerConfig *config, Server **ret) {
         return 0;
 }
 
+/* The watchdog is fed from a timer, and only while the HTTP API answered tetherd's own probe within the last
+ * half period (api-probe.h): a loop that runs while the API does not answer is as stuck, for orchestrators, as
+ * one that does not run. */
+static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        uint64_t last = s->api_probe ? api_probe_last_answer_ns(s->api_probe) : now;
+
+        if (server_watchdog_may_ping(last, now, s->watchdog_ns)) {
+                (void) sd_notify(false, "WATCHDOG=1");
+                if (s->api_unanswered) {
+                        s->api_unanswered = false;
+                        log_notice("The HTTP API answers again; feeding the watchdog.");
+                }
+        } else if (!s->api_unanswered) {
+                s->api_unanswered = true;
+                log_error(
+                        "The HTTP API has not answered tetherd's own probe for %.1f s: no more watchdog pings "
+                        "(systemd restarts tetherd).",
+                        (double) (now - last) / 1e9);
+        }
+        (void) sd_event_source_set_time_relative(src, s->watchdog_ns / 4 / NSEC_PER_USEC);
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+bool server_watchdog_may_ping(uint64_t last_answer_ns, uint64_t now_ns, uint64_t watchdog_ns) {
+        return now_ns < last_answer_ns || now_ns - last_answer_ns <= watchdog_ns / 2;
+}
+
+static int server_setup_watchdog(Server *s) {
+        uint64_t usec = 0;
+        int r;
+
+        r = sd_watchdog_enabled(false, &usec);
+        if (r <= 0)
+                return r;
+        s->watchdog_ns = usec * NSEC_PER_USEC;
+        if (s->watchdog_ns < 4 * NSEC_PER_MSEC)
+                return -EINVAL;
+
+        union {
+                struct sockaddr sa;
+                struct sockaddr_un un;
+                struct sockaddr_in in;
+        } addr = {};
+        socklen_t addrlen = 0;
+        if (s->api_socket && strlen(s->api_socket) < sizeof(addr.un.sun_path)) {
+                addr.un.sun_family = AF_UNIX;
+                strcpy(addr.un.sun_path, s->api_socket);
+                addrlen = sizeof(addr.un);
+        } else if (s->api_port) {
+                addr.in.sin_family = AF_INET;
+                addr.in.sin_port = htons(s->api_port);
+                addr.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                addrlen = sizeof(addr.in);
+        }
+        if (addrlen > 0) {
+                /* Four probes per watchdog period: two may go unanswered before the pings stop. */
+                r = api_probe_new(s->event, &addr.sa, addrlen, s->watchdog_ns / 4, &s->api_probe);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_event_add_time_relative(
+                s->event, &s->watchdog_timer, CLOCK_MONOTONIC, s->watchdog_ns / 4 / NSEC_PER_USEC, 0, on_watchdog, s);
+        if (r < 0)
+                return r;
+        (void) sd_notify(false, "WATCHDOG=1");
+        return 0;
+}
+
 int server_start(Server *s) {
         sigset_t mask;
         int r;
@@ -439,9 +516,6 @@ int server_start(Server *s) {
                 r = sd_event_add_signal(s->event, &s->sigint, SIGINT, on_signal, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
-        r = sd_event_set_watchdog(s->event, true);
-        if (r < 0)
-                log_warning_errno(r, "Failed to enable the watchdog: %m");
 
         if (s->vsock_enabled) {
                 r = listener_new_vsock(
@@ -467,7 +541,7 @@ int server_start(Server *s) {
                                 s->vsock_port);
         }
 
-        r = api_new(s, s->event, &s->api);
+        r = api_new(s, s->event, &s->api_limits, &s->api);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP API: %m");
         if (s->api_socket) {
@@ -491,6 +565,10 @@ int server_start(Server *s) {
                         return log_error_errno(r, "Failed to set up the libvirt watcher: %m");
         }
 #endif
+
+        r = server_setup_watchdog(s);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up the watchdog: %m");
 
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %zu machines.", s->registry->n_machines);
         return 0;
@@ -535,6 +613,8 @@ Server *server_free(Server *s) {
         free(s->libvirt_uri);
         while (s->connections)
                 server_close_connection(s, s->connections, CLOSE_SHUTDOWN);
+        s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
+        s->api_probe = api_probe_free(s->api_probe);
         s->api = api_free(s->api);
         s->otlp = otlp_exporter_free(s->otlp);
         if (s->registry)

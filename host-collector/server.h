@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "api.h"
 #include "connection.h"
 #include "listener.h"
 #include "otlp-exporter.h"
@@ -23,6 +24,7 @@
 typedef struct ServerConfig {
         const char *api_socket; /* NULL or "": no Unix API socket */
         uint16_t api_port;      /* 0: no TCP API */
+        ApiLimits api_limits;
         uint32_t vsock_port;
         bool vsock;
         const char *state_dir; /* NULL or "": no persistence */
@@ -44,6 +46,7 @@ typedef struct ServerConfig {
 void server_config_init(ServerConfig *c);
 
 typedef struct Api Api;
+typedef struct ApiProbe ApiProbe;
 typedef struct LibvirtWatch LibvirtWatch;
 
 typedef struct Server {
@@ -64,11 +67,19 @@ typedef struct Server {
         uint32_t vsock_port;
         char *api_socket;
         uint16_t api_port;
+        ApiLimits api_limits;
         bool vsock_enabled;
         bool stopping;
+        ApiProbe *api_probe; /* with the systemd watchdog: feeds it only while the API answers */
+        sd_event_source *watchdog_timer;
+        uint64_t watchdog_ns;
+        bool api_unanswered;        /* logged */
         uint64_t refused_logged_ns; /* rate limit of "refusing a connection" lines */
         uint64_t refused_suppressed;
 } Server;
+
+/* Whether the watchdog may be fed now: the HTTP API answered within the last half watchdog period. */
+bool server_watchdog_may_ping(uint64_t last_answer_ns, uint64_t now_ns, uint64_t watchdog_ns);
 
 /* Sets up everything but listening: the loop, registry, store (and its replay). Returns 0 or -errno (logged). */
 int server_new(const ServerConfig *config, Server **ret);

@@ -106,6 +106,9 @@ typedef struct Stats {
         uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;
         uint64_t api_requests;
+        uint64_t api_connections_refused;   /* at the connection limit: answered 503 and closed */
+        uint64_t api_connections_timed_out; /* no whole request within the request timeout: shut down */
+        uint64_t api_connections_evicted;   /* still waiting for their request when a newcomer needed room */
 
         LogMemoryStats log_memory;
         ExportStats export;
