@@ -39,6 +39,9 @@ static void help(void) {
                "     --max-boot-file-bytes N      Bound of a boot's file in the state dir (default 1 GiB)\n"
                "     --max-boots N                Boots kept per machine (default 4)\n"
                "     --max-machines N             Registered machines (default 4096)\n"
+               "     --max-events N               Events kept for /v1/events (default 4096)\n"
+               "     --max-event-bytes N          ... and their bytes (default 8 MiB); the machine holding\n"
+               "                                  the most gives up its oldest first\n"
                "     --log-format FORMAT          json, journal or auto (default auto)\n"
                "     --log-level LEVEL            debug, info, warning or error (default info)\n"
                "     --libvirt-uri URI            Watch libvirt domains (e.g. qemu:///system): register those\n"
@@ -104,6 +107,8 @@ enum {
         ARG_MAX_BOOTS,
         ARG_MAX_MACHINES,
         ARG_API_MAX_CONNECTIONS,
+        ARG_MAX_EVENTS,
+        ARG_MAX_EVENT_BYTES,
         ARG_API_REQUEST_TIMEOUT,
         ARG_LOG_FORMAT,
         ARG_LOG_LEVEL,
@@ -148,6 +153,8 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "max-boot-file-bytes", required_argument, NULL, ARG_MAX_BOOT_FILE_BYTES },
                 { "max-boots", required_argument, NULL, ARG_MAX_BOOTS },
                 { "max-machines", required_argument, NULL, ARG_MAX_MACHINES },
+                { "max-events", required_argument, NULL, ARG_MAX_EVENTS },
+                { "max-event-bytes", required_argument, NULL, ARG_MAX_EVENT_BYTES },
                 { "log-format", required_argument, NULL, ARG_LOG_FORMAT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "otlp", required_argument, NULL, ARG_OTLP },
@@ -276,6 +283,20 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 return -EINVAL;
                         }
                         c->max_machines = (size_t) v;
+                        break;
+                case ARG_MAX_EVENTS:
+                        if (parse_size(optarg, 16, 10000000, &v) < 0) {
+                                fprintf(stderr, "Invalid --max-events (16-10000000): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->max_events = (size_t) v;
+                        break;
+                case ARG_MAX_EVENT_BYTES:
+                        if (parse_size(optarg, 64 * 1024, UINT64_C(1) << 34, &v) < 0) {
+                                fprintf(stderr, "Invalid --max-event-bytes (64K-16G): %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->max_event_bytes = (size_t) v;
                         break;
                 case ARG_LOG_FORMAT:
                         r = log_target_from_string(optarg);

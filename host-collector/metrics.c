@@ -396,6 +396,18 @@ static void render_counters(FILE *f, const Stats *st) {
         put_scalar(f, "tether_api_requests_total", "counter", "HTTP API requests.", st->api_requests);
         put_scalar(
                 f,
+                "tether_events_evicted_total",
+                "counter",
+                "Events evicted from the event log by its bounds (from the machine holding the most).",
+                st->events_evicted);
+        put_scalar(
+                f,
+                "tether_events_too_large_total",
+                "counter",
+                "Events not kept: larger than an eighth of the event log's bytes.",
+                st->events_too_large);
+        put_scalar(
+                f,
                 "tether_api_connections_refused_total",
                 "counter",
                 "HTTP API connections refused (503) at the connection limit.",

@@ -26,7 +26,7 @@ int registry_new(const RegistryConfig *config, Stats *stats, Registry **ret) {
                 registry_free(reg);
                 return -ENOMEM;
         }
-        r = event_log_new(config->max_events ?: 4096, &reg->events);
+        r = event_log_new(config->max_events ?: 4096, config->max_event_bytes ?: (size_t) 8 << 20, &reg->events);
         if (r >= 0)
                 r = log_budget_new(config->log_memory_bytes, stats ? &stats->log_memory : NULL, &reg->log_budget);
         if (r < 0) {
@@ -338,7 +338,13 @@ int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_
         json_decref(o);
         if (!line)
                 return -ENOMEM;
+        uint64_t evicted = r->events->evicted;
         k = event_log_append(r->events, m ? m->id : NULL, line, &ev);
+        if (r->stats) {
+                r->stats->events_evicted += r->events->evicted - evicted;
+                if (k == -E2BIG)
+                        r->stats->events_too_large++;
+        }
         if (k < 0)
                 return k;
         NOTIFY(r, event_added, ev);

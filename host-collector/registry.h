@@ -20,7 +20,8 @@ typedef struct RegistryConfig {
         const char *default_service_name;
         size_t max_machines;       /* default 4096 */
         size_t max_boots;          /* per machine, default 4 */
-        size_t max_events;         /* event ring, default 4096 */
+        size_t max_events;         /* event log, default 4096 */
+        size_t max_event_bytes;    /* event log, default 8 MiB */
         uint32_t vsock_port;       /* to validate uds_path lengths */
         uint64_t log_memory_bytes; /* every boot's in-memory log data together, 0: LOG_MEMORY_BYTES_DEFAULT */
         BootLimits boot_limits;    /* log_budget is set by registry_new() */

@@ -316,6 +316,8 @@ json_t *render_stats(const Stats *s) {
         json_object_set_new(o, "syncs", int_json(s->syncs));
         json_object_set_new(o, "persist_errors", int_json(s->persist_errors));
         json_object_set_new(o, "api_requests", int_json(s->api_requests));
+        json_object_set_new(o, "events_evicted", int_json(s->events_evicted));
+        json_object_set_new(o, "events_too_large", int_json(s->events_too_large));
         json_object_set_new(o, "api_connections_refused", int_json(s->api_connections_refused));
         json_object_set_new(o, "api_connections_timed_out", int_json(s->api_connections_timed_out));
         json_object_set_new(o, "api_connections_evicted", int_json(s->api_connections_evicted));

@@ -40,6 +40,8 @@ void server_config_init(ServerConfig *c) {
                 .max_disk_bytes_per_boot = STORE_BOOT_FILE_BYTES_DEFAULT,
                 .max_boots = 4,
                 .max_machines = 4096,
+                .max_events = 4096,
+                .max_event_bytes = (size_t) 8 << 20,
                 .sync = true,
                 .otlp = true,
         };
@@ -338,7 +340,8 @@ int server_new(const ServerConfig *config, Server **ret) {
                 .default_service_name = config->service_name,
                 .max_machines = config->max_machines,
                 .max_boots = config->max_boots,
-                .max_events = 4096,
+                .max_events = config->max_events,
+                .max_event_bytes = config->max_event_bytes,
                 .vsock_port = config->vsock_port,
                 .log_memory_bytes = config->log_memory_bytes,
                 .boot_limits = BOOT_LIMITS_DEFAULT,

@@ -35,6 +35,8 @@ typedef struct ServerConfig {
         uint64_t max_disk_bytes_per_boot; /* a boot file */
         size_t max_boots;
         size_t max_machines;
+        size_t max_events; /* the event log (/v1/events) */
+        size_t max_event_bytes;
         bool sync;               /* fdatasync before acks */
         bool otlp;               /* export at all (--otlp=off) */
         OtlpConfig otlp_config;  /* file_path and spool_dir NULL: <state_dir>/otlp.jsonl and <state_dir>/otlp-spool */

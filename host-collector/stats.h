@@ -106,6 +106,8 @@ typedef struct Stats {
         uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;
         uint64_t api_requests;
+        uint64_t events_evicted;            /* by the event log's bounds, from the machine holding the most */
+        uint64_t events_too_large;          /* a single event above an eighth of the event log's bytes: not kept */
         uint64_t api_connections_refused;   /* at the connection limit: answered 503 and closed */
         uint64_t api_connections_timed_out; /* no whole request within the request timeout: shut down */
         uint64_t api_connections_evicted;   /* still waiting for their request when a newcomer needed room */
