@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "api.h"
 #include "api-gate.h"
+#include "hexdecoct.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -651,7 +652,11 @@ static enum MHD_Result handle_logs(Api *a, Request *req, Machine *m) {
 }
 
 static enum MHD_Result handle_events(Api *a, Request *req) {
-        Stream *s = stream_new(a, req->conn, STREAM_EVENTS, query(req->conn, "machine_id"));
+        const char *machine_id = query(req->conn, "machine_id");
+
+        if (machine_id && !machine_id_is_valid(machine_id))
+                return respond_error(req->conn, MHD_HTTP_BAD_REQUEST, "invalid machine_id");
+        Stream *s = stream_new(a, req->conn, STREAM_EVENTS, machine_id);
         if (!s)
                 return MHD_NO;
         s->follow = query_bool(req->conn, "follow");
@@ -1026,6 +1031,8 @@ static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const cha
                 *sub++ = '\0';
         if (!*id || (sub && strchr(sub, '/')))
                 return respond_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
+        if (!machine_id_is_valid(id))
+                return respond_error(conn, MHD_HTTP_BAD_REQUEST, "invalid machine id");
 
         if (sub && strcmp(sub, "ready") == 0)
                 return get ? handle_ready(a, req, id) : method_not_allowed(conn, "GET");
@@ -1112,6 +1119,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(req->body);
         free(req);
         *con_cls = NULL;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: %XX decoding of the path and the query arguments, except %00. MHD's own
+ * decoder writes a NUL into the string, and everything after it is silently cut off: "/v1/machines/a%00x"
+ * would name machine "a". Kept as "%00", it makes an id or an argument invalid instead (400). */
+static size_t unescape_without_nul(void *cls, struct MHD_Connection *conn, char *s) {
+        char *w = s;
+
+        for (const char *r = s; *r;) {
+                if (r[0] == '%' && unhexchar(r[1]) >= 0 && unhexchar(r[2]) >= 0) {
+                        char c = (char) (unhexchar(r[1]) << 4 | unhexchar(r[2]));
+                        if (c != '\0') {
+                                *w++ = c;
+                                r += 3;
+                                continue;
+                        }
+                }
+                *w++ = *r++;
+        }
+        *w = '\0';
+        return (size_t) (w - s);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -1217,6 +1245,9 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
                 MHD_OPTION_NOTIFY_CONNECTION,
                 api_gate_notify_connection,
                 d->gate,
+                MHD_OPTION_UNESCAPE_CALLBACK,
+                unescape_without_nul,
+                NULL,
                 MHD_OPTION_CONNECTION_TIMEOUT,
                 API_CONNECTION_TIMEOUT_S,
                 MHD_OPTION_CONNECTION_LIMIT,

@@ -36,7 +36,7 @@ int machine_source_from_string(const char *s) {
         return -EINVAL;
 }
 
-static bool machine_id_valid(const char *id) {
+bool machine_id_is_valid(const char *id) {
         size_t n = id ? strlen(id) : 0;
 
         if (n == 0 || n > MACHINE_ID_MAX)
@@ -59,7 +59,7 @@ static bool text_valid(const char *s, size_t max) {
 int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const char **ret_error) {
         const char *err = NULL;
 
-        if (!machine_id_valid(spec->machine_id))
+        if (!machine_id_is_valid(spec->machine_id))
                 err = "machine_id must match [A-Za-z0-9._:-]{1,128} (and not be \".\" or \"..\")";
         else if ((unsigned) spec->source >= _MACHINE_SOURCE_MAX)
                 err = "unknown source";

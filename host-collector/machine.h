@@ -66,6 +66,9 @@ typedef struct MachineSpec {
 /* Checks a spec. A libvirt machine may have neither cid nor uds_path (a stopped domain holds no CID). vsock_port is
  * needed to check that "<uds_path>_<port>" fits a socket address. Returns 0, or -EINVAL with a static human-readable
  * reason in *ret_error. */
+/* [A-Za-z0-9._:-]{1,MACHINE_ID_MAX}, not "." or ".." (it names a directory in the state dir). */
+bool machine_id_is_valid(const char *id);
+
 int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const char **ret_error);
 
 typedef struct Registry Registry;

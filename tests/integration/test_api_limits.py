@@ -12,6 +12,8 @@
              cut off: a client that sends its request whole still gets its answer, each time (the oldest
              connection still waiting for its request makes room, api_connections_evicted). A request that
              arrives whole in time is answered as usual.
+  paths      a NUL (%00) in a machine id or an argument is a 400, never another machine's answer:
+             /v1/machines/victim%00x used to answer for "victim" (libmicrohttpd's decoder cut the string there).
   watchdog   tetherd under a systemd watchdog (WATCHDOG_USEC=2 s, NOTIFY_SOCKET a socket of the test's): it
              pings while its own probes of the API (GET /healthz, counted in api_requests) are answered. The
              API socket is then unlinked, so nobody can reach the API any more: the pings stop within the
@@ -249,9 +251,26 @@ def test_watchdog():
         check("has not answered tetherd's own probe" in text, "tetherd says why it stopped feeding the watchdog")
 
 
+def test_paths():
+    with Harness("api-paths") as h:
+        h.register("victim")
+        for path, want in [("/v1/machines/victim", 200), ("/v1/machines/vic%74im", 200),
+                           ("/v1/machines/victim%00x", 400), ("/v1/machines/victim%00", 400),
+                           ("/v1/machines/victim%00x/logs", 400), ("/v1/machines/victim%00/ready?timeout=1", 400),
+                           ("/v1/machines/victim/ready?timeout=0.1%00", 400), ("/v1/machines/vi%01ctim", 400),
+                           ("/v1/events?machine_id=victim%00x", 400)]:
+            status, doc, raw = h.api.get(path, timeout=10)
+            check(status == want, "GET %s answers %d" % (path, want), "status %d body %r" % (status, raw[:300]))
+            if want == 400:
+                check("victim" not in (doc or {}).get("machine_id", ""), "no machine's data in the answer", doc)
+        status, _, raw = h.api.request("DELETE", "/v1/machines/victim%00x")
+        check(status == 400, "DELETE of victim%00x is refused, not a delete of victim", (status, raw))
+        h.api.get_ok("/v1/machines/victim")
+
+
 def main():
     which = sys.argv[1]
-    {"limit": test_limit, "slowloris": test_slowloris, "watchdog": test_watchdog}[which]()
+    {"limit": test_limit, "slowloris": test_slowloris, "watchdog": test_watchdog, "paths": test_paths}[which]()
 
 
 if __name__ == "__main__":
