@@ -69,6 +69,31 @@ static size_t utf8_sequence_length(unsigned char c) {
         return 1;
 }
 
+/* Invisible characters that reorder or hide text: bidi embeddings, overrides and isolates (a name with U+202E
+ * prints backwards: "exe.txt" shows as "txt.exe"), zero-width characters, the BOM, line and paragraph
+ * separators, interlinear annotations and tags. A guest chooses these strings: shown, they could make one
+ * machine's output pass for another's, or hide what it says. */
+static bool is_invisible_format(uint32_t cp) {
+        return cp == 0x061C || cp == 0x180E || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
+                (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB) ||
+                (cp >= 0xE0000 && cp <= 0xE007F);
+}
+
+/* The code point of a valid UTF-8 sequence of n bytes. */
+static uint32_t utf8_code_point(const unsigned char *p, size_t n) {
+        switch (n) {
+        case 2:
+                return (uint32_t) (p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+        case 3:
+                return (uint32_t) (p[0] & 0x0F) << 12 | (uint32_t) (p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+        case 4:
+                return (uint32_t) (p[0] & 0x07) << 18 | (uint32_t) (p[1] & 0x3F) << 12 | (uint32_t) (p[2] & 0x3F) << 6 |
+                        (p[3] & 0x3F);
+        default:
+                return p[0];
+        }
+}
+
 char *terminal_sanitize(const char *s, bool keep_tab, bool ascii) {
         _cleanup_free_ char *valid = utf8_sanitize(s, strlen(s), NULL);
         if (!valid)
@@ -94,6 +119,10 @@ char *terminal_sanitize(const char *s, bool keep_tab, bool ascii) {
                         /* C1 controls (U+0080..U+009F): some terminals act on them like ESC sequences. */
                         o += sprintf(o, "\\x%02x", p[1]);
                         p += 2;
+                } else if (n > 2 && is_invisible_format(utf8_code_point(p, n))) {
+                        uint32_t cp = utf8_code_point(p, n);
+                        o += cp > 0xFFFF ? sprintf(o, "\\U%08x", cp) : sprintf(o, "\\u%04x", cp);
+                        p += n;
                 } else if (n > 1 && ascii) {
                         *o++ = '?';
                         p += n;

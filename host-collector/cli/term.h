@@ -21,8 +21,10 @@ unsigned terminal_width(const char *columns_env, int fd);
 size_t display_width(const char *s);
 
 /* A newly allocated copy of s that cannot drive the terminal: invalid UTF-8 becomes U+FFFD (or '?' in ASCII
- * mode), C0/C1 control characters and DEL become "\xNN" escapes (tab is kept when keep_tab), and in ASCII mode
- * every non-ASCII character becomes '?'. NULL on allocation failure. */
+ * mode), C0/C1 control characters and DEL become "\xNN" escapes (tab is kept when keep_tab), invisible
+ * characters that reorder or hide text (bidi controls such as U+202E, zero-width characters, U+2028/U+2029, the
+ * BOM, tags) become "\uXXXX" ("\UXXXXXXXX") escapes, and in ASCII mode every other non-ASCII character becomes
+ * '?'. NULL on allocation failure. */
 char *terminal_sanitize(const char *s, bool keep_tab, bool ascii);
 
 /* A newly allocated copy of s cut to at most width columns; a cut string ends in "…" ("~" in ASCII mode).

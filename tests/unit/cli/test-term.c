@@ -74,6 +74,21 @@ static void test_sanitize(void **state) {
         s = terminal_sanitize("caf\u00e9 \u2588\xff", false, true);
         assert_string_equal(s, "caf? ??");
         free(s);
+
+        /* Characters that reorder or hide text are shown as escapes, in both modes. */
+        s = terminal_sanitize("vm-\u202etxt.exe", false, false);
+        assert_string_equal(s, "vm-\\u202etxt.exe");
+        free(s);
+        s = terminal_sanitize("a\u2066b\u2069c\u200bd\ufeffe\u2028f\u061cg", false, true);
+        assert_string_equal(s, "a\\u2066b\\u2069c\\u200bd\\ufeffe\\u2028f\\u061cg");
+        free(s);
+        s = terminal_sanitize("tag\U000E0041", false, false);
+        assert_string_equal(s, "tag\\U000e0041");
+        free(s);
+        /* Visible neighbours are untouched. */
+        s = terminal_sanitize("\u2010\u2030\u2070\uFEFE", false, false);
+        assert_string_equal(s, "\u2010\u2030\u2070\uFEFE");
+        free(s);
 }
 
 static void test_truncate(void **state) {
