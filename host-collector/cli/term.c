@@ -119,7 +119,7 @@ char *terminal_sanitize(const char *s, bool keep_tab, bool ascii) {
                         /* C1 controls (U+0080..U+009F): some terminals act on them like ESC sequences. */
                         o += sprintf(o, "\\x%02x", p[1]);
                         p += 2;
-                } else if (n > 2 && is_invisible_format(utf8_code_point(p, n))) {
+                } else if (n > 1 && is_invisible_format(utf8_code_point(p, n))) {
                         uint32_t cp = utf8_code_point(p, n);
                         o += cp > 0xFFFF ? sprintf(o, "\\U%08x", cp) : sprintf(o, "\\u%04x", cp);
                         p += n;
