@@ -159,7 +159,7 @@ static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata)
                         LOG_WARNING,
                         0,
                         &f,
-                        "No data from machine %s for %.1f s, closing %s.",
+                        "No whole message from machine %s for %.1f s, closing %s.",
                         c->session->machine->id,
                         (double) (now - c->last_input_usec) / USEC_PER_SEC,
                         c->peer);
@@ -242,6 +242,10 @@ static void connection_pump(Connection *c) {
                         return;
                 }
                 frames += (unsigned) r;
+                if (r > 0)
+                        /* Liveness is a whole message, not a byte: a guest that trickles one frame (a byte every
+                         * 10 ms, its Hello or any other) is as silent as one that sends nothing. */
+                        c->last_input_usec = now_usec();
                 if (session_answered(s)) {
                         /* A Ready or an Exit set the machine's state: end this wakeup so that the loop sends the
                          * answers next (the API's kicked daemons outrank everything), and go on from the turn,
@@ -260,7 +264,6 @@ static void connection_pump(Connection *c) {
                 r = frame_reader_fill(&s->reader, c->fd);
                 if (r > 0) {
                         bytes += (size_t) r;
-                        c->last_input_usec = now_usec();
                         if (!c->bulk && frames == 0 && frame_reader_full(&s->reader)) {
                                 /* A quiet guest's first read filled the buffer: a backlog, not a few records.
                                  * Busy at once, before any work: when a thousand guests start logging together,

@@ -45,7 +45,7 @@ struct Connection {
         char *peer;
         Session *session;
         sd_event_source *io, *turn, *ack_timer, *probe_timer, *heartbeat_timer;
-        uint64_t last_input_usec; /* CLOCK_MONOTONIC */
+        uint64_t last_input_usec; /* CLOCK_MONOTONIC of the last whole message (or of the accept) */
         uint64_t last_spent_usec; /* CLOCK_MONOTONIC, the last wakeup that spent its budget */
         uint64_t heartbeat_timeout_usec;
         unsigned probes_sent;

@@ -17,6 +17,7 @@
  *   seq-regression       ... records with seq 2, 3, then 2 again on the same connection
  *   unknown-message      ... an Envelope holding only field 25 (inside the oneof range, unknown to v1)
  *   before-hello         a record as the very first frame, no Hello
+ *   trickle              ... a frame announced and then sent a byte every 10 ms, never finished
  *   flood                Hello, then --records Log records of --record-bytes each, as fast as the socket
  *                        takes them; waits until the last one is acked
  *
@@ -490,6 +491,21 @@ static int scenario_send_bad(Guest *g, const char *scenario) {
                 uint8_t bytes[TETHER_FRAME_HEADER_SIZE + 16] = {};
                 frame_header_put(bytes, TETHER_FRAME_MAX + 1);
                 return guest_write(g, bytes, sizeof(bytes));
+        }
+        if (streq_ptr(scenario, "trickle")) {
+                /* One frame announced, then a byte every 10 ms, never finished (4095 bytes: 41 s): what
+                 * arrives is never a whole message, and tetherd must not take the trickle for a live guest.
+                 * No heartbeats meanwhile: they would land inside the unfinished frame. */
+                uint8_t header[TETHER_FRAME_HEADER_SIZE];
+                frame_header_put(header, 4096);
+                r = guest_write(g, header, sizeof(header));
+                for (unsigned i = 0; r >= 0 && i < 4095 && !g->closed_by_peer; i++) {
+                        static const uint8_t byte = 0x0a;
+                        r = guest_write(g, &byte, 1);
+                        if (r >= 0)
+                                r = guest_pump(g, 10);
+                }
+                return r;
         }
         if (streq_ptr(scenario, "zero-length")) {
                 uint8_t bytes[TETHER_FRAME_HEADER_SIZE] = {};
