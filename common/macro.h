@@ -4,6 +4,7 @@
 /* Cleanup helpers in the style of systemd's macro.h. Destructors accept NULL/-1. */
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -34,6 +35,11 @@ static inline void freep(void *p) {
 static inline void *mfree(void *p) {
         free(p);
         return NULL;
+}
+
+/* a + b, or UINT64_MAX when that does not fit: counters fed by guest-supplied numbers never wrap around. */
+static inline uint64_t add_sat(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
 /* Closes fd unless negative, preserves errno; returns -1 so callers can write fd = safe_close(fd). */

@@ -511,8 +511,8 @@ static int apply_log_dropped(
         r = log_store(b, &entry, offset, flags, res);
         if (r < 0)
                 return r;
-        b->logs_dropped += d->records;
-        b->logs_dropped_bytes += d->bytes;
+        b->logs_dropped = add_sat(b->logs_dropped, d->records);
+        b->logs_dropped_bytes = add_sat(b->logs_dropped_bytes, d->bytes);
         if (d->first_seq > 0)
                 gaps_explain(b, d->first_seq, d->last_seq, res);
         return 0;

@@ -15,8 +15,9 @@ static json_t *str_or_null(const char *s) {
         return s ? json_string(s) : json_null();
 }
 
+/* Counters are unsigned and JSON integers signed: a value above INT64_MAX shows as INT64_MAX, never negative. */
 static json_t *int_json(uint64_t v) {
-        return json_integer((json_int_t) v);
+        return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t) v);
 }
 
 /* A duration that boot_*_to_ready_ns() may not know. */

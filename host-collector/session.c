@@ -692,8 +692,10 @@ static void session_count_record(Session *s, const Tether__Envelope *e, const Bo
                 st->log_bytes[e->log->stream] += e->log->data.len;
         }
         if (e->msg_case == TETHER__ENVELOPE__MSG_LOG_DROPPED) {
-                st->dropped_records[DROP_AGENT_BUFFER] += e->log_dropped->records;
-                st->dropped_bytes[DROP_AGENT_BUFFER] += e->log_dropped->bytes;
+                st->dropped_records[DROP_AGENT_BUFFER] = add_sat(
+                        st->dropped_records[DROP_AGENT_BUFFER], e->log_dropped->records);
+                st->dropped_bytes[DROP_AGENT_BUFFER] = add_sat(
+                        st->dropped_bytes[DROP_AGENT_BUFFER], e->log_dropped->bytes);
         }
         if (res->evicted_records > 0) {
                 st->dropped_records[DROP_EVICTED] += res->evicted_records;
@@ -703,7 +705,7 @@ static void session_count_record(Session *s, const Tether__Envelope *e, const Bo
                 st->dropped_records[res->limit_reason]++;
         if (res->gaps_overflowed > 0) {
                 st->seq_gaps += res->gaps_overflowed;
-                st->seq_gap_records += res->gap_overflow_records;
+                st->seq_gap_records = add_sat(st->seq_gap_records, res->gap_overflow_records);
         }
 }
 
@@ -717,7 +719,7 @@ static void session_settle_gaps(Session *s) {
         if (n == 0)
                 return;
         s->ctx->stats->seq_gaps += n;
-        s->ctx->stats->seq_gap_records += records;
+        s->ctx->stats->seq_gap_records = add_sat(s->ctx->stats->seq_gap_records, records);
         log_emit(
                 LOG_WARNING,
                 0,

@@ -213,10 +213,21 @@ ProtocolError envelope_validate(const Tether__Envelope *e, const EnvelopeLimits 
                     e->log->stream > TETHER__LOG_STREAM__LOG_STREAM_KMSG)
                         return PROTOCOL_ERROR_INVALID_FIELD;
                 return PROTOCOL_ERROR_NONE;
-        case TETHER__ENVELOPE__MSG_LOG_DROPPED:
-                if (e->log_dropped->last_seq < e->log_dropped->first_seq)
+        case TETHER__ENVELOPE__MSG_LOG_DROPPED: {
+                /* Checked against what the host can see, so that a guest cannot inflate node-wide counters:
+                 * the dropped records had seqs before this record's, one each (at most the range they name,
+                 * or every seq before this one), and none carried more than a Log may. */
+                const Tether__LogDropped *d = e->log_dropped;
+                if (d->last_seq < d->first_seq)
+                        return PROTOCOL_ERROR_INVALID_FIELD;
+                if (d->first_seq > 0 ? d->last_seq >= e->seq || d->records > d->last_seq - d->first_seq + 1 :
+                                       d->records >= e->seq)
+                        return PROTOCOL_ERROR_INVALID_FIELD;
+                uint64_t max_bytes = l->max_log_bytes ?: 1;
+                if (d->records < UINT64_MAX / max_bytes && d->bytes > d->records * max_bytes)
                         return PROTOCOL_ERROR_INVALID_FIELD;
                 return PROTOCOL_ERROR_NONE;
+        }
         case TETHER__ENVELOPE__MSG_READY:
                 CHECK(check_name(e->ready->source, l));
                 return check_string(e->ready->detail, l);

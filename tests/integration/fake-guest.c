@@ -13,6 +13,7 @@
  *   zero-length          ... a frame header announcing 0 bytes
  *   garbage              ... a frame whose payload is not protobuf
  *   invalid-utf8         ... a Milestone whose name is not UTF-8
+ *   huge-log-dropped     ... a LogDropped claiming 2^63 + 5 records and 2^64 - 1 bytes
  *   too-many-attributes  ... a Milestone with 33 attributes
  *   seq-regression       ... records with seq 2, 3, then 2 again on the same connection
  *   unknown-message      ... an Envelope holding only field 25 (inside the oneof range, unknown to v1)
@@ -517,6 +518,17 @@ static int scenario_send_bad(Guest *g, const char *scenario) {
                 memset(junk, 0xff, sizeof(junk));
                 return guest_send_raw(g, junk, sizeof(junk));
         }
+        if (streq_ptr(scenario, "huge-log-dropped")) {
+                /* Counts no host could have seen: 2^63 + 5 records, 2^64 - 1 bytes. */
+                Tether__Envelope e = TETHER__ENVELOPE__INIT;
+                Tether__LogDropped d = TETHER__LOG_DROPPED__INIT;
+                d.records = (UINT64_C(1) << 63) + 5;
+                d.bytes = UINT64_MAX;
+                e.seq = g->next_seq++;
+                e.msg_case = TETHER__ENVELOPE__MSG_LOG_DROPPED;
+                e.log_dropped = &d;
+                return guest_send_frame(g, &e);
+        }
         if (streq_ptr(scenario, "invalid-utf8"))
                 return guest_milestone(g, g->next_seq++, "bad\xff\xfename", 0);
         if (streq_ptr(scenario, "too-many-attributes"))
@@ -593,7 +605,7 @@ static int run(Guest *g) {
 static int help(void) {
         printf("Usage: fake-guest --socket PATH --scenario NAME [--boot-id ID] [--ready-file PATH]\n"
                "                  [--hold-ms N] [--timeout-ms N] [--records N] [--record-bytes N]\n"
-               "Scenarios: healthy flood oversized-header zero-length garbage invalid-utf8\n"
+               "Scenarios: healthy flood oversized-header zero-length garbage invalid-utf8 huge-log-dropped\n"
                "           too-many-attributes seq-regression unknown-message before-hello\n");
         return 0;
 }

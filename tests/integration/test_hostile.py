@@ -25,6 +25,7 @@ REASONS = {
     "zero-length": "frame_empty",
     "garbage": "decode_failed",
     "invalid-utf8": "invalid_utf8",
+    "huge-log-dropped": "invalid_field",
     "too-many-attributes": "too_many_attributes",
     "seq-regression": "seq_regression",
     "unknown-message": "unknown_message",
@@ -132,6 +133,13 @@ def main(scenario):
                 for bad in ("many.attributes", "seq.two.again"):
                     check(bad not in names, "the refused record %s is not stored" % bad, names)
             check(hostile.get("connected") is False, "the hostile machine is no longer connected", hostile)
+            if scenario == "huge-log-dropped":
+                st = h.api.get_ok("/v1/stats")
+                check(st["dropped_records"].get("agent_buffer", 0) == 0 and
+                      st["dropped_bytes"].get("agent_buffer", 0) == 0,
+                      "a LogDropped no host could have seen does not reach the node's counters",
+                      st["dropped_records"], st["dropped_bytes"])
+                check((hostile.get("boot") or {}).get("logs_dropped", 0) == 0, "nor the boot's", hostile.get("boot"))
 
         # The healthy machine: untouched, still connected, and it can become ready.
         if not flood:

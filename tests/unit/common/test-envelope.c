@@ -451,10 +451,30 @@ static void test_field_rules(void **state) {
         s.phase.end_boottime_ns = s.phase.start_boottime_ns - 1;
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
 
-        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_LOG_DROPPED, 1), 0);
-        s.log_dropped.first_seq = s.log_dropped.last_seq;
+        /* LogDropped: seqs 20..22, 3 records of 4096 bytes, reported as seq 23. */
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_LOG_DROPPED, 23), 0);
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
         s.log_dropped.first_seq = s.log_dropped.last_seq + 1;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        /* It must be checkable against what the host sees: no more records than the seqs it names (or than came
+         * before it), seqs before its own, no more bytes than that many Logs carry. */
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_LOG_DROPPED, 23), 0);
+        s.log_dropped.records = 4;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_LOG_DROPPED, 22), 0);
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_LOG_DROPPED, 23), 0);
+        s.log_dropped.bytes = 3 * 16384;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        s.log_dropped.bytes = 3 * 16384 + 1;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        s.log_dropped.bytes = UINT64_MAX;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_LOG_DROPPED, 23), 0);
+        s.log_dropped.first_seq = s.log_dropped.last_seq = 0; /* range not said: fewer records than seqs before */
+        s.log_dropped.records = 22;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        s.log_dropped.records = (UINT64_C(1) << 63) + 5;
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
 
         assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_EXIT, 1), 0);
