@@ -212,6 +212,8 @@ static const char *register_error_text(int r) {
         switch (r) {
         case -EEXIST:
                 return "the machine's socket path exists and is not a socket";
+        case -EADDRINUSE:
+                return "another process listens on the machine's socket path";
         case -ENAMETOOLONG:
                 return "the machine's socket path is too long";
         case -EACCES:
@@ -279,7 +281,8 @@ int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, c
                 *ret_error = register_error_text(r);
                 log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path, s->vsock_port);
                 registry_discard_machine(s->registry, m);
-                return r == -EEXIST ? -EINVAL : r;
+                /* A path in use by another process is a conflict (409), like one another machine has. */
+                return r == -EEXIST ? -EINVAL : r == -EADDRINUSE ? -EEXIST : r;
         }
         if (s->store) {
                 saving = r = store_save_machine(s->store, m, on_registration_saved, s);
@@ -396,6 +399,13 @@ int server_new(const ServerConfig *config, Server **ret) {
                 StoreLoadReport report;
 
                 r = store_open(&sc, &s->stats, &s->store);
+                if (r == -EBUSY) {
+                        server_free(s);
+                        return log_error_errno(
+                                r,
+                                "Another tetherd uses the state directory %s (its lock is held).",
+                                config->state_dir);
+                }
                 if (r < 0) {
                         server_free(s);
                         return log_error_errno(r, "Failed to open the state directory %s: %m", config->state_dir);
@@ -550,7 +560,11 @@ int server_start(Server *s) {
         if (s->api_socket) {
                 r = api_listen_unix(s->api, s->api_socket);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to listen on the API socket %s: %m", s->api_socket);
+                        return log_error_errno(
+                                r,
+                                r == -EADDRINUSE ? "Another process (another tetherd?) serves the API socket %s." :
+                                                   "Failed to listen on the API socket %s: %m",
+                                s->api_socket);
                 log_info("HTTP API on unix:%s.", s->api_socket);
         }
         if (s->api_port) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -81,6 +82,21 @@ static int mkdir_p(const char *path, mode_t mode) {
         return mkdir_p_one(p, mode);
 }
 
+/* One tetherd per state directory: a second one would replay, rewrite and serve the first one's machines.
+ * The lock goes with the process (flock), also when it is killed. */
+static int store_lock(Store *s) {
+        _cleanup_free_ char *path = NULL;
+
+        if (asprintf(&path, "%s/lock", s->dir) < 0)
+                return -ENOMEM;
+        s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (s->lock_fd < 0)
+                return -errno;
+        if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        return 0;
+}
+
 int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
         int r;
 
@@ -92,6 +108,7 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
         s->max_boot_bytes = config->max_boot_bytes ?: STORE_BOOT_FILE_BYTES_DEFAULT;
         s->sync = config->sync;
         s->machines_dir_fd = -1;
+        s->lock_fd = -1;
         s->stats = stats;
         if (!(s->dir = strdup(config->dir)) || asprintf(&s->machines_dir, "%s/machines", config->dir) < 0) {
                 s->machines_dir = NULL;
@@ -99,6 +116,8 @@ int store_open(const StoreConfig *config, Stats *stats, Store **ret) {
                 return -ENOMEM;
         }
         r = mkdir_p(s->machines_dir, 0750);
+        if (r >= 0)
+                r = store_lock(s);
         if (r >= 0) {
                 s->machines_dir_fd = open(s->machines_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (s->machines_dir_fd < 0)
@@ -165,6 +184,7 @@ Store *store_free(Store *s) {
         /* Joins the threads after the syncs already submitted completed. */
         s->syncer = syncer_free(s->syncer);
         safe_close(s->machines_dir_fd);
+        safe_close(s->lock_fd);
         free(s->dir);
         free(s->machines_dir);
         free(s);

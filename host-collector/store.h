@@ -99,6 +99,7 @@ struct Store {
         Stats *stats;
         Syncer *syncer; /* NULL when not syncing */
         int machines_dir_fd;
+        int lock_fd; /* <dir>/lock, flock()ed for as long as the store is open */
         LIST_HEAD(BootFile, files);
         LIST_HEAD(MachineSave, saves); /* registrations on their way to the disk */
 };
