@@ -76,7 +76,8 @@ static bool connection_check_queue_error(Connection *c, int r) {
         if (r >= 0)
                 return true;
         if (r == -ENOBUFS) {
-                LogFields f = { .machine_id = c->session->machine->id };
+                LogFields f = { .machine_id = c->session->machine->id,
+                                .ratelimit = &c->session->machine->log_ratelimit };
                 log_emit(
                         LOG_WARNING,
                         0,
@@ -154,7 +155,8 @@ static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata)
         uint64_t now = now_usec();
 
         if (now - c->last_input_usec >= c->heartbeat_timeout_usec) {
-                LogFields f = { .machine_id = c->session->machine->id };
+                LogFields f = { .machine_id = c->session->machine->id,
+                                .ratelimit = &c->session->machine->log_ratelimit };
                 log_emit(
                         LOG_WARNING,
                         0,

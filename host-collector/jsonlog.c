@@ -2,6 +2,7 @@
 #include "jsonlog.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "time-util.h"
 #include "utf8.h"
 
 static LogTarget log_target = LOG_TARGET_JSON;
@@ -174,6 +176,28 @@ int log_emit(int level, int error, const LogFields *fields, const char *fmt, ...
                 error = -error;
         if (level > log_max_level)
                 goto finish;
+        if (fields && fields->ratelimit) {
+                uint64_t suppressed = 0;
+                if (!ratelimit_below(fields->ratelimit, now_ns(CLOCK_MONOTONIC), &suppressed))
+                        goto finish;
+                if (suppressed > 0) {
+                        _cleanup_free_ char *note = NULL;
+                        if (asprintf(
+                                    &note,
+                                    "Suppressed %" PRIu64 " log lines about machine %s (more than %u in %u s).",
+                                    suppressed,
+                                    fields->machine_id ?: "(none)",
+                                    fields->ratelimit->burst,
+                                    (unsigned) (fields->ratelimit->interval_ns / NSEC_PER_SEC)) >= 0) {
+                                LogFields plain = *fields;
+                                plain.transition = NULL;
+                                if (log_target == LOG_TARGET_JOURNAL)
+                                        emit_journal(LOG_WARNING, 0, &plain, note);
+                                else
+                                        emit_json(LOG_WARNING, 0, &plain, note);
+                        }
+                }
+        }
 
         errno = error; /* for %m */
         va_start(ap, fmt);

@@ -8,6 +8,7 @@
 #include <syslog.h>
 
 #include "macro.h"
+#include "ratelimit.h"
 
 typedef enum LogTarget {
         LOG_TARGET_AUTO, /* journal if $JOURNAL_STREAM is set, JSON lines otherwise */
@@ -20,6 +21,9 @@ typedef struct LogFields {
         const char *machine_id;
         const char *request_id;
         const char *transition;
+        /* Lines a guest can cause go through its machine's limiter: beyond it they are counted, and the next
+         * line it allows is preceded by "Suppressed N lines about machine ID." */
+        RateLimit *ratelimit;
 } LogFields;
 
 void log_setup(LogTarget target, int max_level, const char *node_id);

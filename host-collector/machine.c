@@ -124,6 +124,7 @@ int machine_new(const MachineSpec *spec, const char *default_service_name, Machi
         if (!m)
                 return -ENOMEM;
         m->cid = spec->cid;
+        m->log_ratelimit = RATELIMIT_INIT(MACHINE_LOG_RATELIMIT_INTERVAL_NS, MACHINE_LOG_RATELIMIT_BURST);
         m->registered_unix_ns = spec->registered_unix_ns;
         m->source = spec->source;
 

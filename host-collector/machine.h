@@ -11,6 +11,7 @@
 #include "attr.h"
 #include "boot.h"
 #include "list.h"
+#include "ratelimit.h"
 #include "traceparent.h"
 
 #define MACHINE_ID_MAX 128u
@@ -75,6 +76,10 @@ typedef struct Registry Registry;
 typedef struct Machine Machine;
 typedef struct MachineSave MachineSave; /* store.c */
 
+/* At most this many log lines a machine's guest causes per interval; the rest are counted and reported. */
+#define MACHINE_LOG_RATELIMIT_INTERVAL_NS (10 * NSEC_PER_SEC)
+#define MACHINE_LOG_RATELIMIT_BURST 20u
+
 struct Machine {
         Registry *registry;
         LIST_FIELDS(Machine, machines);
@@ -119,6 +124,7 @@ struct Machine {
         /* Owned by store.c. */
         bool persisted;          /* machine.json is durable */
         MachineSave *store_save; /* machine.json on its way to the disk, or NULL */
+        RateLimit log_ratelimit; /* tetherd's log lines this machine's guest causes (jsonlog.h) */
 };
 
 /* Creates a machine from a validated spec. Returns 0 or -ENOMEM/-EINVAL. */

@@ -108,7 +108,7 @@ static void server_attach(Server *s, Machine *m, int fd, const char *peer) {
         int r;
 
         if (m->connection) {
-                LogFields f = { .machine_id = m->id, .request_id = m->request_id };
+                LogFields f = { .machine_id = m->id, .request_id = m->request_id, .ratelimit = &m->log_ratelimit };
                 log_emit(
                         LOG_INFO,
                         0,
@@ -140,17 +140,14 @@ void server_accept_vsock_peer(Server *s, int fd, uint32_t cid, uint32_t port) {
         if (!m) {
                 s->stats.connections_refused[REFUSE_UNKNOWN_CID]++;
                 /* A guest looping on connect must not flood the log: at most one line per second. */
-                uint64_t now = now_ns(CLOCK_MONOTONIC);
-                if (now - s->refused_logged_ns >= NSEC_PER_SEC || s->refused_logged_ns == 0) {
+                uint64_t suppressed = 0;
+                if (ratelimit_below(&s->refused_ratelimit, now_ns(CLOCK_MONOTONIC), &suppressed))
                         log_warning(
-                                "Refusing a vsock connection from unregistered CID %u (port %u)%s.",
+                                "Refusing a vsock connection from unregistered CID %u (port %u); %" PRIu64
+                                " more refused since the last report.",
                                 cid,
                                 port,
-                                s->refused_suppressed ? ", more refused since the last report" : "");
-                        s->refused_logged_ns = now;
-                        s->refused_suppressed = 0;
-                } else
-                        s->refused_suppressed++;
+                                suppressed);
                 safe_close(fd);
                 return;
         }
@@ -362,6 +359,7 @@ int server_new(const ServerConfig *config, Server **ret) {
         s->vsock_port = config->vsock_port;
         s->api_port = config->api_port;
         s->api_limits = config->api_limits;
+        s->refused_ratelimit = RATELIMIT_INIT(NSEC_PER_SEC, 1);
         s->vsock_enabled = config->vsock;
         if (config->api_socket && *config->api_socket && !(s->api_socket = strdup(config->api_socket))) {
                 server_free(s);

@@ -75,9 +75,8 @@ typedef struct Server {
         ApiProbe *api_probe; /* with the systemd watchdog: feeds it only while the API answers */
         sd_event_source *watchdog_timer;
         uint64_t watchdog_ns;
-        bool api_unanswered;        /* logged */
-        uint64_t refused_logged_ns; /* rate limit of "refusing a connection" lines */
-        uint64_t refused_suppressed;
+        bool api_unanswered;         /* logged */
+        RateLimit refused_ratelimit; /* "refusing a connection" lines */
 } Server;
 
 /* Whether the watchdog may be fed now: the HTTP API answered within the last half watchdog period. */

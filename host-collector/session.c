@@ -64,11 +64,13 @@ Session *session_free(Session *s) {
         return NULL;
 }
 
+/* Every line of a session is one its guest causes: through its machine's limiter. */
 static LogFields session_log_fields(const Session *s, const char *transition) {
         return (LogFields) {
                 .machine_id = s->machine->id,
                 .request_id = s->machine->request_id,
                 .transition = transition,
+                .ratelimit = &s->machine->log_ratelimit,
         };
 }
 
