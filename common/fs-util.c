@@ -33,6 +33,40 @@ int mkdir_parents(const char *path, mode_t mode) {
         }
 }
 
+int mkdir_parents_nofollow(const char *path, mode_t mode) {
+        _cleanup_free_ char *copy = strdup(path);
+        struct stat st;
+
+        if (!copy)
+                return -ENOMEM;
+        char *slash = strrchr(copy, '/');
+        if (!slash || slash == copy)
+                return 0;
+        *slash = '\0';
+
+        for (char *p = copy + 1;; p++) {
+                if (*p != '/' && *p != '\0')
+                        continue;
+                char saved = *p;
+                *p = '\0';
+                if (lstat(copy, &st) < 0) {
+                        if (errno != ENOENT)
+                                return -errno;
+                        if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                                return -errno;
+                        if (lstat(copy, &st) < 0)
+                                return -errno;
+                }
+                if (S_ISLNK(st.st_mode))
+                        return -ELOOP;
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+                *p = saved;
+                if (!saved)
+                        return 0;
+        }
+}
+
 int write_all(int fd, const void *data, size_t n) {
         const uint8_t *p = data;
 

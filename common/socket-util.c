@@ -24,7 +24,7 @@ static bool unix_socket_is_listening(const struct sockaddr_un *sa) {
         return errno == EAGAIN || errno == EINPROGRESS;
 }
 
-int unix_stream_listen(const char *path, mode_t mode) {
+int unix_stream_listen_full(const char *path, mode_t mode, UnixListenFlags flags, struct stat *ret_st) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct stat st;
         size_t len = strlen(path);
@@ -34,17 +34,20 @@ int unix_stream_listen(const char *path, mode_t mode) {
                 return -ENAMETOOLONG;
         memcpy(sa.sun_path, path, len + 1);
 
-        r = mkdir_parents(path, 0755);
+        r = flags & UNIX_LISTEN_NO_SYMLINKS ? mkdir_parents_nofollow(path, 0711) : mkdir_parents(path, 0755);
         if (r < 0)
                 return r;
         if (lstat(path, &st) >= 0) {
-                /* Left over from a previous run (or a crashed VMM): a socket file nobody listens on. Anything
-                 * else is not ours to delete, and neither is a socket somebody listens on (a second tetherd
-                 * would take the first one's API and machines). */
+                /* Left over from a previous run (or a crashed VMM): a socket file of ours nobody listens on.
+                 * Anything else is not ours to delete: another kind of file, a socket somebody listens on (a
+                 * second tetherd would take the first one's API and machines), or one another user made (in a
+                 * sticky directory such as /tmp, only its owner could have replaced it). */
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST;
                 if (unix_socket_is_listening(&sa))
                         return -EADDRINUSE;
+                if (st.st_uid != geteuid())
+                        return -EEXIST;
                 if (unlink(path) < 0 && errno != ENOENT)
                         return -errno;
         }
@@ -54,12 +57,30 @@ int unix_stream_listen(const char *path, mode_t mode) {
                 return -errno;
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return -errno;
-        if ((mode != 0 && chmod(path, mode) < 0) || listen(fd, SOMAXCONN) < 0) {
+        if ((mode != 0 && chmod(path, mode) < 0) || listen(fd, SOMAXCONN) < 0 || lstat(path, &st) < 0) {
                 r = -errno;
                 (void) unlink(path);
                 return r;
         }
+        if (ret_st)
+                *ret_st = st;
         return TAKE_FD(fd);
+}
+
+int unix_stream_listen(const char *path, mode_t mode) {
+        return unix_stream_listen_full(path, mode, 0, NULL);
+}
+
+int unix_socket_unlink(const char *path, const struct stat *bound) {
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode) || st.st_dev != bound->st_dev || st.st_ino != bound->st_ino)
+                return 0; /* not the socket we bound any more: somebody else's file now */
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        return 1;
 }
 
 int unix_stream_connect(const char *path) {

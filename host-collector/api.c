@@ -53,6 +53,7 @@ struct ApiDaemon {
         sd_event_source *kick; /* defer, SD_EVENT_PRIORITY_IMPORTANT: runs MHD for resumed connections */
         ApiGate *gate;         /* accepts for MHD */
         char *unix_path;
+        struct stat unix_bound; /* the socket file bound at unix_path: only that one is removed */
 };
 
 /* Per HTTP request state (MHD's con_cls). A ready long-poll stays in api->waiters while suspended. */
@@ -1195,7 +1196,7 @@ static ApiDaemon *daemon_free(ApiDaemon *d) {
                 MHD_stop_daemon(d->mhd);
         api_gate_free(d->gate); /* after MHD closed its connections */
         if (d->unix_path)
-                (void) unlink(d->unix_path);
+                (void) unix_socket_unlink(d->unix_path, &d->unix_bound);
         free(d->unix_path);
         free(d);
         return NULL;
@@ -1287,13 +1288,17 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
 }
 
 int api_listen_unix(Api *a, const char *path) {
+        struct stat bound;
+
         /* Registering machines decides which guests may speak for which machine: owner and group only. */
-        int fd = unix_stream_listen(path, 0660);
+        int fd = unix_stream_listen_full(path, 0660, 0, &bound);
         if (fd < 0)
                 return fd;
         int r = api_add_daemon(a, fd, path);
         if (r < 0)
-                (void) unlink(path);
+                (void) unix_socket_unlink(path, &bound);
+        else
+                a->daemons->unix_bound = bound;
         return r;
 }
 

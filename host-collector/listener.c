@@ -20,7 +20,8 @@
 
 struct Listener {
         int fd;
-        char *path; /* Unix sockets only */
+        char *path;        /* Unix sockets only */
+        struct stat bound; /* the socket file bound at path: only that one is removed */
         char *description;
         sd_event_source *io;
         sd_event_source *pause_timer;
@@ -149,15 +150,16 @@ int listener_new_unix(
                 listener_free(l);
                 return -ENOMEM;
         }
-        /* l->path stays unset until the socket exists: never unlink someone else's file. */
-        l->fd = unix_stream_listen(path, 0);
+        /* l->path stays unset until the socket exists: never unlink someone else's file. The path comes from
+         * an API client: no symbolic link on the way. */
+        l->fd = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, &l->bound);
         if (l->fd < 0) {
                 r = l->fd;
                 listener_free(l);
                 return r;
         }
         if (!(l->path = strdup(path))) {
-                (void) unlink(path);
+                (void) unix_socket_unlink(path, &l->bound);
                 listener_free(l);
                 return -ENOMEM;
         }
@@ -177,7 +179,7 @@ Listener *listener_free(Listener *l) {
         sd_event_source_disable_unref(l->pause_timer);
         safe_close(l->fd);
         if (l->path)
-                (void) unlink(l->path);
+                (void) unix_socket_unlink(l->path, &l->bound);
         free(l->path);
         free(l->description);
         free(l);

@@ -26,8 +26,9 @@ int listener_new_vsock(
         void *userdata,
         Listener **ret);
 
-/* Binds a Unix stream socket at path, replacing a stale socket file there (never any other kind of file:
- * -EEXIST), creating missing parent directories. Returns 0 or -errno. */
+/* Binds a Unix stream socket at path, replacing a stale socket file of ours there (never any other kind of
+ * file, nor another user's socket: -EEXIST; nor one somebody listens on: -EADDRINUSE), creating missing parent
+ * directories (0711); no parent may be a symbolic link (-ELOOP). Returns 0 or -errno. */
 int listener_new_unix(
         sd_event *e,
         const char *path,
@@ -36,7 +37,7 @@ int listener_new_unix(
         void *userdata,
         Listener **ret);
 
-/* Closes the socket; a Unix socket's file is removed. */
+/* Closes the socket; a Unix socket's file is removed if it is still the one bound. */
 Listener *listener_free(Listener *l);
 
 const char *listener_description(const Listener *l);

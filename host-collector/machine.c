@@ -51,6 +51,23 @@ bool machine_id_is_valid(const char *id) {
         return true;
 }
 
+/* Absolute and canonical: no empty, "." or ".." component, no trailing slash. Two spellings of one path would
+ * be two machines' sockets at one place ("//x", "/a/./x", "/a/b/../x"): the second registration would replace
+ * the first one's live socket, and deleting either would remove the other's. */
+static bool path_is_canonical(const char *p) {
+        if (p[0] != '/')
+                return false;
+        for (const char *c = p + 1;;) {
+                const char *e = strchrnul(c, '/');
+                size_t n = (size_t) (e - c);
+                if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+                if (!*e)
+                        return true;
+                c = e + 1;
+        }
+}
+
 static bool text_valid(const char *s, size_t max) {
         size_t n = strnlen(s, max + 1);
         return n <= max && utf8_is_valid(s, n);
@@ -76,8 +93,9 @@ int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const ch
         else if (spec->uds_path) {
                 char port[16];
                 snprintf(port, sizeof(port), "_%u", vsock_port);
-                if (spec->uds_path[0] != '/')
-                        err = "uds_path must be an absolute path";
+                if (!path_is_canonical(spec->uds_path))
+                        err = "uds_path must be an absolute, canonical path (no empty, \".\" or \"..\" component, "
+                              "no trailing slash)";
                 else if (strlen(spec->uds_path) + strlen(port) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
                         err = "uds_path too long for a Unix socket address";
                 else if (!text_valid(spec->uds_path, MACHINE_STRING_MAX))

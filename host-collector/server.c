@@ -211,6 +211,8 @@ static const char *register_error_text(int r) {
                 return "the machine's socket path exists and is not a socket";
         case -EADDRINUSE:
                 return "another process listens on the machine's socket path";
+        case -ELOOP:
+                return "the machine's socket path goes through a symbolic link";
         case -ENAMETOOLONG:
                 return "the machine's socket path is too long";
         case -EACCES:
@@ -279,7 +281,7 @@ int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, c
                 log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path, s->vsock_port);
                 registry_discard_machine(s->registry, m);
                 /* A path in use by another process is a conflict (409), like one another machine has. */
-                return r == -EEXIST ? -EINVAL : r == -EADDRINUSE ? -EEXIST : r;
+                return r == -EEXIST || r == -ELOOP || r == -ENOTDIR ? -EINVAL : r == -EADDRINUSE ? -EEXIST : r;
         }
         if (s->store) {
                 saving = r = store_save_machine(s->store, m, on_registration_saved, s);

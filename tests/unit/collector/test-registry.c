@@ -7,6 +7,7 @@
 
 #include "collector-test.h"
 #include "machine-json.h"
+#include "macro.h"
 #include "registry.h"
 
 static Stats stats;
@@ -54,6 +55,27 @@ static void test_identity_by_transport(void **state) {
         assert_string_equal(a->service_name, "svc");
         assert_int_equal(a->state, MACHINE_REGISTERED);
         assert_int_equal(r->n_machines, 2);
+        registry_free(r);
+}
+
+/* One socket path, one spelling: aliases of a registered path cannot be registered beside it. */
+static void test_uds_path_canonical(void **state) {
+        Registry *r = new_registry(16, 4);
+        static const char *const aliases[] = {
+                "//run/fc/v.sock",     "/run//fc/v.sock", "/run/./fc/v.sock",
+                "/run/x/../fc/v.sock", "/run/fc/v.sock/", "/run/fc/.",
+                "/run/fc/..",          "run/fc/v.sock",   "/",
+                "/./run/fc/v.sock",
+        };
+
+        assert_int_equal(add(r, "vm-a", 0, "/run/fc/v.sock", NULL), 0);
+        for (size_t i = 0; i < ELEMENTSOF(aliases); i++)
+                assert_int_equal(add(r, "vm-b", 0, aliases[i], NULL), -EINVAL);
+        assert_int_equal(add(r, "vm-b", 0, "/run/fc/v.sock", NULL), -EEXIST);
+        /* Names with dots are still names. */
+        assert_int_equal(add(r, "vm-c", 0, "/run/fc/.v.sock", NULL), 0);
+        assert_int_equal(add(r, "vm-d", 0, "/run/fc/...", NULL), 0);
+        assert_int_equal(r->n_machines, 3);
         registry_free(r);
 }
 
@@ -298,11 +320,11 @@ static void test_update_machine(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_update_machine),       cmocka_unit_test(test_identity_by_transport),
-                cmocka_unit_test(test_duplicates_refused),   cmocka_unit_test(test_validation),
-                cmocka_unit_test(test_max_machines),         cmocka_unit_test(test_boot_eviction),
-                cmocka_unit_test(test_traceparent_trace_id), cmocka_unit_test(test_events_ring),
-                cmocka_unit_test(test_spec_from_json),
+                cmocka_unit_test(test_update_machine),     cmocka_unit_test(test_identity_by_transport),
+                cmocka_unit_test(test_uds_path_canonical), cmocka_unit_test(test_duplicates_refused),
+                cmocka_unit_test(test_validation),         cmocka_unit_test(test_max_machines),
+                cmocka_unit_test(test_boot_eviction),      cmocka_unit_test(test_traceparent_trace_id),
+                cmocka_unit_test(test_events_ring),        cmocka_unit_test(test_spec_from_json),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

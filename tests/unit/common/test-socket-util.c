@@ -117,9 +117,69 @@ static void test_refuses_other_files_and_long_paths(void **state) {
         assert_int_equal(unix_stream_connect(longpath), -ENAMETOOLONG);
 }
 
+/* A path an untrusted client chose: no symbolic link on the way, parents created 0711, and only the socket
+ * that was bound is ever removed. */
+static void test_untrusted_paths(void **state) {
+        char path[PATH_MAX], target[PATH_MAX], link[PATH_MAX];
+        struct stat st, bound;
+
+        snprintf(target, sizeof(target), "%s/elsewhere", dir);
+        assert_int_equal(mkdir(target, 0700), 0);
+        snprintf(link, sizeof(link), "%s/link", dir);
+        assert_int_equal(symlink(target, link), 0);
+        snprintf(path, sizeof(path), "%s/link/sub/vm_4817", dir);
+        assert_int_equal(unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, NULL), -ELOOP);
+        snprintf(path, sizeof(path), "%s/elsewhere/sub", dir);
+        assert_int_equal(lstat(path, &st), -1); /* nothing was created behind the link */
+        /* Trusted paths may go through links (the API socket an administrator chose). */
+        snprintf(path, sizeof(path), "%s/link/api.sock", dir);
+        _cleanup_close_ int trusted = unix_stream_listen(path, 0);
+        assert_true(trusted >= 0);
+
+        snprintf(path, sizeof(path), "%s/made/for/vm_4817", dir);
+        _cleanup_close_ int fd = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, &bound);
+        assert_true(fd >= 0);
+        snprintf(target, sizeof(target), "%s/made/for", dir);
+        assert_int_equal(stat(target, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0711);
+
+        /* Replaced by somebody else's file: not removed. */
+        assert_int_equal(unlink(path), 0);
+        int f = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        assert_true(f >= 0);
+        close(f);
+        assert_int_equal(unix_socket_unlink(path, &bound), 0);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(unlink(path), 0);
+
+        /* Still the one bound: removed. */
+        _cleanup_close_ int fd2 = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, &bound);
+        assert_true(fd2 >= 0);
+        assert_int_equal(unix_socket_unlink(path, &bound), 1);
+        assert_int_equal(lstat(path, &st), -1);
+
+        /* A dead socket another user made is theirs, not stale: never replaced. */
+        int dead = unix_stream_listen(path, 0);
+        assert_true(dead >= 0);
+        close(dead);
+        if (geteuid() == 0) {
+                assert_int_equal(lchown(path, 65534, 65534), 0);
+                assert_int_equal(unix_stream_listen(path, 0), -EEXIST);
+                assert_int_equal(lstat(path, &st), 0);
+                assert_true(S_ISSOCK(st.st_mode));
+        }
+        /* One somebody listens on is not stale either. */
+        assert_int_equal(unlink(path), 0);
+        _cleanup_close_ int live = unix_stream_listen(path, 0);
+        assert_true(live >= 0);
+        assert_int_equal(unix_stream_listen(path, 0), -EADDRINUSE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mkdir_parents),
+                cmocka_unit_test(test_untrusted_paths),
                 cmocka_unit_test(test_listen_connect_and_mode),
                 cmocka_unit_test(test_stale_socket_replaced),
                 cmocka_unit_test(test_refuses_other_files_and_long_paths),
