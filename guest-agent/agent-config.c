@@ -67,6 +67,7 @@ void config_init(AgentConfig *c) {
                 .replay_bytes = CONFIG_DEFAULT_REPLAY_BYTES,
                 .log_policy = LOG_POLICY_BLOCK,
                 .log_stall_timeout_ms = CONFIG_DEFAULT_LOG_STALL_TIMEOUT_MS,
+                .stop_timeout_ms = CONFIG_DEFAULT_STOP_TIMEOUT_MS,
                 .shutdown = SHUTDOWN_POWEROFF,
                 .kmsg = -1,
                 .flush_timeout_ms = 1000,
@@ -442,6 +443,8 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
         }
         if (strcmp(key, "log_stall_timeout_ms") == 0)
                 return set_range(value, 0, CONFIG_MAX_LOG_STALL_TIMEOUT_MS, &c->log_stall_timeout_ms, name, err);
+        if (strcmp(key, "stop_timeout_ms") == 0)
+                return set_range(value, 0, CONFIG_MAX_STOP_TIMEOUT_MS, &c->stop_timeout_ms, name, err);
         if (strcmp(key, "notify_socket") == 0) {
                 if ((r = parse_socket_path(value, "notify socket", name, err)) < 0)
                         return r;
@@ -636,6 +639,7 @@ static const char *const option_keys[] = {
         "replay_bytes",
         "log_policy",
         "log_stall_timeout_ms",
+        "stop_timeout_ms",
         "notify_socket",
         "traceparent_file",
         "shutdown",

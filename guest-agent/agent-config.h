@@ -20,6 +20,8 @@
 #define CONFIG_MAX_REPLAY_BYTES (UINT64_C(1) << 30)
 #define CONFIG_DEFAULT_LOG_STALL_TIMEOUT_MS 5000u
 #define CONFIG_MAX_LOG_STALL_TIMEOUT_MS 600000u
+#define CONFIG_DEFAULT_STOP_TIMEOUT_MS 10000u
+#define CONFIG_MAX_STOP_TIMEOUT_MS 3600000u
 #define CONFIG_MAX_PROBES 8u
 #define CONFIG_MAX_MODULES 32u
 #define CONFIG_MAX_MODULE_PATH 255u /* bytes */
@@ -77,6 +79,7 @@ typedef struct AgentConfig {
         uint64_t replay_bytes;
         LogPolicy log_policy;
         uint32_t log_stall_timeout_ms; /* block: how long without progress before dropping instead */
+        uint32_t stop_timeout_ms;      /* after SIGTERM/SIGINT to the workload's group: SIGKILL (0: never) */
         char *notify_socket;
         char *traceparent_file; /* NULL: not written */
         bool traceparent_file_disabled;

@@ -114,6 +114,7 @@ struct Agent {
         AgentPhase phase;
         uint64_t grace_deadline;
         uint64_t finish_deadline;      /* flush_timeout_ms after the last ack that freed records */
+        uint64_t kill_deadline;        /* stop_timeout_ms after SIGTERM/SIGINT went to the workload, else MAX */
         uint64_t finish_hard_deadline; /* however fast acks arrive, the machine powers off by then */
         uint64_t finish_records;       /* records held at the last ack */
         int exit_code;
@@ -585,6 +586,25 @@ static void reap_children(Agent *a, uint64_t now) {
         }
 }
 
+/* To the workload's process group (its own, workload.c), falling back to the process alone if the group is
+ * gone already. */
+static void workload_signal(Agent *a, int sig) {
+        if (kill(-a->workload_pid, sig) < 0)
+                (void) kill(a->workload_pid, sig);
+}
+
+/* The workload did not stop within stop_timeout_ms of SIGTERM/SIGINT: SIGKILL its group and, as PID 1, every
+ * other process too (the agent is the only one left to shut the machine down). */
+static void workload_kill(Agent *a) {
+        log_warning(
+                "the workload did not stop within %" PRIu32 " ms of the signal: sending SIGKILL to %s",
+                a->config->stop_timeout_ms,
+                getpid() == 1 ? "every process" : "its processes");
+        workload_signal(a, SIGKILL);
+        if (getpid() == 1)
+                (void) kill(-1, SIGKILL);
+}
+
 static void signal_read(Agent *a, uint64_t now) {
         struct signalfd_siginfo si;
 
@@ -596,8 +616,11 @@ static void signal_read(Agent *a, uint64_t now) {
                 }
 
                 if (a->workload_alive) {
-                        log_info("forwarding %s to the workload", signal_name(sig));
-                        (void) kill(a->workload_pid, sig);
+                        log_info("forwarding %s to the workload's processes", signal_name(sig));
+                        workload_signal(a, sig);
+                        if ((sig == SIGTERM || sig == SIGINT) && a->config->stop_timeout_ms > 0 &&
+                            a->kill_deadline == UINT64_MAX)
+                                a->kill_deadline = now + (uint64_t) a->config->stop_timeout_ms * NSEC_PER_MSEC;
                 } else if (sig != SIGTERM && sig != SIGINT) {
                         continue; /* only forwarded; nothing to forward to */
                 } else if (a->phase == PHASE_FINISHING) {
@@ -777,11 +800,18 @@ static uint64_t next_deadline(const Agent *a) {
                 d = MIN(d, a->grace_deadline);
         if (a->phase == PHASE_FINISHING)
                 d = MIN(d, a->finish_deadline);
+        if (a->workload_alive)
+                d = MIN(d, a->kill_deadline);
         return d;
 }
 
 static void handle_timers(Agent *a, uint64_t now) {
         transport_handle_timers(a->transport, now);
+
+        if (a->workload_alive && now >= a->kill_deadline) {
+                a->kill_deadline = UINT64_MAX;
+                workload_kill(a);
+        }
 
         size_t i;
         if (a->prober && prober_handle_timers(a->prober, now, &i) > 0)
@@ -928,6 +958,7 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 .console_fd = -1,
                 .kmsg = { .fd = -1 },
                 .start_monotonic = now_ns(CLOCK_MONOTONIC),
+                .kill_deadline = UINT64_MAX,
         };
         int r;
 

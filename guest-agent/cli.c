@@ -105,6 +105,8 @@ void cli_help(void) {
               "  --log-policy=block|drop    full replay buffer: pause the workload's output, or drop\n"
               "                             the oldest (default block)\n"
               "  --log-stall-timeout-ms=N   block: drop after N ms without an ack, default 5000\n"
+              "  --stop-timeout-ms=N        SIGKILL the workload's processes N ms after forwarding SIGTERM or\n"
+              "                             SIGINT to them, default 10000 (0: never)\n"
               "  --notify-socket=PATH       default /run/tether/notify\n"
               "  --traceparent-file=PATH    default /run/tether/traceparent, empty: none\n"
               "  --shutdown=poweroff|reboot|exit  init mode, default poweroff (reboot: Firecracker)\n"

@@ -82,6 +82,9 @@ void workload_close_pipes(Workload *w) {
 static _noreturn_ void child(char *const *argv, char *const *envp, int out_w, int err_w, int exec_w) {
         int e;
 
+        /* Its own process group (as tini -g): signals for the workload go to everything it started, and a
+         * stop can SIGKILL them all. The parent sets it too, so that it holds before either runs on. */
+        (void) setpgid(0, 0);
         /* dup2() gives fresh descriptors without CLOEXEC: only these pipe ends survive exec. */
         if (dup2(out_w, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0) {
                 e = errno;
@@ -114,6 +117,7 @@ int workload_spawn(char *const *argv, char *const *envp, Workload *ret) {
         }
         if (pid == 0)
                 child(argv, envp, out[1], err[1], ex[1]);
+        (void) setpgid(pid, pid);
 
         out[1] = safe_close(out[1]);
         err[1] = safe_close(err[1]);

@@ -10,10 +10,16 @@
             50 ms): the API marks the first piece "partial", `tether logs` prints one line
   exit-N    the workload's exit status is the agent's exit status and the API's exit object:
             0, 3, 127 (command not found), 126 (not executable), 137 (the workload SIGKILLs itself).
+  stop-group     SIGTERM to the agent reaches every process of the workload (its own process group), not only
+                 the one it started: a child's TERM trap runs (issue #10, defect 14).
+  stop-escalate  a workload that ignores SIGTERM is SIGKILLed --stop-timeout-ms (1 s) after it, with every
+                 other process, and the machine shuts down (exit signal 9) instead of running forever.
 """
 
 import os
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tetherlib import (Harness, check, is_container_boot, joined_lines, log, log_lines,  # noqa: E402
@@ -190,6 +196,54 @@ def case_exit(code):
         log("exit %d OK: %s" % (code, ex))
 
 
+def agent_pid(unshare_proc):
+    """The agent: the child unshare --fork started (PID 1 of the namespace)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/task/%d/children" % (unshare_proc.pid, unshare_proc.pid)) as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            pass
+        time.sleep(0.05)
+    check(False, "the agent process is found")
+
+
+def case_stop(kind):
+    with Harness("init-" + kind) as h:
+        mid = kind
+        h.register(mid)
+        started, trapped = h.path("started"), h.path("child-term")
+        if kind == "stop-group":
+            script = ('(trap "echo term > %s; exit 0" TERM; sleep 1000 & wait) & sleep 0.2; touch %s; wait'
+                      % (trapped, started))
+            extra = []
+        else:
+            script = 'trap "" TERM; touch %s; while :; do sleep 1; done' % started
+            extra = ["--stop-timeout-ms=1000"]
+        agent = h.start_init_shell(mid, script, extra=extra)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(started):
+            check(time.monotonic() < deadline and agent.poll() is None, "the workload starts")
+            time.sleep(0.05)
+        os.kill(agent_pid(agent), signal.SIGTERM)
+        rc = wait_proc(agent, 30, "the init-mode agent exits after SIGTERM")
+        m = h.wait_exited(mid)
+        ex = m["boot"]["exit"]
+        if kind == "stop-group":
+            check(os.path.exists(trapped), "SIGTERM reached the workload's child (its TERM trap ran)")
+            check(ex.get("signal") == signal.SIGTERM or ex.get("code") in (0, 143),
+                  "the workload ended by SIGTERM", ex)
+        else:
+            check(ex.get("signal") == signal.SIGKILL, "a workload ignoring SIGTERM is SIGKILLed", ex, rc)
+            with open(h.path("agent-%s.log" % mid), errors="replace") as f:
+                text = f.read()
+            check("did not stop within 1000 ms" in text, "the agent says why it sent SIGKILL", text[-1500:])
+        log("%s OK: %s (agent exit %d)" % (kind, ex, rc))
+
+
 def main(case):
     if case == "logs":
         case_logs()
@@ -197,6 +251,8 @@ def main(case):
         case_partial()
     elif case.startswith("exit-"):
         case_exit(int(case[5:]))
+    elif case.startswith("stop-"):
+        case_stop(case)
     else:
         raise SystemExit("unknown case " + case)
 
