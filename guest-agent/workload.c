@@ -85,6 +85,13 @@ static _noreturn_ void child(char *const *argv, char *const *envp, int out_w, in
         /* Its own process group (as tini -g): signals for the workload go to everything it started, and a
          * stop can SIGKILL them all. The parent sets it too, so that it holds before either runs on. */
         (void) setpgid(0, 0);
+        /* A workload reading a terminal that is the agent's must be its foreground group, or the reads stop
+         * it (SIGTTIN). Taking the terminal from the background raises SIGTTOU: ignored for the call (the
+         * dispositions are reset below). */
+        if (isatty(STDIN_FILENO)) {
+                (void) signal(SIGTTOU, SIG_IGN);
+                (void) tcsetpgrp(STDIN_FILENO, getpid());
+        }
         /* dup2() gives fresh descriptors without CLOEXEC: only these pipe ends survive exec. */
         if (dup2(out_w, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0) {
                 e = errno;
