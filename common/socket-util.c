@@ -24,7 +24,8 @@ static bool unix_socket_is_listening(const struct sockaddr_un *sa) {
         return errno == EAGAIN || errno == EINPROGRESS;
 }
 
-int unix_stream_listen_full(const char *path, mode_t mode, UnixListenFlags flags, struct stat *ret_st) {
+int unix_stream_listen_full(
+        const char *path, mode_t mode, UnixListenFlags flags, uid_t stale_owner, struct stat *ret_st) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct stat st;
         size_t len = strlen(path);
@@ -41,12 +42,13 @@ int unix_stream_listen_full(const char *path, mode_t mode, UnixListenFlags flags
                 /* Left over from a previous run (or a crashed VMM): a socket file of ours nobody listens on.
                  * Anything else is not ours to delete: another kind of file, a socket somebody listens on (a
                  * second tetherd would take the first one's API and machines), or one another user made (in a
-                 * sticky directory such as /tmp, only its owner could have replaced it). */
+                 * sticky directory such as /tmp, only its owner could have replaced it) unless it is the owner
+                 * we give our socket there (stale_owner). */
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST;
                 if (unix_socket_is_listening(&sa))
                         return -EADDRINUSE;
-                if (st.st_uid != geteuid())
+                if (st.st_uid != geteuid() && (stale_owner == (uid_t) -1 || st.st_uid != stale_owner))
                         return -EEXIST;
                 if (unlink(path) < 0 && errno != ENOENT)
                         return -errno;
@@ -68,7 +70,7 @@ int unix_stream_listen_full(const char *path, mode_t mode, UnixListenFlags flags
 }
 
 int unix_stream_listen(const char *path, mode_t mode) {
-        return unix_stream_listen_full(path, mode, 0, NULL);
+        return unix_stream_listen_full(path, mode, 0, (uid_t) -1, NULL);
 }
 
 int unix_socket_unlink(const char *path, const struct stat *bound) {

@@ -17,8 +17,10 @@ typedef enum UnixListenFlags {
 } UnixListenFlags;
 
 /* unix_stream_listen() with flags, returning in *ret_st (if given) the bound socket's lstat(), for
- * unix_socket_unlink(). */
-int unix_stream_listen_full(const char *path, mode_t mode, UnixListenFlags flags, struct stat *ret_st);
+ * unix_socket_unlink(). A stale socket owned by stale_owner ((uid_t) -1: none) counts as ours too: the owner
+ * the caller gives its socket after binding it. */
+int unix_stream_listen_full(
+        const char *path, mode_t mode, UnixListenFlags flags, uid_t stale_owner, struct stat *ret_st);
 
 /* Removes the socket at path only if it is still the one bound (same device and inode, see
  * unix_stream_listen_full()): never a file somebody put there since. Returns 1 if removed, 0 if there was

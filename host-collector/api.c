@@ -1291,7 +1291,7 @@ int api_listen_unix(Api *a, const char *path) {
         struct stat bound;
 
         /* Registering machines decides which guests may speak for which machine: owner and group only. */
-        int fd = unix_stream_listen_full(path, 0660, 0, &bound);
+        int fd = unix_stream_listen_full(path, 0660, 0, (uid_t) -1, &bound);
         if (fd < 0)
                 return fd;
         int r = api_add_daemon(a, fd, path);

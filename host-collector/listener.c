@@ -136,6 +136,7 @@ int listener_new_vsock(
 int listener_new_unix(
         sd_event *e,
         const char *path,
+        uid_t owner,
         ListenerAcceptHandler on_accept,
         ListenerErrorHandler on_error,
         void *userdata,
@@ -152,7 +153,7 @@ int listener_new_unix(
         }
         /* l->path stays unset until the socket exists: never unlink someone else's file. The path comes from
          * an API client: no symbolic link on the way. */
-        l->fd = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, &l->bound);
+        l->fd = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, owner, &l->bound);
         if (l->fd < 0) {
                 r = l->fd;
                 listener_free(l);
@@ -169,6 +170,23 @@ int listener_new_unix(
                 return r;
         }
         *ret = l;
+        return 0;
+}
+
+int listener_set_unix_owner(Listener *l, uid_t uid, gid_t gid, mode_t mode) {
+        struct stat st;
+
+        if (!l->path)
+                return -EINVAL;
+        /* Only the socket bound: a file put there since is somebody else's. */
+        if (lstat(l->path, &st) < 0)
+                return -errno;
+        if (!S_ISSOCK(st.st_mode) || st.st_dev != l->bound.st_dev || st.st_ino != l->bound.st_ino)
+                return -ESTALE;
+        if ((uid != (uid_t) -1 || gid != (gid_t) -1) && lchown(l->path, uid, gid) < 0)
+                return -errno;
+        if (mode != 0 && chmod(l->path, mode) < 0)
+                return -errno;
         return 0;
 }
 

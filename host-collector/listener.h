@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 typedef struct Listener Listener;
@@ -28,14 +29,21 @@ int listener_new_vsock(
 
 /* Binds a Unix stream socket at path, replacing a stale socket file of ours there (never any other kind of
  * file, nor another user's socket: -EEXIST; nor one somebody listens on: -EADDRINUSE), creating missing parent
- * directories (0711); no parent may be a symbolic link (-ELOOP). Returns 0 or -errno. */
+ * directories (0711); no parent may be a symbolic link (-ELOOP). owner ((uid_t) -1: none) is the owner the
+ * caller gives the socket (listener_set_unix_owner()): a stale socket of that owner is replaced too. Returns 0
+ * or -errno. */
 int listener_new_unix(
         sd_event *e,
         const char *path,
+        uid_t owner,
         ListenerAcceptHandler on_accept,
         ListenerErrorHandler on_error,
         void *userdata,
         Listener **ret);
+
+/* A Unix listener's socket file: owner and group ((uid_t) -1 / (gid_t) -1 keep them) and mode (0 keeps it), if
+ * the file at its path is still the socket bound (-ESTALE otherwise). Returns 0 or -errno. */
+int listener_set_unix_owner(Listener *l, uid_t uid, gid_t gid, mode_t mode);
 
 /* Closes the socket; a Unix socket's file is removed if it is still the one bound. */
 Listener *listener_free(Listener *l);

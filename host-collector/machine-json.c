@@ -2,6 +2,7 @@
 #include "machine-json.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,36 @@ int machine_spec_from_json(json_t *o, MachineSpecJson *ret, const char **ret_err
         if (get_string(o, "source_id", &s.spec.source_id, ret_error, "source_id must be a string") < 0)
                 return -EINVAL;
 
+        v = json_object_get(o, "socket_uid");
+        if (v && !json_is_null(v)) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= UINT32_MAX) {
+                        *ret_error = "socket_uid must be a numeric user id";
+                        return -EINVAL;
+                }
+                s.spec.socket_uid_set = true;
+                s.spec.socket_uid = (uint32_t) json_integer_value(v);
+        }
+        v = json_object_get(o, "socket_gid");
+        if (v && !json_is_null(v)) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= UINT32_MAX) {
+                        *ret_error = "socket_gid must be a numeric group id";
+                        return -EINVAL;
+                }
+                s.spec.socket_gid_set = true;
+                s.spec.socket_gid = (uint32_t) json_integer_value(v);
+        }
+        v = json_object_get(o, "socket_mode");
+        if (v && !json_is_null(v)) {
+                const char *t = json_is_string(v) ? json_string_value(v) : "";
+                char *end = NULL;
+                unsigned long mode = strtoul(t, &end, 8);
+                if (!*t || *end || t[0] == '-' || t[0] == '+' || mode == 0 || mode > 0777) {
+                        *ret_error = "socket_mode must be an octal file mode string between \"0001\" and \"0777\"";
+                        return -EINVAL;
+                }
+                s.spec.socket_mode = (uint32_t) mode;
+        }
+
         v = json_object_get(o, "registered_unix_ns");
         if (v && json_is_integer(v) && json_integer_value(v) > 0)
                 s.spec.registered_unix_ns = (uint64_t) json_integer_value(v);
@@ -100,6 +131,15 @@ static json_t *string_or_null(const char *s) {
         return s ? json_string(s) : json_null();
 }
 
+void machine_socket_to_json(json_t *o, const Machine *m) {
+        char mode[8];
+
+        snprintf(mode, sizeof(mode), "%04o", m->socket_mode);
+        json_object_set_new(o, "socket_uid", m->socket_uid_set ? json_integer(m->socket_uid) : json_null());
+        json_object_set_new(o, "socket_gid", m->socket_gid_set ? json_integer(m->socket_gid) : json_null());
+        json_object_set_new(o, "socket_mode", m->socket_mode ? json_string(mode) : json_null());
+}
+
 json_t *machine_registration_to_json(const Machine *m) {
         json_t *o = json_object(), *attrs = json_object();
         char *cond = ready_condition_to_string(&m->ready_condition);
@@ -125,6 +165,7 @@ json_t *machine_registration_to_json(const Machine *m) {
         json_object_set_new(o, "registered_unix_ns", json_integer((json_int_t) m->registered_unix_ns));
         json_object_set_new(o, "source", json_string(machine_source_to_string(m->source)));
         json_object_set_new(o, "source_id", string_or_null(m->source_id));
+        machine_socket_to_json(o, m);
         free(cond);
         return o;
 }

@@ -20,4 +20,7 @@ typedef struct MachineSpecJson {
 int machine_spec_from_json(json_t *o, MachineSpecJson *ret, const char **ret_error);
 
 /* The registration (what machine.json holds). Returns NULL on allocation failure. */
+/* Adds socket_uid, socket_gid and socket_mode ("0660"; null when unset) to o. */
+void machine_socket_to_json(json_t *o, const Machine *m);
+
 json_t *machine_registration_to_json(const Machine *m);

@@ -101,6 +101,14 @@ int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const ch
                 else if (!text_valid(spec->uds_path, MACHINE_STRING_MAX))
                         err = "uds_path must be valid UTF-8";
         }
+        if (!err && (spec->socket_uid_set || spec->socket_gid_set || spec->socket_mode) && !spec->uds_path)
+                err = "socket_uid, socket_gid and socket_mode apply to a uds_path";
+        if (!err && spec->socket_mode > 0777)
+                err = "socket_mode must be an octal file mode between 0001 and 0777";
+        if (!err &&
+            ((spec->socket_uid_set && spec->socket_uid == UINT32_MAX) ||
+             (spec->socket_gid_set && spec->socket_gid == UINT32_MAX)))
+                err = "socket_uid and socket_gid must be below 4294967295";
         if (!err && spec->traceparent && *spec->traceparent) {
                 TraceParent tp;
                 if (traceparent_parse(spec->traceparent, &tp) < 0)
@@ -142,6 +150,11 @@ int machine_new(const MachineSpec *spec, const char *default_service_name, Machi
         if (!m)
                 return -ENOMEM;
         m->cid = spec->cid;
+        m->socket_uid_set = spec->socket_uid_set;
+        m->socket_gid_set = spec->socket_gid_set;
+        m->socket_uid = spec->socket_uid;
+        m->socket_gid = spec->socket_gid;
+        m->socket_mode = spec->socket_mode;
         m->log_ratelimit = RATELIMIT_INIT(MACHINE_LOG_RATELIMIT_INTERVAL_NS, MACHINE_LOG_RATELIMIT_BURST);
         m->registered_unix_ns = spec->registered_unix_ns;
         m->source = spec->source;

@@ -62,14 +62,19 @@ typedef struct MachineSpec {
         uint64_t registered_unix_ns; /* 0: now */
         MachineSource source;
         const char *source_id; /* libvirt: the domain UUID; NULL for the API */
+        /* The machine's socket file "<uds_path>_<port>": owner, group and mode for a VMM that does not run as
+         * tetherd's user (a jailed Firecracker, Cloud Hypervisor as a user). Unset: tetherd's user, the umask. */
+        bool socket_uid_set, socket_gid_set;
+        uint32_t socket_uid, socket_gid;
+        uint32_t socket_mode; /* 0: unset; else 0001..0777 */
 } MachineSpec;
+
+/* [A-Za-z0-9._:-]{1,MACHINE_ID_MAX}, not "." or ".." (it names a directory in the state dir). */
+bool machine_id_is_valid(const char *id);
 
 /* Checks a spec. A libvirt machine may have neither cid nor uds_path (a stopped domain holds no CID). vsock_port is
  * needed to check that "<uds_path>_<port>" fits a socket address. Returns 0, or -EINVAL with a static human-readable
  * reason in *ret_error. */
-/* [A-Za-z0-9._:-]{1,MACHINE_ID_MAX}, not "." or ".." (it names a directory in the state dir). */
-bool machine_id_is_valid(const char *id);
-
 int machine_spec_validate(const MachineSpec *spec, uint32_t vsock_port, const char **ret_error);
 
 typedef struct Registry Registry;
@@ -122,8 +127,10 @@ struct Machine {
         void *connection;
         void *uds_listener;
         /* Owned by store.c. */
-        bool persisted;          /* machine.json is durable */
-        MachineSave *store_save; /* machine.json on its way to the disk, or NULL */
+        bool persisted;                      /* machine.json is durable */
+        MachineSave *store_save;             /* machine.json on its way to the disk, or NULL */
+        bool socket_uid_set, socket_gid_set; /* see MachineSpec */
+        uint32_t socket_uid, socket_gid, socket_mode;
         RateLimit log_ratelimit; /* tetherd's log lines this machine's guest causes (jsonlog.h) */
 };
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "render.h"
+#include "machine-json.h"
 
 #include <stdlib.h>
 
@@ -148,6 +149,7 @@ json_t *render_machine(const Machine *m, const char *node_id) {
         json_object_set_new(o, "node_id", json_string(node_id));
         json_object_set_new(o, "cid", m->cid ? json_integer(m->cid) : json_null());
         json_object_set_new(o, "uds_path", str_or_null(m->uds_path));
+        machine_socket_to_json(o, m);
         json_object_set_new(o, "request_id", str_or_null(m->request_id));
         json_object_set_new(o, "traceparent", str_or_null(m->traceparent));
         json_object_set_new(o, "service_name", str_or_null(m->service_name));

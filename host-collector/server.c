@@ -198,9 +198,27 @@ static int server_listen_machine(Server *s, Machine *m) {
                 return 0;
         if (!path)
                 return -ENOMEM;
-        r = listener_new_unix(s->event, path, on_uds_accept, on_accept_error, s, &l);
+        r = listener_new_unix(
+                s->event,
+                path,
+                m->socket_uid_set ? (uid_t) m->socket_uid : (uid_t) -1,
+                on_uds_accept,
+                on_accept_error,
+                s,
+                &l);
         if (r < 0)
                 return r;
+        if (m->socket_uid_set || m->socket_gid_set || m->socket_mode) {
+                r = listener_set_unix_owner(
+                        l,
+                        m->socket_uid_set ? (uid_t) m->socket_uid : (uid_t) -1,
+                        m->socket_gid_set ? (gid_t) m->socket_gid : (gid_t) -1,
+                        (mode_t) m->socket_mode);
+                if (r < 0) {
+                        listener_free(l);
+                        return r;
+                }
+        }
         m->uds_listener = l;
         return 0;
 }

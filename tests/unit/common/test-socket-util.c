@@ -128,7 +128,7 @@ static void test_untrusted_paths(void **state) {
         snprintf(link, sizeof(link), "%s/link", dir);
         assert_int_equal(symlink(target, link), 0);
         snprintf(path, sizeof(path), "%s/link/sub/vm_4817", dir);
-        assert_int_equal(unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, NULL), -ELOOP);
+        assert_int_equal(unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, (uid_t) -1, NULL), -ELOOP);
         snprintf(path, sizeof(path), "%s/elsewhere/sub", dir);
         assert_int_equal(lstat(path, &st), -1); /* nothing was created behind the link */
         /* Trusted paths may go through links (the API socket an administrator chose). */
@@ -137,7 +137,7 @@ static void test_untrusted_paths(void **state) {
         assert_true(trusted >= 0);
 
         snprintf(path, sizeof(path), "%s/made/for/vm_4817", dir);
-        _cleanup_close_ int fd = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, &bound);
+        _cleanup_close_ int fd = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, (uid_t) -1, &bound);
         assert_true(fd >= 0);
         snprintf(target, sizeof(target), "%s/made/for", dir);
         assert_int_equal(stat(target, &st), 0);
@@ -154,7 +154,7 @@ static void test_untrusted_paths(void **state) {
         assert_int_equal(unlink(path), 0);
 
         /* Still the one bound: removed. */
-        _cleanup_close_ int fd2 = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, &bound);
+        _cleanup_close_ int fd2 = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, (uid_t) -1, &bound);
         assert_true(fd2 >= 0);
         assert_int_equal(unix_socket_unlink(path, &bound), 1);
         assert_int_equal(lstat(path, &st), -1);
@@ -168,6 +168,9 @@ static void test_untrusted_paths(void **state) {
                 assert_int_equal(unix_stream_listen(path, 0), -EEXIST);
                 assert_int_equal(lstat(path, &st), 0);
                 assert_true(S_ISSOCK(st.st_mode));
+                /* Unless that is the owner the caller gives its socket there. */
+                _cleanup_close_ int again = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, 65534, NULL);
+                assert_true(again >= 0);
         }
         /* One somebody listens on is not stale either. */
         assert_int_equal(unlink(path), 0);
