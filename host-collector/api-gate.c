@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 /* A refused client has this long to read its 503, and at most this many wait at once. */
 #define GATE_LINGER_NS (1 * NSEC_PER_SEC)
 #define GATE_LINGER_MAX 64u
+/* Connections looked at for one eviction (gate_eviction_candidate()). */
+#define GATE_EVICTION_SCAN 64u
 
 typedef struct GateConn GateConn;
 typedef struct Refused Refused;
@@ -226,6 +229,21 @@ static void gate_refuse(ApiGate *g, int fd) {
                 gate_update_linger_timer(g);
 }
 
+/* Among the oldest connections still waiting for their request, the first whose socket holds nothing unread:
+ * one that MHD has read everything from and that has not completed a request is a slow or idle client. One with
+ * unread bytes may hold a whole request that MHD is about to read (a client that just connected and wrote it):
+ * it is not cut off while there is another choice. NULL when none waits for its request. */
+static GateConn *gate_eviction_candidate(ApiGate *g) {
+        unsigned looked = 0;
+
+        for (GateConn *c = g->armed; c && looked < GATE_EVICTION_SCAN; c = c->armed_next, looked++) {
+                int unread = 0;
+                if (ioctl(c->fd, FIONREAD, &unread) < 0 || unread == 0)
+                        return c;
+        }
+        return g->armed;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         ApiGate *g = userdata;
 
@@ -242,16 +260,23 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                          * after the other sources had their turn. */
                         return 0;
                 }
+                if (g->n_conns >= 2 * g->config.max_connections) {
+                        /* As many cut off and not closed by MHD yet as the limit allows: MHD's own limit (twice
+                         * ours) would close a newcomer without a word. */
+                        gate_refuse(g, cfd);
+                        continue;
+                }
                 if (g->n_conns - g->n_shut >= g->config.max_connections) {
                         /* Full. The oldest connection still waiting for its request makes room: a client
                          * that sends its request whole is answered even while others trickle theirs (or send
                          * nothing) and reconnect as fast as they are cut off. Only when every connection is
                          * being answered (long-polls, streams) is the newcomer refused. */
-                        if (!g->armed) {
+                        GateConn *victim = gate_eviction_candidate(g);
+                        if (!victim) {
                                 gate_refuse(g, cfd);
                                 continue;
                         }
-                        gate_shut(g->armed);
+                        gate_shut(victim);
                         g->stats->api_connections_evicted++;
                         gate_update_timer(g);
                 }

@@ -6,8 +6,9 @@
  * loop and none of them is left to chance:
  *
  *   - at max_connections, a new client makes room by cutting off the oldest connection that is still waiting
- *     for its request (a slowloris client, or an idle one): a client that sends its request whole is answered
- *     even while others trickle theirs and reconnect as fast as they are cut off. When every connection is
+ *     for its request and has nothing unread in its socket (a slowloris client, or an idle one): a client that
+ *     sends its request whole is answered even while others trickle theirs and reconnect as fast as they are
+ *     cut off. When every connection is
  *     being answered (parked long-polls, streams), the newcomer gets "503 Service Unavailable" at once and is
  *     closed. (MHD itself would stop accepting: clients would hang in the backlog, and MHD took its listening
  *     socket out of its epoll set at the limit and never put it back when the connections it held were closed
