@@ -44,6 +44,8 @@ static void help(void) {
                "                                  the most gives up its oldest first\n"
                "     --log-format FORMAT          json, journal or auto (default auto)\n"
                "     --log-level LEVEL            debug, info, warning or error (default info)\n"
+               "     --uds-root DIR               Machine sockets (uds_path) only below DIR (repeatable;\n"
+               "                                  default: anywhere tetherd can write)\n"
                "     --libvirt-uri URI            Watch libvirt domains (e.g. qemu:///system): register those\n"
                "                                  with a vsock device or tether metadata (docs/libvirt.md)\n"
                "     --otlp=on|off                OpenTelemetry export (default on)\n"
@@ -107,6 +109,7 @@ enum {
         ARG_MAX_BOOTS,
         ARG_MAX_MACHINES,
         ARG_API_MAX_CONNECTIONS,
+        ARG_UDS_ROOT,
         ARG_MAX_EVENTS,
         ARG_MAX_EVENT_BYTES,
         ARG_API_REQUEST_TIMEOUT,
@@ -130,6 +133,10 @@ enum {
 
 #define OTLP_HEADERS_MAX 32u
 static const char *otlp_headers[OTLP_HEADERS_MAX];
+
+#define UDS_ROOTS_MAX 32u
+static const char *uds_roots[UDS_ROOTS_MAX + 1];
+static unsigned n_uds_roots;
 
 static bool is_http_url(const char *s) {
         return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
@@ -171,6 +178,7 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "otlp-batch-delay-ms", required_argument, NULL, ARG_OTLP_BATCH_DELAY },
                 { "otlp-retry-max-ms", required_argument, NULL, ARG_OTLP_RETRY_MAX },
                 { "libvirt-uri", required_argument, NULL, ARG_LIBVIRT_URI },
+                { "uds-root", required_argument, NULL, ARG_UDS_ROOT },
                 {},
         };
         uint64_t v;
@@ -217,6 +225,17 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                         break;
                 case ARG_NO_VSOCK:
                         c->vsock = false;
+                        break;
+                case ARG_UDS_ROOT:
+                        if (optarg[0] != '/' || n_uds_roots >= UDS_ROOTS_MAX) {
+                                fprintf(stderr,
+                                        "Invalid --uds-root (an absolute path, at most %u): %s\n",
+                                        UDS_ROOTS_MAX,
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        uds_roots[n_uds_roots++] = optarg;
+                        c->uds_roots = uds_roots;
                         break;
                 case ARG_LIBVIRT_URI:
 #if HAVE_LIBVIRT

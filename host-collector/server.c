@@ -285,10 +285,28 @@ static void on_registration_saved(Store *store, Machine *m, int error, void *use
         registry_machine_persisted(s->registry, m);
 }
 
+/* With --uds-root, a machine's socket must be below one of those directories (its path is canonical already:
+ * machine_spec_validate()): an API client cannot make tetherd create "<anything>_4817" anywhere it can write,
+ * such as /etc/passwd_4817. */
+static bool uds_path_allowed(const Server *s, const char *path) {
+        if (!s->uds_roots || !path)
+                return true;
+        for (char **root = s->uds_roots; *root; root++) {
+                size_t n = strlen(*root);
+                if (n == 1 || (strncmp(path, *root, n) == 0 && path[n] == '/' && path[n + 1]))
+                        return true; /* "/" allows everything */
+        }
+        return false;
+}
+
 int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error) {
         Machine *m;
         int r, saving = 0;
 
+        if (!uds_path_allowed(s, spec->uds_path)) {
+                *ret_error = "uds_path is not below any of tetherd's --uds-root directories";
+                return -EINVAL;
+        }
         r = registry_add_machine(s->registry, spec, &m, ret_error);
         if (r < 0)
                 return r;
@@ -380,6 +398,25 @@ int server_new(const ServerConfig *config, Server **ret) {
         s->api_port = config->api_port;
         s->api_limits = config->api_limits;
         s->refused_ratelimit = RATELIMIT_INIT(NSEC_PER_SEC, 1);
+        if (config->uds_roots && config->uds_roots[0]) {
+                size_t n = 0;
+                while (config->uds_roots[n])
+                        n++;
+                if (!(s->uds_roots = calloc(n + 1, sizeof(char *)))) {
+                        server_free(s);
+                        return log_oom();
+                }
+                for (size_t i = 0; i < n; i++) {
+                        /* Canonical, without a trailing slash, like the paths it is compared with. */
+                        size_t len = strlen(config->uds_roots[i]);
+                        while (len > 1 && config->uds_roots[i][len - 1] == '/')
+                                len--;
+                        if (!(s->uds_roots[i] = strndup(config->uds_roots[i], len))) {
+                                server_free(s);
+                                return log_oom();
+                        }
+                }
+        }
         s->vsock_enabled = config->vsock;
         if (config->api_socket && *config->api_socket && !(s->api_socket = strdup(config->api_socket))) {
                 server_free(s);
@@ -664,6 +701,9 @@ Server *server_free(Server *s) {
         sd_event_source_disable_unref(s->sigint);
         sd_event_unref(s->event);
         free(s->api_socket);
+        for (char **root = s->uds_roots; root && *root; root++)
+                free(*root);
+        free(s->uds_roots);
         free(s);
         return NULL;
 }

@@ -43,6 +43,7 @@ typedef struct ServerConfig {
         bool otlp_no_file;       /* --otlp-file "" */
         bool otlp_no_spool;      /* --otlp-spool-dir "" */
         const char *libvirt_uri; /* NULL: no libvirt watcher (docs/libvirt.md) */
+        const char *const *uds_roots; /* NULL-terminated; NULL or empty: a uds_path may be anywhere */
 } ServerConfig;
 
 void server_config_init(ServerConfig *c);
@@ -63,6 +64,7 @@ typedef struct Server {
         Api *api;
         OtlpExporter *otlp;
         char *libvirt_uri;
+        char **uds_roots;      /* --uds-root: the directories machine sockets may be under (NULL: anywhere) */
         LibvirtWatch *libvirt; /* NULL without --libvirt-uri */
         sd_event_source *sigterm, *sigint;
         sd_event_source *sync_source; /* completed syncs of the store's threads */

@@ -7,6 +7,7 @@
 - A path through a symbolic link is refused (400) and nothing is created behind the link.
 - A machine's socket replaced by somebody else's file: deleting the machine leaves that file alone.
 - Another user's dead socket at the path is not replaced (400).
+- With --uds-root DIR, only paths below DIR are accepted: /etc/passwd is a 400 and no /etc/passwd_4817 appears.
 """
 
 import os
@@ -60,6 +61,17 @@ def main():
         check(status == 400, "another user's dead socket is not replaced", (status, raw))
         check(os.lstat(sock).st_uid == 65534, "it is still there, still theirs")
         log("aliases, links, replaced and foreign files all refused or left alone")
+
+    with Harness("uds-roots", start=False) as h:
+        h.tetherd_args = ["--uds-root", h.path("vms") + "/"]
+        h.start_tetherd()
+        doc = h.api.register("inside", uds_path=h.path("vms", "inside", "v.sock"))
+        check(doc and doc.get("machine_id") == "inside", "a path below --uds-root is accepted", doc)
+        for path in [h.path("vm-outside.vsock"), "/etc/passwd", h.path("vms"), h.path("vmsx", "v.sock")]:
+            status, _, raw = h.api.request("POST", "/v1/machines", {"machine_id": "outside", "uds_path": path})
+            check(status == 400 and b"--uds-root" in raw, "a path not below --uds-root is refused: %s" % path,
+                  (status, raw[:200]))
+        check(not os.path.exists("/etc/passwd_4817"), "no /etc/passwd_4817")
 
 
 if __name__ == "__main__":
