@@ -2,6 +2,7 @@
 #include "fs-util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,30 +11,9 @@
 
 #include "macro.h"
 
-int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-
-        char *slash = strrchr(copy, '/');
-        if (!slash || slash == copy)
-                return 0;
-        *slash = '\0';
-
-        for (char *p = copy + 1;; p++) {
-                if (*p != '/' && *p != '\0')
-                        continue;
-                char saved = *p;
-                *p = '\0';
-                if (mkdir(copy, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *p = saved;
-                if (!saved)
-                        return 0;
-        }
-}
-
-int mkdir_parents_nofollow(const char *path, mode_t mode) {
+/* Walks path's parents from the root, creating the missing ones with mode. With nofollow, each must then be a
+ * directory that is not a symbolic link. */
+static int mkdir_parents_walk(const char *path, mode_t mode, bool nofollow) {
         _cleanup_free_ char *copy = strdup(path);
         struct stat st;
 
@@ -49,22 +29,35 @@ int mkdir_parents_nofollow(const char *path, mode_t mode) {
                         continue;
                 char saved = *p;
                 *p = '\0';
-                if (lstat(copy, &st) < 0) {
-                        if (errno != ENOENT)
-                                return -errno;
+                if (!nofollow) {
                         if (mkdir(copy, mode) < 0 && errno != EEXIST)
                                 return -errno;
-                        if (lstat(copy, &st) < 0)
-                                return -errno;
+                } else {
+                        if (lstat(copy, &st) < 0) {
+                                if (errno != ENOENT)
+                                        return -errno;
+                                if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                                        return -errno;
+                                if (lstat(copy, &st) < 0)
+                                        return -errno;
+                        }
+                        if (S_ISLNK(st.st_mode))
+                                return -ELOOP;
+                        if (!S_ISDIR(st.st_mode))
+                                return -ENOTDIR;
                 }
-                if (S_ISLNK(st.st_mode))
-                        return -ELOOP;
-                if (!S_ISDIR(st.st_mode))
-                        return -ENOTDIR;
                 *p = saved;
                 if (!saved)
                         return 0;
         }
+}
+
+int mkdir_parents(const char *path, mode_t mode) {
+        return mkdir_parents_walk(path, mode, false);
+}
+
+int mkdir_parents_nofollow(const char *path, mode_t mode) {
+        return mkdir_parents_walk(path, mode, true);
 }
 
 int write_all(int fd, const void *data, size_t n) {

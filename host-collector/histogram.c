@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "histogram.h"
 
+#include "macro.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -29,7 +31,7 @@ void histogram_observe(Histogram *h, uint64_t value_ns) {
         }
         h->buckets[lo]++;
         h->count++;
-        h->sum_ns = value_ns > UINT64_MAX - h->sum_ns ? UINT64_MAX : h->sum_ns + value_ns;
+        h->sum_ns = add_sat(h->sum_ns, value_ns);
 }
 
 uint64_t histogram_cumulative(const Histogram *h, size_t i) {

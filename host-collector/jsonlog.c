@@ -167,6 +167,13 @@ static void emit_journal(int level, int error, const LogFields *f, const char *m
                 free(fields[i]);
 }
 
+static void emit(int level, int error, const LogFields *fields, const char *msg) {
+        if (log_target == LOG_TARGET_JOURNAL)
+                emit_journal(level, error, fields, msg);
+        else
+                emit_json(level, error, fields, msg);
+}
+
 int log_emit(int level, int error, const LogFields *fields, const char *fmt, ...) {
         int saved_errno = errno;
         char *msg = NULL;
@@ -191,10 +198,7 @@ int log_emit(int level, int error, const LogFields *fields, const char *fmt, ...
                                     (unsigned) (fields->ratelimit->interval_ns / NSEC_PER_SEC)) >= 0) {
                                 LogFields plain = *fields;
                                 plain.transition = NULL;
-                                if (log_target == LOG_TARGET_JOURNAL)
-                                        emit_journal(LOG_WARNING, 0, &plain, note);
-                                else
-                                        emit_json(LOG_WARNING, 0, &plain, note);
+                                emit(LOG_WARNING, 0, &plain, note);
                         }
                 }
         }
@@ -205,10 +209,7 @@ int log_emit(int level, int error, const LogFields *fields, const char *fmt, ...
                 msg = NULL;
         va_end(ap);
 
-        if (log_target == LOG_TARGET_JOURNAL)
-                emit_journal(level, error, fields, msg ?: fmt);
-        else
-                emit_json(level, error, fields, msg ?: fmt);
+        emit(level, error, fields, msg ?: fmt);
         free(msg);
 
 finish:

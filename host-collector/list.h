@@ -49,6 +49,28 @@
                 _i_->name##_next = _i_->name##_prev = NULL;               \
         } while (0)
 
+/* A list that also keeps its tail: appending is O(1) (a FIFO, oldest at the head). Remove its items with
+ * LIST_REMOVE_WITH_TAIL so that the tail stays right. */
+#define LIST_APPEND_WITH_TAIL(name, head, tail, item) \
+        do {                                          \
+                __typeof__(*(head)) *_i_ = (item);    \
+                _i_->name##_next = NULL;              \
+                _i_->name##_prev = (tail);            \
+                if (tail)                             \
+                        (tail)->name##_next = _i_;    \
+                else                                  \
+                        (head) = _i_;                 \
+                (tail) = _i_;                         \
+        } while (0)
+
+#define LIST_REMOVE_WITH_TAIL(name, head, tail, item) \
+        do {                                          \
+                __typeof__(*(head)) *_t_ = (item);    \
+                if ((tail) == _t_)                    \
+                        (tail) = _t_->name##_prev;    \
+                LIST_REMOVE(name, head, _t_);         \
+        } while (0)
+
 #define LIST_FOREACH(name, i, head) for ((i) = (head); (i); (i) = (i)->name##_next)
 
 /* Safe against removal of i inside the body. */

@@ -221,8 +221,7 @@ int otlp_queue_seal(OtlpQueue *q, uint64_t now_ns, bool force) {
 uint64_t otlp_queue_deadline(const OtlpQueue *q) {
         if (!q->open || q->open->items == 0)
                 return UINT64_MAX;
-        uint64_t t = q->open->priv->first_ns;
-        return t > UINT64_MAX - q->limits.batch_delay_ns ? UINT64_MAX : t + q->limits.batch_delay_ns;
+        return add_sat(q->open->priv->first_ns, q->limits.batch_delay_ns);
 }
 
 static int open_batch(OtlpQueue *q, uint64_t now_ns) {

@@ -499,6 +499,11 @@ int server_new(const ServerConfig *config, Server **ret) {
         return 0;
 }
 
+/* Whether the watchdog may be fed now: the HTTP API answered within the last half watchdog period. */
+static bool server_watchdog_may_ping(uint64_t last_answer_ns, uint64_t now_ns, uint64_t watchdog_ns) {
+        return now_ns < last_answer_ns || now_ns - last_answer_ns <= watchdog_ns / 2;
+}
+
 /* The watchdog is fed from a timer, and only while the HTTP API answered tetherd's own probe within the last
  * half period (api-probe.h): a loop that runs while the API does not answer is as stuck, for orchestrators, as
  * one that does not run. */
@@ -523,10 +528,6 @@ static int on_watchdog(sd_event_source *src, uint64_t usec, void *userdata) {
         (void) sd_event_source_set_time_relative(src, s->watchdog_ns / 4 / NSEC_PER_USEC);
         (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         return 0;
-}
-
-bool server_watchdog_may_ping(uint64_t last_answer_ns, uint64_t now_ns, uint64_t watchdog_ns) {
-        return now_ns < last_answer_ns || now_ns - last_answer_ns <= watchdog_ns / 2;
 }
 
 static int server_setup_watchdog(Server *s) {

@@ -81,9 +81,6 @@ typedef struct Server {
         RateLimit refused_ratelimit; /* "refusing a connection" lines */
 } Server;
 
-/* Whether the watchdog may be fed now: the HTTP API answered within the last half watchdog period. */
-bool server_watchdog_may_ping(uint64_t last_answer_ns, uint64_t now_ns, uint64_t watchdog_ns);
-
 /* Sets up everything but listening: the loop, registry, store (and its replay). Returns 0 or -errno (logged). */
 int server_new(const ServerConfig *config, Server **ret);
 Server *server_free(Server *s);
