@@ -13,11 +13,10 @@
 #include "fs-util.h"
 #include "jsonlog.h"
 #include "list.h"
+#include "listener.h"
 #include "macro.h"
 #include "time-util.h"
 
-/* Accepted per wakeup: the rest wait for the next one, behind whatever else is pending. */
-#define GATE_ACCEPTS_PER_WAKEUP 64u
 /* A refused client has this long to read its 503, and at most this many wait at once. */
 #define GATE_LINGER_NS (1 * NSEC_PER_SEC)
 #define GATE_LINGER_MAX 64u
@@ -40,8 +39,9 @@ struct ApiGate {
         ApiGateConfig config;
         Stats *stats;
         struct MHD_Daemon *mhd;
-        int listen_fd;
-        sd_event_source *accept_source, *deadline_timer;
+        int listen_fd;      /* until api_gate_attach() makes it the listener's */
+        Listener *listener; /* accepts, at most 16 per wakeup, pausing on EMFILE (listener.h) */
+        sd_event_source *deadline_timer;
         unsigned n_conns; /* held by MHD, n_shut of them shut down and about to close */
         unsigned n_shut;
         GateConn *adding; /* the connection MHD_add_connection() is announcing */
@@ -59,9 +59,7 @@ static void gate_disarm(GateConn *c) {
 
         if (c->armed_ns == 0)
                 return;
-        if (g->armed_tail == c)
-                g->armed_tail = c->armed_prev;
-        LIST_REMOVE(armed, g->armed, c);
+        LIST_REMOVE_WITH_TAIL(armed, g->armed, g->armed_tail, c);
         c->armed_ns = 0;
 }
 
@@ -83,13 +81,7 @@ static void gate_arm(GateConn *c) {
         if (c->shut)
                 return;
         c->armed_ns = now_ns(CLOCK_MONOTONIC) ?: 1;
-        c->armed_next = NULL;
-        c->armed_prev = g->armed_tail;
-        if (g->armed_tail)
-                g->armed_tail->armed_next = c;
-        else
-                g->armed = c;
-        g->armed_tail = c;
+        LIST_APPEND_WITH_TAIL(armed, g->armed, g->armed_tail, c);
         if (g->armed == c)
                 gate_update_timer(g);
 }
@@ -137,9 +129,7 @@ static Refused *refused_free(Refused *r) {
         if (!r)
                 return NULL;
         ApiGate *g = r->gate;
-        if (g->refused_tail == r)
-                g->refused_tail = r->refused_prev;
-        LIST_REMOVE(refused, g->refused, r);
+        LIST_REMOVE_WITH_TAIL(refused, g->refused, g->refused_tail, r);
         g->n_refused--;
         sd_event_source_disable_unref(r->io);
         safe_close(r->fd);
@@ -218,12 +208,7 @@ static void gate_refuse(ApiGate *g, int fd) {
         r->gate = g;
         r->fd = fd;
         r->since_ns = now_ns(CLOCK_MONOTONIC);
-        r->refused_prev = g->refused_tail;
-        if (g->refused_tail)
-                g->refused_tail->refused_next = r;
-        else
-                g->refused = r;
-        g->refused_tail = r;
+        LIST_APPEND_WITH_TAIL(refused, g->refused, g->refused_tail, r);
         g->n_refused++;
         if (g->refused == r)
                 gate_update_linger_timer(g);
@@ -244,62 +229,50 @@ static GateConn *gate_eviction_candidate(ApiGate *g) {
         return g->armed;
 }
 
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static void on_accept(Listener *l, int cfd, const struct sockaddr *sa, socklen_t salen, void *userdata) {
         ApiGate *g = userdata;
 
-        for (unsigned i = 0; i < GATE_ACCEPTS_PER_WAKEUP; i++) {
-                struct sockaddr_storage sa;
-                socklen_t salen = sizeof(sa);
-                int cfd = accept4(g->listen_fd, (struct sockaddr *) &sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED)
-                                continue;
-                        if (errno != EAGAIN)
-                                log_debug_errno(errno, "API: failed to accept a connection: %m");
-                        /* EMFILE and the like: the listening socket stays readable; sd-event polls it again
-                         * after the other sources had their turn. */
-                        return 0;
-                }
-                if (g->n_conns >= 2 * g->config.max_connections) {
-                        /* As many cut off and not closed by MHD yet as the limit allows: MHD's own limit (twice
-                         * ours) would close a newcomer without a word. */
-                        gate_refuse(g, cfd);
-                        continue;
-                }
-                if (g->n_conns - g->n_shut >= g->config.max_connections) {
-                        /* Full. The oldest connection still waiting for its request makes room: a client
-                         * that sends its request whole is answered even while others trickle theirs (or send
-                         * nothing) and reconnect as fast as they are cut off. Only when every connection is
-                         * being answered (long-polls, streams) is the newcomer refused. */
-                        GateConn *victim = gate_eviction_candidate(g);
-                        if (!victim) {
-                                gate_refuse(g, cfd);
-                                continue;
-                        }
-                        gate_shut(victim);
-                        g->stats->api_connections_evicted++;
-                        gate_update_timer(g);
-                }
-                GateConn *c = calloc(1, sizeof(GateConn));
-                if (!c) {
-                        safe_close(cfd);
-                        continue;
-                }
-                c->gate = g;
-                c->fd = cfd;
-                g->adding = c;
-                /* MHD announces it (api_gate_notify_connection(), STARTED) before this returns, and owns and
-                 * closes the fd from here on, also when it fails. */
-                if (MHD_add_connection(g->mhd, cfd, (struct sockaddr *) &sa, salen) != MHD_YES) {
-                        if (g->adding == c)
-                                free(c);
-                        g->adding = NULL;
-                        log_debug_errno(errno, "API: libmicrohttpd did not take a connection: %m");
-                        continue;
-                }
-                g->adding = NULL;
+        if (g->n_conns >= 2 * g->config.max_connections) {
+                /* As many cut off and not closed by MHD yet as the limit allows: MHD's own limit (twice ours)
+                 * would close a newcomer without a word. */
+                gate_refuse(g, cfd);
+                return;
         }
-        return 0;
+        if (g->n_conns - g->n_shut >= g->config.max_connections) {
+                /* Full. The oldest connection still waiting for its request makes room: a client that sends
+                 * its request whole is answered even while others trickle theirs (or send nothing) and
+                 * reconnect as fast as they are cut off. Only when every connection is being answered
+                 * (long-polls, streams) is the newcomer refused. */
+                GateConn *victim = gate_eviction_candidate(g);
+                if (!victim) {
+                        gate_refuse(g, cfd);
+                        return;
+                }
+                gate_shut(victim);
+                g->stats->api_connections_evicted++;
+                gate_update_timer(g);
+        }
+        GateConn *c = calloc(1, sizeof(GateConn));
+        if (!c) {
+                safe_close(cfd);
+                return;
+        }
+        c->gate = g;
+        c->fd = cfd;
+        g->adding = c;
+        /* MHD announces it (api_gate_notify_connection(), STARTED) before this returns, and owns and closes the
+         * fd from here on, also when it fails. */
+        if (MHD_add_connection(g->mhd, cfd, sa, salen) != MHD_YES) {
+                if (g->adding == c)
+                        free(c);
+                log_debug_errno(errno, "API: libmicrohttpd did not take a connection: %m");
+        }
+        g->adding = NULL;
+}
+
+static void on_accept_error(Listener *l, int error, void *userdata) {
+        /* EMFILE and the like: the listener pauses for a second by itself. */
+        log_debug_errno(error, "API: failed to accept a connection: %m");
 }
 
 void api_gate_notify_connection(
@@ -360,10 +333,6 @@ void api_gate_request_completed(struct MHD_Connection *conn) {
                 gate_arm(c);
 }
 
-unsigned api_gate_connections(const ApiGate *g) {
-        return g->n_conns - g->n_shut;
-}
-
 int api_gate_new(sd_event *e, int listen_fd, const ApiGateConfig *config, Stats *stats, ApiGate **ret) {
         int r;
 
@@ -376,11 +345,7 @@ int api_gate_new(sd_event *e, int listen_fd, const ApiGateConfig *config, Stats 
         g->config = *config;
         g->stats = stats;
         g->listen_fd = listen_fd;
-        r = sd_event_add_io(e, &g->accept_source, listen_fd, EPOLLIN, on_accept, g);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(g->accept_source, SD_EVENT_OFF);
-        if (r >= 0)
-                r = sd_event_add_time(e, &g->deadline_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC * 10, on_deadline, g);
+        r = sd_event_add_time(e, &g->deadline_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC * 10, on_deadline, g);
         if (r >= 0)
                 r = sd_event_source_set_enabled(g->deadline_timer, SD_EVENT_OFF);
         if (r >= 0)
@@ -397,7 +362,9 @@ int api_gate_new(sd_event *e, int listen_fd, const ApiGateConfig *config, Stats 
 
 int api_gate_attach(ApiGate *g, struct MHD_Daemon *mhd) {
         g->mhd = mhd;
-        return sd_event_source_set_enabled(g->accept_source, SD_EVENT_ON);
+        int r = listener_new_fd(g->event, g->listen_fd, on_accept, on_accept_error, g, &g->listener);
+        g->listen_fd = -1; /* the listener's, also on failure */
+        return r;
 }
 
 ApiGate *api_gate_free(ApiGate *g) {
@@ -407,7 +374,7 @@ ApiGate *api_gate_free(ApiGate *g) {
          * before this. */
         while (g->refused)
                 refused_free(g->refused);
-        sd_event_source_disable_unref(g->accept_source);
+        listener_free(g->listener);
         sd_event_source_disable_unref(g->deadline_timer);
         sd_event_source_disable_unref(g->linger_timer);
         safe_close(g->listen_fd);

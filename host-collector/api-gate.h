@@ -53,6 +53,3 @@ void api_gate_request_answering(struct MHD_Connection *conn);
 
 /* The request on conn completed (MHD_OPTION_NOTIFY_COMPLETED): the next one has request_timeout to arrive. */
 void api_gate_request_completed(struct MHD_Connection *conn);
-
-/* Connections the gate holds now (not counting those cut off and about to close). */
-unsigned api_gate_connections(const ApiGate *g);

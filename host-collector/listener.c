@@ -90,6 +90,33 @@ static Listener *listener_alloc(ListenerAcceptHandler on_accept, ListenerErrorHa
         return l;
 }
 
+int listener_new_fd(
+        sd_event *e,
+        int fd,
+        ListenerAcceptHandler on_accept,
+        ListenerErrorHandler on_error,
+        void *userdata,
+        Listener **ret) {
+        int r;
+
+        Listener *l = listener_alloc(on_accept, on_error, userdata);
+        if (!l || asprintf(&l->description, "fd:%d", fd) < 0) {
+                if (l)
+                        l->description = NULL;
+                listener_free(l);
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        l->fd = fd;
+        r = listener_attach(l, e);
+        if (r < 0) {
+                listener_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
 int listener_new_vsock(
         sd_event *e,
         uint32_t port,

@@ -18,6 +18,16 @@ typedef void (*ListenerAcceptHandler)(
 /* An accept() failure other than EAGAIN; on EMFILE/ENFILE the listener pauses for a second by itself. */
 typedef void (*ListenerErrorHandler)(Listener *l, int error, void *userdata);
 
+/* Accepts on a listening, non-blocking socket the caller made (taken, also on failure: closed by
+ * listener_free(), no file removed). Returns 0 or -errno. */
+int listener_new_fd(
+        sd_event *e,
+        int fd,
+        ListenerAcceptHandler on_accept,
+        ListenerErrorHandler on_error,
+        void *userdata,
+        Listener **ret);
+
 /* Returns 0, -EAFNOSUPPORT when the host has no AF_VSOCK (no vhost_vsock/vsock_loopback), or -errno. */
 int listener_new_vsock(
         sd_event *e,
