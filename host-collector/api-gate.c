@@ -22,6 +22,12 @@
 #define GATE_LINGER_MAX 64u
 /* Connections looked at for one eviction (gate_eviction_candidate()). */
 #define GATE_EVICTION_SCAN 64u
+/* A connection is cut off to make room only once it has waited this long for its request: a client descheduled
+ * between its connect() and its write (a loaded host) must not lose the connection it just got. Until one has,
+ * newcomers wait in the listening socket's backlog, in the order they came, rather than being refused: slow
+ * clients that reconnect the moment they are cut off can then not crowd out a client that sends its request
+ * whole, which they would by racing it for each freed place. */
+#define GATE_EVICTION_MIN_AGE_NS (250 * NSEC_PER_MSEC)
 
 typedef struct GateConn GateConn;
 typedef struct Refused Refused;
@@ -42,6 +48,7 @@ struct ApiGate {
         int listen_fd;      /* until api_gate_attach() makes it the listener's */
         Listener *listener; /* accepts, at most 16 per wakeup, pausing on EMFILE (listener.h) */
         sd_event_source *deadline_timer;
+        sd_event_source *admit_timer; /* while holding newcomers back: when the oldest waiting one may be evicted */
         unsigned n_conns; /* held by MHD, n_shut of them shut down and about to close */
         unsigned n_shut;
         GateConn *adding; /* the connection MHD_add_connection() is announcing */
@@ -53,6 +60,8 @@ struct ApiGate {
         Refused *refused_tail;
         unsigned n_refused;
 };
+
+static void gate_update_admission(ApiGate *g);
 
 static void gate_disarm(GateConn *c) {
         ApiGate *g = c->gate;
@@ -111,6 +120,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
                         n,
                         g->config.request_timeout_ns / NSEC_PER_MSEC);
         gate_update_timer(g);
+        gate_update_admission(g);
         return 0;
 }
 
@@ -214,19 +224,52 @@ static void gate_refuse(ApiGate *g, int fd) {
                 gate_update_linger_timer(g);
 }
 
-/* Among the oldest connections still waiting for their request, the first whose socket holds nothing unread:
- * one that MHD has read everything from and that has not completed a request is a slow or idle client. One with
- * unread bytes may hold a whole request that MHD is about to read (a client that just connected and wrote it):
- * it is not cut off while there is another choice. NULL when none waits for its request. */
-static GateConn *gate_eviction_candidate(ApiGate *g) {
+/* Among the oldest connections that have waited GATE_EVICTION_MIN_AGE_NS or longer for their request, the first
+ * whose socket holds nothing unread: one that MHD has read everything from and that has not completed a request
+ * is a slow or idle client. One with unread bytes may hold a whole request that MHD is about to read: it is not
+ * cut off while there is another choice. NULL when none has waited that long. */
+static GateConn *gate_eviction_candidate(ApiGate *g, uint64_t now) {
         unsigned looked = 0;
 
-        for (GateConn *c = g->armed; c && looked < GATE_EVICTION_SCAN; c = c->armed_next, looked++) {
+        if (!g->armed || g->armed->armed_ns + GATE_EVICTION_MIN_AGE_NS > now)
+                return NULL;
+        for (GateConn *c = g->armed; c && c->armed_ns + GATE_EVICTION_MIN_AGE_NS <= now && looked < GATE_EVICTION_SCAN;
+             c = c->armed_next, looked++) {
                 int unread = 0;
                 if (ioctl(c->fd, FIONREAD, &unread) < 0 || unread == 0)
                         return c;
         }
         return g->armed;
+}
+
+static bool gate_full(const ApiGate *g) {
+        return g->n_conns - g->n_shut >= g->config.max_connections;
+}
+
+/* At the limit, while connections wait for their requests but none has waited long enough to be cut off, the
+ * listener holds newcomers back until the oldest has (at most GATE_EVICTION_MIN_AGE_NS). Otherwise it accepts:
+ * below the limit, to evict, or to refuse when every connection is being answered or MHD holds twice the limit.
+ * Called whenever the count or the waiting list changes. */
+static void gate_update_admission(ApiGate *g) {
+        bool hold = false;
+
+        if (gate_full(g) && g->n_conns < 2 * g->config.max_connections && g->armed) {
+                uint64_t evictable_ns = g->armed->armed_ns + GATE_EVICTION_MIN_AGE_NS;
+                if (evictable_ns > now_ns(CLOCK_MONOTONIC)) {
+                        hold = true;
+                        (void) sd_event_source_set_time(g->admit_timer, evictable_ns / NSEC_PER_USEC + 1);
+                        (void) sd_event_source_set_enabled(g->admit_timer, SD_EVENT_ONESHOT);
+                }
+        }
+        if (!hold)
+                (void) sd_event_source_set_enabled(g->admit_timer, SD_EVENT_OFF);
+        if (g->listener)
+                listener_hold(g->listener, hold);
+}
+
+static int on_admit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        gate_update_admission(userdata);
+        return 0;
 }
 
 static void on_accept(Listener *l, int cfd, const struct sockaddr *sa, socklen_t salen, void *userdata) {
@@ -238,14 +281,16 @@ static void on_accept(Listener *l, int cfd, const struct sockaddr *sa, socklen_t
                 gate_refuse(g, cfd);
                 return;
         }
-        if (g->n_conns - g->n_shut >= g->config.max_connections) {
-                /* Full. The oldest connection still waiting for its request makes room: a client that sends
-                 * its request whole is answered even while others trickle theirs (or send nothing) and
-                 * reconnect as fast as they are cut off. Only when every connection is being answered
-                 * (long-polls, streams) is the newcomer refused. */
-                GateConn *victim = gate_eviction_candidate(g);
+        if (gate_full(g)) {
+                /* Full. The oldest connection that has waited long enough for its request makes room: a client
+                 * that sends its request whole is answered even while others trickle theirs (or send nothing)
+                 * and reconnect as fast as they are cut off. When every connection is being answered
+                 * (long-polls, streams) the newcomer is refused; when the waiting ones are all too young,
+                 * gate_update_admission() holds newcomers back, so none is taken here but by a race. */
+                GateConn *victim = gate_eviction_candidate(g, now_ns(CLOCK_MONOTONIC));
                 if (!victim) {
                         gate_refuse(g, cfd);
+                        gate_update_admission(g);
                         return;
                 }
                 gate_shut(victim);
@@ -268,6 +313,7 @@ static void on_accept(Listener *l, int cfd, const struct sockaddr *sa, socklen_t
                 log_debug_errno(errno, "API: libmicrohttpd did not take a connection: %m");
         }
         g->adding = NULL;
+        gate_update_admission(g);
 }
 
 static void on_accept_error(Listener *l, int error, void *userdata) {
@@ -299,12 +345,13 @@ void api_gate_notify_connection(
                         g->n_shut--;
                 free(c);
                 g->n_conns--;
-                if (g->at_limit && g->n_conns - g->n_shut < g->config.max_connections) {
+                if (g->at_limit && !gate_full(g)) {
                         g->at_limit = false;
                         log_info("API: below %u connections again, accepting.", g->config.max_connections);
                 }
                 if (!g->armed)
                         gate_update_timer(g);
+                gate_update_admission(g);
                 break;
         default:
                 break;
@@ -324,13 +371,16 @@ void api_gate_request_answering(struct MHD_Connection *conn) {
                 gate_disarm(c);
                 if (was_first)
                         gate_update_timer(g);
+                gate_update_admission(g);
         }
 }
 
 void api_gate_request_completed(struct MHD_Connection *conn) {
         GateConn *c = gate_conn(conn);
-        if (c)
+        if (c) {
                 gate_arm(c);
+                gate_update_admission(c->gate);
+        }
 }
 
 int api_gate_new(sd_event *e, int listen_fd, const ApiGateConfig *config, Stats *stats, ApiGate **ret) {
@@ -352,6 +402,10 @@ int api_gate_new(sd_event *e, int listen_fd, const ApiGateConfig *config, Stats 
                 r = sd_event_add_time(e, &g->linger_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC * 10, on_linger_timer, g);
         if (r >= 0)
                 r = sd_event_source_set_enabled(g->linger_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time(e, &g->admit_timer, CLOCK_MONOTONIC, 0, USEC_PER_MSEC, on_admit_timer, g);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(g->admit_timer, SD_EVENT_OFF);
         if (r < 0) {
                 api_gate_free(g);
                 return r;
@@ -377,6 +431,7 @@ ApiGate *api_gate_free(ApiGate *g) {
         listener_free(g->listener);
         sd_event_source_disable_unref(g->deadline_timer);
         sd_event_source_disable_unref(g->linger_timer);
+        sd_event_source_disable_unref(g->admit_timer);
         safe_close(g->listen_fd);
         sd_event_unref(g->event);
         free(g);

@@ -5,11 +5,13 @@
  * (MHD_USE_NO_LISTEN_SOCKET + MHD_add_connection()), so that no limit can take the listening socket out of the
  * loop and none of them is left to chance:
  *
- *   - at max_connections, a new client makes room by cutting off the oldest connection that is still waiting
- *     for its request and has nothing unread in its socket (a slowloris client, or an idle one): a client that
- *     sends its request whole is answered even while others trickle theirs and reconnect as fast as they are
- *     cut off. When every connection is
- *     being answered (parked long-polls, streams), the newcomer gets "503 Service Unavailable" at once and is
+ *   - at max_connections, a new client makes room by cutting off the oldest connection that has waited at
+ *     least 250 ms for its request and has nothing unread in its socket (a slowloris client, or an idle one): a
+ *     client that sends its request whole is answered even while others trickle theirs and reconnect as fast as
+ *     they are cut off. While every waiting connection is younger than that, newcomers wait in the backlog, in
+ *     order (at most 250 ms): a connection is not taken from a client before it had a chance to write, and the
+ *     reconnecting clients cannot win every freed place by racing for it. When every connection is being
+ *     answered (parked long-polls, streams), the newcomer gets "503 Service Unavailable" at once and is
  *     closed. (MHD itself would stop accepting: clients would hang in the backlog, and MHD took its listening
  *     socket out of its epoll set at the limit and never put it back when the connections it held were closed
  *     while nothing else woke it: the API stopped answering for good);

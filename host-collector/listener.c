@@ -28,18 +28,25 @@ struct Listener {
         ListenerAcceptHandler on_accept;
         ListenerErrorHandler on_error;
         void *userdata;
+        bool held;   /* listener_hold(): not accepting until released */
+        bool paused; /* after EMFILE, until pause_timer */
 };
+
+static void listener_update_io(Listener *l) {
+        (void) sd_event_source_set_enabled(l->io, l->held || l->paused ? SD_EVENT_OFF : SD_EVENT_ON);
+}
 
 static int resume_listening(sd_event_source *s, uint64_t usec, void *userdata) {
         Listener *l = userdata;
-        (void) sd_event_source_set_enabled(l->io, SD_EVENT_ON);
+        l->paused = false;
+        listener_update_io(l);
         return 0;
 }
 
 static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Listener *l = userdata;
 
-        for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+        for (int i = 0; i < ACCEPTS_PER_WAKEUP && !l->held; i++) {
                 struct sockaddr_storage peer;
                 socklen_t len = sizeof(peer);
 
@@ -51,7 +58,8 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *user
                         if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                                 /* Level-triggered: without a pause the loop would spin on the pending
                                  * connection until an fd frees up. */
-                                (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
+                                l->paused = true;
+                                listener_update_io(l);
                                 if (l->pause_timer) {
                                         (void) sd_event_source_set_time_relative(
                                                 l->pause_timer, PAUSE_AFTER_EMFILE_USEC);
@@ -215,6 +223,14 @@ int listener_set_unix_owner(Listener *l, uid_t uid, gid_t gid, mode_t mode) {
         if (mode != 0 && chmod(l->path, mode) < 0)
                 return -errno;
         return 0;
+}
+
+void listener_hold(Listener *l, bool hold) {
+        if (l->held == hold)
+                return;
+        l->held = hold;
+        if (l->io)
+                listener_update_io(l);
 }
 
 Listener *listener_free(Listener *l) {

@@ -5,6 +5,7 @@
  * "<uds_path>_<port>". Accepted sockets are non-blocking and close-on-exec. Never logs: errors are returned,
  * accept failures are reported to the handler's owner through the error callback. */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -54,6 +55,10 @@ int listener_new_unix(
 /* A Unix listener's socket file: owner and group ((uid_t) -1 / (gid_t) -1 keep them) and mode (0 keeps it), if
  * the file at its path is still the socket bound (-ESTALE otherwise). Returns 0 or -errno. */
 int listener_set_unix_owner(Listener *l, uid_t uid, gid_t gid, mode_t mode);
+
+/* While held, nothing is accepted: connections wait in the socket's backlog, in the order they came (also from
+ * the accept handler: no further connection is taken in that wakeup). */
+void listener_hold(Listener *l, bool hold);
 
 /* Closes the socket; a Unix socket's file is removed if it is still the one bound. */
 Listener *listener_free(Listener *l);
