@@ -303,6 +303,13 @@ static int log_store(Boot *b, const LogEntry *entry, uint64_t file_offset, BootA
         return 0;
 }
 
+int boot_record_persisted(Boot *b, const Tether__Envelope *e, uint64_t file_offset) {
+        if (e->msg_case != TETHER__ENVELOPE__MSG_LOG && e->msg_case != TETHER__ENVELOPE__MSG_LOG_DROPPED)
+                return 0; /* only log records are read back from the file at run time */
+        log_tail_set_persisted(&b->logs, e->seq, e->seq, true);
+        return log_index_add(&b->log_index, e->seq, file_offset);
+}
+
 static void gaps_remove_at(Boot *b, size_t i) {
         memmove(&b->gaps[i], &b->gaps[i + 1], (b->n_gaps - i - 1) * sizeof(SeqRange));
         b->n_gaps--;

@@ -163,6 +163,13 @@ typedef struct Boot {
 
         BootLimits limits;
         void *store_file; /* owned by store.c */
+        /* The boot file's hole: the first stored seq that a failed write (a full disk, an I/O error) or a missing
+         * file kept out of it, 0 when the file holds every record the boot applied. Nothing from there on is
+         * acked: the agent keeps it and resends it after a reconnect, and it is appended then, in seq order
+         * (session.c). persist_retry_ns (CLOCK_MONOTONIC) is when the next repair may be tried. */
+        uint64_t unpersisted_seq;
+        uint64_t persist_retry_ns;
+        uint64_t persist_backoff_ns;
 } Boot;
 
 /* trace_id may be NULL: a random one is drawn. Returns 0, -EINVAL (empty boot id) or -ENOMEM/-errno. */
@@ -194,6 +201,11 @@ int boot_apply_record(
         Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv_unix_ns, BootApplyResult *ret);
 
 #define BOOT_NO_FILE_OFFSET UINT64_MAX
+
+/* A record applied earlier in memory only (boot_apply_record*() with BOOT_NO_FILE_OFFSET) is now in the boot file
+ * at file_offset: a resent record filling the file's hole. Returns 0 or -ENOMEM (the record stays unindexed,
+ * still read from memory while it is there). */
+int boot_record_persisted(Boot *b, const Tether__Envelope *e, uint64_t file_offset);
 
 typedef enum BootApplyFlags {
         /* Replaying the boot file: a log record is only indexed, not kept in memory (the file holds it). */

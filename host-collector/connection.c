@@ -296,6 +296,10 @@ static void connection_pump(Connection *c) {
         connection_after_input(c);
         if (c->closed)
                 return;
+        if (session_wants_resync(s)) {
+                connection_close(c, CLOSE_RESYNC);
+                return;
+        }
 
         if (spent) {
                 c->last_spent_usec = now_usec();

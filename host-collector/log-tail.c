@@ -447,14 +447,14 @@ bool log_tail_next(const LogTail *t, LogTailPos *pos, LogEntry *ret) {
         return true;
 }
 
-void log_tail_unpersist_from(LogTail *t, uint64_t first_seq) {
+void log_tail_set_persisted(LogTail *t, uint64_t first_seq, uint64_t last_seq, bool persisted) {
         LogTailPos pos;
         LogEntry e;
 
         log_tail_find_after(t, first_seq > 0 ? first_seq - 1 : 0, &pos);
         for (;;) {
                 LogTailPos at = pos;
-                if (!log_tail_next(t, &pos, &e))
+                if (!log_tail_next(t, &pos, &e) || e.seq > last_seq)
                         break;
                 /* log_tail_next() may have stepped into the next block before reading this entry. */
                 LogBlock *blk = tail_block(t, at.block);
@@ -465,6 +465,7 @@ void log_tail_unpersist_from(LogTail *t, uint64_t first_seq) {
                 }
                 if (e.seq < first_seq)
                         continue;
-                blk->data[at.offset + offsetof(PackedEntry, flags)] &= (uint8_t) ~ENTRY_PERSISTED;
+                uint8_t *flags = &blk->data[at.offset + offsetof(PackedEntry, flags)];
+                *flags = persisted ? (*flags | ENTRY_PERSISTED) : (*flags & (uint8_t) ~ENTRY_PERSISTED);
         }
 }

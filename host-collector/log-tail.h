@@ -95,9 +95,9 @@ typedef struct LogTailEvictions {
  * itself, when it alone exceeds the tail's bound). Returns 0 (*ret gets the lost evictions, added to it), or
  * -ENOMEM (nothing changed). */
 int log_tail_append(LogTail *t, const LogEntry *e, bool persisted, LogTailEvictions *ret);
-/* The entries with seq >= first_seq are not in the file after all (a write of them failed): evicting them is a
- * loss again, counted as such. */
-void log_tail_unpersist_from(LogTail *t, uint64_t first_seq);
+/* The entries with first_seq <= seq <= last_seq are in the boot file after all (persisted: a resent record was
+ * written), or not (a write of them failed: evicting them is a loss again, counted as such). */
+void log_tail_set_persisted(LogTail *t, uint64_t first_seq, uint64_t last_seq, bool persisted);
 
 /* The oldest held entry's seq. Returns 0, or -ENOENT when the tail is empty. */
 int log_tail_first_seq(const LogTail *t, uint64_t *ret);

@@ -371,6 +371,12 @@ static void render_counters(FILE *f, const Stats *st) {
                 "counter",
                 "Records received again after a lost ack (ignored).",
                 st->records_duplicate);
+        put_scalar(
+                f,
+                "tether_records_repersisted_total",
+                "counter",
+                "Records kept out of their boot file by a failed write, written when the agent resent them.",
+                st->records_repersisted);
         put_scalar(f, "tether_seq_gaps_total", "counter", "Sequence gaps no LogDropped explained.", st->seq_gaps);
         put_scalar(
                 f,

@@ -311,6 +311,7 @@ json_t *render_stats(const Stats *s) {
         json_object_set_new(o, "connections_accepted", int_json(s->connections_accepted));
         json_object_set_new(o, "records_stored", int_json(s->records_stored));
         json_object_set_new(o, "records_duplicate", int_json(s->records_duplicate));
+        json_object_set_new(o, "records_repersisted", int_json(s->records_repersisted));
         json_object_set_new(o, "seq_gaps", int_json(s->seq_gaps));
         json_object_set_new(o, "seq_gap_records", int_json(s->seq_gap_records));
         json_object_set_new(o, "clock_samples", int_json(s->clock_samples));

@@ -17,6 +17,11 @@
 #include "time-util.h"
 #include "traceparent.h"
 
+/* After a failed write, the first repair of the boot file is tried this long after, then at doubling intervals up
+ * to the maximum (each costs a statvfs(), and, when there is room, the agent's reconnect). */
+#define SESSION_PERSIST_RETRY_MIN_NS (1 * NSEC_PER_SEC)
+#define SESSION_PERSIST_RETRY_MAX_NS (30 * NSEC_PER_SEC)
+
 void session_context_init(SessionContext *ctx, Registry *registry, Store *store, Stats *stats) {
         *ctx = (SessionContext) {
                 .registry = registry,
@@ -138,22 +143,60 @@ static void session_warn_persist(Session *s, int r) {
                         LOG_ERR,
                         r,
                         &f,
-                        "Failed to persist records of machine %s: %m. Records are kept in memory only and "
-                        "counted as dropped (persist_failed).",
+                        "Failed to persist records of machine %s: %m. They are not acked: the agent keeps them "
+                        "and resends them once the boot file can be written again.",
                         s->machine->id);
 }
 
+/* Records from seq on are not in the boot file: the file has a hole there until the agent resends them. They are
+ * not acked meanwhile, so they are not lost (the agent keeps them). */
+static void session_hole(Session *s, uint64_t seq) {
+        Boot *b = s->boot;
+
+        if (b->unpersisted_seq != 0 && b->unpersisted_seq <= seq)
+                return;
+        if (b->unpersisted_seq == 0) {
+                b->persist_backoff_ns = SESSION_PERSIST_RETRY_MIN_NS;
+                b->persist_retry_ns = now_ns(CLOCK_MONOTONIC) + b->persist_backoff_ns;
+        }
+        b->unpersisted_seq = seq;
+}
+
+/* The record seq is in the file (or was dropped for good by a bound): the hole, if it began there, moves on. */
+static void session_hole_filled(Session *s, uint64_t seq) {
+        Boot *b = s->boot;
+
+        if (b->unpersisted_seq == 0 || seq != b->unpersisted_seq)
+                return;
+        /* A new record's seq is last_seq + 1 before it is applied: then nothing is missing any more. */
+        b->unpersisted_seq = seq >= b->last_seq ? 0 : seq + 1;
+        if (b->unpersisted_seq == 0) {
+                LogFields f = session_log_fields(s, NULL);
+                log_emit(
+                        LOG_NOTICE,
+                        0,
+                        &f,
+                        "The boot file of machine %s holds every record again (up to seq %" PRIu64 ").",
+                        s->machine->id,
+                        seq);
+                s->persist_warned = false;
+        }
+}
+
 /* A write of buffered entries failed: the file was rolled back, so the entries of this wakeup's batch are not in
- * it after all. Memory must not take them for persisted, nor the log index point past the file. */
+ * it after all. Memory must not take them for persisted, nor the log index point past the file; they are not
+ * acked, and go into the file when the agent resends them. */
 static void session_batch_lost(Session *s) {
         if (s->batch_first_seq == 0)
                 return;
-        log_tail_unpersist_from(&s->boot->logs, s->batch_first_seq);
+        log_tail_set_persisted(&s->boot->logs, s->batch_first_seq, UINT64_MAX, false);
         log_index_truncate(&s->boot->log_index, store_boot_written(s->ctx->store, s->boot));
+        session_hole(s, s->batch_first_seq);
         s->batch_first_seq = 0;
 }
 
-static void session_persist_failed(Session *s, int r, size_t bytes) {
+/* A bound refused the entry for good (the boot's file size bound, an entry too large): counted as dropped. */
+static void session_persist_refused(Session *s, int r, size_t bytes) {
         Stats *st = s->ctx->stats;
         DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
 
@@ -164,23 +207,47 @@ static void session_persist_failed(Session *s, int r, size_t bytes) {
         session_warn_persist(s, r);
 }
 
-/* *ret_offset (may be NULL) gets where the entry is in the boot file, BOOT_NO_FILE_OFFSET when it is not. */
+static bool persist_error_is_permanent(int r) {
+        return r == -EFBIG || r == -EMSGSIZE;
+}
+
+/* seq: the stored seq of a record, 0 for the other entries. *ret_offset (may be NULL) gets where the entry is in
+ * the boot file, BOOT_NO_FILE_OFFSET when it is not. */
 static int session_persist(
-        Session *s, StoreEntryType type, uint64_t recv, const uint8_t *payload, size_t len, uint64_t *ret_offset) {
+        Session *s,
+        StoreEntryType type,
+        uint64_t recv,
+        const uint8_t *payload,
+        size_t len,
+        uint64_t seq,
+        uint64_t *ret_offset) {
         uint64_t offset = BOOT_NO_FILE_OFFSET;
         int r;
 
-        if (s->ctx->store) {
-                r = store_append(s->ctx->store, s->boot, type, recv, payload, len, &offset);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0) {
-                        if (r != -EFBIG && r != -EIO && r != -EMSGSIZE && r != -ENOENT)
-                                session_batch_lost(s); /* writing out the full buffer failed */
-                        session_persist_failed(s, r, len);
-                        offset = BOOT_NO_FILE_OFFSET;
+        if (!s->ctx->store || (seq > 0 && s->boot->unpersisted_seq != 0 && seq != s->boot->unpersisted_seq))
+                /* Behind the file's hole: appended once what comes before it was resent, in order. */
+                goto done;
+        r = store_append(s->ctx->store, s->boot, type, recv, payload, len, &offset);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                offset = BOOT_NO_FILE_OFFSET;
+                if (persist_error_is_permanent(r)) {
+                        session_persist_refused(s, r, len);
+                        session_hole_filled(s, seq);
+                        goto done;
                 }
+                if (r != -EIO && r != -ENOENT)
+                        session_batch_lost(s); /* writing out the full buffer failed */
+                if (r != -ENOENT)
+                        s->ctx->stats->persist_errors++;
+                session_warn_persist(s, r);
+                if (seq > 0)
+                        session_hole(s, seq);
+                goto done;
         }
+        session_hole_filled(s, seq);
+done:
         if (ret_offset)
                 *ret_offset = offset;
         return 0;
@@ -208,9 +275,18 @@ static uint64_t session_wire_seq(const Session *s, uint64_t stored_seq) {
         return stored_seq > s->seq_offset ? stored_seq - s->seq_offset : 0;
 }
 
-/* What is durable for this boot: only that may be acked. */
+/* A durable mark of the boot file, cut to what precedes the file's hole. */
+static uint64_t session_ackable(const Session *s, uint64_t durable_seq) {
+        if (s->boot->unpersisted_seq != 0)
+                return MIN(durable_seq, s->boot->unpersisted_seq - 1);
+        return durable_seq;
+}
+
+/* What is durable for this boot: only that may be acked, never a record in or behind the file's hole. */
 static uint64_t session_durable_seq(const Session *s) {
-        return s->ctx->store ? store_durable_mark(s->ctx->store, s->boot, s->boot->last_seq) : s->boot->last_seq;
+        if (!s->ctx->store)
+                return s->boot->last_seq;
+        return session_ackable(s, store_durable_mark(s->ctx->store, s->boot, s->boot->last_seq));
 }
 
 static uint64_t session_acked_wire_seq(const Session *s) {
@@ -246,17 +322,72 @@ static int session_send_welcome(Session *s) {
         return session_queue(s, &env);
 }
 
-static int session_persist_instance(Session *s, uint64_t recv, const ProtobufCBinaryData *id) {
+static int session_persist_instance(Session *s, uint64_t recv, const uint8_t *id, size_t id_len, uint64_t seq_offset) {
         int r;
 
         if (!s->ctx->store)
                 return 0;
-        r = store_append_instance(s->ctx->store, s->boot, recv, id->data, id->len, s->seq_offset);
+        r = store_append_instance(s->ctx->store, s->boot, recv, id, id_len, seq_offset);
         if (r == -ENOMEM)
                 return r;
-        if (r < 0)
-                session_persist_failed(s, r, 8 + id->len);
+        if (r < 0 && r != -ENOENT) {
+                if (persist_error_is_permanent(r))
+                        session_persist_refused(s, r, 8 + id_len);
+                else {
+                        s->ctx->stats->persist_errors++;
+                        session_warn_persist(s, r);
+                }
+        }
         return 0;
+}
+
+/* A boot file created after the boot began (its first attempt failed): what a restarted tetherd needs besides the
+ * records, written ahead of them: every agent instance with its seq offset, the clock mapping. */
+static int session_persist_boot_state(Session *s, uint64_t recv) {
+        Boot *b = s->boot;
+        int r;
+
+        for (size_t i = 0; i < b->n_instances; i++) {
+                r = session_persist_instance(
+                        s, recv, b->instances[i].id, b->instances[i].id_len, b->instances[i].seq_offset);
+                if (r < 0)
+                        return r;
+        }
+        if (b->clock.valid)
+                (void) store_append_clock(s->ctx->store, b, recv, &b->clock, b->clock_fixed);
+        return 0;
+}
+
+bool session_wants_resync(Session *s) {
+        Boot *b = s->boot;
+        int r;
+
+        if (!s->ctx->store || !b || s->state != SESSION_ACTIVE || b->unpersisted_seq == 0)
+                return false;
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (now < b->persist_retry_ns)
+                return false;
+        b->persist_backoff_ns = MIN(
+                MAX(b->persist_backoff_ns * 2, SESSION_PERSIST_RETRY_MIN_NS), SESSION_PERSIST_RETRY_MAX_NS);
+        b->persist_retry_ns = now + b->persist_backoff_ns;
+
+        r = store_repair_boot(s->ctx->store, s->machine, b);
+        if (r < 0)
+                return false;
+        if (r > 0 && session_persist_boot_state(s, now_ns(CLOCK_REALTIME)) < 0)
+                return false;
+        if (b->unpersisted_seq > b->last_seq)
+                return false; /* nothing to resend: the next record goes into the file */
+        LogFields f = session_log_fields(s, NULL);
+        log_emit(
+                LOG_NOTICE,
+                0,
+                &f,
+                "The boot file of machine %s can be written again: reconnecting its agent to have records from seq "
+                "%" PRIu64 " on resent.",
+                s->machine->id,
+                session_wire_seq(s, b->unpersisted_seq));
+        return true;
 }
 
 static void session_emit_booting(Session *s, uint64_t recv);
@@ -308,12 +439,22 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                 r = store_begin_boot(s->ctx->store, m, b);
                 if (r == -ENOMEM)
                         return r;
-                if (r < 0)
-                        session_persist_failed(s, r, len);
-                else {
-                        r = new_instance ? session_persist_instance(s, now, &h->agent_instance) : 0;
+                if (r < 0) {
+                        /* No file: nothing of this boot is acked until one exists (session_wants_resync()). */
+                        s->ctx->stats->persist_errors++;
+                        session_warn_persist(s, r);
+                        session_hole(s, b->last_seq + 1);
+                } else {
+                        if (r > 0 && b->last_seq > 0)
+                                /* The boot began without a file: what the others would have written is missing. */
+                                r = session_persist_boot_state(s, now);
+                        else
+                                r = new_instance ?
+                                        session_persist_instance(
+                                                s, now, h->agent_instance.data, h->agent_instance.len, s->seq_offset) :
+                                        0;
                         if (r >= 0)
-                                r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len, NULL);
+                                r = session_persist(s, STORE_ENTRY_HELLO, now, payload, len, 0, NULL);
                         if (r < 0)
                                 return r;
                 }
@@ -785,7 +926,8 @@ static int session_handle_record(Session *s, Tether__Envelope **ep, const uint8_
                         e->seq,
                         s->seq_offset);
 
-        if (e->seq <= s->boot->last_seq) {
+        bool resent = e->seq <= s->boot->last_seq;
+        if (resent && !(s->ctx->store && e->seq == s->boot->unpersisted_seq)) {
                 /* A replay after a lost ack. */
                 s->boot->duplicates++;
                 s->duplicates++;
@@ -801,11 +943,16 @@ static int session_handle_record(Session *s, Tether__Envelope **ep, const uint8_
                 tether__envelope__pack(e, translated);
                 payload = translated;
         }
-        r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len, &offset);
+        r = session_persist(s, STORE_ENTRY_RECORD, recv, payload, len, e->seq, &offset);
         if (r < 0)
                 return r;
         if (offset != BOOT_NO_FILE_OFFSET && s->batch_first_seq == 0)
                 s->batch_first_seq = e->seq;
+        if (resent) {
+                /* Applied when it first came, kept out of the file by a failed write: only the file needed it. */
+                s->ctx->stats->records_repersisted++;
+                return offset != BOOT_NO_FILE_OFFSET ? boot_record_persisted(s->boot, e, offset) : 0;
+        }
         r = boot_apply_record_at(s->boot, &s->machine->ready_condition, e, recv, offset, 0, &res);
         if (r < 0)
                 return r;
@@ -970,7 +1117,10 @@ static void session_on_durable(Boot *b, uint64_t durable_seq, int error, void *u
 
         if (error < 0)
                 session_warn_sync(s, error);
-        if (s->state != SESSION_ACTIVE || s->boot != b || session_wire_seq(s, durable_seq) <= s->acked_seq)
+        if (s->state != SESSION_ACTIVE || s->boot != b)
+                return;
+        durable_seq = session_ackable(s, durable_seq);
+        if (session_wire_seq(s, durable_seq) <= s->acked_seq)
                 return;
         r = session_queue_ack(s, durable_seq);
         if (s->on_ack)

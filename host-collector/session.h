@@ -98,6 +98,11 @@ struct Session {
 };
 
 int session_new(const SessionContext *ctx, Machine *m, Session **ret);
+
+/* The boot's file misses records (a write failed, or it could not be created) and can be written again now: the
+ * connection should close (CLOSE_RESYNC) so that the agent reconnects and resends them from the file's hole
+ * (Welcome.acked_seq). Tried at growing intervals (1 s to 30 s) while the hole lasts; cheap otherwise. */
+bool session_wants_resync(Session *s);
 Session *session_free(Session *s);
 
 /* Feeds bytes and processes every complete frame. Returns 0; -EPROTO after a protocol error (s->error says

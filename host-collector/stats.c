@@ -28,6 +28,7 @@ static const char *const close_reason_names[_CLOSE_REASON_MAX] = {
         [CLOSE_DELETED] = "deleted",
         [CLOSE_SHUTDOWN] = "shutdown",
         [CLOSE_VM_STOPPED] = "vm_stopped",
+        [CLOSE_RESYNC] = "resync",
 };
 
 static const char *const log_stream_names[STATS_LOG_STREAMS] = {

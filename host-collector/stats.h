@@ -38,6 +38,7 @@ typedef enum CloseReason {
         CLOSE_DELETED,
         CLOSE_SHUTDOWN,
         CLOSE_VM_STOPPED, /* the hypervisor (libvirt) said the VM stopped */
+        CLOSE_RESYNC,     /* the boot file can be written again: the agent resends what it misses */
         _CLOSE_REASON_MAX,
 } CloseReason;
 
@@ -98,8 +99,9 @@ typedef struct Stats {
         uint64_t connections_accepted;
         uint64_t records_stored;
         uint64_t records_duplicate;
-        uint64_t seq_gaps;        /* gaps no LogDropped explained */
-        uint64_t seq_gap_records; /* sequence numbers missing in those gaps */
+        uint64_t records_repersisted; /* resent after a failed write, and written to the boot file then */
+        uint64_t seq_gaps;            /* gaps no LogDropped explained */
+        uint64_t seq_gap_records;     /* sequence numbers missing in those gaps */
         uint64_t clock_samples;
         uint64_t clock_samples_ignored; /* ids tetherd never sent, or answered twice */
         uint64_t acks_sent;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -483,8 +484,7 @@ static int boot_file_open(BootFile *f) {
         return 0;
 }
 
-/* Writes the buffered entries with one write(). On failure the file is rolled back to its last whole entry and
- * the buffered entries are counted lost. */
+/* Writes the buffered entries with one write(). On failure the file is rolled back to its last whole entry. */
 static int boot_file_write_buffer(BootFile *f) {
         Stats *st = f->store->stats;
         int r;
@@ -499,11 +499,10 @@ static int boot_file_write_buffer(BootFile *f) {
                  * anyway, but everything appended after it would be lost with it. */
                 if (f->fd < 0 || ftruncate(f->fd, (off_t) f->written) < 0)
                         f->broken = true;
-                if (st) {
-                        st->dropped_records[DROP_PERSIST_FAILED] += f->wentries;
-                        st->dropped_bytes[DROP_PERSIST_FAILED] += f->wlen;
+                /* Not dropped: none of them is acked (the session takes them out of the file's ack mark and has
+                 * the agent resend them). */
+                if (st)
                         st->persist_errors++;
-                }
                 f->size = f->written;
         } else {
                 f->written += f->wlen;
@@ -534,7 +533,8 @@ static int append_entry(BootFile *f, StoreEntryType type, uint64_t recv_unix_ns,
         if (f->wlen > 0 && f->wlen + total > STORE_WRITE_BUFFER_MAX) {
                 r = boot_file_write_buffer(f);
                 if (r < 0)
-                        return r;
+                        /* -EFBIG means the boot's bound to callers; a write's (RLIMIT_FSIZE) is a lack of space. */
+                        return r == -EFBIG ? -ENOSPC : r;
         }
         if (f->wlen + total > f->wcap) {
                 size_t cap = MAX(MAX(f->wcap * 2, (size_t) 4096), f->wlen + total);
@@ -619,6 +619,34 @@ int store_begin_boot(Store *s, Machine *m, Boot *b) {
         /* Nothing in it is acked yet: the file and its directory entry become durable with its first sync, off
          * this thread, before the first Ack. */
         f->needs_dir_sync = true;
+        return 1;
+}
+
+/* Below this much free space a repair is not tried: the resend it asks for would fail again. */
+#define STORE_REPAIR_MIN_FREE_BYTES (1u << 20)
+
+int store_repair_boot(Store *s, Machine *m, Boot *b) {
+        BootFile *f = b->store_file;
+        struct statvfs sv;
+
+        if (statvfs(s->dir, &sv) < 0)
+                return -errno;
+        /* tetherd usually runs as root, which may use the blocks reserved for it. */
+        uint64_t free_blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+        if (free_blocks < STORE_REPAIR_MIN_FREE_BYTES / MAX(sv.f_frsize, (unsigned long) 1))
+                return -ENOSPC;
+        if (!f)
+                return store_begin_boot(s, m, b);
+        if (f->broken) {
+                /* A failed write whose rollback failed too: cut the partial entry off now. */
+                int r = boot_file_open(f);
+                if (r < 0)
+                        return r;
+                if (ftruncate(f->fd, (off_t) f->written) < 0)
+                        return -errno;
+                f->size = f->written;
+                f->broken = false;
+        }
         return 0;
 }
 

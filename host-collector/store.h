@@ -132,8 +132,13 @@ int store_save_machine(Store *s, Machine *m, StoreSavedHandler done, void *userd
  * way is abandoned: its done() is called with -ECANCELED. Returns 0 or -errno. */
 int store_remove_machine(Store *s, Machine *m);
 
-/* Creates the boot file ('B' entry) unless it exists. Returns 0 or -errno. */
+/* Creates the boot file ('B' entry) unless it exists. Returns 1 when it created it, 0 when it existed, or
+ * -errno (the boot has no file then). */
 int store_begin_boot(Store *s, Machine *m, Boot *b);
+/* Makes a boot's file writable again after a failure: creates it if the boot has none, cuts off a partial entry a
+ * failed rollback left. Tries nothing while the file system has less than 1 MiB free (-ENOSPC). Returns 1 when
+ * it created the file, 0 when the file is usable, or -errno. */
+int store_repair_boot(Store *s, Machine *m, Boot *b);
 /* Closes and deletes a boot's file (evicted boot). Returns 0 or -errno. */
 int store_remove_boot(Store *s, Boot *b);
 /* Closes the file of a boot that is about to be freed, keeping it on disk. */
@@ -141,9 +146,10 @@ void store_detach_boot(Store *s, Boot *b);
 
 /* Appends one entry to the boot file's write buffer (writing the buffer out first when it is full). Returns 0 and,
  * if ret_offset is not NULL, the offset the entry's header will have in the file; -EFBIG when the boot reached
- * max_boot_bytes; -EIO when an earlier write failed; or -errno of a failed write of the buffer (counted as
- * persist_failed per entry lost; the file is rolled back to its last whole entry, and later entries take the
- * offsets of the lost ones: readers check the seqs they find). */
+ * max_boot_bytes; -EMSGSIZE when the entry is too large; -EIO when an earlier write failed and its rollback too;
+ * -ENOENT when the boot has no file; or -errno of a failed write of the buffer (-ENOSPC for a write's EFBIG; the
+ * file is rolled back to its last whole entry, and later entries take the offsets of the lost ones: readers check
+ * the seqs they find; persist_errors counts it, the caller decides what the lost entries mean). */
 int store_append(
         Store *s,
         Boot *b,
@@ -159,8 +165,9 @@ int store_append_clock(Store *s, Boot *b, uint64_t recv_unix_ns, const ClockEsti
 int store_append_instance(
         Store *s, Boot *b, uint64_t recv_unix_ns, const uint8_t *id, size_t id_len, uint64_t seq_offset);
 
-/* Writes the boot file's buffered entries with one write(). Returns 0 (also when nothing was buffered or the
- * boot has no file), or -errno: the entries of the buffer were lost (counted in stats as persist_failed; the
+/* Writes the boot file's buffered entries with one write(), making them readable from the file (call before
+ * reading a boot file: appends may be buffered until the loop's next wakeup). Returns 0 (also when nothing was buffered or the
+ * boot has no file), or -errno: the entries of the buffer were lost (counted in stats as persist_errors; the
  * file is rolled back to its last whole entry). */
 int store_boot_flush(Store *s, Boot *b);
 /* Bytes of the boot's file that are written (entries at offsets beyond were lost if a write failed). */
@@ -180,12 +187,6 @@ uint64_t store_durable_mark(const Store *s, const Boot *b, uint64_t fallback);
 /* Writes and fdatasyncs now, on this thread (shutdown, tests), making mark durable. Returns 1 if it synced, 0
  * if nothing was to do, -errno (counted; the mark advances all the same, as for a failed sync on the threads). */
 int store_sync(Store *s, Boot *b, uint64_t mark);
-
-/* Makes everything appended to the boot's file so far readable from the file (appends may be buffered until
- * the loop's next wakeup). Call before reading a boot file. Returns 0 or -errno. */
-int store_boot_flush(Store *s, Boot *b);
-/* Bytes of the boot's file that are written (entries at offsets beyond were lost if a write failed). */
-uint64_t store_boot_written(const Store *s, const Boot *b);
 
 /* One entry of a boot file, as store_scan_boot() finds it. payload points into a buffer valid during the
  * callback only. */

@@ -320,7 +320,29 @@ static void test_ready_acked_urgently_and_welcome_durable(void **state) {
         assert_int_equal(w->acks_handed, 0);
 }
 
-static void test_write_failure_counted(void **state) {
+/* The Welcome's acked_seq after a reconnect of the same agent instance. */
+static uint64_t reconnect(World *w) {
+        Bytes in = {};
+        Tether__Envelope *out[64];
+        uint64_t acked = UINT64_MAX;
+
+        session_end(w->session, CLOSE_RESYNC);
+        session_free(w->session);
+        assert_int_equal(session_new(&w->ctx, w->machine, &w->session), 0);
+        w->session->on_ack = on_ack;
+        w->session->on_ack_userdata = w;
+        hello_frame(&in, "boot-1", "guest");
+        feed(w, &in);
+        size_t n = drain_out_queue(&w->session->out, out, 64);
+        for (size_t i = 0; i < n; i++)
+                if (out[i]->msg_case == TETHER__ENVELOPE__MSG_WELCOME)
+                        acked = out[i]->welcome->acked_seq;
+        free_envelopes(out, n);
+        assert_int_not_equal(acked, UINT64_MAX);
+        return acked;
+}
+
+static void test_write_failure_resent(void **state) {
         World *w = *state;
         Bytes in = {};
         struct rlimit old, lim;
@@ -331,9 +353,10 @@ static void test_write_failure_counted(void **state) {
         (void) take_acks(w, acks, 8);
         session_flush_writes(w->session);
         uint64_t size = file_size(w);
+        Boot *b = w->machine->current;
 
-        /* The file may not grow: the batch's write fails (EFBIG), its entries are counted and the file is rolled
-         * back to its last whole entry. */
+        /* The file may not grow: the batch's write fails (EFBIG), the file is rolled back to its last whole entry
+         * and has a hole from seq 1. Nothing is dropped: none of it is acked, the agent keeps it. */
         for (uint64_t i = 1; i <= 3; i++)
                 log_frame(&in, i, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "lost on disk\n", i * MS);
         feed(w, &in);
@@ -344,24 +367,126 @@ static void test_write_failure_counted(void **state) {
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
         session_flush_writes(w->session);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-        assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 3);
+        assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 0);
         assert_true(w->stats.persist_errors >= 1);
         assert_int_equal(file_size(w), size);
+        assert_int_equal(b->unpersisted_seq, 1);
         /* The log index does not point past the rolled-back file. */
-        const LogIndex *x = &w->machine->current->log_index;
-        assert_true(x->n == 0 || x->points[x->n - 1].offset < size);
+        assert_true(b->log_index.n == 0 || b->log_index.points[b->log_index.n - 1].offset < size);
 
-        /* Later records are written again. */
-        log_frame(&in, 4, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "kept\n", 4 * MS);
+        /* A later record waits behind the hole: applied in memory (readiness and logs are answered from there),
+         * kept out of the file so that it stays in seq order, not acked. */
+        log_frame(&in, 4, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "after the hole\n", 4 * MS);
+        feed(w, &in);
+        session_flush_writes(w->session);
+        assert_int_equal(b->last_seq, 4);
+        assert_int_equal(file_size(w), size);
+        if (session_request_ack(w->session) == 0)
+                test_dispatch_syncs(w->store);
+        size_t n = take_acks(w, acks, 8);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(acks[i], 0);
+
+        /* The repair waits for its retry time, then asks for a reconnect; the Welcome asks for a resend from the
+         * hole, and the resent records go into the file, in order. */
+        assert_false(session_wants_resync(w->session));
+        b->persist_retry_ns = 0;
+        assert_true(session_wants_resync(w->session));
+        assert_int_equal(reconnect(w), 0);
+        for (uint64_t i = 1; i <= 4; i++)
+                log_frame(
+                        &in,
+                        i,
+                        TETHER__LOG_STREAM__LOG_STREAM_STDOUT,
+                        i < 4 ? "lost on disk\n" : "after the hole\n",
+                        i * MS);
         feed(w, &in);
         session_flush_writes(w->session);
         assert_true(file_size(w) > size);
-        assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 3);
-        /* Still acked (kept in memory, counted), as documented. */
+        assert_int_equal(b->unpersisted_seq, 0);
+        assert_int_equal(w->stats.records_repersisted, 4);
+        assert_int_equal(w->stats.records_duplicate, 0);
+        assert_int_equal(b->last_seq, 4);
+        assert_int_equal(b->records, 4); /* applied once */
         if (session_request_ack(w->session) == 0)
                 test_dispatch_syncs(w->store);
-        assert_int_equal(take_acks(w, acks, 8), 1);
-        assert_int_equal(acks[0], 4);
+        n = take_acks(w, acks, 8);
+        assert_true(n >= 1);
+        assert_int_equal(acks[n - 1], 4);
+
+        /* What a restarted tetherd reads back: all four, once. */
+        Registry *reg = NULL;
+        RegistryConfig c = { .node_id = "node-a",
+                             .max_machines = 16,
+                             .max_boots = 4,
+                             .max_events = 64,
+                             .vsock_port = 4817,
+                             .boot_limits = BOOT_LIMITS_DEFAULT };
+        Store *st = NULL;
+        Stats stats = {};
+        StoreLoadReport report = {};
+        StoreConfig sc = { .dir = w->dir, .sync = false };
+        session_end(w->session, CLOSE_EOF);
+        w->session = session_free(w->session);
+        w->store = store_free(w->store);
+        assert_int_equal(registry_new(&c, &stats, &reg), 0);
+        assert_int_equal(store_open(&sc, &stats, &st), 0);
+        assert_int_equal(store_load(st, reg, &report), 0);
+        Machine *m = registry_find(reg, "vm-1");
+        assert_non_null(m);
+        assert_int_equal(m->current->last_seq, 4);
+        assert_int_equal(m->current->records, 4);
+        assert_int_equal(report.records, 4);
+        store_free(st);
+        registry_free(reg);
+}
+
+/* A boot that began when its file could not be created: acked only once the file exists and holds its records. */
+static void test_boot_begun_without_file(void **state) {
+        World *w = *state;
+        Bytes in = {};
+        uint64_t acks[8];
+        char dir[200];
+
+        /* A directory where the boot file goes: it cannot be created (EISDIR, for root too). */
+        snprintf(dir, sizeof(dir), "%s/machines/vm-1/boot-00000001.rec", w->dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        hello_frame(&in, "boot-1", "guest");
+        for (uint64_t i = 1; i <= 2; i++)
+                log_frame(&in, i, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "no file yet\n", i * MS);
+        feed(w, &in);
+        session_flush_writes(w->session);
+        assert_null(w->machine->current->store_file);
+        assert_int_equal(w->machine->current->unpersisted_seq, 1);
+        if (session_request_ack(w->session) == 0)
+                test_dispatch_syncs(w->store);
+        size_t n = take_acks(w, acks, 8);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(acks[i], 0);
+        assert_int_equal(w->stats.dropped_records[DROP_PERSIST_FAILED], 0);
+
+        /* Still in the way: the repair fails, nothing to resend yet. */
+        w->machine->current->persist_retry_ns = 0;
+        assert_false(session_wants_resync(w->session));
+        assert_null(w->machine->current->store_file);
+
+        /* Gone: the repair creates the file, the resend fills it. */
+        assert_int_equal(rmdir(dir), 0);
+        w->machine->current->persist_retry_ns = 0;
+        assert_true(session_wants_resync(w->session));
+        assert_non_null(w->machine->current->store_file);
+        assert_int_equal(reconnect(w), 0);
+        for (uint64_t i = 1; i <= 2; i++)
+                log_frame(&in, i, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "no file yet\n", i * MS);
+        feed(w, &in);
+        session_flush_writes(w->session);
+        assert_int_equal(w->machine->current->unpersisted_seq, 0);
+        if (session_request_ack(w->session) == 0)
+                test_dispatch_syncs(w->store);
+        n = take_acks(w, acks, 8);
+        assert_true(n >= 1);
+        assert_int_equal(acks[n - 1], 2);
+        assert_int_equal(w->stats.records_repersisted, 2);
 }
 
 int main(void) {
@@ -372,7 +497,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_ack_after_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ack_coalesced_in_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ready_acked_urgently_and_welcome_durable, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_write_failure_counted, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_write_failure_resent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_boot_begun_without_file, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
