@@ -170,6 +170,11 @@ typedef struct Boot {
         uint64_t unpersisted_seq;
         uint64_t persist_retry_ns;
         uint64_t persist_backoff_ns;
+        /* The OTLP exporter's: items of this boot it could not export (any reason), and how often the boot's log
+         * records were left in the log store to be read back later because it held more than its share of a
+         * pressed logs queue. */
+        uint64_t export_dropped;
+        uint64_t export_deferred;
 } Boot;
 
 /* trace_id may be NULL: a random one is drawn. Returns 0, -EINVAL (empty boot id) or -ENOMEM/-errno. */

@@ -524,6 +524,13 @@ static void render_export(FILE *f, const ExportStats *ex) {
                 ex->queue_bytes);
         put_scalar(
                 f, "tether_export_spool_bytes", "gauge", "Bytes waiting in the on-disk export spool.", ex->spool_bytes);
+        put_scalar(
+                f,
+                "tether_export_deferred_total",
+                "counter",
+                "Times a boot's live log export was left to the log store, read back later: it held more than its "
+                "fair share of a pressed logs queue.",
+                ex->deferred);
         put_family(
                 f,
                 "tether_export_last_success_timestamp_seconds",

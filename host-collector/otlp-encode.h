@@ -32,7 +32,8 @@ typedef struct OtlpResource {
 /* An encoded message with a reference count: one resource is shared by the queued items of a boot. */
 typedef struct OtlpBlob {
         unsigned n_ref;
-        char *json; /* its OTLP/JSON, made when first needed (otlp_blob_resource_json()) */
+        uint64_t pending_bytes; /* item bytes under this resource in queues, not released yet (otlp-queue.c) */
+        char *json;             /* its OTLP/JSON, made when first needed (otlp_blob_resource_json()) */
         size_t json_len;
         size_t len;
         uint8_t data[];

@@ -31,6 +31,8 @@
 
 typedef struct OtlpExporter OtlpExporter;
 
+#define N_SIGNALS _EXPORT_SIGNAL_MAX
+
 /* What the exporter knows about one boot: its resource, the spans already exported, the last stitch (reused
  * for log/trace correlation while the boot does not change), and where its log records wait for the boot's clock
  * mapping. */
@@ -95,6 +97,16 @@ struct Channel {
         bool failing; /* logged once per outage */
 };
 
+/* Fair shares of the logs queue. Under pressure (the queue's waiting item bytes at a quarter of its bound), a
+ * boot holding more than its share of them stops exporting live: its records wait in the log store (its boot
+ * file, or memory without a state directory) and are read back, a slice per turn, once it is within its share
+ * again, exactly as records that waited for the boot's clock mapping. A flooding machine's lines thus wait on its
+ * own disk instead of pushing a quiet machine's out of the queue. The share is that quarter divided among the
+ * boots with items waiting (at least FAIR_SHARE_MIN_BYTES or an eighth of the bound). While the spool is at half
+ * its bound, every boot's records wait (its content cannot be told apart by boot). */
+#define FAIR_SHARE_MIN_BYTES (64u << 10)
+#define FAIR_SHARE_REFRESH_NS (50 * NSEC_PER_MSEC)
+
 /* Batch work (assembly, gzip, writing, starting requests) per dispatch of the worker: at least this much, and at
  * least what was queued since the last dispatch, so that export keeps pace with ingestion instead of falling
  * behind forever, while each dispatch stays short enough (about a millisecond) not to hold guests up. */
@@ -116,14 +128,19 @@ struct OtlpExporter {
         char *file_path;
         int file_fd;
         uint64_t file_size;
-        uint64_t file_alloc_end; /* space reserved up to here (fallocate, the size kept) */
-        bool file_no_prealloc;   /* the file system does not preallocate */
+        uint64_t file_items[N_SIGNALS];      /* written to the file (this tetherd's), per signal */
+        uint64_t file_prev_items[N_SIGNALS]; /* in <path>.1, deleted by the next rotation */
+        uint64_t file_alloc_end;             /* space reserved up to here (fallocate, the size kept) */
+        bool file_no_prealloc;               /* the file system does not preallocate */
         bool file_failing;
         bool shutting_down, shut_down;
         sd_event_source *worker;       /* normal priority, enabled while batch work waits */
         sd_event_source *spans_source; /* exports the closed spans of tracks marked spans_due */
         sd_event_source *logs_source;  /* bulk priority, on while tracks catch up: reads their log records back */
         bool worker_on;
+        bool logs_blocked;    /* tracks wait for the pressure on the logs queue to end (logs_source off) */
+        uint64_t share_bytes; /* a boot's fair share of the logs queue, refreshed every FAIR_SHARE_REFRESH_NS */
+        uint64_t share_at_ns;
         uint64_t queued_since_work; /* bytes */
         OtlpLogTemplate tmpl;       /* of the record being written */
 };
@@ -165,6 +182,9 @@ static uint64_t mono_ns(void) {
         return now_ns(CLOCK_MONOTONIC);
 }
 
+static bool logs_pressed(OtlpExporter *x);
+
+/* After every change of what waits: the gauges, and the tracks held back by the pressure resume once it is gone. */
 static void update_gauges(OtlpExporter *x) {
         uint64_t q = 0;
         for (size_t i = 0; i < N_CHANNELS; i++)
@@ -172,6 +192,10 @@ static void update_gauges(OtlpExporter *x) {
                         q += otlp_queue_pending_bytes(x->channels[i].queue);
         x->stats->export.queue_bytes = q;
         x->stats->export.spool_bytes = x->spool ? otlp_spool_bytes(x->spool) : 0;
+        if (x->logs_blocked && !logs_pressed(x)) {
+                x->logs_blocked = false;
+                (void) sd_event_source_set_enabled(x->logs_source, SD_EVENT_ON);
+        }
 }
 
 static void count_drop(OtlpExporter *x, ExportSignal s, ExportDropReason r, uint64_t items) {
@@ -183,6 +207,54 @@ static void count_delivered(OtlpExporter *x, ExportSignal s, uint64_t items, uin
         x->stats->export.items[s] += items;
         x->stats->export.bytes[s] += bytes;
         x->stats->export.last_success_unix_ns[s] = now_ns(CLOCK_REALTIME);
+}
+
+/* Items of a boot that could not be exported: node-wide, and the boot's own count. */
+static void count_boot_drop(OtlpExporter *x, Boot *b, ExportSignal s, ExportDropReason r, uint64_t items) {
+        count_drop(x, s, r, items);
+        if (b)
+                b->export_dropped = add_sat(b->export_dropped, items);
+}
+
+/* The spool at half its bound: its content cannot be told apart by boot, so every boot's log records wait in the
+ * log store until it drained (the spool exists only with a state directory, where the boot files hold them). */
+static bool spool_pressed(OtlpExporter *x) {
+        return x->spool && otlp_spool_bytes(x->spool) >= x->config.spool_bytes / 2;
+}
+
+/* The logs queue's waiting item bytes at a quarter of its bound (the bound counts buffers by capacity, up to
+ * about twice the items they hold). */
+static bool queue_pressed(OtlpExporter *x) {
+        const Channel *ch = &x->channels[1];
+        return ch->http && ch->queue && otlp_queue_pending_bytes(ch->queue) >= x->config.queue_bytes / 4;
+}
+
+static bool logs_pressed(OtlpExporter *x) {
+        return spool_pressed(x) || queue_pressed(x);
+}
+
+static uint64_t logs_share(OtlpExporter *x) {
+        uint64_t now = mono_ns();
+
+        if (x->share_at_ns != 0 && now - x->share_at_ns < FAIR_SHARE_REFRESH_NS)
+                return x->share_bytes;
+        uint64_t n = 0;
+        BootTrack *t;
+        LIST_FOREACH(tracks, t, x->tracks)
+        if (t->resource && t->resource->pending_bytes > 0)
+                n++;
+        uint64_t quarter = x->config.queue_bytes / 4;
+        x->share_bytes = MAX(quarter / MAX(n, (uint64_t) 1), MIN((uint64_t) FAIR_SHARE_MIN_BYTES, quarter / 2));
+        x->share_at_ns = now;
+        return x->share_bytes;
+}
+
+/* The boot's log records wait in the log store: it holds more than its share of a pressed logs queue, or the
+ * spool is pressed. */
+static bool track_over_share(OtlpExporter *x, const BootTrack *t) {
+        if (spool_pressed(x))
+                return true;
+        return t->resource && queue_pressed(x) && t->resource->pending_bytes >= logs_share(x);
 }
 
 static void worker_kick(OtlpExporter *x) {
@@ -256,6 +328,11 @@ static int file_write_line(OtlpExporter *x, struct iovec *iov, size_t n, size_t 
                  * right away (auto_da_alloc), in this thread; otherwise the kernel's flusher does it. */
                 if (unlink(rotated) < 0 && errno != ENOENT)
                         return -errno;
+                for (size_t i = 0; i < N_SIGNALS; i++) {
+                        count_drop(x, (ExportSignal) i, EXPORT_DROP_ROTATED, x->file_prev_items[i]);
+                        x->file_prev_items[i] = x->file_items[i];
+                        x->file_items[i] = 0;
+                }
                 file_release_prealloc(x);
                 if (rename(x->file_path, rotated) < 0)
                         return -errno;
@@ -319,6 +396,7 @@ static void channel_write_file(Channel *ch, bool force) {
                 } else {
                         x->file_failing = false;
                         count_delivered(x, ch->signal, b->items, len);
+                        x->file_items[ch->signal] += b->items;
                 }
                 otlp_queue_release(ch->queue, b);
         }
@@ -718,9 +796,11 @@ static int channel_make_room(Channel *ch) {
 }
 
 /* Room for one item of size bytes (see otlp_queue_reserve()); with ret_room, for a run of JSON items that begins
- * with it (otlp_queue_reserve_items()). Counts the item's drop when there is none. */
+ * with it (otlp_queue_reserve_items()). Counts the item's drop when there is none (also as the boot's, if
+ * given). */
 static int channel_reserve(
         Channel *ch,
+        Boot *boot,
         OtlpBlob *resource,
         uint64_t key,
         size_t size,
@@ -746,8 +826,9 @@ static int channel_reserve(
         }
         if (r >= 0)
                 return 0;
-        count_drop(
+        count_boot_drop(
                 x,
+                boot,
                 ch->signal,
                 r == -ENOSPC          ? EXPORT_DROP_SPOOL_FULL :
                         r == -ENOBUFS ? EXPORT_DROP_QUEUE_FULL :
@@ -768,7 +849,7 @@ static void channel_queued(Channel *ch, uint64_t bytes) {
 }
 
 /* A span or event, encoded (protobuf): queued as it is, or as JSON for the file. */
-static void channel_push(Channel *ch, OtlpBlob *resource, uint64_t key, const uint8_t *data, size_t len) {
+static void channel_push(Channel *ch, Boot *boot, OtlpBlob *resource, uint64_t key, const uint8_t *data, size_t len) {
         OtlpExporter *x = ch->exporter;
         _cleanup_free_ char *json = NULL;
         uint8_t *p;
@@ -788,7 +869,7 @@ static void channel_push(Channel *ch, OtlpBlob *resource, uint64_t key, const ui
                 data = (const uint8_t *) json;
                 len = n;
         }
-        if (channel_reserve(ch, resource, key, len, mono_ns(), &p, NULL, NULL) < 0)
+        if (channel_reserve(ch, boot, resource, key, len, mono_ns(), &p, NULL, NULL) < 0)
                 return;
         memcpy(p, data, len);
         otlp_queue_commit(ch->queue, len);
@@ -1000,7 +1081,7 @@ static void track_export_spans(OtlpExporter *x, BootTrack *t, bool final) {
                         count_drop(x, EXPORT_SIGNAL_TRACES, EXPORT_DROP_ENCODE, 1);
                         continue;
                 }
-                channel_push(&x->channels[0], res, t->order_key, data, len);
+                channel_push(&x->channels[0], t->boot, res, t->order_key, data, len);
                 free(data);
         }
 }
@@ -1029,12 +1110,12 @@ static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) 
         if (le->len == 0)
                 return;
         if (x->shut_down) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p, le->len));
+                count_boot_drop(x, t->boot, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p, le->len));
                 return;
         }
         OtlpBlob *res = track_resource(x, t);
         if (!res) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, le->len));
+                count_boot_drop(x, t->boot, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, le->len));
                 return;
         }
         uint64_t now = mono_ns(), queued = 0;
@@ -1051,7 +1132,7 @@ static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) 
         };
         int r = ch->http ? otlp_log_template_protobuf(&line, &x->tmpl) : otlp_log_template_json(&line, &x->tmpl);
         if (r < 0) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, le->len));
+                count_boot_drop(x, t->boot, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, count_lines(p, le->len));
                 return;
         }
         while (p < end) {
@@ -1064,6 +1145,7 @@ static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) 
                          * copy. */
                         if (channel_reserve(
                                     ch,
+                                    t->boot,
                                     res,
                                     t->order_key,
                                     otlp_log_line_json_max(&x->tmpl, n),
@@ -1082,7 +1164,7 @@ static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) 
                         continue;
                 }
                 size = otlp_log_line_protobuf_size(&x->tmpl, p, n, !nl);
-                if (channel_reserve(ch, res, t->order_key, size, now, &out, NULL, NULL) >= 0) {
+                if (channel_reserve(ch, t->boot, res, t->order_key, size, now, &out, NULL, NULL) >= 0) {
                         size = otlp_log_line_protobuf(&x->tmpl, p, n, !nl, out);
                         otlp_queue_commit(ch->queue, size);
                         queued += size;
@@ -1096,7 +1178,7 @@ static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) 
 /* The records that waited and could not be exported: counted, and live export resumes. */
 static void track_logs_done(OtlpExporter *x, BootTrack *t, ExportDropReason reason) {
         if (t->logs_waiting_lines > t->logs_read_lines)
-                count_drop(x, EXPORT_SIGNAL_LOGS, reason, t->logs_waiting_lines - t->logs_read_lines);
+                count_boot_drop(x, t->boot, EXPORT_SIGNAL_LOGS, reason, t->logs_waiting_lines - t->logs_read_lines);
         t->logs_waiting = t->logs_catching_up = false;
         t->logs_waiting_lines = t->logs_read_lines = 0;
 }
@@ -1116,7 +1198,8 @@ static int on_log_read_back(const LogEntry *e, void *userdata) {
                 track_export_log(c->exporter, c->track, e);
         }
         *c->budget = *c->budget > cost ? *c->budget - cost : 0;
-        return *c->budget == 0; /* the slice is used up: the rest on the next run */
+        /* The slice is used up, or the boot reached its share of a pressed queue: the rest on a later run. */
+        return *c->budget == 0 || (!c->exporter->shutting_down && track_over_share(c->exporter, c->track));
 }
 
 /* Exports the records that waited for the boot's clock mapping, reading them back in seq order, until they are
@@ -1149,16 +1232,20 @@ static void track_settle_logs(OtlpExporter *x, BootTrack *t, ExportDropReason re
 static int on_logs_due(sd_event_source *s, uint64_t usec, void *userdata) {
         OtlpExporter *x = userdata;
         uint64_t budget = WORK_BUDGET_MIN;
-        bool more = false;
+        bool more = false, blocked = false;
         BootTrack *t;
 
         LIST_FOREACH(tracks, t, x->tracks)
         if (t->logs_catching_up) {
-                if (budget == 0 || !track_catch_up(x, t, &budget))
+                if (track_over_share(x, t))
+                        blocked = true; /* its turn comes when the pressure is gone (update_gauges()) */
+                else if (budget == 0 || !track_catch_up(x, t, &budget))
                         more = true;
         }
-        if (!more)
+        if (!more) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                x->logs_blocked = blocked;
+        }
         return 0;
 }
 
@@ -1180,19 +1267,28 @@ static void export_log(OtlpExporter *x, Machine *m, Boot *b, const Tether__Envel
         }
         BootTrack *t = track_get(x, m, b, false);
         if (!t) {
-                count_drop(
+                count_boot_drop(
                         x,
+                        b,
                         EXPORT_SIGNAL_LOGS,
                         EXPORT_DROP_ENCODE,
                         count_lines((const char *) l->data.data, l->data.len));
                 return;
         }
-        if (!b->clock_fixed || t->logs_waiting) {
+        bool over_share = !t->logs_waiting && b->clock_fixed && track_over_share(x, t);
+        if (!b->clock_fixed || t->logs_waiting || over_share) {
                 if (!t->logs_waiting) {
                         t->logs_waiting = true;
                         t->logs_cursor = (LogCursor) { .seq = e->seq - 1 };
                 }
                 t->logs_waiting_lines += count_lines((const char *) l->data.data, l->data.len);
+                if (over_share) {
+                        /* Read back from the log store once it is within its share again (FAIR_SHARE_*). */
+                        b->export_deferred++;
+                        x->stats->export.deferred++;
+                        t->logs_catching_up = true;
+                        x->logs_blocked = true;
+                }
                 return;
         }
         if (log_entry_from_envelope(e, recv_unix_ns, &entry) >= 0)
@@ -1336,7 +1432,13 @@ static void on_event_added(Registry *r, const Event *ev, void *userdata) {
         if (!res || otlp_encode_event(o, now_ns(CLOCK_REALTIME), trace_id, span_id, &data, &len) < 0)
                 count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
         else
-                channel_push(&x->channels[1], res, ev->machine_id ? order_key(ev->machine_id) : 0, data, len);
+                channel_push(
+                        &x->channels[1],
+                        m ? m->current : NULL,
+                        res,
+                        ev->machine_id ? order_key(ev->machine_id) : 0,
+                        data,
+                        len);
         otlp_blob_unref(res);
         json_decref(o);
 }

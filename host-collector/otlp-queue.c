@@ -28,6 +28,7 @@ typedef struct Group {
         OtlpBlob *resource;
         Buf buf;
         size_t items;
+        uint64_t data_bytes; /* item bytes, counted in resource->pending_bytes until the batch is freed */
 } Group;
 
 struct OtlpBatchPrivate {
@@ -153,6 +154,7 @@ static void batch_free(OtlpQueue *q, OtlpBatch *b) {
                 q->z_owner = NULL;
         }
         for (size_t i = 0; i < p->n_groups; i++) {
+                p->groups[i].resource->pending_bytes -= p->groups[i].data_bytes;
                 otlp_blob_unref(p->groups[i].resource);
                 pool_put(q, &p->groups[i].buf);
         }
@@ -348,8 +350,11 @@ void otlp_queue_commit_items(OtlpQueue *q, size_t len, size_t items) {
         size_t data = len - (items - 1);
 
         buf->len = q->reserved_at + len;
+        Group *g = &b->priv->groups[q->last_group];
         b->items += items;
-        b->priv->groups[q->last_group].items += items;
+        g->items += items;
+        g->data_bytes += data;
+        g->resource->pending_bytes += data;
         b->priv->data_bytes += data;
         q->pending += data;
         q->items += items;

@@ -87,7 +87,9 @@ int otlp_queue_push(OtlpQueue *q, OtlpBlob *resource, uint64_t key, const uint8_
 size_t otlp_queue_items(const OtlpQueue *q);
 /* Memory held, counted against max_bytes. */
 uint64_t otlp_queue_bytes(const OtlpQueue *q);
-/* What waits: encoded item bytes not yet released, and what is held (0 once everything went out). */
+/* What waits: encoded item bytes not yet released, and what is held (0 once everything went out). Per resource,
+ * its OtlpBlob's pending_bytes says the same of its own items (in every queue it is used in): the measure of
+ * each boot's share. */
 uint64_t otlp_queue_pending_bytes(const OtlpQueue *q);
 /* Declares (delta > 0) or returns memory the owner holds for the queue, e.g. a body read back from disk. */
 void otlp_queue_hold(OtlpQueue *q, int64_t delta);

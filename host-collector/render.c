@@ -122,6 +122,8 @@ json_t *render_boot(const Machine *m, const Boot *b) {
         json_object_set_new(o, "log_memory_bytes", int_json(b->logs.cost));
         json_object_set_new(o, "logs_dropped", int_json(b->logs_dropped));
         json_object_set_new(o, "logs_evicted", int_json(b->logs.evicted_records));
+        json_object_set_new(o, "export_dropped", int_json(b->export_dropped));
+        json_object_set_new(o, "export_deferred", int_json(b->export_deferred));
         json_object_set_new(o, "milestones", int_json(b->n_milestones));
         json_object_set_new(o, "milestones_dropped", int_json(b->milestones_dropped));
         json_object_set_new(o, "phases", int_json(b->n_phases));
@@ -253,7 +255,7 @@ static json_t *export_stats_json(const ExportStats *x) {
                 json_object_set_new(dropped, export_signal_to_string(i), by_reason);
         }
         return json_pack(
-                "{s:o*, s:o*, s:o*, s:o*, s:o*, s:o, s:o, s:o*}",
+                "{s:o*, s:o*, s:o*, s:o*, s:o*, s:o, s:o, s:o*, s:o}",
                 "requests",
                 per_signal_json(x->requests, false),
                 "failures",
@@ -269,7 +271,9 @@ static json_t *export_stats_json(const ExportStats *x) {
                 "spool_bytes",
                 int_json(x->spool_bytes),
                 "last_success_unix_ns",
-                per_signal_json(x->last_success_unix_ns, true));
+                per_signal_json(x->last_success_unix_ns, true),
+                "deferred",
+                int_json(x->deferred));
 }
 
 json_t *render_stats(const Stats *s) {

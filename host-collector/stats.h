@@ -61,6 +61,9 @@ typedef enum ExportDropReason {
         /* log records that waited for their boot's clock mapping and could not be read back once it was fixed
          * (evicted from memory and not in the boot file, or the file failed to read) */
         EXPORT_DROP_UNREADABLE,
+        /* written to the OTLP/JSON file, and in the rotated file that a later rotation deleted (read by a
+         * consumer before, or not: tetherd cannot tell) */
+        EXPORT_DROP_ROTATED,
         _EXPORT_DROP_REASON_MAX,
 } ExportDropReason;
 
@@ -74,6 +77,7 @@ typedef struct ExportStats {
         uint64_t queue_bytes;                                          /* gauge: bytes waiting in memory */
         uint64_t spool_bytes;                                          /* gauge: bytes waiting on disk */
         uint64_t last_success_unix_ns[_EXPORT_SIGNAL_MAX];             /* gauge: 0 = never */
+        uint64_t deferred; /* times a boot's live log export was left to the log store (over its fair share) */
 } ExportStats;
 
 /* In-memory log data of every boot (log-tail.h's LogBudget): gauges, and what the budget evicted. */

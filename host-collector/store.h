@@ -166,8 +166,8 @@ int store_append_instance(
         Store *s, Boot *b, uint64_t recv_unix_ns, const uint8_t *id, size_t id_len, uint64_t seq_offset);
 
 /* Writes the boot file's buffered entries with one write(), making them readable from the file (call before
- * reading a boot file: appends may be buffered until the loop's next wakeup). Returns 0 (also when nothing was buffered or the
- * boot has no file), or -errno: the entries of the buffer were lost (counted in stats as persist_errors; the
+ * reading a boot file: appends may be buffered until the loop's next wakeup). Returns 0 (also when nothing was buffered
+ * or the boot has no file), or -errno: the entries of the buffer were lost (counted in stats as persist_errors; the
  * file is rolled back to its last whole entry). */
 int store_boot_flush(Store *s, Boot *b);
 /* Bytes of the boot's file that are written (entries at offsets beyond were lost if a write failed). */
