@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Shared bits of the benchmarks: locating the binaries of a build dir, percentiles, table printing, a
-process's CPU time and memory, the ready long-poll of tether-ready-waiter."""
+process's CPU time and memory, the ready long-poll of tether-ready-waiter and one measured readiness run, cpu
+cgroups."""
 
 import json
 import os
@@ -178,3 +179,90 @@ def raise_nofile(want):
 
 def mib(n):
     return "%.1f MiB" % (n / 1048576.0)
+
+
+def cpu_cgroup(what="guests"):
+    """A cpu cgroup of the bench's (its guests beside tetherd's, as VMs run under machine.slice and tetherd under
+    its slice: under contention the guests share one cgroup's CPU instead of outnumbering tetherd a thousand to
+    one). Returns its directory, or None (then they share the bench's)."""
+    name = "tether-bench-%s-%d" % (what, os.getpid())
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # cgroup v2
+        try:
+            with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+                f.write("+cpu")
+        except OSError:
+            pass
+        d = os.path.join("/sys/fs/cgroup", name)
+    else:
+        d = os.path.join("/sys/fs/cgroup/cpu", name)
+    try:
+        os.mkdir(d)
+    except OSError as e:
+        print("warning: no cgroup for the fake agents (%s): they share tetherd's CPU" % e, file=sys.stderr)
+        return None
+    return d
+
+
+def set_cpu_weight(d, weight):
+    """systemd's CPUWeight= (1..10000, default 100) on cgroup v2's cpu.weight or v1's cpu.shares (x 1024/100)."""
+    if os.path.exists(os.path.join(d, "cpu.weight")):
+        path, value = os.path.join(d, "cpu.weight"), weight
+    else:
+        path, value = os.path.join(d, "cpu.shares"), max(2, weight * 1024 // 100)
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def remove_cgroup(d):
+    for _ in range(50):
+        try:
+            os.rmdir(d)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+SD_NOTIFY = ("python3 -c 'import os,socket; a=os.environ[\"NOTIFY_SOCKET\"]; "
+             "a=chr(0)+a[1:] if a[0]==\"@\" else a; s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); "
+             "s.connect(a); s.send(b\"READY=1\")'")
+
+
+def ready_run(h, waiter_bin, mid, delay, mechanism="notify", cgroup_procs=None):
+    """One measured readiness: registers mid, parks tether-ready-waiter's long-poll on it, boots an init-mode agent
+    whose workload sleeps delay seconds and says READY=1 (mechanism notify: `tether-agent notify READY=1`,
+    sd_notify: a raw datagram); agent and waiter in cgroup_procs' cgroup when given. Returns ({part: ns or None}
+    with parts waiter, received, answered, client (see bench/README.md), the Ready's source, the clock the waiter
+    part was measured on, the boot's clock error bound in ns). The machine stays registered."""
+    h.register(mid)
+    notify = '"$TETHER_AGENT" notify READY=1' if mechanism == "notify" else SD_NOTIFY
+    # The workload lingers after READY=1 so an exit cannot race the answer (see docs: tetherd must still
+    # answer 200 for a boot that became ready and then exited).
+    script = "sleep %.3f; %s; sleep 0.3" % (delay, notify)
+
+    waiter = ReadyWaiter(waiter_bin, h.api.socket_path, "/v1/machines/%s/ready?timeout=60" % mid,
+                         cgroup_procs=cgroup_procs)
+    time.sleep(0.03)  # the long-poll is parked in tetherd before the guest even starts
+    env = dict(os.environ, TETHER_AGENT=h.agent())
+    agent = h.spawn(enter_cgroup(cgroup_procs) + h.init_argv(mid, ["/bin/sh", "-c", script]),
+                    "agent-%s.log" % mid, env=env)
+    returned_realtime_ns, returned_boottime_ns, status, doc, raw = waiter.result(90)
+    if status != 200:
+        raise SystemExit("readiness of %s answered %d: %r" % (mid, status, raw))
+    rd = doc["ready"]
+    if rd.get("kernel_to_ready_ns") is not None:
+        waited_ns = returned_boottime_ns - rd["kernel_to_ready_ns"]
+        method = "boottime"
+    else:
+        waited_ns = returned_realtime_ns - rd["ready_unix_ns"]
+        method = "realtime"
+    delivered, answered = rd.get("delivered_unix_ns") or 0, doc.get("answered_unix_ns") or 0
+    parts = {
+        "waiter": waited_ns,
+        "received": delivered - rd["ready_unix_ns"],
+        "answered": answered - delivered if answered and delivered else None,
+        "client": returned_realtime_ns - answered if answered else None,
+    }
+    tetherlib.wait_proc(agent, 30, "the agent exits")
+    h.children.remove(agent)
+    clock_error_ns = (h.api.machine(mid)["boot"] or {}).get("clock_error_ns") or 0
+    return parts, rd.get("source"), method, clock_error_ns
