@@ -445,8 +445,9 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                         session_warn_persist(s, r);
                         session_hole(s, b->last_seq + 1);
                 } else {
-                        if (r > 0 && b->last_seq > 0)
-                                /* The boot began without a file: what the others would have written is missing. */
+                        if (r > 0)
+                                /* A new file: every agent instance of the boot (a file created late, after a
+                                 * failed first attempt, also misses those of earlier connections). */
                                 r = session_persist_boot_state(s, now);
                         else
                                 r = new_instance ?
