@@ -230,9 +230,13 @@ static void connection_pump(Connection *c) {
 
         unsigned max_frames = c->bulk ? CONNECTION_FRAMES_PER_WAKEUP : CONNECTION_QUIET_FRAMES_PER_WAKEUP;
         size_t max_bytes = c->bulk ? CONNECTION_BYTES_PER_WAKEUP : CONNECTION_QUIET_BYTES_PER_WAKEUP;
+        uint64_t start_usec = now_usec();
 
         for (;;) {
-                r = session_process(s, max_frames - frames);
+                /* A few frames at a time, the clock read between: a busy guest's turn also ends after
+                 * CONNECTION_USEC_PER_WAKEUP, however cheap its frames were expected to be, so that a quiet
+                 * guest's Ready never waits behind more than that. */
+                r = session_process(s, MIN(max_frames - frames, CONNECTION_FRAMES_PER_CLOCK_READ));
                 if (r < 0) {
                         if (r == -EPROTO) {
                                 /* The session logged and counted it. Try to deliver acks of what was stored. */
@@ -256,7 +260,8 @@ static void connection_pump(Connection *c) {
                         (void) sd_event_source_set_enabled(c->turn, SD_EVENT_ONESHOT);
                         return;
                 }
-                if (frames >= max_frames || bytes >= max_bytes) {
+                if (frames >= max_frames || bytes >= max_bytes ||
+                    (r > 0 && now_usec() - start_usec >= CONNECTION_USEC_PER_WAKEUP)) {
                         spent = true;
                         break;
                 }
