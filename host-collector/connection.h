@@ -15,7 +15,8 @@
 #include "list.h"
 #include "session.h"
 
-/* A busy guest's budget per turn at bulk priority; a quiet guest's at normal priority is smaller, so that a
+/* A busy guest's budget per turn at bulk priority (frames, bytes and time: the clock is read every
+ * CONNECTION_FRAMES_PER_CLOCK_READ frames); a quiet guest's at normal priority is smaller, so that a
  * thousand idle guests that all start writing at once hold a Ready behind them for little more than a read
  * each. A quiet guest that spends its budget with more waiting becomes busy; a busy one becomes quiet again
  * when a wakeup catches up with less than the quiet budget a second after it last spent its budget (a guest
