@@ -3,7 +3,8 @@
  *   frame-envelope/  one valid frame of every message type, a whole boot's stream, the largest legal frame, and
  *                    the classic refusals;
  *   store-replay/    state directories: boot files as tetherd writes them, torn, corrupt, evicted, stray files,
- *                    conflicting registrations.
+ *                    conflicting registrations;
+ *   api/             requests to every endpoint, valid and not.
  * Seeds are named seed-*, so rerunning replaces them and leaves inputs the fuzzer found alone. (render's seeds
  * are fuzz-session's inputs: the input format is the same.) Run with: ninja -C BUILD fuzz-corpus */
 
@@ -422,6 +423,59 @@ finish:
         return r;
 }
 
+/* ---- api: requests separated by "\n%%\n", each "METHOD TARGET" then its body (see fuzz-api.c) ---- */
+
+static int generate_api(const char *dir) {
+        static const struct {
+                const char *name, *text;
+        } seeds[] = {
+                { "healthz", "GET /healthz" },
+                { "stats", "GET /v1/stats" },
+                { "metrics", "GET /metrics" },
+                { "list", "GET /v1/machines" },
+                { "machine", "GET /v1/machines/guest" },
+                { "machine-head", "HEAD /v1/machines/guest" },
+                { "machine-encoded", "GET /v1/machines/gu%65st" },
+                { "machine-nul", "GET /v1/machines/guest%00x/logs" },
+                { "machine-dotdot", "GET /v1/machines/..%2Fbystander" },
+                { "machine-slash", "GET /v1/machines/guest/logs/x" },
+                { "machine-unknown", "GET /v1/machines/nobody/spans" },
+                { "machine-put", "PUT /v1/machines/guest\n{}" },
+                { "no-endpoint", "GET /v1/nothing?x=1" },
+                { "logs", "GET /v1/machines/guest/logs?stream=stdout,stderr&since_seq=2&boot=current" },
+                { "logs-bad-stream", "GET /v1/machines/guest/logs?stream=stdout,,nope" },
+                { "logs-boot-index", "GET /v1/machines/bystander/logs?boot=1&since_seq=18446744073709551615" },
+                { "logs-follow-delete", "GET /v1/machines/guest/logs?follow=1\n%%\nDELETE /v1/machines/guest" },
+                { "spans", "GET /v1/machines/guest/spans?boot=guest-boot" },
+                { "spans-no-boot", "GET /v1/machines/guest/spans?boot=7" },
+                { "ready", "GET /v1/machines/guest/ready?timeout=0" },
+                { "ready-wait", "GET /v1/machines/guest/ready?timeout=1.5&since=18446744073709551615" },
+                { "ready-bad-timeout", "GET /v1/machines/guest/ready?timeout=nan" },
+                { "events", "GET /v1/events?machine_id=guest" },
+                { "events-follow", "GET /v1/events?follow=true&machine_id=bystander" },
+                { "events-bad-id", "GET /v1/events?machine_id=a+b" },
+                { "register",
+                  "POST /v1/machines\n{\"machine_id\":\"new\",\"cid\":9,\"attributes\":{\"k\":\"v\"},"
+                  "\"ready_condition\":\"milestone:m\"}\n%%\nGET /v1/machines/new/logs\n%%\nGET "
+                  "/v1/machines/new/ready\n%%\nDELETE /v1/machines/new" },
+                { "register-taken", "POST /v1/machines\n{\"machine_id\":\"guest\",\"cid\":3}" },
+                { "register-cid-taken", "POST /v1/machines\n{\"machine_id\":\"x\",\"cid\":4}" },
+                { "register-bad-json", "POST /v1/machines\n{\"machine_id\":" },
+                { "register-uds", "POST /v1/machines\n{\"machine_id\":\"u\",\"uds_path\":\"/run/x/vm\"}" },
+                { "delete-then-get",
+                  "DELETE /v1/machines/bystander\n%%\nGET /v1/machines/bystander\n%%\nGET /v1/machines" },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(seeds); i++) {
+                Seed s = { .data = (uint8_t *) seeds[i].text, .len = strlen(seeds[i].text) };
+                r = seed_write(dir, seeds[i].name, &s);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -429,6 +483,7 @@ int main(int argc, char **argv) {
         } corpora[] = {
                 { "frame-envelope", generate_frame_envelope },
                 { "store-replay", generate_store_replay },
+                { "api", generate_api },
         };
         int r;
 
