@@ -398,7 +398,7 @@ static void check_bounds(const Machine *m, const RegistryConfig *rc) {
 
 /* Renders every machine; bystander must be exactly as when loaded alone. */
 static void check_loaded(Loaded *l) {
-        Machine *by = registry_find(l->registry, BYSTANDER), *guest = registry_find(l->registry, GUEST);
+        Machine *by = registry_find(l->registry, BYSTANDER);
 
         FUZZ_ASSERT(l->report.machines + l->report.machines_skipped == 2);
         FUZZ_ASSERT(by && l->registry->n_machines == l->report.machines);
@@ -409,9 +409,8 @@ static void check_loaded(Loaded *l) {
         for (Machine *m = l->registry->machines; m; m = m->machines_next) {
                 check_bounds(m, &l->registry->config);
                 for (size_t i = 0; i < m->n_boots; i++) {
-                        int r = check_boot(l->store, m, m->boots[i]);
-                        /* A record the replay skipped as invalid is still in the file for readers to trip over. */
-                        FUZZ_ASSERT(r >= 0 || (r == -EBADMSG && m == guest));
+                        /* The load truncated whatever fails its CRC: reading it back cannot fail. */
+                        FUZZ_ASSERT(check_boot(l->store, m, m->boots[i]) >= 0);
                 }
         }
 }
