@@ -32,6 +32,7 @@
 #include "socket-util.h"
 #include "stitch.h"
 #include "time-util.h"
+#include "utf8.h"
 
 #define API_BODY_MAX (64u * 1024u)
 #define API_READY_TIMEOUT_DEFAULT_S 30.0
@@ -154,14 +155,18 @@ static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status
 
 static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...) _printf_(3, 4);
 static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...) {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *text = NULL, *clean = NULL;
         va_list ap;
 
         va_start(ap, fmt);
         if (vasprintf(&text, fmt, ap) < 0)
                 text = NULL;
         va_end(ap);
-        return respond_json(conn, status, json_pack("{s:s}", "error", text ?: "error"));
+        /* Messages quote what the client sent (a boot, a stream name): a JSON string must be valid UTF-8, or the
+         * answer would be 500 "out of memory" instead of this one. */
+        if (text && !(clean = utf8_sanitize(text, strlen(text), NULL)))
+                return respond_json(conn, status, NULL);
+        return respond_json(conn, status, json_pack("{s:s}", "error", clean ?: "error"));
 }
 
 static const char *query(struct MHD_Connection *conn, const char *key) {
