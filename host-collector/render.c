@@ -203,7 +203,10 @@ int render_log_lines(
                 render_hex(sp->span_id, 8, span);
         uint64_t t = boot_to_unix_ns(b, e->boottime_ns, e->recv_unix_ns);
 
-        /* One object per line of output; a trailing newline ends the last line rather than starting one. */
+        /* One object per line of output; a trailing newline ends the last line rather than starting one. An empty
+         * record has no line (and its data may be NULL: read back from a boot file). */
+        if (e->len == 0)
+                return 0;
         const char *p = (const char *) e->data, *end = p + e->len;
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
