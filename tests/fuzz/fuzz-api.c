@@ -49,8 +49,8 @@ typedef struct Client {
         bool answered; /* the connection ended before the server was freed: the answer is whole */
         /* What was asked. */
         bool head;
-        char *path; /* decoded as dispatch() sees it */
-        char *events_filter;
+        char *path;          /* decoded as dispatch() sees it */
+        char *events_filter; /* ?machine_id= (NULL: none, or no value) */
         bool events_filtered;
 } Client;
 
@@ -176,9 +176,11 @@ static char *make_request(Client *c, const char *p, size_t n) {
                 const char *amp = strchr(a, '&'), *end = amp ? amp : a + strlen(a);
                 const char *eq = memchr(a, '=', (size_t) (end - a));
                 _cleanup_free_ char *key = decode(a, (size_t) ((eq ?: end) - a), true);
+                /* The first one counts (MHD_lookup_connection_value()); without '=' it has no value, which the
+                 * handlers take as no argument. */
                 if (strcmp(key, "machine_id") == 0 && !c->events_filtered) {
                         c->events_filtered = true;
-                        c->events_filter = eq ? decode(eq + 1, (size_t) (end - eq - 1), true) : strdup("");
+                        c->events_filter = eq ? decode(eq + 1, (size_t) (end - eq - 1), true) : NULL;
                 }
                 a = amp ? amp + 1 : NULL;
         }
@@ -383,7 +385,7 @@ static void check_response(const Client *c) {
                         FUZZ_ASSERT(status == 400 || status == 404);
                         FUZZ_ASSERT(json);
                 }
-        } else if (strcmp(c->path, "/v1/events") == 0 && c->events_filtered)
+        } else if (strcmp(c->path, "/v1/events") == 0 && c->events_filter)
                 id = c->events_filter;
 
         if (json) {
