@@ -356,6 +356,9 @@ static void load(Loaded *l, const char *state, uint8_t flags) {
         FUZZ_ASSERT(store_open(&sc, &l->stats, &l->store) >= 0);
         FUZZ_ASSERT(registry_new(&rc, &l->stats, &l->registry) >= 0);
         FUZZ_ASSERT(store_load(l->store, l->registry, &l->report) >= 0);
+        /* Boots load in index order: the newest is current. */
+        for (Machine *m = l->registry->machines; m; m = m->machines_next)
+                FUZZ_ASSERT(m->n_boots == 0 || m->boots[m->n_boots - 1] == m->current);
 }
 
 static void unload(Loaded *l) {
@@ -378,8 +381,12 @@ static json_t *render_all(const Machine *m) {
 static void check_bounds(const Machine *m, const RegistryConfig *rc) {
         FUZZ_ASSERT(m->n_boots <= MAX(rc->max_boots, (size_t) 1));
         FUZZ_ASSERT(!m->current == (m->n_boots == 0));
-        if (m->current)
-                FUZZ_ASSERT(m->boots[m->n_boots - 1] == m->current);
+        /* One of its boots: the newest after a load, the one its agent resumed after a reconnect (an older one if
+         * the agent says an older boot id). */
+        bool current_found = !m->current;
+        for (size_t i = 0; i < m->n_boots; i++)
+                current_found = current_found || m->boots[i] == m->current;
+        FUZZ_ASSERT(current_found);
         for (size_t i = 0; i < m->n_boots; i++) {
                 const Boot *b = m->boots[i];
                 /* A new boot gets an index no boot has: its file must not be one of theirs. */
