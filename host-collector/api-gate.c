@@ -49,7 +49,7 @@ struct ApiGate {
         Listener *listener; /* accepts, at most 16 per wakeup, pausing on EMFILE (listener.h) */
         sd_event_source *deadline_timer;
         sd_event_source *admit_timer; /* while holding newcomers back: when the oldest waiting one may be evicted */
-        unsigned n_conns; /* held by MHD, n_shut of them shut down and about to close */
+        unsigned n_conns;             /* held by MHD, n_shut of them shut down and about to close */
         unsigned n_shut;
         GateConn *adding; /* the connection MHD_add_connection() is announcing */
         LIST_HEAD(GateConn, armed);
