@@ -155,14 +155,18 @@ static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status
 
 static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...) _printf_(3, 4);
 static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...) {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *text = NULL, *clean = NULL;
         va_list ap;
 
         va_start(ap, fmt);
         if (vasprintf(&text, fmt, ap) < 0)
                 text = NULL;
         va_end(ap);
-        return respond_json(conn, status, json_pack("{s:s}", "error", text ?: "error"));
+        /* Messages quote what the client sent (a boot, a stream name): a JSON string must be valid UTF-8, or the
+         * answer would be 500 "out of memory" instead of this one. */
+        if (text && !(clean = utf8_sanitize(text, strlen(text), NULL)))
+                return respond_json(conn, status, NULL);
+        return respond_json(conn, status, json_pack("{s:s}", "error", clean ?: "error"));
 }
 
 static const char *query(struct MHD_Connection *conn, const char *key) {
@@ -363,6 +367,10 @@ static void stream_update_spans(Stream *s, const Machine *m, const Boot *b) {
         s->spans_signature = sig;
 }
 
+static int stream_append_line(json_t *o, void *userdata) {
+        return stream_append_json(userdata, o);
+}
+
 static int stream_log_dropped(
         Stream *s,
         const Machine *m,
@@ -371,82 +379,15 @@ static int stream_log_dropped(
         uint64_t records,
         uint64_t bytes,
         const char *reason) {
-        return stream_append_json(
-                s,
-                json_pack(
-                        "{s:s, s:s, s:I, s:{s:I, s:I, s:s}}",
-                        "machine_id",
-                        m->id,
-                        "boot_id",
-                        b->boot_id,
-                        "seq",
-                        (json_int_t) seq,
-                        "dropped",
-                        "records",
-                        (json_int_t) records,
-                        "bytes",
-                        (json_int_t) bytes,
-                        "reason",
-                        reason));
+        return stream_append_json(s, render_log_dropped(m, b, seq, records, bytes, reason));
 }
 
 static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const LogEntry *e) {
-        const char *node_id = m->registry->config.node_id;
-        char trace[33], span[17] = "";
-
         if (e->kind == LOG_ENTRY_DROPPED)
                 return stream_log_dropped(s, m, b, e->seq, e->dropped_records, e->dropped_bytes, "agent_buffer");
         if (!(s->stream_mask & (1u << e->stream)))
                 return 0;
-
-        const Span *sp = span_set_find_for_time(s->spans, e->boottime_ns);
-        render_hex(b->trace_id, 16, trace);
-        if (sp)
-                render_hex(sp->span_id, 8, span);
-        uint64_t t = boot_to_unix_ns(b, e->boottime_ns, e->recv_unix_ns);
-
-        /* One object per line of output; a trailing newline ends the last line rather than starting one. */
-        const char *p = (const char *) e->data, *end = p + e->len;
-        while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                _cleanup_free_ char *line = utf8_sanitize(p, n, NULL);
-                if (!line)
-                        return -ENOMEM;
-                json_t *o = json_pack(
-                        "{s:s, s:s, s:s?, s:s, s:I, s:s, s:s?, s:I, s:s, s:s, s:s}",
-                        "machine_id",
-                        m->id,
-                        "node_id",
-                        node_id,
-                        "request_id",
-                        m->request_id,
-                        "boot_id",
-                        b->boot_id,
-                        "seq",
-                        (json_int_t) e->seq,
-                        "stream",
-                        log_stream_to_string(e->stream),
-                        "source",
-                        e->source,
-                        "time_unix_ns",
-                        (json_int_t) t,
-                        "line",
-                        line,
-                        "trace_id",
-                        trace,
-                        "span_id",
-                        span);
-                /* The agent sends what a workload wrote without its newline after a pause (a prompt, or a pipe's
-                 * buffer cut mid-line): the next line of the stream continues it. */
-                if (o && !nl)
-                        json_object_set_new(o, "partial", json_true());
-                int r = stream_append_json(s, o);
-                if (r < 0)
-                        return r;
-                p += n + (nl ? 1 : 0);
-        }
-        return 0;
+        return render_log_lines(m, b, e, s->spans, stream_append_line, s);
 }
 
 typedef struct LogFill {

@@ -33,6 +33,7 @@ static inline void log_cursor_skip_to(LogCursor *c, uint64_t seq) {
 typedef int (*LogReadFn)(const LogEntry *e, void *userdata);
 
 /* Calls fn for each log entry with seq > c->seq, in seq order, and moves c past it. store may be NULL (no
- * state directory). Returns fn's positive value when it stopped, 0 when every entry stored so far was passed,
- * -EBADMSG when the boot file is corrupt, or -errno. */
+ * state directory). Records in the boot file that do not decode or validate are skipped, as store_load() skipped
+ * them. Returns fn's positive value when it stopped, 0 when every entry stored so far was passed, -EBADMSG when
+ * the boot file is corrupt (an entry cut short or failing its CRC), or -errno. */
 int log_store_read(Store *store, Boot *b, LogCursor *c, LogReadFn fn, void *userdata);

@@ -1105,10 +1105,10 @@ static uint64_t count_lines(const char *p, size_t n) {
 static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) {
         Channel *ch = &x->channels[1];
         const Boot *b = t->boot;
-        const char *p = (const char *) le->data, *end = p + le->len;
 
         if (le->len == 0)
-                return;
+                return; /* no line (and data may be NULL: read back from a boot file) */
+        const char *p = (const char *) le->data, *end = p + le->len;
         if (x->shut_down) {
                 count_boot_drop(x, t->boot, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, count_lines(p, le->len));
                 return;

@@ -2,11 +2,15 @@
 #include "render.h"
 #include "machine-json.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "macro.h"
+#include "registry.h"
 #include "time-math.h"
 #include "traceparent.h"
+#include "utf8.h"
 
 void render_hex(const uint8_t *id, size_t n, char *out) {
         hex_encode(id, n, out);
@@ -169,6 +173,83 @@ json_t *render_machine(const Machine *m, const char *node_id) {
         json_object_set_new(o, "protocol_errors", int_json(m->protocol_errors));
         free(cond);
         return o;
+}
+
+json_t *render_log_dropped(
+        const Machine *m, const Boot *b, uint64_t seq, uint64_t records, uint64_t bytes, const char *reason) {
+        return json_pack(
+                "{s:s, s:s, s:I, s:{s:I, s:I, s:s}}",
+                "machine_id",
+                m->id,
+                "boot_id",
+                b->boot_id,
+                "seq",
+                (json_int_t) seq,
+                "dropped",
+                "records",
+                (json_int_t) records,
+                "bytes",
+                (json_int_t) bytes,
+                "reason",
+                reason);
+}
+
+int render_log_lines(
+        const Machine *m, const Boot *b, const LogEntry *e, const SpanSet *spans, RenderLogLineFn fn, void *userdata) {
+        const char *node_id = m->registry->config.node_id;
+        char trace[33], span[17] = "";
+
+        const Span *sp = span_set_find_for_time(spans, e->boottime_ns);
+        render_hex(b->trace_id, 16, trace);
+        if (sp)
+                render_hex(sp->span_id, 8, span);
+        uint64_t t = boot_to_unix_ns(b, e->boottime_ns, e->recv_unix_ns);
+
+        /* One object per line of output; a trailing newline ends the last line rather than starting one. An empty
+         * record has no line (and its data may be NULL: read back from a boot file). */
+        if (e->len == 0)
+                return 0;
+        const char *p = (const char *) e->data, *end = p + e->len;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                _cleanup_free_ char *line = utf8_sanitize(p, n, NULL);
+                if (!line)
+                        return -ENOMEM;
+                json_t *o = json_pack(
+                        "{s:s, s:s, s:s?, s:s, s:I, s:s, s:s?, s:I, s:s, s:s, s:s}",
+                        "machine_id",
+                        m->id,
+                        "node_id",
+                        node_id,
+                        "request_id",
+                        m->request_id,
+                        "boot_id",
+                        b->boot_id,
+                        "seq",
+                        (json_int_t) e->seq,
+                        "stream",
+                        log_stream_to_string(e->stream),
+                        "source",
+                        e->source,
+                        "time_unix_ns",
+                        (json_int_t) t,
+                        "line",
+                        line,
+                        "trace_id",
+                        trace,
+                        "span_id",
+                        span);
+                /* The agent sends what a workload wrote without its newline after a pause (a prompt, or a pipe's
+                 * buffer cut mid-line): the next line of the stream continues it. */
+                if (o && !nl)
+                        json_object_set_new(o, "partial", json_true());
+                int r = fn(o, userdata);
+                if (r < 0)
+                        return r;
+                p += n + (nl ? 1 : 0);
+        }
+        return 0;
 }
 
 static json_t *render_span_attrs(const SpanAttr *a, size_t n) {

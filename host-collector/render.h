@@ -17,6 +17,16 @@ json_t *render_machine(const Machine *m, const char *node_id);
 json_t *render_boot(const Machine *m, const Boot *b);
 /* The "ready" member of a boot, or JSON null when it is not ready. */
 json_t *render_ready(const Machine *m, const Boot *b);
+/* The lines of a log entry as GET /v1/machines/{id}/logs shows them: one object per line of output (a trailing
+ * newline ends the last line rather than starting one; a last line without one is "partial"), attributed to the
+ * span of spans (may be NULL) its time falls in. Each object (NULL when out of memory) is passed to fn, which
+ * consumes it. Returns 0, -ENOMEM, or fn's negative return. */
+typedef int (*RenderLogLineFn)(json_t *o, void *userdata);
+int render_log_lines(
+        const Machine *m, const Boot *b, const LogEntry *e, const SpanSet *spans, RenderLogLineFn fn, void *userdata);
+/* The object of the logs API for records lost before seq: {"machine_id", "boot_id", "seq", "dropped": {...}}. */
+json_t *render_log_dropped(
+        const Machine *m, const Boot *b, uint64_t seq, uint64_t records, uint64_t bytes, const char *reason);
 /* {"trace_id", "spans": [...]} */
 json_t *render_spans(const SpanSet *s);
 json_t *render_stats(const Stats *s);

@@ -1244,6 +1244,12 @@ static int load_machine(Store *s, Registry *reg, const char *id, StoreLoadReport
                 char tail[8];
                 if (sscanf(de->d_name, "boot-%" SCNu64 "%7s", &index, tail) != 2 || strcmp(tail, ".rec") != 0)
                         continue;
+                /* No boot after it could get an index of its own (machine_add_boot(): next_boot_index would wrap to
+                 * 0, and a new boot's file replace a loaded one's). tetherd never gets there by counting boots. */
+                if (index == UINT64_MAX) {
+                        log_warning("Skipping %s/%s: its boot index leaves none for the next boot.", dir, de->d_name);
+                        continue;
+                }
                 if (n_indexes == cap) {
                         cap = cap ? cap * 2 : 8;
                         uint64_t *a = realloc(indexes, cap * sizeof(uint64_t));

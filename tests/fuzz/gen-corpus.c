@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* Writes the seed corpus of fuzz-frame-envelope into the directory given: one valid frame of every message type,
- * a whole boot's stream, the largest legal frame, and the classic refusals. Seeds are named seed-*, so rerunning
- * replaces them and leaves inputs the fuzzer found alone. Run with: ninja -C BUILD fuzz-corpus */
+/* Writes seed corpora into the corpus directory given (tests/fuzz/corpus):
+ *   frame-envelope/  one valid frame of every message type, a whole boot's stream, the largest legal frame, and
+ *                    the classic refusals;
+ *   store-replay/    state directories: boot files as tetherd writes them, torn, corrupt, evicted, stray files,
+ *                    conflicting registrations;
+ *   api/             requests to every endpoint, valid and not.
+ * Seeds are named seed-*, so rerunning replaces them and leaves inputs the fuzzer found alone. (render's seeds
+ * are fuzz-session's inputs: the input format is the same.) Run with: ninja -C BUILD fuzz-corpus */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "envelope.h"
@@ -90,7 +97,7 @@ static int seed_write(const char *dir, const char *name, const Seed *s) {
         return 0;
 }
 
-static int generate(const char *dir) {
+static int generate_frame_envelope(const char *dir) {
         static const uint8_t unknown_message[] = { 0xf2, 0x01, 0x02, 0x08, 0x01 }; /* field 30 {1: 1} */
         static const uint8_t bad_utf8_milestone[] = { 0x08, 0x01, 0x7a, 0x04, 0x0a, 0x02, 0xc0, 0x80 };
         static const uint8_t truncated[] = { 0x08, 0xff };
@@ -193,17 +200,310 @@ finish:
         return r;
 }
 
+/* ---- store-replay: byte 0 flags, then operations: opcode, u16le length, bytes (see fuzz-store-replay.c) ---- */
+
+static int seed_op(Seed *s, char op, const void *p, size_t n) {
+        uint8_t h[3] = { (uint8_t) op, (uint8_t) n, (uint8_t) (n >> 8) };
+        int r = seed_append(s, h, sizeof(h));
+        return r < 0 ? r : seed_append(s, p, n);
+}
+
+static int seed_boot_file(Seed *s, uint64_t index) {
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+                le[i] = (uint8_t) (index >> (8 * i));
+        return seed_op(s, 'F', le, sizeof(le));
+}
+
+/* An entry's body: type, u64le receive time, payload; bad: with a wrong CRC ('X'). */
+static int seed_entry(Seed *s, char type, uint64_t recv, const void *p, size_t n, bool bad) {
+        _cleanup_free_ uint8_t *body = malloc(9 + n);
+        if (!body)
+                return -ENOMEM;
+        body[0] = (uint8_t) type;
+        for (int i = 0; i < 8; i++)
+                body[1 + i] = (uint8_t) (recv >> (8 * i));
+        if (n > 0)
+                memcpy(body + 9, p, n);
+        return seed_op(s, bad ? 'X' : 'E', body, 9 + n);
+}
+
+static int seed_envelope_entry(Seed *s, char type, uint64_t recv, const Tether__Envelope *e, bool bad) {
+        size_t n = tether__envelope__get_packed_size(e);
+        _cleanup_free_ uint8_t *p = malloc(n + 1);
+        if (!p)
+                return -ENOMEM;
+        tether__envelope__pack(e, p);
+        return seed_entry(s, type, recv, p, n, bad);
+}
+
+static int seed_boot_entry(Seed *s, const char *boot_id, uint64_t index) {
+        _cleanup_free_ char *json = NULL;
+        if (asprintf(
+                    &json,
+                    "{\"boot_id\":\"%s\",\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\",\"index\":%" PRIu64
+                    ",\"created_unix_ns\":1700000002000000000}",
+                    boot_id,
+                    index) < 0)
+                return -ENOMEM;
+        return seed_entry(s, 'B', UINT64_C(1700000002000000000), json, strlen(json), false);
+}
+
+/* A record as tetherd stores it (seq given). */
+static int seed_record(Seed *s, Tether__Envelope__MsgCase msg_case, uint64_t seq, bool bad) {
+        SampleEnvelope sample;
+        int r = sample_envelope_init(&sample, msg_case, seq);
+        if (r < 0)
+                return r;
+        if (msg_case == TETHER__ENVELOPE__MSG_LOG_DROPPED)
+                sample.log_dropped.first_seq = sample.log_dropped.last_seq = 0;
+        return seed_envelope_entry(s, 'R', UINT64_C(1700000003000000000) + seq, &sample.envelope, bad);
+}
+
+static int seed_hello(Seed *s, const char *boot_id) {
+        SampleEnvelope sample;
+        int r = sample_envelope_init(&sample, TETHER__ENVELOPE__MSG_HELLO, 0);
+        if (r < 0)
+                return r;
+        if (boot_id)
+                sample.hello.boot_id = (char *) boot_id;
+        return seed_envelope_entry(s, 'H', UINT64_C(1700000002000000000), &sample.envelope, false);
+}
+
+/* A whole boot file as tetherd writes it, for the sample Hello's boot id (the reconnecting agent's). */
+static int seed_whole_boot(Seed *s, uint64_t index, const char *boot_id) {
+        static const Tether__Envelope__MsgCase records[] = {
+                TETHER__ENVELOPE__MSG_MILESTONE,   TETHER__ENVELOPE__MSG_PHASE, TETHER__ENVELOPE__MSG_LOG,
+                TETHER__ENVELOPE__MSG_LOG_DROPPED, TETHER__ENVELOPE__MSG_READY, TETHER__ENVELOPE__MSG_EXIT,
+        };
+        static const char clock[] = "{\"offset_ns\":1699999999000000000,\"error_ns\":20000}";
+        static const uint8_t instance[] = { 6, 0, 0, 0, 0, 0, 0, 0, 'a', 'g', 'e', 'n', 't', '-', '2' };
+        int r;
+
+        if ((r = seed_boot_file(s, index)) < 0 || (r = seed_boot_entry(s, boot_id, index)) < 0 ||
+            (r = seed_hello(s, boot_id)) < 0 ||
+            (r = seed_entry(s, 'C', UINT64_C(1700000002500000000), clock, strlen(clock), false)) < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(records); i++)
+                if ((r = seed_record(s, records[i], i + 1, false)) < 0)
+                        return r;
+        if ((r = seed_entry(s, 'I', UINT64_C(1700000004000000000), instance, sizeof(instance), false)) < 0)
+                return r;
+        return seed_record(s, TETHER__ENVELOPE__MSG_LOG, 7, false);
+}
+
+#define SAMPLE_BOOT_ID "9f6c1a0e-2f2b-4c55-9d53-6b1f0d1e2a3b"
+
+static int generate_store_replay(const char *dir) {
+        static const char conflict[] = "{\"machine_id\":\"guest\",\"cid\":4}";
+        static const char mismatch[] = "{\"machine_id\":\"other\",\"cid\":5}";
+        static const char bad_utf8_source[] = { 'w', (char) 0xc0, (char) 0x80, 0 };
+        Seed s = {};
+        uint8_t flags;
+        int r;
+
+#define TRY(expr)                    \
+        do {                         \
+                r = (expr);          \
+                if (r < 0)           \
+                        goto finish; \
+        } while (0)
+#define START(f)                                 \
+        do {                                     \
+                flags = (f);                     \
+                free(s.data);                    \
+                s = (Seed) {};                   \
+                TRY(seed_append(&s, &flags, 1)); \
+        } while (0)
+
+        START(0);
+        TRY(seed_write(dir, "empty", &s));
+
+        START(0);
+        TRY(seed_whole_boot(&s, 1, SAMPLE_BOOT_ID));
+        TRY(seed_write(dir, "boot", &s));
+
+        /* The boot's agent reconnects: resumes it (seqs 1..3 again: duplicates), then starts another. */
+        START(1);
+        TRY(seed_whole_boot(&s, 1, SAMPLE_BOOT_ID));
+        TRY(seed_write(dir, "boot-reconnect", &s));
+
+        START(1);
+        TRY(seed_whole_boot(&s, 1, "other-boot"));
+        TRY(seed_whole_boot(&s, 2, SAMPLE_BOOT_ID));
+        TRY(seed_write(dir, "two-boots-reconnect", &s));
+
+        /* A crash in the middle of a write: a header cut short, then a body cut short. */
+        START(0);
+        TRY(seed_whole_boot(&s, 1, SAMPLE_BOOT_ID));
+        TRY(seed_op(&s, 'W', "\x40\x00\x00", 3));
+        TRY(seed_write(dir, "torn-header", &s));
+
+        START(1);
+        TRY(seed_whole_boot(&s, 1, SAMPLE_BOOT_ID));
+        TRY(seed_op(&s, 'W', "\x40\x00\x00\x00\x01\x02\x03\x04R\x00", 10));
+        TRY(seed_write(dir, "torn-body-reconnect", &s));
+
+        START(0);
+        TRY(seed_boot_file(&s, 1));
+        TRY(seed_boot_entry(&s, SAMPLE_BOOT_ID, 1));
+        TRY(seed_record(&s, TETHER__ENVELOPE__MSG_MILESTONE, 1, false));
+        TRY(seed_record(&s, TETHER__ENVELOPE__MSG_LOG, 2, true));
+        TRY(seed_record(&s, TETHER__ENVELOPE__MSG_LOG, 3, false));
+        TRY(seed_write(dir, "bad-crc", &s));
+
+        /* Valid CRCs around what tetherd never writes: garbage, an invalid record, an unknown type. */
+        START(0);
+        TRY(seed_boot_file(&s, 1));
+        TRY(seed_boot_entry(&s, SAMPLE_BOOT_ID, 1));
+        TRY(seed_record(&s, TETHER__ENVELOPE__MSG_LOG, 1, false));
+        TRY(seed_entry(&s, 'R', 5, "\x08\xff", 2, false));
+        TRY(seed_entry(&s, 'Z', 5, "?", 1, false));
+        TRY(seed_entry(&s, 'C', 5, "{\"offset_ns\":\"x\"}", 16, false));
+        TRY(seed_entry(&s, 'I', 5, "\x01", 1, false));
+        {
+                SampleEnvelope sample;
+                TRY(sample_envelope_init(&sample, TETHER__ENVELOPE__MSG_LOG, 2));
+                sample.log.source = (char *) bad_utf8_source;
+                TRY(seed_envelope_entry(&s, 'R', 6, &sample.envelope, false));
+        }
+        TRY(seed_record(&s, TETHER__ENVELOPE__MSG_LOG, 3, false));
+        TRY(seed_write(dir, "invalid-entries", &s));
+
+        /* More boots than max_boots (1): the older ones are evicted, their files deleted. */
+        START(2);
+        TRY(seed_whole_boot(&s, 1, "boot-one"));
+        TRY(seed_whole_boot(&s, 2, "boot-two"));
+        TRY(seed_whole_boot(&s, 5, SAMPLE_BOOT_ID));
+        TRY(seed_write(dir, "evicted", &s));
+
+        START(1);
+        TRY(seed_whole_boot(&s, 1, SAMPLE_BOOT_ID));
+        TRY(seed_whole_boot(&s, 2, SAMPLE_BOOT_ID));
+        TRY(seed_write(dir, "duplicate-boot-id", &s));
+
+        START(0);
+        TRY(seed_boot_file(&s, 1));
+        TRY(seed_hello(&s, NULL));
+        TRY(seed_boot_entry(&s, SAMPLE_BOOT_ID, 1));
+        TRY(seed_write(dir, "first-entry-not-boot", &s));
+
+        /* Files that are not boot files, and names that are almost. */
+        START(0);
+        TRY(seed_op(&s, 'N', "boot-2.rec", 10));
+        TRY(seed_whole_boot(&s, 3, "boot-three"));
+        TRY(seed_op(&s, 'N', "boot-00000004.rec", 17));
+        TRY(seed_op(&s, 'W', "TETHERB0", 8));
+        TRY(seed_op(&s, 'N', "notes.txt", 9));
+        TRY(seed_op(&s, 'W', "hello", 5));
+        TRY(seed_op(&s, 'N', "boot-+5.rec", 11));
+        TRY(seed_write(dir, "stray-files", &s));
+
+        START(0);
+        TRY(seed_op(&s, 'J', conflict, strlen(conflict)));
+        TRY(seed_whole_boot(&s, 1, SAMPLE_BOOT_ID));
+        TRY(seed_write(dir, "machine-json-conflict", &s));
+
+        START(1);
+        TRY(seed_op(&s, 'J', mismatch, strlen(mismatch)));
+        TRY(seed_whole_boot(&s, 1, SAMPLE_BOOT_ID));
+        TRY(seed_write(dir, "machine-json-mismatch", &s));
+
+        START(4);
+        TRY(seed_boot_file(&s, 1));
+        TRY(seed_boot_entry(&s, SAMPLE_BOOT_ID, 1));
+        for (uint64_t seq = 1; seq <= 40; seq++)
+                TRY(seed_record(&s, TETHER__ENVELOPE__MSG_LOG, seq, false));
+        TRY(seed_write(dir, "many-logs-small-memory", &s));
+        r = 0;
+#undef START
+#undef TRY
+finish:
+        free(s.data);
+        return r;
+}
+
+/* ---- api: requests separated by "\n%%\n", each "METHOD TARGET" then its body (see fuzz-api.c) ---- */
+
+static int generate_api(const char *dir) {
+        static const struct {
+                const char *name, *text;
+        } seeds[] = {
+                { "healthz", "GET /healthz" },
+                { "stats", "GET /v1/stats" },
+                { "metrics", "GET /metrics" },
+                { "list", "GET /v1/machines" },
+                { "machine", "GET /v1/machines/guest" },
+                { "machine-head", "HEAD /v1/machines/guest" },
+                { "machine-encoded", "GET /v1/machines/gu%65st" },
+                { "machine-nul", "GET /v1/machines/guest%00x/logs" },
+                { "machine-dotdot", "GET /v1/machines/..%2Fbystander" },
+                { "machine-slash", "GET /v1/machines/guest/logs/x" },
+                { "machine-unknown", "GET /v1/machines/nobody/spans" },
+                { "machine-put", "PUT /v1/machines/guest\n{}" },
+                { "no-endpoint", "GET /v1/nothing?x=1" },
+                { "logs", "GET /v1/machines/guest/logs?stream=stdout,stderr&since_seq=2&boot=current" },
+                { "logs-bad-stream", "GET /v1/machines/guest/logs?stream=stdout,,nope" },
+                { "logs-boot-index", "GET /v1/machines/bystander/logs?boot=1&since_seq=18446744073709551615" },
+                { "logs-follow-delete", "GET /v1/machines/guest/logs?follow=1\n%%\nDELETE /v1/machines/guest" },
+                { "spans", "GET /v1/machines/guest/spans?boot=guest-boot" },
+                { "spans-no-boot", "GET /v1/machines/guest/spans?boot=7" },
+                { "ready", "GET /v1/machines/guest/ready?timeout=0" },
+                { "ready-wait", "GET /v1/machines/guest/ready?timeout=1.5&since=18446744073709551615" },
+                { "ready-bad-timeout", "GET /v1/machines/guest/ready?timeout=nan" },
+                { "events", "GET /v1/events?machine_id=guest" },
+                { "events-follow", "GET /v1/events?follow=true&machine_id=bystander" },
+                { "events-bad-id", "GET /v1/events?machine_id=a+b" },
+                { "register",
+                  "POST /v1/machines\n{\"machine_id\":\"new\",\"cid\":9,\"attributes\":{\"k\":\"v\"},"
+                  "\"ready_condition\":\"milestone:m\"}\n%%\nGET /v1/machines/new/logs\n%%\nGET "
+                  "/v1/machines/new/ready\n%%\nDELETE /v1/machines/new" },
+                { "register-taken", "POST /v1/machines\n{\"machine_id\":\"guest\",\"cid\":3}" },
+                { "register-cid-taken", "POST /v1/machines\n{\"machine_id\":\"x\",\"cid\":4}" },
+                { "register-bad-json", "POST /v1/machines\n{\"machine_id\":" },
+                { "register-uds", "POST /v1/machines\n{\"machine_id\":\"u\",\"uds_path\":\"/run/x/vm\"}" },
+                { "delete-then-get",
+                  "DELETE /v1/machines/bystander\n%%\nGET /v1/machines/bystander\n%%\nGET /v1/machines" },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(seeds); i++) {
+                Seed s = { .data = (uint8_t *) seeds[i].text, .len = strlen(seeds[i].text) };
+                r = seed_write(dir, seeds[i].name, &s);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
+        static const struct {
+                const char *name;
+                int (*generate)(const char *dir);
+        } corpora[] = {
+                { "frame-envelope", generate_frame_envelope },
+                { "store-replay", generate_store_replay },
+                { "api", generate_api },
+        };
         int r;
 
         if (argc != 2) {
-                fprintf(stderr, "usage: %s DIRECTORY\n", argv[0]);
+                fprintf(stderr, "usage: %s CORPUS-DIRECTORY\n", argv[0]);
                 return EXIT_FAILURE;
         }
-        r = generate(argv[1]);
-        if (r < 0) {
-                fprintf(stderr, "gen-corpus: failed to write seeds to %s: %s\n", argv[1], strerror(-r));
-                return EXIT_FAILURE;
+        for (size_t i = 0; i < ELEMENTSOF(corpora); i++) {
+                _cleanup_free_ char *dir = NULL;
+                if (asprintf(&dir, "%s/%s", argv[1], corpora[i].name) < 0)
+                        return EXIT_FAILURE;
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                        fprintf(stderr, "gen-corpus: failed to create %s: %m\n", dir);
+                        return EXIT_FAILURE;
+                }
+                r = corpora[i].generate(dir);
+                if (r < 0) {
+                        fprintf(stderr, "gen-corpus: failed to write seeds to %s: %s\n", dir, strerror(-r));
+                        return EXIT_FAILURE;
+                }
         }
         return EXIT_SUCCESS;
 }
