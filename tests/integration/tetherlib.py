@@ -282,9 +282,9 @@ class Harness:
             if isinstance(exc, TestFailure) and not getattr(exc, "printed", False):
                 print(str(exc), flush=True)
                 exc.printed = True
+            self.dump_logs()
             if valgrind_failure:
                 print(valgrind_failure, flush=True)
-            self.dump_logs()
         elif valgrind_failure:
             self.dump_logs()
         if not self._keep:
@@ -326,8 +326,9 @@ class Harness:
                 reports.append("----- %s -----\n%s" % (fn, text[:60000]))
         if not problems:
             return None
-        return "\n".join(["FAILED: memcheck found no error and no definite leak in tetherd or the CLI"] +
-                         ["    " + p for p in problems] + reports)
+        # The logs first, the summary last: meson --print-errorlogs shows a long output's last 100 lines.
+        return "\n".join(reports + ["FAILED: memcheck found no error and no definite leak in tetherd or the CLI"] +
+                         ["    " + p for p in problems])
 
     def dump_logs(self, tail=60):
         for fn in sorted(os.listdir(self.dir)):
