@@ -59,8 +59,10 @@ def main(scenario):
         h.register("hostile")
 
         ready_file = h.path("healthy-go")
+        # The healthy guest holds its connection until the harness kills it: an hour is longer than any run of
+        # the test (the flood's reading back takes ~2 min under valgrind, past the old 120 s hold).
         healthy = h.spawn([fake, "--socket", h.guest_socket("healthy"), "--scenario", "healthy", "--ready-file",
-                           ready_file, "--hold-ms", "120000"], "fake-healthy.log", stdout=subprocess.PIPE)
+                           ready_file, "--hold-ms", "3600000"], "fake-healthy.log", stdout=subprocess.PIPE)
         h.wait_machine("healthy", lambda m: (m.get("boot") or {}).get("records", 0) >= 4,
                        "the healthy guest's first records are stored")
         healthy_before = h.api.machine("healthy")

@@ -19,7 +19,7 @@ from tetherlib import Api, Harness, check, log, run_test  # noqa: E402
 
 
 def run_second(h, args, what):
-    argv = [h.tetherd_bin, "--no-vsock", "--node-id", "second", "--log-level", "info"] + args
+    argv = h.tetherd_command("--no-vsock", "--node-id", "second", "--log-level", "info", *args)
     try:
         p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
     except subprocess.TimeoutExpired:
@@ -38,8 +38,8 @@ def main():
         err = run_second(h, ["--state-dir", h.path("state2"), "--api-socket", h.api_socket], "same API socket")
         check("serves the API socket" in err, "it says the API socket is taken", err[-500:])
 
-        third = h.spawn([h.tetherd_bin, "--no-vsock", "--node-id", "third", "--state-dir", h.path("state3"),
-                         "--api-socket", h.path("api3.sock")], "tetherd3.log")
+        third = h.spawn(h.tetherd_command("--no-vsock", "--node-id", "third", "--state-dir", h.path("state3"),
+                                          "--api-socket", h.path("api3.sock")), "tetherd3.log")
         api3 = Api(h.path("api3.sock"))
         deadline = time.monotonic() + 20
         while not (os.path.exists(h.path("api3.sock")) and api3.get("/healthz", timeout=5)[0] == 200):

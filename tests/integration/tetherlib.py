@@ -6,6 +6,14 @@ A test builds a `Harness` (context manager): it creates a private temp dir under
 on failure. Binary paths come from the environment: TETHERD, TETHER_AGENT, TETHER_CLI (meson sets them);
 TETHER_AGENT_OVERRIDE wins over TETHER_AGENT (e.g. the ASan build reusing the static agent of a normal
 build). A missing binary makes the test exit 77 (meson's "skipped") unless TETHER_REQUIRE_BINARIES=1.
+
+TETHER_VALGRIND=1 runs tetherd and the tether CLI under valgrind's memcheck (TETHER_VALGRIND=tetherd or =cli
+for one of them), each process writing its findings to DIR/valgrind-<what>-<pid>.log. When the harness ends,
+pass or fail, a tetherd still running is stopped with SIGTERM (so that it frees everything and its leaks are
+checked) and any memcheck error or definite leak in those files fails the test, with the files' contents. A
+process a test SIGKILLed on purpose has no leak check, but the errors it made before are still reported. The
+static musl agent is never wrapped: memcheck cannot follow a static binary's malloc, and it runs as PID 1 of a
+new pid namespace.
 """
 
 import http.client
@@ -22,6 +30,17 @@ import time
 
 SKIP = 77
 DEFAULT_PORT = 4817
+
+# memcheck marks each error (a definite leak included) with these lines in its log: counting them finds the
+# errors of a process that never reached its exit (SIGKILLed), where the exit code says nothing.
+VALGRIND_ERROR_BEGIN = "TETHER-VALGRIND-ERROR-BEGIN"
+VALGRIND_ERROR_END = "TETHER-VALGRIND-ERROR-END"
+VALGRIND_EXIT = 99
+# Suppressions for third-party libraries only (each one says why); never for tether's own code.
+VALGRIND_SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
+# How long a tetherd under valgrind may take to stop after SIGTERM at the end of a test (its leak check
+# included): far more than it needs, but a tetherd that does not stop at all must not hang the test.
+VALGRIND_STOP_TIMEOUT = 60
 
 
 class TestFailure(AssertionError):
@@ -55,6 +74,37 @@ def missing(what):
         raise TestFailure("FAILED: " + what)
     print("SKIP: " + what, flush=True)
     sys.exit(SKIP)
+
+
+def valgrind_targets():
+    """The programs TETHER_VALGRIND asks to run under memcheck: "1" both tetherd and the CLI, else a comma
+    separated list of "tetherd", "cli"; unset, empty or "0" none."""
+    value = os.environ.get("TETHER_VALGRIND", "")
+    if value in ("", "0"):
+        return frozenset()
+    if value == "1":
+        return frozenset(("tetherd", "cli"))
+    targets = frozenset(t.strip() for t in value.split(",") if t.strip())
+    unknown = targets - {"tetherd", "cli"}
+    if unknown:
+        raise TestFailure("FAILED: TETHER_VALGRIND=%s: unknown %s (1, tetherd, cli)" % (value, sorted(unknown)))
+    return targets
+
+
+def valgrind_argv(log_path):
+    """The memcheck command line a wrapped program follows: exit VALGRIND_EXIT on any error or definite leak;
+    possibly lost and still reachable blocks (libraries' caches, memory of threads at exit) are not errors."""
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        missing("TETHER_VALGRIND is set but valgrind is not installed (scripts/deps installs it)")
+    argv = [valgrind, "--tool=memcheck", "--quiet", "--error-exitcode=%d" % VALGRIND_EXIT,
+            "--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+            "--track-fds=no", "--num-callers=30",
+            "--error-markers=%s,%s" % (VALGRIND_ERROR_BEGIN, VALGRIND_ERROR_END),
+            "--log-file=" + log_path]
+    if os.path.exists(VALGRIND_SUPPRESSIONS):
+        argv.append("--suppressions=" + VALGRIND_SUPPRESSIONS)
+    return argv
 
 
 def binary(env_name, required=True):
@@ -204,6 +254,8 @@ class Harness:
         self.tetherd_starts = 0
         self._start = start
         self._keep = os.environ.get(keep_env) == "1"
+        self.valgrind = valgrind_targets()
+        self._valgrind_procs = []  # children running under valgrind (Popen), see wrap()
 
     # -- lifecycle --
     def __enter__(self):
@@ -216,23 +268,72 @@ class Harness:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        # Under valgrind a tetherd still running is stopped with SIGTERM, after everything else is gone, so
+        # that it frees what it holds and memcheck checks for leaks; everything else is SIGKILLed as always.
+        graceful = [p for p in self._valgrind_procs if p in self.children and p.poll() is None and
+                    getattr(p, "tether_stop_gracefully", False)]
         for p in reversed(self.children):
-            kill_tree(p)
+            if p not in graceful:
+                kill_tree(p)
+        not_stopped = [p for p in graceful if not stop_gracefully(p, VALGRIND_STOP_TIMEOUT)]
+        valgrind_failure = self.valgrind_findings(not_stopped)
         failed = exc_type is not None and exc_type not in (SystemExit,)
         if failed:
             if isinstance(exc, TestFailure) and not getattr(exc, "printed", False):
                 print(str(exc), flush=True)
                 exc.printed = True
             self.dump_logs()
+            if valgrind_failure:
+                print(valgrind_failure, flush=True)
+        elif valgrind_failure:
+            self.dump_logs()
         if not self._keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         else:
             log("kept", self.dir)
+        if valgrind_failure and not failed:
+            e = TestFailure(valgrind_failure)
+            e.printed = True
+            print(valgrind_failure, flush=True)
+            raise e
         return False
+
+    def valgrind_findings(self, not_stopped=()):
+        """The failure message for what memcheck found in this harness's processes (every DIR/valgrind-*.log,
+        the exit codes of the wrapped processes), or None when it found nothing."""
+        if not self.valgrind:
+            return None
+        problems = []
+        for p in not_stopped:
+            problems.append("%s (pid %d) did not exit within %d s of SIGTERM" %
+                            (p.tether_program, p.pid, VALGRIND_STOP_TIMEOUT))
+        for p in self._valgrind_procs:
+            if p.returncode == VALGRIND_EXIT:
+                problems.append("%s (pid %d) exited %d: memcheck found errors" %
+                                (p.tether_program, p.pid, VALGRIND_EXIT))
+        reports = []
+        for fn in sorted(os.listdir(self.dir)):
+            if not (fn.startswith("valgrind-") and fn.endswith(".log")):
+                continue
+            try:
+                with open(self.path(fn), errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            n = text.count(VALGRIND_ERROR_BEGIN)
+            if n:
+                problems.append("%s: %d memcheck error%s" % (fn, n, "" if n == 1 else "s"))
+                reports.append("----- %s -----\n%s" % (fn, text[:60000]))
+        if not problems:
+            return None
+        # The logs first, the summary last: meson --print-errorlogs shows a long output's last 100 lines.
+        return "\n".join(reports + ["FAILED: memcheck found no error and no definite leak in tetherd or the CLI"] +
+                         ["    " + p for p in problems])
 
     def dump_logs(self, tail=60):
         for fn in sorted(os.listdir(self.dir)):
-            if not fn.endswith(".log"):
+            # memcheck's logs are empty unless it found something, and then valgrind_findings() shows them whole.
+            if not fn.endswith(".log") or fn.startswith("valgrind-"):
                 continue
             path = os.path.join(self.dir, fn)
             try:
@@ -255,12 +356,36 @@ class Harness:
                              start_new_session=True, env=env, **kw)
         logf.close()
         self.children.append(p)
+        self.track_valgrind(p)
+        return p
+
+    # -- valgrind --
+    def wrap(self, program, argv):
+        """argv run under memcheck when TETHER_VALGRIND names program ("tetherd", "cli"), else argv itself."""
+        if program not in self.valgrind:
+            return list(argv)
+        return valgrind_argv(self.path("valgrind-%s-%%p.log" % program)) + list(argv)
+
+    def track_valgrind(self, p):
+        """Remembers a child started from a wrap()ped argv (found by its argv) for the checks at the end: a
+        tetherd is then stopped with SIGTERM rather than SIGKILL, so that its leaks are checked."""
+        argv = p.args if isinstance(p.args, (list, tuple)) else []
+        if "--error-markers=%s,%s" % (VALGRIND_ERROR_BEGIN, VALGRIND_ERROR_END) not in argv:
+            return p
+        p.tether_stop_gracefully = self.tetherd_bin in argv
+        p.tether_program = "tetherd" if p.tether_stop_gracefully else "the CLI"
+        if p not in self._valgrind_procs:
+            self._valgrind_procs.append(p)
         return p
 
     # -- tetherd --
+    def tetherd_command(self, *args):
+        """argv running tetherd with these arguments (under memcheck with TETHER_VALGRIND)."""
+        return self.wrap("tetherd", [self.tetherd_bin] + list(args))
+
     def tetherd_argv(self):
-        return [self.tetherd_bin, "--no-vsock", "--state-dir", self.state_dir, "--api-socket", self.api_socket,
-                "--node-id", "itest-node", "--log-level", "debug"] + self.tetherd_args
+        return self.tetherd_command("--no-vsock", "--state-dir", self.state_dir, "--api-socket", self.api_socket,
+                                    "--node-id", "itest-node", "--log-level", "debug", *self.tetherd_args)
 
     def start_tetherd(self, timeout=20):
         self.tetherd_starts += 1
@@ -366,7 +491,7 @@ class Harness:
         argv = [self.cli_bin, "--socket", self.api_socket]
         if json_out:
             argv.append("--json")
-        argv += list(args)
+        argv = self.wrap("cli", argv + list(args))
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout)
         out = p.stdout.decode(errors="replace")
@@ -379,7 +504,7 @@ class Harness:
     def cli_argv(self, *args):
         if not self.cli_bin:
             self.cli_bin = binary("TETHER_CLI")
-        return [self.cli_bin, "--socket", self.api_socket] + list(args)
+        return self.wrap("cli", [self.cli_bin, "--socket", self.api_socket] + list(args))
 
 
 def kill_tree(p):
@@ -395,6 +520,22 @@ def kill_tree(p):
         p.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
+
+
+def stop_gracefully(p, timeout):
+    """SIGTERMs a child (and SIGCONTs it, in case a test left it stopped), waits for its exit; SIGKILLs its
+    group if it is still running after timeout s. Returns whether it exited by itself."""
+    try:
+        p.send_signal(signal.SIGTERM)
+        p.send_signal(signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        kill_tree(p)
+        return False
 
 
 def wait_proc(p, timeout, what):
