@@ -48,6 +48,9 @@ while [ $i -lt %d ]; do
     i=$((i + 1))
     if [ $((i %% 20)) -eq 0 ]; then sleep 0.1; fi
 done
+# Still running when the repair comes (tried 1, 3, 7 s after the first failure): the agent holds what tetherd did
+# not ack until then. (One that exits first gives up after its 1 s flush: docs/security.md, known gaps.)
+sleep 8
 ''' % N
     expect = ["line %d" % i for i in range(N)]
 
@@ -75,7 +78,7 @@ done
             time.sleep(1.0)
             os.unlink(filler)
             log("freed the state dir")
-            rc = wait_proc(agent, 90, "the agent exits after its workload")
+            rc = wait_proc(agent, 120, "the agent exits after its workload")
             check(rc == 0, "the workload ran to completion", rc)
             h.wait_exited(mid)
 
