@@ -62,8 +62,11 @@ def scenario_boot(h, image):
           vm.started_unix_ns, k, b["first_seen_unix_ns"])
     check(k["start_unix_ns"] - vm.started_unix_ns < 60 * 10**9, "the kernel starts within 60 s of QEMU", k)
     check(root["start_unix_ns"] == k["start_unix_ns"], "machine.boot starts at kernel start", root, k)
-    check(b["clock_error_ns"] is not None and b["clock_error_ns"] < 50 * 10**6,
-          "the clock alignment's error bound is recorded and small", b["clock_error_ns"])
+    # The bound is half a probe's round trip through a TCG guest: tens of µs when idle, 84 ms seen on a loaded
+    # host. Its size is a speed (bench/ssh-vs-tether prints it); here only that it is recorded and not absurd
+    # (a sample seconds old, a bound from the Hello alone).
+    check(b["clock_error_ns"] is not None and 0 < b["clock_error_ns"] < 10**9,
+          "the clock alignment's error bound is recorded and below a second", b["clock_error_ns"])
     check(b["ready"]["kernel_to_ready_ns"] > 0, "kernel_to_ready is known for a VM boot", b["ready"])
     lines = log_lines(h.api.logs("vm-boot"), "stdout")
     check("hello from the guest" in lines, "the workload's stdout arrives", lines)
