@@ -34,8 +34,14 @@ def main():
                  "--hold-ms", "120000"], "fake-healthy.log", stdout=subprocess.PIPE)
         status, _, raw = h.api.ready("healthy", 30)
         check(status == 200, "the healthy machine becomes ready", raw)
-        before = [e for e in h.api.events("healthy")]
-        transitions = [e.get("transition") for e in before]
+        # The long-poll is answered first, the ready event is added right after (docs/api.md): wait for it.
+        deadline = time.monotonic() + 30
+        while True:
+            before = [e for e in h.api.events("healthy")]
+            transitions = [e.get("transition") for e in before]
+            if "ready" in transitions or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         check("ready" in transitions and "registered" in transitions, "the healthy machine's events are listed",
               transitions)
 
