@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/vm_sockets.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,11 +84,23 @@ static int on_listen_io(sd_event_source *s, int fd, uint32_t revents, void *user
         return 0;
 }
 
-static int listener_attach(Listener *l, sd_event *e) {
-        return sd_event_add_io(e, &l->io, l->fd, EPOLLIN, on_listen_io, l);
+/* Watches l's socket and hands l to *ret; frees l on failure. */
+static int listener_start(Listener *l, sd_event *e, Listener **ret) {
+        int r = sd_event_add_io(e, &l->io, l->fd, EPOLLIN, on_listen_io, l);
+        if (r < 0) {
+                listener_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
 }
 
-static Listener *listener_alloc(ListenerAcceptHandler on_accept, ListenerErrorHandler on_error, void *userdata) {
+/* A listener without its socket yet, described by the printf-style description (NULL when out of memory). */
+_printf_(4, 5) static Listener *listener_alloc(
+        ListenerAcceptHandler on_accept, ListenerErrorHandler on_error, void *userdata, const char *fmt, ...) {
+        va_list ap;
+        int n;
+
         Listener *l = calloc(1, sizeof(Listener));
         if (!l)
                 return NULL;
@@ -95,6 +108,13 @@ static Listener *listener_alloc(ListenerAcceptHandler on_accept, ListenerErrorHa
         l->on_accept = on_accept;
         l->on_error = on_error;
         l->userdata = userdata;
+        va_start(ap, fmt);
+        n = vasprintf(&l->description, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                l->description = NULL;
+                return listener_free(l);
+        }
         return l;
 }
 
@@ -105,24 +125,13 @@ int listener_new_fd(
         ListenerErrorHandler on_error,
         void *userdata,
         Listener **ret) {
-        int r;
-
-        Listener *l = listener_alloc(on_accept, on_error, userdata);
-        if (!l || asprintf(&l->description, "fd:%d", fd) < 0) {
-                if (l)
-                        l->description = NULL;
-                listener_free(l);
+        Listener *l = listener_alloc(on_accept, on_error, userdata, "fd:%d", fd);
+        if (!l) {
                 safe_close(fd);
                 return -ENOMEM;
         }
         l->fd = fd;
-        r = listener_attach(l, e);
-        if (r < 0) {
-                listener_free(l);
-                return r;
-        }
-        *ret = l;
-        return 0;
+        return listener_start(l, e, ret);
 }
 
 int listener_new_vsock(
@@ -139,14 +148,9 @@ int listener_new_vsock(
         };
         int r;
 
-        Listener *l = listener_alloc(on_accept, on_error, userdata);
+        Listener *l = listener_alloc(on_accept, on_error, userdata, "vsock:*:%u", port);
         if (!l)
                 return -ENOMEM;
-        if (asprintf(&l->description, "vsock:*:%u", port) < 0) {
-                l->description = NULL;
-                listener_free(l);
-                return -ENOMEM;
-        }
         l->fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (l->fd < 0) {
                 r = -errno;
@@ -159,13 +163,7 @@ int listener_new_vsock(
                 /* A vsock core without a host transport refuses the bind this way. */
                 return r == -EADDRNOTAVAIL || r == -ENODEV ? -EAFNOSUPPORT : r;
         }
-        r = listener_attach(l, e);
-        if (r < 0) {
-                listener_free(l);
-                return r;
-        }
-        *ret = l;
-        return 0;
+        return listener_start(l, e, ret);
 }
 
 int listener_new_unix(
@@ -178,14 +176,9 @@ int listener_new_unix(
         Listener **ret) {
         int r;
 
-        Listener *l = listener_alloc(on_accept, on_error, userdata);
+        Listener *l = listener_alloc(on_accept, on_error, userdata, "unix:%s", path);
         if (!l)
                 return -ENOMEM;
-        if (asprintf(&l->description, "unix:%s", path) < 0) {
-                l->description = NULL;
-                listener_free(l);
-                return -ENOMEM;
-        }
         /* l->path stays unset until the socket exists: never unlink someone else's file. The path comes from
          * an API client: no symbolic link on the way. */
         l->fd = unix_stream_listen_full(path, 0, UNIX_LISTEN_NO_SYMLINKS, owner, &l->bound);
@@ -199,13 +192,7 @@ int listener_new_unix(
                 listener_free(l);
                 return -ENOMEM;
         }
-        r = listener_attach(l, e);
-        if (r < 0) {
-                listener_free(l);
-                return r;
-        }
-        *ret = l;
-        return 0;
+        return listener_start(l, e, ret);
 }
 
 int listener_set_unix_owner(Listener *l, uid_t uid, gid_t gid, mode_t mode) {
