@@ -211,6 +211,20 @@ static bool persist_error_is_permanent(int r) {
         return r == -EFBIG || r == -EMSGSIZE;
 }
 
+/* An entry the store did not take: dropped for good if a bound refused it, else a failure to count and report
+ * (none without a file: the missing file was counted when its creation failed). Returns whether the failure is
+ * permanent. */
+static bool session_persist_error(Session *s, int r, size_t bytes) {
+        if (persist_error_is_permanent(r)) {
+                session_persist_refused(s, r, bytes);
+                return true;
+        }
+        if (r != -ENOENT)
+                s->ctx->stats->persist_errors++;
+        session_warn_persist(s, r);
+        return false;
+}
+
 /* seq: the stored seq of a record, 0 for the other entries. *ret_offset (may be NULL) gets where the entry is in
  * the boot file, BOOT_NO_FILE_OFFSET when it is not. */
 static int session_persist(
@@ -232,17 +246,11 @@ static int session_persist(
                 return r;
         if (r < 0) {
                 offset = BOOT_NO_FILE_OFFSET;
-                if (persist_error_is_permanent(r)) {
-                        session_persist_refused(s, r, len);
-                        session_hole_filled(s, seq);
-                        goto done;
-                }
-                if (r != -EIO && r != -ENOENT)
+                if (!persist_error_is_permanent(r) && r != -EIO && r != -ENOENT)
                         session_batch_lost(s); /* writing out the full buffer failed */
-                if (r != -ENOENT)
-                        s->ctx->stats->persist_errors++;
-                session_warn_persist(s, r);
-                if (seq > 0)
+                if (session_persist_error(s, r, len))
+                        session_hole_filled(s, seq);
+                else if (seq > 0)
                         session_hole(s, seq);
                 goto done;
         }
@@ -330,14 +338,8 @@ static int session_persist_instance(Session *s, uint64_t recv, const uint8_t *id
         r = store_append_instance(s->ctx->store, s->boot, recv, id, id_len, seq_offset);
         if (r == -ENOMEM)
                 return r;
-        if (r < 0 && r != -ENOENT) {
-                if (persist_error_is_permanent(r))
-                        session_persist_refused(s, r, 8 + id_len);
-                else {
-                        s->ctx->stats->persist_errors++;
-                        session_warn_persist(s, r);
-                }
-        }
+        if (r < 0 && r != -ENOENT)
+                (void) session_persist_error(s, r, 8 + id_len);
         return 0;
 }
 
