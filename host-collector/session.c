@@ -953,8 +953,10 @@ static int session_handle_record(Session *s, Tether__Envelope **ep, const uint8_
                 s->batch_first_seq = e->seq;
         if (resent) {
                 /* Applied when it first came, kept out of the file by a failed write: only the file needed it. */
+                if (offset == BOOT_NO_FILE_OFFSET)
+                        return 0; /* failed again (or refused by a bound): the hole stays, or the drop counted */
                 s->ctx->stats->records_repersisted++;
-                return offset != BOOT_NO_FILE_OFFSET ? boot_record_persisted(s->boot, e, offset) : 0;
+                return boot_record_persisted(s->boot, e, offset);
         }
         r = boot_apply_record_at(s->boot, &s->machine->ready_condition, e, recv, offset, 0, &res);
         if (r < 0)
