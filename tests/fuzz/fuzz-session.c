@@ -11,64 +11,12 @@
 #include <string.h>
 
 #include "boot.h"
+#include "fuzz-feed.h"
 #include "fuzz.h"
 #include "jsonlog.h"
 #include "macro.h"
 #include "registry.h"
 #include "session.h"
-
-static uint64_t last_seq_of(const Machine *m) {
-        return m->current ? m->current->last_seq : 0;
-}
-
-static void feed_chunked(
-        Session **s,
-        const SessionContext *ctx,
-        Machine *m,
-        const uint8_t *data,
-        size_t size,
-        uint8_t seed,
-        uint8_t flags) {
-        size_t half = size / 2;
-        bool reconnected = false;
-        uint64_t probe_clock = 1000;
-
-        for (size_t off = 0; off < size;) {
-                /* Chunk sizes 1..64, from a tiny LCG seeded by the input, so splits land everywhere. */
-                seed = (uint8_t) (seed * 37 + 11);
-                size_t n = MIN((size_t) (seed % 64) + 1, size - off);
-
-                const Boot *boot_before = m->current;
-                uint64_t seq_before = last_seq_of(m);
-                int r = session_feed(*s, data + off, n);
-                off += n;
-                /* Within a boot, the stored sequence only ever grows, whatever the guest sends. */
-                if (m->current == boot_before)
-                        FUZZ_ASSERT(last_seq_of(m) >= seq_before);
-                if (r < 0) {
-                        FUZZ_ASSERT(r == -EPROTO || r == -ENOMEM);
-                        if (r == -EPROTO)
-                                FUZZ_ASSERT((*s)->state == SESSION_FAILED && (*s)->error != PROTOCOL_ERROR_NONE);
-                        return; /* the connection would be closed here */
-                }
-
-                if (flags & 1)
-                        (void) session_flush_ack(*s);
-                if (flags & 2) {
-                        probe_clock += 1000 + seed;
-                        (void) session_send_clock_probe(*s, probe_clock, probe_clock * 3);
-                }
-                /* What tetherd would write to the socket is bounded. */
-                FUZZ_ASSERT((*s)->out.end - (*s)->out.start <= ctx->max_output_bytes);
-
-                if ((flags & 4) && !reconnected && off >= half) {
-                        reconnected = true;
-                        session_end(*s, CLOSE_EOF);
-                        *s = session_free(*s);
-                        FUZZ_ASSERT(session_new(ctx, m, s) >= 0);
-                }
-        }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static bool logging_set_up = false;
@@ -104,7 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         session_context_init(&ctx, reg, NULL, &stats);
         FUZZ_ASSERT(session_new(&ctx, guest, &s) >= 0);
 
-        feed_chunked(&s, &ctx, guest, data + 2, size - 2, data[0], data[1]);
+        int r = fuzz_feed_chunked(&s, &ctx, guest, data + 2, size - 2, data[0], data[1], false);
+        if (r < 0) {
+                FUZZ_ASSERT(r == -EPROTO || r == -ENOMEM);
+                if (r == -EPROTO)
+                        FUZZ_ASSERT(s->state == SESSION_FAILED && s->error != PROTOCOL_ERROR_NONE);
+        }
 
         session_end(s, CLOSE_EOF);
         session_free(s);
