@@ -28,6 +28,14 @@ typedef struct Seed {
         size_t len;
 } Seed;
 
+/* In the generators: r = expr, and on failure to their finish label. */
+#define TRY(expr)                    \
+        do {                         \
+                r = (expr);          \
+                if (r < 0)           \
+                        goto finish; \
+        } while (0)
+
 static int seed_append(Seed *s, const void *p, size_t n) {
         uint8_t *d = realloc(s->data, s->len + n);
         if (!d)
@@ -110,12 +118,6 @@ static int generate_frame_envelope(const char *dir) {
         Seed s = {};
         int r;
 
-#define TRY(expr)                    \
-        do {                         \
-                r = (expr);          \
-                if (r < 0)           \
-                        goto finish; \
-        } while (0)
 
         for (size_t i = 0; i < SAMPLE_MSG_CASES_COUNT; i++) {
                 TRY(seed_start(&s, 0, 0));
@@ -194,7 +196,6 @@ static int generate_frame_envelope(const char *dir) {
         TRY(seed_append_sample(&s, TETHER__ENVELOPE__MSG_MILESTONE, 0));
         TRY(seed_write(dir, "seq-missing", &s));
         r = 0;
-#undef TRY
 finish:
         free(s.data);
         return r;
@@ -302,12 +303,6 @@ static int generate_store_replay(const char *dir) {
         uint8_t flags;
         int r;
 
-#define TRY(expr)                    \
-        do {                         \
-                r = (expr);          \
-                if (r < 0)           \
-                        goto finish; \
-        } while (0)
 #define START(f)                                 \
         do {                                     \
                 flags = (f);                     \
@@ -417,7 +412,6 @@ static int generate_store_replay(const char *dir) {
         TRY(seed_write(dir, "many-logs-small-memory", &s));
         r = 0;
 #undef START
-#undef TRY
 finish:
         free(s.data);
         return r;
