@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tetherlib import Harness, check, log, log_lines, run_test, wait_proc  # noqa: E402
+from tetherlib import Harness, check, log, log_lines, numbered_lines_script, run_test, wait_proc  # noqa: E402
 from test_init import compare_lines  # noqa: E402
 
 N = 300
@@ -40,18 +40,9 @@ def fill(path):
 
 
 def main():
-    script = r'''
-"$TETHER_AGENT" notify READY=1
-i=0
-while [ $i -lt %d ]; do
-    echo "line $i"
-    i=$((i + 1))
-    if [ $((i %% 20)) -eq 0 ]; then sleep 0.1; fi
-done
-# Still running when the repair comes (tried 1, 3, 7 s after the first failure): the agent holds what tetherd did
-# not ack until then. (One that exits first gives up after its 1 s flush: docs/security.md, known gaps.)
-sleep 8
-''' % N
+    # Still running when the repair comes (tried 1, 3, 7 s after the first failure): the agent holds what tetherd
+    # did not ack until then. (One that exits first gives up after its 1 s flush: docs/security.md, known gaps.)
+    script = numbered_lines_script("line", N, 20, after="sleep 8\n")
     expect = ["line %d" % i for i in range(N)]
 
     with Harness("full-disk", start=False) as h:

@@ -13,22 +13,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tetherlib import Harness, check, log, log_lines, run_test, wait_proc  # noqa: E402
+from tetherlib import Harness, check, log, log_lines, numbered_lines_script, run_test, wait_proc  # noqa: E402
 from test_init import compare_lines  # noqa: E402
 
 N = 600
 
 
 def main():
-    script = r'''
-"$TETHER_AGENT" notify READY=1
-i=0
-while [ $i -lt %d ]; do
-    echo "tick $i"
-    i=$((i + 1))
-    if [ $((i %% 10)) -eq 0 ]; then sleep 0.1; fi
-done
-''' % N
+    script = numbered_lines_script("tick", N, 10)
     expect = ["tick %d" % i for i in range(N)]
 
     with Harness("restart") as h:

@@ -565,6 +565,20 @@ def is_container_boot(spans_doc):
     return False
 
 
+def numbered_lines_script(word, n, pause_every, after=""):
+    """A workload that says READY=1, then writes "WORD 0" .. "WORD n-1" on stdout, sleeping 0.1 s after every
+    pause_every lines, then runs the shell lines in after."""
+    return r'''
+"$TETHER_AGENT" notify READY=1
+i=0
+while [ $i -lt %d ]; do
+    echo "%s $i"
+    i=$((i + 1))
+    if [ $((i %% %d)) -eq 0 ]; then sleep 0.1; fi
+done
+%s''' % (n, word, pause_every, after)
+
+
 def joined_lines(objs, stream):
     """Line texts of one stream with partial lines (`"partial": true`: written without their newline before a
     pause) joined to the line that continues them, as `tether logs` prints them."""

@@ -35,7 +35,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, otlp_attrs, otlp_body, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
+from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, numbered_lines_script, otlp_attrs, otlp_body, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -597,15 +597,7 @@ def scenario_fair_share(node):
     dropped: the flood waits in its boot file (its share of the queue used up), the quiet machine's lines are not
     pushed out by it, and every line of both is exported once, in order."""
     n_flood, n_quiet = 12000, 1000
-    quiet_script = r'''
-"$TETHER_AGENT" notify READY=1
-i=0
-while [ $i -lt %d ]; do
-    echo "quiet $i"
-    i=$((i + 1))
-    if [ $((i %% 50)) -eq 0 ]; then sleep 0.1; fi
-done
-''' % n_quiet
+    quiet_script = numbered_lines_script("quiet", n_quiet, 50)
     port = free_tcp_port()
     with harness("otlp-fair", port, ["--otlp-queue-bytes", "256K", "--otlp-spool-bytes", "256K",
                                      "--otlp-compression", "none"]) as h:
