@@ -97,6 +97,13 @@ struct Stream {
         uint64_t evicted_seen_records, evicted_seen_bytes;
         SpanSet *spans;
         uint64_t spans_signature;
+        /* logs: a record whose lines did not all fit in the chunk, and where its next line starts. A copy (at most
+         * a record's data), since the store's may be gone by the next read. */
+        LogEntry pending;
+        uint8_t *pending_data;
+        char *pending_source;
+        size_t pending_offset;
+        bool has_pending;
         char *buf;
         size_t len, off, cap;
 };
@@ -305,6 +312,8 @@ static void stream_free(void *userdata) {
                 return;
         LIST_REMOVE(streams, s->api->streams, s);
         span_set_free(s->spans);
+        free(s->pending_data);
+        free(s->pending_source);
         free(s->machine_id);
         free(s->buf);
         free(s);
@@ -367,8 +376,34 @@ static void stream_update_spans(Stream *s, const Machine *m, const Boot *b) {
         s->spans_signature = sig;
 }
 
+/* Stops the rendering of a record once a chunk is ready: one record can be thousands of lines. */
 static int stream_append_line(json_t *o, void *userdata) {
-        return stream_append_json(userdata, o);
+        Stream *s = userdata;
+        int r = stream_append_json(s, o);
+        return r < 0 ? r : s->len >= API_STREAM_CHUNK;
+}
+
+static void stream_drop_pending(Stream *s) {
+        s->pending_data = mfree(s->pending_data);
+        s->pending_source = mfree(s->pending_source);
+        s->pending = (LogEntry) {};
+        s->has_pending = false;
+}
+
+static int stream_keep_pending(Stream *s, const LogEntry *e, size_t offset) {
+        _cleanup_free_ uint8_t *data = malloc(e->len);
+        _cleanup_free_ char *source = NULL;
+
+        if (!data || (e->source && !(source = strdup(e->source))))
+                return -ENOMEM;
+        memcpy(data, e->data, e->len);
+        stream_drop_pending(s);
+        s->pending = *e;
+        s->pending.data = s->pending_data = TAKE_PTR(data);
+        s->pending.source = s->pending_source = TAKE_PTR(source);
+        s->pending_offset = offset;
+        s->has_pending = true;
+        return 0;
 }
 
 static int stream_log_dropped(
@@ -387,7 +422,12 @@ static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const Lo
                 return stream_log_dropped(s, m, b, e->seq, e->dropped_records, e->dropped_bytes, "agent_buffer");
         if (!(s->stream_mask & (1u << e->stream)))
                 return 0;
-        return render_log_lines(m, b, e, s->spans, stream_append_line, s);
+        size_t offset = 0;
+        int r = render_log_lines(m, b, e, s->spans, &offset, stream_append_line, s);
+        if (r <= 0)
+                return r;
+        r = stream_keep_pending(s, e, offset); /* the rest of its lines on the next read */
+        return r < 0 ? r : 1;
 }
 
 typedef struct LogFill {
@@ -403,7 +443,7 @@ static int on_log_entry(const LogEntry *e, void *userdata) {
         r = stream_log_entry(f->stream, f->machine, f->boot, e);
         if (r < 0)
                 return r;
-        return f->stream->len >= API_STREAM_CHUNK; /* a chunk is ready: the rest on the next read */
+        return r > 0 || f->stream->len >= API_STREAM_CHUNK; /* a chunk is ready: the rest on the next read */
 }
 
 static int stream_fill_logs(Stream *s) {
@@ -424,6 +464,16 @@ static int stream_fill_logs(Stream *s) {
         }
         s->boot_index = b->index;
         stream_update_spans(s, m, b);
+
+        /* The rest of a record the last chunk ended in. */
+        if (s->has_pending) {
+                r = render_log_lines(m, b, &s->pending, s->spans, &s->pending_offset, stream_append_line, s);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return 0;
+                stream_drop_pending(s);
+        }
 
         /* Lines lost from memory (never in a boot file) since this stream last looked. */
         if (b->logs.evicted_records > s->evicted_seen_records) {

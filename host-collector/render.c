@@ -195,7 +195,13 @@ json_t *render_log_dropped(
 }
 
 int render_log_lines(
-        const Machine *m, const Boot *b, const LogEntry *e, const SpanSet *spans, RenderLogLineFn fn, void *userdata) {
+        const Machine *m,
+        const Boot *b,
+        const LogEntry *e,
+        const SpanSet *spans,
+        size_t *offset,
+        RenderLogLineFn fn,
+        void *userdata) {
         const char *node_id = m->registry->config.node_id;
         char trace[33], span[17] = "";
 
@@ -207,9 +213,10 @@ int render_log_lines(
 
         /* One object per line of output; a trailing newline ends the last line rather than starting one. An empty
          * record has no line (and its data may be NULL: read back from a boot file). */
-        if (e->len == 0)
+        size_t start = offset ? *offset : 0;
+        if (start >= e->len)
                 return 0;
-        const char *p = (const char *) e->data, *end = p + e->len;
+        const char *p = (const char *) e->data + start, *end = (const char *) e->data + e->len;
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
@@ -248,6 +255,11 @@ int render_log_lines(
                 if (r < 0)
                         return r;
                 p += n + (nl ? 1 : 0);
+                if (r > 0 && p < end) {
+                        if (offset)
+                                *offset = (size_t) (p - (const char *) e->data);
+                        return 1;
+                }
         }
         return 0;
 }

@@ -20,10 +20,19 @@ json_t *render_ready(const Machine *m, const Boot *b);
 /* The lines of a log entry as GET /v1/machines/{id}/logs shows them: one object per line of output (a trailing
  * newline ends the last line rather than starting one; a last line without one is "partial"), attributed to the
  * span of spans (may be NULL) its time falls in. Each object (NULL when out of memory) is passed to fn, which
- * consumes it. Returns 0, -ENOMEM, or fn's negative return. */
+ * consumes it and returns 0 to go on or > 0 to stop after that line: a record of 16 KiB of empty lines is 16,384
+ * objects (3.5 MiB), so a reader renders it a chunk at a time. Rendering starts at byte *offset of the entry's
+ * data (NULL: at 0). Returns 0 when its last line was rendered, 1 when fn stopped with lines left (*offset is then
+ * where the next one starts), -ENOMEM, or fn's negative return. */
 typedef int (*RenderLogLineFn)(json_t *o, void *userdata);
 int render_log_lines(
-        const Machine *m, const Boot *b, const LogEntry *e, const SpanSet *spans, RenderLogLineFn fn, void *userdata);
+        const Machine *m,
+        const Boot *b,
+        const LogEntry *e,
+        const SpanSet *spans,
+        size_t *offset,
+        RenderLogLineFn fn,
+        void *userdata);
 /* The object of the logs API for records lost before seq: {"machine_id", "boot_id", "seq", "dropped": {...}}. */
 json_t *render_log_dropped(
         const Machine *m, const Boot *b, uint64_t seq, uint64_t records, uint64_t bytes, const char *reason);

@@ -20,7 +20,8 @@
  *   before-hello         a record as the very first frame, no Hello
  *   trickle              ... a frame announced and then sent a byte every 10 ms, never finished
  *   flood                Hello, then --records Log records of --record-bytes each, as fast as the socket
- *                        takes them; waits until the last one is acked
+ *                        takes them; waits until the last one is acked. With --newlines every record is
+ *                        only newlines (the most lines, each an empty one, a record can hold)
  *
  * Output: one JSON object on stdout when the scenario ends (for "healthy": when its Ready is acked):
  *   {"scenario", "welcome", "acked_seq", "last_seq", "closed_by_peer", "records_sent", "bytes_sent"}
@@ -68,6 +69,7 @@ static bool streq_ptr(const char *a, const char *b) {
 
 static const char *arg_socket;
 static const char *arg_scenario;
+static bool arg_newlines;
 static const char *arg_boot_id;
 static const char *arg_ready_file;
 static uint64_t arg_hold_ms = 120000;
@@ -462,6 +464,10 @@ static int scenario_flood(Guest *g) {
         for (uint64_t i = 0; i < arg_records; i++) {
                 /* Numbered lines of 64 bytes each, so a reader could check them. */
                 size_t off = 0;
+                if (arg_newlines) {
+                        memset(buf, '\n', len);
+                        off = len;
+                }
                 while (off + 64 <= len) {
                         char line[128];
                         snprintf(line, sizeof(line), "flood %012" PRIu64 " %044zu", i, off);
@@ -605,6 +611,7 @@ static int run(Guest *g) {
 static int help(void) {
         printf("Usage: fake-guest --socket PATH --scenario NAME [--boot-id ID] [--ready-file PATH]\n"
                "                  [--hold-ms N] [--timeout-ms N] [--records N] [--record-bytes N]\n"
+               "                  [--newlines]\n"
                "Scenarios: healthy flood oversized-header zero-length garbage invalid-utf8 huge-log-dropped\n"
                "           too-many-attributes seq-regression unknown-message before-hello\n");
         return 0;
@@ -629,7 +636,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_HOLD_MS,
                 ARG_TIMEOUT_MS,
                 ARG_RECORDS,
-                ARG_RECORD_BYTES
+                ARG_RECORD_BYTES,
+                ARG_NEWLINES
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -641,6 +649,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "timeout-ms", required_argument, NULL, ARG_TIMEOUT_MS },
                 { "records", required_argument, NULL, ARG_RECORDS },
                 { "record-bytes", required_argument, NULL, ARG_RECORD_BYTES },
+                { "newlines", no_argument, NULL, ARG_NEWLINES },
                 {},
         };
         int c;
@@ -674,6 +683,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_RECORD_BYTES:
                         target = &arg_record_bytes;
+                        break;
+                case ARG_NEWLINES:
+                        arg_newlines = true;
                         break;
                 default:
                         return -EINVAL;
