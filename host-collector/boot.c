@@ -68,6 +68,7 @@ int boot_new(uint64_t index, const char *boot_id, const uint8_t trace_id[16], co
                 return -ENOMEM;
         b->index = index;
         b->limits = limits ? *limits : BOOT_LIMITS_DEFAULT;
+        unwritten_init(&b->unwritten, b->limits.unwritten_budget);
         b->boot_id = strdup(boot_id);
         if (!b->boot_id || log_tail_init(&b->logs, b->limits.max_log_bytes, b->limits.log_budget) < 0) {
                 boot_free(b);
@@ -112,6 +113,7 @@ Boot *boot_free(Boot *b) {
         free(b->phases);
         log_tail_done(&b->logs);
         log_index_done(&b->log_index);
+        unwritten_clear(&b->unwritten);
         free(b->instances);
         free(b->ready.source);
         free(b->ready.detail);

@@ -15,6 +15,7 @@
 #include "log-tail.h"
 #include "stats.h"
 #include "tether.pb-c.h"
+#include "unwritten.h"
 
 typedef enum ReadyConditionType {
         READY_CONDITION_ANY,       /* the first Ready record */
@@ -34,11 +35,12 @@ void ready_condition_done(ReadyCondition *c);
 char *ready_condition_to_string(const ReadyCondition *c);
 
 typedef struct BootLimits {
-        size_t max_milestones;         /* default 256 */
-        size_t max_phases;             /* default 256 */
-        uint64_t max_log_bytes;        /* log data in memory (plus a fixed per-line cost), default 8 MiB */
-        uint64_t max_annotation_bytes; /* names, attributes, messages of milestones+phases, default 1 MiB */
-        LogBudget *log_budget;         /* shared by every boot's in-memory log data, NULL for none */
+        size_t max_milestones;             /* default 256 */
+        size_t max_phases;                 /* default 256 */
+        uint64_t max_log_bytes;            /* log data in memory (plus a fixed per-line cost), default 8 MiB */
+        uint64_t max_annotation_bytes;     /* names, attributes, messages of milestones+phases, default 1 MiB */
+        LogBudget *log_budget;             /* shared by every boot's in-memory log data, NULL for none */
+        UnwrittenBudget *unwritten_budget; /* shared by every boot's unwritten entries, NULL for none */
 } BootLimits;
 
 #define BOOT_LIMITS_DEFAULT                                 \
@@ -170,6 +172,10 @@ typedef struct Boot {
         uint64_t unpersisted_seq;
         uint64_t persist_retry_ns;
         uint64_t persist_backoff_ns;
+        /* What the file misses from its hole on, as it would have been written (unwritten.h): written by a
+         * repair, also after the agent went away. Incomplete when a bound refused an entry: then the agent has
+         * to resend. */
+        Unwritten unwritten;
         /* The OTLP exporter's: items of this boot it could not export (any reason), and how often the boot's log
          * records were left in the log store to be read back later because it held more than its share of a
          * pressed logs queue. */

@@ -200,6 +200,12 @@ static void connection_after_input(Connection *c) {
                 return;
         /* One write() of what this wakeup stored, before any sync is asked for it. */
         session_flush_writes(s);
+        /* After a failed write: once the boot file can be written again, what it misses goes there, or, when
+         * tetherd could not keep all of it, the agent is made to resend it (a new connection). */
+        if (session_wants_resync(s)) {
+                connection_close(c, CLOSE_RESYNC);
+                return;
+        }
         if (s->ack_urgent) {
                 /* A Ready or Exit: its sync is asked for from the ack timer due now, which the loop dispatches
                  * after the raised-priority run that answers the waiters (the answer comes from memory and
@@ -301,10 +307,6 @@ static void connection_pump(Connection *c) {
         connection_after_input(c);
         if (c->closed)
                 return;
-        if (session_wants_resync(s)) {
-                connection_close(c, CLOSE_RESYNC);
-                return;
-        }
 
         if (spent) {
                 c->last_spent_usec = now_usec();

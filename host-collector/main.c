@@ -36,6 +36,10 @@ static void help(void) {
                "     --log-memory-bytes N         Log data kept in memory, all boots together (default\n"
                "                                  32 MiB; with a state dir 16 MiB, the rest read from the files)\n"
                "     --max-log-bytes-per-boot N   A boot's share of it at most (default 8 MiB)\n"
+               "     --unwritten-memory-bytes N   Copies of records a failed write kept out of boot files,\n"
+               "                                  all boots together, written once the disk takes them\n"
+               "                                  (default 32 MiB, at most 1 MiB per boot; 0: the agents\n"
+               "                                  resend them instead)\n"
                "     --max-boot-file-bytes N      Bound of a boot's file in the state dir (default 1 GiB)\n"
                "     --max-boots N                Boots kept per machine (default 4)\n"
                "     --max-machines N             Registered machines (default 4096)\n"
@@ -105,6 +109,7 @@ enum {
         ARG_SERVICE_NAME,
         ARG_MAX_LOG_BYTES,
         ARG_LOG_MEMORY_BYTES,
+        ARG_UNWRITTEN_MEMORY_BYTES,
         ARG_MAX_BOOT_FILE_BYTES,
         ARG_MAX_BOOTS,
         ARG_MAX_MACHINES,
@@ -157,6 +162,7 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "service-name", required_argument, NULL, ARG_SERVICE_NAME },
                 { "max-log-bytes-per-boot", required_argument, NULL, ARG_MAX_LOG_BYTES },
                 { "log-memory-bytes", required_argument, NULL, ARG_LOG_MEMORY_BYTES },
+                { "unwritten-memory-bytes", required_argument, NULL, ARG_UNWRITTEN_MEMORY_BYTES },
                 { "max-boot-file-bytes", required_argument, NULL, ARG_MAX_BOOT_FILE_BYTES },
                 { "max-boots", required_argument, NULL, ARG_MAX_BOOTS },
                 { "max-machines", required_argument, NULL, ARG_MAX_MACHINES },
@@ -281,6 +287,13 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 return -EINVAL;
                         }
                         c->log_memory_bytes = v;
+                        break;
+                case ARG_UNWRITTEN_MEMORY_BYTES:
+                        if (parse_size(optarg, 0, UINT64_C(1) << 40, &v) < 0) {
+                                fprintf(stderr, "Invalid --unwritten-memory-bytes: %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->unwritten_memory_bytes = v;
                         break;
                 case ARG_MAX_BOOT_FILE_BYTES:
                         if (parse_size(optarg, 64 * 1024, UINT64_C(1) << 50, &v) < 0) {

@@ -34,6 +34,8 @@ int registry_new(const RegistryConfig *config, Stats *stats, Registry **ret) {
                 return r;
         }
         reg->config.boot_limits.log_budget = reg->log_budget;
+        reg->unwritten_budget.max_bytes = config->unwritten_memory_bytes;
+        reg->config.boot_limits.unwritten_budget = &reg->unwritten_budget;
         *ret = reg;
         return 0;
 }

@@ -18,13 +18,14 @@
 typedef struct RegistryConfig {
         const char *node_id;
         const char *default_service_name;
-        size_t max_machines;       /* default 4096 */
-        size_t max_boots;          /* per machine, default 4 */
-        size_t max_events;         /* event log, default 4096 */
-        size_t max_event_bytes;    /* event log, default 8 MiB */
-        uint32_t vsock_port;       /* to validate uds_path lengths */
-        uint64_t log_memory_bytes; /* every boot's in-memory log data together, 0: LOG_MEMORY_BYTES_DEFAULT */
-        BootLimits boot_limits;    /* log_budget is set by registry_new() */
+        size_t max_machines;             /* default 4096 */
+        size_t max_boots;                /* per machine, default 4 */
+        size_t max_events;               /* event log, default 4096 */
+        size_t max_event_bytes;          /* event log, default 8 MiB */
+        uint32_t vsock_port;             /* to validate uds_path lengths */
+        uint64_t log_memory_bytes;       /* every boot's in-memory log data together, 0: LOG_MEMORY_BYTES_DEFAULT */
+        uint64_t unwritten_memory_bytes; /* copies of what boot files miss (unwritten.h), all boots; 0: none */
+        BootLimits boot_limits;          /* log_budget is set by registry_new() */
 } RegistryConfig;
 
 /* Callbacks run synchronously, in the order observers were added. They must not remove machines. */
@@ -52,7 +53,8 @@ struct Registry {
         LIST_HEAD(Machine, machines); /* registration order */
         size_t n_machines;
         EventLog *events;
-        LogBudget *log_budget; /* config.boot_limits.log_budget */
+        LogBudget *log_budget;            /* config.boot_limits.log_budget */
+        UnwrittenBudget unwritten_budget; /* config.boot_limits.unwritten_budget */
         RegistryObserver *observers;
         size_t n_observers;
 };

@@ -19,6 +19,7 @@
 #include "api-probe.h"
 #include "api.h"
 #include "config.h"
+#include "file-repair.h"
 #include "jsonlog.h"
 #if HAVE_LIBVIRT
 #        include "libvirt-watch.h"
@@ -37,6 +38,7 @@ void server_config_init(ServerConfig *c) {
                 .service_name = "tether",
                 .max_log_bytes_per_boot = UINT64_C(8) << 20,
                 .log_memory_bytes = 0, /* by mode: LOG_MEMORY_BYTES_DEFAULT or _DEFAULT_STATE_DIR */
+                .unwritten_memory_bytes = UNWRITTEN_NODE_MAX_BYTES,
                 .max_disk_bytes_per_boot = STORE_BOOT_FILE_BYTES_DEFAULT,
                 .max_boots = 4,
                 .max_machines = 4096,
@@ -372,6 +374,95 @@ static int on_syncs_completed(sd_event_source *src, int fd, uint32_t revents, vo
         return 0;
 }
 
+#define SERVER_REPAIR_INTERVAL_USEC USEC_PER_SEC
+/* Boots repaired per tick: each writes at most UNWRITTEN_BOOT_MAX_BYTES, so the loop is not held long. */
+#define SERVER_REPAIRS_PER_TICK 4u
+
+/* A boot whose file misses records a failed write kept out, with its copies in memory, and no connection of its
+ * agent to take care of it (session_wants_resync() does while there is one). */
+static bool boot_wants_repair_here(const Machine *m, const Boot *b) {
+        return file_repair_needed(b) && !unwritten_is_empty(&b->unwritten) && !(m->connected && m->current == b);
+}
+
+/* Writes what boot files miss for boots whose agent went away before the file could be written again: copies the
+ * boot kept in memory (Boot.unwritten), so that they survive a restart. due: honour each boot's retry schedule
+ * (false at shutdown: a last try). */
+static void server_repair_boots(Server *s, bool due) {
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        unsigned repaired = 0;
+
+        if (!s->store || !s->registry || s->registry->unwritten_budget.bytes == 0)
+                return;
+        for (Machine *m = s->registry->machines; m && repaired < SERVER_REPAIRS_PER_TICK; m = m->machines_next)
+                for (size_t i = 0; i < m->n_boots && repaired < SERVER_REPAIRS_PER_TICK; i++) {
+                        Boot *b = m->boots[i];
+                        uint64_t records = 0;
+
+                        if (!boot_wants_repair_here(m, b) || (due && !file_repair_due(b, now)))
+                                continue;
+                        repaired++;
+                        int r = file_repair(s->store, &s->stats, m, b, &records);
+                        LogFields f = { .machine_id = m->id, .request_id = m->request_id };
+                        if (r == 0)
+                                log_emit(
+                                        LOG_NOTICE,
+                                        0,
+                                        &f,
+                                        "The boot file of machine %s (boot %" PRIu64
+                                        ") can be written again: wrote the %" PRIu64
+                                        " records kept in memory, it holds every record again.",
+                                        m->id,
+                                        b->index,
+                                        records);
+                        else if (r > 0)
+                                log_emit(
+                                        LOG_WARNING,
+                                        0,
+                                        &f,
+                                        "The boot file of machine %s (boot %" PRIu64
+                                        ") can be written again, but misses records from seq %" PRIu64
+                                        " on that tetherd could not keep: they are lost unless its agent "
+                                        "reconnects and resends them.",
+                                        m->id,
+                                        b->index,
+                                        b->unpersisted_seq);
+                }
+}
+
+static int on_repair_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+
+        server_repair_boots(s, true);
+        (void) sd_event_source_set_time_relative(src, SERVER_REPAIR_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* At exit: what no boot file holds is said, per machine (it is lost unless its agent resends it to the next
+ * tetherd: nothing from the hole on was acked). */
+static void server_report_unwritten(Server *s) {
+        if (!s->store || !s->registry)
+                return;
+        for (Machine *m = s->registry->machines; m; m = m->machines_next)
+                for (size_t i = 0; i < m->n_boots; i++) {
+                        const Boot *b = m->boots[i];
+                        if (!file_repair_needed(b) || b->unpersisted_seq > b->last_seq)
+                                continue;
+                        LogFields f = { .machine_id = m->id, .request_id = m->request_id };
+                        log_emit(
+                                LOG_WARNING,
+                                0,
+                                &f,
+                                "The boot file of machine %s (boot %" PRIu64 ") misses records %" PRIu64 "..%" PRIu64
+                                " (it could not be written): they are lost unless its agent resends them to the "
+                                "next tetherd (they were not acked).",
+                                m->id,
+                                b->index,
+                                b->unpersisted_seq,
+                                b->last_seq);
+                }
+}
+
 int server_new(const ServerConfig *config, Server **ret) {
         RegistryConfig rc = {
                 .node_id = config->node_id,
@@ -382,6 +473,7 @@ int server_new(const ServerConfig *config, Server **ret) {
                 .max_event_bytes = config->max_event_bytes,
                 .vsock_port = config->vsock_port,
                 .log_memory_bytes = config->log_memory_bytes,
+                .unwritten_memory_bytes = config->unwritten_memory_bytes,
                 .boot_limits = BOOT_LIMITS_DEFAULT,
         };
         if (rc.log_memory_bytes == 0)
@@ -477,6 +569,18 @@ int server_new(const ServerConfig *config, Server **ret) {
                                 server_free(s);
                                 return log_error_errno(r, "Failed to watch the sync threads: %m");
                         }
+                }
+                r = sd_event_add_time_relative(
+                        s->event,
+                        &s->repair_timer,
+                        CLOCK_MONOTONIC,
+                        SERVER_REPAIR_INTERVAL_USEC,
+                        0,
+                        on_repair_timer,
+                        s);
+                if (r < 0) {
+                        server_free(s);
+                        return log_error_errno(r, "Failed to set up the boot file repair timer: %m");
                 }
                 log_info(
                         "Loaded %zu machines (%zu skipped), %zu boots, %zu records from %s%s.",
@@ -694,6 +798,10 @@ Server *server_free(Server *s) {
                 for (Machine *m = s->registry->machines; m; m = m->machines_next)
                         m->uds_listener = listener_free(m->uds_listener);
         s->vsock_listener = listener_free(s->vsock_listener);
+        /* A last try to write what boot files miss, then what is still missing is said. */
+        s->repair_timer = sd_event_source_disable_unref(s->repair_timer);
+        server_repair_boots(s, false);
+        server_report_unwritten(s);
         /* Before the registry: the store detaches its files from the boots the registry frees. */
         s->sync_source = sd_event_source_disable_unref(s->sync_source);
         s->store = store_free(s->store);

@@ -32,6 +32,7 @@ typedef struct ServerConfig {
         const char *service_name;
         uint64_t max_log_bytes_per_boot;  /* in memory: a boot's share of log_memory_bytes */
         uint64_t log_memory_bytes;        /* in memory: every boot's log data together */
+        uint64_t unwritten_memory_bytes;  /* in memory: copies of what boot files miss after failed writes */
         uint64_t max_disk_bytes_per_boot; /* a boot file */
         size_t max_boots;
         size_t max_machines;
@@ -67,7 +68,8 @@ typedef struct Server {
         char **uds_roots;      /* --uds-root: the directories machine sockets may be under (NULL: anywhere) */
         LibvirtWatch *libvirt; /* NULL without --libvirt-uri */
         sd_event_source *sigterm, *sigint;
-        sd_event_source *sync_source; /* completed syncs of the store's threads */
+        sd_event_source *sync_source;  /* completed syncs of the store's threads */
+        sd_event_source *repair_timer; /* boot files missing records whose agent is gone (file-repair.h) */
         uint32_t vsock_port;
         char *api_socket;
         uint16_t api_port;

@@ -11,16 +11,12 @@
 #include <time.h>
 
 #include "envelope-cleanup.h"
+#include "file-repair.h"
 #include "jsonlog.h"
 #include "stitch.h"
 #include "time-math.h"
 #include "time-util.h"
 #include "traceparent.h"
-
-/* After a failed write, the first repair of the boot file is tried this long after, then at doubling intervals up
- * to the maximum (each costs a statvfs(), and, when there is room, the agent's reconnect). */
-#define SESSION_PERSIST_RETRY_MIN_NS (1 * NSEC_PER_SEC)
-#define SESSION_PERSIST_RETRY_MAX_NS (30 * NSEC_PER_SEC)
 
 void session_context_init(SessionContext *ctx, Registry *registry, Store *store, Stats *stats) {
         *ctx = (SessionContext) {
@@ -148,17 +144,16 @@ static void session_warn_persist(Session *s, int r) {
                         s->machine->id);
 }
 
-/* Records from seq on are not in the boot file: the file has a hole there until the agent resends them. They are
- * not acked meanwhile, so they are not lost (the agent keeps them). */
+/* Records from seq on are not in the boot file: the file has a hole there until a repair writes the copies the
+ * boot keeps (Boot.unwritten) or, when not all could be kept, until the agent resends them. They are not acked
+ * meanwhile, so they are not lost (the agent keeps them too). */
 static void session_hole(Session *s, uint64_t seq) {
         Boot *b = s->boot;
 
         if (b->unpersisted_seq != 0 && b->unpersisted_seq <= seq)
                 return;
-        if (b->unpersisted_seq == 0) {
-                b->persist_backoff_ns = SESSION_PERSIST_RETRY_MIN_NS;
-                b->persist_retry_ns = now_ns(CLOCK_MONOTONIC) + b->persist_backoff_ns;
-        }
+        if (b->unpersisted_seq == 0)
+                file_repair_schedule(b, now_ns(CLOCK_MONOTONIC));
         b->unpersisted_seq = seq;
 }
 
@@ -171,6 +166,7 @@ static void session_hole_filled(Session *s, uint64_t seq) {
         /* A new record's seq is last_seq + 1 before it is applied: then nothing is missing any more. */
         b->unpersisted_seq = seq >= b->last_seq ? 0 : seq + 1;
         if (b->unpersisted_seq == 0) {
+                unwritten_clear(&b->unwritten);
                 LogFields f = session_log_fields(s, NULL);
                 log_emit(
                         LOG_NOTICE,
@@ -183,15 +179,29 @@ static void session_hole_filled(Session *s, uint64_t seq) {
         }
 }
 
+static int keep_lost_entry(
+        StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len, void *userdata) {
+        Boot *b = userdata;
+        (void) unwritten_add(&b->unwritten, type, recv_unix_ns, payload, len); /* else the agent resends them */
+        return 0;
+}
+
 /* A write of buffered entries failed: the file was rolled back, so the entries of this wakeup's batch are not in
  * it after all. Memory must not take them for persisted, nor the log index point past the file; they are not
- * acked, and go into the file when the agent resends them. */
+ * acked, and the boot keeps copies for the repair. */
 static void session_batch_lost(Session *s) {
-        if (s->batch_first_seq == 0)
+        Boot *b = s->boot;
+
+        if (s->batch_first_seq == 0) {
+                /* No record in it (a clock entry): nothing that is not written again later. */
+                (void) store_take_lost(s->ctx->store, b, NULL, NULL);
                 return;
-        log_tail_set_persisted(&s->boot->logs, s->batch_first_seq, UINT64_MAX, false);
-        log_index_truncate(&s->boot->log_index, store_boot_written(s->ctx->store, s->boot));
+        }
+        log_tail_set_persisted(&b->logs, s->batch_first_seq, UINT64_MAX, false);
+        log_index_truncate(&b->log_index, store_boot_written(s->ctx->store, b));
         session_hole(s, s->batch_first_seq);
+        if (store_take_lost(s->ctx->store, b, keep_lost_entry, b) < 0)
+                unwritten_give_up(&b->unwritten);
         s->batch_first_seq = 0;
 }
 
@@ -238,10 +248,17 @@ static int session_persist(
         uint64_t offset = BOOT_NO_FILE_OFFSET;
         int r;
 
-        if (!s->ctx->store || (seq > 0 && s->boot->unpersisted_seq != 0 && seq != s->boot->unpersisted_seq))
-                /* Behind the file's hole: appended once what comes before it was resent, in order. */
+        Boot *b = s->boot;
+
+        if (!s->ctx->store)
                 goto done;
-        r = store_append(s->ctx->store, s->boot, type, recv, payload, len, &offset);
+        if ((seq > 0 && b->unpersisted_seq != 0 && seq != b->unpersisted_seq) || !unwritten_is_empty(&b->unwritten)) {
+                /* Behind the file's hole, or behind entries kept for it: the file is written in order, so kept for
+                 * the repair too (or, when not all could be kept, the agent's resend). */
+                (void) unwritten_add(&b->unwritten, type, recv, payload, len);
+                goto done;
+        }
+        r = store_append(s->ctx->store, b, type, recv, payload, len, &offset);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -250,8 +267,11 @@ static int session_persist(
                         session_batch_lost(s); /* writing out the full buffer failed */
                 if (session_persist_error(s, r, len))
                         session_hole_filled(s, seq);
-                else if (seq > 0)
-                        session_hole(s, seq);
+                else if (seq > 0 || b->unpersisted_seq != 0) {
+                        if (seq > 0)
+                                session_hole(s, seq);
+                        (void) unwritten_add(&b->unwritten, type, recv, payload, len);
+                }
                 goto done;
         }
         session_hole_filled(s, seq);
@@ -344,49 +364,49 @@ static int session_persist_instance(Session *s, uint64_t recv, const uint8_t *id
 }
 
 /* A boot file created after the boot began (its first attempt failed): what a restarted tetherd needs besides the
- * records, written ahead of them: every agent instance with its seq offset, the clock mapping. */
+ * records, written ahead of them. */
 static int session_persist_boot_state(Session *s, uint64_t recv) {
-        Boot *b = s->boot;
-        int r;
-
-        for (size_t i = 0; i < b->n_instances; i++) {
-                r = session_persist_instance(
-                        s, recv, b->instances[i].id, b->instances[i].id_len, b->instances[i].seq_offset);
-                if (r < 0)
-                        return r;
-        }
-        if (b->clock.valid)
-                (void) store_append_clock(s->ctx->store, b, recv, &b->clock, b->clock_fixed);
+        int r = store_append_boot_state(s->ctx->store, s->boot, recv);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 && r != -ENOENT)
+                (void) session_persist_error(s, r, 0);
         return 0;
 }
 
 bool session_wants_resync(Session *s) {
         Boot *b = s->boot;
+        uint64_t records = 0;
         int r;
 
-        if (!s->ctx->store || !b || s->state != SESSION_ACTIVE || b->unpersisted_seq == 0)
+        if (!s->ctx->store || !b || s->state != SESSION_ACTIVE || !file_repair_needed(b) ||
+            !file_repair_due(b, now_ns(CLOCK_MONOTONIC)))
                 return false;
-        uint64_t now = now_ns(CLOCK_MONOTONIC);
-        if (now < b->persist_retry_ns)
-                return false;
-        b->persist_backoff_ns = MIN(
-                MAX(b->persist_backoff_ns * 2, SESSION_PERSIST_RETRY_MIN_NS), SESSION_PERSIST_RETRY_MAX_NS);
-        b->persist_retry_ns = now + b->persist_backoff_ns;
-
-        r = store_repair_boot(s->ctx->store, s->machine, b);
+        r = file_repair(s->ctx->store, s->ctx->stats, s->machine, b, &records);
         if (r < 0)
                 return false;
-        if (r > 0 && session_persist_boot_state(s, now_ns(CLOCK_REALTIME)) < 0)
+        LogFields f = session_log_fields(s, NULL);
+        if (r == 0) {
+                log_emit(
+                        LOG_NOTICE,
+                        0,
+                        &f,
+                        "The boot file of machine %s can be written again: wrote the %" PRIu64
+                        " records kept in memory, it holds every record again.",
+                        s->machine->id,
+                        records);
+                s->persist_warned = false;
+                s->ack_pending = true; /* what the hole held back can be acked now */
                 return false;
+        }
         if (b->unpersisted_seq > b->last_seq)
                 return false; /* nothing to resend: the next record goes into the file */
-        LogFields f = session_log_fields(s, NULL);
         log_emit(
                 LOG_NOTICE,
                 0,
                 &f,
                 "The boot file of machine %s can be written again: reconnecting its agent to have records from seq "
-                "%" PRIu64 " on resent.",
+                "%" PRIu64 " on resent (more than tetherd keeps in memory were missing).",
                 s->machine->id,
                 session_wire_seq(s, b->unpersisted_seq));
         return true;

@@ -99,9 +99,11 @@ struct Session {
 
 int session_new(const SessionContext *ctx, Machine *m, Session **ret);
 
-/* The boot's file misses records (a write failed, or it could not be created) and can be written again now: the
- * connection should close (CLOSE_RESYNC) so that the agent reconnects and resends them from the file's hole
- * (Welcome.acked_seq). Tried at growing intervals (1 s to 30 s) while the hole lasts; cheap otherwise. */
+/* The boot's file misses records (a write failed, or it could not be created): tries to repair it (file-repair.h)
+ * at growing intervals (1 s to 30 s) while the hole lasts; cheap otherwise. Returns true when the file can be
+ * written again but misses records tetherd could not keep in memory: the connection should close (CLOSE_RESYNC)
+ * so that the agent reconnects and resends them from the file's hole (Welcome.acked_seq). When the copies kept in
+ * memory were written, the hole is closed and an ack is due (ack_pending). */
 bool session_wants_resync(Session *s);
 Session *session_free(Session *s);
 

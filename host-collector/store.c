@@ -165,6 +165,7 @@ static BootFile *boot_file_free(BootFile *f, bool sync_now) {
         if (f->boot)
                 f->boot->store_file = NULL;
         free(f->wbuf);
+        free(f->lost);
         free(f->path);
         free(f->dir);
         free(f);
@@ -504,6 +505,11 @@ static int boot_file_write_buffer(BootFile *f) {
                 if (st)
                         st->persist_errors++;
                 f->size = f->written;
+                /* Kept for store_take_lost(): the entries of an earlier failure nobody took are of no use now. */
+                free(f->lost);
+                f->lost = TAKE_PTR(f->wbuf);
+                f->lost_len = f->wlen;
+                f->wcap = 0;
         } else {
                 f->written += f->wlen;
                 f->dirty = true;
@@ -720,6 +726,47 @@ int store_append_instance(
 int store_boot_flush(Store *s, Boot *b) {
         BootFile *f = b ? b->store_file : NULL;
         return f ? boot_file_write_buffer(f) : 0;
+}
+
+int store_take_lost(Store *s, Boot *b, StoreLostFn fn, void *userdata) {
+        BootFile *f = b ? b->store_file : NULL;
+        int r = 0;
+
+        if (!f || !f->lost)
+                return 0;
+        _cleanup_free_ uint8_t *lost = TAKE_PTR(f->lost);
+        size_t len = f->lost_len, off = 0;
+        f->lost_len = 0;
+        if (!fn)
+                return 0;
+        /* Whole entries written by append_entry(): no need to check their CRCs. */
+        while (r >= 0 && off + STORE_ENTRY_HEADER_SIZE + STORE_ENTRY_BODY_HEADER_SIZE <= len) {
+                uint32_t body = get_u32(lost + off);
+                const uint8_t *p = lost + off + STORE_ENTRY_HEADER_SIZE;
+                if (body < STORE_ENTRY_BODY_HEADER_SIZE || off + STORE_ENTRY_HEADER_SIZE + body > len)
+                        return -EBADMSG;
+                r = fn((StoreEntryType) p[0],
+                       get_u64(p + 1),
+                       p + STORE_ENTRY_BODY_HEADER_SIZE,
+                       body - STORE_ENTRY_BODY_HEADER_SIZE,
+                       userdata);
+                off += STORE_ENTRY_HEADER_SIZE + body;
+        }
+        return r < 0 ? r : 0;
+}
+
+int store_append_boot_state(Store *s, Boot *b, uint64_t recv_unix_ns) {
+        int r;
+
+        for (size_t i = 0; i < b->n_instances; i++) {
+                r = store_append_instance(
+                        s, b, recv_unix_ns, b->instances[i].id, b->instances[i].id_len, b->instances[i].seq_offset);
+                if (r < 0)
+                        return r;
+        }
+        if (b->clock.valid)
+                return store_append_clock(s, b, recv_unix_ns, &b->clock, b->clock_fixed);
+        return 0;
 }
 
 uint64_t store_boot_written(const Store *s, const Boot *b) {

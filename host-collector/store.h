@@ -80,7 +80,9 @@ struct BootFile {
         uint64_t written; /* bytes in the file */
         uint8_t *wbuf;    /* entries appended but not written yet */
         size_t wlen, wcap;
-        uint64_t wentries;   /* entries in wbuf */
+        uint64_t wentries; /* entries in wbuf */
+        uint8_t *lost;     /* the entries of the last failed write, until store_take_lost() */
+        size_t lost_len;
         bool dirty;          /* written since the last sync was submitted */
         bool needs_dir_sync; /* a new file: its directory entry must become durable with the first sync */
         bool full;           /* reached max_boot_bytes */
@@ -170,6 +172,15 @@ int store_append_instance(
  * or the boot has no file), or -errno: the entries of the buffer were lost (counted in stats as persist_errors; the
  * file is rolled back to its last whole entry). */
 int store_boot_flush(Store *s, Boot *b);
+/* The entries of the boot file's last failed write (store_boot_flush() or a write an append started), oldest
+ * first: fn gets each one's type, receive time and payload, so that a caller can keep them until the file can be
+ * written again (fn NULL: they are not wanted). They are then freed (also when fn fails; its error is returned).
+ * Returns 0 when there were none. */
+typedef int (*StoreLostFn)(StoreEntryType type, uint64_t recv_unix_ns, const void *payload, size_t len, void *userdata);
+int store_take_lost(Store *s, Boot *b, StoreLostFn fn, void *userdata);
+/* Appends what a restarted tetherd needs of a boot besides its records, for a file created after the boot began:
+ * every agent instance with its seq offset, and the clock mapping. Returns 0 or the first append's -errno. */
+int store_append_boot_state(Store *s, Boot *b, uint64_t recv_unix_ns);
 /* Bytes of the boot's file that are written (entries at offsets beyond were lost if a write failed). */
 uint64_t store_boot_written(const Store *s, const Boot *b);
 

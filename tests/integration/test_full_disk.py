@@ -4,9 +4,14 @@
 
 The state dir is a small tmpfs, filled to the last block before the machine's agent connects: its boot file
 cannot even be created. The machine's readiness is answered all the same (from memory), and nothing it sends is
-acked (the agent keeps it). Once space is freed, tetherd creates the file, has the agent reconnect and resend,
-and the file ends up with every record exactly once: after a SIGKILL and restart, the boot's readiness, its exit
-and every line are still there, in order.
+acked (the agent keeps it). Once space is freed, tetherd creates the file and the file ends up with every record
+exactly once: after a SIGKILL and restart, the boot's readiness, its exit and every line are still there, in
+order.
+
+- `kept`: the workload and its agent are gone before space is freed; tetherd writes the copies it kept in memory
+  (no agent needed; with --unwritten-memory-bytes 0, as before them, nothing is written and all is lost).
+- `resent`: tetherd keeps no copies (--unwritten-memory-bytes 0): it has the agent, still running, reconnect and
+  resend from the file's hole.
 """
 
 import os
@@ -39,13 +44,15 @@ def fill(path):
     return n
 
 
-def main():
-    # Still running when the repair comes (tried 1, 3, 7 s after the first failure): the agent holds what tetherd
-    # did not ack until then. (One that exits first gives up after its 1 s flush: docs/security.md, known gaps.)
-    script = numbered_lines_script("line", N, 20, after="sleep 8\n")
+def main(scenario):
+    kept = scenario == "kept"
+    # resent: still running when the repair comes (tried 1, 3, 7 s after the first failure), the agent holds what
+    # tetherd did not ack until then. kept: the agent gives up after its 1 s final flush, long before.
+    script = numbered_lines_script("line", N, 20, after="" if kept else "sleep 8\n")
     expect = ["line %d" % i for i in range(N)]
+    args = [] if kept else ["--unwritten-memory-bytes", "0"]
 
-    with Harness("full-disk", start=False) as h:
+    with Harness("full-disk-" + scenario, start=False, tetherd_args=args) as h:
         os.makedirs(h.state_dir, mode=0o700)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", h.state_dir], check=True)
         try:
@@ -66,12 +73,20 @@ def main():
             m = h.api.machine(mid)
             check(m["boot"].get("logs_dropped", 0) == 0, "nothing is dropped while the disk is full", m["boot"])
 
+            if kept:
+                rc = wait_proc(agent, 120, "the agent exits after its workload")
+                check(rc == 0, "the workload ran to completion", rc)
+                h.wait_exited(mid)
+                h.wait_machine(mid, lambda m: not m["connected"], "the agent is gone")
+                check(h.api.get_ok("/v1/stats")["records_repersisted"] == 0,
+                      "nothing is in the file while the disk is full")
             time.sleep(1.0)
             os.unlink(filler)
             log("freed the state dir")
-            rc = wait_proc(agent, 120, "the agent exits after its workload")
-            check(rc == 0, "the workload ran to completion", rc)
-            h.wait_exited(mid)
+            if not kept:
+                rc = wait_proc(agent, 120, "the agent exits after its workload")
+                check(rc == 0, "the workload ran to completion", rc)
+                h.wait_exited(mid)
 
             def repersisted():
                 s = h.api.get_ok("/v1/stats")
@@ -81,13 +96,16 @@ def main():
             while time.monotonic() < deadline and not st:
                 st = repersisted()
                 time.sleep(0.1)
-            check(st, "the records kept out of the file are written once the agent resent them",
+            check(st, "the records kept out of the file are written once the disk takes them",
                   h.api.get_ok("/v1/stats"))
-            check(st["connections_closed"]["resync"] >= 1, "the agent was asked to resend by a reconnect",
-                  st["connections_closed"])
+            if kept:
+                check(st["connections_closed"]["resync"] == 0, "no agent was needed", st["connections_closed"])
+            else:
+                check(st["connections_closed"]["resync"] >= 1, "the agent was asked to resend by a reconnect",
+                      st["connections_closed"])
             check(st["dropped_records"].get("persist_failed", 0) == 0, "no record counted as lost",
                   st["dropped_records"])
-            log("records resent into the file: %d, reconnects for it: %d" %
+            log("records written into the file late: %d, reconnects for it: %d" %
                 (st["records_repersisted"], st["connections_closed"]["resync"]))
             before = h.api.machine(mid)["boot"]
 
@@ -112,4 +130,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_test(main)
+    run_test(main, sys.argv[1])
