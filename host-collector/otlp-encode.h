@@ -33,6 +33,7 @@ typedef struct OtlpResource {
 typedef struct OtlpBlob {
         unsigned n_ref;
         uint64_t pending_bytes; /* item bytes under this resource in queues, not released yet (otlp-queue.c) */
+        void *owner;            /* its user's (NULL until set): the exporter's boot track whose items these are */
         char *json;             /* its OTLP/JSON, made when first needed (otlp_blob_resource_json()) */
         size_t json_len;
         size_t len;

@@ -40,8 +40,9 @@ typedef struct BootTrack {
         LIST_FIELDS(struct BootTrack, tracks);
         Machine *machine;
         Boot *boot;
-        uint64_t boot_index; /* tells this boot from a later one allocated at the same address */
-        OtlpBlob *resource;
+        uint64_t boot_index;    /* tells this boot from a later one allocated at the same address */
+        OtlpBlob *resource;     /* its owner is the track (file generations below) */
+        OtlpBlob *old_resource; /* the one made before the hostname was known: queued items may still be under it */
         bool resource_has_hostname;
         SpanSet *spans;
         uint64_t spans_signature;
@@ -61,6 +62,14 @@ typedef struct BootTrack {
         LogCursor logs_cursor;       /* the last record read back (or the one before the first waiting) */
         uint64_t logs_waiting_lines; /* lines of the records that waited, to count those that cannot be read */
         uint64_t logs_read_lines;    /* lines read back so far */
+
+        /* Its items (every signal) written to the OTLP/JSON file: in the current generation, and in <path>.1.
+         * The rotation that deletes <path>.1 counts the boot's items in it in its export_dropped, as every other
+         * loss of a boot's items is: a flood's rotation deleting a quiet machine's lines shows on that machine.
+         * Two counters per track keep this bounded by the boots the exporter tracks; a boot forgotten before
+         * the rotation is counted node-wide only. */
+        uint64_t file_items;
+        uint64_t file_prev_items;
 } BootTrack;
 
 /* Requests in flight per signal. Concurrent requests never carry items of the same machine (order keys), so
@@ -128,7 +137,7 @@ struct OtlpExporter {
         char *file_path;
         int file_fd;
         uint64_t file_size;
-        uint64_t file_items[N_SIGNALS];      /* written to the file (this tetherd's), per signal */
+        uint64_t file_items[N_SIGNALS];      /* written to the file (this tetherd's), per signal; per boot: BootTrack */
         uint64_t file_prev_items[N_SIGNALS]; /* in <path>.1, deleted by the next rotation */
         uint64_t file_alloc_end;             /* space reserved up to here (fallocate, the size kept) */
         bool file_no_prealloc;               /* the file system does not preallocate */
@@ -333,6 +342,13 @@ static int file_write_line(OtlpExporter *x, struct iovec *iov, size_t n, size_t 
                         x->file_prev_items[i] = x->file_items[i];
                         x->file_items[i] = 0;
                 }
+                /* Once per file generation (--otlp-file-max-bytes of lines), over the tracks: cheap. */
+                BootTrack *t;
+                LIST_FOREACH(tracks, t, x->tracks) {
+                        t->boot->export_dropped = add_sat(t->boot->export_dropped, t->file_prev_items);
+                        t->file_prev_items = t->file_items;
+                        t->file_items = 0;
+                }
                 file_release_prealloc(x);
                 if (rename(x->file_path, rotated) < 0)
                         return -errno;
@@ -394,9 +410,15 @@ static void channel_write_file(Channel *ch, bool force) {
                                 log_warning_errno(r, "Failed to write OTLP/JSON to %s: %m", x->file_path);
                         x->file_failing = true;
                 } else {
+                        OtlpBlob *res;
+                        size_t items;
                         x->file_failing = false;
                         count_delivered(x, ch->signal, b->items, len);
                         x->file_items[ch->signal] += b->items;
+                        /* The boots the line holds items of, for the rotation that will delete it (BootTrack). */
+                        for (size_t i = 0; otlp_batch_group(b, i, &res, &items) >= 0; i++)
+                                if (res->owner)
+                                        ((BootTrack *) res->owner)->file_items += items;
                 }
                 otlp_queue_release(ch->queue, b);
         }
@@ -885,6 +907,13 @@ static uint64_t spans_signature(const Boot *b) {
                 (uint64_t) b->clock.offset_ns + (uint64_t) b->hello_offset_ns + b->host_start_unix_ns;
 }
 
+static void track_disown(OtlpBlob *resource) {
+        if (resource) {
+                resource->owner = NULL;
+                otlp_blob_unref(resource);
+        }
+}
+
 static BootTrack *track_free(OtlpExporter *x, BootTrack *t) {
         if (!t)
                 return NULL;
@@ -892,7 +921,9 @@ static BootTrack *track_free(OtlpExporter *x, BootTrack *t) {
                 x->last_track = NULL;
         LIST_REMOVE(tracks, x->tracks, t);
         (void) hashmap_remove(x->track_index, t->key);
-        otlp_blob_unref(t->resource);
+        /* Queued items may outlive the track under its resources: they count node-wide only from now on. */
+        track_disown(t->resource);
+        track_disown(t->old_resource);
         span_set_free(t->spans);
         free(t->exported);
         free(t);
@@ -1018,11 +1049,16 @@ static BootTrack *track_get(OtlpExporter *x, Machine *m, Boot *b, bool fresh) {
 }
 
 static OtlpBlob *track_resource(OtlpExporter *x, BootTrack *t) {
-        /* The hostname arrives with the Hello: rebuild until it is known. */
-        if (t->resource && !t->resource_has_hostname && t->boot->hostname)
-                t->resource = otlp_blob_unref(t->resource);
-        if (!t->resource && resource_for(x, t->machine, t->boot, &t->resource) >= 0)
+        /* The hostname arrives with the Hello: rebuild until it is known. The old one stays the track's while items
+         * under it may be queued, so that they are counted in the file's generations too. */
+        if (t->resource && !t->resource_has_hostname && t->boot->hostname) {
+                track_disown(t->old_resource);
+                t->old_resource = TAKE_PTR(t->resource);
+        }
+        if (!t->resource && resource_for(x, t->machine, t->boot, &t->resource) >= 0) {
                 t->resource_has_hostname = t->boot->hostname;
+                t->resource->owner = t;
+        }
         return t->resource;
 }
 

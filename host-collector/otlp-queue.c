@@ -680,3 +680,13 @@ int otlp_queue_take(OtlpQueue *q, OtlpBatch **ret, size_t *ret_dropped) {
 void otlp_queue_release(OtlpQueue *q, OtlpBatch *b) {
         batch_free(q, b);
 }
+
+int otlp_batch_group(const OtlpBatch *b, size_t i, OtlpBlob **ret_resource, size_t *ret_items) {
+        const OtlpBatchPrivate *p = b->priv;
+
+        if (i >= p->n_groups)
+                return -ENOENT;
+        *ret_resource = p->groups[i].resource;
+        *ret_items = p->groups[i].items;
+        return 0;
+}

@@ -113,5 +113,9 @@ void otlp_queue_untake(OtlpQueue *q, OtlpBatch *b);
 /* Frees a batch taken out (its buffers may be kept for reuse). */
 void otlp_queue_release(OtlpQueue *q, OtlpBatch *b);
 
+/* The i-th resource of a batch and how many of its items are under it (groups in request order). Returns 0, or
+ * -ENOENT past the last. */
+int otlp_batch_group(const OtlpBatch *b, size_t i, OtlpBlob **ret_resource, size_t *ret_items);
+
 /* Drops every item not taken out; returns how many. */
 size_t otlp_queue_clear(OtlpQueue *q);

@@ -13,7 +13,9 @@
   down-up       receiver down: requests spooled; tetherd restarted while down; receiver up → everything delivered
   json-file     no endpoint: OTLP/JSON lines in <state-dir>/otlp.jsonl decode with the official definitions
   json-rotate   the file rotated many times during a burst: PATH.1 and PATH hold whole lines that decode, each within
-                the bound, and together the latest lines without a gap; no disk space kept beyond what they hold
+                the bound, and together the latest lines without a gap; no disk space kept beyond what they hold.
+                A quiet machine's items rotated away by the burst count in its export_dropped, every one; each
+                boot's export_dropped is exactly what it wrote minus what the two files still hold of it
   burst-slow    a burst far larger than the in-memory queue against a slow but healthy receiver: the queue
                 spills to the spool, every line is delivered once and in order, nothing is dropped
   spool-full    receiver down, small queue and spool: drops counted as spool_full only once both are full; when
@@ -416,11 +418,50 @@ def jsonl_records(path):
     return out
 
 
+def jsonl_items_by_boot(path):
+    """Items (spans, log records, events) of an OTLP/JSON lines file per resource's (tether.machine.id,
+    tether.boot.id), the boot id "" without one (boot ids alone may repeat: agents in containers share the host's)."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            o = json.loads(line)
+            for key, scopes, items in (("resourceSpans", "scopeSpans", "spans"),
+                                       ("resourceLogs", "scopeLogs", "logRecords")):
+                for r in o.get(key, []):
+                    a = otlp_attrs(r.get("resource", {}))
+                    boot = (a.get("tether.machine.id"), a.get("tether.boot.id", ""))
+                    out[boot] = out.get(boot, 0) + sum(len(sc.get(items, [])) for sc in r[scopes])
+    return out
+
+
+def boot_items_written(h, mid):
+    """What the exporter wrote under the resource of the machine's boot: its log lines, its spans (each once) and
+    its lifecycle events but "registered" (before the boot: the resource of a machine without one)."""
+    lines, _ = expected_logs(h, mid)
+    spans = len(h.api.spans(mid)["spans"])
+    events = [e for e in h.api.events(mid) if e.get("transition") not in ("milestone", "phase") and e.get("boot_id")]
+    return lines + spans + len(events)
+
+
 def scenario_json_rotate(node):
-    n, bound = 3000, 64 * 1024
+    n, n_quiet, bound = 3000, 200, 64 * 1024
     # Batches of 8K (an eighth of the queue): a line is far smaller than the bound, ~1.5 MB in all.
     args = ["--otlp-batch-delay-ms", "100", "--otlp-queue-bytes", "64K", "--otlp-file-max-bytes", "64K"]
     with Harness("otlp-rotate", tetherd_args=args) as h:
+        # A quiet machine writes first (about 1.5 generations of its own), then the burst rotates every item of it
+        # out of the two files.
+        quiet = "vmquiet"
+        h.register(quiet)
+        agent = h.start_init_shell(quiet, numbered_lines_script("quiet", n_quiet, n_quiet))
+        check(wait_proc(agent, 30, "the quiet agent exits") == 0, "the quiet workload exits 0")
+        h.wait_exited(quiet)
+        q_stored, q_events = expected_logs(h, quiet)
+        check(q_stored == n_quiet, "every quiet line stored", q_stored)
+        q_spans = len(h.api.spans(quiet)["spans"])
+        wait_for("the quiet machine's lines, events and spans written", lambda: (
+            export_stats(h)["items"]["logs"] >= q_stored + q_events and
+            export_stats(h)["items"]["traces"] >= q_spans))
+
         mid = "vmrotate"
         h.register(mid)
         agent = h.start_init_shell(mid, burst_script(n))
@@ -428,10 +469,17 @@ def scenario_json_rotate(node):
         h.wait_exited(mid)
         stored, events = expected_logs(h, mid)
         check(stored == n, "every line stored", stored)
-        wait_for("every line and event written", lambda: export_stats(h)["items"]["logs"] >= stored + events)
+        n_spans = q_spans + len(h.api.spans(mid)["spans"])
+        wait_for("every line, event and span written", lambda: (
+            export_stats(h)["items"]["logs"] >= q_stored + q_events + stored + events and
+            export_stats(h)["items"]["traces"] >= n_spans))
         dropped = logs_dropped(h)
         check(set(dropped) <= {"rotated"}, "nothing dropped but what rotation deleted", dropped)
-        written = export_stats(h)["items"]["logs"]
+        st = export_stats(h)
+        written = st["items"]["logs"]
+        rotated = st["dropped"]["logs"].get("rotated", 0) + st["dropped"]["traces"].get("rotated", 0)
+        boots = {m: h.api.machine(m)["boot"] for m in (quiet, mid)}
+        boot_written = {m: boot_items_written(h, m) for m in (quiet, mid)}
         # Shut down: the file is closed, its reserved space given back.
         check(h.kill_tetherd(signal_term()) == 0, "tetherd exits 0 on SIGTERM")
         path = os.path.join(h.state_dir, "otlp.jsonl")
@@ -439,6 +487,29 @@ def scenario_json_rotate(node):
         in_files = len(jsonl_records(path + ".1")) + len(jsonl_records(path))
         check(dropped.get("rotated", 0) == written - in_files,
               "what rotation deleted is counted: written %d, in the two files %d" % (written, in_files), dropped)
+
+        # Per machine: what its boot wrote and the files no longer hold, exactly, in its export_dropped.
+        kept = {}
+        for p in (path + ".1", path):
+            for boot, k in jsonl_items_by_boot(p).items():
+                kept[boot] = kept.get(boot, 0) + k
+        per_boot = {}
+        for m, b in boots.items():
+            per_boot[m] = boot_written[m] - kept.get((m, b["boot_id"]), 0)
+            check(b["export_dropped"] == per_boot[m],
+                  "%s: its items rotated away count in its export_dropped: wrote %d, %d still in the files" %
+                  (m, boot_written[m], kept.get((m, b["boot_id"]), 0)), b["export_dropped"])
+        check(kept.get((quiet, boots[quiet]["boot_id"]), 0) == 0 and boots[quiet]["export_dropped"] == boot_written[quiet] > 0,
+              "the burst rotated every item of the quiet machine away, and it is counted in full",
+              boots[quiet]["export_dropped"], boot_written[quiet])
+        check(boots[mid]["export_dropped"] > 0, "the burst's own rotated items count on its boot too")
+        # Node-wide: the boots' items, and the two "registered" events written before either machine had a boot.
+        no_boot = sum(k for (_, boot), k in kept.items() if boot == "")
+        check(rotated == sum(per_boot.values()) + 2 - no_boot,
+              "every rotated item counts node-wide, the boots' on their boots as well", rotated, per_boot, no_boot)
+        log("json-rotate: quiet machine %d items rotated away of %d, burst %d of %d; node-wide %d" %
+            (boots[quiet]["export_dropped"], boot_written[quiet], boots[mid]["export_dropped"], boot_written[mid],
+             rotated))
         for p in (path + ".1", path):
             st = os.stat(p)
             check(0 < st.st_size <= bound, "%s within the bound" % p, st.st_size)

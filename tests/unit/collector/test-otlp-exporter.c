@@ -3,7 +3,8 @@
  * mapping is fixed wait for it and are exported with it — the time the logs API shows, to the nanosecond — in
  * seq order, read back from the log store (the boot file or memory), also when the mapping is fixed by the end of
  * the connection, by shutdown, or when the boot is evicted right after; records that can no longer be read are
- * counted (`unreadable`), never lost silently. Driven through real sessions, exporting to the OTLP/JSON file. */
+ * counted (`unreadable`), never lost silently. And the file's rotation: the items of each boot it deletes count in
+ * the boot's export_dropped. Driven through real sessions, exporting to the OTLP/JSON file. */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,8 @@ typedef struct World {
         Store *store;
         SessionContext ctx;
         OtlpExporter *exporter;
+        uint64_t file_max_bytes; /* 0: the default */
+        size_t batch_items;      /* 0: the default */
 } World;
 
 static void world_open(World *w, bool with_store, uint64_t max_log_bytes, size_t max_boots) {
@@ -57,6 +60,10 @@ static void world_open(World *w, bool with_store, uint64_t max_log_bytes, size_t
         otlp_config_init(&oc);
         snprintf(w->file, sizeof(w->file), "%s/otlp.jsonl", w->dir);
         oc.file_path = w->file;
+        if (w->file_max_bytes > 0)
+                oc.file_max_bytes = w->file_max_bytes;
+        if (w->batch_items > 0)
+                oc.batch_items = w->batch_items;
         assert_int_equal(otlp_exporter_new(w->event, w->registry, w->store, &w->stats, &oc, &w->exporter), 0);
 }
 
@@ -408,6 +415,201 @@ static void test_no_mapping_at_all(void **state) {
         test_logs_free(&logs);
 }
 
+/* Items of the file's generations by boot id ("" for items without a boot). */
+#define TALLY_KEYS 8
+typedef struct Tally {
+        char key[TALLY_KEYS][32];
+        uint64_t n[TALLY_KEYS];
+        size_t n_keys;
+} Tally;
+
+static void tally_add(Tally *t, const char *key) {
+        size_t i = 0;
+        while (i < t->n_keys && strcmp(t->key[i], key) != 0)
+                i++;
+        if (i == t->n_keys) {
+                assert_true(i < TALLY_KEYS);
+                snprintf(t->key[i], sizeof(t->key[i]), "%s", key);
+                t->n_keys++;
+        }
+        t->n[i]++;
+}
+
+static uint64_t tally_get(const Tally *t, const char *key) {
+        for (size_t i = 0; i < t->n_keys; i++)
+                if (strcmp(t->key[i], key) == 0)
+                        return t->n[i];
+        return 0;
+}
+
+static uint64_t tally_sum(const Tally *t) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < t->n_keys; i++)
+                n += t->n[i];
+        return n;
+}
+
+/* Every item seen in the file's generations so far, by a hash of it and its resource. */
+typedef struct Seen {
+        uint64_t *v;
+        size_t n, cap;
+} Seen;
+
+static bool seen_add(Seen *s, uint64_t h) {
+        for (size_t i = 0; i < s->n; i++)
+                if (s->v[i] == h)
+                        return false;
+        if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 256;
+                s->v = realloc(s->v, s->cap * sizeof(uint64_t));
+                assert_non_null(s->v);
+        }
+        s->v[s->n++] = h;
+        return true;
+}
+
+static uint64_t fnv(const char *p, uint64_t h) {
+        for (; *p; p++)
+                h = (h ^ (uint8_t) *p) * UINT64_C(1099511628211);
+        return h;
+}
+
+/* The items of one file (spans, log records, events) into now by boot, and those never seen before into ever. */
+static void scan_items(const char *path, Seen *seen, Tally *ever, Tally *now) {
+        static const char *const keys[2][3] = {
+                { "resourceSpans", "scopeSpans", "spans" },
+                { "resourceLogs", "scopeLogs", "logRecords" },
+        };
+        FILE *f = fopen(path, "re");
+        char *line = NULL;
+        size_t cap = 0;
+
+        if (!f)
+                return;
+        while (getline(&line, &cap, f) > 0) {
+                json_t *o = json_loads(line, 0, NULL), *r, *sc, *item;
+                size_t i, j, k;
+                assert_non_null(o);
+                for (size_t x = 0; x < 2; x++)
+                        json_array_foreach(json_object_get(o, keys[x][0]), i, r) {
+                                json_t *res = json_object_get(r, "resource");
+                                const char *boot = attr_string(json_object_get(res, "attributes"), "tether.boot.id");
+                                char *rd = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
+                                uint64_t rh = fnv(rd, UINT64_C(14695981039346656037));
+                                free(rd);
+                                json_array_foreach(json_object_get(r, keys[x][1]), j, sc)
+                                        json_array_foreach(json_object_get(sc, keys[x][2]), k, item) {
+                                        char *d = json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
+                                        tally_add(now, boot ?: "");
+                                        if (seen_add(seen, fnv(d, rh)))
+                                                tally_add(ever, boot ?: "");
+                                        free(d);
+                                }
+                        }
+                json_decref(o);
+        }
+        free(line);
+        fclose(f);
+}
+
+typedef struct Generations {
+        World *world;
+        Seen seen;
+        Tally ever;
+        uint64_t bytes_seen; /* the file bytes written when last looked at */
+} Generations;
+
+/* Writes what is queued and looks at both files. Less than a generation was written since the last look, so
+ * that nothing was written and rotated away unseen. */
+static void look(Generations *g) {
+        World *w = g->world;
+        char prev[160];
+        Tally now = {};
+
+        run_loop(w);
+        uint64_t bytes = w->stats.export.bytes[EXPORT_SIGNAL_TRACES] + w->stats.export.bytes[EXPORT_SIGNAL_LOGS];
+        assert_true(bytes - g->bytes_seen < w->file_max_bytes);
+        g->bytes_seen = bytes;
+        snprintf(prev, sizeof(prev), "%s.1", w->file);
+        scan_items(prev, &g->seen, &g->ever, &now);
+        scan_items(w->file, &g->seen, &g->ever, &now);
+}
+
+/* What the two files hold now, by boot. */
+static Tally kept(World *w) {
+        char prev[160];
+        Seen scratch = {};
+        Tally ever = {}, now = {};
+
+        snprintf(prev, sizeof(prev), "%s.1", w->file);
+        scan_items(prev, &scratch, &ever, &now);
+        scan_items(w->file, &scratch, &ever, &now);
+        free(scratch.v);
+        return now;
+}
+
+/* A rotation that deletes <path>.1 counts each boot's items in it (log lines, spans, events) in the boot's
+ * export_dropped, exactly: what it wrote minus what the two files still hold of it. A boot forgotten before
+ * (evicted by the next one of its machine, some of its items still queued then) counts node-wide only. */
+static void test_rotation_counted_per_boot(void **state) {
+        World *w = *state;
+        Generations g = { .world = w };
+
+        /* One item per line: every look sees the lines of everything written. 16 KiB: about 20 lines. */
+        w->file_max_bytes = 16 * 1024;
+        w->batch_items = 1;
+        world_open(w, false, 0, 1);
+        Machine *a = test_register_machine(w->registry, w->store, "vm-a", 10);
+        Machine *f = test_register_machine(w->registry, w->store, "vm-f", 11);
+
+        Session *s = test_connect(&w->ctx, a, "boot-1");
+        answer_probe(s, 5 * S + 7 * MS);
+        for (uint64_t k = 0; k < 4; k++) {
+                feed_logs(s, 1 + 3 * k, 3, "one");
+                look(&g);
+        }
+        feed_logs(s, 13, 1, "one");
+        end_session(s);
+        /* boot-1 is evicted (one boot per machine) with its last items still queued. */
+        s = test_connect(&w->ctx, a, "boot-2");
+        answer_probe(s, 5 * S + 7 * MS);
+        Boot *two = a->current;
+        feed_logs(s, 1, 3, "two");
+        look(&g);
+
+        Session *fs = test_connect(&w->ctx, f, "boot-f");
+        answer_probe(fs, 5 * S + 7 * MS);
+        Boot *flood = f->current;
+        for (uint64_t k = 0; k < 80; k++) {
+                feed_logs(fs, 1 + 4 * k, 4, "flood");
+                look(&g);
+        }
+        end_session(fs);
+        look(&g);
+        feed_logs(s, 4, 3, "two");
+        end_session(s);
+        look(&g);
+        otlp_exporter_shutdown(w->exporter);
+        look(&g);
+
+        Tally now = kept(w);
+        assert_true(tally_get(&g.ever, "boot-1") > 0);
+        assert_int_equal(tally_get(&now, "boot-1"), 0); /* every item rotated away: counted node-wide only */
+        assert_true(tally_get(&g.ever, "boot-2") > tally_get(&now, "boot-2"));
+        assert_int_equal(two->export_dropped, tally_get(&g.ever, "boot-2") - tally_get(&now, "boot-2"));
+        assert_true(tally_get(&g.ever, "boot-f") > tally_get(&now, "boot-f"));
+        assert_int_equal(flood->export_dropped, tally_get(&g.ever, "boot-f") - tally_get(&now, "boot-f"));
+        uint64_t rotated = 0;
+        for (size_t sig = 0; sig < _EXPORT_SIGNAL_MAX; sig++)
+                for (size_t i = 0; i < _EXPORT_DROP_REASON_MAX; i++)
+                        if (i == EXPORT_DROP_ROTATED)
+                                rotated += w->stats.export.dropped[sig][i];
+                        else
+                                assert_int_equal(w->stats.export.dropped[sig][i], 0);
+        assert_int_equal(rotated, tally_sum(&g.ever) - tally_sum(&now));
+        free(g.seen.v);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_nothing_exported_with_the_provisional_mapping, setup, teardown),
@@ -419,6 +621,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_fixed_by_end_store, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_machine_deleted_while_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_mapping_at_all, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rotation_counted_per_boot, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

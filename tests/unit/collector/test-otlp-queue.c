@@ -68,6 +68,21 @@ static Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *deco
         return req;
 }
 
+/* The batch's resources in request order, each with its item count (what the exporter counts per boot). */
+static void check_groups(
+        const OtlpBatch *batch, OtlpBlob *first, size_t first_items, OtlpBlob *second, size_t second_items) {
+        OtlpBlob *res = NULL;
+        size_t items = 0;
+
+        assert_int_equal(otlp_batch_group(batch, 0, &res, &items), 0);
+        assert_ptr_equal(res, first);
+        assert_int_equal(items, first_items);
+        assert_int_equal(otlp_batch_group(batch, 1, &res, &items), 0);
+        assert_ptr_equal(res, second);
+        assert_int_equal(items, second_items);
+        assert_int_equal(otlp_batch_group(batch, 2, &res, &items), -ENOENT);
+}
+
 static void test_batches(void **state) {
         OtlpQueueLimits lim = {
                 .max_bytes = 1 << 20,
@@ -102,6 +117,7 @@ static void test_batches(void **state) {
         assert_int_equal(batch->items, 4);
         assert_int_equal(batch->keys, 3);
         assert_false(batch->gzip);
+        check_groups(batch, a, 2, b, 2);
         Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *req = decode(batch);
         assert_int_equal(req->n_resource_logs, 2);
         for (size_t r = 0; r < 2; r++) {
@@ -210,6 +226,7 @@ static void test_json_batch(void **state) {
         (void) otlp_queue_seal(q, 0, true);
         assert_int_equal(otlp_queue_take(q, &batch, &dropped), 0);
         assert_true(batch->ready);
+        check_groups(batch, a, 2, b, 1);
         size_t len = 0;
         char line[8192];
         for (size_t i = 0; i < batch->n_iov; i++) {
