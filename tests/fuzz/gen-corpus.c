@@ -4,7 +4,8 @@
  *                    the classic refusals;
  *   store-replay/    state directories: boot files as tetherd writes them, torn, corrupt, evicted, stray files,
  *                    conflicting registrations;
- *   api/             requests to every endpoint, valid and not.
+ *   api/             requests to every endpoint, valid and not;
+ *   libvirt-xml/     domain XML as libvirt writes it, with and without tether metadata, and the refusals.
  * Seeds are named seed-*, so rerunning replaces them and leaves inputs the fuzzer found alone. (render's seeds
  * are fuzz-session's inputs: the input format is the same.) Run with: ninja -C BUILD fuzz-corpus */
 
@@ -470,6 +471,77 @@ static int generate_api(const char *dir) {
         return 0;
 }
 
+/* ---- libvirt-xml: the domain XML (see fuzz-libvirt-xml.c) ---- */
+
+#define LIBVIRT_UUID "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
+#define LIBVIRT_NS "https://tether.dev/xmlns/libvirt/1"
+/* A domain as `virsh dumpxml` shows it, around the devices and metadata given. */
+#define LIBVIRT_DOMAIN(devices, metadata)                                  \
+        "<domain type='kvm' id='3'>\n"                                     \
+        "  <name>vm-42</name>\n"                                           \
+        "  <uuid>" LIBVIRT_UUID                                            \
+        "</uuid>\n"                                                        \
+        "  <metadata>" metadata                                            \
+        "</metadata>\n"                                                    \
+        "  <memory unit='KiB'>1048576</memory>\n"                          \
+        "  <vcpu placement='static'>2</vcpu>\n"                            \
+        "  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>\n" \
+        "  <devices>\n"                                                    \
+        "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n" devices   \
+        "  </devices>\n"                                                   \
+        "</domain>\n"
+#define LIBVIRT_VSOCK(cid) "    <vsock model='virtio'><cid auto='no' address='" cid "'/></vsock>\n"
+#define LIBVIRT_MACHINE(attrs) "<tether:machine xmlns:tether='" LIBVIRT_NS "' " attrs "/>"
+
+static int generate_libvirt_xml(const char *dir) {
+        static const struct {
+                const char *name, *text;
+        } seeds[] = {
+                { "vsock", LIBVIRT_DOMAIN(LIBVIRT_VSOCK("42"), "") },
+                { "vsock-auto", LIBVIRT_DOMAIN("    <vsock model='virtio'><cid auto='yes'/></vsock>\n", "") },
+                { "plain", LIBVIRT_DOMAIN("    <disk type='file' device='disk'/>\n", "") },
+                { "metadata-full",
+                  LIBVIRT_DOMAIN(
+                          LIBVIRT_VSOCK("42"),
+                          LIBVIRT_MACHINE("id='vm-42' request-id='req-1' service='api' ready='source:sd_notify' "
+                                          "traceparent='00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'")) },
+                { "metadata-uds", LIBVIRT_DOMAIN("", LIBVIRT_MACHINE("id='vm-42' uds-path='/run/vm-42/vsock.sock'")) },
+                { "metadata-cid", LIBVIRT_DOMAIN("", LIBVIRT_MACHINE("cid='7' ready='milestone:db-up'")) },
+                { "metadata-cid-and-uds",
+                  LIBVIRT_DOMAIN(LIBVIRT_VSOCK("42"), LIBVIRT_MACHINE("cid='7' uds-path='/run/x.sock'")) },
+                { "metadata-bad-cid", LIBVIRT_DOMAIN(LIBVIRT_VSOCK("2"), LIBVIRT_MACHINE("cid='4294967295'")) },
+                { "metadata-invalid-values",
+                  LIBVIRT_DOMAIN(
+                          LIBVIRT_VSOCK("42"),
+                          LIBVIRT_MACHINE("id='../../etc' traceparent='nope' ready='sometimes' "
+                                          "uds-path='/run//x/'")) },
+                { "metadata-other-namespace",
+                  LIBVIRT_DOMAIN(
+                          LIBVIRT_VSOCK("42"),
+                          "<other:machine xmlns:other='https://example.com/other' id='x'/>"
+                          "<machine id='y'/>") },
+                { "uppercase-uuid",
+                  "<domain><uuid>4DEA22B3-1D52-D8F3-2516-782E98AB3FA0</uuid><name>caf\xc3\xa9 &amp; "
+                  "&#x1F600;<![CDATA[<x>]]></name><devices><vsock/></devices></domain>" },
+                { "entities",
+                  "<?xml version='1.0'?>\n<!DOCTYPE domain [<!ENTITY a 'aaaaaaaa'><!ENTITY b '&a;&a;&a;&a;'>"
+                  "<!ENTITY ext SYSTEM 'file:///etc/passwd'>]>\n<domain><uuid>" LIBVIRT_UUID
+                  "</uuid><name>&b;&ext;</name><metadata>" LIBVIRT_MACHINE("request-id='&b;'") "</metadata></domain>" },
+                { "not-a-domain", "<network><name>default</name><uuid>" LIBVIRT_UUID "</uuid></network>" },
+                { "namespaced-root", "<x:domain xmlns:x='urn:x'><uuid>" LIBVIRT_UUID "</uuid></x:domain>" },
+                { "no-uuid", "<domain><name>x</name><uuid>not-a-uuid</uuid></domain>" },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(seeds); i++) {
+                Seed s = { .data = (uint8_t *) seeds[i].text, .len = strlen(seeds[i].text) };
+                r = seed_write(dir, seeds[i].name, &s);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -478,6 +550,7 @@ int main(int argc, char **argv) {
                 { "frame-envelope", generate_frame_envelope },
                 { "store-replay", generate_store_replay },
                 { "api", generate_api },
+                { "libvirt-xml", generate_libvirt_xml },
         };
         int r;
 
