@@ -65,9 +65,9 @@ int otlp_parse_retry_after(const char *value, uint64_t now_unix_ns, uint64_t *re
                         end++;
                 if (*end != '\0')
                         continue;
+                /* strptime() reads years 0..9999, which timegm() cannot overflow: -1 is 1969-12-31 23:59:59, a
+                 * date in the past like any other, not an error. */
                 time_t t = timegm(&tm);
-                if (t == (time_t) -1)
-                        return -EINVAL;
                 uint64_t at = (uint64_t) (t < 0 ? 0 : t) * NSEC_PER_SEC;
                 uint64_t d = at > now_unix_ns ? at - now_unix_ns : 0;
                 *ret_ns = MIN(d, RETRY_AFTER_MAX_S * NSEC_PER_SEC);
