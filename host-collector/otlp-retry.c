@@ -65,12 +65,18 @@ int otlp_parse_retry_after(const char *value, uint64_t now_unix_ns, uint64_t *re
                         end++;
                 if (*end != '\0')
                         continue;
+                /* strptime() reads years 0..9999, which timegm() cannot overflow: -1 is 1969-12-31 23:59:59, a
+                 * date in the past like any other, not an error. */
                 time_t t = timegm(&tm);
-                if (t == (time_t) -1)
-                        return -EINVAL;
-                uint64_t at = (uint64_t) (t < 0 ? 0 : t) * NSEC_PER_SEC;
-                uint64_t d = at > now_unix_ns ? at - now_unix_ns : 0;
-                *ret_ns = MIN(d, RETRY_AFTER_MAX_S * NSEC_PER_SEC);
+                /* In whole seconds first: nanoseconds since 1970 overflow 64 bits in 2554, and a later date must
+                 * still be capped, not wrap around to a short delay. */
+                uint64_t at_s = t < 0 ? 0 : (uint64_t) t, now_s = now_unix_ns / NSEC_PER_SEC;
+                if (at_s <= now_s)
+                        *ret_ns = 0;
+                else if (at_s - now_s > RETRY_AFTER_MAX_S)
+                        *ret_ns = RETRY_AFTER_MAX_S * NSEC_PER_SEC;
+                else
+                        *ret_ns = (at_s - now_s) * NSEC_PER_SEC - now_unix_ns % NSEC_PER_SEC;
                 return 0;
         }
         return -EINVAL;

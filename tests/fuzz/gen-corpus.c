@@ -4,7 +4,9 @@
  *                    the classic refusals;
  *   store-replay/    state directories: boot files as tetherd writes them, torn, corrupt, evicted, stray files,
  *                    conflicting registrations;
- *   api/             requests to every endpoint, valid and not.
+ *   api/             requests to every endpoint, valid and not;
+ *   libvirt-xml/     domain XML as libvirt writes it, with and without tether metadata, and the refusals;
+ *   otlp-response/   backend answers: statuses, partial_success bodies, Retry-After values and dates.
  * Seeds are named seed-*, so rerunning replaces them and leaves inputs the fuzzer found alone. (render's seeds
  * are fuzz-session's inputs: the input format is the same.) Run with: ninja -C BUILD fuzz-corpus */
 
@@ -470,6 +472,216 @@ static int generate_api(const char *dir) {
         return 0;
 }
 
+/* ---- libvirt-xml: the domain XML (see fuzz-libvirt-xml.c) ---- */
+
+#define LIBVIRT_UUID "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
+#define LIBVIRT_NS "https://tether.dev/xmlns/libvirt/1"
+/* A domain as `virsh dumpxml` shows it, around the devices and metadata given. */
+#define LIBVIRT_DOMAIN(devices, metadata)                                  \
+        "<domain type='kvm' id='3'>\n"                                     \
+        "  <name>vm-42</name>\n"                                           \
+        "  <uuid>" LIBVIRT_UUID                                            \
+        "</uuid>\n"                                                        \
+        "  <metadata>" metadata                                            \
+        "</metadata>\n"                                                    \
+        "  <memory unit='KiB'>1048576</memory>\n"                          \
+        "  <vcpu placement='static'>2</vcpu>\n"                            \
+        "  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>\n" \
+        "  <devices>\n"                                                    \
+        "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n" devices   \
+        "  </devices>\n"                                                   \
+        "</domain>\n"
+#define LIBVIRT_VSOCK(cid) "    <vsock model='virtio'><cid auto='no' address='" cid "'/></vsock>\n"
+#define LIBVIRT_MACHINE(attrs) "<tether:machine xmlns:tether='" LIBVIRT_NS "' " attrs "/>"
+
+static int generate_libvirt_xml(const char *dir) {
+        static const struct {
+                const char *name, *text;
+        } seeds[] = {
+                { "vsock", LIBVIRT_DOMAIN(LIBVIRT_VSOCK("42"), "") },
+                { "vsock-auto", LIBVIRT_DOMAIN("    <vsock model='virtio'><cid auto='yes'/></vsock>\n", "") },
+                { "plain", LIBVIRT_DOMAIN("    <disk type='file' device='disk'/>\n", "") },
+                { "metadata-full",
+                  LIBVIRT_DOMAIN(
+                          LIBVIRT_VSOCK("42"),
+                          LIBVIRT_MACHINE("id='vm-42' request-id='req-1' service='api' ready='source:sd_notify' "
+                                          "traceparent='00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'")) },
+                { "metadata-uds", LIBVIRT_DOMAIN("", LIBVIRT_MACHINE("id='vm-42' uds-path='/run/vm-42/vsock.sock'")) },
+                { "metadata-cid", LIBVIRT_DOMAIN("", LIBVIRT_MACHINE("cid='7' ready='milestone:db-up'")) },
+                { "metadata-cid-and-uds",
+                  LIBVIRT_DOMAIN(LIBVIRT_VSOCK("42"), LIBVIRT_MACHINE("cid='7' uds-path='/run/x.sock'")) },
+                { "metadata-bad-cid", LIBVIRT_DOMAIN(LIBVIRT_VSOCK("2"), LIBVIRT_MACHINE("cid='4294967295'")) },
+                { "metadata-invalid-values",
+                  LIBVIRT_DOMAIN(
+                          LIBVIRT_VSOCK("42"),
+                          LIBVIRT_MACHINE("id='../../etc' traceparent='nope' ready='sometimes' "
+                                          "uds-path='/run//x/'")) },
+                { "metadata-other-namespace",
+                  LIBVIRT_DOMAIN(
+                          LIBVIRT_VSOCK("42"),
+                          "<other:machine xmlns:other='https://example.com/other' id='x'/>"
+                          "<machine id='y'/>") },
+                { "uppercase-uuid",
+                  "<domain><uuid>4DEA22B3-1D52-D8F3-2516-782E98AB3FA0</uuid><name>caf\xc3\xa9 &amp; "
+                  "&#x1F600;<![CDATA[<x>]]></name><devices><vsock/></devices></domain>" },
+                { "entities",
+                  "<?xml version='1.0'?>\n<!DOCTYPE domain [<!ENTITY a 'aaaaaaaa'><!ENTITY b '&a;&a;&a;&a;'>"
+                  "<!ENTITY ext SYSTEM 'file:///etc/passwd'>]>\n<domain><uuid>" LIBVIRT_UUID
+                  "</uuid><name>&b;&ext;</name><metadata>" LIBVIRT_MACHINE("request-id='&b;'") "</metadata></domain>" },
+                { "not-a-domain", "<network><name>default</name><uuid>" LIBVIRT_UUID "</uuid></network>" },
+                { "namespaced-root", "<x:domain xmlns:x='urn:x'><uuid>" LIBVIRT_UUID "</uuid></x:domain>" },
+                { "no-uuid", "<domain><name>x</name><uuid>not-a-uuid</uuid></domain>" },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(seeds); i++) {
+                Seed s = { .data = (uint8_t *) seeds[i].text, .len = strlen(seeds[i].text) };
+                r = seed_write(dir, seeds[i].name, &s);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- otlp-response: a 29-byte header, the Retry-After value, the body (see fuzz-otlp-response.c) ---- */
+
+typedef struct OtlpAnswer {
+        const char *name;
+        uint8_t date_mode;
+        uint16_t status;
+        uint64_t now_s;
+        int64_t date_s;
+        uint8_t attempt;
+        uint32_t random;
+        uint32_t max_ms;
+        const char *retry_after; /* NULL: none */
+        const char *body;        /* protobuf; NULL: empty */
+        size_t body_len;
+} OtlpAnswer;
+
+static int seed_append_le(Seed *s, uint64_t v, size_t n) {
+        uint8_t le[8];
+        for (size_t i = 0; i < n; i++)
+                le[i] = (uint8_t) (v >> (8 * i));
+        return seed_append(s, le, n);
+}
+
+static int seed_otlp_answer(const char *dir, const OtlpAnswer *a) {
+        Seed s = {};
+        int r;
+
+        TRY(seed_append(&s, &a->date_mode, 1));
+        TRY(seed_append_le(&s, a->status, 2));
+        TRY(seed_append_le(&s, a->now_s * UINT64_C(1000000000), 8));
+        TRY(seed_append_le(&s, (uint64_t) a->date_s, 8));
+        TRY(seed_append(&s, &a->attempt, 1));
+        TRY(seed_append_le(&s, a->random, 4));
+        TRY(seed_append_le(&s, a->max_ms - 1, 4));
+        TRY(seed_append_le(&s, a->retry_after ? strlen(a->retry_after) + 1 : 0, 1));
+        if (a->retry_after)
+                TRY(seed_append(&s, a->retry_after, strlen(a->retry_after)));
+        if (a->body)
+                TRY(seed_append(&s, a->body, a->body_len));
+        TRY(seed_write(dir, a->name, &s));
+finish:
+        free(s.data);
+        return r;
+}
+
+/* partial_success (field 1) holding rejected (field 1, varint) and error_message (field 2). */
+#define PARTIAL(rejected, message) "\x0a" rejected message
+static const char partial_3[] = PARTIAL(
+        "\x0d\x08\x03",
+        "\x12\x09"
+        "bad spans");
+static const char partial_negative[] = PARTIAL("\x0b\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "");
+static const char partial_max[] = PARTIAL("\x0a\x08\xff\xff\xff\xff\xff\xff\xff\xff\x7f", "");
+static const char partial_empty[] = "\x0a\x00";
+static const char truncated[] = "\x0a\x05\x08";
+static const char unknown_field[] = "\x1a\x03xyz\x0a\x02\x08\x01";
+static const char bad_utf8_message[] = PARTIAL("\x06\x08\x01", "\x12\x02\xc0\x80");
+
+static int generate_otlp_response(const char *dir) {
+        /* Sun, 06 Nov 1994 08:49:37 GMT, and now 7 s before it. */
+        const uint64_t date = 784111777, now = date - 7;
+        const OtlpAnswer answers[] = {
+                { .name = "ok", .status = 200, .now_s = now, .max_ms = 5000 },
+#define BODY(b) .body = b, .body_len = sizeof(b) - 1
+                { .name = "partial", .status = 200, .now_s = now, .max_ms = 5000, BODY(partial_3) },
+                { .name = "partial-negative", .status = 200, .now_s = now, .max_ms = 5000, BODY(partial_negative) },
+                { .name = "partial-max", .status = 202, .now_s = now, .max_ms = 5000, BODY(partial_max) },
+                { .name = "partial-empty", .status = 200, .now_s = now, .max_ms = 5000, BODY(partial_empty) },
+                { .name = "partial-truncated", .status = 200, .now_s = now, .max_ms = 5000, BODY(truncated) },
+                { .name = "partial-unknown-field", .status = 200, .now_s = now, .max_ms = 5000, BODY(unknown_field) },
+                { .name = "partial-bad-utf8", .status = 200, .now_s = now, .max_ms = 5000, BODY(bad_utf8_message) },
+#undef BODY
+                { .name = "retry-after-and-partial",
+                  .status = 429,
+                  .now_s = now,
+                  .max_ms = 5000,
+                  .retry_after = "2",
+                  .body = partial_3,
+                  .body_len = sizeof(partial_3) - 1 },
+                { .name = "reject-400", .status = 400, .now_s = now, .max_ms = 5000, .body = "{}", .body_len = 2 },
+                { .name = "no-answer", .status = 0, .now_s = now, .attempt = 5, .random = 0x80000000, .max_ms = 5000 },
+                { .name = "retry-after-120", .status = 429, .now_s = now, .max_ms = 5000, .retry_after = "120" },
+                { .name = "retry-after-blanks", .status = 503, .now_s = now, .max_ms = 5000, .retry_after = " 0 \r" },
+                { .name = "retry-after-huge",
+                  .status = 503,
+                  .now_s = now,
+                  .attempt = 40,
+                  .random = UINT32_MAX,
+                  .max_ms = 3600000,
+                  .retry_after = "99999999999999999999999" },
+                { .name = "retry-after-imf",
+                  .status = 503,
+                  .now_s = now,
+                  .max_ms = 5000,
+                  .retry_after = "Sun, 06 Nov 1994 08:49:37 GMT" },
+                { .name = "retry-after-rfc850",
+                  .status = 502,
+                  .now_s = now,
+                  .max_ms = 5000,
+                  .retry_after = "Sunday, 06-Nov-94 08:49:37 GMT" },
+                { .name = "retry-after-asctime",
+                  .status = 504,
+                  .now_s = now,
+                  .max_ms = 5000,
+                  .retry_after = "Sun Nov  6 08:49:37 1994" },
+                { .name = "retry-after-junk", .status = 429, .now_s = now, .max_ms = 1, .retry_after = "12abc" },
+                { .name = "retry-after-word", .status = 429, .now_s = now, .max_ms = 1, .retry_after = "soon" },
+                { .name = "retry-after-empty", .status = 429, .now_s = now, .max_ms = 1, .retry_after = "" },
+                /* Dates the target formats itself: absolute, and relative to now (ahead, behind, beyond 1 h). */
+                { .name = "date-imf", .date_mode = 1, .status = 503, .now_s = now, .date_s = date, .max_ms = 5000 },
+                { .name = "date-rfc850-ahead",
+                  .date_mode = 0x82,
+                  .status = 503,
+                  .now_s = 1796000000,
+                  .date_s = 30,
+                  .max_ms = 5000 },
+                { .name = "date-asctime-behind",
+                  .date_mode = 0x83,
+                  .status = 429,
+                  .now_s = 1796000000,
+                  .date_s = -30,
+                  .max_ms = 5000 },
+                { .name = "date-imf-beyond-cap",
+                  .date_mode = 0x81,
+                  .status = 429,
+                  .now_s = 1796000000,
+                  .date_s = 86400,
+                  .max_ms = 5000 },
+        };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(answers); i++) {
+                r = seed_otlp_answer(dir, &answers[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct {
                 const char *name;
@@ -478,6 +690,8 @@ int main(int argc, char **argv) {
                 { "frame-envelope", generate_frame_envelope },
                 { "store-replay", generate_store_replay },
                 { "api", generate_api },
+                { "libvirt-xml", generate_libvirt_xml },
+                { "otlp-response", generate_otlp_response },
         };
         int r;
 

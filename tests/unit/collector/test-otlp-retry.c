@@ -40,6 +40,10 @@ static void test_retry_after(void **state) {
         assert_int_equal(d, 7 * NSEC_PER_SEC);
         assert_int_equal(otlp_parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now, &d), 0);
         assert_int_equal(d, 0); /* in the past */
+        assert_int_equal(otlp_parse_retry_after("Wed, 31 Dec 1969 23:59:59 GMT", now, &d), 0);
+        assert_int_equal(d, 0); /* timegm()'s -1, a date like any other */
+        assert_int_equal(otlp_parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now, &d), 0);
+        assert_int_equal(d, 3600 * NSEC_PER_SEC); /* beyond 2554, where nanoseconds since 1970 overflow */
         d = 5;
         assert_int_equal(otlp_parse_retry_after("soon", now, &d), -EINVAL);
         assert_int_equal(otlp_parse_retry_after("12abc", now, &d), -EINVAL);
