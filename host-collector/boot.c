@@ -125,6 +125,8 @@ Boot *boot_free(Boot *b) {
 int boot_update_from_hello(Boot *b, const Tether__Hello *h, uint64_t recv_unix_ns) {
         char *hostname = NULL, *kernel = NULL, *version = NULL;
 
+        b->last_hello_unix_ns = MAX(b->last_hello_unix_ns, recv_unix_ns);
+
         if (strdup_or_null(h->hostname, &hostname) < 0 || strdup_or_null(h->kernel_release, &kernel) < 0 ||
             strdup_or_null(h->agent_version, &version) < 0) {
                 free(hostname);

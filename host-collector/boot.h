@@ -124,6 +124,9 @@ typedef struct Boot {
          * boottime: one-way, no error bound, never reported as one). It is provisional until clock_fixed, then
          * never changes again (boot_fix_clock()): whatever was shown or exported stays consistent with what
          * comes later. Later probes only go to clock_latest, which measures drift. */
+        /* When the newest Hello of this boot was received: after a restart the boot with the newest one is current
+         * again, also when an agent resumed an older boot (registry_start_boot()). */
+        uint64_t last_hello_unix_ns;
         bool hello_offset_valid;
         int64_t hello_offset_ns;
         ClockEstimate clock;

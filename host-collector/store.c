@@ -1320,6 +1320,11 @@ static int load_machine(Store *s, Registry *reg, const char *id, StoreLoadReport
                         return r;
         }
 
+        /* Current is the boot whose agent said Hello last, as it was before the restart (an agent may resume an
+         * older boot); the newest index when none said it later. */
+        for (size_t i = 0; i < m->n_boots; i++)
+                if (m->current && m->boots[i]->last_hello_unix_ns > m->current->last_hello_unix_ns)
+                        m->current = m->boots[i];
         /* A boot's mapping never changes once shown: one loaded from a file of an older tetherd (no fixed 'C'
          * entry) keeps what it was shown with before the restart. */
         for (size_t i = 0; i < m->n_boots; i++)

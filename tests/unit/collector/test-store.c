@@ -319,6 +319,45 @@ static void test_boot_eviction_and_delete_remove_files(void **state) {
         assert_null(registry_find(w->registry, "vm-3"));
 }
 
+/* An agent that resumes an older boot makes it current; a restart keeps it so (not the newest index). */
+static void test_resumed_boot_current_after_restart(void **state) {
+        World *w = *state;
+        Bytes in = {};
+
+        world_open(w, 4, 0);
+        Machine *m = register_machine(w, "vm-4", 45);
+        const char *order[] = { "boot-a", "boot-b", "boot-a" };
+        for (size_t i = 0; i < 3; i++) {
+                hello_frame(&in, order[i], "guest");
+                Session *s = connect_and_feed(w, m, &in, NULL);
+                session_end(s, CLOSE_EOF);
+                session_free(s);
+        }
+        assert_int_equal(m->n_boots, 2);
+        assert_string_equal(m->current->boot_id, "boot-a");
+        assert_int_equal(m->current->index, 1);
+
+        world_close(w);
+        StoreLoadReport report;
+        world_open(w, 4, 0);
+        assert_int_equal(store_load(w->store, w->registry, &report), 0);
+        m = registry_find(w->registry, "vm-4");
+        assert_non_null(m);
+        assert_int_equal(m->n_boots, 2);
+        assert_string_equal(m->current->boot_id, "boot-a");
+
+        /* And the newest boot when it said Hello last. */
+        hello_frame(&in, "boot-b", "guest");
+        Session *s = connect_and_feed(w, m, &in, NULL);
+        session_end(s, CLOSE_EOF);
+        session_free(s);
+        world_close(w);
+        world_open(w, 4, 0);
+        assert_int_equal(store_load(w->store, w->registry, &report), 0);
+        m = registry_find(w->registry, "vm-4");
+        assert_string_equal(m->current->boot_id, "boot-b");
+}
+
 static void test_disk_bound_counted(void **state) {
         World *w = *state;
         Bytes in = {};
@@ -516,6 +555,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_eviction_and_delete_remove_files, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resumed_boot_current_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disk_bound_counted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_machine_file_skipped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_save_machine_off_the_loop, setup, teardown),
