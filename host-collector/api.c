@@ -28,7 +28,6 @@
 #include "macro.h"
 #include "metrics.h"
 #include "render.h"
-#include "server.h"
 #include "socket-util.h"
 #include "stitch.h"
 #include "time-util.h"
@@ -109,7 +108,7 @@ struct Stream {
 };
 
 struct Api {
-        Server *server;
+        Manager *manager;
         sd_event *event;
         LIST_HEAD(ApiDaemon, daemons);
         LIST_HEAD(Request, waiters);
@@ -447,7 +446,7 @@ static int on_log_entry(const LogEntry *e, void *userdata) {
 }
 
 static int stream_fill_logs(Stream *s) {
-        Registry *reg = s->api->server->registry;
+        Registry *reg = s->api->manager->registry;
         Machine *m = registry_find(reg, s->machine_id);
         Boot *b;
         int r;
@@ -494,7 +493,7 @@ static int stream_fill_logs(Stream *s) {
         }
 
         LogFill fill = { .stream = s, .machine = m, .boot = b };
-        r = log_store_read(s->api->server->store, b, &s->log_cursor, on_log_entry, &fill);
+        r = log_store_read(s->api->manager->store, b, &s->log_cursor, on_log_entry, &fill);
         if (r < 0)
                 return r;
         if (r == 0) {
@@ -508,7 +507,7 @@ static int stream_fill_logs(Stream *s) {
 }
 
 static int stream_fill_events(Stream *s) {
-        const EventLog *l = s->api->server->registry->events;
+        const EventLog *l = s->api->manager->registry->events;
         size_t i = event_log_find_after(l, s->cursor);
         int r;
 
@@ -669,7 +668,7 @@ static enum MHD_Result handle_spans(Api *a, Request *req, Machine *m) {
                         boot && strcmp(boot, "current") != 0 ? "no such boot" : "not booted yet");
         StitchContext ctx = {
                 .machine_id = m->id,
-                .node_id = a->server->registry->config.node_id,
+                .node_id = a->manager->registry->config.node_id,
                 .request_id = m->request_id,
                 .service_name = m->service_name,
                 .parent_span_id = m->has_parent ? m->parent.span_id : NULL,
@@ -801,7 +800,7 @@ static enum MHD_Result handle_ready(Api *a, Request *req, const char *id) {
         if (req->verdict)
                 return respond_verdict(conn, req->verdict_status, TAKE_PTR(req->verdict));
 
-        Machine *m = registry_find(a->server->registry, id);
+        Machine *m = registry_find(a->manager->registry, id);
         if (!m)
                 return respond_error(conn, MHD_HTTP_NOT_FOUND, "unknown machine %s", id);
 
@@ -890,10 +889,10 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
                 /* Resumed: the registration reached the disk, failed, or tetherd is stopping. */
                 if (req->verdict)
                         return respond_json(conn, req->verdict_status, TAKE_PTR(req->verdict));
-                m = registry_find(a->server->registry, req->machine_id);
+                m = registry_find(a->manager->registry, req->machine_id);
                 if (m && m->persisted)
                         return respond_json(
-                                conn, MHD_HTTP_CREATED, render_machine(m, a->server->registry->config.node_id));
+                                conn, MHD_HTTP_CREATED, render_machine(m, a->manager->registry->config.node_id));
                 if (a->stopping)
                         return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "tetherd is shutting down");
                 req->suspended = true; /* a spurious wakeup */
@@ -913,7 +912,7 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
         spec.spec.source = MACHINE_SOURCE_API;
         spec.spec.source_id = NULL;
         if (r >= 0)
-                r = server_register_machine(a->server, &spec.spec, &m, &err);
+                r = manager_register_machine(a->manager, &spec.spec, &m, &err);
         json_decref(o);
         switch (r) {
         case 0:
@@ -937,11 +936,11 @@ static enum MHD_Result handle_register(Api *a, Request *req) {
                 return respond_error(
                         conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s: %s", err ?: "registration failed", strerror(-r));
         }
-        return respond_json(conn, MHD_HTTP_CREATED, render_machine(m, a->server->registry->config.node_id));
+        return respond_json(conn, MHD_HTTP_CREATED, render_machine(m, a->manager->registry->config.node_id));
 }
 
 static enum MHD_Result handle_list(Api *a, Request *req) {
-        Registry *reg = a->server->registry;
+        Registry *reg = a->manager->registry;
         json_t *list = json_array();
 
         if (!list)
@@ -960,13 +959,13 @@ static enum MHD_Result handle_healthz(Api *a, Request *req) {
                         "status",
                         "ok",
                         "machines",
-                        (json_int_t) a->server->registry->n_machines,
+                        (json_int_t) a->manager->registry->n_machines,
                         "connections",
-                        (json_int_t) a->server->n_connections,
+                        (json_int_t) a->manager->stats->connections_open,
                         "node_id",
-                        a->server->registry->config.node_id,
+                        a->manager->registry->config.node_id,
                         "vsock",
-                        a->server->vsock_listener != NULL));
+                        a->manager->stats->vsock_listening));
 }
 
 static enum MHD_Result handle_metrics(Api *a, Request *req) {
@@ -999,7 +998,7 @@ static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const cha
         if (strcmp(url, "/healthz") == 0)
                 return get ? handle_healthz(a, req) : method_not_allowed(conn, "GET");
         if (strcmp(url, "/v1/stats") == 0)
-                return get ? respond_json(conn, MHD_HTTP_OK, render_stats(&a->server->stats)) :
+                return get ? respond_json(conn, MHD_HTTP_OK, render_stats(a->manager->stats)) :
                              method_not_allowed(conn, "GET");
         if (strcmp(url, "/v1/events") == 0)
                 return get ? handle_events(a, req) : method_not_allowed(conn, "GET");
@@ -1029,15 +1028,15 @@ static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const cha
         if (sub && strcmp(sub, "ready") == 0)
                 return get ? handle_ready(a, req, id) : method_not_allowed(conn, "GET");
 
-        Machine *m = registry_find(a->server->registry, id);
+        Machine *m = registry_find(a->manager->registry, id);
         if (!sub) {
                 if (!get && strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
                         return method_not_allowed(conn, "GET, DELETE");
                 if (!m)
                         return respond_error(conn, MHD_HTTP_NOT_FOUND, "unknown machine %s", id);
                 if (get)
-                        return respond_json(conn, MHD_HTTP_OK, render_machine(m, a->server->registry->config.node_id));
-                server_delete_machine(a->server, m);
+                        return respond_json(conn, MHD_HTTP_OK, render_machine(m, a->manager->registry->config.node_id));
+                manager_delete_machine(a->manager, m);
                 return respond_raw(conn, MHD_HTTP_NO_CONTENT, NULL, 0, NULL);
         }
         if (strcmp(sub, "logs") != 0 && strcmp(sub, "spans") != 0)
@@ -1069,7 +1068,7 @@ static enum MHD_Result on_request(
                 req->api = a;
                 req->conn = conn;
                 *con_cls = req;
-                a->server->stats.api_requests++;
+                a->manager->stats->api_requests++;
                 return MHD_YES;
         }
         if (*upload_data_size > 0) {
@@ -1213,7 +1212,7 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
                 .max_connections = a->limits.max_connections,
                 .request_timeout_ns = a->limits.request_timeout_ns,
         };
-        r = api_gate_new(a->event, listen_fd, &gc, &a->server->stats, &d->gate);
+        r = api_gate_new(a->event, listen_fd, &gc, a->manager->stats, &d->gate);
         if (r < 0) {
                 daemon_free(d);
                 return r;
@@ -1310,7 +1309,7 @@ int api_listen_tcp(Api *a, uint16_t port) {
         return api_add_daemon(a, TAKE_FD(fd), NULL);
 }
 
-int api_new(Server *server, sd_event *e, const ApiLimits *limits, Api **ret) {
+int api_new(Manager *manager, sd_event *e, const ApiLimits *limits, Api **ret) {
         RegistryObserver o = {
                 .record_stored = on_record_stored,
                 .state_changed = on_state_changed,
@@ -1325,7 +1324,7 @@ int api_new(Server *server, sd_event *e, const ApiLimits *limits, Api **ret) {
         Api *a = calloc(1, sizeof(Api));
         if (!a)
                 return -ENOMEM;
-        a->server = server;
+        a->manager = manager;
         a->event = sd_event_ref(e);
         a->limits = *limits;
         r = sd_event_add_time_relative(
@@ -1335,9 +1334,9 @@ int api_new(Server *server, sd_event *e, const ApiLimits *limits, Api **ret) {
                 return r;
         }
         o.userdata = a;
-        r = registry_add_observer(server->registry, &o);
+        r = registry_add_observer(manager->registry, &o);
         if (r >= 0)
-                r = metrics_new(server->registry, &server->stats, &a->metrics);
+                r = metrics_new(manager->registry, manager->stats, &a->metrics);
         if (r < 0) {
                 api_free(a);
                 return r;
@@ -1363,7 +1362,7 @@ Api *api_free(Api *a) {
         if (!a)
                 return NULL;
         api_shutdown(a);
-        registry_remove_observers(a->server->registry, a);
+        registry_remove_observers(a->manager->registry, a);
         a->metrics = metrics_free(a->metrics);
         while (a->daemons) {
                 ApiDaemon *d = a->daemons;

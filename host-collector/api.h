@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The HTTP/1.1 API of docs/api.md, served by libmicrohttpd on the server's sd-event loop: each listening socket
+/* The HTTP/1.1 API of docs/api.md, served by libmicrohttpd on tetherd's sd-event loop: each listening socket
  * is an MHD daemon in external-epoll mode whose epoll fd is an sd-event io source. Long-polls (ready) and
  * NDJSON follow streams (logs, events) are suspended MHD connections, resumed by registry observers the
  * moment something they wait for happens. */
@@ -9,8 +9,9 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "manager.h"
+
 typedef struct Api Api;
-typedef struct Server Server;
 
 typedef struct ApiLimits {
         unsigned max_connections;    /* per listening socket; beyond it new clients get 503 (api-gate.h) */
@@ -20,7 +21,8 @@ typedef struct ApiLimits {
 #define API_MAX_CONNECTIONS_DEFAULT 4096u
 #define API_REQUEST_TIMEOUT_NS_DEFAULT (UINT64_C(10) * 1000000000)
 
-int api_new(Server *server, sd_event *e, const ApiLimits *limits, Api **ret);
+/* Machines are registered and deleted through manager, which the API does not own. */
+int api_new(Manager *manager, sd_event *e, const ApiLimits *limits, Api **ret);
 /* Listens on a Unix socket (creating its directory, replacing a stale socket). Returns 0 or -errno. */
 int api_listen_unix(Api *a, const char *path);
 /* Listens on 127.0.0.1:port. Returns 0 or -errno. */

@@ -15,11 +15,11 @@
 #include "libvirt-event-bridge.h"
 #include "libvirt-metadata.h"
 #include "macro.h"
-#include "server.h"
 #include "time-util.h"
 
 struct LibvirtWatch {
-        Server *server;
+        Manager *manager;
+        sd_event *event;
         char *uri;
         virConnectPtr conn;
         int lifecycle_id, metadata_id; /* libvirt callback ids, -1 when not registered */
@@ -104,7 +104,7 @@ static const char *libvirt_error(void) {
  * Machines of libvirt domains */
 
 static Machine *find_machine(LibvirtWatch *w, const char *uuid) {
-        for (Machine *m = w->server->registry->machines; m; m = m->machines_next)
+        for (Machine *m = w->manager->registry->machines; m; m = m->machines_next)
                 if (m->source == MACHINE_SOURCE_LIBVIRT && m->source_id && strcmp(m->source_id, uuid) == 0)
                         return m;
         return NULL;
@@ -118,25 +118,7 @@ static void delete_machine(LibvirtWatch *w, Machine *m, const char *why) {
         LogFields f = fields(m, "deleted");
 
         log_emit(LOG_INFO, 0, &f, "Removing machine %s: its libvirt domain %s.", m->id, why);
-        (void) server_delete_machine(w->server, m);
-}
-
-static void on_update_saved(Store *store, Machine *m, int error, void *userdata) {
-        if (error < 0 && error != -ECANCELED) {
-                LogFields f = fields(m, NULL);
-                log_emit(LOG_WARNING, error, &f, "Failed to persist machine %s: %m", m->id);
-        }
-}
-
-/* An updated registration goes to the disk off the loop; the running machine does not wait for it. */
-static void persist(LibvirtWatch *w, Machine *m) {
-        int r;
-
-        if (!w->server->store)
-                return;
-        r = store_save_machine(w->server->store, m, on_update_saved, NULL);
-        if (r < 0)
-                on_update_saved(w->server->store, m, r, NULL);
+        manager_delete_machine(w->manager, m);
 }
 
 static bool streq_null(const char *a, const char *b) {
@@ -195,7 +177,7 @@ static Machine *sync_domain(LibvirtWatch *w, virDomainPtr dom, bool *ret_gone) {
                 m = NULL;
         }
 
-        Machine *holder = spec.cid != 0 ? registry_find_by_cid(w->server->registry, spec.cid) : NULL;
+        Machine *holder = spec.cid != 0 ? registry_find_by_cid(w->manager->registry, spec.cid) : NULL;
         if (holder && holder != m) {
                 /* Another machine holds the CID: the domain is registered without it, so its metadata still
                  * applies, and its agent is refused until the conflict is gone. */
@@ -211,9 +193,9 @@ static Machine *sync_domain(LibvirtWatch *w, virDomainPtr dom, bool *ret_gone) {
         }
         bool update = m;
         if (update)
-                r = registry_update_machine(w->server->registry, m, &spec, &err);
+                r = manager_update_machine(w->manager, m, &spec, &err);
         else
-                r = server_register_machine(w->server, &spec, &m, &err);
+                r = manager_register_machine(w->manager, &spec, &m, &err);
         if (r < 0) {
                 log_warning(
                         "Cannot register libvirt domain %s (%s) as machine %s: %s.",
@@ -228,7 +210,6 @@ static Machine *sync_domain(LibvirtWatch *w, virDomainPtr dom, bool *ret_gone) {
         if (update && r > 0) {
                 /* Something changed. */
                 LogFields f = fields(m, "updated");
-                persist(w, m);
                 log_emit(
                         LOG_INFO,
                         0,
@@ -248,7 +229,7 @@ static void emit(LibvirtWatch *w, Machine *m, const char *transition, const char
                 if (strcmp(m->attrs[i].key, "libvirt.domain.name") == 0)
                         name = m->attrs[i].value;
         registry_emit_event(
-                w->server->registry,
+                w->manager->registry,
                 m,
                 transition,
                 now,
@@ -274,8 +255,8 @@ static bool state_final(MachineState s) {
 static void vm_stopped(LibvirtWatch *w, Machine *m, bool crashed, const char *reason_text) {
         m->pending_host_start_unix_ns = 0;
         if (!state_final(m->state))
-                registry_set_state(w->server->registry, m, crashed ? MACHINE_CRASHED : MACHINE_STOPPED, reason_text);
-        server_disconnect_machine(w->server, m, CLOSE_VM_STOPPED);
+                registry_set_state(w->manager->registry, m, crashed ? MACHINE_CRASHED : MACHINE_STOPPED, reason_text);
+        manager_disconnect_machine(w->manager, m, CLOSE_VM_STOPPED);
 }
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
@@ -314,10 +295,10 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
                          * previous boot's verdict). */
                         m->pending_host_start_unix_ns = now;
                         registry_set_state(
-                                w->server->registry, m, m->current ? MACHINE_BOOTING : MACHINE_REGISTERED, NULL);
+                                w->manager->registry, m, m->current ? MACHINE_BOOTING : MACHINE_REGISTERED, NULL);
                 } else if (m->state == MACHINE_STOPPED)
                         /* Restored, migrated in, from a snapshot: the guest carries on where it was. */
-                        registry_set_state(w->server->registry, m, machine_state_from_boot(m), NULL);
+                        registry_set_state(w->manager->registry, m, machine_state_from_boot(m), NULL);
                 break;
 
         case VIR_DOMAIN_EVENT_STOPPED:
@@ -389,7 +370,7 @@ static void resync_state(LibvirtWatch *w, Machine *m, virDomainPtr dom) {
                 }
         } else if (m->state == MACHINE_STOPPED)
                 /* Started again while tetherd was not watching: the start time is unknown. */
-                registry_set_state(w->server->registry, m, m->current ? MACHINE_BOOTING : MACHINE_REGISTERED, NULL);
+                registry_set_state(w->manager->registry, m, m->current ? MACHINE_BOOTING : MACHINE_REGISTERED, NULL);
 }
 
 static int resync(LibvirtWatch *w) {
@@ -424,7 +405,7 @@ static int resync(LibvirtWatch *w) {
         }
         free(doms);
 
-        for (m = complete ? w->server->registry->machines : NULL; m; m = next) {
+        for (m = complete ? w->manager->registry->machines : NULL; m; m = next) {
                 bool found = false;
                 next = m->machines_next;
                 if (m->source != MACHINE_SOURCE_LIBVIRT)
@@ -554,10 +535,10 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int libvirt_watch_new(Server *s, const char *uri, LibvirtWatch **ret) {
+int libvirt_watch_new(Manager *manager, sd_event *e, const char *uri, LibvirtWatch **ret) {
         int r;
 
-        r = libvirt_event_bridge_register(s->event);
+        r = libvirt_event_bridge_register(e);
         if (r < 0)
                 return r;
 
@@ -565,7 +546,8 @@ int libvirt_watch_new(Server *s, const char *uri, LibvirtWatch **ret) {
         if (!w)
                 return -ENOMEM;
         *w = (LibvirtWatch) {
-                .server = s,
+                .manager = manager,
+                .event = e,
                 .lifecycle_id = -1,
                 .metadata_id = -1,
                 .backoff_usec = LIBVIRT_WATCH_BACKOFF_MIN_USEC,
@@ -574,7 +556,7 @@ int libvirt_watch_new(Server *s, const char *uri, LibvirtWatch **ret) {
                 free(w);
                 return -ENOMEM;
         }
-        r = sd_event_add_time_relative(s->event, &w->retry, CLOCK_MONOTONIC, 0, 1000, on_retry, w);
+        r = sd_event_add_time_relative(e, &w->retry, CLOCK_MONOTONIC, 0, 1000, on_retry, w);
         if (r < 0) {
                 libvirt_watch_free(w);
                 return r;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* tetherd's libvirt watcher (docs/libvirt.md): one read-only connection to a libvirt URI, driven by the server's
+/* tetherd's libvirt watcher (docs/libvirt.md): one read-only connection to a libvirt URI, driven by tetherd's
  * sd-event loop (libvirt-event-bridge), with keepalive (5 s, 3 missed). Domains with a vsock device or tether
  * metadata are registered as machines of source "libvirt" (libvirt-metadata), kept in step with domain lifecycle
  * and metadata events, and removed when their domain is undefined (or a transient domain stops). Lifecycle
@@ -13,8 +13,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
-typedef struct Server Server;
+#include "manager.h"
+
 typedef struct LibvirtWatch LibvirtWatch;
 
 #define LIBVIRT_WATCH_BACKOFF_MIN_USEC (500 * UINT64_C(1000))
@@ -22,10 +24,10 @@ typedef struct LibvirtWatch LibvirtWatch;
 #define LIBVIRT_WATCH_KEEPALIVE_INTERVAL_S 5
 #define LIBVIRT_WATCH_KEEPALIVE_COUNT 3u
 
-/* Registers libvirt's event implementation on the server's loop (before any connection, as libvirt requires)
- * and connects at once; a failed connection is retried with backoff (logged). Returns 0, or -EBUSY/-ENOMEM
- * (the event bridge could not be registered). */
-int libvirt_watch_new(Server *s, const char *uri, LibvirtWatch **ret);
+/* Registers libvirt's event implementation on the loop e (before any connection, as libvirt requires) and
+ * connects at once; machines are registered, updated and deleted through manager; a failed connection is retried with
+ * backoff (logged). Returns 0, or -EBUSY/-ENOMEM (the event bridge could not be registered). */
+int libvirt_watch_new(Manager *manager, sd_event *e, const char *uri, LibvirtWatch **ret);
 LibvirtWatch *libvirt_watch_free(LibvirtWatch *w);
 
 /* Drops the connection as if libvirtd had gone away and connects again at once (then re-synchronises). What the

@@ -123,9 +123,10 @@ struct Machine {
         uint64_t connections; /* sessions that said Hello */
         uint64_t protocol_errors;
 
-        /* Owned by the server, which closes them before the machine is removed. */
-        void *connection;
-        void *uds_listener;
+        /* The daemon's (connection.h, listener.h), which closes them before the machine is removed: the agent's
+         * connection and the machine's own socket. */
+        struct Connection *connection;
+        struct Listener *uds_listener;
         /* Owned by store.c. */
         bool persisted;                      /* machine.json is durable */
         MachineSave *store_save;             /* machine.json on its way to the disk, or NULL */

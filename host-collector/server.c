@@ -79,16 +79,6 @@ static int server_setup_otlp(Server *s, const ServerConfig *config) {
         return otlp_exporter_new(s->event, s->registry, s->store, &s->stats, &oc, &s->otlp);
 }
 
-char *server_machine_socket_path(const Server *s, const Machine *m) {
-        char *p;
-
-        if (!m->uds_path)
-                return NULL;
-        if (asprintf(&p, "%s_%" PRIu32, m->uds_path, s->vsock_port) < 0)
-                return NULL;
-        return p;
-}
-
 static void server_close_connection(Server *s, Connection *c, CloseReason reason) {
         Machine *m = c->session->machine;
 
@@ -96,7 +86,7 @@ static void server_close_connection(Server *s, Connection *c, CloseReason reason
         if (m->connection == c)
                 m->connection = NULL;
         LIST_REMOVE(connections, s->connections, c);
-        s->n_connections--;
+        s->stats.connections_open--;
         connection_free(c, reason);
 }
 
@@ -128,7 +118,7 @@ static void server_attach(Server *s, Machine *m, int fd, const char *peer) {
                 return;
         }
         LIST_PREPEND(connections, s->connections, c);
-        s->n_connections++;
+        s->stats.connections_open++;
         s->stats.connections_accepted++;
         m->connection = c;
         log_debug("Accepted a connection for machine %s from %s.", m->id, peer);
@@ -192,12 +182,14 @@ static void on_accept_error(Listener *l, int error, void *userdata) {
 }
 
 static int server_listen_machine(Server *s, Machine *m) {
-        _cleanup_free_ char *path = server_machine_socket_path(s, m);
+        _cleanup_free_ char *path = NULL;
         Listener *l;
         int r;
 
         if (!m->uds_path)
                 return 0;
+        if (asprintf(&path, "%s_%" PRIu32, m->uds_path, s->vsock_port) < 0)
+                path = NULL;
         if (!path)
                 return -ENOMEM;
         r = listener_new_unix(
@@ -225,138 +217,19 @@ static int server_listen_machine(Server *s, Machine *m) {
         return 0;
 }
 
-static const char *register_error_text(int r) {
-        switch (r) {
-        case -EEXIST:
-                return "the machine's socket path exists and is not a socket";
-        case -EADDRINUSE:
-                return "another process listens on the machine's socket path";
-        case -ELOOP:
-                return "the machine's socket path goes through a symbolic link";
-        case -ENAMETOOLONG:
-                return "the machine's socket path is too long";
-        case -EACCES:
-        case -EPERM:
-                return "permission denied creating the machine's socket";
-        case -ENOENT:
-        case -ENOTDIR:
-                return "cannot create the machine's socket directory";
-        default:
-                return "failed to set up the machine";
-        }
+/* ---- the transport the machine manager asks for (manager.h) ---- */
+
+static int transport_listen(Machine *m, void *userdata) {
+        return server_listen_machine(userdata, m);
 }
 
-static void announce_machine(Server *s, Machine *m) {
-        LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "registered" };
-        if (m->cid)
-                log_emit(LOG_INFO, 0, &f, "Registered machine %s (vsock CID %u).", m->id, m->cid);
-        else if (!m->uds_path)
-                log_emit(
-                        LOG_INFO,
-                        0,
-                        &f,
-                        "Registered machine %s (from %s; no vsock CID until its domain runs).",
-                        m->id,
-                        machine_source_to_string(m->source));
-        else
-                log_emit(
-                        LOG_INFO,
-                        0,
-                        &f,
-                        "Registered machine %s (listening on %s_%u).",
-                        m->id,
-                        m->uds_path,
-                        s->vsock_port);
-        registry_announce_machine(s->registry, m);
-}
-
-static void on_registration_saved(Store *store, Machine *m, int error, void *userdata) {
-        Server *s = userdata;
-
-        if (error == -ECANCELED) /* deleted before it reached the disk */
-                return;
-        if (error < 0) {
-                LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "deleted" };
-                log_emit(LOG_ERR, error, &f, "Failed to persist machine %s, removing it again: %m", m->id);
-                server_disconnect_machine(s, m, CLOSE_DELETED);
-                m->uds_listener = listener_free(m->uds_listener);
-                (void) store_remove_machine(s->store, m);
-                registry_remove_machine(s->registry, m);
-                return;
-        }
-        registry_machine_persisted(s->registry, m);
-}
-
-/* With --uds-root, a machine's socket must be below one of those directories (its path is canonical already:
- * machine_spec_validate()): an API client cannot make tetherd create "<anything>_4817" anywhere it can write,
- * such as /etc/passwd_4817. */
-static bool uds_path_allowed(const Server *s, const char *path) {
-        if (!s->uds_roots || !path)
-                return true;
-        for (char **root = s->uds_roots; *root; root++) {
-                size_t n = strlen(*root);
-                if (n == 1 || (strncmp(path, *root, n) == 0 && path[n] == '/' && path[n + 1]))
-                        return true; /* "/" allows everything */
-        }
-        return false;
-}
-
-int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error) {
-        Machine *m;
-        int r, saving = 0;
-
-        if (!uds_path_allowed(s, spec->uds_path)) {
-                *ret_error = "uds_path is not below any of tetherd's --uds-root directories";
-                return -EINVAL;
-        }
-        r = registry_add_machine(s->registry, spec, &m, ret_error);
-        if (r < 0)
-                return r;
-
-        r = server_listen_machine(s, m);
-        if (r < 0) {
-                *ret_error = register_error_text(r);
-                log_warning_errno(r, "Failed to listen for machine %s on %s_%u: %m", m->id, m->uds_path, s->vsock_port);
-                registry_discard_machine(s->registry, m);
-                /* A path in use by another process is a conflict (409), like one another machine has. */
-                return r == -EEXIST || r == -ELOOP || r == -ENOTDIR ? -EINVAL : r == -EADDRINUSE ? -EEXIST : r;
-        }
-        if (s->store) {
-                saving = r = store_save_machine(s->store, m, on_registration_saved, s);
-                if (r < 0) {
-                        *ret_error = "failed to persist the registration";
-                        log_error_errno(r, "Failed to persist machine %s: %m", m->id);
-                        m->uds_listener = listener_free(m->uds_listener);
-                        (void) store_remove_machine(s->store, m);
-                        registry_discard_machine(s->registry, m);
-                        return r;
-                }
-        }
-        announce_machine(s, m);
-        if (ret)
-                *ret = m;
-        return saving;
-}
-
-int server_delete_machine(Server *s, Machine *m) {
-        LogFields f = { .machine_id = m->id, .request_id = m->request_id, .transition = "deleted" };
-        int r;
-
-        server_disconnect_machine(s, m, CLOSE_DELETED);
+static void transport_unlisten(Machine *m, void *userdata) {
         m->uds_listener = listener_free(m->uds_listener);
-        if (s->store) {
-                r = store_remove_machine(s->store, m);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to remove the files of machine %s: %m", m->id);
-        }
-        log_emit(LOG_INFO, 0, &f, "Deleted machine %s.", m->id);
-        registry_remove_machine(s->registry, m);
-        return 0;
 }
 
-void server_disconnect_machine(Server *s, Machine *m, CloseReason reason) {
+static void transport_disconnect(Machine *m, CloseReason reason, void *userdata) {
         if (m->connection)
-                server_close_connection(s, m->connection, reason);
+                server_close_connection(userdata, m->connection, reason);
 }
 
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
@@ -594,6 +467,17 @@ int server_new(const ServerConfig *config, Server **ret) {
                 log_notice("No state directory: records are kept in memory only and lost on restart.");
 
         session_context_init(&s->session_ctx, s->registry, s->store, &s->stats);
+        s->manager = (Manager) {
+                .registry = s->registry,
+                .store = s->store,
+                .stats = &s->stats,
+                .uds_roots = s->uds_roots,
+                .vsock_port = s->vsock_port,
+                .transport = { .listen = transport_listen,
+                               .unlisten = transport_unlisten,
+                               .disconnect = transport_disconnect,
+                               .userdata = s },
+        };
         r = server_setup_otlp(s, config);
         if (r < 0) {
                 server_free(s);
@@ -699,8 +583,10 @@ int server_start(Server *s) {
                                 "with hybrid vsock Unix sockets only.");
                 else if (r < 0)
                         return log_error_errno(r, "Failed to listen on vsock port %u: %m", s->vsock_port);
-                else
+                else {
+                        s->stats.vsock_listening = true;
                         log_info("Listening on vsock port %u.", s->vsock_port);
+                }
         }
 
         for (Machine *m = s->registry->machines; m; m = m->machines_next) {
@@ -714,7 +600,7 @@ int server_start(Server *s) {
                                 s->vsock_port);
         }
 
-        r = api_new(s, s->event, &s->api_limits, &s->api);
+        r = api_new(&s->manager, s->event, &s->api_limits, &s->api);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP API: %m");
         if (s->api_socket) {
@@ -737,7 +623,7 @@ int server_start(Server *s) {
 #if HAVE_LIBVIRT
         if (s->libvirt_uri) {
                 /* Connected and re-synchronised before READY=1 when libvirt answers; retried otherwise. */
-                r = libvirt_watch_new(s, s->libvirt_uri, &s->libvirt);
+                r = libvirt_watch_new(&s->manager, s->event, s->libvirt_uri, &s->libvirt);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the libvirt watcher: %m");
         }
@@ -798,6 +684,7 @@ Server *server_free(Server *s) {
                 for (Machine *m = s->registry->machines; m; m = m->machines_next)
                         m->uds_listener = listener_free(m->uds_listener);
         s->vsock_listener = listener_free(s->vsock_listener);
+        s->stats.vsock_listening = false;
         /* A last try to write what boot files miss, then what is still missing is said. */
         s->repair_timer = sd_event_source_disable_unref(s->repair_timer);
         server_repair_boots(s, false);

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "connection.h"
 #include "listener.h"
+#include "manager.h"
 #include "otlp-exporter.h"
 #include "registry.h"
 #include "session.h"
@@ -59,9 +60,9 @@ typedef struct Server {
         Registry *registry;
         Store *store;
         SessionContext session_ctx;
+        Manager manager; /* what the API and the libvirt watcher register, update and delete machines through */
         Listener *vsock_listener;
         LIST_HEAD(Connection, connections);
-        size_t n_connections;
         Api *api;
         OtlpExporter *otlp;
         char *libvirt_uri;
@@ -94,24 +95,8 @@ int server_run(Server *s);
 /* Flushes acks, closes connections and the API, and leaves the loop. */
 void server_stop(Server *s);
 
-/* Registration entry points shared by the HTTP API and the libvirt watcher. Register: validates, adds to the
- * registry, listens on the hybrid vsock socket, emits "registered", and persists (store_save_machine(): the
- * syncs run off the loop; machine_persisted observers hear when the registration is durable). A registration
- * that fails to reach the disk is deleted again ("deleted", machine_removed observers). Returns 0 when the
- * registration is durable already (no state dir, or --no-sync), 1 when machine_persisted follows; or
- * -EINVAL/-EEXIST/-ENOSPC with a static reason in *ret_error, or another -errno (*ret_error set too). */
-int server_register_machine(Server *s, const MachineSpec *spec, Machine **ret, const char **ret_error);
-/* Closes its connection, removes its socket and files, emits "deleted". Returns 0. */
-int server_delete_machine(Server *s, Machine *m);
-
 /* A connection accepted on the AF_VSOCK listener from guest CID cid, source port port (the listener reads them
  * from the peer address): attached to the machine registered with that CID, or refused (counted, closed). Takes
  * ownership of fd (non-blocking, close-on-exec). Tests inject connections here with a CID of their choosing. */
 void server_accept_vsock_peer(Server *s, int fd, uint32_t cid, uint32_t port);
 
-/* Closes the machine's agent connection, if any (the VM stopped). */
-void server_disconnect_machine(Server *s, Machine *m, CloseReason reason);
-
-/* The Unix socket path agents of this machine connect to ("<uds_path>_<port>"), NULL without uds_path.
- * Returns a new string. */
-char *server_machine_socket_path(const Server *s, const Machine *m);

@@ -2,8 +2,9 @@
 #pragma once
 
 /* Process-wide counters, in one place so that /v1/stats (and later /metrics) can expose all of them. Counters
- * only ever grow. */
+ * only ever grow (the few gauges say so). */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "envelope.h"
@@ -117,6 +118,10 @@ typedef struct Stats {
         uint64_t api_connections_refused;   /* at the connection limit: answered 503 and closed */
         uint64_t api_connections_timed_out; /* no whole request within the request timeout: shut down */
         uint64_t api_connections_evicted;   /* still waiting for their request when a newcomer needed room */
+
+        /* Gauges the daemon keeps, for /healthz and /metrics. */
+        uint64_t connections_open; /* agent connections attached to machines */
+        bool vsock_listening;      /* the AF_VSOCK listener is up */
 
         LogMemoryStats log_memory;
         ExportStats export;

@@ -101,8 +101,8 @@ static void boot_machine(Server *s, const char *id, uint32_t cid, const uint8_t 
         const char *err = NULL;
 
         FUZZ_ASSERT(
-                server_register_machine(
-                        s, &(MachineSpec) { .machine_id = id, .cid = cid, .request_id = id }, &m, &err) == 0);
+                manager_register_machine(
+                        &s->manager, &(MachineSpec) { .machine_id = id, .cid = cid, .request_id = id }, &m, &err) == 0);
         FUZZ_ASSERT(session_new(&s->session_ctx, m, &session) >= 0);
         FUZZ_ASSERT(session_feed(session, stream, len) >= 0);
         session_flush_writes(session);
@@ -461,7 +461,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(server_new(&config, &s) >= 0);
         boot_machine(s, "guest", 3, guest_stream, guest_stream_len);
         boot_machine(s, "bystander", 4, bystander_stream, bystander_stream_len);
-        FUZZ_ASSERT(api_new(s, s->event, &s->api_limits, &s->api) >= 0);
+        FUZZ_ASSERT(api_new(&s->manager, s->event, &s->api_limits, &s->api) >= 0);
         FUZZ_ASSERT(api_listen_unix(s->api, socket_path) >= 0);
 
         input = malloc(size + 1);

@@ -449,7 +449,7 @@ static void test_reconnect_resync(void **state) {
         size_t before;
 
         /* With a state dir the registration is durable once its syncs completed. */
-        int r = server_register_machine(server, &api_spec, &api_machine, &err);
+        int r = manager_register_machine(&server->manager, &api_spec, &api_machine, &err);
         assert_true(r == 0 || r == 1);
         PUMP_UNTIL(api_machine->persisted);
         assert_int_equal(api_machine->source, MACHINE_SOURCE_API);
@@ -504,7 +504,7 @@ static void test_reconnect_resync(void **state) {
         assert_int_equal(virDomainUndefine(c), 0);
         PUMP_UNTIL(!registry_find(server->registry, UUID_C));
         virDomainFree(c);
-        (void) server_delete_machine(server, api_machine);
+        manager_delete_machine(&server->manager, api_machine);
 }
 
 static int setup(void **state) {
