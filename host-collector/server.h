@@ -99,4 +99,3 @@ void server_stop(Server *s);
  * from the peer address): attached to the machine registered with that CID, or refused (counted, closed). Takes
  * ownership of fd (non-blocking, close-on-exec). Tests inject connections here with a CID of their choosing. */
 void server_accept_vsock_peer(Server *s, int fd, uint32_t cid, uint32_t port);
-
