@@ -19,13 +19,45 @@
 #include "api-probe.h"
 #include "api.h"
 #include "config.h"
+#include "connection.h"
 #include "file-repair.h"
 #include "jsonlog.h"
+#include "listener.h"
 #if HAVE_LIBVIRT
 #        include "libvirt-watch.h"
 #endif
 #include "macro.h"
 #include "time-util.h"
+
+struct Server {
+        sd_event *event;
+        Stats stats;
+        Registry *registry;
+        Store *store;
+        SessionContext session_ctx;
+        Manager manager; /* what the API and the libvirt watcher register, update and delete machines through */
+        Listener *vsock_listener;
+        LIST_HEAD(Connection, connections);
+        Api *api;
+        OtlpExporter *otlp;
+        char *libvirt_uri;
+        char **uds_roots;      /* --uds-root: the directories machine sockets may be under (NULL: anywhere) */
+        LibvirtWatch *libvirt; /* NULL without --libvirt-uri */
+        sd_event_source *sigterm, *sigint;
+        sd_event_source *sync_source;  /* completed syncs of the store's threads */
+        sd_event_source *repair_timer; /* boot files missing records whose agent is gone (file-repair.h) */
+        uint32_t vsock_port;
+        char *api_socket;
+        uint16_t api_port;
+        ApiLimits api_limits;
+        bool vsock_enabled;
+        bool stopping;
+        ApiProbe *api_probe; /* with the systemd watchdog: feeds it only while the API answers */
+        sd_event_source *watchdog_timer;
+        uint64_t watchdog_ns;
+        bool api_unanswered;         /* logged */
+        RateLimit refused_ratelimit; /* "refusing a connection" lines */
+};
 
 void server_config_init(ServerConfig *c) {
         *c = (ServerConfig) {
@@ -702,4 +734,24 @@ Server *server_free(Server *s) {
         free(s->uds_roots);
         free(s);
         return NULL;
+}
+
+sd_event *server_event(Server *s) {
+        return s->event;
+}
+
+Manager *server_manager(Server *s) {
+        return &s->manager;
+}
+
+const SessionContext *server_session_context(Server *s) {
+        return &s->session_ctx;
+}
+
+const Stats *server_stats(Server *s) {
+        return &s->stats;
+}
+
+LibvirtWatch *server_libvirt(Server *s) {
+        return s->libvirt;
 }

@@ -9,14 +9,10 @@
 #include <systemd/sd-event.h>
 
 #include "api.h"
-#include "connection.h"
-#include "listener.h"
 #include "manager.h"
 #include "otlp-exporter.h"
-#include "registry.h"
 #include "session.h"
 #include "stats.h"
-#include "store.h"
 
 #define TETHER_VSOCK_PORT_DEFAULT 4817u
 #define TETHERD_API_SOCKET_DEFAULT "/run/tether/api.sock"
@@ -50,39 +46,8 @@ typedef struct ServerConfig {
 
 void server_config_init(ServerConfig *c);
 
-typedef struct Api Api;
-typedef struct ApiProbe ApiProbe;
+typedef struct Server Server;
 typedef struct LibvirtWatch LibvirtWatch;
-
-typedef struct Server {
-        sd_event *event;
-        Stats stats;
-        Registry *registry;
-        Store *store;
-        SessionContext session_ctx;
-        Manager manager; /* what the API and the libvirt watcher register, update and delete machines through */
-        Listener *vsock_listener;
-        LIST_HEAD(Connection, connections);
-        Api *api;
-        OtlpExporter *otlp;
-        char *libvirt_uri;
-        char **uds_roots;      /* --uds-root: the directories machine sockets may be under (NULL: anywhere) */
-        LibvirtWatch *libvirt; /* NULL without --libvirt-uri */
-        sd_event_source *sigterm, *sigint;
-        sd_event_source *sync_source;  /* completed syncs of the store's threads */
-        sd_event_source *repair_timer; /* boot files missing records whose agent is gone (file-repair.h) */
-        uint32_t vsock_port;
-        char *api_socket;
-        uint16_t api_port;
-        ApiLimits api_limits;
-        bool vsock_enabled;
-        bool stopping;
-        ApiProbe *api_probe; /* with the systemd watchdog: feeds it only while the API answers */
-        sd_event_source *watchdog_timer;
-        uint64_t watchdog_ns;
-        bool api_unanswered;         /* logged */
-        RateLimit refused_ratelimit; /* "refusing a connection" lines */
-} Server;
 
 /* Sets up everything but listening: the loop, registry, store (and its replay). Returns 0 or -errno (logged). */
 int server_new(const ServerConfig *config, Server **ret);
@@ -99,3 +64,10 @@ void server_stop(Server *s);
  * from the peer address): attached to the machine registered with that CID, or refused (counted, closed). Takes
  * ownership of fd (non-blocking, close-on-exec). Tests inject connections here with a CID of their choosing. */
 void server_accept_vsock_peer(Server *s, int fd, uint32_t cid, uint32_t port);
+
+/* For tests and fuzz targets, which drive the loop and register machines themselves. */
+sd_event *server_event(Server *s);
+Manager *server_manager(Server *s);
+const SessionContext *server_session_context(Server *s);
+const Stats *server_stats(Server *s);
+LibvirtWatch *server_libvirt(Server *s); /* NULL without --libvirt-uri */

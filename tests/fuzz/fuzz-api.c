@@ -102,8 +102,11 @@ static void boot_machine(Server *s, const char *id, uint32_t cid, const uint8_t 
 
         FUZZ_ASSERT(
                 manager_register_machine(
-                        &s->manager, &(MachineSpec) { .machine_id = id, .cid = cid, .request_id = id }, &m, &err) == 0);
-        FUZZ_ASSERT(session_new(&s->session_ctx, m, &session) >= 0);
+                        server_manager(s),
+                        &(MachineSpec) { .machine_id = id, .cid = cid, .request_id = id },
+                        &m,
+                        &err) == 0);
+        FUZZ_ASSERT(session_new(server_session_context(s), m, &session) >= 0);
         FUZZ_ASSERT(session_feed(session, stream, len) >= 0);
         session_flush_writes(session);
         FUZZ_ASSERT(m->state == MACHINE_READY && m->current && m->current->records == ELEMENTSOF(records));
@@ -435,6 +438,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t n_clients = 0;
         ServerConfig config;
         Server *s;
+        Api *api = NULL;
 
         if (!set_up) {
                 log_setup(LOG_TARGET_JSON, LOG_CRIT, "fuzz");
@@ -461,8 +465,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(server_new(&config, &s) >= 0);
         boot_machine(s, "guest", 3, guest_stream, guest_stream_len);
         boot_machine(s, "bystander", 4, bystander_stream, bystander_stream_len);
-        FUZZ_ASSERT(api_new(&s->manager, s->event, &s->api_limits, &s->api) >= 0);
-        FUZZ_ASSERT(api_listen_unix(s->api, socket_path) >= 0);
+        ApiLimits limits = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
+                             .request_timeout_ns = API_REQUEST_TIMEOUT_NS_DEFAULT };
+        FUZZ_ASSERT(api_new(server_manager(s), server_event(s), &limits, &api) >= 0);
+        FUZZ_ASSERT(api_listen_unix(api, socket_path) >= 0);
 
         input = malloc(size + 1);
         FUZZ_ASSERT(input);
@@ -484,14 +490,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 c->len = 0;
                 send_request(socket_path, c, req, len);
                 n_clients++;
-                run(s->event, clients, n_clients);
+                run(server_event(s), clients, n_clients);
         }
 
         /* Parked long-polls and follow streams are answered by the shutdown. */
-        api_shutdown(s->api);
-        run(s->event, clients, n_clients);
+        api_shutdown(api);
+        run(server_event(s), clients, n_clients);
         for (size_t i = 0; i < n_clients; i++)
                 clients[i].answered = clients[i].eof;
+        api = api_free(api);
         s = server_free(s);
         for (size_t i = 0; i < n_clients; i++) {
                 client_drain(&clients[i]);

@@ -48,20 +48,20 @@ static Server *server;
 static virConnectPtr conn; /* the test's own connection: the "orchestrator" */
 
 /* Runs the loop until cond holds (5 s at most). */
-#define PUMP_UNTIL(cond)                                                                   \
-        do {                                                                               \
-                uint64_t _deadline_ = now_ns(CLOCK_MONOTONIC) + 5 * NSEC_PER_SEC;          \
-                while (!(cond)) {                                                          \
-                        if (now_ns(CLOCK_MONOTONIC) > _deadline_)                          \
-                                fail_msg("timed out waiting for: %s", #cond);              \
-                        assert_true(sd_event_run(server->event, 10 * USEC_PER_MSEC) >= 0); \
-                }                                                                          \
+#define PUMP_UNTIL(cond)                                                                          \
+        do {                                                                                      \
+                uint64_t _deadline_ = now_ns(CLOCK_MONOTONIC) + 5 * NSEC_PER_SEC;                 \
+                while (!(cond)) {                                                                 \
+                        if (now_ns(CLOCK_MONOTONIC) > _deadline_)                                 \
+                                fail_msg("timed out waiting for: %s", #cond);                     \
+                        assert_true(sd_event_run(server_event(server), 10 * USEC_PER_MSEC) >= 0); \
+                }                                                                                 \
         } while (0)
 
 static void pump(unsigned ms) {
         uint64_t end = now_ns(CLOCK_MONOTONIC) + ms * NSEC_PER_MSEC;
         while (now_ns(CLOCK_MONOTONIC) < end)
-                assert_true(sd_event_run(server->event, 5 * USEC_PER_MSEC) >= 0);
+                assert_true(sd_event_run(server_event(server), 5 * USEC_PER_MSEC) >= 0);
 }
 
 /* ---- HTTP/1.0 over the API socket, the loop running while we wait ---- */
@@ -181,7 +181,7 @@ static const char *vsock(unsigned cid) {
 
 static size_t count_machines(const char *id) {
         size_t n = 0;
-        for (Machine *m = server->registry->machines; m; m = m->machines_next)
+        for (Machine *m = server_manager(server)->registry->machines; m; m = m->machines_next)
                 if (!id || strcmp(m->id, id) == 0)
                         n++;
         return n;
@@ -233,7 +233,7 @@ static void test_register_metadata_start_trace(void **state) {
         int status;
 
         /* DEFINED: registered under its UUID, source libvirt; not running, so no CID yet. */
-        PUMP_UNTIL((m = registry_find(server->registry, UUID_A)));
+        PUMP_UNTIL((m = registry_find(server_manager(server)->registry, UUID_A)));
         assert_int_equal(m->source, MACHINE_SOURCE_LIBVIRT);
         assert_string_equal(m->source_id, UUID_A);
         assert_int_equal(m->cid, 0);
@@ -258,13 +258,13 @@ static void test_register_metadata_start_trace(void **state) {
         PUMP_UNTIL(m->request_id && strcmp(m->request_id, "req-1") == 0);
         assert_string_equal(m->traceparent, TRACEPARENT);
         assert_string_equal(m->service_name, "web");
-        assert_ptr_equal(registry_find(server->registry, UUID_A), m); /* updated in place */
+        assert_ptr_equal(registry_find(server_manager(server)->registry, UUID_A), m); /* updated in place */
 
         /* STARTED: the CID is held, the host-side start recorded. */
         uint64_t before = now_ns(CLOCK_REALTIME);
         assert_int_equal(virDomainCreate(d), 0);
         PUMP_UNTIL(m->cid == 42);
-        assert_ptr_equal(registry_find_by_cid(server->registry, 42), m);
+        assert_ptr_equal(registry_find_by_cid(server_manager(server)->registry, 42), m);
         PUMP_UNTIL(m->pending_host_start_unix_ns != 0);
         uint64_t host_start = m->pending_host_start_unix_ns;
         assert_true(host_start >= before);
@@ -355,7 +355,7 @@ static void test_register_metadata_start_trace(void **state) {
 
         /* UNDEFINED: the machine goes. */
         assert_int_equal(virDomainUndefine(d), 0);
-        PUMP_UNTIL(!registry_find(server->registry, UUID_A));
+        PUMP_UNTIL(!registry_find(server_manager(server)->registry, UUID_A));
         o = http_get_json("/v1/machines/" UUID_A, &status);
         assert_int_equal(status, 404);
         json_decref(o);
@@ -373,8 +373,8 @@ static void test_destroy_before_ready_answers_waiters(void **state) {
         _cleanup_free_ char *body1 = NULL, *body2 = NULL;
 
         /* The metadata's id, not the UUID. */
-        PUMP_UNTIL((m = registry_find(server->registry, "vm-b")));
-        assert_null(registry_find(server->registry, UUID_B));
+        PUMP_UNTIL((m = registry_find(server_manager(server)->registry, "vm-b")));
+        assert_null(registry_find(server_manager(server)->registry, UUID_B));
         assert_string_equal(m->request_id, "req-b");
         assert_int_equal(virDomainCreate(d), 0);
         PUMP_UNTIL(m->cid == 43);
@@ -393,7 +393,7 @@ static void test_destroy_before_ready_answers_waiters(void **state) {
         assert_false(http_poll(&w1));
         assert_false(http_poll(&w2));
 
-        uint64_t t0 = now_ns(CLOCK_MONOTONIC), closed = server->stats.connections_closed[CLOSE_VM_STOPPED];
+        uint64_t t0 = now_ns(CLOCK_MONOTONIC), closed = server_stats(server)->connections_closed[CLOSE_VM_STOPPED];
         assert_int_equal(virDomainDestroy(d), 0);
         assert_int_equal(http_finish(&w1, &body1), 409);
         assert_int_equal(http_finish(&w2, &body2), 409);
@@ -406,7 +406,7 @@ static void test_destroy_before_ready_answers_waiters(void **state) {
         json_decref(o);
         assert_int_equal(m->state, MACHINE_STOPPED);
         assert_false(m->connected);
-        assert_int_equal(server->stats.connections_closed[CLOSE_VM_STOPPED], closed + 1);
+        assert_int_equal(server_stats(server)->connections_closed[CLOSE_VM_STOPPED], closed + 1);
 
         json_t *events = machine_events("vm-b");
         json_t *stopped = find_event(events, "domain.stopped");
@@ -436,9 +436,9 @@ static void test_transient_domain(void **state) {
         free(xml);
         assert_non_null(d);
         Machine *m;
-        PUMP_UNTIL((m = registry_find(server->registry, UUID_T)) && m->cid == 77);
+        PUMP_UNTIL((m = registry_find(server_manager(server)->registry, UUID_T)) && m->cid == 77);
         assert_int_equal(virDomainDestroy(d), 0);
-        PUMP_UNTIL(!registry_find(server->registry, UUID_T));
+        PUMP_UNTIL(!registry_find(server_manager(server)->registry, UUID_T));
         virDomainFree(d);
 }
 
@@ -449,16 +449,16 @@ static void test_reconnect_resync(void **state) {
         size_t before;
 
         /* With a state dir the registration is durable once its syncs completed. */
-        int r = manager_register_machine(&server->manager, &api_spec, &api_machine, &err);
+        int r = manager_register_machine(server_manager(server), &api_spec, &api_machine, &err);
         assert_true(r == 0 || r == 1);
         PUMP_UNTIL(api_machine->persisted);
         assert_int_equal(api_machine->source, MACHINE_SOURCE_API);
         before = count_machines(NULL);
 
         /* Nothing changed: the same machines, once each. */
-        libvirt_watch_reconnect(server->libvirt);
-        assert_true(libvirt_watch_connected(server->libvirt));
-        assert_int_equal(libvirt_watch_connections(server->libvirt), 2);
+        libvirt_watch_reconnect(server_libvirt(server));
+        assert_true(libvirt_watch_connected(server_libvirt(server)));
+        assert_int_equal(libvirt_watch_connections(server_libvirt(server)), 2);
         assert_int_equal(count_machines(NULL), before);
         assert_int_equal(count_machines("vm-b"), 1);
 
@@ -471,15 +471,15 @@ static void test_reconnect_resync(void **state) {
         assert_int_equal(virDomainUndefine(b), 0);
         virDomainFree(b);
 
-        libvirt_watch_reconnect(server->libvirt);
-        assert_int_equal(libvirt_watch_connections(server->libvirt), 3);
-        Machine *mc = registry_find(server->registry, UUID_C);
+        libvirt_watch_reconnect(server_libvirt(server));
+        assert_int_equal(libvirt_watch_connections(server_libvirt(server)), 3);
+        Machine *mc = registry_find(server_manager(server)->registry, UUID_C);
         assert_non_null(mc);
         assert_int_equal(mc->cid, 44); /* running: holds its CID */
         assert_int_equal(mc->state, MACHINE_REGISTERED);
-        assert_null(registry_find(server->registry, "vm-b"));                     /* undefined while unseen */
-        assert_ptr_equal(registry_find(server->registry, "api-vm"), api_machine); /* left alone */
-        assert_int_equal(count_machines(NULL), before);                           /* -vm-b +vm-c */
+        assert_null(registry_find(server_manager(server)->registry, "vm-b")); /* undefined while unseen */
+        assert_ptr_equal(registry_find(server_manager(server)->registry, "api-vm"), api_machine); /* left alone */
+        assert_int_equal(count_machines(NULL), before);                                           /* -vm-b +vm-c */
         pump(100);
         assert_int_equal(count_machines(UUID_C), 1); /* the DEFINED/STARTED events that arrive late change nothing */
 
@@ -495,16 +495,16 @@ static void test_reconnect_resync(void **state) {
                         VIR_DOMAIN_AFFECT_CURRENT),
                 0);
         pump(100);
-        assert_ptr_equal(registry_find(server->registry, UUID_C), mc);
-        libvirt_watch_reconnect(server->libvirt);
-        assert_ptr_equal(registry_find(server->registry, UUID_C), mc);
+        assert_ptr_equal(registry_find(server_manager(server)->registry, UUID_C), mc);
+        libvirt_watch_reconnect(server_libvirt(server));
+        assert_ptr_equal(registry_find(server_manager(server)->registry, UUID_C), mc);
         assert_int_equal(mc->cid, 44);
 
         assert_int_equal(virDomainDestroy(c), 0);
         assert_int_equal(virDomainUndefine(c), 0);
-        PUMP_UNTIL(!registry_find(server->registry, UUID_C));
+        PUMP_UNTIL(!registry_find(server_manager(server)->registry, UUID_C));
         virDomainFree(c);
-        manager_delete_machine(&server->manager, api_machine);
+        manager_delete_machine(server_manager(server), api_machine);
 }
 
 static int setup(void **state) {
@@ -525,8 +525,8 @@ static int setup(void **state) {
         c.libvirt_uri = "test:///default";
         assert_int_equal(server_new(&c, &server), 0);
         assert_int_equal(server_start(server), 0);
-        assert_non_null(server->libvirt);
-        assert_true(libvirt_watch_connected(server->libvirt));
+        assert_non_null(server_libvirt(server));
+        assert_true(libvirt_watch_connected(server_libvirt(server)));
         /* The default test driver's own domain ("test") has no vsock: not registered. */
         assert_int_equal(count_machines(NULL), 0);
 
@@ -537,7 +537,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-        sd_event *e = sd_event_ref(server->event);
+        sd_event *e = sd_event_ref(server_event(server));
 
         virConnectClose(conn);
         server_free(server);
