@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* tetherd: the node-local collector. Everything but option parsing lives in the tetherd-core library. */
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -500,14 +501,20 @@ int main(int argc, char *argv[]) {
         log_setup(log_target, log_level, config.node_id);
         signal(SIGPIPE, SIG_IGN);
         raise_fd_limit();
+        /* Process-wide state belongs to the process: libcurl's, for the OTLP/HTTP exporter, before any thread. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                log_error("Failed to initialize libcurl.");
+                return EXIT_FAILURE;
+        }
 
         r = server_new(&config, &server);
-        if (r < 0)
-                return EXIT_FAILURE;
-        r = server_start(server);
+        if (r >= 0)
+                r = server_start(server);
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
-        log_info("tetherd stopped.");
+        curl_global_cleanup();
+        if (server)
+                log_info("tetherd stopped.");
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

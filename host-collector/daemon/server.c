@@ -388,7 +388,7 @@ int server_new(const ServerConfig *config, Server **ret) {
 
         rc.boot_limits.max_log_bytes = config->max_log_bytes_per_boot;
 
-        Server *s = calloc(1, sizeof(Server));
+        _cleanup_(server_freep) Server *s = calloc(1, sizeof(Server));
         if (!s)
                 return log_oom();
         s->vsock_port = config->vsock_port;
@@ -399,48 +399,35 @@ int server_new(const ServerConfig *config, Server **ret) {
                 size_t n = 0;
                 while (config->uds_roots[n])
                         n++;
-                if (!(s->uds_roots = calloc(n + 1, sizeof(char *)))) {
-                        server_free(s);
+                if (!(s->uds_roots = calloc(n + 1, sizeof(char *))))
                         return log_oom();
-                }
                 for (size_t i = 0; i < n; i++) {
                         /* Canonical, without a trailing slash, like the paths it is compared with. */
                         size_t len = strlen(config->uds_roots[i]);
                         while (len > 1 && config->uds_roots[i][len - 1] == '/')
                                 len--;
-                        if (!(s->uds_roots[i] = strndup(config->uds_roots[i], len))) {
-                                server_free(s);
+                        if (!(s->uds_roots[i] = strndup(config->uds_roots[i], len)))
                                 return log_oom();
-                        }
                 }
         }
         s->vsock_enabled = config->vsock;
-        if (config->api_socket && *config->api_socket && !(s->api_socket = strdup(config->api_socket))) {
-                server_free(s);
+        if (config->api_socket && *config->api_socket && !(s->api_socket = strdup(config->api_socket)))
                 return log_oom();
-        }
         if (config->libvirt_uri) {
 #if HAVE_LIBVIRT
-                if (!(s->libvirt_uri = strdup(config->libvirt_uri))) {
-                        server_free(s);
+                if (!(s->libvirt_uri = strdup(config->libvirt_uri)))
                         return log_oom();
-                }
 #else
-                server_free(s);
                 return log_error_errno(EOPNOTSUPP, "libvirt support is not compiled in (meson -Dlibvirt=enabled).");
 #endif
         }
 
         r = sd_event_default(&s->event);
-        if (r < 0) {
-                server_free(s);
+        if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
-        }
         r = registry_new(&rc, &s->stats, &s->registry);
-        if (r < 0) {
-                server_free(s);
+        if (r < 0)
                 return log_error_errno(r, "Failed to allocate the registry: %m");
-        }
 
         if (config->state_dir && *config->state_dir) {
                 StoreConfig sc = {
@@ -451,29 +438,21 @@ int server_new(const ServerConfig *config, Server **ret) {
                 StoreLoadReport report;
 
                 r = store_open(&sc, &s->stats, &s->store);
-                if (r == -EBUSY) {
-                        server_free(s);
+                if (r == -EBUSY)
                         return log_error_errno(
                                 r,
                                 "Another tetherd uses the state directory %s (its lock is held).",
                                 config->state_dir);
-                }
-                if (r < 0) {
-                        server_free(s);
+                if (r < 0)
                         return log_error_errno(r, "Failed to open the state directory %s: %m", config->state_dir);
-                }
                 r = store_load(s->store, s->registry, &report);
-                if (r < 0) {
-                        server_free(s);
+                if (r < 0)
                         return log_error_errno(r, "Failed to load the state directory %s: %m", config->state_dir);
-                }
                 if (store_sync_fd(s->store) >= 0) {
                         r = sd_event_add_io(
                                 s->event, &s->sync_source, store_sync_fd(s->store), EPOLLIN, on_syncs_completed, s);
-                        if (r < 0) {
-                                server_free(s);
+                        if (r < 0)
                                 return log_error_errno(r, "Failed to watch the sync threads: %m");
-                        }
                 }
                 r = sd_event_add_time_relative(
                         s->event,
@@ -483,10 +462,8 @@ int server_new(const ServerConfig *config, Server **ret) {
                         0,
                         on_repair_timer,
                         s);
-                if (r < 0) {
-                        server_free(s);
+                if (r < 0)
                         return log_error_errno(r, "Failed to set up the boot file repair timer: %m");
-                }
                 log_info(
                         "Loaded %zu machines (%zu skipped), %zu boots, %zu records from %s%s.",
                         report.machines,
@@ -511,11 +488,9 @@ int server_new(const ServerConfig *config, Server **ret) {
                                .userdata = s },
         };
         r = server_setup_otlp(s, config);
-        if (r < 0) {
-                server_free(s);
+        if (r < 0)
                 return r;
-        }
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "api.h"
+#include "macro.h"
 #include "manager.h"
 #include "otlp-exporter.h"
 #include "session.h"
@@ -52,6 +53,7 @@ typedef struct LibvirtWatch LibvirtWatch;
 /* Sets up everything but listening: the loop, registry, store (and its replay). Returns 0 or -errno (logged). */
 int server_new(const ServerConfig *config, Server **ret);
 Server *server_free(Server *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 
 /* Opens the listeners and the API, then tells systemd READY=1. Returns 0 or -errno (logged). */
 int server_start(Server *s);

@@ -1556,51 +1556,37 @@ int otlp_exporter_new(
         _cleanup_free_ char **headers = NULL;
         int r;
 
-        OtlpExporter *x = calloc(1, sizeof(OtlpExporter));
+        _cleanup_(otlp_exporter_freep) OtlpExporter *x = calloc(1, sizeof(OtlpExporter));
         if (!x)
                 return log_oom();
         x->event = sd_event_ref(event);
-        if (!(x->track_index = hashmap_new())) {
-                free(x);
-                sd_event_unref(event);
-                return log_oom();
-        }
+        x->file_fd = -EBADF;
         x->registry = registry;
         x->store = store;
         x->stats = stats;
+        if (!(x->track_index = hashmap_new()))
+                return log_oom();
         x->config = *config;
-        x->file_fd = -EBADF;
         x->config.endpoint = x->config.traces_endpoint = x->config.logs_endpoint = NULL;
         x->config.file_path = x->config.spool_dir = NULL;
         x->config.headers = NULL;
 
         bool http = config->endpoint || config->traces_endpoint || config->logs_endpoint;
-        if (!http && config->file_path && !(x->file_path = strdup(config->file_path))) {
-                otlp_exporter_free(x);
+        if (!http && config->file_path && !(x->file_path = strdup(config->file_path)))
                 return log_oom();
-        }
 
         if (http) {
-                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                        otlp_exporter_free(x);
-                        return log_error_errno(EIO, "Failed to initialize libcurl.");
-                }
                 r = otlp_http_new(event, &x->http);
-                if (r < 0) {
-                        otlp_exporter_free(x);
+                if (r < 0)
                         return log_error_errno(r, "Failed to set up the OTLP HTTP client: %m");
-                }
                 headers = calloc(config->n_headers + 1, sizeof(char *));
-                if (!headers) {
-                        otlp_exporter_free(x);
+                if (!headers)
                         return log_oom();
-                }
                 for (size_t i = 0; i < config->n_headers; i++) {
                         r = otlp_header_from_option(config->headers[i], &headers[i]);
                         if (r < 0) {
                                 for (size_t j = 0; j < i; j++)
                                         free(headers[j]);
-                                otlp_exporter_free(x);
                                 return log_error_errno(r, "Invalid OTLP header '%s': %m", config->headers[i]);
                         }
                 }
@@ -1632,10 +1618,8 @@ int otlp_exporter_new(
         }
         for (size_t j = 0; headers && j < config->n_headers; j++)
                 free(headers[j]);
-        if (r < 0) {
-                otlp_exporter_free(x);
+        if (r < 0)
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
-        }
         if (!http)
                 log_info("Exporting OTLP/JSON to %s.", x->file_path ?: "(nowhere)");
 
@@ -1644,24 +1628,18 @@ int otlp_exporter_new(
         r = event_add_turn(event, &x->worker, on_worker, x);
         if (r >= 0)
                 r = sd_event_source_set_priority(x->worker, EVENT_PRIORITY_BULK);
-        if (r < 0) {
-                otlp_exporter_free(x);
+        if (r < 0)
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
-        }
         r = sd_event_add_defer(event, &x->spans_source, on_spans_due, x);
-        if (r < 0) {
-                otlp_exporter_free(x);
+        if (r < 0)
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
-        }
         (void) sd_event_source_set_enabled(x->spans_source, SD_EVENT_OFF);
         /* Reading back log records that waited for their boot's clock mapping is batch work too. */
         r = event_add_turn(event, &x->logs_source, on_logs_due, x);
         if (r >= 0)
                 r = sd_event_source_set_priority(x->logs_source, EVENT_PRIORITY_BULK);
-        if (r < 0) {
-                otlp_exporter_free(x);
+        if (r < 0)
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
-        }
 
         RegistryObserver o = {
                 .record_stored = on_record_stored,
@@ -1674,16 +1652,14 @@ int otlp_exporter_new(
                 .userdata = x,
         };
         r = registry_add_observer(registry, &o);
-        if (r < 0) {
-                otlp_exporter_free(x);
+        if (r < 0)
                 return log_error_errno(r, "Failed to subscribe the OTLP exporter: %m");
-        }
         /* Replay what the spool kept from before a restart. */
         for (size_t i = 0; i < N_CHANNELS; i++)
                 if (x->channels[i].http)
                         channel_pump(&x->channels[i]);
         update_gauges(x);
-        *ret = x;
+        *ret = TAKE_PTR(x);
         return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "macro.h"
 #include "registry.h"
 #include "stats.h"
 #include "store.h"
@@ -52,6 +53,7 @@ int otlp_exporter_new(
  * shutdown_timeout_usec, the rest counted as dropped (shutdown). Idempotent. */
 void otlp_exporter_shutdown(OtlpExporter *x);
 OtlpExporter *otlp_exporter_free(OtlpExporter *x);
+DEFINE_TRIVIAL_CLEANUP_FUNC(OtlpExporter *, otlp_exporter_free);
 
 /* "Name=Value" (or "Name: Value") → "Name: Value". Returns 0 or -EINVAL (no name, or CR/LF inside)/-ENOMEM. */
 int otlp_header_from_option(const char *s, char **ret);
