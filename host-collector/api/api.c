@@ -264,11 +264,11 @@ static void on_machine_removed(Registry *r, Machine *m, void *userdata) {
         wake_machine(userdata, m, true, true);
 }
 
-static void on_event_added(Registry *r, const Event *ev, void *userdata) {
+static void on_event_added(Registry *r, const RegistryEvent *ev, void *userdata) {
         Api *a = userdata;
         for (Stream *s = a->streams; s; s = s->streams_next)
                 if (s->kind == STREAM_EVENTS &&
-                    (!s->machine_id || (ev->machine_id && strcmp(ev->machine_id, s->machine_id) == 0)))
+                    (!s->machine_id || (ev->machine && strcmp(ev->machine->id, s->machine_id) == 0)))
                         stream_wake(s);
 }
 

@@ -316,8 +316,8 @@ void registry_set_connected(Registry *r, Machine *m, bool connected) {
 }
 
 int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_t time_unix_ns, json_t *details) {
-        const Event *ev;
         json_t *o = json_object();
+        const Event *ev;
         int k;
 
         if (!o) {
@@ -337,9 +337,10 @@ int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_
         }
 
         char *line = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (!line)
+        if (!line) {
+                json_decref(o);
                 return -ENOMEM;
+        }
         uint64_t evicted = r->events->evicted;
         k = event_log_append(r->events, m ? m->id : NULL, line, &ev);
         if (r->stats) {
@@ -347,10 +348,14 @@ int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_
                 if (k == -E2BIG)
                         r->stats->events_too_large++;
         }
-        if (k < 0)
-                return k;
-        NOTIFY(r, event_added, ev);
-        return 0;
+        if (k >= 0) {
+                RegistryEvent re = {
+                        .stored = ev, .machine = m, .transition = transition, .time_unix_ns = time_unix_ns, .object = o
+                };
+                NOTIFY(r, event_added, &re);
+        }
+        json_decref(o);
+        return k < 0 ? k : 0;
 }
 
 void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns) {

@@ -28,6 +28,16 @@ typedef struct RegistryConfig {
         BootLimits boot_limits;          /* log_budget is set by registry_new() */
 } RegistryConfig;
 
+/* A lifecycle event as observers get it: the structure it was built from, not the text the event log keeps, so
+ * that no observer parses it back. */
+typedef struct RegistryEvent {
+        const Event *stored; /* as the event log keeps it: id, machine id, the JSON line of /v1/events */
+        Machine *machine;    /* NULL for the node's own events */
+        const char *transition;
+        uint64_t time_unix_ns;
+        const json_t *object; /* the whole event, the fields /v1/events shows */
+} RegistryEvent;
+
 /* Callbacks run synchronously, in the order observers were added. They must not remove machines. */
 typedef struct RegistryObserver {
         /* recv_unix_ns: when tetherd received the record (stored with it: the logs API's fallback time). */
@@ -37,7 +47,7 @@ typedef struct RegistryObserver {
         void (*connection_changed)(Registry *r, Machine *m, void *userdata);
         void (*boot_started)(Registry *r, Machine *m, Boot *b, void *userdata);
         void (*boot_finished)(Registry *r, Machine *m, Boot *b, void *userdata); /* exited, or replaced */
-        void (*event_added)(Registry *r, const Event *ev, void *userdata);
+        void (*event_added)(Registry *r, const RegistryEvent *ev, void *userdata);
         void (*machine_removed)(Registry *r, Machine *m, void *userdata); /* before it is freed */
         /* Its registration reached the disk (m->persisted): registry_machine_persisted(). */
         void (*machine_persisted)(Registry *r, Machine *m, void *userdata);

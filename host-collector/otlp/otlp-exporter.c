@@ -1420,7 +1420,7 @@ static void on_machine_removed(Registry *r, Machine *m, void *userdata) {
         }
 }
 
-static void on_event_added(Registry *r, const Event *ev, void *userdata) {
+static void on_event_added(Registry *r, const RegistryEvent *ev, void *userdata) {
         OtlpExporter *x = userdata;
         _cleanup_free_ uint8_t *data = NULL;
         OtlpBlob *res = NULL;
@@ -1434,18 +1434,10 @@ static void on_event_added(Registry *r, const Event *ev, void *userdata) {
                 count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_SHUTDOWN, 1);
                 return;
         }
-        json_t *o = json_loads(ev->json, 0, NULL);
-        if (!o) {
-                count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
-                return;
-        }
-        const char *transition = json_string_value(json_object_get(o, "transition"));
         /* Milestones and phases are on the spans already. */
-        if (!transition || strcmp(transition, "milestone") == 0 || strcmp(transition, "phase") == 0) {
-                json_decref(o);
+        if (strcmp(ev->transition, "milestone") == 0 || strcmp(ev->transition, "phase") == 0)
                 return;
-        }
-        Machine *m = ev->machine_id ? registry_find(r, ev->machine_id) : NULL;
+        Machine *m = ev->machine;
         if (m && m->current) {
                 BootTrack *t = track_get(x, m, m->current, false);
                 res = t ? otlp_blob_ref(track_resource(x, t)) : NULL;
@@ -1465,18 +1457,11 @@ static void on_event_added(Registry *r, const Event *ev, void *userdata) {
                 };
                 (void) otlp_encode_resource(&nr, &res);
         }
-        if (!res || otlp_encode_event(o, now_ns(CLOCK_REALTIME), trace_id, span_id, &data, &len) < 0)
+        if (!res || otlp_encode_event(ev->object, now_ns(CLOCK_REALTIME), trace_id, span_id, &data, &len) < 0)
                 count_drop(x, EXPORT_SIGNAL_LOGS, EXPORT_DROP_ENCODE, 1);
         else
-                channel_push(
-                        &x->channels[1],
-                        m ? m->current : NULL,
-                        res,
-                        ev->machine_id ? order_key(ev->machine_id) : 0,
-                        data,
-                        len);
+                channel_push(&x->channels[1], m ? m->current : NULL, res, m ? order_key(m->id) : 0, data, len);
         otlp_blob_unref(res);
-        json_decref(o);
 }
 
 /* ---- setup ---- */
