@@ -72,18 +72,16 @@ json_t *render_ready(const Machine *m, const Boot *b) {
 static json_t *render_exit(const Boot *b) {
         if (!b->exit.set)
                 return json_null();
-        return json_pack(
-                "{s:i, s:i, s:b, s:s, s:I}",
-                "code",
-                b->exit.code,
-                "signal",
-                b->exit.signal,
-                "oom_killed",
-                b->exit.oom_killed,
-                "reason",
-                b->exit.reason ?: "",
+        json_t *o = boot_exit_to_json(b);
+        if (!o)
+                return NULL;
+        if (!b->exit.reason)
+                json_object_set_new(o, "reason", json_string("")); /* the API has always shown "" here */
+        json_object_set_new(
+                o,
                 "exit_unix_ns",
-                (json_int_t) boot_to_unix_ns(b, b->exit.boottime_ns, b->exit.recv_unix_ns));
+                json_integer((json_int_t) boot_to_unix_ns(b, b->exit.boottime_ns, b->exit.recv_unix_ns)));
+        return o;
 }
 
 json_t *render_boot(const Machine *m, const Boot *b) {
@@ -139,31 +137,13 @@ json_t *render_boot(const Machine *m, const Boot *b) {
 }
 
 json_t *render_machine(const Machine *m, const char *node_id) {
-        json_t *o = json_object(), *attrs = json_object();
-        char *cond = ready_condition_to_string(&m->ready_condition);
+        /* The registration as machine.json holds it, and what the node knows of the machine now. */
+        json_t *o = machine_registration_to_json(m);
 
-        if (!o || !attrs || !cond) {
-                json_decref(o);
-                json_decref(attrs);
-                free(cond);
+        if (!o)
                 return NULL;
-        }
-        for (size_t i = 0; i < m->n_attrs; i++)
-                json_object_set_new(attrs, m->attrs[i].key, json_string(m->attrs[i].value));
-
-        json_object_set_new(o, "machine_id", json_string(m->id));
+        json_object_del(o, "version");
         json_object_set_new(o, "node_id", json_string(node_id));
-        json_object_set_new(o, "cid", m->cid ? json_integer(m->cid) : json_null());
-        json_object_set_new(o, "uds_path", str_or_null(m->uds_path));
-        machine_socket_to_json(o, m);
-        json_object_set_new(o, "request_id", str_or_null(m->request_id));
-        json_object_set_new(o, "traceparent", str_or_null(m->traceparent));
-        json_object_set_new(o, "service_name", str_or_null(m->service_name));
-        json_object_set_new(o, "attributes", attrs);
-        json_object_set_new(o, "ready_condition", json_string(cond));
-        json_object_set_new(o, "registered_unix_ns", int_json(m->registered_unix_ns));
-        json_object_set_new(o, "source", json_string(machine_source_to_string(m->source)));
-        json_object_set_new(o, "source_id", str_or_null(m->source_id));
         json_object_set_new(o, "state", json_string(machine_state_to_string(m->state)));
         json_object_set_new(o, "state_reason", str_or_null(m->state_reason));
         json_object_set_new(o, "connected", json_boolean(m->connected));
@@ -171,7 +151,6 @@ json_t *render_machine(const Machine *m, const char *node_id) {
         json_object_set_new(o, "boot", render_boot(m, m->current));
         json_object_set_new(o, "boots", int_json(m->n_boots));
         json_object_set_new(o, "protocol_errors", int_json(m->protocol_errors));
-        free(cond);
         return o;
 }
 

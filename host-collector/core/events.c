@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bsearch-util.h"
 #include "macro.h"
 
 int event_log_new(size_t max_events, size_t max_bytes, EventLog **ret) {
@@ -141,17 +142,12 @@ int event_log_append(EventLog *l, const char *machine_id, char *json, const Even
         return 0;
 }
 
-size_t event_log_find_after(const EventLog *l, uint64_t after_id) {
-        size_t lo = 0, hi = l->n;
+static uint64_t event_id_at(const void *base, size_t i) {
+        return ((const EventLog *) base)->events[i].id;
+}
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (l->events[mid].id <= after_id)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
+size_t event_log_find_after(const EventLog *l, uint64_t after_id) {
+        return upper_bound_u64(l, l->n, after_id, event_id_at);
 }
 
 size_t event_log_count(const EventLog *l, const char *machine_id) {

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "bsearch-util.h"
+
 static uint64_t block_size(const LogIndex *x) {
         return x->block ?: LOG_INDEX_BLOCK_INITIAL;
 }
@@ -37,19 +39,16 @@ int log_index_add(LogIndex *x, uint64_t seq, uint64_t offset) {
         return 0;
 }
 
-int log_index_lookup(const LogIndex *x, uint64_t after_seq, uint64_t *ret_offset) {
-        size_t lo = 0, hi = x->n;
+static uint64_t point_seq_at(const void *base, size_t i) {
+        return ((const LogIndex *) base)->points[i].seq;
+}
 
+int log_index_lookup(const LogIndex *x, uint64_t after_seq, uint64_t *ret_offset) {
         if (x->n == 0)
                 return -ENOENT;
-        while (hi - lo > 1) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (x->points[mid].seq <= after_seq)
-                        lo = mid;
-                else
-                        hi = mid;
-        }
-        *ret_offset = x->points[lo].offset;
+        /* The last point at or before after_seq, or the first when all are after it. */
+        size_t above = upper_bound_u64(x, x->n, after_seq, point_seq_at);
+        *ret_offset = x->points[above > 0 ? above - 1 : 0].offset;
         return 0;
 }
 

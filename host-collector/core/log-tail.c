@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bsearch-util.h"
 #include "macro.h"
 
 /* A block of packed entries. An entry is a PackedEntry, its data, then (source LOG_SOURCE_INLINE) its source
@@ -386,17 +387,14 @@ static uint64_t block_first_seq(const LogBlock *blk) {
         return p.seq;
 }
 
-void log_tail_find_after(const LogTail *t, uint64_t after_seq, LogTailPos *ret) {
-        size_t lo = 0, hi = t->n_blocks;
+static uint64_t block_first_seq_at(const void *base, size_t i) {
+        return block_first_seq(tail_block(base, i));
+}
 
+void log_tail_find_after(const LogTail *t, uint64_t after_seq, LogTailPos *ret) {
         /* The last block starting at or before after_seq holds the answer, or the answer starts the next. */
-        while (hi - lo > 1) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (block_first_seq(tail_block(t, mid)) <= after_seq)
-                        lo = mid;
-                else
-                        hi = mid;
-        }
+        size_t above = upper_bound_u64(t, t->n_blocks, after_seq, block_first_seq_at);
+        size_t lo = above > 0 ? above - 1 : 0;
         LogTailPos pos = { .block = lo, .offset = t->n_blocks > 0 ? tail_block(t, lo)->head : 0 };
         LogTailPos prev = pos;
         LogEntry e;

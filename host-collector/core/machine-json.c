@@ -131,13 +131,27 @@ static json_t *string_or_null(const char *s) {
         return s ? json_string(s) : json_null();
 }
 
-void machine_socket_to_json(json_t *o, const Machine *m) {
+/* socket_uid, socket_gid and socket_mode ("0660"; null when unset). */
+static void machine_socket_to_json(json_t *o, const Machine *m) {
         char mode[8];
 
         snprintf(mode, sizeof(mode), "%04o", m->socket_mode);
         json_object_set_new(o, "socket_uid", m->socket_uid_set ? json_integer(m->socket_uid) : json_null());
         json_object_set_new(o, "socket_gid", m->socket_gid_set ? json_integer(m->socket_gid) : json_null());
         json_object_set_new(o, "socket_mode", m->socket_mode ? json_string(mode) : json_null());
+}
+
+json_t *boot_exit_to_json(const Boot *b) {
+        return json_pack(
+                "{s:i, s:i, s:b, s:s?}",
+                "code",
+                b->exit.code,
+                "signal",
+                b->exit.signal,
+                "oom_killed",
+                b->exit.oom_killed,
+                "reason",
+                b->exit.reason);
 }
 
 json_t *machine_registration_to_json(const Machine *m) {

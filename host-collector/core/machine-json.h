@@ -19,8 +19,10 @@ typedef struct MachineSpecJson {
  * a static reason in *ret_error (wrong types, too many attributes). Semantic checks are machine_spec_validate()'s. */
 int machine_spec_from_json(json_t *o, MachineSpecJson *ret, const char **ret_error);
 
-/* The registration (what machine.json holds). Returns NULL on allocation failure. */
-/* Adds socket_uid, socket_gid and socket_mode ("0660"; null when unset) to o. */
-void machine_socket_to_json(json_t *o, const Machine *m);
+/* How a boot ended: {"code", "signal", "oom_killed", "reason" (null when none)}, as the exited/crashed events and
+ * the API's boot show it. NULL on allocation failure. */
+json_t *boot_exit_to_json(const Boot *b);
 
+/* The registration (what machine.json holds: version 1, also the API's view of it, render.c). Returns NULL on
+ * allocation failure. */
 json_t *machine_registration_to_json(const Machine *m);

@@ -13,6 +13,7 @@
 #include "envelope-cleanup.h"
 #include "file-repair.h"
 #include "jsonlog.h"
+#include "machine-json.h"
 #include "stitch.h"
 #include "time-math.h"
 #include "time-util.h"
@@ -678,6 +679,14 @@ static char *session_exit_reason(const Boot *b) {
         return reason;
 }
 
+/* The exited/crashed event's own fields. */
+static json_t *exit_event_details(const Boot *b) {
+        json_t *o = boot_exit_to_json(b);
+        if (o)
+                json_object_set_new(o, "before_ready", json_boolean(!b->ready.set));
+        return o;
+}
+
 static void session_record_events(Session *s, const Tether__Envelope *e, const BootApplyResult *res, uint64_t recv) {
         Registry *reg = s->ctx->registry;
         Machine *m = s->machine;
@@ -789,23 +798,7 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
                 /* One oom_killed event per kill: the agent's oom.kill milestone already emitted it. */
                 if (b->exit.oom_killed && !boot_find_milestone(b, "oom.kill"))
                         registry_emit_event(reg, m, "oom_killed", t, NULL);
-                registry_emit_event(
-                        reg,
-                        m,
-                        transition,
-                        t,
-                        json_pack(
-                                "{s:i, s:i, s:b, s:s?, s:b}",
-                                "code",
-                                b->exit.code,
-                                "signal",
-                                b->exit.signal,
-                                "oom_killed",
-                                b->exit.oom_killed,
-                                "reason",
-                                b->exit.reason,
-                                "before_ready",
-                                !b->ready.set));
+                registry_emit_event(reg, m, transition, t, exit_event_details(b));
         }
 }
 
