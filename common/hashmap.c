@@ -127,6 +127,3 @@ void *hashmap_remove(Hashmap *h, const char *key) {
         return value;
 }
 
-size_t hashmap_size(const Hashmap *h) {
-        return h ? h->size : 0;
-}

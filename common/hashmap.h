@@ -17,4 +17,3 @@ int hashmap_put(Hashmap *h, const char *key, void *value);
 void *hashmap_get(const Hashmap *h, const char *key);
 /* Returns the removed value, or NULL if the key was not present. */
 void *hashmap_remove(Hashmap *h, const char *key);
-size_t hashmap_size(const Hashmap *h);

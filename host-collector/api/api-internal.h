@@ -121,9 +121,7 @@ Boot *api_find_boot_param(Machine *m, const char *boot);
 
 /* ---- waking suspended connections (api.c) ---- */
 
-void api_kick(Api *a);
 void api_request_wake(Request *r);
-void api_stream_wake(Stream *s);
 
 /* ---- handlers of their own files ---- */
 

@@ -42,7 +42,7 @@
  * iteration, by priority), so a readiness answer does not queue behind a thousand guests' pending reads, and,
  * unlike a timer due now, it needs no timerfd armed and read. HTTP clients otherwise run at normal priority
  * (the io source and the timeout timer) and never outrank the guests. */
-void api_kick(Api *a) {
+static void api_kick(Api *a) {
         for (ApiDaemon *d = a->daemons; d; d = d->daemons_next)
                 (void) sd_event_source_set_enabled(d->kick, SD_EVENT_ONESHOT);
 }
@@ -55,7 +55,7 @@ void api_request_wake(Request *r) {
         }
 }
 
-void api_stream_wake(Stream *s) {
+static void api_stream_wake(Stream *s) {
         if (s->suspended) {
                 s->suspended = false;
                 MHD_resume_connection(s->conn);

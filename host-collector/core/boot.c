@@ -237,18 +237,6 @@ uint64_t boot_to_unix_ns(const Boot *b, uint64_t boottime_ns, uint64_t fallback_
         return fallback_ns;
 }
 
-uint64_t boot_from_unix_ns(const Boot *b, uint64_t unix_ns) {
-        int64_t offset;
-
-        if (b->clock.valid)
-                offset = b->clock.offset_ns;
-        else if (b->hello_offset_valid)
-                offset = b->hello_offset_ns;
-        else
-                return 0;
-        return offset == INT64_MIN ? UINT64_MAX : time_add_offset(unix_ns, -offset);
-}
-
 const BootMilestone *boot_find_milestone(const Boot *b, const char *name) {
         for (size_t i = 0; i < b->n_milestones; i++)
                 if (strcmp(b->milestones[i].name, name) == 0)

@@ -268,8 +268,6 @@ bool boot_clock_drift_ns(const Boot *b, int64_t *ret);
 /* Maps a guest boottime to host realtime: the probe estimate, else the Hello fallback, else fallback_ns.
  * Returns the mapped time. */
 uint64_t boot_to_unix_ns(const Boot *b, uint64_t boottime_ns, uint64_t fallback_ns);
-/* Inverse mapping (for "now" on open spans). */
-uint64_t boot_from_unix_ns(const Boot *b, uint64_t unix_ns);
 
 /* Log data bytes the boot still has, in memory or in its file: all but the lost ones. */
 static inline uint64_t boot_log_bytes_stored(const Boot *b) {

@@ -35,10 +35,6 @@ int log_get_max_level(void) {
         return log_max_level;
 }
 
-LogTarget log_get_target(void) {
-        return log_target;
-}
-
 static const char *level_to_string(int level) {
         switch (level) {
         case LOG_DEBUG:

@@ -28,7 +28,6 @@ typedef struct LogFields {
 
 void log_setup(LogTarget target, int max_level, const char *node_id);
 int log_get_max_level(void);
-LogTarget log_get_target(void);
 
 /* Returns the LOG_* level or -EINVAL. Accepts debug, info, notice, warning, error. */
 int log_level_from_string(const char *s);

@@ -656,11 +656,6 @@ int store_repair_boot(Store *s, Machine *m, Boot *b) {
         return 0;
 }
 
-void store_detach_boot(Store *s, Boot *b) {
-        if (b && b->store_file)
-                boot_file_free(b->store_file, false);
-}
-
 int store_remove_boot(Store *s, Boot *b) {
         BootFile *f = b ? b->store_file : NULL;
         if (!f)

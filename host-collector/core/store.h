@@ -143,8 +143,6 @@ int store_begin_boot(Store *s, Machine *m, Boot *b);
 int store_repair_boot(Store *s, Machine *m, Boot *b);
 /* Closes and deletes a boot's file (evicted boot). Returns 0 or -errno. */
 int store_remove_boot(Store *s, Boot *b);
-/* Closes the file of a boot that is about to be freed, keeping it on disk. */
-void store_detach_boot(Store *s, Boot *b);
 
 /* Appends one entry to the boot file's write buffer (writing the buffer out first when it is full). Returns 0 and,
  * if ret_offset is not NULL, the offset the entry's header will have in the file; -EFBIG when the boot reached

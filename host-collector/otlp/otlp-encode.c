@@ -366,7 +366,7 @@ size_t otlp_varint_size(uint64_t v) {
         return n;
 }
 
-uint8_t *otlp_put_varint(uint8_t *p, uint64_t v) {
+static uint8_t *otlp_put_varint(uint8_t *p, uint64_t v) {
         while (v >= 0x80) {
                 *p++ = (uint8_t) (v | 0x80);
                 v >>= 7;

@@ -128,7 +128,6 @@ const uint8_t *otlp_scope_protobuf(size_t *ret_len);
 
 /* Protobuf wire helpers for writing straight into a buffer (the caller made room). */
 size_t otlp_varint_size(uint64_t v);
-uint8_t *otlp_put_varint(uint8_t *p, uint64_t v);
 /* A length-delimited field's tag and length (field numbers below 16). */
 uint8_t *otlp_put_field_header(uint8_t *p, unsigned field, size_t len);
 /* Bytes a length-delimited field of len bytes takes (field numbers below 16). */

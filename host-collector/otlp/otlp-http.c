@@ -252,10 +252,6 @@ OtlpHttpCall *otlp_http_call_free(OtlpHttpCall *c) {
         return NULL;
 }
 
-bool otlp_http_call_busy(const OtlpHttpCall *c) {
-        return c->busy;
-}
-
 int otlp_http_call_start(
         OtlpHttpCall *c,
         const char *content_type,

@@ -52,7 +52,6 @@ int otlp_http_call_start(
         size_t len,
         OtlpHttpDone done,
         void *userdata);
-bool otlp_http_call_busy(const OtlpHttpCall *c);
 void otlp_http_call_cancel(OtlpHttpCall *c);
 
 /* Runs the transfers without the event loop until none is left or timeout_usec passed (shutdown). */

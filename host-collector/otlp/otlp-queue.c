@@ -364,16 +364,6 @@ void otlp_queue_commit(OtlpQueue *q, size_t len) {
         otlp_queue_commit_items(q, len, 1);
 }
 
-int otlp_queue_push(OtlpQueue *q, OtlpBlob *resource, uint64_t key, const uint8_t *data, size_t len, uint64_t now_ns) {
-        uint8_t *p;
-        int r = otlp_queue_reserve(q, resource, key, len, now_ns, &p);
-        if (r < 0)
-                return r;
-        memcpy(p, data, len);
-        otlp_queue_commit(q, len);
-        return 0;
-}
-
 size_t otlp_queue_items(const OtlpQueue *q) {
         return q->items;
 }

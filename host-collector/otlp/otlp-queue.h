@@ -80,8 +80,6 @@ int otlp_queue_reserve_items(
         size_t *ret_items);
 /* The run is written: len bytes, items items (at least 1). */
 void otlp_queue_commit_items(OtlpQueue *q, size_t len, size_t items);
-/* reserve + copy + commit. */
-int otlp_queue_push(OtlpQueue *q, OtlpBlob *resource, uint64_t key, const uint8_t *data, size_t len, uint64_t now_ns);
 
 /* Items waiting (open and sealed batches, not those taken out). */
 size_t otlp_queue_items(const OtlpQueue *q);
