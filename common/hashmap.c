@@ -126,4 +126,3 @@ void *hashmap_remove(Hashmap *h, const char *key) {
         h->size--;
         return value;
 }
-
