@@ -428,16 +428,16 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 fprintf(stderr, "Invalid --otlp-batch-delay-ms (1-60000): %s\n", optarg);
                                 return -EINVAL;
                         }
-                        c->otlp_config.batch_delay_usec = v * USEC_PER_MSEC;
+                        c->otlp_config.batch_delay_ns = v * NSEC_PER_MSEC;
                         break;
                 case ARG_OTLP_RETRY_MAX:
                         if (parse_size(optarg, 1, 3600000, &v) < 0) {
                                 fprintf(stderr, "Invalid --otlp-retry-max-ms (1-3600000): %s\n", optarg);
                                 return -EINVAL;
                         }
-                        c->otlp_config.backoff_max_usec = v * USEC_PER_MSEC;
-                        c->otlp_config.backoff_initial_usec = MIN(
-                                c->otlp_config.backoff_initial_usec, c->otlp_config.backoff_max_usec);
+                        c->otlp_config.backoff_max_ns = v * NSEC_PER_MSEC;
+                        c->otlp_config.backoff_initial_ns = MIN(
+                                c->otlp_config.backoff_initial_ns, c->otlp_config.backoff_max_ns);
                         break;
                 case '?':
                         return -EINVAL;

@@ -272,11 +272,7 @@ static void channel_backoff(Channel *ch, uint64_t retry_after) {
 
         (void) getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK);
         uint64_t delay = otlp_backoff_ns(
-                ch->attempt,
-                x->config.backoff_initial_usec * NSEC_PER_USEC,
-                x->config.backoff_max_usec * NSEC_PER_USEC,
-                rnd,
-                retry_after);
+                ch->attempt, x->config.backoff_initial_ns, x->config.backoff_max_ns, rnd, retry_after);
         if (ch->attempt < 32)
                 ch->attempt++;
         ch->backing_off = true;
@@ -684,7 +680,7 @@ int channel_setup(
                 .max_bytes = config->queue_bytes,
                 .batch_items = config->batch_items,
                 .batch_bytes = MAX(MIN(config->batch_bytes, config->queue_bytes / 8), (uint64_t) 4096),
-                .batch_delay_ns = config->batch_delay_usec * NSEC_PER_USEC,
+                .batch_delay_ns = config->batch_delay_ns,
                 .format = http ? OTLP_FORMAT_PROTOBUF : OTLP_FORMAT_JSON,
                 .gzip = config->gzip,
         };
@@ -713,7 +709,7 @@ int channel_setup(
                 return -ENOMEM;
         for (size_t j = 0; j < INFLIGHT_MAX; j++) {
                 r = otlp_http_call_new(
-                        x->http, url, headers, config->n_headers, config->request_timeout_usec, &ch->slots[j].call);
+                        x->http, url, headers, config->n_headers, config->request_timeout_ns, &ch->slots[j].call);
                 if (r < 0)
                         return r;
         }

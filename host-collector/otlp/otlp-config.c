@@ -16,11 +16,11 @@ void otlp_config_init(OtlpConfig *c) {
                 .gzip = true,
                 .batch_items = 8192,
                 .batch_bytes = UINT64_C(1) << 20,
-                .batch_delay_usec = USEC_PER_SEC,
-                .backoff_initial_usec = USEC_PER_SEC,
-                .backoff_max_usec = 5 * USEC_PER_SEC,
-                .request_timeout_usec = 10 * USEC_PER_SEC,
-                .shutdown_timeout_usec = 3 * USEC_PER_SEC,
+                .batch_delay_ns = NSEC_PER_SEC,
+                .backoff_initial_ns = NSEC_PER_SEC,
+                .backoff_max_ns = 5 * NSEC_PER_SEC,
+                .request_timeout_ns = 10 * NSEC_PER_SEC,
+                .shutdown_timeout_ns = 3 * NSEC_PER_SEC,
         };
 }
 

@@ -153,7 +153,7 @@ int otlp_config_from_env(OtlpConfig *c, OtlpEnv *e, const char *(*get)(const cha
                 unsigned long long ms = strtoull(v, &end, 10);
                 if (errno || *end || end == v || ms == 0 || ms > 3600000)
                         BAD("OTEL_EXPORTER_OTLP_TIMEOUT", -EINVAL);
-                c->request_timeout_usec = (uint64_t) ms * 1000;
+                c->request_timeout_ns = (uint64_t) ms * NSEC_PER_MSEC;
         }
 
         v = get("OTEL_EXPORTER_OTLP_HEADERS");

@@ -843,7 +843,7 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
                         }
                 }
         } else {
-                uint64_t deadline = exporter_mono_ns() + x->config.shutdown_timeout_usec * NSEC_PER_USEC;
+                uint64_t deadline = exporter_mono_ns() + x->config.shutdown_timeout_ns;
                 for (size_t i = 0; i < N_CHANNELS; i++)
                         if (!x->channels[i].disabled)
                                 (void) otlp_queue_seal(x->channels[i].queue, exporter_mono_ns(), true);

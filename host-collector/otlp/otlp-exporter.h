@@ -30,11 +30,11 @@ typedef struct OtlpConfig {
         bool gzip;
         size_t batch_items;
         uint64_t batch_bytes;
-        uint64_t batch_delay_usec;
-        uint64_t backoff_initial_usec;
-        uint64_t backoff_max_usec;
-        uint64_t request_timeout_usec;
-        uint64_t shutdown_timeout_usec; /* how long a final flush may take without a spool */
+        uint64_t batch_delay_ns;
+        uint64_t backoff_initial_ns;
+        uint64_t backoff_max_ns;
+        uint64_t request_timeout_ns;
+        uint64_t shutdown_timeout_ns; /* how long a final flush may take without a spool */
 } OtlpConfig;
 
 #define OTLP_QUEUE_BYTES_DEFAULT (UINT64_C(4) << 20)
@@ -50,7 +50,7 @@ typedef struct OtlpExporter OtlpExporter;
 int otlp_exporter_new(
         sd_event *event, Registry *registry, Store *store, Stats *stats, const OtlpConfig *config, OtlpExporter **ret);
 /* Final flush: with a spool, everything pending goes to disk; otherwise one last attempt bounded by
- * shutdown_timeout_usec, the rest counted as dropped (shutdown). Idempotent. */
+ * shutdown_timeout_ns, the rest counted as dropped (shutdown). Idempotent. */
 void otlp_exporter_shutdown(OtlpExporter *x);
 OtlpExporter *otlp_exporter_free(OtlpExporter *x);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OtlpExporter *, otlp_exporter_free);

@@ -182,7 +182,7 @@ int otlp_http_call_new(
         const char *url,
         const char *const *headers,
         size_t n_headers,
-        uint64_t timeout_usec,
+        uint64_t timeout_ns,
         OtlpHttpCall **ret) {
         OtlpHttpCall *c = calloc(1, sizeof(OtlpHttpCall));
         if (!c)
@@ -207,7 +207,7 @@ int otlp_http_call_new(
         curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long) (timeout_usec / USEC_PER_MSEC));
+        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long) (timeout_ns / NSEC_PER_MSEC));
         curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
         curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->error);
         curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
@@ -331,8 +331,8 @@ static void check_done(OtlpHttp *h) {
         }
 }
 
-void otlp_http_drain(OtlpHttp *h, uint64_t timeout_usec) {
-        uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_usec * NSEC_PER_USEC;
+void otlp_http_drain(OtlpHttp *h, uint64_t timeout_ns) {
+        uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ns;
         int running = 1;
 
         while (running > 0 && now_ns(CLOCK_MONOTONIC) < deadline) {

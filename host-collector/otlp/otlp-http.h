@@ -38,7 +38,7 @@ int otlp_http_call_new(
         const char *url,
         const char *const *headers,
         size_t n_headers,
-        uint64_t timeout_usec,
+        uint64_t timeout_ns,
         OtlpHttpCall **ret);
 OtlpHttpCall *otlp_http_call_free(OtlpHttpCall *c);
 
@@ -54,5 +54,5 @@ int otlp_http_call_start(
         void *userdata);
 void otlp_http_call_cancel(OtlpHttpCall *c);
 
-/* Runs the transfers without the event loop until none is left or timeout_usec passed (shutdown). */
-void otlp_http_drain(OtlpHttp *h, uint64_t timeout_usec);
+/* Runs the transfers without the event loop until none is left or timeout_ns passed (shutdown). */
+void otlp_http_drain(OtlpHttp *h, uint64_t timeout_ns);

@@ -67,7 +67,7 @@ static void test_config(void **state) {
         assert_int_equal(c.n_headers, 1);
         assert_string_equal(c.headers[0], "api-key=s3cret");
         assert_false(c.gzip);
-        assert_int_equal(c.request_timeout_usec, 2500 * 1000);
+        assert_int_equal(c.request_timeout_ns, UINT64_C(2500) * 1000000);
         otlp_env_done(&e);
 
         /* Nothing set: nothing changes. */
