@@ -464,8 +464,8 @@ def scenario_json_rotate(node):
 
         mid = "vmrotate"
         h.register(mid)
-        agent = h.start_init_shell(mid, burst_script(n))
-        check(wait_proc(agent, 30, "the agent exits") == 0, "the workload exits 0")
+        agent = h.start_init_shell(mid, burst_script(n), extra=BURST_AGENT_ARGS)
+        check(wait_proc(agent, 60, "the agent exits") == 0, "the workload exits 0")
         h.wait_exited(mid)
         stored, events = expected_logs(h, mid)
         check(stored == n, "every line stored", stored)
@@ -587,6 +587,12 @@ def expected_logs(h, mid):
     return len(lines), len(events)
 
 
+# The burst's workload exits at once; its agent then waits for tetherd's acks before it exits too. 1 s (the
+# default) is plenty for tetherd, not for tetherd under memcheck on a loaded machine: it stored 6 of 34 records
+# by then once, and the rest of the burst was lost with the agent.
+BURST_AGENT_ARGS = ("--flush-timeout-ms=30000",)
+
+
 def scenario_burst_slow(node):
     n = 4000
     port = free_tcp_port()
@@ -596,7 +602,7 @@ def scenario_burst_slow(node):
         rx.start()
         mid = "vmburst"
         h.register(mid)
-        agent = h.start_init_shell(mid, burst_script(n))
+        agent = h.start_init_shell(mid, burst_script(n), extra=BURST_AGENT_ARGS)
         spool = os.path.join(h.state_dir, "otlp-spool")
         saw_spool = False
         deadline = time.monotonic() + 45
@@ -636,8 +642,8 @@ def scenario_spool_full(node):
         rx = Receiver(h, node, port)  # not started: the backend is down
         mid = "vmfull"
         h.register(mid)
-        agent = h.start_init_shell(mid, burst_script(n))
-        check(wait_proc(agent, 30, "the agent exits") == 0, "the workload exits 0")
+        agent = h.start_init_shell(mid, burst_script(n), extra=BURST_AGENT_ARGS)
+        check(wait_proc(agent, 60, "the agent exits") == 0, "the workload exits 0")
         h.wait_exited(mid)
         stored, events = expected_logs(h, mid)
         wait_for("the lines wait in the log store while queue and spool are pressed",
