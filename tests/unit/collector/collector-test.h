@@ -215,6 +215,17 @@ static inline void free_envelopes(Tether__Envelope **e, size_t n) {
                 envelope_free(e[i]);
 }
 
+/* How many events of this transition the registry's event log holds (every machine's). */
+static inline size_t test_count_events(const Registry *r, const char *transition) {
+        char needle[64];
+        size_t n = 0;
+
+        snprintf(needle, sizeof(needle), "\"transition\":\"%s\"", transition);
+        for (size_t i = 0; i < r->events->n; i++)
+                n += strstr(event_log_at(r->events, i)->json, needle) != NULL;
+        return n;
+}
+
 /* ---- log entries of a boot ---- */
 
 /* The i-th log entry held in memory (0 = the oldest). */
