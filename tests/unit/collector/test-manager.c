@@ -11,50 +11,11 @@
 #include <unistd.h>
 
 #include "collector-test.h"
-#include "jsonlog.h"
 #include "macro.h"
 #include "manager.h"
 
-/* What the manager asked of the daemon's side. */
-typedef struct FakeTransport {
-        unsigned listens, unlistens, disconnects;
-        char listened[128]; /* uds_path of the last listen */
-        char released[64];  /* machine id of the last unlisten */
-        CloseReason reason; /* of the last disconnect */
-        int listen_result;  /* what listen returns */
-        bool listening;     /* listen succeeded and no unlisten followed */
-} FakeTransport;
-
-static int fake_listen(Machine *m, void *userdata) {
-        FakeTransport *t = userdata;
-        t->listens++;
-        snprintf(t->listened, sizeof(t->listened), "%s", m->uds_path);
-        if (t->listen_result < 0)
-                return t->listen_result;
-        t->listening = true;
-        return 0;
-}
-
-static void fake_unlisten(Machine *m, void *userdata) {
-        FakeTransport *t = userdata;
-        t->unlistens++;
-        snprintf(t->released, sizeof(t->released), "%s", m->id);
-        t->listening = false;
-}
-
-static void fake_disconnect(Machine *m, CloseReason reason, void *userdata) {
-        FakeTransport *t = userdata;
-        t->disconnects++;
-        t->reason = reason;
-}
-
 typedef struct World {
-        char dir[64]; /* the state directory, "" without one */
-        Stats stats;
-        Registry *registry;
-        Store *store;
-        FakeTransport transport;
-        Manager manager;
+        TestManager t;
         unsigned removed, persisted; /* machine_removed and machine_persisted observers */
 } World;
 
@@ -66,78 +27,47 @@ static void on_persisted(Registry *r, Machine *m, void *userdata) {
         ((World *) userdata)->persisted++;
 }
 
-/* store: none, one that syncs (the syncer's threads), or one that does not (--no-sync). */
-typedef enum WorldStore { NO_STORE, STORE_SYNC, STORE_NO_SYNC } WorldStore;
-
-static World *world_new(WorldStore store) {
+static World *world_new(TestStore store) {
         World *w = calloc(1, sizeof(World));
-        RegistryConfig c = {
-                .node_id = "node-a",
-                .max_machines = 16,
-                .max_boots = 4,
-                .max_events = 64,
-                .vsock_port = 4817,
-                .boot_limits = BOOT_LIMITS_DEFAULT,
-        };
-        RegistryObserver o = { .machine_removed = on_removed, .machine_persisted = on_persisted, .userdata = w };
-
         assert_non_null(w);
-        log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
-        assert_int_equal(registry_new(&c, &w->stats, &w->registry), 0);
-        assert_int_equal(registry_add_observer(w->registry, &o), 0);
-        if (store != NO_STORE) {
-                StoreConfig sc = { .dir = w->dir, .sync = store == STORE_SYNC, .sync_threads = 1 };
-                test_dir_make(w->dir, sizeof(w->dir), "manager");
-                assert_int_equal(store_open(&sc, &w->stats, &w->store), 0);
-        }
-        w->manager = (Manager) {
-                .registry = w->registry,
-                .store = w->store,
-                .stats = &w->stats,
-                .vsock_port = 4817,
-                .transport = { .listen = fake_listen,
-                               .unlisten = fake_unlisten,
-                               .disconnect = fake_disconnect,
-                               .userdata = &w->transport },
-        };
+        test_manager_init(&w->t, store);
+        RegistryObserver o = { .machine_removed = on_removed, .machine_persisted = on_persisted, .userdata = w };
+        assert_int_equal(registry_add_observer(w->t.registry, &o), 0);
         return w;
 }
 
 static void world_free(World *w) {
-        w->store = store_free(w->store);
-        w->registry = registry_free(w->registry);
-        if (w->dir[0])
-                test_dir_remove(w->dir);
+        test_manager_done(&w->t);
         free(w);
 }
 
 static int do_register(World *w, const char *id, uint32_t cid, const char *uds, Machine **ret, const char **ret_error) {
         MachineSpec spec = { .machine_id = id, .cid = cid, .uds_path = uds };
         *ret_error = NULL;
-        return manager_register_machine(&w->manager, &spec, ret, ret_error);
+        return manager_register_machine(&w->t.manager, &spec, ret, ret_error);
 }
 
 /* Where a machine's registration lives in the state directory. */
 static void machine_file(const World *w, const char *id, char *buf, size_t size) {
-        snprintf(buf, size, "%s/machines/%s/machine.json", w->dir, id);
+        snprintf(buf, size, "%s/machines/%s/machine.json", w->t.dir, id);
 }
 
 static void test_register_announces(void **state) {
-        World *w = world_new(NO_STORE);
+        World *w = world_new(TEST_NO_STORE);
         const char *err;
         Machine *a, *b;
 
         /* A CID machine has no socket of its own: nothing to listen on. */
         assert_int_equal(do_register(w, "vm-a", 42, NULL, &a, &err), 0);
-        assert_ptr_equal(registry_find(w->registry, "vm-a"), a);
-        assert_int_equal(w->transport.listens, 0);
-        assert_int_equal(test_count_events(w->registry, "registered"), 1);
+        assert_ptr_equal(registry_find(w->t.registry, "vm-a"), a);
+        assert_int_equal(w->t.transport.listens, 0);
+        assert_int_equal(test_count_events(w->t.registry, "registered"), 1);
 
         assert_int_equal(do_register(w, "vm-b", 0, "/run/vms/b/v.sock", &b, &err), 0);
-        assert_int_equal(w->transport.listens, 1);
-        assert_string_equal(w->transport.listened, "/run/vms/b/v.sock");
-        assert_ptr_equal(registry_find_by_uds(w->registry, "/run/vms/b/v.sock"), b);
-        assert_int_equal(test_count_events(w->registry, "registered"), 2);
+        assert_int_equal(w->t.transport.listens, 1);
+        assert_string_equal(w->t.transport.listened, "/run/vms/b/v.sock");
+        assert_ptr_equal(registry_find_by_uds(w->t.registry, "/run/vms/b/v.sock"), b);
+        assert_int_equal(test_count_events(w->t.registry, "registered"), 2);
 
         /* The registry's refusals come through as they are, and nothing is set up for them. */
         assert_int_equal(do_register(w, "vm-a", 43, NULL, &a, &err), -EEXIST);
@@ -146,10 +76,10 @@ static void test_register_announces(void **state) {
         assert_non_null(err);
         assert_int_equal(do_register(w, "vm/d", 44, NULL, &a, &err), -EINVAL);
         assert_non_null(err);
-        assert_int_equal(w->transport.listens, 1);
-        assert_int_equal(w->transport.disconnects + w->transport.unlistens, 0);
-        assert_int_equal(w->registry->n_machines, 2);
-        assert_int_equal(test_count_events(w->registry, "registered"), 2);
+        assert_int_equal(w->t.transport.listens, 1);
+        assert_int_equal(w->t.transport.disconnects + w->t.transport.unlistens, 0);
+        assert_int_equal(w->t.registry->n_machines, 2);
+        assert_int_equal(test_count_events(w->t.registry, "registered"), 2);
         world_free(w);
 }
 
@@ -175,22 +105,22 @@ static void test_uds_root(void **state) {
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                World *w = world_new(NO_STORE);
+                World *w = world_new(TEST_NO_STORE);
                 const char *err;
                 Machine *m = NULL;
 
-                w->manager.uds_roots = cases[i].roots;
+                w->t.manager.uds_roots = cases[i].roots;
                 int r = do_register(w, "vm-1", cases[i].uds_path ? 0 : 42, cases[i].uds_path, &m, &err);
                 if (cases[i].allowed) {
                         assert_int_equal(r, 0);
-                        assert_non_null(registry_find(w->registry, "vm-1"));
-                        assert_int_equal(w->transport.listens, cases[i].uds_path ? 1 : 0);
+                        assert_non_null(registry_find(w->t.registry, "vm-1"));
+                        assert_int_equal(w->t.transport.listens, cases[i].uds_path ? 1 : 0);
                 } else {
                         assert_int_equal(r, -EINVAL);
                         assert_string_equal(err, "uds_path is not below any of tetherd's --uds-root directories");
-                        assert_null(registry_find(w->registry, "vm-1"));
-                        assert_int_equal(w->transport.listens, 0);
-                        assert_int_equal(test_count_events(w->registry, "registered"), 0);
+                        assert_null(registry_find(w->t.registry, "vm-1"));
+                        assert_int_equal(w->t.transport.listens, 0);
+                        assert_int_equal(test_count_events(w->t.registry, "registered"), 0);
                 }
                 world_free(w);
         }
@@ -216,26 +146,26 @@ static void test_listen_failure(void **state) {
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                World *w = world_new(STORE_SYNC);
+                World *w = world_new(TEST_STORE_SYNC);
                 const char *err;
                 char path[160];
                 Machine *m;
 
-                w->transport.listen_result = cases[i].listen_error;
+                w->t.transport.listen_result = cases[i].listen_error;
                 assert_int_equal(do_register(w, "vm-1", 0, "/run/vms/v.sock", &m, &err), cases[i].result);
                 assert_string_equal(err, cases[i].error);
-                assert_int_equal(w->transport.listens, 1);
+                assert_int_equal(w->t.transport.listens, 1);
                 /* Never announced, never written: no event, no observer, no file, nothing to release. */
-                assert_null(registry_find(w->registry, "vm-1"));
-                assert_null(registry_find_by_uds(w->registry, "/run/vms/v.sock"));
-                assert_int_equal(test_count_events(w->registry, "registered"), 0);
+                assert_null(registry_find(w->t.registry, "vm-1"));
+                assert_null(registry_find_by_uds(w->t.registry, "/run/vms/v.sock"));
+                assert_int_equal(test_count_events(w->t.registry, "registered"), 0);
                 assert_int_equal(w->removed, 0);
-                assert_int_equal(w->transport.unlistens + w->transport.disconnects, 0);
+                assert_int_equal(w->t.transport.unlistens + w->t.transport.disconnects, 0);
                 machine_file(w, "vm-1", path, sizeof(path));
                 assert_int_equal(access(path, F_OK), -1);
 
                 /* The id and the path are free again. */
-                w->transport.listen_result = 0;
+                w->t.transport.listen_result = 0;
                 assert_int_equal(do_register(w, "vm-1", 0, "/run/vms/v.sock", &m, &err), 1);
                 world_free(w);
         }
@@ -245,12 +175,12 @@ static void test_listen_failure(void **state) {
  * machine_persisted follows); announced at once either way. */
 static void test_register_persists(void **state) {
         static const struct {
-                WorldStore store;
+                TestStore store;
                 int result;
         } cases[] = {
-                { NO_STORE, 0 },
-                { STORE_NO_SYNC, 0 },
-                { STORE_SYNC, 1 },
+                { TEST_NO_STORE, 0 },
+                { TEST_STORE_NO_SYNC, 0 },
+                { TEST_STORE_SYNC, 1 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -260,15 +190,15 @@ static void test_register_persists(void **state) {
                 Machine *m;
 
                 assert_int_equal(do_register(w, "vm-1", 42, NULL, &m, &err), cases[i].result);
-                assert_int_equal(test_count_events(w->registry, "registered"), 1);
+                assert_int_equal(test_count_events(w->t.registry, "registered"), 1);
                 if (cases[i].result == 1) {
                         assert_false(m->persisted);
                         assert_int_equal(w->persisted, 0);
                         while (w->persisted == 0)
-                                test_dispatch_syncs(w->store);
+                                test_dispatch_syncs(w->t.store);
                         assert_int_equal(w->persisted, 1);
                 }
-                if (w->store) {
+                if (w->t.store) {
                         assert_true(m->persisted);
                         machine_file(w, "vm-1", path, sizeof(path));
                         assert_int_equal(access(path, F_OK), 0);
@@ -281,7 +211,7 @@ static void test_register_persists(void **state) {
 /* A file where the machine's directory goes: its registration cannot even be written. */
 static void block_machine_dir(const World *w, const char *id) {
         char path[160];
-        snprintf(path, sizeof(path), "%s/machines/%s", w->dir, id);
+        snprintf(path, sizeof(path), "%s/machines/%s", w->t.dir, id);
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
         assert_true(fd >= 0);
         close(fd);
@@ -289,23 +219,23 @@ static void block_machine_dir(const World *w, const char *id) {
 
 /* A save that fails at once: the socket it listened on is closed again and the machine was never there. */
 static void test_persist_fails_at_once(void **state) {
-        World *w = world_new(STORE_SYNC);
+        World *w = world_new(TEST_STORE_SYNC);
         const char *err;
         Machine *m;
 
         block_machine_dir(w, "vm-1");
         assert_int_equal(do_register(w, "vm-1", 0, "/run/vms/v.sock", &m, &err), -ENOTDIR);
         assert_string_equal(err, "failed to persist the registration");
-        assert_int_equal(w->transport.listens, 1);
-        assert_int_equal(w->transport.unlistens, 1);
-        assert_string_equal(w->transport.released, "vm-1");
-        assert_false(w->transport.listening);
-        assert_int_equal(w->transport.disconnects, 1);
-        assert_int_equal(w->transport.reason, CLOSE_DELETED);
-        assert_null(registry_find(w->registry, "vm-1"));
-        assert_null(registry_find_by_uds(w->registry, "/run/vms/v.sock"));
-        assert_int_equal(test_count_events(w->registry, "registered"), 0);
-        assert_int_equal(test_count_events(w->registry, "deleted"), 0);
+        assert_int_equal(w->t.transport.listens, 1);
+        assert_int_equal(w->t.transport.unlistens, 1);
+        assert_string_equal(w->t.transport.released, "vm-1");
+        assert_false(w->t.transport.listening);
+        assert_int_equal(w->t.transport.disconnects, 1);
+        assert_int_equal(w->t.transport.reason, CLOSE_DELETED);
+        assert_null(registry_find(w->t.registry, "vm-1"));
+        assert_null(registry_find_by_uds(w->t.registry, "/run/vms/v.sock"));
+        assert_int_equal(test_count_events(w->t.registry, "registered"), 0);
+        assert_int_equal(test_count_events(w->t.registry, "deleted"), 0);
         assert_int_equal(w->removed, 0);
         world_free(w);
 }
@@ -313,12 +243,12 @@ static void test_persist_fails_at_once(void **state) {
 /* A save that fails after the sync (the rename: a non-empty directory is in the way): the machine was announced
  * already, so it is deleted as a deleted machine is, with its socket and connection. */
 static void test_persist_fails_later(void **state) {
-        World *w = world_new(STORE_SYNC);
+        World *w = world_new(TEST_STORE_SYNC);
         const char *err;
         char path[200];
         Machine *m;
 
-        snprintf(path, sizeof(path), "%s/machines/vm-1", w->dir);
+        snprintf(path, sizeof(path), "%s/machines/vm-1", w->t.dir);
         assert_int_equal(mkdir(path, 0700), 0);
         machine_file(w, "vm-1", path, sizeof(path));
         assert_int_equal(mkdir(path, 0700), 0);
@@ -326,45 +256,45 @@ static void test_persist_fails_later(void **state) {
         assert_int_equal(mkdir(path, 0700), 0);
 
         assert_int_equal(do_register(w, "vm-1", 0, "/run/vms/v.sock", &m, &err), 1);
-        assert_int_equal(test_count_events(w->registry, "registered"), 1);
-        assert_true(w->transport.listening);
+        assert_int_equal(test_count_events(w->t.registry, "registered"), 1);
+        assert_true(w->t.transport.listening);
         while (w->removed == 0)
-                test_dispatch_syncs(w->store);
+                test_dispatch_syncs(w->t.store);
 
-        assert_null(registry_find(w->registry, "vm-1"));
-        assert_null(registry_find_by_uds(w->registry, "/run/vms/v.sock"));
+        assert_null(registry_find(w->t.registry, "vm-1"));
+        assert_null(registry_find_by_uds(w->t.registry, "/run/vms/v.sock"));
         assert_int_equal(w->persisted, 0);
-        assert_int_equal(test_count_events(w->registry, "deleted"), 1);
-        assert_int_equal(w->transport.unlistens, 1);
-        assert_false(w->transport.listening);
-        assert_int_equal(w->transport.disconnects, 1);
-        assert_int_equal(w->transport.reason, CLOSE_DELETED);
+        assert_int_equal(test_count_events(w->t.registry, "deleted"), 1);
+        assert_int_equal(w->t.transport.unlistens, 1);
+        assert_false(w->t.transport.listening);
+        assert_int_equal(w->t.transport.disconnects, 1);
+        assert_int_equal(w->t.transport.reason, CLOSE_DELETED);
         world_free(w);
 }
 
 static void test_update(void **state) {
-        World *w = world_new(STORE_SYNC);
+        World *w = world_new(TEST_STORE_SYNC);
         const char *err;
         char path[160];
         Machine *m;
 
         assert_int_equal(do_register(w, "vm-1", 42, NULL, &m, &err), 1);
         while (!m->persisted)
-                test_dispatch_syncs(w->store);
+                test_dispatch_syncs(w->t.store);
 
         /* The same registration again changes nothing and writes nothing. */
         MachineSpec same = { .machine_id = "vm-1", .cid = 42 };
-        assert_int_equal(manager_update_machine(&w->manager, m, &same, &err), 0);
+        assert_int_equal(manager_update_machine(&w->t.manager, m, &same, &err), 0);
         assert_null(m->store_save);
 
         /* A new CID: re-indexed and saved, the machine does not wait for the disk. */
         MachineSpec moved = { .machine_id = "vm-1", .cid = 43, .request_id = "req-2" };
-        assert_int_equal(manager_update_machine(&w->manager, m, &moved, &err), 1);
-        assert_ptr_equal(registry_find_by_cid(w->registry, 43), m);
-        assert_null(registry_find_by_cid(w->registry, 42));
+        assert_int_equal(manager_update_machine(&w->t.manager, m, &moved, &err), 1);
+        assert_ptr_equal(registry_find_by_cid(w->t.registry, 43), m);
+        assert_null(registry_find_by_cid(w->t.registry, 42));
         assert_non_null(m->store_save);
         while (m->store_save)
-                test_dispatch_syncs(w->store);
+                test_dispatch_syncs(w->t.store);
         machine_file(w, "vm-1", path, sizeof(path));
         json_auto_t *j = json_load_file(path, 0, NULL);
         assert_non_null(j);
@@ -373,53 +303,53 @@ static void test_update(void **state) {
 
         /* Refused: the machine is as it was, and nothing is set up or released. */
         MachineSpec other_path = { .machine_id = "vm-1", .uds_path = "/run/vms/v.sock" };
-        assert_int_equal(manager_update_machine(&w->manager, m, &other_path, &err), -EINVAL);
+        assert_int_equal(manager_update_machine(&w->t.manager, m, &other_path, &err), -EINVAL);
         assert_non_null(err);
         assert_int_equal(m->cid, 43);
-        assert_int_equal(w->transport.listens + w->transport.unlistens + w->transport.disconnects, 0);
-        assert_int_equal(test_count_events(w->registry, "registered"), 1);
+        assert_int_equal(w->t.transport.listens + w->t.transport.unlistens + w->t.transport.disconnects, 0);
+        assert_int_equal(test_count_events(w->t.registry, "registered"), 1);
         world_free(w);
 }
 
 static void test_delete(void **state) {
-        World *w = world_new(STORE_SYNC);
+        World *w = world_new(TEST_STORE_SYNC);
         const char *err;
         char path[160];
         Machine *m;
 
         assert_int_equal(do_register(w, "vm-1", 0, "/run/vms/v.sock", &m, &err), 1);
         while (!m->persisted)
-                test_dispatch_syncs(w->store);
-        assert_true(w->transport.listening);
+                test_dispatch_syncs(w->t.store);
+        assert_true(w->t.transport.listening);
 
-        manager_delete_machine(&w->manager, m);
-        assert_int_equal(w->transport.disconnects, 1);
-        assert_int_equal(w->transport.reason, CLOSE_DELETED);
-        assert_int_equal(w->transport.unlistens, 1);
-        assert_string_equal(w->transport.released, "vm-1");
-        assert_false(w->transport.listening);
-        assert_null(registry_find(w->registry, "vm-1"));
+        manager_delete_machine(&w->t.manager, m);
+        assert_int_equal(w->t.transport.disconnects, 1);
+        assert_int_equal(w->t.transport.reason, CLOSE_DELETED);
+        assert_int_equal(w->t.transport.unlistens, 1);
+        assert_string_equal(w->t.transport.released, "vm-1");
+        assert_false(w->t.transport.listening);
+        assert_null(registry_find(w->t.registry, "vm-1"));
         assert_int_equal(w->removed, 1);
-        assert_int_equal(test_count_events(w->registry, "deleted"), 1);
-        snprintf(path, sizeof(path), "%s/machines/vm-1", w->dir);
+        assert_int_equal(test_count_events(w->t.registry, "deleted"), 1);
+        snprintf(path, sizeof(path), "%s/machines/vm-1", w->t.dir);
         assert_int_equal(access(path, F_OK), -1);
         world_free(w);
 }
 
 /* The VM stopped: its agent's connection goes, the machine and its socket stay. */
 static void test_disconnect(void **state) {
-        World *w = world_new(NO_STORE);
+        World *w = world_new(TEST_NO_STORE);
         const char *err;
         Machine *m;
 
         assert_int_equal(do_register(w, "vm-1", 0, "/run/vms/v.sock", &m, &err), 0);
-        manager_disconnect_machine(&w->manager, m, CLOSE_VM_STOPPED);
-        assert_int_equal(w->transport.disconnects, 1);
-        assert_int_equal(w->transport.reason, CLOSE_VM_STOPPED);
-        assert_int_equal(w->transport.unlistens, 0);
-        assert_true(w->transport.listening);
-        assert_ptr_equal(registry_find(w->registry, "vm-1"), m);
-        assert_int_equal(test_count_events(w->registry, "deleted"), 0);
+        manager_disconnect_machine(&w->t.manager, m, CLOSE_VM_STOPPED);
+        assert_int_equal(w->t.transport.disconnects, 1);
+        assert_int_equal(w->t.transport.reason, CLOSE_VM_STOPPED);
+        assert_int_equal(w->t.transport.unlistens, 0);
+        assert_true(w->t.transport.listening);
+        assert_ptr_equal(registry_find(w->t.registry, "vm-1"), m);
+        assert_int_equal(test_count_events(w->t.registry, "deleted"), 0);
         world_free(w);
 }
 
