@@ -11,16 +11,14 @@
 
 #include "collector-test.h"
 #include "connection.h"
-#include "jsonlog.h"
 #include "macro.h"
 #include "time-util.h"
 
 #define MS UINT64_C(1000000)
 
 typedef struct World {
+        TestManager t; /* the registry, no state directory */
         sd_event *event;
-        Stats stats;
-        Registry *registry;
         SessionContext ctx;
         Machine *machine;
         Connection *conn;
@@ -45,24 +43,15 @@ static void on_close(Connection *c, CloseReason reason, void *userdata) {
 
 static int setup(void **state) {
         World *w = calloc(1, sizeof(World));
-        RegistryConfig c = {
-                .node_id = "node-a",
-                .max_machines = 4,
-                .max_boots = 4,
-                .max_events = 256,
-                .vsock_port = 4817,
-                .boot_limits = BOOT_LIMITS_DEFAULT,
-        };
         MachineSpec spec = { .machine_id = "vm-1", .cid = 42 };
         const char *err;
         int fds[2];
 
         assert_non_null(w);
-        log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
+        test_manager_init(&w->t, TEST_NO_STORE);
         assert_int_equal(sd_event_new(&w->event), 0);
-        assert_int_equal(registry_new(&c, &w->stats, &w->registry), 0);
-        assert_int_equal(registry_add_machine(w->registry, &spec, &w->machine, &err), 0);
-        session_context_init(&w->ctx, w->registry, NULL, &w->stats);
+        assert_int_equal(manager_register_machine(&w->t.manager, &spec, &w->machine, &err), 0);
+        session_context_init(&w->ctx, w->t.registry, NULL, &w->t.stats);
         assert_int_equal(frame_reader_init(&w->received, 0), 0);
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
         w->guest = fds[1];
@@ -76,8 +65,8 @@ static int teardown(void **state) {
         connection_free(w->conn, CLOSE_SHUTDOWN);
         close(w->guest);
         frame_reader_done(&w->received);
-        registry_free(w->registry);
         sd_event_unref(w->event);
+        test_manager_done(&w->t);
         free(w);
         return 0;
 }

@@ -208,6 +208,18 @@ static void test_register_persists(void **state) {
         }
 }
 
+/* vm-1 (on /run/vms/v.sock) is gone, with what it had set up: its agent's connection closed as a deleted
+ * machine's, its socket released. */
+static void assert_released(const World *w) {
+        assert_null(registry_find(w->t.registry, "vm-1"));
+        assert_null(registry_find_by_uds(w->t.registry, "/run/vms/v.sock"));
+        assert_int_equal(w->t.transport.disconnects, 1);
+        assert_int_equal(w->t.transport.reason, CLOSE_DELETED);
+        assert_int_equal(w->t.transport.unlistens, 1);
+        assert_string_equal(w->t.transport.released, "vm-1");
+        assert_false(w->t.transport.listening);
+}
+
 /* A file where the machine's directory goes: its registration cannot even be written. */
 static void block_machine_dir(const World *w, const char *id) {
         char path[160];
@@ -227,13 +239,7 @@ static void test_persist_fails_at_once(void **state) {
         assert_int_equal(do_register(w, "vm-1", 0, "/run/vms/v.sock", &m, &err), -ENOTDIR);
         assert_string_equal(err, "failed to persist the registration");
         assert_int_equal(w->t.transport.listens, 1);
-        assert_int_equal(w->t.transport.unlistens, 1);
-        assert_string_equal(w->t.transport.released, "vm-1");
-        assert_false(w->t.transport.listening);
-        assert_int_equal(w->t.transport.disconnects, 1);
-        assert_int_equal(w->t.transport.reason, CLOSE_DELETED);
-        assert_null(registry_find(w->t.registry, "vm-1"));
-        assert_null(registry_find_by_uds(w->t.registry, "/run/vms/v.sock"));
+        assert_released(w);
         assert_int_equal(test_count_events(w->t.registry, "registered"), 0);
         assert_int_equal(test_count_events(w->t.registry, "deleted"), 0);
         assert_int_equal(w->removed, 0);
@@ -261,14 +267,9 @@ static void test_persist_fails_later(void **state) {
         while (w->removed == 0)
                 test_dispatch_syncs(w->t.store);
 
-        assert_null(registry_find(w->t.registry, "vm-1"));
-        assert_null(registry_find_by_uds(w->t.registry, "/run/vms/v.sock"));
+        assert_released(w);
         assert_int_equal(w->persisted, 0);
         assert_int_equal(test_count_events(w->t.registry, "deleted"), 1);
-        assert_int_equal(w->t.transport.unlistens, 1);
-        assert_false(w->t.transport.listening);
-        assert_int_equal(w->t.transport.disconnects, 1);
-        assert_int_equal(w->t.transport.reason, CLOSE_DELETED);
         world_free(w);
 }
 
@@ -323,12 +324,7 @@ static void test_delete(void **state) {
         assert_true(w->t.transport.listening);
 
         manager_delete_machine(&w->t.manager, m);
-        assert_int_equal(w->t.transport.disconnects, 1);
-        assert_int_equal(w->t.transport.reason, CLOSE_DELETED);
-        assert_int_equal(w->t.transport.unlistens, 1);
-        assert_string_equal(w->t.transport.released, "vm-1");
-        assert_false(w->t.transport.listening);
-        assert_null(registry_find(w->t.registry, "vm-1"));
+        assert_released(w);
         assert_int_equal(w->removed, 1);
         assert_int_equal(test_count_events(w->t.registry, "deleted"), 1);
         snprintf(path, sizeof(path), "%s/machines/vm-1", w->t.dir);
