@@ -217,6 +217,18 @@ static inline void free_envelopes(Tether__Envelope **e, size_t n) {
                 envelope_free(e[i]);
 }
 
+/* The registry most tests use: node "node-a", 16 machines with 4 boots each, 64 events, vsock port 4817. */
+static inline RegistryConfig test_registry_config(void) {
+        return (RegistryConfig) {
+                .node_id = "node-a",
+                .max_machines = 16,
+                .max_boots = 4,
+                .max_events = 64,
+                .vsock_port = 4817,
+                .boot_limits = BOOT_LIMITS_DEFAULT,
+        };
+}
+
 /* How many events of this transition the registry's event log holds (every machine's). */
 static inline size_t test_count_events(const Registry *r, const char *transition) {
         char needle[64];
@@ -402,14 +414,7 @@ typedef struct TestManager {
 } TestManager;
 
 static inline void test_manager_init(TestManager *t, TestStore store) {
-        RegistryConfig c = {
-                .node_id = "node-a",
-                .max_machines = 16,
-                .max_boots = 4,
-                .max_events = 64,
-                .vsock_port = 4817,
-                .boot_limits = BOOT_LIMITS_DEFAULT,
-        };
+        RegistryConfig c = test_registry_config();
 
         *t = (TestManager) {};
         log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
