@@ -134,99 +134,119 @@ static HttpClient *client_for(const FakeServer *s) {
         return c;
 }
 
-static void test_stream_lines_split_across_reads(void **state) {
-        static const char *const pieces[] = {
-                HEADER_200_STREAM "{\"line\":\"on",
-                "e\"}\n{\"line\":\"two\"}\r\n",
-                "\n{\"li",
-                "ne\":\"three, no newline at the end\"}",
-        };
-        FakeServer s;
-        server_start(&s, pieces, ELEMENTSOF(pieces), false);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        _cleanup_(http_response_done) HttpResponse resp = {};
-        _cleanup_(lines_done) Lines l = {};
+#define JSON_RESPONSE(status, body) \
+        "HTTP/1.1 " status "\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" body
 
-        assert_int_equal(http_stream_lines(c, "/v1/machines/vm-1/logs?follow=1", collect, &l, &resp), 0);
-        server_stop(&s);
-
-        assert_int_equal(resp.status, 200);
-        assert_int_equal(l.n, 4);
-        assert_string_equal(l.lines[0], "{\"line\":\"one\"}");
-        assert_string_equal(l.lines[1], "{\"line\":\"two\"}"); /* CR dropped */
-        assert_string_equal(l.lines[2], "");
-        assert_string_equal(l.lines[3], "{\"line\":\"three, no newline at the end\"}");
-        assert_non_null(strstr(s.request, "GET /v1/machines/vm-1/logs?follow=1 HTTP/1.1\r\n"));
+static size_t count_pieces(const char *const *pieces, size_t max) {
+        size_t n = 0;
+        while (n < max && pieces[n])
+                n++;
+        return n;
 }
 
-static void test_stream_error_status_is_not_lines(void **state) {
-        static const char *const pieces[] = {
-                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 28\r\n\r\n",
-                "{\"error\":\"unknown machine\"}\n",
-        };
-        FakeServer s;
-        server_start(&s, pieces, ELEMENTSOF(pieces), false);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        _cleanup_(http_response_done) HttpResponse resp = {};
-        _cleanup_(lines_done) Lines l = {};
+/* ---- the client: one request against a server answering with pieces ---- */
 
-        assert_int_equal(http_stream_lines(c, "/v1/machines/nope/logs", collect, &l, &resp), 0);
-        server_stop(&s);
+typedef struct Exchange {
+        const char *pieces[5]; /* NULL-terminated */
+        const char *method;    /* NULL: http_stream_lines(), a GET */
+        const char *path, *body;
+        int fail_at; /* the line handler fails at this line (1-based) */
+        int result;
+        long status;          /* 0: not checked (a transfer the handler aborted) */
+        const char *response; /* resp.body (NULL: not checked: a 2xx stream's body goes to the handler) */
+        size_t n_lines;       /* handed to the handler */
+        const char *lines[4];
+        const char *request_has[3]; /* in the request as sent */
+        const char *request_has_ci; /* the same, case-insensitively (a header) */
+} Exchange;
 
-        assert_int_equal(resp.status, 404);
-        assert_int_equal(l.n, 0);
-        assert_string_equal(resp.body, "{\"error\":\"unknown machine\"}\n");
-}
+static const Exchange exchanges[] = {
+        /* Lines however the reads cut them: CR dropped, an empty line kept, the last one without its newline. */
+        {
+                .pieces = { HEADER_200_STREAM "{\"line\":\"on",
+                            "e\"}\n{\"line\":\"two\"}\r\n",
+                            "\n{\"li",
+                            "ne\":\"three, no newline at the end\"}" },
+                .path = "/v1/machines/vm-1/logs?follow=1",
+                .status = 200,
+                .n_lines = 4,
+                .lines = { "{\"line\":\"one\"}",
+                           "{\"line\":\"two\"}",
+                           "",
+                           "{\"line\":\"three, no newline at the end\"}" },
+                .request_has = { "GET /v1/machines/vm-1/logs?follow=1 HTTP/1.1\r\n" },
+        },
+        /* An error status: its body is the response, not lines. */
+        {
+                .pieces = { "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 28\r\n\r\n",
+                            "{\"error\":\"unknown machine\"}\n" },
+                .path = "/v1/machines/nope/logs",
+                .status = 404,
+                .response = "{\"error\":\"unknown machine\"}\n",
+        },
+        /* The handler's error stops the stream and is what the call returns. */
+        {
+                .pieces = { HEADER_200_STREAM "a\nb\nc\n" },
+                .path = "/v1/events",
+                .fail_at = 2,
+                .result = -EPIPE,
+                .n_lines = 2,
+                .lines = { "a", "b" },
+        },
+        /* A request's body goes with its Content-Type. */
+        {
+                .pieces = { "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n"
+                            "{\"machine_id\":\"vm-1\"}\n" },
+                .method = "POST",
+                .path = "/v1/machines",
+                .body = "{\"machine_id\":\"vm-1\",\"cid\":3}",
+                .status = 201,
+                .response = "{\"machine_id\":\"vm-1\"}\n",
+                .request_has = { "POST /v1/machines HTTP/1.1\r\n", "\r\n\r\n{\"machine_id\":\"vm-1\",\"cid\":3}" },
+                .request_has_ci = "\r\nContent-Type: application/json\r\n",
+        },
+        /* ".." reaches the server as written (which judges the id), not resolved away. */
+        {
+                .pieces = { "HTTP/1.1 204 No Content\r\n\r\n" },
+                .method = "DELETE",
+                .path = "/v1/machines/..",
+                .status = 204,
+                .response = "",
+                .request_has = { "DELETE /v1/machines/.. HTTP/1.1\r\n" },
+        },
+};
 
-static void test_stream_handler_error_stops(void **state) {
-        static const char *const pieces[] = { HEADER_200_STREAM "a\nb\nc\n" };
-        FakeServer s;
-        server_start(&s, pieces, ELEMENTSOF(pieces), false);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        _cleanup_(http_response_done) HttpResponse resp = {};
-        _cleanup_(lines_done) Lines l = { .fail_at = 2 };
+static void test_exchanges(void **state) {
+        for (size_t i = 0; i < ELEMENTSOF(exchanges); i++) {
+                const Exchange *x = &exchanges[i];
+                FakeServer s;
+                int r;
 
-        assert_int_equal(http_stream_lines(c, "/v1/events", collect, &l, &resp), -EPIPE);
-        server_stop(&s);
-        assert_int_equal(l.n, 2);
-}
+                server_start(&s, x->pieces, count_pieces(x->pieces, ELEMENTSOF(x->pieces)), false);
+                _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
+                _cleanup_(http_response_done) HttpResponse resp = {};
+                _cleanup_(lines_done) Lines l = { .fail_at = x->fail_at };
+                if (x->method)
+                        r = http_request(c, x->method, x->path, x->body, 10000, &resp);
+                else
+                        r = http_stream_lines(c, x->path, collect, &l, &resp);
+                server_stop(&s);
 
-static void test_request_sends_body(void **state) {
-        static const char *const pieces[] = {
-                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n"
-                "{\"machine_id\":\"vm-1\"}\n",
-        };
-        FakeServer s;
-        server_start(&s, pieces, ELEMENTSOF(pieces), false);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        _cleanup_(http_response_done) HttpResponse resp = {};
-
-        assert_int_equal(
-                http_request(c, "POST", "/v1/machines", "{\"machine_id\":\"vm-1\",\"cid\":3}", 10000, &resp), 0);
-        server_stop(&s);
-
-        assert_int_equal(resp.status, 201);
-        assert_string_equal(resp.body, "{\"machine_id\":\"vm-1\"}\n");
-        assert_int_equal(resp.size, 22);
-        assert_non_null(strstr(s.request, "POST /v1/machines HTTP/1.1\r\n"));
-        assert_non_null(strcasestr(s.request, "\r\nContent-Type: application/json\r\n"));
-        assert_non_null(strstr(s.request, "\r\n\r\n{\"machine_id\":\"vm-1\",\"cid\":3}"));
-}
-
-static void test_delete_and_dot_segments(void **state) {
-        static const char *const pieces[] = { "HTTP/1.1 204 No Content\r\n\r\n" };
-        FakeServer s;
-        server_start(&s, pieces, ELEMENTSOF(pieces), false);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        _cleanup_(http_response_done) HttpResponse resp = {};
-
-        /* ".." is a valid machine id: it must reach the server as such, not be resolved away. */
-        assert_int_equal(http_request(c, "DELETE", "/v1/machines/..", NULL, 10000, &resp), 0);
-        server_stop(&s);
-
-        assert_int_equal(resp.status, 204);
-        assert_string_equal(resp.body, "");
-        assert_non_null(strstr(s.request, "DELETE /v1/machines/.. HTTP/1.1\r\n"));
+                assert_int_equal(r, x->result);
+                if (x->status)
+                        assert_int_equal(resp.status, x->status);
+                if (x->response) {
+                        assert_string_equal(resp.body, x->response);
+                        assert_int_equal(resp.size, strlen(x->response));
+                }
+                assert_int_equal(l.n, x->n_lines);
+                for (size_t k = 0; k < x->n_lines; k++)
+                        assert_string_equal(l.lines[k], x->lines[k]);
+                for (size_t k = 0; k < ELEMENTSOF(x->request_has) && x->request_has[k]; k++)
+                        assert_non_null(strstr(s.request, x->request_has[k]));
+                if (x->request_has_ci)
+                        assert_non_null(strcasestr(s.request, x->request_has_ci));
+        }
 }
 
 static void test_connect_errors(void **state) {
@@ -295,72 +315,107 @@ static void test_cancel(void **state) {
         assert_int_equal(l.n, 0);
 }
 
-/* wait-ready through cli_run(): the exit code follows the server's status, and the request carries the
- * timeout the user asked for. */
-static int wait_ready_against(const char *response, char *ret_request, size_t request_size) {
-        const char *pieces[] = { response };
+/* ---- commands through cli_run(), against a server answering with pieces ---- */
+
+typedef struct CliCase {
+        const char *argv[20]; /* NULL-terminated; "@socket" stands for the server's socket */
+        const char *pieces[5];
+        bool ascii;
+        int code;                 /* cli_run()'s exit code */
+        const char *request_has;  /* in the request as sent (NULL: not checked) */
+        const char *request_body; /* the request's body is this JSON (NULL: not checked) */
+        const char *out;          /* all of stdout (NULL: not checked) */
+} CliCase;
+
+static void run_cli(const CliCase *k) {
+        char *argv[ELEMENTSOF(k->argv)];
+        int argc = 0;
         FakeServer s;
-        server_start(&s, pieces, 1, false);
 
-        char *argv[] = { (char *) "tether", (char *) "--socket",  s.path,         (char *) "wait-ready",
-                         (char *) "vm-42",  (char *) "--timeout", (char *) "2.5", NULL };
+        server_start(&s, k->pieces, count_pieces(k->pieces, ELEMENTSOF(k->pieces)), false);
+        for (; k->argv[argc]; argc++)
+                argv[argc] = strcmp(k->argv[argc], "@socket") == 0 ? s.path : (char *) k->argv[argc];
+        argv[argc] = NULL;
+
+        char out_path[] = "/tmp/tether-cli-out.XXXXXX";
+        int out = mkostemp(out_path, O_CLOEXEC);
+        assert_true(out >= 0);
+        unlink(out_path);
+
         CliArgs args;
-        assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
-
+        assert_int_equal(cli_args_parse(argc, argv, s.path, &args), 0);
         _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        CliContext ctx = { .http = c, .ascii = true, .width = 80 };
-        int code = cli_run(&ctx, &args);
+        CliContext ctx = { .http = c, .json = args.json, .ascii = k->ascii, .width = 80 };
 
+        fflush(stdout);
+        int saved = dup(STDOUT_FILENO);
+        assert_true(saved >= 0);
+        assert_true(dup2(out, STDOUT_FILENO) >= 0);
+        int code = cli_run(&ctx, &args);
+        fflush(stdout);
+        assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+        close(saved);
+
+        char stdout_text[4096];
+        ssize_t n = pread(out, stdout_text, sizeof(stdout_text) - 1, 0);
+        assert_true(n >= 0);
+        stdout_text[n] = '\0';
+        close(out);
         cli_args_done(&args);
         server_stop(&s);
-        snprintf(ret_request, request_size, "%s", s.request);
-        return code;
+
+        assert_int_equal(code, k->code);
+        if (k->request_has)
+                assert_non_null(strstr(s.request, k->request_has));
+        if (k->request_body) {
+                const char *body = strstr(s.request, "\r\n\r\n");
+                assert_non_null(body);
+                json_auto_t *got = json_loads(body + 4, 0, NULL);
+                json_auto_t *want = json_loads(k->request_body, 0, NULL);
+                assert_non_null(got);
+                assert_non_null(want);
+                assert_true(json_equal(got, want));
+        }
+        if (k->out)
+                assert_string_equal(stdout_text, k->out);
 }
 
-#define JSON_RESPONSE(status, body) \
-        "HTTP/1.1 " status "\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" body
-
+/* wait-ready: the exit code follows the server's status, and the request carries the timeout the user asked
+ * for. */
 static void test_wait_ready_exit_codes_end_to_end(void **state) {
-        char request[16384];
-
-        assert_int_equal(
-                wait_ready_against(
+#define WAIT_READY(response, exit_code)                                                                 \
+        {                                                                                               \
+                .argv = { "tether", "--socket", "@socket", "wait-ready", "vm-42", "--timeout", "2.5" }, \
+                .pieces = { response }, .ascii = true, .code = exit_code,                               \
+                .request_has = "GET /v1/machines/vm-42/ready?timeout=2.500 HTTP/1.1\r\n"                \
+        }
+        static const CliCase cases[] = {
+                WAIT_READY(
                         JSON_RESPONSE(
                                 "200 OK",
                                 "{\"machine_id\":\"vm-42\",\"state\":\"ready\","
-                                "\"ready\":{\"source\":\"sd_notify\","
-                                "\"kernel_to_ready_ns\":1214000000}}"),
-                        request,
-                        sizeof(request)),
-                0);
-        assert_non_null(strstr(request, "GET /v1/machines/vm-42/ready?timeout=2.500 HTTP/1.1\r\n"));
-
-        assert_int_equal(
-                wait_ready_against(
+                                "\"ready\":{\"source\":\"sd_notify\",\"kernel_to_ready_ns\":1214000000}}"),
+                        0),
+                WAIT_READY(
                         JSON_RESPONSE(
                                 "504 Gateway Timeout",
                                 "{\"error\":\"timed out after 2.5 s waiting for readiness\","
                                 "\"state\":\"registered\",\"agent_seen\":false}"),
-                        request,
-                        sizeof(request)),
-                1);
-        assert_int_equal(
-                wait_ready_against(
+                        1),
+                WAIT_READY(
                         JSON_RESPONSE(
                                 "409 Conflict",
-                                "{\"error\":\"exited before ready\","
-                                "\"state\":\"exited\",\"reason\":\"exit 3\"}"),
-                        request,
-                        sizeof(request)),
-                2);
-        assert_int_equal(
-                wait_ready_against(
-                        JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}"), request, sizeof(request)),
-                3);
-        assert_int_equal(
-                wait_ready_against(JSON_RESPONSE("500 Internal Server Error", "oops"), request, sizeof(request)), 3);
-        /* 200 with a body that is not JSON: not a readiness we can trust. */
-        assert_int_equal(wait_ready_against(JSON_RESPONSE("200 OK", "ready!"), request, sizeof(request)), 3);
+                                "{\"error\":\"exited before ready\",\"state\":\"exited\",\"reason\":\"exit 3\"}"),
+                        2),
+                WAIT_READY(JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}"), 3),
+                WAIT_READY(JSON_RESPONSE("500 Internal Server Error", "oops"), 3),
+                /* 200 with a body that is not JSON: not a readiness we can trust. */
+                WAIT_READY(JSON_RESPONSE("200 OK", "ready!"), 3),
+        };
+#undef WAIT_READY
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                run_cli(&cases[i]);
 }
 
 static void test_wait_ready_cannot_connect(void **state) {
@@ -375,224 +430,99 @@ static void test_wait_ready_cannot_connect(void **state) {
         cli_args_done(&args);
 }
 
-static void test_register_body(void **state) {
-        static const char *const pieces[] = {
-                JSON_RESPONSE("201 Created", "{\"machine_id\":\"vm-42\",\"state\":\"registered\"}"),
+/* register: the body it sends, and a refusal fails the command. */
+static void test_register_end_to_end(void **state) {
+        static const CliCase cases[] = {
+                {
+                        .argv = { "tether",
+                                  "register",
+                                  "vm-42",
+                                  "--cid",
+                                  "42",
+                                  "--attr",
+                                  "zone=eu-1",
+                                  "--attr",
+                                  "note=a=b",
+                                  "--request-id",
+                                  "req-1",
+                                  "--service",
+                                  "svc",
+                                  "--ready",
+                                  "milestone:db.ready",
+                                  "--traceparent",
+                                  "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
+                        .pieces = { JSON_RESPONSE(
+                                "201 Created", "{\"machine_id\":\"vm-42\",\"state\":\"registered\"}") },
+                        .ascii = true,
+                        .code = 0,
+                        .request_has = "POST /v1/machines HTTP/1.1\r\n",
+                        .request_body = "{\"machine_id\":\"vm-42\",\"cid\":42,\"request_id\":\"req-1\","
+                                        "\"service_name\":\"svc\",\"ready_condition\":\"milestone:db.ready\","
+                                        "\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\","
+                                        "\"attributes\":{\"zone\":\"eu-1\",\"note\":\"a=b\"}}",
+                },
+                {
+                        .argv = { "tether", "register", "vm-42", "--uds", "/run/v.sock" },
+                        .pieces = { JSON_RESPONSE(
+                                "409 Conflict", "{\"error\":\"machine id vm-42 is already registered\"}") },
+                        .ascii = true,
+                        .code = 1,
+                        .request_has = "POST /v1/machines HTTP/1.1\r\n",
+                        .request_body = "{\"machine_id\":\"vm-42\",\"uds_path\":\"/run/v.sock\"}",
+                },
         };
-        FakeServer s;
-        server_start(&s, pieces, ELEMENTSOF(pieces), false);
 
-        char *argv[] = { (char *) "tether",
-                         (char *) "register",
-                         (char *) "vm-42",
-                         (char *) "--cid",
-                         (char *) "42",
-                         (char *) "--attr",
-                         (char *) "zone=eu-1",
-                         (char *) "--attr",
-                         (char *) "note=a=b",
-                         (char *) "--request-id",
-                         (char *) "req-1",
-                         (char *) "--service",
-                         (char *) "svc",
-                         (char *) "--ready",
-                         (char *) "milestone:db.ready",
-                         (char *) "--traceparent",
-                         (char *) "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                         NULL };
-        CliArgs args;
-        assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        CliContext ctx = { .http = c, .ascii = true, .width = 80 };
-        assert_int_equal(cli_run(&ctx, &args), 0);
-        cli_args_done(&args);
-        server_stop(&s);
-
-        assert_non_null(strstr(s.request, "POST /v1/machines HTTP/1.1\r\n"));
-        const char *body = strstr(s.request, "\r\n\r\n");
-        assert_non_null(body);
-        json_auto_t *j = json_loads(body + 4, 0, NULL);
-        assert_non_null(j);
-        assert_string_equal(json_string_value(json_object_get(j, "machine_id")), "vm-42");
-        assert_int_equal(json_integer_value(json_object_get(j, "cid")), 42);
-        assert_null(json_object_get(j, "uds_path"));
-        assert_string_equal(json_string_value(json_object_get(j, "request_id")), "req-1");
-        assert_string_equal(json_string_value(json_object_get(j, "service_name")), "svc");
-        assert_string_equal(json_string_value(json_object_get(j, "ready_condition")), "milestone:db.ready");
-        assert_string_equal(
-                json_string_value(json_object_get(j, "traceparent")),
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        json_t *attrs = json_object_get(j, "attributes");
-        assert_int_equal(json_object_size(attrs), 2);
-        assert_string_equal(json_string_value(json_object_get(attrs, "zone")), "eu-1");
-        assert_string_equal(json_string_value(json_object_get(attrs, "note")), "a=b");
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                run_cli(&cases[i]);
 }
 
-static void test_register_conflict_fails(void **state) {
-        static const char *const pieces[] = {
-                JSON_RESPONSE("409 Conflict", "{\"error\":\"machine id vm-42 is already registered\"}"),
+/* logs and events: the request, and what reaches stdout. */
+static void test_logs_and_events_end_to_end(void **state) {
+#define LOG_PIECES                                                                                      \
+        {                                                                                               \
+                HEADER_200_STREAM "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n",             \
+                        "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n",                      \
+                        "not json\n{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n", \
+                        "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n"                          \
+        }
+        static const CliCase cases[] = {
+                /* The line that is not JSON is reported on stderr and skipped. */
+                {
+                        .argv = { "tether", "logs", "vm-1", "-f", "--stream", "stdout,stderr,kmsg" },
+                        .pieces = LOG_PIECES,
+                        .request_has = "GET /v1/machines/vm-1/logs?follow=1&stream=stdout,stderr,kmsg HTTP/1.1\r\n",
+                        .out = "first\nstderr: second\n-- 1 records (5 bytes) dropped: evicted --\nkmsg: third\n",
+                },
+                /* --json passes the records through untouched. */
+                {
+                        .argv = { "tether", "--json", "logs", "vm-1" },
+                        .pieces = LOG_PIECES,
+                        .request_has = "GET /v1/machines/vm-1/logs HTTP/1.1\r\n",
+                        .out = "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n"
+                               "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n"
+                               "not json\n"
+                               "{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n"
+                               "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n",
+                },
+                /* The error body is not printed as log lines, and the command fails. */
+                {
+                        .argv = { "tether", "logs", "vm-1" },
+                        .pieces = { JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}") },
+                        .code = 1,
+                        .out = "",
+                },
+                {
+                        .argv = { "tether", "events", "--machine", "vm-1" },
+                        .pieces = { HEADER_200_STREAM "{\"machine_id\":\"vm-1\",\"node_id\":\"n\","
+                                                      "\"transition\":\"exited\",\"time_unix_ns\":0,\"code\":3}\n" },
+                        .request_has = "GET /v1/events?machine_id=vm-1 HTTP/1.1\r\n",
+                        .out = "1970-01-01 00:00:00.000  vm-1          exited        code=3\n",
+                },
         };
-        FakeServer s;
-        server_start(&s, pieces, ELEMENTSOF(pieces), false);
+#undef LOG_PIECES
 
-        char *argv[] = { (char *) "tether", (char *) "register",    (char *) "vm-42",
-                         (char *) "--uds",  (char *) "/run/v.sock", NULL };
-        CliArgs args;
-        assert_int_equal(cli_args_parse((int) ELEMENTSOF(argv) - 1, argv, NULL, &args), 0);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        CliContext ctx = { .http = c, .ascii = true, .width = 80 };
-        assert_int_equal(cli_run(&ctx, &args), 1);
-        cli_args_done(&args);
-        server_stop(&s);
-
-        const char *body = strstr(s.request, "\r\n\r\n");
-        assert_non_null(body);
-        json_auto_t *j = json_loads(body + 4, 0, NULL);
-        assert_string_equal(json_string_value(json_object_get(j, "uds_path")), "/run/v.sock");
-        assert_null(json_object_get(j, "cid"));
-        assert_null(json_object_get(j, "attributes"));
-}
-
-/* Runs tether with argv against a server answering pieces; returns the exit code, what went to stdout and the
- * request the server saw. */
-static int run_captured(
-        char **argv,
-        int argc,
-        const char *const *pieces,
-        size_t n_pieces,
-        char *ret_stdout,
-        size_t stdout_size,
-        char *ret_request,
-        size_t request_size) {
-        FakeServer s;
-        server_start(&s, pieces, n_pieces, false);
-
-        char out_path[] = "/tmp/tether-cli-out.XXXXXX";
-        int out = mkostemp(out_path, O_CLOEXEC);
-        assert_true(out >= 0);
-        unlink(out_path);
-
-        CliArgs args;
-        assert_int_equal(cli_args_parse(argc, argv, s.path, &args), 0);
-        _cleanup_(http_client_freep) HttpClient *c = client_for(&s);
-        CliContext ctx = { .http = c, .json = args.json, .width = 80 };
-
-        fflush(stdout);
-        int saved = dup(STDOUT_FILENO);
-        assert_true(saved >= 0);
-        assert_true(dup2(out, STDOUT_FILENO) >= 0);
-        int code = cli_run(&ctx, &args);
-        fflush(stdout);
-        assert_true(dup2(saved, STDOUT_FILENO) >= 0);
-        close(saved);
-
-        ssize_t n = pread(out, ret_stdout, stdout_size - 1, 0);
-        assert_true(n >= 0);
-        ret_stdout[n] = '\0';
-        close(out);
-
-        cli_args_done(&args);
-        server_stop(&s);
-        snprintf(ret_request, request_size, "%s", s.request);
-        return code;
-}
-
-static void test_logs_end_to_end(void **state) {
-        static const char *const pieces[] = {
-                HEADER_200_STREAM "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n",
-                "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n",
-                "not json\n{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n",
-                "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n",
-        };
-        char *argv[] = { (char *) "tether",
-                         (char *) "logs",
-                         (char *) "vm-1",
-                         (char *) "-f",
-                         (char *) "--stream",
-                         (char *) "stdout,stderr,kmsg",
-                         NULL };
-        char out[4096], request[16384];
-
-        assert_int_equal(
-                run_captured(
-                        argv,
-                        (int) ELEMENTSOF(argv) - 1,
-                        pieces,
-                        ELEMENTSOF(pieces),
-                        out,
-                        sizeof(out),
-                        request,
-                        sizeof(request)),
-                0);
-        assert_non_null(strstr(request, "GET /v1/machines/vm-1/logs?follow=1&stream=stdout,stderr,kmsg HTTP/1.1\r\n"));
-        /* The line that is not JSON is reported on stderr and skipped. */
-        assert_string_equal(out, "first\nstderr: second\n-- 1 records (5 bytes) dropped: evicted --\nkmsg: third\n");
-
-        /* --json passes the records through untouched. */
-        char *argv_json[] = { (char *) "tether", (char *) "--json", (char *) "logs", (char *) "vm-1", NULL };
-        assert_int_equal(
-                run_captured(
-                        argv_json,
-                        (int) ELEMENTSOF(argv_json) - 1,
-                        pieces,
-                        ELEMENTSOF(pieces),
-                        out,
-                        sizeof(out),
-                        request,
-                        sizeof(request)),
-                0);
-        assert_non_null(strstr(request, "GET /v1/machines/vm-1/logs HTTP/1.1\r\n"));
-        assert_string_equal(
-                out,
-                "{\"seq\":1,\"stream\":\"stdout\",\"line\":\"first\"}\n"
-                "{\"seq\":2,\"stream\":\"stderr\",\"line\":\"second\"}\n"
-                "not json\n"
-                "{\"dropped\":{\"records\":1,\"bytes\":5,\"reason\":\"evicted\"}}\n"
-                "{\"seq\":4,\"stream\":\"kmsg\",\"line\":\"third\"}\n");
-}
-
-static void test_logs_unknown_machine(void **state) {
-        static const char *const pieces[] = { JSON_RESPONSE("404 Not Found", "{\"error\":\"unknown machine\"}") };
-        char *argv[] = { (char *) "tether", (char *) "logs", (char *) "vm-1", NULL };
-        char out[4096], request[16384];
-
-        /* The error body is not printed as log lines, and the command fails. */
-        assert_int_equal(
-                run_captured(
-                        argv,
-                        (int) ELEMENTSOF(argv) - 1,
-                        pieces,
-                        ELEMENTSOF(pieces),
-                        out,
-                        sizeof(out),
-                        request,
-                        sizeof(request)),
-                1);
-        assert_string_equal(out, "");
-}
-
-static void test_events_end_to_end(void **state) {
-        static const char *const pieces[] = {
-                HEADER_200_STREAM
-                "{\"machine_id\":\"vm-1\",\"node_id\":\"n\",\"transition\":\"exited\","
-                "\"time_unix_ns\":0,\"code\":3}\n",
-        };
-        char *argv[] = { (char *) "tether", (char *) "events", (char *) "--machine", (char *) "vm-1", NULL };
-        char out[4096], request[16384];
-
-        assert_int_equal(
-                run_captured(
-                        argv,
-                        (int) ELEMENTSOF(argv) - 1,
-                        pieces,
-                        ELEMENTSOF(pieces),
-                        out,
-                        sizeof(out),
-                        request,
-                        sizeof(request)),
-                0);
-        assert_non_null(strstr(request, "GET /v1/events?machine_id=vm-1 HTTP/1.1\r\n"));
-        assert_string_equal(out, "1970-01-01 00:00:00.000  vm-1          exited        code=3\n");
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                run_cli(&cases[i]);
 }
 
 static int setup(void **state) {
@@ -606,21 +536,14 @@ static int teardown(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_stream_lines_split_across_reads),
-                cmocka_unit_test(test_stream_error_status_is_not_lines),
-                cmocka_unit_test(test_stream_handler_error_stops),
-                cmocka_unit_test(test_request_sends_body),
-                cmocka_unit_test(test_delete_and_dot_segments),
+                cmocka_unit_test(test_exchanges),
                 cmocka_unit_test(test_connect_errors),
                 cmocka_unit_test(test_timeout),
                 cmocka_unit_test(test_cancel),
                 cmocka_unit_test(test_wait_ready_exit_codes_end_to_end),
                 cmocka_unit_test(test_wait_ready_cannot_connect),
-                cmocka_unit_test(test_register_body),
-                cmocka_unit_test(test_register_conflict_fails),
-                cmocka_unit_test(test_logs_end_to_end),
-                cmocka_unit_test(test_logs_unknown_machine),
-                cmocka_unit_test(test_events_end_to_end),
+                cmocka_unit_test(test_register_end_to_end),
+                cmocka_unit_test(test_logs_and_events_end_to_end),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

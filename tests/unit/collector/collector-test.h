@@ -18,7 +18,9 @@
 
 #include "envelope.h"
 #include "frame.h"
+#include "jsonlog.h"
 #include "log-store.h"
+#include "manager.h"
 #include "outqueue.h"
 #include "registry.h"
 #include "session.h"
@@ -215,6 +217,29 @@ static inline void free_envelopes(Tether__Envelope **e, size_t n) {
                 envelope_free(e[i]);
 }
 
+/* The registry most tests use: node "node-a", 16 machines with 4 boots each, 64 events, vsock port 4817. */
+static inline RegistryConfig test_registry_config(void) {
+        return (RegistryConfig) {
+                .node_id = "node-a",
+                .max_machines = 16,
+                .max_boots = 4,
+                .max_events = 64,
+                .vsock_port = 4817,
+                .boot_limits = BOOT_LIMITS_DEFAULT,
+        };
+}
+
+/* How many events of this transition the registry's event log holds (every machine's). */
+static inline size_t test_count_events(const Registry *r, const char *transition) {
+        char needle[64];
+        size_t n = 0;
+
+        snprintf(needle, sizeof(needle), "\"transition\":\"%s\"", transition);
+        for (size_t i = 0; i < r->events->n; i++)
+                n += strstr(event_log_at(r->events, i)->json, needle) != NULL;
+        return n;
+}
+
 /* ---- log entries of a boot ---- */
 
 /* The i-th log entry held in memory (0 = the oldest). */
@@ -338,4 +363,82 @@ static inline Session *test_connect(const SessionContext *ctx, Machine *m, const
         bytes_free(&in);
         free_envelopes(out, drain_out_queue(&s->out, out, 16));
         return s;
+}
+
+/* ---- the machine manager, with a fake transport ---- */
+
+/* What the manager asked of the daemon's side; listen fails with listen_result when that is < 0. */
+typedef struct FakeTransport {
+        unsigned listens, unlistens, disconnects;
+        char listened[128]; /* uds_path of the last listen */
+        char released[64];  /* machine id of the last unlisten */
+        CloseReason reason; /* of the last disconnect */
+        int listen_result;
+        bool listening; /* listen succeeded and no unlisten followed */
+} FakeTransport;
+
+static inline int fake_listen(Machine *m, void *userdata) {
+        FakeTransport *t = userdata;
+        t->listens++;
+        snprintf(t->listened, sizeof(t->listened), "%s", m->uds_path);
+        if (t->listen_result < 0)
+                return t->listen_result;
+        t->listening = true;
+        return 0;
+}
+
+static inline void fake_unlisten(Machine *m, void *userdata) {
+        FakeTransport *t = userdata;
+        t->unlistens++;
+        snprintf(t->released, sizeof(t->released), "%s", m->id);
+        t->listening = false;
+}
+
+static inline void fake_disconnect(Machine *m, CloseReason reason, void *userdata) {
+        FakeTransport *t = userdata;
+        t->disconnects++;
+        t->reason = reason;
+}
+
+/* The state directory: none, one that syncs (on the syncer's threads), or one that does not (--no-sync). */
+typedef enum TestStore { TEST_NO_STORE, TEST_STORE_SYNC, TEST_STORE_NO_SYNC } TestStore;
+
+/* A manager as the daemon sets one up, with the fake transport. Points into itself: it stays where it is. */
+typedef struct TestManager {
+        char dir[64]; /* the state directory, "" without one */
+        Stats stats;
+        Registry *registry;
+        Store *store;
+        FakeTransport transport;
+        Manager manager;
+} TestManager;
+
+static inline void test_manager_init(TestManager *t, TestStore store) {
+        RegistryConfig c = test_registry_config();
+
+        *t = (TestManager) {};
+        log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
+        assert_int_equal(registry_new(&c, &t->stats, &t->registry), 0);
+        if (store != TEST_NO_STORE) {
+                StoreConfig sc = { .dir = t->dir, .sync = store == TEST_STORE_SYNC, .sync_threads = 1 };
+                test_dir_make(t->dir, sizeof(t->dir), "manager");
+                assert_int_equal(store_open(&sc, &t->stats, &t->store), 0);
+        }
+        t->manager = (Manager) {
+                .registry = t->registry,
+                .store = t->store,
+                .stats = &t->stats,
+                .vsock_port = 4817,
+                .transport = { .listen = fake_listen,
+                               .unlisten = fake_unlisten,
+                               .disconnect = fake_disconnect,
+                               .userdata = &t->transport },
+        };
+}
+
+static inline void test_manager_done(TestManager *t) {
+        t->store = store_free(t->store);
+        t->registry = registry_free(t->registry);
+        if (t->dir[0])
+                test_dir_remove(t->dir);
 }

@@ -26,17 +26,10 @@ typedef struct World {
 } World;
 
 static void world_open(World *w, bool with_store, uint64_t log_memory_bytes, uint64_t max_log_bytes) {
-        RegistryConfig c = {
-                .node_id = "node-a",
-                .max_machines = 16,
-                .max_boots = 4,
-                .max_events = 64,
-                .vsock_port = 4817,
-                .log_memory_bytes = log_memory_bytes,
-                .boot_limits = BOOT_LIMITS_DEFAULT,
-        };
+        RegistryConfig c = test_registry_config();
         StoreConfig sc = { .dir = w->dir, .sync = false };
 
+        c.log_memory_bytes = log_memory_bytes;
         if (max_log_bytes > 0)
                 c.boot_limits.max_log_bytes = max_log_bytes;
         memset(&w->stats, 0, sizeof(w->stats));

@@ -9,6 +9,7 @@
 
 #include "collector-test.h"
 #include "jsonlog.h"
+#include "macro.h"
 #include <jansson.h>
 
 #include "session.h"
@@ -61,6 +62,12 @@ static Session *new_session(Fixture *f, Machine *m) {
         return s;
 }
 
+/* A session of m whose input starts with its Hello: the test appends what follows and feeds it all at once. */
+static Session *session_hello(Fixture *f, Machine *m, Bytes *in, const char *boot_id, const char *hostname) {
+        hello_frame(in, boot_id, hostname);
+        return new_session(f, m);
+}
+
 static void end_session(Session *s, CloseReason reason) {
         session_end(s, reason);
         session_free(s);
@@ -81,11 +88,10 @@ static uint64_t total_protocol_errors(const Stats *st) {
 
 static void test_hello_welcome(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
         Tether__Envelope *out[8];
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(s->state, SESSION_ACTIVE);
         assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
@@ -148,11 +154,10 @@ static void test_version_mismatch(void **state) {
 
 static void test_replay_is_deduplicated(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
         Tether__Envelope *out[8];
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         for (uint64_t seq = 1; seq <= 5; seq++)
                 log_frame(&in, seq, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "line\n", seq * MS);
         assert_int_equal(feed(s, &in), 0);
@@ -160,8 +165,7 @@ static void test_replay_is_deduplicated(void **state) {
         end_session(s, CLOSE_EOF);
 
         /* Reconnect: the Welcome tells the agent what is stored; it replays 3..7 anyway (a lost ack). */
-        s = new_session(f, f->a);
-        hello_frame(&in, "boot-1", "guest-a");
+        s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
         assert_int_equal(out[0]->welcome->acked_seq, 5);
@@ -190,10 +194,9 @@ static void test_replay_is_deduplicated(void **state) {
 
 static void test_seq_regression(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         log_frame(&in, 1, 1, "a\n", 1);
         log_frame(&in, 2, 1, "b\n", 2);
         log_frame(&in, 2, 1, "b again\n", 3);
@@ -237,52 +240,34 @@ static void expect_bad(Fixture *f, const Bytes *bad, ProtocolError expected) {
 }
 
 static void test_bad_frames_counted_per_reason(void **state) {
+        static const ProtocolError expected[] = {
+                PROTOCOL_ERROR_FRAME_EMPTY,        PROTOCOL_ERROR_FRAME_TOO_LARGE,     PROTOCOL_ERROR_DECODE_FAILED,
+                PROTOCOL_ERROR_INVALID_UTF8,       PROTOCOL_ERROR_TOO_MANY_ATTRIBUTES, PROTOCOL_ERROR_SEQ_MISSING,
+                PROTOCOL_ERROR_UNEXPECTED_MESSAGE,
+        };
+        static const uint8_t empty[] = { 0, 0, 0, 0 }, huge[] = { 0x01, 0x00, 0x01, 0x00 },
+                             garbage[] = { 3, 0, 0, 0, 0xff, 0xff, 0xff };
         Fixture *f = *state;
-        Bytes bad = {};
-
-        /* A zero-length frame. */
-        static const uint8_t empty[] = { 0, 0, 0, 0 };
-        bytes_append(&bad, empty, sizeof(empty));
-        expect_bad(f, &bad, PROTOCOL_ERROR_FRAME_EMPTY);
-        bytes_free(&bad);
-
-        /* A frame announcing more than 64 KiB. */
-        static const uint8_t huge[] = { 0x01, 0x00, 0x01, 0x00 };
-        bytes_append(&bad, huge, sizeof(huge));
-        expect_bad(f, &bad, PROTOCOL_ERROR_FRAME_TOO_LARGE);
-        bytes_free(&bad);
-
-        /* Bytes that are not an Envelope. */
-        static const uint8_t garbage[] = { 3, 0, 0, 0, 0xff, 0xff, 0xff };
-        bytes_append(&bad, garbage, sizeof(garbage));
-        expect_bad(f, &bad, PROTOCOL_ERROR_DECODE_FAILED);
-        bytes_free(&bad);
-
-        /* Invalid UTF-8 in a name. */
-        milestone_frame(&bad, 2, "bad\xc3\x28name", 1);
-        expect_bad(f, &bad, PROTOCOL_ERROR_INVALID_UTF8);
-        bytes_free(&bad);
-
-        /* Too many attributes. */
-        milestone_frame_attrs(&bad, 2, "many", 1, 33);
-        expect_bad(f, &bad, PROTOCOL_ERROR_TOO_MANY_ATTRIBUTES);
-        bytes_free(&bad);
-
-        /* A record without a sequence number. */
-        log_frame(&bad, 0, 1, "x\n", 1);
-        expect_bad(f, &bad, PROTOCOL_ERROR_SEQ_MISSING);
-        bytes_free(&bad);
-
-        /* A host-only message from the guest. */
-        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Bytes bad[ELEMENTSOF(expected)] = {};
+        Tether__Envelope host_only = TETHER__ENVELOPE__INIT;
         Tether__Ack ack = TETHER__ACK__INIT;
-        e.msg_case = TETHER__ENVELOPE__MSG_ACK;
-        e.ack = &ack;
-        ack.seq = 1;
-        frame_append(&bad, &e);
-        expect_bad(f, &bad, PROTOCOL_ERROR_UNEXPECTED_MESSAGE);
-        bytes_free(&bad);
 
+        /* bad[i] is refused for expected[i]. */
+        bytes_append(&bad[0], empty, sizeof(empty));       /* a zero-length frame */
+        bytes_append(&bad[1], huge, sizeof(huge));         /* a frame announcing more than 64 KiB */
+        bytes_append(&bad[2], garbage, sizeof(garbage));   /* bytes that are not an Envelope */
+        milestone_frame(&bad[3], 2, "bad\xc3\x28name", 1); /* invalid UTF-8 in a name */
+        milestone_frame_attrs(&bad[4], 2, "many", 1, 33);  /* too many attributes */
+        log_frame(&bad[5], 0, 1, "x\n", 1);                /* a record without a sequence number */
+        ack.seq = 1;                                       /* a host-only message from the guest */
+        host_only.msg_case = TETHER__ENVELOPE__MSG_ACK;
+        host_only.ack = &ack;
+        frame_append(&bad[6], &host_only);
+
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++) {
+                expect_bad(f, &bad[i], expected[i]);
+                bytes_free(&bad[i]);
+        }
         /* Each counted once under its own reason. */
         assert_int_equal(total_protocol_errors(&f->stats), 7);
 }
@@ -307,8 +292,7 @@ static void test_guest_claims_do_not_change_identity(void **state) {
         assert_int_equal(f->b->state, MACHINE_REGISTERED);
 
         /* B's own boot with the same boot id is a separate boot. */
-        s = new_session(f, f->b);
-        hello_frame(&in, "boot-of-b", "vm-b");
+        s = session_hello(f, f->b, &in, "boot-of-b", "vm-b");
         log_frame(&in, 1, 1, "b\n", 1);
         assert_int_equal(feed(s, &in), 0);
         assert_ptr_not_equal(f->a->current, f->b->current);
@@ -319,11 +303,10 @@ static void test_guest_claims_do_not_change_identity(void **state) {
 
 static void test_ready_acks_at_once(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
         Tether__Envelope *out[8];
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         milestone_frame(&in, 1, "init.start", 1);
         assert_int_equal(feed(s, &in), 0);
         (void) drain_out_queue(&s->out, out, 8);
@@ -361,8 +344,7 @@ static void test_ready_condition_source(void **state) {
         Bytes in = {};
 
         assert_int_equal(registry_add_machine(f->registry, &spec, &c, &err), 0);
-        Session *s = new_session(f, c);
-        hello_frame(&in, "boot-1", "guest-c");
+        Session *s = session_hello(f, c, &in, "boot-1", "guest-c");
         ready_frame(&in, 1, "sd_notify", 1 * MS);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(c->state, MACHINE_BOOTING);
@@ -404,11 +386,10 @@ static void test_gaps(void **state) {
 
 static void test_clock_samples(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
         Tether__Envelope *out[16];
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         assert_int_equal(feed(s, &in), 0);
         (void) drain_out_queue(&s->out, out, 16);
         free_envelopes(out, 1);
@@ -445,10 +426,9 @@ static void test_clock_samples(void **state) {
 
 static void test_split_input(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         for (uint64_t seq = 1; seq <= 20; seq++)
                 log_frame(&in, seq, 2, "some stderr output\n", seq);
         /* One byte at a time: the same result as one write. */
@@ -462,10 +442,9 @@ static void test_split_input(void **state) {
 
 static void test_new_boot_and_replacement(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         ready_frame(&in, 1, "exec", 1);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(f->a->state, MACHINE_READY);
@@ -473,8 +452,7 @@ static void test_new_boot_and_replacement(void **state) {
         /* Replaced: not a disconnect. */
         assert_int_equal(f->a->state, MACHINE_READY);
 
-        s = new_session(f, f->a);
-        hello_frame(&in, "boot-2", "guest-a");
+        s = session_hello(f, f->a, &in, "boot-2", "guest-a");
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(f->a->n_boots, 2);
         assert_string_equal(f->a->current->boot_id, "boot-2");
@@ -543,6 +521,16 @@ static Session *connect_instance(const SessionContext *ctx, Machine *m, const ch
         *ret_acked = out[0]->welcome->acked_seq;
         free_envelopes(out, 1);
         return s;
+}
+
+/* Instance A stored 1..n and went away; instance `next` connects now (NULL: an agent without an instance id). */
+static Session *after_instance_a(Fixture *f, uint64_t n, const char *next, uint64_t *ret_acked) {
+        uint64_t acked;
+
+        Session *s = connect_instance(&f->ctx, f->a, INSTANCE_A, &acked);
+        send_logs(s, "A", 1, n);
+        end_session(s, CLOSE_EOF);
+        return connect_instance(&f->ctx, f->a, next, ret_acked);
 }
 
 /* The cumulative Ack the session sends now. */
@@ -700,13 +688,9 @@ static void test_restarted_agent_log_dropped_translated(void **state) {
         uint64_t acked;
         Bytes in = {};
 
-        Session *s = connect_instance(&f->ctx, f->a, INSTANCE_A, &acked);
-        send_logs(s, "A", 1, 10);
-        end_session(s, CLOSE_EOF);
-
         /* B lost 4..7 from its replay buffer before it got through: its LogDropped names them in its own seq
          * space, which is 14..17 in the boot's. */
-        s = connect_instance(&f->ctx, f->a, INSTANCE_B, &acked);
+        Session *s = after_instance_a(f, 10, INSTANCE_B, &acked);
         send_logs(s, "B", 1, 3);
         log_frame(&in, 8, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "B 8\n", 8 * MS);
         log_dropped_frame(&in, 9, 4, 7);
@@ -731,12 +715,8 @@ static void test_agent_without_instance_behaves_as_before(void **state) {
         Fixture *f = *state;
         uint64_t acked;
 
-        Session *s = connect_instance(&f->ctx, f->a, INSTANCE_A, &acked);
-        send_logs(s, "A", 1, 5);
-        end_session(s, CLOSE_EOF);
-
         /* An agent older than agent_instance: offset 0, so 1..5 are taken as duplicates, as they always were. */
-        s = connect_instance(&f->ctx, f->a, NULL, &acked);
+        Session *s = after_instance_a(f, 5, NULL, &acked);
         assert_int_equal(acked, 5);
         assert_int_equal(s->seq_offset, 0);
         send_logs(s, "old", 1, 6);
@@ -751,12 +731,8 @@ static void test_instance_seq_overflow(void **state) {
         uint64_t acked;
         Bytes in = {};
 
-        Session *s = connect_instance(&f->ctx, f->a, INSTANCE_A, &acked);
-        send_logs(s, "A", 1, 10);
-        end_session(s, CLOSE_EOF);
-
         /* B's seq space starts at 10: a seq that does not fit above that cannot be stored. */
-        s = connect_instance(&f->ctx, f->a, INSTANCE_B, &acked);
+        Session *s = after_instance_a(f, 10, INSTANCE_B, &acked);
         log_frame(&in, UINT64_MAX - 5, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "far\n", MS);
         assert_int_equal(feed(s, &in), -EPROTO);
         assert_int_equal(s->error, PROTOCOL_ERROR_INVALID_FIELD);
@@ -764,36 +740,24 @@ static void test_instance_seq_overflow(void **state) {
         end_session(s, CLOSE_PROTOCOL_ERROR);
 }
 
-static size_t count_events(const Registry *r, const char *transition) {
-        char needle[64];
-        size_t n = 0;
-
-        snprintf(needle, sizeof(needle), "\"transition\":\"%s\"", transition);
-        for (size_t i = 0; i < r->events->n; i++)
-                n += strstr(event_log_at(r->events, i)->json, needle) != NULL;
-        return n;
-}
-
 /* An OOM kill is one oom_killed event, whether the agent saw the kernel's line (oom.kill milestone) before the
  * exit or only the exit says so. */
 static void test_oom_killed_event_once(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         milestone_frame(&in, 1, "oom.kill", 1 * MS);
         exit_frame_oom(&in, 2, 137, 9, 2 * MS, true);
         assert_int_equal(feed(s, &in), 0);
-        assert_int_equal(count_events(f->registry, "oom_killed"), 1);
+        assert_int_equal(test_count_events(f->registry, "oom_killed"), 1);
         assert_int_equal(f->a->state, MACHINE_CRASHED);
         end_session(s, CLOSE_EOF);
 
-        s = new_session(f, f->b);
-        hello_frame(&in, "boot-2", "guest-b");
+        s = session_hello(f, f->b, &in, "boot-2", "guest-b");
         exit_frame_oom(&in, 1, 137, 9, 2 * MS, true);
         assert_int_equal(feed(s, &in), 0);
-        assert_int_equal(count_events(f->registry, "oom_killed"), 2);
+        assert_int_equal(test_count_events(f->registry, "oom_killed"), 2);
         end_session(s, CLOSE_EOF);
 }
 
@@ -805,8 +769,8 @@ typedef struct StateSeen {
 static void on_state_seen(Registry *r, Machine *m, MachineState old, void *userdata) {
         StateSeen *seen = userdata;
         seen->state = m->state;
-        seen->ready_events = count_events(r, "ready");
-        seen->exit_events = count_events(r, "crashed") + count_events(r, "exited");
+        seen->ready_events = test_count_events(r, "ready");
+        seen->exit_events = test_count_events(r, "crashed") + test_count_events(r, "exited");
 }
 
 /* A Ready or an Exit answers first: its state is set (the API's observers answer the parked long-polls) before
@@ -814,13 +778,12 @@ static void on_state_seen(Registry *r, Machine *m, MachineState old, void *userd
  * does the rest in order. */
 static void test_answer_before_record_work(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
         StateSeen seen = {};
         RegistryObserver o = { .state_changed = on_state_seen, .userdata = &seen };
 
         assert_int_equal(registry_add_observer(f->registry, &o), 0);
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         milestone_frame(&in, 1, "init.start", 1 * MS);
         assert_int_equal(feed(s, &in), 0);
         uint64_t stored = f->stats.records_stored;
@@ -835,13 +798,13 @@ static void test_answer_before_record_work(void **state) {
         assert_int_equal(f->a->state, MACHINE_READY);
         assert_int_equal(seen.state, MACHINE_READY);
         assert_int_equal(seen.ready_events, 0);
-        assert_int_equal(count_events(f->registry, "ready"), 0);
+        assert_int_equal(test_count_events(f->registry, "ready"), 0);
         assert_int_equal(f->stats.records_stored, stored + 1); /* the Ready is stored; the log line waits */
         assert_true(s->ack_urgent);
 
         assert_int_equal(session_process(s, UINT32_MAX), 1);
         assert_false(session_answered(s));
-        assert_int_equal(count_events(f->registry, "ready"), 1);
+        assert_int_equal(test_count_events(f->registry, "ready"), 1);
         assert_int_equal(f->stats.records_stored, stored + 2);
         assert_int_equal(f->a->current->last_seq, 3);
 
@@ -855,12 +818,11 @@ static void test_answer_before_record_work(void **state) {
         assert_string_equal(f->a->state_reason, "exited with code 3");
         assert_int_equal(seen.exit_events, 0);
         end_session(s, CLOSE_EOF);
-        assert_int_equal(count_events(f->registry, "exited"), 1);
+        assert_int_equal(test_count_events(f->registry, "exited"), 1);
         assert_int_equal(f->a->state, MACHINE_EXITED);
 
         /* A machine deleted while its Ready's work waits: that work goes with it, nothing else is touched. */
-        s = new_session(f, f->b);
-        hello_frame(&in, "boot-2", "guest-b");
+        s = session_hello(f, f->b, &in, "boot-2", "guest-b");
         ready_frame(&in, 1, "notify", 1 * MS);
         assert_int_equal(frame_reader_feed(&s->reader, in.data, in.len), in.len);
         bytes_free(&in);
@@ -868,7 +830,7 @@ static void test_answer_before_record_work(void **state) {
         assert_true(session_answered(s));
         assert_int_equal(f->b->state, MACHINE_READY);
         end_session(s, CLOSE_DELETED);
-        assert_int_equal(count_events(f->registry, "ready"), 1);
+        assert_int_equal(test_count_events(f->registry, "ready"), 1);
         registry_remove_observers(f->registry, &seen);
 }
 
@@ -907,12 +869,11 @@ static uint64_t probe_id(Session *s) {
  * later probes never move it. */
 static void test_clock_mapping_fixed_once(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
         Tether__Envelope *out[16];
         const uint64_t S = UINT64_C(1000000000);
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         milestone_frame(&in, 1, "init.start", 1 * S);
         phase_frame(&in, 2, "mount", 1 * S + 10 * MS, 1 * S + 20 * MS);
         milestone_frame(&in, 3, "workload.exec", 2 * S);
@@ -920,19 +881,19 @@ static void test_clock_mapping_fixed_once(void **state) {
         free_envelopes(out, drain_out_queue(&s->out, out, 16));
         Boot *b = f->a->current;
         assert_false(b->clock_fixed);
-        assert_int_equal(count_events(f->registry, "booting"), 0);
-        assert_int_equal(count_events(f->registry, "milestone"), 0);
-        assert_int_equal(count_events(f->registry, "phase"), 0);
-        assert_int_equal(count_events(f->registry, "connected"), 1);
+        assert_int_equal(test_count_events(f->registry, "booting"), 0);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 0);
+        assert_int_equal(test_count_events(f->registry, "phase"), 0);
+        assert_int_equal(test_count_events(f->registry, "connected"), 1);
 
         /* A good probe answer fixes the mapping; what waited is emitted with it, in seq order. */
         clock_sample_frame(&in, probe_id(s), 3 * S);
         assert_int_equal(feed(s, &in), 0);
         assert_true(b->clock_fixed);
         assert_true(b->clock.valid);
-        assert_int_equal(count_events(f->registry, "booting"), 1);
-        assert_int_equal(count_events(f->registry, "milestone"), 2);
-        assert_int_equal(count_events(f->registry, "phase"), 1);
+        assert_int_equal(test_count_events(f->registry, "booting"), 1);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 2);
+        assert_int_equal(test_count_events(f->registry, "phase"), 1);
         uint64_t init = event_time(f->registry, "vm-a", "milestone", "init.start");
         assert_int_equal(init, boot_to_unix_ns(b, 1 * S, 0));
 
@@ -964,11 +925,10 @@ static void test_clock_mapping_fixed_once(void **state) {
         end_session(s, CLOSE_EOF);
 
         /* A reconnect of the same boot: nothing waits any more, the mapping stays. */
-        s = new_session(f, f->a);
-        hello_frame(&in, "boot-1", "guest-a");
+        s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         milestone_frame(&in, 4, "app.up", 4 * S);
         assert_int_equal(feed(s, &in), 0);
-        assert_int_equal(count_events(f->registry, "milestone"), 3);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 3);
         assert_int_equal(b->clock.offset_ns, fixed.offset_ns);
         end_session(s, CLOSE_EOF);
 }
@@ -976,10 +936,9 @@ static void test_clock_mapping_fixed_once(void **state) {
 /* A Ready before any probe answer is answered at once: it fixes the mapping with the Hello's. */
 static void test_clock_fixed_by_ready_or_deadline(void **state) {
         Fixture *f = *state;
-        Session *s = new_session(f, f->a);
         Bytes in = {};
 
-        hello_frame(&in, "boot-1", "guest-a");
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
         milestone_frame(&in, 1, "init.start", 1 * MS);
         ready_frame(&in, 2, "notify", 2 * MS);
         assert_int_equal(feed(s, &in), 0);
@@ -987,33 +946,31 @@ static void test_clock_fixed_by_ready_or_deadline(void **state) {
         assert_true(b->clock_fixed);
         assert_false(b->clock.valid);
         assert_true(b->hello_offset_valid);
-        assert_int_equal(count_events(f->registry, "booting"), 1);
-        assert_int_equal(count_events(f->registry, "milestone"), 1);
-        assert_int_equal(count_events(f->registry, "ready"), 1);
+        assert_int_equal(test_count_events(f->registry, "booting"), 1);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 1);
+        assert_int_equal(test_count_events(f->registry, "ready"), 1);
         assert_int_equal(event_time(f->registry, "vm-a", "ready", NULL), boot_to_unix_ns(b, 2 * MS, 0));
         end_session(s, CLOSE_EOF);
 
         /* No probe answered by the end of the burst: the deadline fixes it. */
-        s = new_session(f, f->b);
-        hello_frame(&in, "boot-2", "guest-b");
+        s = session_hello(f, f->b, &in, "boot-2", "guest-b");
         milestone_frame(&in, 1, "init.start", 1 * MS);
         assert_int_equal(feed(s, &in), 0);
         assert_false(f->b->current->clock_fixed);
-        assert_int_equal(count_events(f->registry, "milestone"), 1);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 1);
         session_clock_deadline(s);
         assert_true(f->b->current->clock_fixed);
-        assert_int_equal(count_events(f->registry, "milestone"), 2);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 2);
         end_session(s, CLOSE_EOF);
 
         /* A connection that ends before any of that: what waited is emitted at its end, not lost. */
-        s = new_session(f, f->a);
-        hello_frame(&in, "boot-3", "guest-a");
+        s = session_hello(f, f->a, &in, "boot-3", "guest-a");
         milestone_frame(&in, 1, "init.start", 1 * MS);
         assert_int_equal(feed(s, &in), 0);
-        assert_int_equal(count_events(f->registry, "milestone"), 2);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 2);
         end_session(s, CLOSE_EOF);
-        assert_int_equal(count_events(f->registry, "milestone"), 3);
-        assert_int_equal(count_events(f->registry, "booting"), 3);
+        assert_int_equal(test_count_events(f->registry, "milestone"), 3);
+        assert_int_equal(test_count_events(f->registry, "booting"), 3);
 }
 
 int main(void) {

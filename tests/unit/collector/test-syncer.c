@@ -147,19 +147,12 @@ static void on_ack(Session *s, int r, void *userdata) {
 
 static int setup(void **state) {
         World *w = calloc(1, sizeof(World));
-        RegistryConfig c = {
-                .node_id = "node-a",
-                .max_machines = 16,
-                .max_boots = 4,
-                .max_events = 64,
-                .vsock_port = 4817,
-                .unwritten_memory_bytes = UNWRITTEN_NODE_MAX_BYTES,
-                .boot_limits = BOOT_LIMITS_DEFAULT,
-        };
+        RegistryConfig c = test_registry_config();
         StoreConfig sc = { .dir = w->dir, .sync = true, .sync_threads = 2 };
         MachineSpec spec = { .machine_id = "vm-1", .cid = 42, .ready_condition = "any" };
         const char *err;
 
+        c.unwritten_memory_bytes = UNWRITTEN_NODE_MAX_BYTES;
         log_setup(LOG_TARGET_JSON, LOG_CRIT, "test");
         test_dir_make(w->dir, sizeof(w->dir), "sync");
         assert_int_equal(registry_new(&c, &w->stats, &w->registry), 0);
@@ -395,12 +388,7 @@ static uint64_t fail_writes(World *w) {
 /* What a restarted tetherd reads back of vm-1's current boot: its last seq and how many records it has. */
 static void assert_reloaded(World *w, uint64_t last_seq, uint64_t records) {
         Registry *reg = NULL;
-        RegistryConfig c = { .node_id = "node-a",
-                             .max_machines = 16,
-                             .max_boots = 4,
-                             .max_events = 64,
-                             .vsock_port = 4817,
-                             .boot_limits = BOOT_LIMITS_DEFAULT };
+        RegistryConfig c = test_registry_config();
         Store *st = NULL;
         Stats stats = {};
         StoreLoadReport report = {};
