@@ -219,7 +219,7 @@ static void connection_after_input(Connection *c) {
                 int enabled = SD_EVENT_OFF;
                 (void) sd_event_source_get_enabled(c->ack_timer, &enabled);
                 if (enabled == SD_EVENT_OFF) {
-                        (void) sd_event_source_set_time_relative(c->ack_timer, CONNECTION_ACK_DELAY_USEC);
+                        (void) sd_event_source_set_time_relative(c->ack_timer, c->ack_delay_usec);
                         (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_ONESHOT);
                 }
         }
@@ -390,8 +390,9 @@ int connection_new(
                 goto fail;
         /* Accuracies are explicit everywhere: 0 would mean sd-event's default slack of 250 ms, which delays
          * acks (and so fills the agent's replay buffer) and clock probes. */
+        c->ack_delay_usec = CONNECTION_ACK_DELAY_USEC;
         r = sd_event_add_time_relative(
-                e, &c->ack_timer, CLOCK_MONOTONIC, CONNECTION_ACK_DELAY_USEC, USEC_PER_MSEC, on_ack_timer, c);
+                e, &c->ack_timer, CLOCK_MONOTONIC, c->ack_delay_usec, USEC_PER_MSEC, on_ack_timer, c);
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_OFF);

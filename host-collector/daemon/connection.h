@@ -51,6 +51,7 @@ struct Connection {
         uint64_t last_input_usec; /* CLOCK_MONOTONIC of the last whole message (or of the accept) */
         uint64_t last_spent_usec; /* CLOCK_MONOTONIC, the last wakeup that spent its budget */
         uint64_t heartbeat_timeout_usec;
+        uint64_t ack_delay_usec; /* CONNECTION_ACK_DELAY_USEC; tests stretch it to tell "at once" from "after it" */
         unsigned probes_sent;
         bool eof;
         bool bulk; /* spent its last wakeup's budget with more waiting: io and turns at EVENT_PRIORITY_BULK */
