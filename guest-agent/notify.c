@@ -234,10 +234,7 @@ int notify_socket_receive(int fd, char *buf, size_t size) {
                 .msg_controllen = sizeof(control),
         };
 
-        ssize_t n;
-        do
-                n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
+        ssize_t n = RETRY_ON_EINTR(recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC));
         if (n < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 

@@ -364,12 +364,10 @@ static int read_rest(int fd, uint8_t *buf, size_t len, uint64_t deadline) {
         size_t done = 0;
 
         while (done < len) {
-                ssize_t k = recv(fd, buf + done, len - done, 0);
+                ssize_t k = RETRY_ON_EINTR(recv(fd, buf + done, len - done, 0));
                 if (k == 0)
                         return -ECONNRESET;
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno != EAGAIN)
                                 return -errno;
                         int r = wait_fd(fd, POLLIN, deadline);
@@ -400,9 +398,9 @@ int vhost_user_recv(int fd, VhostUserMsg *ret, int fds[VHOST_USER_MAX_FDS], size
         ssize_t k;
         int r;
 
-        k = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        k = RETRY_ON_EINTR(recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT));
         if (k < 0)
-                return errno == EINTR ? -EAGAIN : -errno;
+                return -errno;
 
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -491,10 +489,8 @@ int vhost_user_send(int fd, const VhostUserMsg *msg, const int *fds, size_t n_fd
                         c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
                         memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
                 }
-                k = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                k = RETRY_ON_EINTR(sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno != EAGAIN)
                                 return -errno;
                         int r = wait_fd(fd, POLLOUT, deadline);

@@ -248,10 +248,8 @@ static void conn_flush(Conn *c) {
                         { c->buf, c->buf_used - first },
                 };
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = c->buf_used > first ? 2 : 1 };
-                ssize_t k = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+                ssize_t k = RETRY_ON_EINTR(sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno == EAGAIN)
                                 break;
                         vsock_log(
@@ -288,11 +286,8 @@ static int conn_forward(Conn *c, const struct iovec *payload, size_t n, uint32_t
 
         if (c->buf_used == 0 && len > 0) {
                 struct msghdr mh = { .msg_iov = (struct iovec *) payload, .msg_iovlen = n };
-                ssize_t k;
+                ssize_t k = RETRY_ON_EINTR(sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL));
 
-                do
-                        k = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-                while (k < 0 && errno == EINTR);
                 if (k < 0 && errno != EAGAIN)
                         return -errno;
                 if (k > 0) {
@@ -437,9 +432,7 @@ static void host_connected(Conn *c) {
         ssize_t k;
 
         n = snprintf(line, sizeof(line), "OK %u\n", c->local_port);
-        do
-                k = send(c->fd, line, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        while (k < 0 && errno == EINTR);
+        k = RETRY_ON_EINTR(send(c->fd, line, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL));
         /* A fresh socket takes a dozen bytes; if it does not, the client is gone. */
         if (k != n) {
                 vsock_log(
@@ -602,9 +595,7 @@ static int conn_fill_data(Conn *c, const struct iovec *iov, size_t n, VsockHdr *
         if (n_slice == 0)
                 return 0;
 
-        do
-                k = readv(c->fd, slice, (int) n_slice);
-        while (k < 0 && errno == EINTR);
+        k = RETRY_ON_EINTR(readv(c->fd, slice, (int) n_slice));
         if (k < 0 && errno == EAGAIN)
                 return 0;
         if (k < 0) {
@@ -807,10 +798,8 @@ static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
          * socket for the guest. The line is short and bounded, so this is cheap. */
         for (;;) {
                 char ch;
-                ssize_t k = recv(cl->fd, &ch, 1, MSG_DONTWAIT);
+                ssize_t k = RETRY_ON_EINTR(recv(cl->fd, &ch, 1, MSG_DONTWAIT));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno == EAGAIN)
                                 return 0;
                         client_reject(cl, "read error");
