@@ -29,15 +29,8 @@ void notify_message_done(NotifyMessage *m) {
 /* A bounded, valid UTF-8 copy: cut at NOTIFY_MAX_STRING bytes without splitting a character. */
 static char *bounded_string(const char *s, size_t n) {
         char *clean = utf8_sanitize(s, n, NULL);
-        if (!clean)
-                return NULL;
-        size_t len = strlen(clean);
-        if (len > NOTIFY_MAX_STRING) {
-                len = NOTIFY_MAX_STRING;
-                while (len > 0 && ((unsigned char) clean[len] & 0xC0) == 0x80)
-                        len--;
-                clean[len] = '\0';
-        }
+        if (clean)
+                utf8_truncate(clean, NOTIFY_MAX_STRING);
         return clean;
 }
 
