@@ -12,6 +12,7 @@
 
 #include "fileio.h"
 #include "macro.h"
+#include "socket-util.h"
 #include "utf8.h"
 
 void notify_message_done(NotifyMessage *m) {
@@ -198,19 +199,6 @@ int notify_socket_open(const char *path) {
         return TAKE_FD(fd);
 }
 
-static void close_passed_fds(struct msghdr *mh) {
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < n; i++) {
-                        int fd;
-                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        safe_close(fd);
-                }
-        }
-}
-
 int notify_socket_receive(int fd, char *buf, size_t size) {
         if (size < 2)
                 return -EINVAL;
@@ -231,7 +219,7 @@ int notify_socket_receive(int fd, char *buf, size_t size) {
         if (n < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 
-        close_passed_fds(&mh);
+        (void) cmsg_take_fds(&mh, NULL, 0);
         if ((size_t) n > size - 1 || (mh.msg_flags & MSG_TRUNC))
                 return -EMSGSIZE;
         buf[n] = '\0';

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "macro.h"
+#include "socket-util.h"
 #include "time-util.h"
 
 /* How long the rest of a message may take once its header arrived. */
@@ -402,19 +403,7 @@ int vhost_user_recv(int fd, VhostUserMsg *ret, int fds[VHOST_USER_MAX_FDS], size
         if (k < 0)
                 return -errno;
 
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < n; i++) {
-                        int f;
-                        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        if (n_fds < VHOST_USER_MAX_FDS)
-                                fds[n_fds++] = f;
-                        else
-                                safe_close(f);
-                }
-        }
+        n_fds = (size_t) cmsg_take_fds(&mh, fds, VHOST_USER_MAX_FDS);
 
         if (k == 0) {
                 r = 0;
