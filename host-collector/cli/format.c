@@ -472,33 +472,20 @@ int format_ready(const char *machine_id, const json_t *body, bool ascii, char **
         if (!source || !suffix)
                 return -ENOMEM;
 
-        char *s;
-        if (json_u64(ready, "kernel_to_ready_ns", &v))
-                s = str_printf(
-                        "%s ready after %s (kernel%sready), source %s%s",
-                        machine_id,
-                        format_duration(v, ascii, d),
-                        arrow,
-                        source,
-                        suffix);
-        else if (json_u64(ready, "init_to_ready_ns", &v))
-                s = str_printf(
-                        "%s ready after %s (init%sready), source %s%s",
-                        machine_id,
-                        format_duration(v, ascii, d),
-                        arrow,
-                        source,
-                        suffix);
-        else if (json_u64(ready, "registered_to_ready_ns", &v))
-                s = str_printf(
-                        "%s ready after %s (registered%sready), source %s%s",
-                        machine_id,
-                        format_duration(v, ascii, d),
-                        arrow,
-                        source,
-                        suffix);
-        else
-                s = str_printf("%s ready, source %s%s", machine_id, source, suffix);
+        /* The longest span known: a container has no kernel start, and init.start may be unknown too. */
+        const char *since = json_u64(ready, "kernel_to_ready_ns", &v) ? "kernel" :
+                json_u64(ready, "init_to_ready_ns", &v)               ? "init" :
+                json_u64(ready, "registered_to_ready_ns", &v)         ? "registered" :
+                                                                        NULL;
+        char *s = since ? str_printf(
+                                  "%s ready after %s (%s%sready), source %s%s",
+                                  machine_id,
+                                  format_duration(v, ascii, d),
+                                  since,
+                                  arrow,
+                                  source,
+                                  suffix) :
+                          str_printf("%s ready, source %s%s", machine_id, source, suffix);
         if (!s)
                 return -ENOMEM;
         *ret = s;
