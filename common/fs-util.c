@@ -64,12 +64,9 @@ int write_all(int fd, const void *data, size_t n) {
         const uint8_t *p = data;
 
         while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
+                ssize_t k = RETRY_ON_EINTR(write(fd, p, n));
+                if (k < 0)
                         return -errno;
-                }
                 if (k == 0)
                         return -EIO;
                 p += k;
@@ -83,12 +80,9 @@ ssize_t read_full(int fd, void *buf, size_t n) {
         size_t done = 0;
 
         while (done < n) {
-                ssize_t k = read(fd, p + done, n - done);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
+                ssize_t k = RETRY_ON_EINTR(read(fd, p + done, n - done));
+                if (k < 0)
                         return -errno;
-                }
                 if (k == 0)
                         break;
                 done += (size_t) k;

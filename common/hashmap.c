@@ -19,8 +19,10 @@ struct Hashmap {
         size_t size;
 };
 
-/* FNV-1a: the keys are machine ids and small formatted integers chosen by the registering orchestrator, not
- * by guests, so a keyed hash is not needed to resist flooding. */
+/* FNV-1a, not keyed: the keys are machine ids and small formatted integers chosen by the registering
+ * orchestrator, and tether-vsock's connection ports, largely a guest's choice. A guest that makes those
+ * collide slows only the lookups of its own tether-vsock (one process per VM), among at most its
+ * max_connections. */
 static uint64_t string_hash(const char *s) {
         uint64_t h = UINT64_C(14695981039346656037);
         for (; *s; s++) {

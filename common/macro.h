@@ -84,6 +84,17 @@ static inline void fclosep(FILE **f) {
                         *p = func(*p);          \
         }
 
+/* Runs a system call again while it fails with EINTR: a signal arrived before it did anything. Evaluates to the
+ * last call's result, with errno as that call left it. */
+#define RETRY_ON_EINTR(expr)                        \
+        ({                                          \
+                __typeof__(expr) _re_;              \
+                do                                  \
+                        _re_ = (expr);              \
+                while (_re_ < 0 && errno == EINTR); \
+                _re_;                               \
+        })
+
 #define RET_NERRNO(expr)                \
         ({                              \
                 int _r_ = (expr);       \

@@ -100,3 +100,22 @@ int unix_stream_connect(const char *path) {
                 return -errno;
         return TAKE_FD(fd);
 }
+
+int cmsg_take_fds(struct msghdr *mh, int *fds, size_t max) {
+        size_t n_fds = 0;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (n_fds < max)
+                                fds[n_fds++] = fd;
+                        else
+                                safe_close(fd);
+                }
+        }
+        return (int) n_fds;
+}

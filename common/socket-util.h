@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -29,3 +31,7 @@ int unix_socket_unlink(const char *path, const struct stat *bound);
 
 /* Connects a blocking, close-on-exec Unix stream socket to path. Returns the fd, -ENAMETOOLONG or -errno. */
 int unix_stream_connect(const char *path);
+
+/* Takes the fds a received message carries (SCM_RIGHTS): the first max go to fds (NULL if max is 0), the rest
+ * are closed, so that none is left open unseen. Returns how many went to fds. */
+int cmsg_take_fds(struct msghdr *mh, int *fds, size_t max);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "macro.h"
+
 static int unhex_digit(char c) {
         if (c >= '0' && c <= '9')
                 return c - '0';
@@ -73,12 +75,9 @@ int random_id(uint8_t *out, size_t n) {
         do {
                 size_t done = 0;
                 while (done < n) {
-                        ssize_t k = getrandom(out + done, n - done, 0);
-                        if (k < 0) {
-                                if (errno == EINTR)
-                                        continue;
+                        ssize_t k = RETRY_ON_EINTR(getrandom(out + done, n - done, 0));
+                        if (k < 0)
                                 return -errno;
-                        }
                         done += (size_t) k;
                 }
         } while (all_zero(out, n));

@@ -84,3 +84,14 @@ char *utf8_sanitize(const char *s, size_t n, size_t *ret_replaced) {
                 *ret_replaced = replaced;
         return out;
 }
+
+void utf8_truncate(char *s, size_t max) {
+        size_t len = strlen(s);
+
+        if (len <= max)
+                return;
+        len = max;
+        while (len > 0 && ((unsigned char) s[len] & 0xC0) == 0x80)
+                len--;
+        s[len] = '\0';
+}

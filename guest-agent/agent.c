@@ -21,6 +21,7 @@
 #include "kmsg.h"
 #include "linebuf.h"
 #include "log.h"
+#include "macro.h"
 #include "notify.h"
 #include "pidns.h"
 #include "probe.h"
@@ -247,10 +248,8 @@ static OutputRead output_read(Agent *a, OutputStream *o, size_t *budget, uint64_
                         result = OUTPUT_PAUSED;
                         break;
                 }
-                ssize_t k = read(o->fd, a->read_buf, MIN((size_t) READ_BUFFER_SIZE, *budget));
+                ssize_t k = RETRY_ON_EINTR(read(o->fd, a->read_buf, MIN((size_t) READ_BUFFER_SIZE, *budget)));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno == EAGAIN) {
                                 result = OUTPUT_EMPTY;
                                 break;

@@ -22,33 +22,28 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len) {
                 return -ENOMEM;
 
         for (;;) {
-                if (len == cap) {
-                        if (cap >= max) {
-                                /* Full: anything more means the file is too large. */
-                                char c;
-                                ssize_t k = read(fd, &c, 1);
-                                if (k < 0)
-                                        return errno == EINTR ? -EINTR : -errno;
-                                if (k > 0)
-                                        return -EFBIG;
-                                break;
-                        }
-                        size_t ncap = MIN(cap * 2, max);
-                        char *nb = realloc(buf, ncap + 1);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                        cap = ncap;
-                }
-                ssize_t k = read(fd, buf + len, cap - len);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
+                ssize_t k = read_full(fd, buf + len, cap - len);
+                if (k < 0)
+                        return (int) k;
                 len += (size_t) k;
+                if (len < cap)
+                        break; /* end of file */
+                if (cap >= max) {
+                        /* Full: anything more means the file is too large. */
+                        char c;
+                        k = read_full(fd, &c, 1);
+                        if (k < 0)
+                                return (int) k;
+                        if (k > 0)
+                                return -EFBIG;
+                        break;
+                }
+                size_t ncap = MIN(cap * 2, max);
+                char *nb = realloc(buf, ncap + 1);
+                if (!nb)
+                        return -ENOMEM;
+                buf = nb;
+                cap = ncap;
         }
 
         buf[len] = '\0';

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "fs-util.h" /* mkdir_parents(), write_all() */
+#include "fs-util.h" /* mkdir_parents(), write_all(), read_full() */
 
 /* Reads at most max bytes of path into a NUL-terminated buffer. Returns 0, -EFBIG when the file is larger,
  * or -errno. */

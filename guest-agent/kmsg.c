@@ -127,10 +127,8 @@ void kmsg_reader_close(KmsgReader *k) {
 
 int kmsg_reader_read(KmsgReader *k, char *buf, size_t size, KmsgRecord *ret, uint64_t *ret_lost) {
         for (;;) {
-                ssize_t n = read(k->fd, buf, size);
+                ssize_t n = RETRY_ON_EINTR(read(k->fd, buf, size));
                 if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno == EAGAIN)
                                 return 0;
                         /* EPIPE: the record we were about to read was overwritten; the next read continues

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "macro.h"
 
 #define LOG_PREFIX "tether-agent: "
 
@@ -44,10 +45,7 @@ int log_internal(int level, int error, const char *format, ...) {
         n += MIN((size_t) k, sizeof(line) - n - 2);
         line[n++] = '\n';
 
-        ssize_t w;
-        do
-                w = write(STDERR_FILENO, line, n);
-        while (w < 0 && errno == EINTR);
+        (void) RETRY_ON_EINTR(write(STDERR_FILENO, line, n));
 
         errno = saved_errno;
         return -e;

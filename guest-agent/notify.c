@@ -12,6 +12,7 @@
 
 #include "fileio.h"
 #include "macro.h"
+#include "socket-util.h"
 #include "utf8.h"
 
 void notify_message_done(NotifyMessage *m) {
@@ -29,15 +30,8 @@ void notify_message_done(NotifyMessage *m) {
 /* A bounded, valid UTF-8 copy: cut at NOTIFY_MAX_STRING bytes without splitting a character. */
 static char *bounded_string(const char *s, size_t n) {
         char *clean = utf8_sanitize(s, n, NULL);
-        if (!clean)
-                return NULL;
-        size_t len = strlen(clean);
-        if (len > NOTIFY_MAX_STRING) {
-                len = NOTIFY_MAX_STRING;
-                while (len > 0 && ((unsigned char) clean[len] & 0xC0) == 0x80)
-                        len--;
-                clean[len] = '\0';
-        }
+        if (clean)
+                utf8_truncate(clean, NOTIFY_MAX_STRING);
         return clean;
 }
 
@@ -205,19 +199,6 @@ int notify_socket_open(const char *path) {
         return TAKE_FD(fd);
 }
 
-static void close_passed_fds(struct msghdr *mh) {
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < n; i++) {
-                        int fd;
-                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        safe_close(fd);
-                }
-        }
-}
-
 int notify_socket_receive(int fd, char *buf, size_t size) {
         if (size < 2)
                 return -EINVAL;
@@ -234,14 +215,11 @@ int notify_socket_receive(int fd, char *buf, size_t size) {
                 .msg_controllen = sizeof(control),
         };
 
-        ssize_t n;
-        do
-                n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
+        ssize_t n = RETRY_ON_EINTR(recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC));
         if (n < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 
-        close_passed_fds(&mh);
+        (void) cmsg_take_fds(&mh, NULL, 0);
         if ((size_t) n > size - 1 || (mh.msg_flags & MSG_TRUNC))
                 return -EMSGSIZE;
         buf[n] = '\0';

@@ -9,15 +9,8 @@
 
 char *record_string(const char *s, size_t max) {
         char *clean = utf8_sanitize(s ?: "", strlen(s ?: ""), NULL);
-        if (!clean)
-                return NULL;
-        size_t len = strlen(clean);
-        if (len > max) {
-                len = max;
-                while (len > 0 && ((unsigned char) clean[len] & 0xC0) == 0x80)
-                        len--;
-                clean[len] = '\0';
-        }
+        if (clean)
+                utf8_truncate(clean, max);
         return clean;
 }
 

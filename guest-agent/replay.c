@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
+
 typedef enum ReplayKind {
         REPLAY_LOG,
         REPLAY_DROPPED,
@@ -13,7 +15,7 @@ typedef enum ReplayKind {
 
 typedef struct ReplayEntry ReplayEntry;
 struct ReplayEntry {
-        ReplayEntry *prev, *next;
+        LIST_FIELDS(ReplayEntry, entries); /* oldest first */
         uint64_t seq;
         uint8_t *frame;
         uint32_t frame_len;
@@ -40,7 +42,8 @@ typedef struct SentDrop {
 } SentDrop;
 
 struct Replay {
-        ReplayEntry *head, *tail;
+        LIST_HEAD(ReplayEntry, head);
+        ReplayEntry *tail;
         ReplayEntry *cursor;                /* first entry not handed to the sender on this connection */
         ReplayEntry *pending_drop;          /* the newest LogDropped, while it has not been handed to the sender */
         Tether__LogDropped pending_dropped; /* what it says, to re-pack it when it absorbs more */
@@ -88,21 +91,14 @@ static uint64_t entry_cost(const ReplayEntry *e) {
 
 static void entry_unlink(Replay *r, ReplayEntry *e) {
         if (r->cursor == e)
-                r->cursor = e->next;
+                r->cursor = e->entries_next;
         if (r->pending_drop == e)
                 r->pending_drop = NULL;
         if (r->merge_tail == e)
                 r->merge_tail = NULL;
         if (e->kind == REPLAY_LOG && e->seq <= r->sent_seq)
                 r->sent_log_bytes -= entry_cost(e);
-        if (e->prev)
-                e->prev->next = e->next;
-        else
-                r->head = e->next;
-        if (e->next)
-                e->next->prev = e->prev;
-        else
-                r->tail = e->prev;
+        LIST_REMOVE_WITH_TAIL(entries, r->head, r->tail, e);
         r->bytes -= entry_cost(e);
         r->n_entries--;
         free(e->frame);
@@ -120,13 +116,7 @@ Replay *replay_free(Replay *r) {
 }
 
 static void entry_link_tail(Replay *r, ReplayEntry *e) {
-        e->prev = r->tail;
-        e->next = NULL;
-        if (r->tail)
-                r->tail->next = e;
-        else
-                r->head = e;
-        r->tail = e;
+        LIST_APPEND_WITH_TAIL(entries, r->head, r->tail, e);
         if (!r->cursor)
                 r->cursor = e;
         r->bytes += entry_cost(e);
@@ -154,7 +144,7 @@ static int pack_dropped(ReplayEntry *e, const Tether__LogDropped *d) {
 }
 
 static ReplayEntry *oldest_log(const Replay *r) {
-        for (ReplayEntry *e = r->head; e; e = e->next)
+        for (ReplayEntry *e = r->head; e; e = e->entries_next)
                 if (e->kind == REPLAY_LOG)
                         return e;
         return NULL;
@@ -423,7 +413,7 @@ size_t replay_ack(Replay *r, uint64_t seq, bool *ret_clamped) {
 static uint64_t count_held(const Replay *r, uint64_t after, uint64_t upto, uint64_t *ret_first_missing) {
         uint64_t held = 0, next = after + 1, first_missing = 0;
 
-        for (const ReplayEntry *e = r->head; e && e->seq <= upto; e = e->next) {
+        for (const ReplayEntry *e = r->head; e && e->seq <= upto; e = e->entries_next) {
                 if (e->seq <= after)
                         continue;
                 if (first_missing == 0 && e->seq > next)
@@ -487,7 +477,7 @@ int replay_next(Replay *r, const uint8_t **ret_frame, size_t *ret_len, uint64_t 
         if (!e)
                 return 0;
 
-        r->cursor = e->next;
+        r->cursor = e->entries_next;
         /* The host may hold it now: it must not change any more. */
         if (r->pending_drop == e)
                 r->pending_drop = NULL;

@@ -15,6 +15,7 @@
 #include "format.h"
 #include "frame.h"
 #include "log.h"
+#include "macro.h"
 #include "time-util.h"
 #include "traceparent.h"
 
@@ -556,10 +557,8 @@ void transport_flush(Transport *t, uint64_t now) {
                                 return;
                 }
 
-                ssize_t k = write(t->fd, t->out + t->out_pos, out_pending(t));
+                ssize_t k = RETRY_ON_EINTR(write(t->fd, t->out + t->out_pos, out_pending(t)));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno == EAGAIN)
                                 return;
                         log_info_errno(errno, "sending to tetherd at %s failed: %m", t->address);

@@ -132,10 +132,7 @@ int workload_spawn(char *const *argv, char *const *envp, Workload *ret) {
 
         /* Blocks only until the child's exec (EOF) or its failure report: no waiting for the workload. */
         int exec_errno = 0;
-        ssize_t k;
-        do
-                k = read(ex[0], &exec_errno, sizeof(exec_errno));
-        while (k < 0 && errno == EINTR);
+        ssize_t k = RETRY_ON_EINTR(read(ex[0], &exec_errno, sizeof(exec_errno)));
         if (k != (ssize_t) sizeof(exec_errno))
                 exec_errno = 0;
         ex[0] = safe_close(ex[0]);

@@ -193,37 +193,23 @@ static void format_boot(FILE *f, const json_t *boot, bool ascii) {
         if (json_is_object(ready)) {
                 const char *source = json_str(ready, "source") ?: "?";
                 const char *det = nonempty(json_str(ready, "detail"));
-                if (json_u64(ready, "kernel_to_ready_ns", &v) && json_u64(ready, "registered_to_ready_ns", &v2))
+                bool registered = json_u64(ready, "registered_to_ready_ns", &v2);
+                /* A container has no kernel start and is timed from init's, which is shown only together with
+                 * the time since registration. */
+                const char *since = json_u64(ready, "kernel_to_ready_ns", &v) ? "kernel" :
+                        registered && json_u64(ready, "init_to_ready_ns", &v) ? "init" :
+                                                                                NULL;
+                if (since)
                         detailf(f,
                                 2,
                                 "ready",
                                 ascii,
-                                "%s after kernel start, %s after registration, source %s%s%s%s",
+                                "%s after %s start%s%s%s, source %s%s%s%s",
                                 format_duration(v, ascii, d1),
-                                format_duration(v2, ascii, d2),
-                                source,
-                                det ? " (" : "",
-                                det ?: "",
-                                det ? ")" : "");
-                else if (json_u64(ready, "kernel_to_ready_ns", &v))
-                        detailf(f,
-                                2,
-                                "ready",
-                                ascii,
-                                "%s after kernel start, source %s%s%s%s",
-                                format_duration(v, ascii, d1),
-                                source,
-                                det ? " (" : "",
-                                det ?: "",
-                                det ? ")" : "");
-                else if (json_u64(ready, "init_to_ready_ns", &v) && json_u64(ready, "registered_to_ready_ns", &v2))
-                        detailf(f,
-                                2,
-                                "ready",
-                                ascii,
-                                "%s after init start, %s after registration, source %s%s%s%s",
-                                format_duration(v, ascii, d1),
-                                format_duration(v2, ascii, d2),
+                                since,
+                                registered ? ", " : "",
+                                registered ? format_duration(v2, ascii, d2) : "",
+                                registered ? " after registration" : "",
                                 source,
                                 det ? " (" : "",
                                 det ?: "",
@@ -486,33 +472,20 @@ int format_ready(const char *machine_id, const json_t *body, bool ascii, char **
         if (!source || !suffix)
                 return -ENOMEM;
 
-        char *s;
-        if (json_u64(ready, "kernel_to_ready_ns", &v))
-                s = str_printf(
-                        "%s ready after %s (kernel%sready), source %s%s",
-                        machine_id,
-                        format_duration(v, ascii, d),
-                        arrow,
-                        source,
-                        suffix);
-        else if (json_u64(ready, "init_to_ready_ns", &v))
-                s = str_printf(
-                        "%s ready after %s (init%sready), source %s%s",
-                        machine_id,
-                        format_duration(v, ascii, d),
-                        arrow,
-                        source,
-                        suffix);
-        else if (json_u64(ready, "registered_to_ready_ns", &v))
-                s = str_printf(
-                        "%s ready after %s (registered%sready), source %s%s",
-                        machine_id,
-                        format_duration(v, ascii, d),
-                        arrow,
-                        source,
-                        suffix);
-        else
-                s = str_printf("%s ready, source %s%s", machine_id, source, suffix);
+        /* The longest span known: a container has no kernel start, and init.start may be unknown too. */
+        const char *since = json_u64(ready, "kernel_to_ready_ns", &v) ? "kernel" :
+                json_u64(ready, "init_to_ready_ns", &v)               ? "init" :
+                json_u64(ready, "registered_to_ready_ns", &v)         ? "registered" :
+                                                                        NULL;
+        char *s = since ? str_printf(
+                                  "%s ready after %s (%s%sready), source %s%s",
+                                  machine_id,
+                                  format_duration(v, ascii, d),
+                                  since,
+                                  arrow,
+                                  source,
+                                  suffix) :
+                          str_printf("%s ready, source %s%s", machine_id, source, suffix);
         if (!s)
                 return -ENOMEM;
         *ret = s;

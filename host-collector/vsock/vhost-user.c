@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "macro.h"
+#include "socket-util.h"
 #include "time-util.h"
 
 /* How long the rest of a message may take once its header arrived. */
@@ -364,12 +365,10 @@ static int read_rest(int fd, uint8_t *buf, size_t len, uint64_t deadline) {
         size_t done = 0;
 
         while (done < len) {
-                ssize_t k = recv(fd, buf + done, len - done, 0);
+                ssize_t k = RETRY_ON_EINTR(recv(fd, buf + done, len - done, 0));
                 if (k == 0)
                         return -ECONNRESET;
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno != EAGAIN)
                                 return -errno;
                         int r = wait_fd(fd, POLLIN, deadline);
@@ -400,23 +399,11 @@ int vhost_user_recv(int fd, VhostUserMsg *ret, int fds[VHOST_USER_MAX_FDS], size
         ssize_t k;
         int r;
 
-        k = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        k = RETRY_ON_EINTR(recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT));
         if (k < 0)
-                return errno == EINTR ? -EAGAIN : -errno;
+                return -errno;
 
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < n; i++) {
-                        int f;
-                        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                        if (n_fds < VHOST_USER_MAX_FDS)
-                                fds[n_fds++] = f;
-                        else
-                                safe_close(f);
-                }
-        }
+        n_fds = (size_t) cmsg_take_fds(&mh, fds, VHOST_USER_MAX_FDS);
 
         if (k == 0) {
                 r = 0;
@@ -491,10 +478,8 @@ int vhost_user_send(int fd, const VhostUserMsg *msg, const int *fds, size_t n_fd
                         c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
                         memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
                 }
-                k = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                k = RETRY_ON_EINTR(sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno != EAGAIN)
                                 return -errno;
                         int r = wait_fd(fd, POLLOUT, deadline);

@@ -51,7 +51,8 @@ struct VsockDevice {
         Kick kicks[VSOCK_NUM_QUEUES];
         sd_event_source *tx_turn, *rx_turn; /* continue a queue in a later turn (event-util.h) */
 
-        struct iovec *scratch; /* payload slices of a tx chain, one per descriptor at most */
+        VhostUserMsg msg, reply; /* the frontend's message being handled and our reply: 4 KiB each, off the stack */
+        struct iovec *scratch;   /* payload slices of a tx chain, one per descriptor at most */
         size_t n_scratch;
         bool verdict_logged[_VSOCK_VERDICT_MAX];
         bool broken_logged[VSOCK_NUM_QUEUES];
@@ -290,13 +291,13 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
         VsockDevice *d = userdata;
 
         for (int i = 0; i < VHOST_USER_MSGS_PER_WAKEUP; i++) {
-                static VhostUserMsg msg, reply; /* 4 KiB each; one loop, one message at a time */
+                VhostUserMsg *msg = &d->msg, *reply = &d->reply;
                 int fds[VHOST_USER_MAX_FDS];
                 size_t n_fds = 0;
                 unsigned changes = 0;
                 int result = 0, r;
 
-                r = vhost_user_recv(d->conn_fd, &msg, fds, &n_fds);
+                r = vhost_user_recv(d->conn_fd, msg, fds, &n_fds);
                 if (r == -EAGAIN)
                         return 0;
                 if (r == 0) {
@@ -309,17 +310,17 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                         return 0;
                 }
 
-                r = vhost_user_dev_handle(&d->vu, &msg, fds, n_fds, &reply, &result, &changes);
+                r = vhost_user_dev_handle(&d->vu, msg, fds, n_fds, reply, &result, &changes);
                 if (r < 0) {
                         vsock_log(
                                 LOG_ERR,
                                 r,
                                 d->ident,
                                 "vhost-user %s (%u): malformed message (flags 0x%x size %u)",
-                                vhost_user_request_to_string(msg.request),
-                                msg.request,
-                                msg.flags,
-                                msg.size);
+                                vhost_user_request_to_string(msg->request),
+                                msg->request,
+                                msg->flags,
+                                msg->size);
                         frontend_detach(d, "protocol error");
                         return 0;
                 }
@@ -330,28 +331,28 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                                 result,
                                 d->ident,
                                 "vhost-user %s (%u) failed",
-                                vhost_user_request_to_string(msg.request),
-                                msg.request);
+                                vhost_user_request_to_string(msg->request),
+                                msg->request);
                 } else
                         vsock_log(
                                 LOG_DEBUG,
                                 0,
                                 d->ident,
                                 "vhost-user %s (%u) size %u fds %zu%s",
-                                vhost_user_request_to_string(msg.request),
-                                msg.request,
-                                msg.size,
+                                vhost_user_request_to_string(msg->request),
+                                msg->request,
+                                msg->size,
                                 n_fds,
                                 r > 0 ? ", replied" : "");
                 if (r > 0) {
-                        int k = vhost_user_send(d->conn_fd, &reply, NULL, 0);
+                        int k = vhost_user_send(d->conn_fd, reply, NULL, 0);
                         if (k < 0) {
                                 vsock_log(
                                         LOG_ERR,
                                         k,
                                         d->ident,
                                         "vhost-user reply to %s failed",
-                                        vhost_user_request_to_string(msg.request));
+                                        vhost_user_request_to_string(msg->request));
                                 frontend_detach(d, "send error");
                                 return 0;
                         }

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/virtio_vsock.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +13,16 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "hashmap.h"
 #include "iov-util.h"
+#include "list.h"
 #include "macro.h"
 #include "socket-util.h"
 #include "vsock-log.h"
 
-#define N_BUCKETS 256u
 #define ACCEPT_PER_WAKEUP 16
+/* "local:peer", a connection's key in the mux's map */
+#define CONN_KEY_MAX sizeof("4294967295:4294967295")
 
 /* What a connection owes the guest, sent in this order. */
 enum {
@@ -64,8 +68,9 @@ struct Conn {
         uint32_t tx_cnt;
         uint32_t peer_buf_alloc, peer_fwd_cnt;
 
-        Conn *hash_next;
-        Conn *ready_prev, *ready_next;
+        char key[CONN_KEY_MAX];
+        LIST_FIELDS(Conn, conns);
+        LIST_FIELDS(Conn, ready);
         bool in_ready;
 };
 
@@ -77,7 +82,7 @@ struct Client {
         uint64_t deadline;
         char line[VSOCK_MUX_MAX_LINE];
         size_t len;
-        Client *next, *prev;
+        LIST_FIELDS(Client, clients);
 };
 
 struct VsockMux {
@@ -91,10 +96,12 @@ struct VsockMux {
         int listen_fd;
         sd_event_source *listen_io, *listen_retry, *timer;
 
-        Conn *buckets[N_BUCKETS];
+        Hashmap *conns_by_key;
+        LIST_HEAD(Conn, conns);
         size_t n_conns;
-        Conn *ready_head, *ready_tail;
-        Client *clients;
+        LIST_HEAD(Conn, ready_head); /* connections with something for the guest, served round robin */
+        Conn *ready_tail;
+        LIST_HEAD(Client, clients);
         size_t n_clients;
         uint32_t next_local_port;
 
@@ -102,16 +109,14 @@ struct VsockMux {
         size_t rst_head, rst_len;
 };
 
-static unsigned bucket_of(uint32_t local_port, uint32_t peer_port) {
-        uint32_t h = local_port * 0x9e3779b1u ^ peer_port * 0x85ebca6bu;
-        return (h ^ (h >> 16)) % N_BUCKETS;
+static char *conn_key(char buf[static CONN_KEY_MAX], uint32_t local_port, uint32_t peer_port) {
+        snprintf(buf, CONN_KEY_MAX, "%" PRIu32 ":%" PRIu32, local_port, peer_port);
+        return buf;
 }
 
 static Conn *conn_find(const VsockMux *m, uint32_t local_port, uint32_t peer_port) {
-        for (Conn *c = m->buckets[bucket_of(local_port, peer_port)]; c; c = c->hash_next)
-                if (c->local_port == local_port && c->peer_port == peer_port)
-                        return c;
-        return NULL;
+        char key[CONN_KEY_MAX];
+        return hashmap_get(m->conns_by_key, conn_key(key, local_port, peer_port));
 }
 
 static uint64_t now_usec(const VsockMux *m) {
@@ -131,13 +136,7 @@ static void ready_add(Conn *c) {
         if (c->in_ready)
                 return;
         c->in_ready = true;
-        c->ready_next = NULL;
-        c->ready_prev = m->ready_tail;
-        if (m->ready_tail)
-                m->ready_tail->ready_next = c;
-        else
-                m->ready_head = c;
-        m->ready_tail = c;
+        LIST_APPEND_WITH_TAIL(ready, m->ready_head, m->ready_tail, c);
         wake(m);
 }
 
@@ -146,16 +145,8 @@ static void ready_remove(Conn *c) {
 
         if (!c->in_ready)
                 return;
-        if (c->ready_prev)
-                c->ready_prev->ready_next = c->ready_next;
-        else
-                m->ready_head = c->ready_next;
-        if (c->ready_next)
-                c->ready_next->ready_prev = c->ready_prev;
-        else
-                m->ready_tail = c->ready_prev;
+        LIST_REMOVE_WITH_TAIL(ready, m->ready_head, m->ready_tail, c);
         c->in_ready = false;
-        c->ready_prev = c->ready_next = NULL;
 }
 
 static void conn_close_fd(Conn *c) {
@@ -164,17 +155,14 @@ static void conn_close_fd(Conn *c) {
 }
 
 static void conn_free(Conn *c) {
-        VsockMux *m = c->mux;
-        Conn **p;
+        VsockMux *m;
 
         if (!c)
                 return;
+        m = c->mux;
         ready_remove(c);
-        for (p = &m->buckets[bucket_of(c->local_port, c->peer_port)]; *p; p = &(*p)->hash_next)
-                if (*p == c) {
-                        *p = c->hash_next;
-                        break;
-                }
+        (void) hashmap_remove(m->conns_by_key, c->key);
+        LIST_REMOVE(conns, m->conns, c);
         conn_close_fd(c);
         free(c->buf);
         m->n_conns--;
@@ -248,10 +236,8 @@ static void conn_flush(Conn *c) {
                         { c->buf, c->buf_used - first },
                 };
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = c->buf_used > first ? 2 : 1 };
-                ssize_t k = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+                ssize_t k = RETRY_ON_EINTR(sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno == EAGAIN)
                                 break;
                         vsock_log(
@@ -288,11 +274,8 @@ static int conn_forward(Conn *c, const struct iovec *payload, size_t n, uint32_t
 
         if (c->buf_used == 0 && len > 0) {
                 struct msghdr mh = { .msg_iov = (struct iovec *) payload, .msg_iovlen = n };
-                ssize_t k;
+                ssize_t k = RETRY_ON_EINTR(sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL));
 
-                do
-                        k = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-                while (k < 0 && errno == EINTR);
                 if (k < 0 && errno != EAGAIN)
                         return -errno;
                 if (k > 0) {
@@ -361,11 +344,14 @@ static int conn_new(VsockMux *m, uint32_t local_port, uint32_t peer_port, int fd
                 return r;
         }
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        r = hashmap_put(m->conns_by_key, conn_key(c->key, local_port, peer_port), c);
+        if (r < 0) {
+                c->io = sd_event_source_disable_unref(c->io);
+                free(c);
+                return r;
+        }
         c->fd = TAKE_FD(fd_owned);
-
-        unsigned b = bucket_of(local_port, peer_port);
-        c->hash_next = m->buckets[b];
-        m->buckets[b] = c;
+        LIST_PREPEND(conns, m->conns, c);
         m->n_conns++;
         m->stats->connections_opened++;
         *ret = c;
@@ -437,9 +423,7 @@ static void host_connected(Conn *c) {
         ssize_t k;
 
         n = snprintf(line, sizeof(line), "OK %u\n", c->local_port);
-        do
-                k = send(c->fd, line, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        while (k < 0 && errno == EINTR);
+        k = RETRY_ON_EINTR(send(c->fd, line, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL));
         /* A fresh socket takes a dozen bytes; if it does not, the client is gone. */
         if (k != n) {
                 vsock_log(
@@ -602,9 +586,7 @@ static int conn_fill_data(Conn *c, const struct iovec *iov, size_t n, VsockHdr *
         if (n_slice == 0)
                 return 0;
 
-        do
-                k = readv(c->fd, slice, (int) n_slice);
-        while (k < 0 && errno == EINTR);
+        k = RETRY_ON_EINTR(readv(c->fd, slice, (int) n_slice));
         if (k < 0 && errno == EAGAIN)
                 return 0;
         if (k < 0) {
@@ -719,12 +701,7 @@ static void client_free(Client *cl) {
         if (!cl)
                 return;
         m = cl->mux;
-        if (cl->prev)
-                cl->prev->next = cl->next;
-        else
-                m->clients = cl->next;
-        if (cl->next)
-                cl->next->prev = cl->prev;
+        LIST_REMOVE(clients, m->clients, cl);
         m->n_clients--;
         cl->io = sd_event_source_disable_unref(cl->io);
         safe_close(cl->fd);
@@ -807,10 +784,8 @@ static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
          * socket for the guest. The line is short and bounded, so this is cheap. */
         for (;;) {
                 char ch;
-                ssize_t k = recv(cl->fd, &ch, 1, MSG_DONTWAIT);
+                ssize_t k = RETRY_ON_EINTR(recv(cl->fd, &ch, 1, MSG_DONTWAIT));
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
                         if (errno == EAGAIN)
                                 return 0;
                         client_reject(cl, "read error");
@@ -889,10 +864,7 @@ static int listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 }
                 cl->fd = TAKE_FD(cfd);
                 cl->deadline = now_usec(m) + VSOCK_MUX_CONNECT_TIMEOUT_USEC;
-                cl->next = m->clients;
-                if (m->clients)
-                        m->clients->prev = cl;
-                m->clients = cl;
+                LIST_PREPEND(clients, m->clients, cl);
                 m->n_clients++;
         }
         return 0;
@@ -902,21 +874,20 @@ static int listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 static int timer_fired(sd_event_source *s, uint64_t usec, void *userdata) {
         VsockMux *m = userdata;
         uint64_t now = now_usec(m);
+        Client *cl, *next;
+        Conn *c;
 
-        for (Client *cl = m->clients, *next; cl; cl = next) {
-                next = cl->next;
-                if (cl->deadline <= now) {
-                        m->stats->connect_timeouts++;
-                        client_reject(cl, "no CONNECT line in time");
-                }
+        LIST_FOREACH_SAFE(clients, cl, next, m->clients)
+        if (cl->deadline <= now) {
+                m->stats->connect_timeouts++;
+                client_reject(cl, "no CONNECT line in time");
         }
-        for (unsigned b = 0; b < N_BUCKETS; b++)
-                for (Conn *c = m->buckets[b]; c; c = c->hash_next)
-                        if (c->state == CONN_HOST_CONNECTING && c->deadline <= now) {
-                                m->stats->connect_timeouts++;
-                                vsock_log(LOG_DEBUG, 0, m->ident, "guest port %u did not answer CONNECT", c->peer_port);
-                                conn_reset(c);
-                        }
+        LIST_FOREACH(conns, c, m->conns)
+        if (c->state == CONN_HOST_CONNECTING && c->deadline <= now) {
+                m->stats->connect_timeouts++;
+                vsock_log(LOG_DEBUG, 0, m->ident, "guest port %u did not answer CONNECT", c->peer_port);
+                conn_reset(c);
+        }
         (void) sd_event_source_set_time(s, usec + USEC_PER_SEC);
         return 0;
 }
@@ -949,7 +920,8 @@ int vsock_mux_new(
         m->next_local_port = VSOCK_MUX_LOCAL_PORT_FIRST;
         m->uds_path = strdup(config->uds_path);
         m->ident = strdup(config->ident ?: "");
-        if (!m->uds_path || !m->ident) {
+        m->conns_by_key = hashmap_new();
+        if (!m->uds_path || !m->ident || !m->conns_by_key) {
                 vsock_mux_free(m);
                 return -ENOMEM;
         }
@@ -970,9 +942,8 @@ int vsock_mux_new(
 void vsock_mux_reset(VsockMux *m) {
         while (m->clients)
                 client_free(m->clients);
-        for (unsigned b = 0; b < N_BUCKETS; b++)
-                while (m->buckets[b])
-                        conn_free(m->buckets[b]);
+        while (m->conns)
+                conn_free(m->conns);
         m->rst_head = m->rst_len = 0;
 }
 
@@ -987,6 +958,7 @@ VsockMux *vsock_mux_free(VsockMux *m) {
                 (void) unlink(m->uds_path);
                 safe_close(m->listen_fd);
         }
+        hashmap_free(m->conns_by_key);
         sd_event_unref(m->event);
         free(m->uds_path);
         free(m->ident);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs-util.h"
 #include "fuzz.h"
 #include "macro.h"
 
@@ -27,7 +28,7 @@ static int read_file(const char *path, uint8_t **ret_data, size_t *ret_size) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         _cleanup_free_ uint8_t *data = NULL;
         struct stat st;
-        size_t done = 0;
+        ssize_t k;
 
         if (fd < 0)
                 return -errno;
@@ -40,20 +41,12 @@ static int read_file(const char *path, uint8_t **ret_data, size_t *ret_size) {
         data = malloc((size_t) st.st_size + 1);
         if (!data)
                 return -ENOMEM;
-        while (done < (size_t) st.st_size) {
-                ssize_t k = read(fd, data + done, (size_t) st.st_size - done);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                done += (size_t) k;
-        }
+        k = read_full(fd, data, (size_t) st.st_size);
+        if (k < 0)
+                return (int) k;
 
         *ret_data = TAKE_PTR(data);
-        *ret_size = done;
+        *ret_size = (size_t) k;
         return 0;
 }
 

@@ -8,6 +8,8 @@
 //                                         after it arrived (a slow but healthy backend)
 //   node receiver.js --json-check FILE    check an OTLP/JSON lines file (tetherd's --otlp-file): prints a summary
 //
+// OTLP_NODE_MODULES names the node_modules directory the build's `npm ci` filled (BUILD/tests/otlp/node_modules).
+//
 // Control endpoints (JSON):
 //   POST /control/script {"traces": [answer...], "logs": [answer...]}: answers used once each, in order, then 200.
 //        answer: {"status": 503, "retry_after": "2"} | {"status": 200, "rejected": 3} | {"status": 400}
@@ -21,7 +23,12 @@ const zlib = require("zlib");
 const fs = require("fs");
 const path = require("path");
 
-const root = require(path.join(__dirname, "node_modules/@opentelemetry/otlp-transformer/build/src/generated/root.js"));
+if (!process.env.OTLP_NODE_MODULES) {
+    console.error("receiver.js: OTLP_NODE_MODULES is not set (BUILD/tests/otlp/node_modules)");
+    process.exit(2);
+}
+const root = require(path.join(process.env.OTLP_NODE_MODULES,
+                               "@opentelemetry/otlp-transformer/build/src/generated/root.js"));
 const otlp = root.opentelemetry.proto;
 const Req = {
     traces: otlp.collector.trace.v1.ExportTraceServiceRequest,

@@ -55,9 +55,10 @@ sleep 0.3
 
 def need_node():
     node = shutil.which("node")
-    mods = os.environ.get("OTLP_NODE_MODULES") or os.path.join(HERE, "node_modules")
+    mods = os.environ.get("OTLP_NODE_MODULES", "")
     if not node or not os.path.isdir(os.path.join(mods, "@opentelemetry", "otlp-transformer")):
-        missing("node or the npm packages are missing (scripts/deps installs them: cd tests/otlp && npm ci)")
+        missing("node or the npm packages are missing (the build's target otlp-npm-ci installs them into "
+                "BUILD/tests/otlp/node_modules, which OTLP_NODE_MODULES names)")
     return node
 
 

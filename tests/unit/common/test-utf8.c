@@ -218,6 +218,32 @@ static void test_sanitize_each_byte(void **state) {
         }
 }
 
+/* Cut on a character boundary: a character that does not fit goes whole. */
+static void test_truncate(void **state) {
+        static const struct {
+                const char *in;
+                size_t max;
+                const char *out;
+        } cases[] = {
+                { "abc", 5, "abc" },
+                { "abc", 3, "abc" },
+                { "abc", 2, "ab" },
+                { "abc", 0, "" },
+                { "a\xc3\xa9", 2, "a" },
+                { "a\xc3\xa9", 3, "a\xc3\xa9" },
+                { "\xe2\x82\xac\xe2\x82\xac", 5, "\xe2\x82\xac" },
+                { "\xf0\x9d\x84\x9e", 3, "" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *s = strdup(cases[i].in);
+
+                assert_non_null(s);
+                utf8_truncate(s, cases[i].max);
+                assert_string_equal(s, cases[i].out);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid),
@@ -227,6 +253,7 @@ int main(void) {
                 cmocka_unit_test(test_sanitize),
                 cmocka_unit_test(test_sanitize_optional_count),
                 cmocka_unit_test(test_sanitize_each_byte),
+                cmocka_unit_test(test_truncate),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
