@@ -14,13 +14,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent-log.h"
 #include "config.h"
 #include "fileio.h"
 #include "flow.h"
 #include "format.h"
 #include "kmsg.h"
 #include "linebuf.h"
-#include "log.h"
 #include "macro.h"
 #include "notify.h"
 #include "pidns.h"
@@ -317,9 +317,10 @@ static void kmsg_read(Agent *a, uint64_t now) {
                             rec.usec * NSEC_PER_USEC >= a->workload_start_monotonic)
                                 a->workload_oom = true;
                         bool recent = rec.usec * NSEC_PER_USEC >= a->start_monotonic;
-                        log_internal(
-                                recent ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG,
+                        log_emit(
+                                recent ? LOG_WARNING : LOG_DEBUG,
                                 0,
+                                NULL,
                                 "the OOM killer killed process %d (%s)",
                                 (int) pid,
                                 comm);

@@ -8,7 +8,7 @@
 #include "agent-config.h"
 #include "config.h"
 #include "fileio.h"
-#include "log.h"
+#include "agent-log.h"
 #include "notify.h"
 
 /* Parses "[--socket PATH|--socket=PATH]" at argv[1]; returns the index of the first other argument, or -1. */

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "agent-log.h"
 #include "macro.h"
 
 typedef struct MountPoint {

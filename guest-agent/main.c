@@ -12,7 +12,7 @@
 #include "fileio.h"
 #include "format.h"
 #include "init.h"
-#include "log.h"
+#include "agent-log.h"
 #include "modules.h"
 #include "time-util.h"
 
@@ -136,7 +136,7 @@ int main(int argc, char *argv[]) {
         }
 
         if (config.verbose)
-                log_set_max_level(LOG_LEVEL_DEBUG);
+                log_set_max_level(LOG_DEBUG);
         if (config.mode == AGENT_MODE_INIT) {
                 /* The kernel starts init with no PATH at all. */
                 (void) setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 0);

@@ -4,7 +4,7 @@
  * message on stderr, then abort(). */
 #include <stdlib.h>
 
-#include "log.h"
+#include "agent-log.h"
 
 _Noreturn void __assert_fail(const char *expr, const char *file, int line, const char *func);
 

@@ -14,7 +14,7 @@
 #include "config.h"
 #include "format.h"
 #include "frame.h"
-#include "log.h"
+#include "agent-log.h"
 #include "macro.h"
 #include "time-util.h"
 #include "traceparent.h"

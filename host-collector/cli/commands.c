@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "format.h"
-#include "log.h"
+#include "cli-log.h"
 #include "macro.h"
 #include "str-util.h"
 #include "waterfall.h"

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cli-log.h"
 #include "commands.h"
 #include "config.h"
 #include "http.h"
-#include "log.h"
 #include "term.h"
 
 static volatile sig_atomic_t interrupted;

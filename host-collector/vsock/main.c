@@ -131,12 +131,17 @@ int main(int argc, char **argv) {
         }
         r = vsock_device_listen_uds(d);
         if (r < 0) {
-                vsock_log(LOG_ERR, r, vsock_device_ident(d), "cannot listen on %s", config.uds_path);
+                vsock_log(LOG_ERR, r, vsock_device_ident(d), "cannot listen on %s: %m", config.uds_path);
                 goto finish;
         }
         r = vsock_device_listen_vhost(d, socket_path);
         if (r < 0) {
-                vsock_log(LOG_ERR, r, vsock_device_ident(d), "cannot listen on the vhost-user socket %s", socket_path);
+                vsock_log(
+                        LOG_ERR,
+                        r,
+                        vsock_device_ident(d),
+                        "cannot listen on the vhost-user socket %s: %m",
+                        socket_path);
                 goto finish;
         }
 
@@ -149,7 +154,7 @@ int main(int argc, char **argv) {
         if (r >= 0)
                 r = sd_event_add_signal(e, NULL, SIGINT, on_signal, NULL);
         if (r < 0) {
-                vsock_log(LOG_ERR, r, vsock_device_ident(d), "cannot watch signals");
+                vsock_log(LOG_ERR, r, vsock_device_ident(d), "cannot watch signals: %m");
                 goto finish;
         }
 
@@ -157,7 +162,7 @@ int main(int argc, char **argv) {
         (void) sd_notify(false, "READY=1");
         r = sd_event_loop(e);
         if (r < 0)
-                vsock_log(LOG_ERR, r, vsock_device_ident(d), "event loop failed");
+                vsock_log(LOG_ERR, r, vsock_device_ident(d), "event loop failed: %m");
         else
                 vsock_log(LOG_INFO, 0, vsock_device_ident(d), "exiting");
 

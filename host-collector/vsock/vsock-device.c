@@ -226,7 +226,7 @@ static int kick_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                         LOG_WARNING,
                         errno,
                         k->device->ident,
-                        "%s kick fd unreadable, ignoring it",
+                        "%s kick fd unreadable, ignoring it: %m",
                         queue_names[k->queue]);
                 k->io = sd_event_source_disable_unref(k->io);
                 return 0;
@@ -252,7 +252,7 @@ static void update_kicks(VsockDevice *d) {
                         continue;
                 int r = sd_event_add_io(d->event, &k->io, fd, EPOLLIN, kick_io, k);
                 if (r < 0)
-                        vsock_log(LOG_ERR, r, d->ident, "cannot watch the %s kick fd", queue_names[q]);
+                        vsock_log(LOG_ERR, r, d->ident, "cannot watch the %s kick fd: %m", queue_names[q]);
         }
 }
 
@@ -305,7 +305,7 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                         return 0;
                 }
                 if (r < 0) {
-                        vsock_log(LOG_ERR, r, d->ident, "vhost-user receive failed");
+                        vsock_log(LOG_ERR, r, d->ident, "vhost-user receive failed: %m");
                         frontend_detach(d, "receive error");
                         return 0;
                 }
@@ -316,7 +316,7 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                                 LOG_ERR,
                                 r,
                                 d->ident,
-                                "vhost-user %s (%u): malformed message (flags 0x%x size %u)",
+                                "vhost-user %s (%u): malformed message (flags 0x%x size %u): %m",
                                 vhost_user_request_to_string(msg->request),
                                 msg->request,
                                 msg->flags,
@@ -330,7 +330,7 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                                 LOG_WARNING,
                                 result,
                                 d->ident,
-                                "vhost-user %s (%u) failed",
+                                "vhost-user %s (%u) failed: %m",
                                 vhost_user_request_to_string(msg->request),
                                 msg->request);
                 } else
@@ -351,7 +351,7 @@ static int frontend_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                                         LOG_ERR,
                                         k,
                                         d->ident,
-                                        "vhost-user reply to %s failed",
+                                        "vhost-user reply to %s failed: %m",
                                         vhost_user_request_to_string(msg->request));
                                 frontend_detach(d, "send error");
                                 return 0;
@@ -406,12 +406,12 @@ static int listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         if (cfd < 0) {
                 if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                        vsock_log(LOG_WARNING, errno, d->ident, "accept on the vhost-user socket failed");
+                        vsock_log(LOG_WARNING, errno, d->ident, "accept on the vhost-user socket failed: %m");
                 return 0;
         }
         r = vsock_device_attach(d, cfd);
         if (r < 0) {
-                vsock_log(LOG_WARNING, r, d->ident, "refused a second frontend connection");
+                vsock_log(LOG_WARNING, r, d->ident, "refused a second frontend connection: %m");
                 return 0;
         }
         TAKE_FD(cfd);

@@ -39,7 +39,7 @@ static const char *level_name(int level) {
         return "error";
 }
 
-int vsock_log(int level, int error, const char *ident, const char *fmt, ...) {
+int log_emit(int level, int error, const LogFields *fields, const char *fmt, ...) {
         int saved = errno;
         char msg[1024];
         va_list ap;
@@ -52,13 +52,15 @@ int vsock_log(int level, int error, const char *ident, const char *fmt, ...) {
         }
 
         va_start(ap, fmt);
+        errno = error; /* for %m */
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         /* One write per line so lines from concurrent processes on one stderr do not interleave. */
-        if (error)
-                fprintf(stderr, "tether-vsock[%s]: %s: %s: %s\n", ident ?: "", level_name(level), msg, strerror(error));
-        else
-                fprintf(stderr, "tether-vsock[%s]: %s: %s\n", ident ?: "", level_name(level), msg);
+        fprintf(stderr,
+                "tether-vsock[%s]: %s: %s\n",
+                fields && fields->ident ? fields->ident : "",
+                level_name(level),
+                msg);
         errno = saved;
         return -error;
 }

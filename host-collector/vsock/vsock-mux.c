@@ -244,7 +244,7 @@ static void conn_flush(Conn *c) {
                                 LOG_DEBUG,
                                 errno,
                                 c->mux->ident,
-                                "connection %u<->%u: write to Unix socket failed",
+                                "connection %u<->%u: write to Unix socket failed: %m",
                                 c->local_port,
                                 c->peer_port);
                         conn_reset(c);
@@ -392,7 +392,7 @@ static void guest_connect(VsockMux *m, const VsockHdr *h) {
         if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 /* Unix connect() does not go in progress: refused, missing or a full backlog all mean RST. */
                 m->stats->connect_refused++;
-                vsock_log(LOG_DEBUG, errno, m->ident, "guest port %u -> %s refused", h->src_port, sa.sun_path);
+                vsock_log(LOG_DEBUG, errno, m->ident, "guest port %u -> %s refused: %m", h->src_port, sa.sun_path);
                 queue_rst(m, h);
                 return;
         }
@@ -403,7 +403,7 @@ static void guest_connect(VsockMux *m, const VsockHdr *h) {
                         LOG_WARNING,
                         r,
                         m->ident,
-                        "guest port %u -> %s: cannot track connection",
+                        "guest port %u -> %s: cannot track connection: %m",
                         h->src_port,
                         sa.sun_path);
                 queue_rst(m, h);
@@ -426,12 +426,15 @@ static void host_connected(Conn *c) {
         k = RETRY_ON_EINTR(send(c->fd, line, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL));
         /* A fresh socket takes a dozen bytes; if it does not, the client is gone. */
         if (k != n) {
-                vsock_log(
-                        LOG_DEBUG,
-                        k < 0 ? errno : 0,
-                        c->mux->ident,
-                        "host client for guest port %u went away",
-                        c->peer_port);
+                if (k < 0)
+                        vsock_log(
+                                LOG_DEBUG,
+                                errno,
+                                c->mux->ident,
+                                "host client for guest port %u went away: %m",
+                                c->peer_port);
+                else
+                        vsock_log(LOG_DEBUG, 0, c->mux->ident, "host client for guest port %u went away", c->peer_port);
                 conn_reset(c);
                 return;
         }
@@ -513,7 +516,7 @@ void vsock_mux_guest_packet(VsockMux *m, const VsockHdr *h, const struct iovec *
                                 r == -ENOBUFS ? LOG_WARNING : LOG_DEBUG,
                                 r,
                                 m->ident,
-                                "connection %u<->%u: %s",
+                                "connection %u<->%u: %s: %m",
                                 c->local_port,
                                 c->peer_port,
                                 r == -ENOBUFS ? "guest sent beyond its credit, resetting" :
@@ -594,7 +597,7 @@ static int conn_fill_data(Conn *c, const struct iovec *iov, size_t n, VsockHdr *
                         LOG_DEBUG,
                         errno,
                         c->mux->ident,
-                        "connection %u<->%u: read from Unix socket failed",
+                        "connection %u<->%u: read from Unix socket failed: %m",
                         c->local_port,
                         c->peer_port);
                 conn_reset(c);
@@ -767,7 +770,7 @@ static void client_connect(Client *cl, uint32_t port) {
         client_free(cl);
         r = conn_new(m, local_port_alloc(m, port), port, fd, CONN_HOST_CONNECTING, &c);
         if (r < 0) {
-                vsock_log(LOG_WARNING, r, m->ident, "host connection to guest port %u failed", port);
+                vsock_log(LOG_WARNING, r, m->ident, "host connection to guest port %u failed: %m", port);
                 return;
         }
         c->deadline = now_usec(m) + VSOCK_MUX_CONNECT_TIMEOUT_USEC;
@@ -832,14 +835,14 @@ static int listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
                                 return 0;
                         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                                 /* The pending connection stays: pause instead of spinning on it. */
-                                vsock_log(LOG_WARNING, errno, m->ident, "accept failed, pausing the listener 1 s");
+                                vsock_log(LOG_WARNING, errno, m->ident, "accept failed, pausing the listener 1 s (%m)");
                                 (void) sd_event_source_set_enabled(m->listen_io, SD_EVENT_OFF);
                                 if (m->listen_retry)
                                         (void) sd_event_source_set_time_relative(m->listen_retry, USEC_PER_SEC);
                                 (void) sd_event_source_set_enabled(m->listen_retry, SD_EVENT_ONESHOT);
                                 return 0;
                         }
-                        vsock_log(LOG_WARNING, errno, m->ident, "accept failed");
+                        vsock_log(LOG_WARNING, errno, m->ident, "accept failed: %m");
                         return 0;
                 }
                 if (m->n_clients >= m->config.max_clients) {

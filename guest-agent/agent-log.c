@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "log.h"
+#include "agent-log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #define LOG_PREFIX "tether-agent: "
 
-static int max_level = LOG_LEVEL_INFO;
+static int max_level = LOG_INFO;
 
 void log_set_max_level(int level) {
         max_level = level;
@@ -21,7 +21,7 @@ int log_get_max_level(void) {
         return max_level;
 }
 
-int log_internal(int level, int error, const char *format, ...) {
+int log_emit(int level, int error, const LogFields *fields, const char *format, ...) {
         int e = error < 0 ? -error : error;
 
         if (level > max_level)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "log.h"
+#include "cli-log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,19 +17,12 @@ static void log_va(int error, const char *fmt, va_list ap) {
         errno = saved;
 }
 
-int log_error_errno(int r, const char *fmt, ...) {
+int log_emit(int level, int error, const LogFields *fields, const char *fmt, ...) {
+        int e = error < 0 ? -error : error;
         va_list ap;
 
         va_start(ap, fmt);
-        log_va(r < 0 ? -r : r, fmt, ap);
+        log_va(e, fmt, ap);
         va_end(ap);
-        return r < 0 ? r : -r;
-}
-
-void log_error(const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        log_va(errno, fmt, ap);
-        va_end(ap);
+        return -e;
 }

@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The CLI's backend of the logging API (common/log.h): one line on stderr, "tether: ...", at every level (the
+ * CLI says only what its user needs to see); it takes no LogFields. Only top-level code (commands, main) logs. */
+
+#include "log.h"
