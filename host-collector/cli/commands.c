@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
 #include "cli-log.h"
+#include "format.h"
 #include "macro.h"
 #include "str-util.h"
 #include "waterfall.h"
