@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include "agent-config.h"
+#include "agent-log.h"
 #include "config.h"
 #include "fileio.h"
-#include "agent-log.h"
 #include "notify.h"
 
 /* Parses "[--socket PATH|--socket=PATH]" at argv[1]; returns the index of the first other argument, or -1. */

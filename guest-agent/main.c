@@ -7,12 +7,12 @@
 #include <unistd.h>
 
 #include "agent-config.h"
+#include "agent-log.h"
 #include "agent.h"
 #include "cli.h"
 #include "fileio.h"
 #include "format.h"
 #include "init.h"
-#include "agent-log.h"
 #include "modules.h"
 #include "time-util.h"
 

@@ -11,10 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent-log.h"
 #include "config.h"
 #include "format.h"
 #include "frame.h"
-#include "agent-log.h"
 #include "macro.h"
 #include "time-util.h"
 #include "traceparent.h"
