@@ -380,22 +380,30 @@ int otlp_message_to_json(const ProtobufCMessage *m, char **ret) {
         return 0;
 }
 
-int otlp_request_to_json(ExportSignal signal, const uint8_t *body, size_t len, char **ret) {
-        const ProtobufCMessageDescriptor *d;
-
-        if (signal == EXPORT_SIGNAL_TRACES)
-                d = &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
-        else if (signal == EXPORT_SIGNAL_LOGS)
-                d = &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
-        else
-                return -EINVAL;
-
-        ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, body);
+/* Protobuf bytes of message type d as OTLP/JSON (a new string). */
+static int protobuf_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len, char **ret) {
+        ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
         if (!m)
                 return -EBADMSG;
         int r = otlp_message_to_json(m, ret);
         protobuf_c_message_free_unpacked(m, NULL);
         return r;
+}
+
+int otlp_request_to_json(ExportSignal signal, const uint8_t *body, size_t len, char **ret) {
+        if (signal == EXPORT_SIGNAL_TRACES)
+                return protobuf_to_json(
+                        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+                        body,
+                        len,
+                        ret);
+        if (signal == EXPORT_SIGNAL_LOGS)
+                return protobuf_to_json(
+                        &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+                        body,
+                        len,
+                        ret);
+        return -EINVAL;
 }
 
 /* ---- written directly: workload log lines, items, resources ---- */
@@ -686,6 +694,8 @@ size_t otlp_log_lines_json(
 
 int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char **ret, size_t *ret_len) {
         const ProtobufCMessageDescriptor *d;
+        char *s;
+        int r;
 
         if (signal == EXPORT_SIGNAL_TRACES)
                 d = &opentelemetry__proto__trace__v1__span__descriptor;
@@ -693,12 +703,7 @@ int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char
                 d = &opentelemetry__proto__logs__v1__log_record__descriptor;
         else
                 return -EINVAL;
-        ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
-        if (!m)
-                return -EBADMSG;
-        char *s;
-        int r = otlp_message_to_json(m, &s);
-        protobuf_c_message_free_unpacked(m, NULL);
+        r = protobuf_to_json(d, data, len, &s);
         if (r < 0)
                 return r;
         *ret_len = strlen(s);
@@ -708,12 +713,8 @@ int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char
 
 int otlp_blob_resource_json(OtlpBlob *b, const char **ret, size_t *ret_len) {
         if (!b->json) {
-                ProtobufCMessage *m = protobuf_c_message_unpack(
-                        &opentelemetry__proto__resource__v1__resource__descriptor, NULL, b->len, b->data);
-                if (!m)
-                        return -EBADMSG;
-                int r = otlp_message_to_json(m, &b->json);
-                protobuf_c_message_free_unpacked(m, NULL);
+                int r = protobuf_to_json(
+                        &opentelemetry__proto__resource__v1__resource__descriptor, b->data, b->len, &b->json);
                 if (r < 0)
                         return r;
                 b->json_len = strlen(b->json);
