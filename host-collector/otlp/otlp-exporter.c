@@ -861,7 +861,7 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
                         uint64_t now = exporter_mono_ns();
                         if (!busy || now >= deadline)
                                 break;
-                        otlp_http_drain(x->http, (deadline - now) / NSEC_PER_USEC);
+                        otlp_http_drain(x->http, deadline - now);
                 }
                 for (size_t i = 0; i < N_CHANNELS; i++) {
                         Channel *ch = &x->channels[i];
