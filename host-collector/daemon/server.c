@@ -24,6 +24,7 @@
 #include "jsonlog.h"
 #include "listener.h"
 #if HAVE_LIBVIRT
+#        include "libvirt-event-bridge.h"
 #        include "libvirt-watch.h"
 #endif
 #include "macro.h"
@@ -629,7 +630,12 @@ int server_start(Server *s) {
 
 #if HAVE_LIBVIRT
         if (s->libvirt_uri) {
-                /* Connected and re-synchronised before READY=1 when libvirt answers; retried otherwise. */
+                /* libvirt's event implementation is the process's, registered here once, before any connection
+                 * (as libvirt requires). Connected and re-synchronised before READY=1 when libvirt answers;
+                 * retried otherwise. */
+                r = libvirt_event_bridge_register(s->event);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to register libvirt's event loop: %m");
                 r = libvirt_watch_new(&s->manager, s->event, s->libvirt_uri, &s->libvirt);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the libvirt watcher: %m");

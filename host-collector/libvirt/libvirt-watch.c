@@ -538,10 +538,6 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 int libvirt_watch_new(Manager *manager, sd_event *e, const char *uri, LibvirtWatch **ret) {
         int r;
 
-        r = libvirt_event_bridge_register(e);
-        if (r < 0)
-                return r;
-
         LibvirtWatch *w = calloc(1, sizeof(LibvirtWatch));
         if (!w)
                 return -ENOMEM;

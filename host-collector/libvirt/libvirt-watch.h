@@ -24,9 +24,10 @@ typedef struct LibvirtWatch LibvirtWatch;
 #define LIBVIRT_WATCH_KEEPALIVE_INTERVAL_S 5
 #define LIBVIRT_WATCH_KEEPALIVE_COUNT 3u
 
-/* Registers libvirt's event implementation on the loop e (before any connection, as libvirt requires) and
- * connects at once; machines are registered, updated and deleted through manager; a failed connection is retried with
- * backoff (logged). Returns 0, or -EBUSY/-ENOMEM (the event bridge could not be registered). */
+/* Connects at once, on the loop e, whose libvirt event implementation the caller registered first
+ * (libvirt_event_bridge_register(): process-wide, so the process's top level does it); machines are registered,
+ * updated and deleted through manager; a failed connection is retried with
+ * backoff (logged). Returns 0 or -ENOMEM. */
 int libvirt_watch_new(Manager *manager, sd_event *e, const char *uri, LibvirtWatch **ret);
 LibvirtWatch *libvirt_watch_free(LibvirtWatch *w);
 
