@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,96 +365,90 @@ static void render_counters(FILE *f, const Stats *st) {
                 close_reason_to_string,
                 st->connections_closed);
 
-        put_scalar(f, "tether_records_stored_total", "counter", "Records stored (and acked).", st->records_stored);
-        put_scalar(
-                f,
-                "tether_records_duplicate_total",
-                "counter",
-                "Records received again after a lost ack (ignored).",
-                st->records_duplicate);
-        put_scalar(
-                f,
-                "tether_records_repersisted_total",
-                "counter",
-                "Records kept out of their boot file by a failed write, written when the agent resent them.",
-                st->records_repersisted);
-        put_scalar(f, "tether_seq_gaps_total", "counter", "Sequence gaps no LogDropped explained.", st->seq_gaps);
-        put_scalar(
-                f,
-                "tether_seq_gap_records_total",
-                "counter",
-                "Sequence numbers missing in unexplained gaps.",
-                st->seq_gap_records);
-        put_scalar(f, "tether_clock_samples_total", "counter", "Clock probe answers used.", st->clock_samples);
-        put_scalar(
-                f,
-                "tether_clock_samples_ignored_total",
-                "counter",
-                "Clock probe answers ignored (unknown or repeated ids).",
-                st->clock_samples_ignored);
-        put_scalar(f, "tether_acks_sent_total", "counter", "Acks sent to agents.", st->acks_sent);
-        put_scalar(f, "tether_syncs_total", "counter", "fdatasync calls before acks.", st->syncs);
-        put_scalar(
-                f,
-                "tether_persist_errors_total",
-                "counter",
-                "Failed writes to the state directory.",
-                st->persist_errors);
-        put_scalar(f, "tether_api_requests_total", "counter", "HTTP API requests.", st->api_requests);
-        put_scalar(
-                f,
-                "tether_events_evicted_total",
-                "counter",
-                "Events evicted from the event log by its bounds (from the machine holding the most).",
-                st->events_evicted);
-        put_scalar(
-                f,
-                "tether_events_too_large_total",
-                "counter",
-                "Events not kept: larger than an eighth of the event log's bytes.",
-                st->events_too_large);
-        put_scalar(
-                f,
-                "tether_api_connections_refused_total",
-                "counter",
-                "HTTP API connections refused (503) at the connection limit.",
-                st->api_connections_refused);
-        put_scalar(
-                f,
-                "tether_api_connections_timed_out_total",
-                "counter",
-                "HTTP API connections shut down: no whole request within the request timeout.",
-                st->api_connections_timed_out);
-        put_scalar(
-                f,
-                "tether_api_connections_evicted_total",
-                "counter",
-                "HTTP API connections cut off at the limit to make room: still waiting for their request.",
-                st->api_connections_evicted);
-        put_scalar(
-                f,
-                "tether_log_memory_evicted_records_total",
-                "counter",
-                "Log records evicted from memory by --log-memory-bytes (lost, or still in their boot file).",
-                st->log_memory.evicted_records);
-        put_scalar(
-                f,
-                "tether_log_memory_evicted_bytes_total",
-                "counter",
-                "Log data bytes evicted from memory by --log-memory-bytes.",
-                st->log_memory.evicted_bytes);
-        put_scalar(
-                f,
-                "tether_log_memory_bytes",
-                "gauge",
-                "Log data held in memory, all boots together (as charged: 64 bytes per entry plus its data).",
-                st->log_memory.bytes);
-        put_scalar(
-                f,
-                "tether_log_memory_limit_bytes",
-                "gauge",
-                "The bound of tether_log_memory_bytes (--log-memory-bytes).",
-                st->log_memory.limit);
+        /* The plain counters and gauges, in exposition order. */
+        static const struct {
+                const char *name, *type, *help;
+                size_t offset; /* of the uint64_t in Stats */
+        } scalars[] = {
+                { "tether_records_stored_total",
+                  "counter",
+                  "Records stored (and acked).",
+                  offsetof(Stats, records_stored) },
+                { "tether_records_duplicate_total",
+                  "counter",
+                  "Records received again after a lost ack (ignored).",
+                  offsetof(Stats, records_duplicate) },
+                { "tether_records_repersisted_total",
+                  "counter",
+                  "Records kept out of their boot file by a failed write, written when the agent resent them.",
+                  offsetof(Stats, records_repersisted) },
+                { "tether_seq_gaps_total",
+                  "counter",
+                  "Sequence gaps no LogDropped explained.",
+                  offsetof(Stats, seq_gaps) },
+                { "tether_seq_gap_records_total",
+                  "counter",
+                  "Sequence numbers missing in unexplained gaps.",
+                  offsetof(Stats, seq_gap_records) },
+                { "tether_clock_samples_total",
+                  "counter",
+                  "Clock probe answers used.",
+                  offsetof(Stats, clock_samples) },
+                { "tether_clock_samples_ignored_total",
+                  "counter",
+                  "Clock probe answers ignored (unknown or repeated ids).",
+                  offsetof(Stats, clock_samples_ignored) },
+                { "tether_acks_sent_total", "counter", "Acks sent to agents.", offsetof(Stats, acks_sent) },
+                { "tether_syncs_total", "counter", "fdatasync calls before acks.", offsetof(Stats, syncs) },
+                { "tether_persist_errors_total",
+                  "counter",
+                  "Failed writes to the state directory.",
+                  offsetof(Stats, persist_errors) },
+                { "tether_api_requests_total", "counter", "HTTP API requests.", offsetof(Stats, api_requests) },
+                { "tether_events_evicted_total",
+                  "counter",
+                  "Events evicted from the event log by its bounds (from the machine holding the most).",
+                  offsetof(Stats, events_evicted) },
+                { "tether_events_too_large_total",
+                  "counter",
+                  "Events not kept: larger than an eighth of the event log's bytes.",
+                  offsetof(Stats, events_too_large) },
+                { "tether_api_connections_refused_total",
+                  "counter",
+                  "HTTP API connections refused (503) at the connection limit.",
+                  offsetof(Stats, api_connections_refused) },
+                { "tether_api_connections_timed_out_total",
+                  "counter",
+                  "HTTP API connections shut down: no whole request within the request timeout.",
+                  offsetof(Stats, api_connections_timed_out) },
+                { "tether_api_connections_evicted_total",
+                  "counter",
+                  "HTTP API connections cut off at the limit to make room: still waiting for their request.",
+                  offsetof(Stats, api_connections_evicted) },
+                { "tether_log_memory_evicted_records_total",
+                  "counter",
+                  "Log records evicted from memory by --log-memory-bytes (lost, or still in their boot file).",
+                  offsetof(Stats, log_memory.evicted_records) },
+                { "tether_log_memory_evicted_bytes_total",
+                  "counter",
+                  "Log data bytes evicted from memory by --log-memory-bytes.",
+                  offsetof(Stats, log_memory.evicted_bytes) },
+                { "tether_log_memory_bytes",
+                  "gauge",
+                  "Log data held in memory, all boots together (as charged: 64 bytes per entry plus its data).",
+                  offsetof(Stats, log_memory.bytes) },
+                { "tether_log_memory_limit_bytes",
+                  "gauge",
+                  "The bound of tether_log_memory_bytes (--log-memory-bytes).",
+                  offsetof(Stats, log_memory.limit) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(scalars); i++)
+                put_scalar(
+                        f,
+                        scalars[i].name,
+                        scalars[i].type,
+                        scalars[i].help,
+                        *(const uint64_t *) ((const char *) st + scalars[i].offset));
 }
 
 static void render_export(FILE *f, const ExportStats *ex) {
