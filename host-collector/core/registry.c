@@ -317,7 +317,6 @@ void registry_set_connected(Registry *r, Machine *m, bool connected) {
 
 int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_t time_unix_ns, json_t *details) {
         json_t *o = json_object();
-        const Event *ev;
         int k;
 
         if (!o) {
@@ -342,16 +341,14 @@ int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_
                 return -ENOMEM;
         }
         uint64_t evicted = r->events->evicted;
-        k = event_log_append(r->events, m ? m->id : NULL, line, &ev);
+        k = event_log_append(r->events, m ? m->id : NULL, line, NULL);
         if (r->stats) {
                 r->stats->events_evicted += r->events->evicted - evicted;
                 if (k == -E2BIG)
                         r->stats->events_too_large++;
         }
         if (k >= 0) {
-                RegistryEvent re = {
-                        .stored = ev, .machine = m, .transition = transition, .time_unix_ns = time_unix_ns, .object = o
-                };
+                RegistryEvent re = { .machine = m, .transition = transition, .object = o };
                 NOTIFY(r, event_added, &re);
         }
         json_decref(o);

@@ -31,11 +31,9 @@ typedef struct RegistryConfig {
 /* A lifecycle event as observers get it: the structure it was built from, not the text the event log keeps, so
  * that no observer parses it back. */
 typedef struct RegistryEvent {
-        const Event *stored; /* as the event log keeps it: id, machine id, the JSON line of /v1/events */
-        Machine *machine;    /* NULL for the node's own events */
+        Machine *machine; /* NULL for the node's own events */
         const char *transition;
-        uint64_t time_unix_ns;
-        const json_t *object; /* the whole event, the fields /v1/events shows */
+        const json_t *object; /* the whole event, the fields /v1/events shows (its time among them) */
 } RegistryEvent;
 
 /* Callbacks run synchronously, in the order observers were added. They must not remove machines. */
