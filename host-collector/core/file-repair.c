@@ -20,8 +20,13 @@ bool file_repair_due(Boot *b, uint64_t now_monotonic_ns) {
         return true;
 }
 
-static bool error_is_permanent(int r) {
-        return r == -EFBIG || r == -EMSGSIZE;
+void file_count_refused(Stats *stats, int r, size_t bytes) {
+        DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
+
+        stats->dropped_records[reason]++;
+        stats->dropped_bytes[reason] += bytes;
+        if (reason == DROP_PERSIST_FAILED)
+                stats->persist_errors++;
 }
 
 /* The last failed write's entries are not wanted: the kept copies are still in the list. */
@@ -61,16 +66,13 @@ static int write_batch(Store *store, Stats *stats, Boot *b, uint64_t *records) {
                 if (n > 0 && bytes + total > STORE_WRITE_BUFFER_MAX)
                         break;
                 r = store_append(store, b, e->type, e->recv_unix_ns, e->payload, e->len, &e->offset);
-                if (r < 0 && !error_is_permanent(r))
+                if (r < 0 && !file_refused_for_good(r))
                         break;
                 if (r < 0) {
                         /* Refused for good by a bound (the boot file's size): dropped, as it would have been. */
                         e->offset = UINT64_MAX;
-                        if (e->type == STORE_ENTRY_RECORD) {
-                                DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
-                                stats->dropped_records[reason]++;
-                                stats->dropped_bytes[reason] += e->len;
-                        }
+                        if (e->type == STORE_ENTRY_RECORD)
+                                file_count_refused(stats, r, e->len);
                         r = 0;
                 }
                 n++;
@@ -96,7 +98,7 @@ int file_repair(Store *store, Stats *stats, Machine *m, Boot *b, uint64_t *ret_r
         if (r > 0) {
                 /* A new file: what a restarted tetherd needs ahead of the records. */
                 r = store_append_boot_state(store, b, now_ns(CLOCK_REALTIME));
-                if (r < 0 && !error_is_permanent(r))
+                if (r < 0 && !file_refused_for_good(r))
                         return r;
         }
         r = flush(store, b);

@@ -6,6 +6,7 @@
  * writable (store_repair_boot()) and appends that, in order, and works the same whether the boot's agent is still
  * connected (session.c) or gone (server.c's repair timer). No logging: the callers say what it did. */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,6 +17,16 @@
 /* A repair is tried 1 s after the first failure, then at doubling intervals up to 30 s. */
 #define FILE_REPAIR_RETRY_MIN_NS (UINT64_C(1) * 1000000000)
 #define FILE_REPAIR_RETRY_MAX_NS (UINT64_C(30) * 1000000000)
+
+/* Whether the store refused an entry for good (the boot file's bound: -EFBIG; an entry too large: -EMSGSIZE),
+ * rather than failing to write it now (a full disk, an I/O error), which a later try may mend. */
+static inline bool file_refused_for_good(int r) {
+        return r == -EFBIG || r == -EMSGSIZE;
+}
+
+/* Counts an entry refused for good as dropped: disk_limit for the boot file's bound, else persist_failed (also a
+ * persist error). */
+void file_count_refused(Stats *stats, int r, size_t bytes);
 
 /* The file misses records the boot applied. */
 static inline bool file_repair_needed(const Boot *b) {

@@ -206,34 +206,18 @@ static void session_batch_lost(Session *s) {
         s->batch_first_seq = 0;
 }
 
-/* A bound refused the entry for good (the boot's file size bound, an entry too large): counted as dropped. */
-static void session_persist_refused(Session *s, int r, size_t bytes) {
-        Stats *st = s->ctx->stats;
-        DropReason reason = r == -EFBIG ? DROP_DISK_LIMIT : DROP_PERSIST_FAILED;
-
-        st->dropped_records[reason]++;
-        st->dropped_bytes[reason] += bytes;
-        if (reason == DROP_PERSIST_FAILED)
-                st->persist_errors++;
-        session_warn_persist(s, r);
-}
-
-static bool persist_error_is_permanent(int r) {
-        return r == -EFBIG || r == -EMSGSIZE;
-}
-
 /* An entry the store did not take: dropped for good if a bound refused it, else a failure to count and report
  * (none without a file: the missing file was counted when its creation failed). Returns whether the failure is
  * permanent. */
 static bool session_persist_error(Session *s, int r, size_t bytes) {
-        if (persist_error_is_permanent(r)) {
-                session_persist_refused(s, r, bytes);
-                return true;
-        }
-        if (r != -ENOENT)
+        bool permanent = file_refused_for_good(r);
+
+        if (permanent)
+                file_count_refused(s->ctx->stats, r, bytes); /* a bound refused it: dropped */
+        else if (r != -ENOENT)
                 s->ctx->stats->persist_errors++;
         session_warn_persist(s, r);
-        return false;
+        return permanent;
 }
 
 /* seq: the stored seq of a record, 0 for the other entries. *ret_offset (may be NULL) gets where the entry is in
@@ -264,7 +248,7 @@ static int session_persist(
                 return r;
         if (r < 0) {
                 offset = BOOT_NO_FILE_OFFSET;
-                if (!persist_error_is_permanent(r) && r != -EIO && r != -ENOENT)
+                if (!file_refused_for_good(r) && r != -EIO && r != -ENOENT)
                         session_batch_lost(s); /* writing out the full buffer failed */
                 if (session_persist_error(s, r, len))
                         session_hole_filled(s, seq);
