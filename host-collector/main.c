@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tetherd: the node-local collector. Everything but option parsing lives in the tetherd-core library. */
+/* tetherd: the node-local collector. main: options and process-wide setup (curl, libvirt events), then the daemon. */
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 #pragma once
 
 /* The HTTP API's door: tetherd accepts the API's connections itself and hands them to libmicrohttpd

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 #pragma once
 
 /* What the API's files share (api.c: the daemons on sd-event, routing and the simple handlers; api-respond.c:

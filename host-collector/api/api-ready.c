@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 /* The ready long-poll: answered the moment the machine's state decides it, or at its timeout. */
 #include "api-internal.h"
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 /* NDJSON responses produced as the client reads: the logs of a boot and the events, following or not. */
 #include "api-internal.h"
 

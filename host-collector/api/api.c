@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 #include "api.h"
 #include "api-gate.h"
 #include "api-internal.h"

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 #pragma once
 
 /* The HTTP/1.1 API of docs/api.md, served by libmicrohttpd on tetherd's sd-event loop: each listening socket

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 #pragma once
 
 /* A fixed-bucket histogram of durations for the Prometheus exposition (metrics.c). Pure: no I/O, no allocation.

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 #pragma once
 
 /* Prometheus metrics of tetherd (GET /metrics, text format 0.0.4; docs/metrics.md): the counters and gauges of

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
 #pragma once
 
 /* JSON views of the model for the HTTP API (docs/api.md). Pure: every function returns a new object, or NULL

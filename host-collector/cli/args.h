@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room cli: the tether command line, a client of tetherd's HTTP API only. */
 #pragma once
 
 /* Command line of the tether CLI. Parsing is pure (no output, no environment lookups besides what the caller

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room cli: the tether command line, a client of tetherd's HTTP API only. */
 #pragma once
 
 /* Human forms of tetherd's API objects (docs/api.md). Pure: JSON in, text out; everything the guest controls

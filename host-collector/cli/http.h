@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room cli: the tether command line, a client of tetherd's HTTP API only. */
 #pragma once
 
 /* A small blocking HTTP/1.1 client for tetherd's API (libcurl), over its Unix socket or a TCP URL. Library

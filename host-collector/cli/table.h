@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room cli: the tether command line, a client of tetherd's HTTP API only. */
 #pragma once
 
 /* A plain text table: a header row, columns as wide as their widest cell, two spaces between columns, the

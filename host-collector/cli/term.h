@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room cli: the tether command line, a client of tetherd's HTTP API only. */
 #pragma once
 
 /* What the terminal can show: width, UTF-8 or not, and strings made safe to print on it. Pure helpers: the

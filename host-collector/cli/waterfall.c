@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room cli: the tether command line, a client of tetherd's HTTP API only. */
 #include "waterfall.h"
 
 #include <errno.h>

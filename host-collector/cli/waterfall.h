@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room cli: the tether command line, a client of tetherd's HTTP API only. */
 #pragma once
 
 /* Renders a boot trace (the JSON of GET /v1/machines/{id}/spans) as a terminal waterfall: a header, one row

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room core: tetherd's model (machines, boots, sessions, clocks, store); no event loop, HTTP, curl, libvirt. */
 #pragma once
 
 /* A bounded log of recent lifecycle events, each kept as its serialized JSON line, in id order. Readers follow

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room core: tetherd's model (machines, boots, sessions, clocks, store); no event loop, HTTP, curl, libvirt. */
 #pragma once
 
 /* Where a boot's log records are in its file: a sparse index of (seq, file offset) points, one per block of

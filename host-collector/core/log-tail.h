@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room core: tetherd's model (machines, boots, sessions, clocks, store); no event loop, HTTP, curl, libvirt. */
 #pragma once
 
 /* The log lines of a boot that are held in memory, and the one budget all boots share. Pure: no I/O, no

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room core: tetherd's model (machines, boots, sessions, clocks, store); no event loop, HTTP, curl, libvirt. */
 #pragma once
 
 /* The registration as JSON: parsed from POST /v1/machines bodies and from machine.json in the state directory,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room core: tetherd's model (machines, boots, sessions, clocks, store); no event loop, HTTP, curl, libvirt. */
 #pragma once
 
 /* A registered machine: identity (machine id, and the transport it is reached by: a vsock CID or a hybrid

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room daemon: tetherd's loop, listeners and agent connections; ties core, api, otlp, libvirt. */
 #include "api-probe.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room daemon: tetherd's loop, listeners and agent connections; ties core, api, otlp, libvirt. */
 #pragma once
 
 /* tetherd asks its own HTTP API "GET /healthz" now and then, through the listening socket as any client would,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room daemon: tetherd's loop, listeners and agent connections; ties core, api, otlp, libvirt. */
 #include "connection.h"
 
 #include <errno.h>

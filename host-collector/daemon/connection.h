@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room daemon: tetherd's loop, listeners and agent connections; ties core, api, otlp, libvirt. */
 #pragma once
 
 /* One agent connection on the event loop: reads with a per-wakeup budget (fairness between guests; a guest that

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room daemon: tetherd's loop, listeners and agent connections; ties core, api, otlp, libvirt. */
 #pragma once
 
 /* tetherd itself: one sd-event loop tying together the registry, the store, the vsock and per-machine Unix

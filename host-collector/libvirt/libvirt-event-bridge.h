@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room libvirt: the libvirt watcher; registers and retires machines through core's manager. */
 #pragma once
 
 /* libvirt's event loop on tetherd's sd-event loop: virEventRegisterImpl() with handle callbacks mapped to

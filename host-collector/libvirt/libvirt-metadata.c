@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room libvirt: the libvirt watcher; registers and retires machines through core's manager. */
 #include "libvirt-metadata.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room libvirt: the libvirt watcher; registers and retires machines through core's manager. */
 #pragma once
 
 /* What tetherd reads from a libvirt domain's XML (virDomainGetXMLDesc): its UUID and name, the vsock device's

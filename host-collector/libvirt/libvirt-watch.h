@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room libvirt: the libvirt watcher; registers and retires machines through core's manager. */
 #pragma once
 
 /* tetherd's libvirt watcher (docs/libvirt.md): one read-only connection to a libvirt URI, driven by tetherd's

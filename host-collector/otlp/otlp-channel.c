@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 /* A signal's channel: its batch queue, the OTLP/JSON file, OTLP/HTTP requests in flight, the spool, retries. */
 #include "otlp-exporter-internal.h"
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 #pragma once
 
 /* OTLP protobuf encoding of what tetherd exports: a machine's resource, stitched spans, workload log lines and

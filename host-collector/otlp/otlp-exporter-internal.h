@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 #pragma once
 
 /* What the exporter's files share: otlp-exporter.c (the registry observer, the boots' tracks, fair shares,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 #include "otlp-exporter-internal.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 #pragma once
 
 /* HTTP POSTs on one libcurl multi handle driven by sd-event (CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION → io and

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 #pragma once
 
 /* OTLP/JSON (the protobuf JSON mapping with OTLP's exceptions): lowerCamelCase keys, trace/span ids as hex

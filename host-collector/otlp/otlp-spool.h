@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 #pragma once
 
 /* The on-disk spool of export requests the backend could not take: one file per encoded request body, named

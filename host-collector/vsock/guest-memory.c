@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #include "guest-memory.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #pragma once
 
 /* The guest's memory as the vhost-user frontend shared it (VHOST_USER_SET_MEM_TABLE): a bounded table of regions,

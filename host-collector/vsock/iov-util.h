@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #pragma once
 
 /* Scatter-gather helpers over the buffers of a descriptor chain. A virtio-vsock packet's header and payload may be

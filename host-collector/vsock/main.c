@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 /* tether-vsock: a vhost-user-vsock device backend, one process per VM. Command line only; everything else is in
  * tether-vsock-core (vsock-device.h). */
 

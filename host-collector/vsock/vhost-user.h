@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #pragma once
 
 /* The backend side of the vhost-user protocol (QEMU docs/interop/vhost-user.rst): message I/O over the Unix

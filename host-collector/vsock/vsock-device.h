@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #pragma once
 
 /* One VM's vhost-user-vsock device on an sd-event loop: the vhost-user connection from the frontend (QEMU), the

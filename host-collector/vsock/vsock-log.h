@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #pragma once
 
 /* tether-vsock's backend of the logging API (common/log.h): plain lines on stderr,

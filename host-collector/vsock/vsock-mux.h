@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #pragma once
 
 /* The connection table of one VM and the hybrid-vsock mapping (Firecracker's, also Cloud Hypervisor's):

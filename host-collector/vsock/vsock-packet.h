@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Room vsock: tether-vsock, the vhost-user-vsock backend; guest ports to hybrid vsock sockets. */
 #pragma once
 
 /* virtio-vsock packet headers (struct virtio_vsock_hdr, 44 bytes, packed little-endian): parsing, building and
