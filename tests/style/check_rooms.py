@@ -8,7 +8,8 @@ The build gives each room's library only its own include directory and those bel
 header in a room above, or a sibling, does not compile. This check covers what the build cannot: an include
 written with a path ("host-collector/daemon/server.h", "../api/api.h"), which the top-level include directory
 would resolve. Every quoted include of a room's file must name a header of that room or of one below it, by its
-bare name. Exit status 1 lists the offenders.
+bare name. And every file of a room opens (after its SPDX line) with the room's one-line comment
+"/* Room <name>: ... */", so a reader of any file knows where it stands. Exit status 1 lists the offenders.
 """
 
 import os
@@ -49,7 +50,11 @@ def main():
             if not name.endswith((".c", ".h")):
                 continue
             with open(os.path.join(folder, name)) as f:
-                for n, line in enumerate(f, 1):
+                lines = f.readlines()
+                if len(lines) < 2 or not lines[1].startswith("/* Room %s: " % room):
+                    offenders.append("host-collector/%s/%s:2: does not open with \"/* Room %s: ... */\"" %
+                                     (room, name, room))
+                for n, line in enumerate(lines, 1):
                     m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
                     if not m:
                         continue
