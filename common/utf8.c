@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid sequence starting at s (at most n bytes available), or 0 if invalid. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t n) {
+size_t utf8_sequence_length(const unsigned char *s, size_t n) {
         unsigned char c = s[0];
 
         if (c == 0)
@@ -67,17 +66,10 @@ char *utf8_sanitize(const char *s, size_t n, size_t *ret_replaced) {
 
         size_t o = 0;
         for (size_t i = 0; i < n;) {
-                size_t k = utf8_sequence_length(p + i, n - i);
-                if (k == 0) {
-                        memcpy(out + o, "\xEF\xBF\xBD", 3);
-                        o += 3;
-                        replaced++;
-                        i++;
-                        continue;
-                }
-                memcpy(out + o, p + i, k);
-                o += k;
+                size_t w, k = utf8_copy_char(p + i, n - i, (unsigned char *) out + o, &w);
+                replaced += w != k; /* a replacement writes 3 bytes for 1 */
                 i += k;
+                o += w;
         }
         out[o] = '\0';
         if (ret_replaced)

@@ -57,19 +57,6 @@ size_t display_width(const char *s) {
         return n;
 }
 
-/* Length of the UTF-8 sequence starting with lead byte c (1 for anything that is not a valid lead). */
-static size_t utf8_sequence_length(unsigned char c) {
-        if (c < 0x80)
-                return 1;
-        if ((c & 0xE0) == 0xC0)
-                return 2;
-        if ((c & 0xF0) == 0xE0)
-                return 3;
-        if ((c & 0xF8) == 0xF0)
-                return 4;
-        return 1;
-}
-
 /* Invisible characters that reorder or hide text: bidi embeddings, overrides and isolates (a name with U+202E
  * prints backwards: "exe.txt" shows as "txt.exe"), zero-width characters, the BOM, line and paragraph
  * separators, interlinear annotations and tags. A guest chooses these strings: shown, they could make one
@@ -107,8 +94,10 @@ char *terminal_sanitize(const char *s, bool keep_tab, bool ascii) {
                 return NULL;
 
         char *o = out;
+        const unsigned char *end = (const unsigned char *) valid + len;
         for (const unsigned char *p = (const unsigned char *) valid; *p;) {
-                size_t n = utf8_sequence_length(*p);
+                /* valid holds only whole characters, so n is 1 to 4. */
+                size_t n = utf8_sequence_length(p, end - p);
 
                 if (*p < 0x20 || *p == 0x7F) {
                         if (*p == '\t' && keep_tab)

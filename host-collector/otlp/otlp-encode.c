@@ -18,6 +18,7 @@
 #include "otlp_trace.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
 #include "tether.pb-c.h"
+#include "utf8.h"
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
 typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
@@ -525,35 +526,6 @@ int otlp_gzip(const uint8_t *data, size_t len, uint8_t **ret, size_t *ret_len) {
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
-size_t otlp_utf8_sequence_length(const uint8_t *s, size_t n) {
-        uint8_t c = s[0];
-
-        /* The rules of common/utf8.c: strict RFC 3629, NUL rejected. */
-        if (c == 0)
-                return 0;
-        if (c < 0x80)
-                return 1;
-        if (c < 0xC2)
-                return 0;
-        if (c < 0xE0)
-                return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-        if (c < 0xF0) {
-                if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-                        return 0;
-                if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
-                        return 0;
-                return 3;
-        }
-        if (c < 0xF5) {
-                if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-                        return 0;
-                if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-                        return 0;
-                return 4;
-        }
-        return 0;
-}
-
 /* How many leading bytes are ASCII other than NUL: those need no look at all. 16 bytes at a time with SSE2, else
  * 8 (SWAR). */
 static size_t plain_prefix(const uint8_t *p, size_t n) {
@@ -584,14 +556,9 @@ size_t otlp_utf8_sanitized_len(const char *s, size_t n) {
         size_t i = plain_prefix(p, n), len = i;
 
         while (i < n) {
-                size_t k = otlp_utf8_sequence_length(p + i, n - i);
-                if (k == 0) {
-                        len += 3;
-                        i++;
-                } else {
-                        len += k;
-                        i += k;
-                }
+                size_t k = utf8_sequence_length(p + i, n - i);
+                len += k ? k : 3;
+                i += k ? k : 1;
                 size_t m = plain_prefix(p + i, n - i);
                 len += m;
                 i += m;
@@ -610,16 +577,9 @@ size_t otlp_utf8_sanitize_into(const char *s, size_t n, uint8_t *out) {
                 i += m;
                 if (i >= n)
                         break;
-                size_t k = otlp_utf8_sequence_length(p + i, n - i);
-                if (k == 0) {
-                        memcpy(o, "\xEF\xBF\xBD", 3);
-                        o += 3;
-                        i++;
-                } else {
-                        memcpy(o, p + i, k);
-                        o += k;
-                        i += k;
-                }
+                size_t w;
+                i += utf8_copy_char(p + i, n - i, o, &w);
+                o += w;
         }
         return (size_t) (o - out);
 }

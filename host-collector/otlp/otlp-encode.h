@@ -93,8 +93,6 @@ size_t otlp_log_line_protobuf(const OtlpLogTemplate *t, const char *text, size_t
 size_t otlp_utf8_sanitized_len(const char *s, size_t n);
 /* Writes the sanitized s (otlp_utf8_sanitized_len() bytes) to out; returns the bytes written. */
 size_t otlp_utf8_sanitize_into(const char *s, size_t n, uint8_t *out);
-/* The length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid (or a NUL). */
-size_t otlp_utf8_sequence_length(const uint8_t *s, size_t n);
 
 /* A lifecycle event as a LogRecord with event_name "tether.machine.<transition>". details: the event's JSON
  * object; its members other than the resource's ids become attributes (strings, integers, reals, booleans).

@@ -466,16 +466,9 @@ special:
                         break;
                 uint8_t c = p[i];
                 if (c >= 0x80 || c == 0) {
-                        size_t k = otlp_utf8_sequence_length(p + i, n - i);
-                        if (k == 0) {
-                                memcpy(o, "\xEF\xBF\xBD", 3);
-                                o += 3;
-                                i++;
-                        } else {
-                                memcpy(o, p + i, k);
-                                o += k;
-                                i += k;
-                        }
+                        size_t w;
+                        i += utf8_copy_char(p + i, n - i, (unsigned char *) o, &w);
+                        o += w;
                         continue;
                 }
                 i++;
