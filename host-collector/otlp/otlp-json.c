@@ -95,58 +95,16 @@ static void buf_put_double(JsonBuf *b, double v) {
         }
 }
 
-/* A JSON string from valid UTF-8: quote, backslash and control characters escaped, the rest as is. */
-static void buf_put_escaped(JsonBuf *b, const char *s, size_t n) {
-        static const char hex[] = "0123456789abcdef";
-        size_t run = 0;
-
-        buf_putc(b, '"');
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
-                if (c >= 0x20 && c != '"' && c != '\\')
-                        continue;
-                buf_put(b, s + run, i - run);
-                run = i + 1;
-                switch (c) {
-                case '"':
-                        buf_put(b, "\\\"", 2);
-                        break;
-                case '\\':
-                        buf_put(b, "\\\\", 2);
-                        break;
-                case '\n':
-                        buf_put(b, "\\n", 2);
-                        break;
-                case '\r':
-                        buf_put(b, "\\r", 2);
-                        break;
-                case '\t':
-                        buf_put(b, "\\t", 2);
-                        break;
-                default: {
-                        char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-                        buf_put(b, u, sizeof(u));
-                }
-                }
-        }
-        buf_put(b, s + run, n - run);
-        buf_putc(b, '"');
-}
-
-/* Strings decoded from a request are not validated by protobuf-c: what is not UTF-8 is sanitized first. */
+/* A string decoded from a request as a JSON string: protobuf-c does not validate UTF-8, so the escape sanitizes
+ * it as it goes. */
 static void buf_put_string(JsonBuf *b, const char *s) {
         size_t n = strlen(s);
 
-        if (utf8_is_valid(s, n)) {
-                buf_put_escaped(b, s, n);
+        if (!buf_reserve(b, OTLP_JSON_ESCAPED_MAX(n) + 2))
                 return;
-        }
-        _cleanup_free_ char *clean = utf8_sanitize(s, n, NULL);
-        if (!clean) {
-                b->oom = true;
-                return;
-        }
-        buf_put_escaped(b, clean, strlen(clean));
+        b->data[b->len++] = '"';
+        b->len += otlp_json_escape_into(s, n, b->data + b->len);
+        b->data[b->len++] = '"';
 }
 
 static void buf_put_bytes(JsonBuf *b, const ProtobufCBinaryData *d, bool hex) {
