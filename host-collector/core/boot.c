@@ -375,6 +375,18 @@ static void set_ready(Boot *b, char *source, char *detail, uint64_t seq, uint64_
         };
 }
 
+/* Whether one more milestone or phase (count, of cost bytes) fits the boot's bounds; when not it is counted in
+ * *dropped and reported in res. */
+static bool annotation_fits(
+        Boot *b, size_t count, size_t max, uint64_t cost, uint64_t *dropped, DropReason reason, BootApplyResult *res) {
+        if (count < max && b->annotation_bytes + cost <= b->limits.max_annotation_bytes)
+                return true;
+        (*dropped)++;
+        res->limit_dropped = true;
+        res->limit_reason = reason;
+        return false;
+}
+
 static int apply_milestone(
         Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
         const Tether__Milestone *m = e->milestone;
@@ -399,14 +411,17 @@ static int apply_milestone(
                 return r;
         uint64_t cost = strlen(m->name) + attr_bytes;
 
-        if (b->n_milestones >= b->limits.max_milestones ||
-            b->annotation_bytes + cost > b->limits.max_annotation_bytes) {
+        if (!annotation_fits(
+                    b,
+                    b->n_milestones,
+                    b->limits.max_milestones,
+                    cost,
+                    &b->milestones_dropped,
+                    DROP_MILESTONE_LIMIT,
+                    res))
                 /* Readiness is still honoured: bounds protect memory, they must not hide a ready machine. */
                 attrs_free(attrs, n_attrs);
-                b->milestones_dropped++;
-                res->limit_dropped = true;
-                res->limit_reason = DROP_MILESTONE_LIMIT;
-        } else {
+        else {
                 BootMilestone *a = realloc(b->milestones, (b->n_milestones + 1) * sizeof(BootMilestone));
                 char *name = strdup(m->name);
                 if (!a || !name) {
@@ -446,11 +461,8 @@ static int apply_phase(Boot *b, const Tether__Envelope *e, BootApplyResult *res)
                 return r;
         uint64_t cost = strlen(p->name) + (p->message ? strlen(p->message) : 0) + attr_bytes;
 
-        if (b->n_phases >= b->limits.max_phases || b->annotation_bytes + cost > b->limits.max_annotation_bytes) {
+        if (!annotation_fits(b, b->n_phases, b->limits.max_phases, cost, &b->phases_dropped, DROP_PHASE_LIMIT, res)) {
                 attrs_free(attrs, n_attrs);
-                b->phases_dropped++;
-                res->limit_dropped = true;
-                res->limit_reason = DROP_PHASE_LIMIT;
                 return 0;
         }
 
