@@ -231,6 +231,23 @@ int channel_request_spool(Channel *ch, Request *rq) {
         return otlp_spool_push(ch->exporter->spool, rq->id, ch->signal, &iov, 1, rq->items, rq->gzip, rq->keys);
 }
 
+/* At shutdown: cancels every request of ch in flight. What one carried goes to the spool under its id (with
+ * spool, unless it is there already) or is counted dropped. */
+void channel_abort_requests(Channel *ch, bool spool) {
+        OtlpExporter *x = ch->exporter;
+
+        for (size_t j = 0; j < INFLIGHT_MAX; j++) {
+                Request *rq = &ch->slots[j];
+                otlp_http_call_cancel(rq->call);
+                bool carries = rq->batch || rq->body;
+                if (carries && !spool)
+                        exporter_count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, rq->items);
+                else if (carries && !rq->spooled && channel_request_spool(ch, rq) < 0)
+                        exporter_count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, rq->items);
+                channel_request_clear(ch, rq);
+        }
+}
+
 /* Takes the queue's oldest batch to the spool. Returns 1 when one went, 0 when there was none, -ENOSPC when
  * the spool is full (the batch stays queued), other -errno (dropped: counted). */
 int channel_spill(Channel *ch) {

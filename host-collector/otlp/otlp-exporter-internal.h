@@ -163,6 +163,7 @@ void channel_pump(Channel *ch);
 void channel_arm_timer(Channel *ch, uint64_t at_mono_ns);
 void channel_request_clear(Channel *ch, Request *rq);
 int channel_request_spool(Channel *ch, Request *rq);
+void channel_abort_requests(Channel *ch, bool spool);
 int channel_spill(Channel *ch);
 void channel_start_requests(Channel *ch);
 int channels_on_worker(sd_event_source *s, uint64_t usec, void *userdata);

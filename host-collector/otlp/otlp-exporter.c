@@ -815,17 +815,7 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
                         Channel *ch = &x->channels[i];
                         if (ch->disabled)
                                 continue;
-                        for (size_t j = 0; j < INFLIGHT_MAX; j++) {
-                                Request *rq = &ch->slots[j];
-                                otlp_http_call_cancel(rq->call);
-                                rq->busy = false;
-                                if ((rq->batch || rq->body) && !rq->spooled) {
-                                        int r = channel_request_spool(ch, rq);
-                                        if (r < 0)
-                                                exporter_count_drop(x, ch->signal, EXPORT_DROP_SPOOL_FULL, rq->items);
-                                }
-                                channel_request_clear(ch, rq);
-                        }
+                        channel_abort_requests(ch, true);
                         (void) otlp_queue_seal(ch->queue, exporter_mono_ns(), true);
                         for (;;) {
                                 int r = channel_spill(ch);
@@ -868,13 +858,7 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
                         Channel *ch = &x->channels[i];
                         if (ch->disabled)
                                 continue;
-                        for (size_t j = 0; j < INFLIGHT_MAX; j++) {
-                                Request *rq = &ch->slots[j];
-                                otlp_http_call_cancel(rq->call);
-                                if (rq->batch || rq->body)
-                                        exporter_count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, rq->items);
-                                channel_request_clear(ch, rq);
-                        }
+                        channel_abort_requests(ch, false);
                         exporter_count_drop(x, ch->signal, EXPORT_DROP_SHUTDOWN, otlp_queue_clear(ch->queue));
                 }
         }
