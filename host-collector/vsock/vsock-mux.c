@@ -996,7 +996,3 @@ int vsock_mux_listen(VsockMux *m) {
 size_t vsock_mux_n_connections(const VsockMux *m) {
         return m->n_conns;
 }
-
-size_t vsock_mux_n_clients(const VsockMux *m) {
-        return m->n_clients;
-}

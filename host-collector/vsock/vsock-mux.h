@@ -99,4 +99,3 @@ bool vsock_mux_has_rx(const VsockMux *m);
 int vsock_mux_fill_rx(VsockMux *m, const struct iovec *iov, size_t n, uint32_t *ret_len);
 
 size_t vsock_mux_n_connections(const VsockMux *m);
-size_t vsock_mux_n_clients(const VsockMux *m);
