@@ -54,6 +54,8 @@ static void config_clear_probes(AgentConfig *c) {
                 probe_spec_done(&c->probes[i]);
         c->n_probes = 0;
         c->ready_exec_started = false;
+        c->ready_boot_finished = false;
+        c->ready_units = strv_free(c->ready_units);
 }
 
 void config_init(AgentConfig *c) {
@@ -71,6 +73,8 @@ void config_init(AgentConfig *c) {
                 .shutdown = SHUTDOWN_POWEROFF,
                 .kmsg = -1,
                 .flush_timeout_ms = 1000,
+                .systemd_units_max = CONFIG_DEFAULT_SYSTEMD_UNITS_MAX,
+                .journal = true,
         };
 }
 
@@ -83,6 +87,7 @@ void config_done(AgentConfig *c) {
         free(c->traceparent_file);
         strv_free(c->command);
         strv_free(c->modules);
+        strv_free(c->systemd_units);
         config_init(c);
 }
 
@@ -281,9 +286,46 @@ static int parse_one_probe(ProbeSpec *p, const char *spec, const char *name, Con
         return config_error(
                 err,
                 "invalid value for %s: unknown readiness source '%s' (expected sd_notify, tcp:PORT, "
-                "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE or exec-started)",
+                "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE, exec-started, boot-finished, unit:NAME or "
+                "target:NAME)",
                 name,
                 spec);
+}
+
+/* A unit name as systemd accepts it: non-empty, at most CONFIG_MAX_UNIT_NAME bytes, printable ASCII without blanks,
+ * slashes or commas, with a suffix (".service"). */
+static bool unit_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > CONFIG_MAX_UNIT_NAME || s[0] == '.' || !strrchr(s, '.') || strrchr(s, '.')[1] == '\0')
+                return false;
+        for (const char *p = s; *p; p++)
+                if (*p <= ' ' || *p >= 127 || *p == '/' || *p == ',')
+                        return false;
+        return true;
+}
+
+/* ready=unit:NAME and ready=target:NAME (NAME.target unless NAME already ends in .target). */
+static int parse_ready_unit(AgentConfig *n, const char *item, const char *name, ConfigError *err) {
+        bool target = strncmp(item, "target:", 7) == 0;
+        const char *unit = item + (target ? 7 : 5);
+        _cleanup_free_ char *full = NULL;
+
+        if (target && (strlen(unit) < 7 || strcmp(unit + strlen(unit) - 7, ".target") != 0)) {
+                if (!(full = format_alloc("%s.target", unit)))
+                        return -ENOMEM;
+                unit = full;
+        }
+        if (!unit_name_is_valid(unit))
+                return config_error(
+                        err,
+                        "invalid value for %s: '%s' (expected a unit name with its suffix, e.g. unit:nginx.service)",
+                        name,
+                        item);
+        if (strv_length(n->ready_units) >= CONFIG_MAX_READY_UNITS)
+                return config_error(
+                        err, "invalid value for %s: more than %u unit conditions", name, CONFIG_MAX_READY_UNITS);
+        return strv_push(&n->ready_units, unit);
 }
 
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
@@ -315,6 +357,15 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
                         n.ready_exec_started = true;
                         continue;
                 }
+                if (strcmp(item, "boot-finished") == 0) {
+                        n.ready_boot_finished = true;
+                        continue;
+                }
+                if (strncmp(item, "unit:", 5) == 0 || strncmp(item, "target:", 7) == 0) {
+                        if ((r = parse_ready_unit(&n, item, name, err)) < 0)
+                                break;
+                        continue;
+                }
                 if (n.n_probes >= CONFIG_MAX_PROBES) {
                         r = config_error(err, "invalid value for %s: more than %u probes", name, CONFIG_MAX_PROBES);
                         break;
@@ -334,7 +385,49 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
         memcpy(c->probes, n.probes, sizeof(n.probes));
         c->n_probes = n.n_probes;
         c->ready_exec_started = n.ready_exec_started;
+        c->ready_boot_finished = n.ready_boot_finished;
+        c->ready_units = n.ready_units;
         return 0;
+}
+
+/* systemd_units=PATTERN[,PATTERN...]: fnmatch() patterns of unit names; empty: all units. */
+static int config_parse_unit_patterns(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+        int r;
+
+        for (const char *p = value; *p;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t) (comma - p) : strlen(p);
+
+                if (len == 0 || len > CONFIG_MAX_UNIT_NAME)
+                        return config_error(
+                                err,
+                                "invalid value for %s: '%s' (expected unit name patterns of 1 to %u bytes, separated "
+                                "by commas)",
+                                name,
+                                value,
+                                CONFIG_MAX_UNIT_NAME);
+                if (++n > CONFIG_MAX_UNIT_PATTERNS)
+                        return config_error(
+                                err, "invalid value for %s: more than %u patterns", name, CONFIG_MAX_UNIT_PATTERNS);
+                _cleanup_free_ char *item = strndup(p, len);
+                if (!item)
+                        return -ENOMEM;
+                if ((r = strv_push(&l, item)) < 0)
+                        return r;
+                if (!comma)
+                        break;
+                p = comma + 1;
+        }
+
+        strv_free(c->systemd_units);
+        c->systemd_units = TAKE_PTR(l);
+        return 0;
+}
+
+bool config_wants_systemd(const AgentConfig *c) {
+        return c->ready_boot_finished || c->ready_units;
 }
 
 /* Parses one --modules list (PATH[,PATH...], absolute paths, at most CONFIG_MAX_MODULES of at most
@@ -384,6 +477,11 @@ static int config_parse_modules(AgentConfig *c, const char *value, const char *n
         return 0;
 }
 
+static bool is_bool_option(const char *key) {
+        return strcmp(key, "kmsg") == 0 || strcmp(key, "console") == 0 || strcmp(key, "verbose") == 0 ||
+                strcmp(key, "journal") == 0;
+}
+
 int config_set(AgentConfig *c, const char *key, const char *value, const char *name, ConfigError *err) {
         int r, b;
 
@@ -420,6 +518,10 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 return config_parse_ready(c, value, name, err);
         if (strcmp(key, "modules") == 0)
                 return config_parse_modules(c, value, name, err);
+        if (strcmp(key, "systemd_units") == 0)
+                return config_parse_unit_patterns(c, value, name, err);
+        if (strcmp(key, "systemd_units_max") == 0)
+                return set_range(value, 0, CONFIG_MAX_SYSTEMD_UNITS_MAX, &c->systemd_units_max, name, err);
         if (strcmp(key, "probe_interval_ms") == 0)
                 return set_range(value, 10, 60000, &c->probe_interval_ms, name, err);
         if (strcmp(key, "probe_timeout_ms") == 0)
@@ -474,13 +576,15 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                                 err, "invalid value for %s: '%s' (expected poweroff, reboot or exit)", name, value);
                 return 0;
         }
-        if (strcmp(key, "kmsg") == 0 || strcmp(key, "console") == 0 || strcmp(key, "verbose") == 0) {
+        if (is_bool_option(key)) {
                 if ((b = parse_bool(value)) < 0)
                         return config_error(err, "invalid value for %s: '%s' (expected 1 or 0)", name, value);
                 if (key[0] == 'k')
                         c->kmsg = b;
                 else if (key[0] == 'c')
                         c->console = b;
+                else if (key[0] == 'j')
+                        c->journal = b;
                 else
                         c->verbose = b;
                 return 0;
@@ -602,9 +706,6 @@ int config_parse_kernel_cmdline(AgentConfig *c, const char *text, ConfigError *e
         return 0;
 }
 
-static bool is_bool_option(const char *key) {
-        return strcmp(key, "kmsg") == 0 || strcmp(key, "console") == 0 || strcmp(key, "verbose") == 0;
-}
 
 void config_args_done(ConfigArgs *a) {
         if (!a)
@@ -649,6 +750,9 @@ static const char *const option_keys[] = {
         "console",
         "verbose",
         "modules",
+        "systemd_units",
+        "systemd_units_max",
+        "journal",
 };
 
 static bool is_known_option(const char *key) {

@@ -24,7 +24,12 @@
 #define CONFIG_MAX_STOP_TIMEOUT_MS 3600000u
 #define CONFIG_MAX_PROBES 8u
 #define CONFIG_MAX_MODULES 32u
-#define CONFIG_MAX_MODULE_PATH 255u /* bytes */
+#define CONFIG_MAX_MODULE_PATH 255u  /* bytes */
+#define CONFIG_MAX_READY_UNITS 8u    /* ready=unit:NAME / target:NAME conditions */
+#define CONFIG_MAX_UNIT_NAME 255u    /* bytes: systemd's own bound on a unit name */
+#define CONFIG_MAX_UNIT_PATTERNS 32u /* systemd_units= */
+#define CONFIG_DEFAULT_SYSTEMD_UNITS_MAX 128u
+#define CONFIG_MAX_SYSTEMD_UNITS_MAX 1024u
 
 typedef enum AgentMode {
         AGENT_MODE_AUTO, /* init if PID 1, service otherwise */
@@ -74,6 +79,13 @@ typedef struct AgentConfig {
         ProbeSpec probes[CONFIG_MAX_PROBES];
         size_t n_probes;
         bool ready_exec_started;
+        /* tether-agent-systemd only (the static agent warns and ignores them): ready=boot-finished, ready=unit:NAME
+         * and ready=target:NAME (stored as NAME.target) */
+        bool ready_boot_finished;
+        char **ready_units;
+        char **systemd_units;       /* fnmatch() patterns of the units whose activations are reported; NULL: all */
+        uint32_t systemd_units_max; /* at most this many units are reported; more are counted */
+        bool journal;               /* forward the journal (tether-agent-systemd) */
         uint32_t probe_interval_ms;
         uint32_t probe_timeout_ms;
         uint64_t replay_bytes;
@@ -135,9 +147,12 @@ int config_load(
         bool is_pid1,
         ConfigError *err);
 
-/* Parses one --ready list into c (replacing earlier probes). Exposed for tests. */
+/* Parses one --ready list into c (replacing earlier probes and unit conditions). Exposed for tests. */
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err);
 
+
+/* Whether the configuration asks for something only tether-agent-systemd provides. */
+bool config_wants_systemd(const AgentConfig *c);
 
 const char *agent_mode_to_string(AgentMode m);
 const char *log_policy_to_string(LogPolicy p);

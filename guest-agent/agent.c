@@ -83,6 +83,9 @@ typedef enum AgentPhase {
 
 struct Agent {
         const AgentConfig *config;
+        const AgentPluginOps *plugin_ops;
+        void *plugin;
+        AgentHost host;
         Replay *replay;
         Transport *transport;
         Prober *prober;
@@ -234,6 +237,18 @@ static bool output_update_pause(Agent *a, uint64_t now) {
                 o->idle_deadline = !paused && linebuf_has_partial(&o->lines) ? now + OUTPUT_IDLE_FLUSH_NS : UINT64_MAX;
         }
         return paused;
+}
+
+static void host_set_ready(AgentHost *h, const char *source, const char *detail) {
+        set_ready(h->agent, source, detail);
+}
+
+static bool host_logs_paused(AgentHost *h, uint64_t now) {
+        return output_blocked(h->agent, now);
+}
+
+static void host_record_error(AgentHost *h, int r, const char *what) {
+        note_record_error(h->agent, r, what);
 }
 
 /* Reads what the pipe holds (up to *budget bytes, which it decreases) while flow control allows, emits complete
@@ -785,6 +800,7 @@ enum {
         POLL_KMSG,
         POLL_STDOUT,
         POLL_STDERR,
+        POLL_PLUGIN,
         POLL_PROBE,
 };
 
@@ -802,6 +818,8 @@ static uint64_t next_deadline(const Agent *a) {
                 d = MIN(d, a->finish_deadline);
         if (a->workload_alive)
                 d = MIN(d, a->kill_deadline);
+        if (a->plugin)
+                d = MIN(d, a->plugin_ops->next_deadline(a->plugin));
         return d;
 }
 
@@ -836,7 +854,7 @@ static void handle_timers(Agent *a, uint64_t now) {
 }
 
 static int run_loop(Agent *a) {
-        struct pollfd fds[POLL_PROBE + CONFIG_MAX_PROBES];
+        struct pollfd fds[POLL_PROBE + AGENT_PLUGIN_MAX_FDS + CONFIG_MAX_PROBES];
 
         for (;;) {
                 uint64_t now = now_boottime();
@@ -868,6 +886,11 @@ static int run_loop(Agent *a) {
                 if (read_output && a->out[1].fd >= 0)
                         ADD_FD(POLL_STDERR, a->out[1].fd, POLLIN);
 #undef ADD_FD
+                if (a->plugin) {
+                        size_t k = a->plugin_ops->fill_pollfds(a->plugin, fds + n, AGENT_PLUGIN_MAX_FDS);
+                        for (size_t i = 0; i < k; i++)
+                                tags[n++] = POLL_PLUGIN;
+                }
                 if (a->prober) {
                         size_t k = prober_fill_pollfds(a->prober, fds + n, ELEMENTSOF(fds) - n);
                         for (size_t i = 0; i < k; i++)
@@ -915,6 +938,8 @@ static int run_loop(Agent *a) {
                                         (void) output_read(a, o, &budget, now);
                                 break;
                         }
+                        case POLL_PLUGIN:
+                                break; /* dispatched below, once */
                         case POLL_PROBE:
                                 if (a->prober) {
                                         size_t k;
@@ -926,6 +951,10 @@ static int run_loop(Agent *a) {
                 }
 
                 handle_timers(a, now);
+                /* Every iteration: sd-bus and sd-journal keep state beyond their fds, and the host's acks may
+                 * have made room for the logs the plugin holds back. Cheap when there is nothing to do. */
+                if (a->plugin)
+                        a->plugin_ops->dispatch(a->plugin, now);
                 if (a->phase == PHASE_DRAINING)
                         drain_step(a, now);
                 transport_flush(a->transport, now);
@@ -933,6 +962,8 @@ static int run_loop(Agent *a) {
 }
 
 static void agent_done(Agent *a) {
+        if (a->plugin)
+                a->plugin_ops->free(a->plugin);
         transport_free(a->transport);
         prober_free(a->prober);
         replay_free(a->replay);
@@ -950,9 +981,10 @@ static void agent_done(Agent *a) {
         free(a->traceparent);
 }
 
-int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_code) {
+int agent_run(const AgentConfig *config, const AgentTimes *times, const AgentPluginOps *plugin, int *ret_exit_code) {
         Agent a = {
                 .config = config,
+                .plugin_ops = plugin,
                 .signal_fd = -1,
                 .notify_fd = -1,
                 .console_fd = -1,
@@ -1053,6 +1085,24 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 log_error_errno(r, "Failed to set up the transport: %m");
                 goto finish;
         }
+
+        if (plugin) {
+                a.host = (AgentHost) {
+                        .replay = a.replay,
+                        .set_ready = host_set_ready,
+                        .logs_paused = host_logs_paused,
+                        .record_error = host_record_error,
+                        .agent = &a,
+                };
+                r = plugin->start(config, &a.host, &a.plugin);
+                if (r < 0) {
+                        log_warning_errno(
+                                r, "Failed to start the %s integration: %m; running without it", plugin->name);
+                        a.plugin = NULL;
+                }
+        } else if (config_wants_systemd(config))
+                log_warning(
+                        "ready=boot-finished, unit: and target: need tether-agent-systemd; this agent ignores them");
 
         if (config->command)
                 start_workload(&a);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "agent-config.h"
+#include "agent-plugin.h"
 
 typedef struct AgentTimes {
         uint64_t init_start_ns;  /* CLOCK_BOOTTIME when main() started */
@@ -18,7 +19,7 @@ typedef struct AgentTimes {
         unsigned modules_failed;  /* of those, how many failed to load (already loaded ones do not count) */
 } AgentTimes;
 
-/* Runs until the workload has exited (or, without a workload, until SIGTERM/SIGINT) and the records are
- * acked or the flush timeout passed. Returns 0 and the exit code to report (the workload's, or 0), or
- * -errno when the agent could not start at all. */
-int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_code);
+/* plugin: NULL, or the variant's source of records (agent-plugin.h). Runs until the workload has exited (or, without a
+ * workload, until SIGTERM/SIGINT) and the records are acked or the flush timeout passed. Returns 0 and the exit code to
+ * report (the workload's, or 0), or -errno when the agent could not start at all. */
+int agent_run(const AgentConfig *config, const AgentTimes *times, const AgentPluginOps *plugin, int *ret_exit_code);

@@ -145,7 +145,7 @@ int main(int argc, char *argv[]) {
         }
 
         int code = 1;
-        r = agent_run(&config, &times, &code);
+        r = agent_run(&config, &times, agent_plugin, &code);
         if (r < 0)
                 code = 1;
         r = config.mode == AGENT_MODE_INIT ? finish_init(config.shutdown, code) : code;

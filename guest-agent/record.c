@@ -14,11 +14,35 @@ char *record_string(const char *s, size_t max) {
         return clean;
 }
 
+/* Valid, bounded copies of attrs (key, value, ..., NULL) into storage; the copies go to strings (freed by the caller,
+ * *n_strings of them). Returns how many attributes are in ptrs, or -ENOMEM. */
+static int build_attrs(
+        const char *const *attrs,
+        Tether__Attribute storage[static RECORD_MAX_ATTRS],
+        Tether__Attribute *ptrs[static RECORD_MAX_ATTRS],
+        char **strings,
+        size_t *n_strings) {
+        size_t n_attrs = 0;
+
+        for (size_t i = 0; attrs && attrs[i] && attrs[i + 1] && n_attrs < RECORD_MAX_ATTRS; i += 2) {
+                Tether__Attribute *a = &storage[n_attrs];
+                tether__attribute__init(a);
+                if (!(a->key = strings[(*n_strings)++] = record_string(attrs[i], RECORD_MAX_STRING)))
+                        return -ENOMEM;
+                if (!(a->value = strings[(*n_strings)++] = record_string(attrs[i + 1], RECORD_MAX_STRING)))
+                        return -ENOMEM;
+                if (!a->key[0])
+                        continue; /* keys must not be empty */
+                ptrs[n_attrs++] = a;
+        }
+        return (int) n_attrs;
+}
+
 int record_milestone(Replay *r, const char *name, uint64_t boottime_ns, const char *const *attrs) {
         Tether__Attribute attr_storage[RECORD_MAX_ATTRS];
         Tether__Attribute *attr_ptrs[RECORD_MAX_ATTRS];
         char *strings[2 * RECORD_MAX_ATTRS + 1] = {};
-        size_t n_attrs = 0, n_strings = 0;
+        size_t n_strings = 0;
         int k = -ENOMEM;
 
         Tether__Milestone m = TETHER__MILESTONE__INIT;
@@ -28,25 +52,57 @@ int record_milestone(Replay *r, const char *name, uint64_t boottime_ns, const ch
                 k = -EINVAL;
                 goto finish;
         }
-
-        for (size_t i = 0; attrs && attrs[i] && attrs[i + 1] && n_attrs < RECORD_MAX_ATTRS; i += 2) {
-                Tether__Attribute *a = &attr_storage[n_attrs];
-                tether__attribute__init(a);
-                if (!(a->key = strings[n_strings++] = record_string(attrs[i], RECORD_MAX_STRING)))
-                        goto finish;
-                if (!(a->value = strings[n_strings++] = record_string(attrs[i + 1], RECORD_MAX_STRING)))
-                        goto finish;
-                if (!a->key[0])
-                        continue; /* keys must not be empty */
-                attr_ptrs[n_attrs++] = a;
-        }
+        if ((k = build_attrs(attrs, attr_storage, attr_ptrs, strings, &n_strings)) < 0)
+                goto finish;
         m.boottime_ns = boottime_ns;
         m.attributes = attr_ptrs;
-        m.n_attributes = n_attrs;
+        m.n_attributes = (size_t) k;
 
         Tether__Envelope e = TETHER__ENVELOPE__INIT;
         e.msg_case = TETHER__ENVELOPE__MSG_MILESTONE;
         e.milestone = &m;
+        k = replay_append(r, &e, NULL);
+
+finish:
+        for (size_t i = 0; i < n_strings; i++)
+                free(strings[i]);
+        return k;
+}
+
+int record_phase(
+        Replay *r,
+        const char *name,
+        uint64_t start_ns,
+        uint64_t end_ns,
+        bool failed,
+        const char *message,
+        const char *const *attrs) {
+        Tether__Attribute attr_storage[RECORD_MAX_ATTRS];
+        Tether__Attribute *attr_ptrs[RECORD_MAX_ATTRS];
+        char *strings[2 * RECORD_MAX_ATTRS + 2] = {};
+        size_t n_strings = 0;
+        int k = -ENOMEM;
+
+        Tether__Phase p = TETHER__PHASE__INIT;
+        if (!(p.name = strings[n_strings++] = record_string(name, RECORD_MAX_STRING)))
+                goto finish;
+        if (!p.name[0] || end_ns < start_ns) {
+                k = -EINVAL;
+                goto finish;
+        }
+        if (!(p.message = strings[n_strings++] = record_string(message, RECORD_MAX_STRING)))
+                goto finish;
+        if ((k = build_attrs(attrs, attr_storage, attr_ptrs, strings, &n_strings)) < 0)
+                goto finish;
+        p.start_boottime_ns = start_ns;
+        p.end_boottime_ns = end_ns;
+        p.status = failed ? TETHER__PHASE_STATUS__PHASE_STATUS_ERROR : TETHER__PHASE_STATUS__PHASE_STATUS_OK;
+        p.attributes = attr_ptrs;
+        p.n_attributes = (size_t) k;
+
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_PHASE;
+        e.phase = &p;
         k = replay_append(r, &e, NULL);
 
 finish:

@@ -18,6 +18,17 @@
 /* attrs: key, value, key, value, ..., NULL (at most RECORD_MAX_ATTRS pairs are kept). */
 int record_milestone(Replay *r, const char *name, uint64_t boottime_ns, const char *const *attrs);
 
+/* A Phase from start_ns to end_ns (CLOCK_BOOTTIME, end >= start, else -EINVAL), status OK or ERROR; message may be
+ * NULL; attrs as for record_milestone(). */
+int record_phase(
+        Replay *r,
+        const char *name,
+        uint64_t start_ns,
+        uint64_t end_ns,
+        bool failed,
+        const char *message,
+        const char *const *attrs);
+
 /* data longer than RECORD_MAX_LOG_DATA is split into several records. */
 int record_log(
         Replay *r, Tether__LogStream stream, const char *source, uint64_t boottime_ns, const void *data, size_t len);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -433,6 +434,59 @@ static void test_modules(void **state) {
         assert_null(c.modules);
 }
 
+static void test_systemd_settings(void **state) {
+        AgentConfig c;
+        ConfigError err = {};
+        config_init(&c);
+
+        assert_true(c.journal);
+        assert_int_equal(c.systemd_units_max, CONFIG_DEFAULT_SYSTEMD_UNITS_MAX);
+        assert_false(config_wants_systemd(&c));
+
+        assert_int_equal(
+                config_parse_ready(&c, "boot-finished,unit:nginx.service,target:multi-user,tcp:80", "--ready", &err),
+                0);
+        assert_true(c.ready_boot_finished);
+        assert_strv(c.ready_units, (const char *const[]) { "nginx.service", "multi-user.target" }, 2);
+        assert_int_equal(c.n_probes, 1);
+        assert_true(config_wants_systemd(&c));
+
+        /* target: with the suffix already there is not doubled */
+        assert_int_equal(config_parse_ready(&c, "target:graphical.target", "--ready", &err), 0);
+        assert_false(c.ready_boot_finished);
+        assert_strv(c.ready_units, (const char *const[]) { "graphical.target" }, 1);
+
+        /* a unit name needs its suffix; bad names leave the previous conditions */
+        assert_int_equal(config_parse_ready(&c, "unit:nginx", "--ready", &err), -EINVAL);
+        assert_non_null(strstr(err.text, "unit:nginx"));
+        assert_int_equal(config_parse_ready(&c, "unit:a b.service", "--ready", &err), -EINVAL);
+        assert_int_equal(config_parse_ready(&c, "unit:", "--ready", &err), -EINVAL);
+        assert_strv(c.ready_units, (const char *const[]) { "graphical.target" }, 1);
+
+        char many[512] = "";
+        for (unsigned i = 0; i <= CONFIG_MAX_READY_UNITS; i++) {
+                char one[32];
+                snprintf(one, sizeof(one), "%sunit:u%u.service", i ? "," : "", i);
+                strcat(many, one);
+        }
+        assert_int_equal(config_parse_ready(&c, many, "--ready", &err), -EINVAL);
+        assert_non_null(strstr(err.text, "more than"));
+
+        assert_int_equal(
+                config_parse_file(
+                        &c, "systemd_units=*.service,sshd.socket\nsystemd_units_max=7\njournal=0\n", "f", &err),
+                0);
+        assert_strv(c.systemd_units, (const char *const[]) { "*.service", "sshd.socket" }, 2);
+        assert_int_equal(c.systemd_units_max, 7);
+        assert_false(c.journal);
+        assert_int_equal(config_set(&c, "systemd_units_max", "1025", "x", &err), -EINVAL);
+        assert_int_equal(config_set(&c, "systemd_units", "a,,b", "x", &err), -EINVAL);
+        assert_int_equal(config_set(&c, "systemd_units", "", "x", &err), 0);
+        assert_null(c.systemd_units);
+
+        config_done(&c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_shell_split),
@@ -445,6 +499,7 @@ int main(void) {
                 cmocka_unit_test(test_ready_specs),
                 cmocka_unit_test(test_modules),
                 cmocka_unit_test(test_log_policy),
+                cmocka_unit_test(test_systemd_settings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
