@@ -496,8 +496,12 @@ static int systemd_start(const AgentConfig *config, AgentHost *host, void **ret)
         s->reconnect_at = UINT64_MAX;
         if ((r = unit_tracker_new(config->systemd_units, config->systemd_units_max, &s->units)) < 0)
                 goto fail;
-        if ((r = bus_connect(s)) < 0)
-                goto fail;
+        /* No PID 1 to talk to yet (or no bus): the agent runs on and tries again. */
+        if ((r = bus_connect(s)) < 0) {
+                log_info_errno(r, "systemd: Failed to connect to PID 1: %m; trying again every second");
+                s->bus = sd_bus_flush_close_unref(s->bus);
+                s->reconnect_at = now_ns(CLOCK_BOOTTIME) + BUS_RECONNECT_NS;
+        }
         *ret = s;
         return 0;
 fail:

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The systemd units tether ships: tetherd.service, tether.slice and the guest's tether-agent.service.
+"""The systemd units tether ships: tetherd.service, tether.slice and the guest's tether-agent.service and
+tether-agent-systemd.service.
 
 Proves: `systemd-analyze verify` loads each with nothing to say (no unknown key, no bad value, no missing
 binary: ExecStart= is pointed at this build's binary); tetherd.service runs in a slice that is shipped beside
 it, and that slice gives tetherd more CPU weight than the default 100 of system.slice and machine.slice, where
 the guests run (bench/scale measures why).
 
-usage: test_units.py TETHERD_SERVICE TETHER_SLICE TETHER_AGENT_SERVICE   (TETHERD, TETHER_AGENT from the env)
+usage: test_units.py TETHERD_SERVICE TETHER_SLICE TETHER_AGENT_SERVICE [TETHER_AGENT_SYSTEMD_SERVICE]
+       (TETHERD, TETHER_AGENT, TETHER_AGENT_SYSTEMD from the env)
 """
 
 import os
@@ -60,6 +62,10 @@ def main():
         else:
             log("no TETHER_AGENT in this build: tether-agent.service is left out")
             units.pop()
+        agent_systemd = os.environ.get("TETHER_AGENT_SYSTEMD")
+        if len(sys.argv) > 4 and agent_systemd:
+            units.append(os.path.join(tmp, os.path.basename(sys.argv[4])))
+            point_exec_at(sys.argv[4], units[-1], agent_systemd)
         p = subprocess.run([analyze, "verify", "--man=no"] + units, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=60)
         out = p.stdout.decode(errors="replace").strip()
