@@ -192,6 +192,7 @@ ProtocolError envelope_validate(const Tether__Envelope *e, const EnvelopeLimits 
                 const Tether__Welcome *w = e->welcome;
                 CHECK(check_string(w->traceparent, l));
                 CHECK(check_string(w->machine_id, l));
+                CHECK(check_string(w->journal_cursor, l));
                 if (w->session_id.len > 64)
                         return PROTOCOL_ERROR_STRING_TOO_LONG;
                 return PROTOCOL_ERROR_NONE;
@@ -207,10 +208,13 @@ ProtocolError envelope_validate(const Tether__Envelope *e, const EnvelopeLimits 
                 return check_attributes(e->phase->attributes, e->phase->n_attributes, l);
         case TETHER__ENVELOPE__MSG_LOG:
                 CHECK(check_string(e->log->source, l));
+                CHECK(check_string(e->log->cursor, l));
+                if (e->log->priority > 8)
+                        return PROTOCOL_ERROR_INVALID_FIELD;
                 if (e->log->data.len > l->max_log_bytes)
                         return PROTOCOL_ERROR_LOG_TOO_LARGE;
                 if (e->log->stream == TETHER__LOG_STREAM__LOG_STREAM_UNSPECIFIED ||
-                    e->log->stream > TETHER__LOG_STREAM__LOG_STREAM_KMSG)
+                    e->log->stream > TETHER__LOG_STREAM__LOG_STREAM_JOURNAL)
                         return PROTOCOL_ERROR_INVALID_FIELD;
                 return PROTOCOL_ERROR_NONE;
         case TETHER__ENVELOPE__MSG_LOG_DROPPED: {

@@ -116,7 +116,7 @@ bool ready_condition_is_valid(const char *s) {
 }
 
 bool log_streams_are_valid(const char *s) {
-        static const char *const known[] = { "stdout", "stderr", "console", "kmsg" };
+        static const char *const known[] = { "stdout", "stderr", "console", "kmsg", "journal" };
 
         for (;;) {
                 size_t n = strcspn(s, ",");

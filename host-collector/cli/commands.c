@@ -276,7 +276,7 @@ static int cmd_wait_ready(const CliContext *ctx, const CliArgs *args) {
 }
 
 /* Streams whose partial lines are joined: stdout, stderr, console, kmsg. */
-#define PRINTER_STREAMS 4u
+#define PRINTER_STREAMS 5u
 
 typedef struct StreamPrinter {
         const CliContext *ctx;
@@ -288,7 +288,7 @@ typedef struct StreamPrinter {
 } StreamPrinter;
 
 static int printer_stream_index(const char *stream) {
-        static const char *const names[PRINTER_STREAMS] = { "stdout", "stderr", "console", "kmsg" };
+        static const char *const names[PRINTER_STREAMS] = { "stdout", "stderr", "console", "kmsg", "journal" };
         for (unsigned i = 0; stream && i < PRINTER_STREAMS; i++)
                 if (strcmp(stream, names[i]) == 0)
                         return (int) i;

@@ -105,6 +105,7 @@ Boot *boot_free(Boot *b) {
         free(b->boot_id);
         free(b->hostname);
         free(b->kernel_release);
+        free(b->journal_cursor);
         free(b->agent_version);
         for (size_t i = 0; i < b->n_milestones; i++)
                 milestone_done(&b->milestones[i]);
@@ -508,7 +509,18 @@ static int apply_log(
         r = log_entry_from_envelope(e, recv, &entry);
         if (r < 0)
                 return r;
-        return log_store(b, &entry, offset, flags, res);
+        /* Seqs only grow: the newest cursor is the last one applied (also when the boot file is read back). */
+        _cleanup_free_ char *cursor = NULL;
+        if (e->log->cursor && *e->log->cursor && !(cursor = strdup(e->log->cursor)))
+                return -ENOMEM;
+        r = log_store(b, &entry, offset, flags, res);
+        if (r < 0)
+                return r;
+        if (cursor) {
+                free(b->journal_cursor);
+                b->journal_cursor = TAKE_PTR(cursor);
+        }
+        return 0;
 }
 
 static int apply_log_dropped(

@@ -113,6 +113,7 @@ typedef struct Boot {
         uint8_t trace_id[16];
         char *hostname;
         char *kernel_release;
+        char *journal_cursor; /* the newest Log.cursor (tether-agent-systemd's journal), NULL: none; Welcome says it */
         char *agent_version;
         int agent_mode; /* Tether__AgentMode */
 

@@ -55,6 +55,7 @@ int log_entry_from_envelope(const Tether__Envelope *e, uint64_t recv_unix_ns, Lo
                         .kind = LOG_ENTRY_LINES,
                         .stream = l->stream,
                         .source = l->source && *l->source ? l->source : NULL,
+                        .priority = l->priority,
                         .data = l->data.data,
                         .len = l->data.len,
                 };

@@ -53,6 +53,7 @@ typedef struct LogEntry {
         LogEntryKind kind;
         int stream;         /* Tether__LogStream */
         const char *source; /* NULL if none */
+        unsigned priority;  /* Log.priority (1 + syslog's; 0: none); only from an envelope, the tail keeps none */
         uint64_t dropped_records, dropped_bytes, dropped_first_seq, dropped_last_seq;
         const uint8_t *data;
         size_t len;

@@ -330,6 +330,7 @@ static int session_send_welcome(Session *s) {
         w.limits = &limits;
         w.traceparent = traceparent;
         w.machine_id = s->machine->id;
+        w.journal_cursor = s->boot->journal_cursor ?: (char *) "";
 
         env.msg_case = TETHER__ENVELOPE__MSG_WELCOME;
         env.welcome = &w;

@@ -33,7 +33,7 @@ static const char *const close_reason_names[_CLOSE_REASON_MAX] = {
 };
 
 static const char *const log_stream_names[STATS_LOG_STREAMS] = {
-        [0] = "unspecified", [1] = "stdout", [2] = "stderr", [3] = "console", [4] = "kmsg",
+        [0] = "unspecified", [1] = "stdout", [2] = "stderr", [3] = "console", [4] = "kmsg", [5] = "journal",
 };
 
 const char *drop_reason_to_string(DropReason r) {

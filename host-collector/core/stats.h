@@ -91,7 +91,7 @@ typedef struct LogMemoryStats {
 } LogMemoryStats;
 
 /* Indexed by Tether__LogStream (0 = unspecified, never stored). */
-#define STATS_LOG_STREAMS 5
+#define STATS_LOG_STREAMS 6
 
 typedef struct Stats {
         uint64_t protocol_errors[_PROTOCOL_ERROR_MAX];

@@ -234,6 +234,20 @@ int otlp_encode_span(const uint8_t trace_id[16], const Span *s, uint8_t **ret, s
         return r;
 }
 
+OtlpSeverity otlp_log_severity(int stream, unsigned priority) {
+        static const OtlpSeverity syslog_levels[8] = {
+                { 21, "emerg" },   { 19, "alert" },  { 18, "crit" }, { 17, "err" },
+                { 13, "warning" }, { 10, "notice" }, { 9, "info" },  { 5, "debug" },
+        };
+
+        if (priority >= 1 && priority <= 8)
+                return syslog_levels[priority - 1];
+        if (stream == TETHER__LOG_STREAM__LOG_STREAM_STDERR)
+                return (OtlpSeverity) { OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_ERROR,
+                                        "ERROR" };
+        return (OtlpSeverity) { OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO, "INFO" };
+}
+
 int otlp_encode_log_line(const OtlpLogLine *l, uint8_t **ret, size_t *ret_len) {
         Opentelemetry__Proto__Logs__V1__LogRecord rec = OPENTELEMETRY__PROTO__LOGS__V1__LOG_RECORD__INIT;
         AnyValue body = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
@@ -251,14 +265,9 @@ int otlp_encode_log_line(const OtlpLogLine *l, uint8_t **ret, size_t *ret_len) {
 
         rec.time_unix_nano = l->time_unix_ns;
         rec.observed_time_unix_nano = l->observed_unix_ns;
-        /* Workload output carries no level: stderr is where programs report problems. */
-        if (l->stream == TETHER__LOG_STREAM__LOG_STREAM_STDERR) {
-                rec.severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_ERROR;
-                rec.severity_text = (char *) "ERROR";
-        } else {
-                rec.severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
-                rec.severity_text = (char *) "INFO";
-        }
+        OtlpSeverity sev = otlp_log_severity(l->stream, l->priority);
+        rec.severity_number = (Opentelemetry__Proto__Logs__V1__SeverityNumber) sev.number;
+        rec.severity_text = (char *) sev.text;
         body.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
         body.string_value = (char *) l->body;
         rec.body = &body;
@@ -620,11 +629,10 @@ int otlp_log_template_protobuf(const OtlpLogLine *l, OtlpLogTemplate *ret) {
         /* The field order of protobuf-c's packer: by field number, defaults (0, "") left out. */
         if (l->time_unix_ns != 0)
                 p = put_fixed64(p, 1, l->time_unix_ns);
-        bool err = l->stream == TETHER__LOG_STREAM__LOG_STREAM_STDERR;
-        *p++ = 2 << 3; /* severity_number, varint */
-        *p++ = err ? OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_ERROR :
-                     OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
-        p = err ? put_field(p, 3, (const uint8_t *) "ERROR", 5) : put_field(p, 3, (const uint8_t *) "INFO", 4);
+        OtlpSeverity sev = otlp_log_severity(l->stream, l->priority);
+        *p++ = 2 << 3;               /* severity_number, varint */
+        *p++ = (uint8_t) sev.number; /* every SeverityNumber fits one varint byte */
+        p = put_field(p, 3, (const uint8_t *) sev.text, strlen(sev.text));
         ret->head_len = (size_t) (p - ret->data);
 
         start = p;

@@ -58,10 +58,21 @@ typedef struct OtlpLogLine {
         const uint8_t *span_id;    /* 8 bytes, or NULL */
         int stream;                /* Tether__LogStream */
         const char *source;        /* may be NULL */
+        unsigned priority;         /* Log.priority: 1 + the syslog priority, 0: none */
         uint64_t seq;
         const char *body; /* valid UTF-8, NUL-terminated */
         bool partial;     /* written without its newline: the stream's next line continues it */
 } OtlpLogLine;
+
+/* A log line's severity: from its syslog priority when it has one (the journal's lines), else ERROR for stderr and
+ * INFO for everything else (workload output carries no level: stderr is where programs report problems). The
+ * number is OTLP's SeverityNumber (emerg FATAL 21, alert ERROR3 19, crit ERROR2 18, err ERROR 17, warning WARN 13,
+ * notice INFO2 10, info INFO 9, debug DEBUG 5); the text is the level as the source knows it (syslog's names). */
+typedef struct OtlpSeverity {
+        int number;
+        const char *text;
+} OtlpSeverity;
+OtlpSeverity otlp_log_severity(int stream, unsigned priority);
 
 /* Encodes an opentelemetry.proto.logs.v1.LogRecord with protobuf-c. Returns 0 or -ENOMEM. The exporter writes
  * log lines with the templates below instead; this is the reference they are tested against. */

@@ -381,6 +381,7 @@ static void track_export_log(OtlpExporter *x, BootTrack *t, const LogEntry *le) 
                 .span_id = sp ? sp->span_id : NULL,
                 .stream = le->stream,
                 .source = le->source && *le->source ? le->source : NULL,
+                .priority = le->priority,
                 .seq = le->seq,
         };
         int r = ch->http ? otlp_log_template_protobuf(&line, &x->tmpl) : otlp_log_template_json(&line, &x->tmpl);

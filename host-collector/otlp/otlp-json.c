@@ -498,10 +498,12 @@ int otlp_log_template_json(const OtlpLogLine *l, OtlpLogTemplate *ret) {
                 o = put_u64(o, l->time_unix_ns);
                 o = put_str(o, "\",");
         }
-        if (l->stream == TETHER__LOG_STREAM__LOG_STREAM_STDERR)
-                o = put_str(o, "\"severityNumber\":17,\"severityText\":\"ERROR\",");
-        else
-                o = put_str(o, "\"severityNumber\":9,\"severityText\":\"INFO\",");
+        OtlpSeverity sev = otlp_log_severity(l->stream, l->priority);
+        o = put_str(o, "\"severityNumber\":");
+        o = put_u64(o, (uint64_t) sev.number);
+        o = put_str(o, ",\"severityText\":\"");
+        o = put_str(o, sev.text);
+        o = put_str(o, "\",");
         o = put_str(o, "\"body\":{\"stringValue\":\"");
         ret->head_len = (size_t) (o - base);
 

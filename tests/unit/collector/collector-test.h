@@ -141,6 +141,24 @@ static inline void log_frame(Bytes *b, uint64_t seq, int stream, const char *tex
         frame_append(b, &e);
 }
 
+/* A journal line of tether-agent-systemd: priority (1 + syslog's) and cursor. */
+static inline void journal_frame(
+        Bytes *b, uint64_t seq, const char *unit, unsigned priority, const char *cursor, const char *text) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Log l = TETHER__LOG__INIT;
+        l.stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL;
+        l.source = (char *) unit;
+        l.boottime_ns = seq * 1000;
+        l.priority = priority;
+        l.cursor = (char *) cursor;
+        l.data.data = (uint8_t *) text;
+        l.data.len = strlen(text);
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_LOG;
+        e.log = &l;
+        frame_append(b, &e);
+}
+
 static inline void log_dropped_frame(Bytes *b, uint64_t seq, uint64_t first, uint64_t last) {
         Tether__Envelope e = TETHER__ENVELOPE__INIT;
         Tether__LogDropped d = TETHER__LOG_DROPPED__INIT;

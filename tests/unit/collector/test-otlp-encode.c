@@ -497,6 +497,16 @@ static void test_direct_log_lines(void **state) {
                   .source = "",
                   .partial = true },
                 { .stream = 99, .seq = 7, .span_id = span },
+                { .stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL,
+                  .source = "nginx.service",
+                  .priority = 1,
+                  .seq = 8 },
+                { .stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL,
+                  .source = "nginx.service",
+                  .priority = 5,
+                  .seq = 9 },
+                { .stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, .priority = 8, .seq = 10 },
+                { .stream = TETHER__LOG_STREAM__LOG_STREAM_STDERR, .priority = 7, .seq = 11 },
         };
         for (size_t i = 0; i < ELEMENTSOF(lines); i++)
                 for (size_t j = 0; j < ELEMENTSOF(texts); j++) {
@@ -638,11 +648,54 @@ static void test_log_lines_run(void **state) {
                 }
 }
 
+/* The journal's syslog priority is the severity; without one, stderr is ERROR and the rest INFO. */
+static void test_log_severity(void **state) {
+        static const struct {
+                int stream;
+                unsigned priority;
+                int number;
+                const char *text;
+        } cases[] = {
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 1, 21, "emerg" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 2, 19, "alert" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 3, 18, "crit" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 4, 17, "err" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 5, 13, "warning" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 6, 10, "notice" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 7, 9, "info" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 8, 5, "debug" },
+                { TETHER__LOG_STREAM__LOG_STREAM_STDERR, 7, 9, "info" }, /* a priority wins over the stream */
+                { TETHER__LOG_STREAM__LOG_STREAM_STDERR, 0, 17, "ERROR" },
+                { TETHER__LOG_STREAM__LOG_STREAM_STDOUT, 0, 9, "INFO" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 0, 9, "INFO" },
+                { TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, 9, 9, "INFO" }, /* out of range: none */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                OtlpSeverity s = otlp_log_severity(cases[i].stream, cases[i].priority);
+                assert_int_equal(s.number, cases[i].number);
+                assert_string_equal(s.text, cases[i].text);
+        }
+
+        /* And in what the exporter writes: the OTLP/JSON of a journal warning. */
+        OtlpLogLine l = { .stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL, .source = "a.service", .priority = 5 };
+        OtlpLogTemplate t;
+        char out[8192];
+        assert_int_equal(otlp_log_template_json(&l, &t), 0);
+        size_t n = otlp_log_line_json(&t, "disk almost full", 16, false, out);
+        out[n] = '\0';
+        assert_non_null(strstr(out, "\"severityNumber\":13,\"severityText\":\"warning\""));
+        assert_non_null(strstr(out, "\"log.iostream\",\"value\":{\"stringValue\":\"journal\"}"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_spans_request),    cmocka_unit_test(test_logs_request),
-                cmocka_unit_test(test_json_writer),      cmocka_unit_test(test_partial_line),
-                cmocka_unit_test(test_direct_log_lines), cmocka_unit_test(test_partial_success_and_gzip),
+                cmocka_unit_test(test_spans_request),
+                cmocka_unit_test(test_logs_request),
+                cmocka_unit_test(test_json_writer),
+                cmocka_unit_test(test_partial_line),
+                cmocka_unit_test(test_direct_log_lines),
+                cmocka_unit_test(test_log_severity),
+                cmocka_unit_test(test_partial_success_and_gzip),
                 cmocka_unit_test(test_log_lines_run),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -973,6 +973,39 @@ static void test_clock_fixed_by_ready_or_deadline(void **state) {
         assert_int_equal(test_count_events(f->registry, "booting"), 3);
 }
 
+/* tether-agent-systemd resumes the journal after the newest cursor tetherd stored: the Welcome says it, also to a
+ * new agent instance of the boot (a restarted agent); a Log without a cursor leaves it. A bad priority is refused. */
+static void test_journal_cursor_in_welcome(void **state) {
+        Fixture *f = *state;
+        Bytes in = {};
+        Tether__Envelope *out[8];
+
+        Session *s = session_hello(f, f->a, &in, "boot-1", "guest-a");
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
+        assert_string_equal(out[0]->welcome->journal_cursor, "");
+        free_envelopes(out, 1);
+        journal_frame(&in, 1, "a.service", 7, "s=1;i=1", "one\n");
+        journal_frame(&in, 2, "b.service", 4, "s=1;i=2", "two\n");
+        log_frame(&in, 3, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "workload\n", 3 * MS);
+        assert_int_equal(feed(s, &in), 0);
+        assert_string_equal(f->a->current->journal_cursor, "s=1;i=2");
+        end_session(s, CLOSE_EOF);
+
+        hello_frame_instance(&in, "boot-1", "guest-a", "second-instance");
+        s = new_session(f, f->a);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
+        assert_string_equal(out[0]->welcome->journal_cursor, "s=1;i=2");
+        free_envelopes(out, 1);
+
+        journal_frame(&in, 1, "c.service", 9, "s=1;i=3", "bad priority\n");
+        assert_int_equal(feed(s, &in), -EPROTO);
+        assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_INVALID_FIELD], 1);
+        assert_string_equal(f->a->current->journal_cursor, "s=1;i=2");
+        end_session(s, CLOSE_PROTOCOL_ERROR);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_hello_welcome, setup, teardown),
@@ -997,6 +1030,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_instance_seq_overflow, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_clock_mapping_fixed_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_clock_fixed_by_ready_or_deadline, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_journal_cursor_in_welcome, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

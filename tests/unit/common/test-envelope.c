@@ -418,17 +418,33 @@ static void test_log_bounds(void **state) {
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_LOG_TOO_LARGE);
 
         s.log.data.len = 1;
-        for (int stream = TETHER__LOG_STREAM__LOG_STREAM_STDOUT; stream <= TETHER__LOG_STREAM__LOG_STREAM_KMSG;
+        for (int stream = TETHER__LOG_STREAM__LOG_STREAM_STDOUT; stream <= TETHER__LOG_STREAM__LOG_STREAM_JOURNAL;
              stream++) {
                 s.log.stream = (Tether__LogStream) stream;
                 assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
         }
         s.log.stream = TETHER__LOG_STREAM__LOG_STREAM_UNSPECIFIED;
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
-        s.log.stream = (Tether__LogStream) (TETHER__LOG_STREAM__LOG_STREAM_KMSG + 1);
+        s.log.stream = (Tether__LogStream) (TETHER__LOG_STREAM__LOG_STREAM_JOURNAL + 1);
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
         s.log.stream = (Tether__LogStream) -1;
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+
+        /* priority: 1 + syslog's (0 none); the cursor is a bounded string */
+        s.log.stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL;
+        s.log.priority = 8;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        s.log.priority = 9;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        s.log.priority = 0;
+        char cursor[5000];
+        memset(cursor, 'c', sizeof(cursor) - 1);
+        cursor[sizeof(cursor) - 1] = '\0';
+        s.log.cursor = cursor;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_STRING_TOO_LONG);
+        s.log.cursor = (char *) "s=abc;i=1";
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        s.log.cursor = (char *) "";
 
         /* Negative enum values arrive as 10-byte varints; they must decode to something refused. */
         Raw raw = {}, inner = {};
