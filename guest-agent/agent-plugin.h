@@ -20,8 +20,6 @@ struct AgentHost {
         Replay *replay;
         /* The first Ready of a boot: source and detail as in the Ready record. */
         void (*set_ready)(AgentHost *h, const char *source, const char *detail);
-        /* Whether log records must wait for the host now (flow control, as for the workload's output). */
-        bool (*logs_paused)(AgentHost *h, uint64_t now);
         /* A record could not be added (out of memory): counted in the shutdown milestone. */
         void (*record_error)(AgentHost *h, int r, const char *what);
         void *agent;
@@ -39,6 +37,8 @@ typedef struct AgentPluginOps {
         void (*dispatch)(void *p, uint64_t now);
         /* CLOCK_BOOTTIME ns, or UINT64_MAX. */
         uint64_t (*next_deadline)(void *p);
+        /* Every Welcome: the newest journal cursor tetherd stored for the boot ("" none). May be NULL. */
+        void (*welcome)(void *p, const char *journal_cursor);
 } AgentPluginOps;
 
 /* NULL in the static agent. */

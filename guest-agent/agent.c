@@ -243,10 +243,6 @@ static void host_set_ready(AgentHost *h, const char *source, const char *detail)
         set_ready(h->agent, source, detail);
 }
 
-static bool host_logs_paused(AgentHost *h, uint64_t now) {
-        return output_blocked(h->agent, now);
-}
-
 static void host_record_error(AgentHost *h, int r, const char *what) {
         note_record_error(h->agent, r, what);
 }
@@ -652,9 +648,13 @@ static void signal_read(Agent *a, uint64_t now) {
         reap_children(a, now);
 }
 
-static void on_welcome(const char *traceparent, void *userdata) {
+static void on_welcome(const char *traceparent, const char *journal_cursor, void *userdata) {
         Agent *a = userdata;
 
+        if (a->plugin && a->plugin_ops->welcome)
+                a->plugin_ops->welcome(a->plugin, journal_cursor);
+        if (!traceparent)
+                return;
         if (a->traceparent && strcmp(a->traceparent, traceparent) == 0)
                 return;
         char *copy = strdup(traceparent);
@@ -1090,7 +1090,6 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, const AgentPlu
                 a.host = (AgentHost) {
                         .replay = a.replay,
                         .set_ready = host_set_ready,
-                        .logs_paused = host_logs_paused,
                         .record_error = host_record_error,
                         .agent = &a,
                 };

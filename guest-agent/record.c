@@ -136,6 +136,34 @@ int record_log(
         return 0;
 }
 
+int record_journal(
+        Replay *r,
+        const char *source,
+        uint64_t boottime_ns,
+        unsigned priority,
+        const char *cursor,
+        const void *data,
+        size_t len) {
+        _cleanup_free_ char *s = record_string(source, RECORD_MAX_STRING);
+        _cleanup_free_ char *c = record_string(cursor, RECORD_MAX_STRING);
+        if (!s || !c)
+                return -ENOMEM;
+
+        Tether__Log l = TETHER__LOG__INIT;
+        l.stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL;
+        l.source = s;
+        l.boottime_ns = boottime_ns;
+        l.priority = priority <= 8 ? priority : 0;
+        l.cursor = c;
+        l.data.data = (uint8_t *) data;
+        l.data.len = MIN(len, (size_t) RECORD_MAX_LOG_DATA);
+
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_LOG;
+        e.log = &l;
+        return replay_append(r, &e, NULL);
+}
+
 int record_ready(Replay *r, const char *source, const char *detail, uint64_t boottime_ns) {
         Tether__Ready rd = TETHER__READY__INIT;
         char *s = record_string(source, RECORD_MAX_STRING);

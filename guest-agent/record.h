@@ -33,6 +33,17 @@ int record_phase(
 int record_log(
         Replay *r, Tether__LogStream stream, const char *source, uint64_t boottime_ns, const void *data, size_t len);
 
+/* One journal entry: a Log of stream journal with its priority (1 + syslog's, 0 none) and cursor. data longer than
+ * RECORD_MAX_LOG_DATA is cut there. Journal records never merge (replay.h). */
+int record_journal(
+        Replay *r,
+        const char *source,
+        uint64_t boottime_ns,
+        unsigned priority,
+        const char *cursor,
+        const void *data,
+        size_t len);
+
 int record_ready(Replay *r, const char *source, const char *detail, uint64_t boottime_ns);
 
 int record_exit(Replay *r, int code, int signal, bool oom_killed, uint64_t boottime_ns, const char *reason);

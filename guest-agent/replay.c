@@ -289,11 +289,17 @@ static int enforce_bound(Replay *r) {
         return report_lost(r, &lost);
 }
 
+/* A Log with a priority or a cursor (a journal entry) stays a record of its own: its lines share neither, and its
+ * data is not the last field of its frame. */
+static bool log_plain(const Tether__Log *l) {
+        return l->priority == 0 && (!l->cursor || !*l->cursor);
+}
+
 static bool log_mergeable(const Replay *r, const Tether__Log *l) {
         const ReplayEntry *t = r->tail;
 
-        /* Log.data is the last field of the Log, the Envelope's last field: a Log frame ends with its data. */
-        return t && t == r->merge_tail && t->seq > r->sent_seq && t->log_bytes > 0 &&
+        /* Log.data is the last field of a plain Log, the Envelope's last field: its frame ends with its data. */
+        return t && t == r->merge_tail && log_plain(l) && t->seq > r->sent_seq && t->log_bytes > 0 &&
                 t->frame[t->frame_len - 1] == '\n' &&
                 t->log_bytes + l->data.len <= ENVELOPE_LIMITS_DEFAULT.max_log_bytes && l->stream == r->merge_stream &&
                 strcmp(l->source ?: "", r->merge_source) == 0 && l->boottime_ns >= r->merge_boottime_ns &&
@@ -336,7 +342,8 @@ static void remember_merge_tail(Replay *r, ReplayEntry *e, const Tether__Log *l)
                 free(r->merge_source);
                 r->merge_source = strdup(source);
         }
-        r->merge_tail = r->merge_source ? e : NULL; /* without a copy of the source, nothing merges into e */
+        /* without a copy of the source, nothing merges into e */
+        r->merge_tail = r->merge_source && log_plain(l) ? e : NULL;
         r->merge_stream = l->stream;
         r->merge_boottime_ns = l->boottime_ns;
 }

@@ -16,7 +16,8 @@
  *    an Ack covering a range forgets it (delivered); the Welcome of the next connection forgets what its
  *    acked_seq covers and reports the rest in a LogDropped (replay_welcome()).
  *
- * While the newest record is an unsent Log, a Log of the same stream and source is appended to it instead
+ * While the newest record is an unsent Log, a Log of the same stream and source (neither with a priority or a
+ * cursor: journal entries stay records of their own) is appended to it instead
  * of becoming a record of its own (complete lines, at most 16 KiB of data, within
  * REPLAY_LOG_MERGE_WINDOW_NS of its first line): records only merge while they wait for the connection, and
  * a record handed to the sender never changes.

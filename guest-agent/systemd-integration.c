@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-id128.h>
+#include <systemd/sd-journal.h>
 
 #include "agent-log.h"
 #include "format.h"
@@ -14,6 +16,7 @@
 #include "record.h"
 #include "strv.h"
 #include "systemd-boot.h"
+#include "systemd-journal.h"
 #include "systemd-units.h"
 #include "time-util.h"
 
@@ -25,6 +28,11 @@
 #define PRIVATE_BUS "unix:path=/run/systemd/private"
 #define BUS_RECONNECT_NS (1 * NSEC_PER_SEC)
 #define BUS_MESSAGES_PER_DISPATCH 256u
+#define JOURNAL_ENTRIES_PER_DISPATCH 256u
+/* The journal is read only while the replay buffer keeps this much room: it is the journal that waits for the host
+ * (losing nothing), not the buffer that evicts; the room left is for the agent's other records. */
+#define JOURNAL_RESERVE (32u * 1024u)
+#define JOURNAL_FIELD_MAX 256u
 
 typedef struct Systemd {
         const AgentConfig *config;
@@ -35,6 +43,14 @@ typedef struct Systemd {
         unsigned phases_done; /* a bit per SystemdBootPhaseId */
         bool finished;        /* the startup-finished milestone was recorded */
         bool over_logged;
+
+        sd_journal *journal; /* NULL: not forwarded */
+        JournalResume resume;
+        bool seeked;       /* positioned by resume, the first entry not read yet */
+        bool journal_more; /* stopped by the per-dispatch budget: more to read at once */
+        bool journal_error_logged;
+        char *journal_buf; /* MESSAGE + '\n' */
+        uint64_t journal_entries, journal_truncated;
 } Systemd;
 
 /* systemd's timestamps are CLOCK_MONOTONIC µs; records are CLOCK_BOOTTIME ns. */
@@ -403,6 +419,150 @@ fail:
         return 0;
 }
 
+/* ---- the journal ---- */
+
+static int journal_open(Systemd *s) {
+        _cleanup_(sd_journal_closep) sd_journal *j = NULL;
+        char match[sizeof("_BOOT_ID=") + SD_ID128_STRING_MAX];
+        sd_id128_t boot;
+        int r;
+
+        if ((r = sd_id128_get_boot(&boot)) < 0)
+                return r;
+        if ((r = sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY)) < 0)
+                return r;
+        format(match, sizeof(match), "_BOOT_ID=%s", sd_id128_to_string(boot, (char[SD_ID128_STRING_MAX]) {}));
+        if ((r = sd_journal_add_match(j, match, 0)) < 0)
+                return r;
+        /* Fields beyond a Log's data are cut by the journal itself. */
+        if ((r = sd_journal_set_data_threshold(j, RECORD_MAX_LOG_DATA + sizeof("MESSAGE="))) < 0)
+                return r;
+        if (!(s->journal_buf = malloc(RECORD_MAX_LOG_DATA)))
+                return -ENOMEM;
+        s->journal = TAKE_PTR(j);
+        return 0;
+}
+
+/* The value of FIELD of the current entry (NUL-terminated, cut at JOURNAL_FIELD_MAX), or NULL. */
+static const char *journal_field(sd_journal *j, const char *field, char buf[static JOURNAL_FIELD_MAX + 1]) {
+        const void *d;
+        size_t len, skip = strlen(field) + 1;
+
+        if (sd_journal_get_data(j, field, &d, &len) < 0 || len < skip)
+                return NULL;
+        len = MIN(len - skip, (size_t) JOURNAL_FIELD_MAX);
+        memcpy(buf, (const char *) d + skip, len);
+        buf[len] = '\0';
+        return buf;
+}
+
+static void journal_forward(Systemd *s, uint64_t offset) {
+        char unit[JOURNAL_FIELD_MAX + 1], user_unit[JOURNAL_FIELD_MAX + 1], ident[JOURNAL_FIELD_MAX + 1],
+                comm[JOURNAL_FIELD_MAX + 1], transport[JOURNAL_FIELD_MAX + 1], prio[JOURNAL_FIELD_MAX + 1];
+        _cleanup_free_ char *cursor = NULL;
+        const void *d;
+        size_t len;
+        uint64_t usec;
+
+        if (sd_journal_get_data(s->journal, "MESSAGE", &d, &len) < 0 || len < 8)
+                return; /* nothing to show */
+        len -= 8;
+        if (len > RECORD_MAX_LOG_DATA - 1) {
+                len = RECORD_MAX_LOG_DATA - 1;
+                s->journal_truncated++;
+        }
+        memcpy(s->journal_buf, (const char *) d + 8, len);
+        s->journal_buf[len++] = '\n';
+
+        JournalOrigin o = {
+                .unit = journal_field(s->journal, "_SYSTEMD_UNIT", unit),
+                .user_unit = journal_field(s->journal, "_SYSTEMD_USER_UNIT", user_unit),
+                .identifier = journal_field(s->journal, "SYSLOG_IDENTIFIER", ident),
+                .comm = journal_field(s->journal, "_COMM", comm),
+                .transport = journal_field(s->journal, "_TRANSPORT", transport),
+        };
+        const char *p = journal_field(s->journal, "PRIORITY", prio);
+        /* Entries of this boot carry its monotonic clock; the boot clock is that plus the time suspended. */
+        uint64_t t = sd_journal_get_monotonic_usec(s->journal, &usec, NULL) >= 0 ? usec * NSEC_PER_USEC + offset :
+                                                                                   now_ns(CLOCK_BOOTTIME);
+        if (sd_journal_get_cursor(s->journal, &cursor) < 0)
+                cursor = NULL;
+        s->host->record_error(
+                s->host,
+                record_journal(
+                        s->host->replay,
+                        journal_source(&o),
+                        t,
+                        journal_priority(p, p ? strlen(p) : 0),
+                        cursor ?: "",
+                        s->journal_buf,
+                        len),
+                "a journal entry");
+        s->journal_entries++;
+}
+
+static bool journal_room(const Systemd *s) {
+        return replay_bytes(s->host->replay) + JOURNAL_RESERVE <= s->config->replay_bytes;
+}
+
+static void journal_failed(Systemd *s, int r, const char *what) {
+        if (!s->journal_error_logged)
+                log_warning_errno(r, "systemd: Failed to %s the journal: %m", what);
+        s->journal_error_logged = true;
+}
+
+static void journal_read(Systemd *s) {
+        uint64_t offset = boot_offset_ns();
+        int r;
+
+        s->journal_more = false;
+        if (s->resume.start == JOURNAL_WAIT)
+                return;
+        if (!s->seeked && s->resume.start != JOURNAL_READING) {
+                r = s->resume.start == JOURNAL_AFTER_CURSOR ? sd_journal_seek_cursor(s->journal, s->resume.cursor) :
+                                                              sd_journal_seek_head(s->journal);
+                if (r < 0) {
+                        /* A cursor this journal cannot parse: from the boot's start (some entries twice). */
+                        journal_failed(s, r, "seek in");
+                        (void) sd_journal_seek_head(s->journal);
+                        s->resume.start = JOURNAL_FROM_HEAD;
+                }
+                s->seeked = true;
+        }
+
+        for (unsigned i = 0; i < JOURNAL_ENTRIES_PER_DISPATCH; i++) {
+                if (!journal_room(s))
+                        return; /* the host's acks make room; the loop calls again after each */
+                r = sd_journal_next(s->journal);
+                if (r < 0) {
+                        journal_failed(s, r, "read");
+                        return;
+                }
+                if (r == 0)
+                        return; /* at the end: the journal's fd says when there is more */
+                if (s->resume.start != JOURNAL_READING) {
+                        bool on_cursor = s->resume.start == JOURNAL_AFTER_CURSOR &&
+                                sd_journal_test_cursor(s->journal, s->resume.cursor) > 0;
+                        if (journal_resume_first_entry(&s->resume, on_cursor))
+                                continue;
+                }
+                journal_forward(s, offset);
+        }
+        s->journal_more = true;
+}
+
+static void systemd_welcome(void *p, const char *journal_cursor) {
+        Systemd *s = p;
+
+        if (!s->journal)
+                return;
+        if (journal_resume_welcome(&s->resume, journal_cursor) < 0) {
+                journal_failed(s, -ENOMEM, "resume");
+                return;
+        }
+        s->journal_more = true; /* start (or go on) at the next dispatch */
+}
+
 /* ---- the connection ---- */
 
 static int bus_open(sd_bus **ret) {
@@ -482,6 +642,9 @@ static void systemd_free(void *p) {
                 return;
         sd_bus_flush_close_unref(s->bus);
         unit_tracker_free(s->units);
+        sd_journal_close(s->journal);
+        journal_resume_done(&s->resume);
+        free(s->journal_buf);
         free(s);
 }
 
@@ -496,6 +659,8 @@ static int systemd_start(const AgentConfig *config, AgentHost *host, void **ret)
         s->reconnect_at = UINT64_MAX;
         if ((r = unit_tracker_new(config->systemd_units, config->systemd_units_max, &s->units)) < 0)
                 goto fail;
+        if (config->journal && (r = journal_open(s)) < 0)
+                log_warning_errno(r, "systemd: Failed to open the journal: %m; not forwarding it");
         /* No PID 1 to talk to yet (or no bus): the agent runs on and tries again. */
         if ((r = bus_connect(s)) < 0) {
                 log_info_errno(r, "systemd: Failed to connect to PID 1: %m; trying again every second");
@@ -518,6 +683,11 @@ static size_t systemd_fill_pollfds(void *p, struct pollfd *fds, size_t max) {
                 if (fd >= 0 && events >= 0)
                         fds[n++] = (struct pollfd) { .fd = fd, .events = (short) events };
         }
+        if (s->journal && s->resume.start != JOURNAL_WAIT && n < max) {
+                int fd = sd_journal_get_fd(s->journal), events = sd_journal_get_events(s->journal);
+                if (fd >= 0 && events >= 0)
+                        fds[n++] = (struct pollfd) { .fd = fd, .events = (short) events };
+        }
         return n;
 }
 
@@ -530,6 +700,11 @@ static uint64_t systemd_next_deadline(void *p) {
                 uint64_t t = usec == 0 ? 0 : usec * NSEC_PER_USEC + boot_offset_ns();
                 d = MIN(d, t);
         }
+        if (s->journal && s->journal_more && journal_room(s))
+                d = 0;
+        if (s->journal && s->resume.start != JOURNAL_WAIT && sd_journal_get_timeout(s->journal, &usec) >= 0 &&
+            usec != UINT64_MAX)
+                d = MIN(d, usec * NSEC_PER_USEC + boot_offset_ns());
         return d;
 }
 
@@ -548,6 +723,11 @@ static void systemd_dispatch(void *p, uint64_t now) {
                 if (r == 0)
                         break;
         }
+        if (s->journal && s->resume.start != JOURNAL_WAIT) {
+                /* Resets the fd's readiness and notices rotated or new files. */
+                (void) sd_journal_process(s->journal);
+                journal_read(s);
+        }
 }
 
 static const AgentPluginOps systemd_plugin = {
@@ -557,6 +737,7 @@ static const AgentPluginOps systemd_plugin = {
         .fill_pollfds = systemd_fill_pollfds,
         .dispatch = systemd_dispatch,
         .next_deadline = systemd_next_deadline,
+        .welcome = systemd_welcome,
 };
 
 const AgentPluginOps *const agent_plugin = &systemd_plugin;

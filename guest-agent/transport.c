@@ -399,13 +399,16 @@ static void handle_welcome(Transport *t, const Tether__Welcome *w, uint64_t now)
                 freed,
                 (unsigned long long) replay_first_seq(t->replay));
 
-        if (w->traceparent && *w->traceparent && t->on_welcome) {
+        const char *traceparent = NULL;
+        if (w->traceparent && *w->traceparent) {
                 TraceParent tp;
                 if (traceparent_parse(w->traceparent, &tp) >= 0)
-                        t->on_welcome(w->traceparent, t->userdata);
+                        traceparent = w->traceparent;
                 else
                         log_warning("ignoring invalid traceparent from tetherd");
         }
+        if (t->on_welcome)
+                t->on_welcome(traceparent, w->journal_cursor ?: "", t->userdata);
 }
 
 /* Returns false when the connection was closed. */

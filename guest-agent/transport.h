@@ -48,8 +48,9 @@ typedef struct TransportStats {
         uint64_t progress_ns; /* the last Ack or Welcome that freed records (flow control's progress); 0: none */
 } TransportStats;
 
-/* Called when a Welcome carries a valid traceparent. */
-typedef void (*transport_welcome_t)(const char *traceparent, void *userdata);
+/* Called on every Welcome: traceparent is NULL unless it carries a valid one; journal_cursor is "" when it carries
+ * none. */
+typedef void (*transport_welcome_t)(const char *traceparent, const char *journal_cursor, void *userdata);
 
 int transport_new(
         const TransportConfig *config, Replay *replay, transport_welcome_t on_welcome, void *userdata, Transport **ret);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,11 +110,62 @@ static void test_ready_and_exit(void **state) {
         replay_free(r);
 }
 
+/* Journal entries keep their priority and cursor, one record each (never merged, also with the same source), and
+ * a plain Log after them still merges as before. Phases: status, bounds. */
+static void test_journal_and_phase(void **state) {
+        Replay *r;
+        assert_int_equal(replay_new(1 << 20, &r), 0);
+
+        assert_int_equal(record_journal(r, "nginx.service", 10, 4, "s=1;i=a", "one\n", 4), 0);
+        assert_int_equal(record_journal(r, "nginx.service", 11, 7, "s=1;i=b", "two\n", 4), 0);
+        assert_int_equal(record_journal(r, "nginx.service", 12, 99, "s=1;i=c", "three\n", 6), 0);
+        assert_int_equal(record_log(r, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "workload", 20, "a\n", 2), 0);
+        assert_int_equal(record_log(r, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "workload", 21, "b\n", 2), 0);
+        assert_int_equal(
+                record_phase(
+                        r,
+                        "unit:x.service",
+                        100,
+                        200,
+                        true,
+                        "x.service failed (failed)",
+                        (const char *const[]) { "unit", "x.service", NULL }),
+                0);
+        assert_int_equal(record_phase(r, "p", 200, 100, false, NULL, NULL), -EINVAL);
+        assert_int_equal(record_phase(r, "", 1, 2, false, NULL, NULL), -EINVAL);
+
+        const char *cursors[] = { "s=1;i=a", "s=1;i=b", "s=1;i=c" };
+        unsigned priorities[] = { 4, 7, 0 };
+        for (int i = 0; i < 3; i++) {
+                Tether__Envelope *e = next_valid(r);
+                assert_non_null(e);
+                assert_int_equal(e->log->stream, TETHER__LOG_STREAM__LOG_STREAM_JOURNAL);
+                assert_string_equal(e->log->source, "nginx.service");
+                assert_string_equal(e->log->cursor, cursors[i]);
+                assert_int_equal(e->log->priority, priorities[i]);
+                envelope_free(e);
+        }
+        Tether__Envelope *e = next_valid(r);
+        assert_int_equal(e->log->data.len, 4); /* the two plain lines merged */
+        assert_memory_equal(e->log->data.data, "a\nb\n", 4);
+        envelope_free(e);
+        e = next_valid(r);
+        assert_int_equal(e->msg_case, TETHER__ENVELOPE__MSG_PHASE);
+        assert_int_equal(e->phase->status, TETHER__PHASE_STATUS__PHASE_STATUS_ERROR);
+        assert_int_equal(e->phase->end_boottime_ns - e->phase->start_boottime_ns, 100);
+        assert_string_equal(e->phase->message, "x.service failed (failed)");
+        assert_string_equal(e->phase->attributes[0]->value, "x.service");
+        envelope_free(e);
+        assert_null(next_valid(r));
+        replay_free(r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_milestone_sanitized),
                 cmocka_unit_test(test_log_split),
                 cmocka_unit_test(test_ready_and_exit),
+                cmocka_unit_test(test_journal_and_phase),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

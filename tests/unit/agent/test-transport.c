@@ -32,8 +32,9 @@ typedef struct Host {
 
 static char welcomed_traceparent[64];
 
-static void on_welcome(const char *traceparent, void *userdata) {
-        snprintf(welcomed_traceparent, sizeof(welcomed_traceparent), "%s", traceparent);
+static void on_welcome(const char *traceparent, const char *journal_cursor, void *userdata) {
+        if (traceparent)
+                snprintf(welcomed_traceparent, sizeof(welcomed_traceparent), "%s", traceparent);
 }
 
 static void host_listen(Host *h) {
