@@ -550,9 +550,49 @@ static void test_save_machine_without_sync(void **state) {
         assert_false(machine_file_exists(w, "vm-n", true));
 }
 
+/* The journal cursor survives a restart of tetherd: reading the boot file back restores the newest one, and the
+ * Welcome of the next connection (a restarted agent) names it. */
+static void test_journal_cursor_after_restart(void **state) {
+        World *w = *state;
+        Bytes in = {};
+        Tether__Envelope *out[8];
+
+        world_open(w, 4, 0);
+        Machine *m = register_machine(w, "vm-j", 47);
+        hello_frame(&in, "boot-j", "guest");
+        journal_frame(&in, 1, "a.service", 5, "s=1;i=1", "one\n");
+        journal_frame(&in, 2, "a.service", 5, "s=1;i=2", "two\n");
+        log_frame(&in, 3, 1, "plain\n", 3 * MS);
+        Session *s = connect_and_feed(w, m, &in, NULL);
+        assert_int_equal(session_flush_ack(s), 1);
+        session_end(s, CLOSE_EOF);
+        session_free(s);
+        world_close(w);
+
+        StoreLoadReport report;
+        world_open(w, 4, 0);
+        assert_int_equal(store_load(w->store, w->registry, &report), 0);
+        m = registry_find(w->registry, "vm-j");
+        assert_non_null(m);
+        assert_string_equal(m->current->journal_cursor, "s=1;i=2");
+
+        hello_frame_instance(&in, "boot-j", "guest", "restarted-agent");
+        assert_int_equal(session_new(&w->ctx, m, &s), 0);
+        assert_int_equal(session_feed(s, in.data, in.len), 0);
+        bytes_free(&in);
+        size_t n = drain_out_queue(&s->out, out, 8);
+        assert_true(n >= 1);
+        assert_int_equal(out[0]->msg_case, TETHER__ENVELOPE__MSG_WELCOME);
+        assert_string_equal(out[0]->welcome->journal_cursor, "s=1;i=2");
+        free_envelopes(out, n);
+        session_end(s, CLOSE_EOF);
+        session_free(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_journal_cursor_after_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_eviction_and_delete_remove_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resumed_boot_current_after_restart, setup, teardown),
