@@ -292,6 +292,20 @@ static int parse_one_probe(ProbeSpec *p, const char *spec, const char *name, Con
                 spec);
 }
 
+/* Appends the list item at *p (len bytes, up to a comma or the end) to *l and moves *p past it and its comma, to NULL
+ * after the last item. Returns 0 or -ENOMEM. */
+static int list_take(char ***l, const char **p, size_t len) {
+        _cleanup_free_ char *item = strndup(*p, len);
+        int r;
+
+        if (!item)
+                return -ENOMEM;
+        if ((r = strv_push(l, item)) < 0)
+                return r;
+        *p = (*p)[len] == ',' ? *p + len + 1 : NULL;
+        return 0;
+}
+
 /* A unit name as systemd accepts it: non-empty, at most CONFIG_MAX_UNIT_NAME bytes, printable ASCII without blanks,
  * slashes or commas, with a suffix (".service"). */
 static bool unit_name_is_valid(const char *s) {
@@ -396,9 +410,8 @@ static int config_parse_unit_patterns(AgentConfig *c, const char *value, const c
         size_t n = 0;
         int r;
 
-        for (const char *p = value; *p;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t) (comma - p) : strlen(p);
+        for (const char *p = value; p && *p;) {
+                size_t len = strcspn(p, ",");
 
                 if (len == 0 || len > CONFIG_MAX_UNIT_NAME)
                         return config_error(
@@ -411,14 +424,8 @@ static int config_parse_unit_patterns(AgentConfig *c, const char *value, const c
                 if (++n > CONFIG_MAX_UNIT_PATTERNS)
                         return config_error(
                                 err, "invalid value for %s: more than %u patterns", name, CONFIG_MAX_UNIT_PATTERNS);
-                _cleanup_free_ char *item = strndup(p, len);
-                if (!item)
-                        return -ENOMEM;
-                if ((r = strv_push(&l, item)) < 0)
+                if ((r = list_take(&l, &p, len)) < 0)
                         return r;
-                if (!comma)
-                        break;
-                p = comma + 1;
         }
 
         strv_free(c->systemd_units);
@@ -437,9 +444,8 @@ static int config_parse_modules(AgentConfig *c, const char *value, const char *n
         size_t n = 0;
         int r;
 
-        for (const char *p = value; *p;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t) (comma - p) : strlen(p);
+        for (const char *p = value; p && *p;) {
+                size_t len = strcspn(p, ",");
 
                 if (len == 0 || p[0] != '/')
                         return config_error(
@@ -459,16 +465,9 @@ static int config_parse_modules(AgentConfig *c, const char *value, const char *n
                         return config_error(
                                 err, "invalid value for %s: more than %u modules", name, CONFIG_MAX_MODULES);
 
-                _cleanup_free_ char *item = strndup(p, len);
-                if (!item)
-                        return -ENOMEM;
-                if ((r = strv_push(&l, item)) < 0)
+                if ((r = list_take(&l, &p, len)) < 0)
                         return r;
-
-                if (!comma)
-                        break;
-                p = comma + 1;
-                if (!*p) /* "a.ko," */
+                if (p && !*p) /* "a.ko," */
                         return config_error(err, "invalid value for %s: '%s' (empty module path)", name, value);
         }
 
