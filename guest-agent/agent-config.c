@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "agent-config.h"
+#include "agent-config-internal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -16,8 +17,7 @@
 
 #define UNIX_PATH_MAX_LEN (sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1)
 
-static int config_error(ConfigError *err, const char *format, ...) _printf_(2, 3);
-static int config_error(ConfigError *err, const char *format, ...) {
+int config_error(ConfigError *err, const char *format, ...) {
         if (err) {
                 va_list ap;
                 va_start(ap, format);
@@ -144,7 +144,7 @@ static int parse_size(const char *s, uint64_t *ret) {
         return 0;
 }
 
-static int parse_bool(const char *s) {
+int config_parse_bool(const char *s) {
         static const char *const yes[] = { "1", "yes", "true", "on", "y" };
         static const char *const no[] = { "0", "no", "false", "off", "n" };
         for (size_t i = 0; i < ELEMENTSOF(yes); i++)
@@ -156,7 +156,7 @@ static int parse_bool(const char *s) {
         return -EINVAL;
 }
 
-static int set_range(const char *value, uint64_t min, uint64_t max, uint32_t *ret, const char *name, ConfigError *err) {
+int config_set_range(const char *value, uint64_t min, uint64_t max, uint32_t *ret, const char *name, ConfigError *err) {
         uint64_t v;
         if (parse_u64(value, &v) < 0 || v < min || v > max)
                 return config_error(
@@ -286,15 +286,13 @@ static int parse_one_probe(ProbeSpec *p, const char *spec, const char *name, Con
         return config_error(
                 err,
                 "invalid value for %s: unknown readiness source '%s' (expected sd_notify, tcp:PORT, "
-                "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE, exec-started, boot-finished, unit:NAME or "
-                "target:NAME)",
+                "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE or exec-started; tether-agent-systemd also "
+                "boot-finished, unit:NAME and target:NAME)",
                 name,
                 spec);
 }
 
-/* Appends the list item at *p (len bytes, up to a comma or the end) to *l and moves *p past it and its comma, to NULL
- * after the last item. Returns 0 or -ENOMEM. */
-static int list_take(char ***l, const char **p, size_t len) {
+int config_list_take(char ***l, const char **p, size_t len) {
         _cleanup_free_ char *item = strndup(*p, len);
         int r;
 
@@ -304,42 +302,6 @@ static int list_take(char ***l, const char **p, size_t len) {
                 return r;
         *p = (*p)[len] == ',' ? *p + len + 1 : NULL;
         return 0;
-}
-
-/* A unit name as systemd accepts it: non-empty, at most CONFIG_MAX_UNIT_NAME bytes, printable ASCII without blanks,
- * slashes or commas, with a suffix (".service"). */
-static bool unit_name_is_valid(const char *s) {
-        size_t n = strlen(s);
-
-        if (n == 0 || n > CONFIG_MAX_UNIT_NAME || s[0] == '.' || !strrchr(s, '.') || strrchr(s, '.')[1] == '\0')
-                return false;
-        for (const char *p = s; *p; p++)
-                if (*p <= ' ' || *p >= 127 || *p == '/' || *p == ',')
-                        return false;
-        return true;
-}
-
-/* ready=unit:NAME and ready=target:NAME (NAME.target unless NAME already ends in .target). */
-static int parse_ready_unit(AgentConfig *n, const char *item, const char *name, ConfigError *err) {
-        bool target = strncmp(item, "target:", 7) == 0;
-        const char *unit = item + (target ? 7 : 5);
-        _cleanup_free_ char *full = NULL;
-
-        if (target && (strlen(unit) < 7 || strcmp(unit + strlen(unit) - 7, ".target") != 0)) {
-                if (!(full = format_alloc("%s.target", unit)))
-                        return -ENOMEM;
-                unit = full;
-        }
-        if (!unit_name_is_valid(unit))
-                return config_error(
-                        err,
-                        "invalid value for %s: '%s' (expected a unit name with its suffix, e.g. unit:nginx.service)",
-                        name,
-                        item);
-        if (strv_length(n->ready_units) >= CONFIG_MAX_READY_UNITS)
-                return config_error(
-                        err, "invalid value for %s: more than %u unit conditions", name, CONFIG_MAX_READY_UNITS);
-        return strv_push(&n->ready_units, unit);
 }
 
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
@@ -371,15 +333,13 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
                         n.ready_exec_started = true;
                         continue;
                 }
-                if (strcmp(item, "boot-finished") == 0) {
-                        n.ready_boot_finished = true;
-                        continue;
-                }
-                if (strncmp(item, "unit:", 5) == 0 || strncmp(item, "target:", 7) == 0) {
-                        if ((r = parse_ready_unit(&n, item, name, err)) < 0)
+                r = config_parse_ready_systemd(&n, item, name, err);
+                if (r != -ENOENT) {
+                        if (r < 0)
                                 break;
                         continue;
                 }
+                r = 0;
                 if (n.n_probes >= CONFIG_MAX_PROBES) {
                         r = config_error(err, "invalid value for %s: more than %u probes", name, CONFIG_MAX_PROBES);
                         break;
@@ -401,35 +361,6 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
         c->ready_exec_started = n.ready_exec_started;
         c->ready_boot_finished = n.ready_boot_finished;
         c->ready_units = n.ready_units;
-        return 0;
-}
-
-/* systemd_units=PATTERN[,PATTERN...]: fnmatch() patterns of unit names; empty: all units. */
-static int config_parse_unit_patterns(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
-        _cleanup_strv_free_ char **l = NULL;
-        size_t n = 0;
-        int r;
-
-        for (const char *p = value; p && *p;) {
-                size_t len = strcspn(p, ",");
-
-                if (len == 0 || len > CONFIG_MAX_UNIT_NAME)
-                        return config_error(
-                                err,
-                                "invalid value for %s: '%s' (expected unit name patterns of 1 to %u bytes, separated "
-                                "by commas)",
-                                name,
-                                value,
-                                CONFIG_MAX_UNIT_NAME);
-                if (++n > CONFIG_MAX_UNIT_PATTERNS)
-                        return config_error(
-                                err, "invalid value for %s: more than %u patterns", name, CONFIG_MAX_UNIT_PATTERNS);
-                if ((r = list_take(&l, &p, len)) < 0)
-                        return r;
-        }
-
-        strv_free(c->systemd_units);
-        c->systemd_units = TAKE_PTR(l);
         return 0;
 }
 
@@ -465,7 +396,7 @@ static int config_parse_modules(AgentConfig *c, const char *value, const char *n
                         return config_error(
                                 err, "invalid value for %s: more than %u modules", name, CONFIG_MAX_MODULES);
 
-                if ((r = list_take(&l, &p, len)) < 0)
+                if ((r = config_list_take(&l, &p, len)) < 0)
                         return r;
                 if (p && !*p) /* "a.ko," */
                         return config_error(err, "invalid value for %s: '%s' (empty module path)", name, value);
@@ -476,6 +407,7 @@ static int config_parse_modules(AgentConfig *c, const char *value, const char *n
         return 0;
 }
 
+/* "journal" is tether-agent-systemd's (config_set_systemd()); --no-journal parses everywhere. */
 static bool is_bool_option(const char *key) {
         return strcmp(key, "kmsg") == 0 || strcmp(key, "console") == 0 || strcmp(key, "verbose") == 0 ||
                 strcmp(key, "journal") == 0;
@@ -510,23 +442,19 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
         }
         if (strcmp(key, "cid") == 0)
                 /* VMADDR_CID_ANY (2^32-1) cannot be connected to. */
-                return set_range(value, 0, UINT32_MAX - 1, &c->cid, name, err);
+                return config_set_range(value, 0, UINT32_MAX - 1, &c->cid, name, err);
         if (strcmp(key, "port") == 0)
-                return set_range(value, 1, UINT32_MAX - 1, &c->port, name, err);
+                return config_set_range(value, 1, UINT32_MAX - 1, &c->port, name, err);
         if (strcmp(key, "ready") == 0)
                 return config_parse_ready(c, value, name, err);
         if (strcmp(key, "modules") == 0)
                 return config_parse_modules(c, value, name, err);
-        if (strcmp(key, "systemd_units") == 0)
-                return config_parse_unit_patterns(c, value, name, err);
-        if (strcmp(key, "systemd_units_max") == 0)
-                return set_range(value, 0, CONFIG_MAX_SYSTEMD_UNITS_MAX, &c->systemd_units_max, name, err);
         if (strcmp(key, "probe_interval_ms") == 0)
-                return set_range(value, 10, 60000, &c->probe_interval_ms, name, err);
+                return config_set_range(value, 10, 60000, &c->probe_interval_ms, name, err);
         if (strcmp(key, "probe_timeout_ms") == 0)
-                return set_range(value, 10, 600000, &c->probe_timeout_ms, name, err);
+                return config_set_range(value, 10, 600000, &c->probe_timeout_ms, name, err);
         if (strcmp(key, "flush_timeout_ms") == 0)
-                return set_range(value, 0, 600000, &c->flush_timeout_ms, name, err);
+                return config_set_range(value, 0, 600000, &c->flush_timeout_ms, name, err);
         if (strcmp(key, "replay_bytes") == 0) {
                 uint64_t v;
                 if (parse_size(value, &v) < 0 || v < CONFIG_MIN_REPLAY_BYTES || v > CONFIG_MAX_REPLAY_BYTES)
@@ -545,9 +473,9 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 return 0;
         }
         if (strcmp(key, "log_stall_timeout_ms") == 0)
-                return set_range(value, 0, CONFIG_MAX_LOG_STALL_TIMEOUT_MS, &c->log_stall_timeout_ms, name, err);
+                return config_set_range(value, 0, CONFIG_MAX_LOG_STALL_TIMEOUT_MS, &c->log_stall_timeout_ms, name, err);
         if (strcmp(key, "stop_timeout_ms") == 0)
-                return set_range(value, 0, CONFIG_MAX_STOP_TIMEOUT_MS, &c->stop_timeout_ms, name, err);
+                return config_set_range(value, 0, CONFIG_MAX_STOP_TIMEOUT_MS, &c->stop_timeout_ms, name, err);
         if (strcmp(key, "notify_socket") == 0) {
                 if ((r = parse_socket_path(value, "notify socket", name, err)) < 0)
                         return r;
@@ -575,15 +503,13 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                                 err, "invalid value for %s: '%s' (expected poweroff, reboot or exit)", name, value);
                 return 0;
         }
-        if (is_bool_option(key)) {
-                if ((b = parse_bool(value)) < 0)
+        if (strcmp(key, "kmsg") == 0 || strcmp(key, "console") == 0 || strcmp(key, "verbose") == 0) {
+                if ((b = config_parse_bool(value)) < 0)
                         return config_error(err, "invalid value for %s: '%s' (expected 1 or 0)", name, value);
                 if (key[0] == 'k')
                         c->kmsg = b;
                 else if (key[0] == 'c')
                         c->console = b;
-                else if (key[0] == 'j')
-                        c->journal = b;
                 else
                         c->verbose = b;
                 return 0;
@@ -602,6 +528,9 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 c->command = argv;
                 return 0;
         }
+        r = config_set_systemd(c, key, value, name, err);
+        if (r != -ENOENT)
+                return r;
         return config_error(err, "unknown setting %s", name);
 }
 
