@@ -27,6 +27,7 @@
 #include "probe.h"
 #include "record.h"
 #include "replay.h"
+#include "sample.h"
 #include "strv.h"
 #include "time-util.h"
 #include "traceparent.h"
@@ -119,6 +120,10 @@ struct Agent {
         uint64_t finish_hard_deadline; /* however fast acks arrive, the machine powers off by then */
         uint64_t finish_records;       /* records held at the last ack */
         int exit_code;
+
+        uint64_t sample_deadline; /* next resource sample; UINT64_MAX when sampling is off */
+        uint64_t sample_connects; /* TransportStats.connects at the last sample: a new connection samples at once */
+        ResourceSampleData sample;
 
         uint64_t user_milestones;
         uint64_t dropped_user_milestones;
@@ -802,6 +807,7 @@ static uint64_t next_deadline(const Agent *a) {
                 d = MIN(d, a->finish_deadline);
         if (a->workload_alive)
                 d = MIN(d, a->kill_deadline);
+        d = MIN(d, a->sample_deadline);
         return d;
 }
 
@@ -811,6 +817,23 @@ static void handle_timers(Agent *a, uint64_t now) {
         if (a->workload_alive && now >= a->kill_deadline) {
                 a->kill_deadline = UINT64_MAX;
                 workload_kill(a);
+        }
+
+        if (a->sample_deadline != UINT64_MAX) {
+                TransportStats ts;
+                transport_get_stats(a->transport, &ts);
+                if (ts.connects != a->sample_connects) {
+                        a->sample_connects = ts.connects;
+                        a->sample_deadline = now;
+                }
+        }
+        if (now >= a->sample_deadline) {
+                /* Nothing to read while no tetherd takes samples: a disconnected agent does not touch /proc. */
+                if (transport_wants_samples(a->transport) &&
+                    sample_collect(
+                            "/proc", "/sys/fs/cgroup", a->workload_alive ? a->workload_pid : 0, now, &a->sample) == 0)
+                        (void) transport_send_sample(a->transport, &a->sample.pb);
+                a->sample_deadline = now + (uint64_t) a->config->sample_interval_ms * NSEC_PER_MSEC;
         }
 
         size_t i;
@@ -959,6 +982,9 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, int *ret_exit_
                 .kmsg = { .fd = -1 },
                 .start_monotonic = now_ns(CLOCK_MONOTONIC),
                 .kill_deadline = UINT64_MAX,
+                .sample_deadline = config->sample_interval_ms > 0 ?
+                        now_boottime() + (uint64_t) config->sample_interval_ms * NSEC_PER_MSEC :
+                        UINT64_MAX,
         };
         int r;
 
