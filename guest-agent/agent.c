@@ -830,8 +830,7 @@ static void handle_timers(Agent *a, uint64_t now) {
         if (now >= a->sample_deadline) {
                 /* Nothing to read while no tetherd takes samples: a disconnected agent does not touch /proc. */
                 if (transport_wants_samples(a->transport) &&
-                    sample_collect(
-                            "/proc", "/sys/fs/cgroup", a->workload_alive ? a->workload_pid : 0, now, &a->sample) == 0)
+                    sample_collect("/proc", "/sys", a->workload_alive ? a->workload_pid : 0, now, &a->sample) == 0)
                         (void) transport_send_sample(a->transport, &a->sample.pb);
                 a->sample_deadline = now + (uint64_t) a->config->sample_interval_ms * NSEC_PER_MSEC;
         }
