@@ -191,7 +191,7 @@ static json_t *vmm_notify_to_json(const VmmNotify *n) {
                 n->status,
                 "hostname",
                 n->hostname,
-                "machine_id",
+                "systemd_machine_id", /* informational, and not the event's machine_id: the transport's */
                 n->machine_id,
                 "units",
                 units ?: json_null(),

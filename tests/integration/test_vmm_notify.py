@@ -14,6 +14,10 @@ guest-initiated connections), one connection per message, as PID 1 does:
 - An oversized message, garbage, and an empty connection are refused and counted; they change nothing.
 - Another machine's socket cannot affect this machine, whatever X_SYSTEMD_MACHINE_ID it claims.
 - The agentless boot survives a tetherd restart (it is stored like an agent's).
+- A machine holds at most 4 open notify connections: a fifth is refused and counted.
+
+`with-agent`: while an agent is connected, its boot stays the agent's: systemd's READY=1 neither changes the
+boot nor makes the machine ready; it is a "systemd_notify" event.
 """
 
 import os
@@ -141,6 +145,26 @@ def main():
               "no connection waited for the overall timeout", mt)
         check(mt.get(("tether_vmm_notify_keys_ignored_total", None)) == 1, "X_SYSTEMD_SIGNALS_LEVEL ignored", mt)
 
+        # At most 4 open connections per machine: a fifth is refused (and the 4 silent ones time out).
+        held = []
+        for _ in range(4):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            c.connect(h.guest_socket("vm", NOTIFY_PORT))
+            held.append(c)
+        h.wait_machine("vm", lambda m: metrics(h).get(("tether_vmm_notify_connections_open", None)) == 4,
+                       "tetherd holds the 4 connections")
+        check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=rescue.target") == b"", "no answer")
+        mt = metrics(h)
+        check(mt.get(("tether_vmm_notify_refused_total", "machine_limit")) == 1, "the fifth is refused", mt)
+        check("rescue.target" not in milestone_names(h, "vm"), "the refused message changed nothing")
+        for c in held:
+            c.settimeout(30)
+            check(c.recv(1) == b"", "a silent connection is closed by tetherd, nothing written")
+            c.close()
+        mt = metrics(h)
+        check(mt.get(("tether_vmm_notify_connections_closed_total", "timeout")) == 4, "closed at their timeout", mt)
+        check(mt.get(("tether_vmm_notify_refused_total", "empty")) == 5, "and counted as empty", mt)
+
         # Stored like an agent's boot: a restarted tetherd has it, and the next message continues it.
         h.kill_tetherd()
         h.start_tetherd()
@@ -152,5 +176,27 @@ def main():
         h.assert_tetherd_alive()
 
 
+def with_agent():
+    with Harness("vmm-notify-agent") as h:
+        h.register("vm")
+        agent = h.start_service("vm", h.path("notify.sock"))
+        m = h.wait_connected("vm")
+        boot = m["boot"]["boot_id"]
+        check(m["state"] != "ready", "not ready before anything said so", m)
+        check(send(h, "vm", b"READY=1\nSTATUS=Startup finished.\nX_SYSTEMD_MACHINE_ID=other") == b"", "no answer")
+        ev = h.wait_machine("vm", lambda m: any(e.get("transition") == "systemd_notify" for e in h.api.events("vm")),
+                            "a systemd_notify event")
+        m = h.api.machine("vm")
+        check(m["boot"]["boot_id"] == boot and m["state"] != "ready" and m["boot"]["ready"] is None,
+              "the agent's boot is unchanged and not ready", m)
+        notify = [e for e in h.api.events("vm") if e.get("transition") == "systemd_notify"]
+        log("event:", notify)
+        check(notify[0]["ready"] is True and notify[0]["status"] == "Startup finished.",
+              "the event carries what systemd said", notify)
+        check(notify[0]["machine_id"] == "vm" and notify[0]["systemd_machine_id"] == "other",
+              "the event is the transport's machine's; the claimed id is only informational", notify)
+        agent.terminate()
+
+
 if __name__ == "__main__":
-    run_test(main)
+    run_test(with_agent if sys.argv[1:] == ["with-agent"] else main)
