@@ -201,7 +201,7 @@ static void notify_accept(NotifyServer *ns, Machine *m, int fd) {
         r = sd_event_add_io(ns->event, &c->io, fd, EPOLLIN | EPOLLRDHUP, on_notify_readable, c);
         if (r >= 0)
                 r = sd_event_add_time(
-                        ns->event, &c->timer, CLOCK_MONOTONIC, c->deadline_ns / NSEC_PER_USEC, 0, on_notify_timer, c);
+                        ns->event, &c->timer, CLOCK_MONOTONIC, c->deadline_ns / NSEC_PER_USEC, 1, on_notify_timer, c);
         if (r < 0) {
                 notify_refuse(ns, m, NOTIFY_REFUSE_OUT_OF_MEMORY, "cannot watch the connection");
                 notify_connection_free(c);
