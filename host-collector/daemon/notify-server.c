@@ -208,6 +208,19 @@ static void notify_accept(NotifyServer *ns, Machine *m, int fd) {
         }
 }
 
+void notify_server_accept_vsock_peer(NotifyServer *ns, int fd, uint32_t cid) {
+        /* Identity comes from the transport: the CID the hypervisor gave the guest. */
+        Machine *m = registry_find_by_cid(ns->ctx->registry, cid);
+        if (!m) {
+                char what[64];
+                safe_close(fd);
+                snprintf(what, sizeof(what), "unregistered CID %u", cid);
+                notify_refuse(ns, NULL, NOTIFY_REFUSE_UNKNOWN_CID, what);
+                return;
+        }
+        notify_accept(ns, m, fd);
+}
+
 static void on_notify_vsock_accept(Listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *userdata) {
         NotifyServer *ns = userdata;
         const struct sockaddr_vm *vm = (const struct sockaddr_vm *) peer;
@@ -217,16 +230,7 @@ static void on_notify_vsock_accept(Listener *l, int fd, const struct sockaddr *p
                 notify_refuse(ns, NULL, NOTIFY_REFUSE_NO_PEER, "no peer address");
                 return;
         }
-        /* Identity comes from the transport: the CID the hypervisor gave the guest. */
-        Machine *m = registry_find_by_cid(ns->ctx->registry, vm->svm_cid);
-        if (!m) {
-                char what[64];
-                safe_close(fd);
-                snprintf(what, sizeof(what), "unregistered CID %u", vm->svm_cid);
-                notify_refuse(ns, NULL, NOTIFY_REFUSE_UNKNOWN_CID, what);
-                return;
-        }
-        notify_accept(ns, m, fd);
+        notify_server_accept_vsock_peer(ns, fd, vm->svm_cid);
 }
 
 static void on_notify_uds_accept(Listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *userdata) {

@@ -30,6 +30,9 @@ NotifyServer *notify_server_free(NotifyServer *ns);
 
 /* The AF_VSOCK listener on the port. Returns 0, -EAFNOSUPPORT (no vsock on this host) or -errno. */
 int notify_server_listen_vsock(NotifyServer *ns);
+/* A connection accepted on the AF_VSOCK listener from guest CID cid: read as the machine with that CID's, or
+ * refused (counted, closed). Takes ownership of fd (non-blocking, close-on-exec). Tests inject connections here. */
+void notify_server_accept_vsock_peer(NotifyServer *ns, int fd, uint32_t cid);
 /* Machine m's hybrid vsock socket "<uds_path>_<port>" (nothing without a uds_path). Returns 0 or -errno. */
 int notify_server_listen_machine(NotifyServer *ns, Machine *m);
 /* Closes m's socket and its open connections (it is deleted, or its uds_path changes). */
