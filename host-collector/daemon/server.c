@@ -228,11 +228,16 @@ static int server_listen_machine(Server *s, Machine *m) {
         r = machine_socket_listen(s->event, m, s->vsock_port, on_uds_accept, on_accept_error, s, &m->uds_listener);
         if (r < 0)
                 return r;
+        /* Not a reason to refuse the machine: its agent can connect without it. */
         r = notify_server_listen_machine(s->notify, m);
-        if (r < 0) {
-                m->uds_listener = listener_free(m->uds_listener);
-                return r;
-        }
+        if (r < 0)
+                log_warning_errno(
+                        r,
+                        "Failed to listen for machine %s on %s_%" PRIu32 ", systemd's notifications cannot reach "
+                        "tetherd: %m",
+                        m->id,
+                        m->uds_path,
+                        notify_server_port(s->notify));
         return 0;
 }
 
