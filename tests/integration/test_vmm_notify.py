@@ -37,10 +37,13 @@ def send(h, machine_id, payload, half_close=False):
     s.settimeout(30)  # far beyond tetherd's own 1 s bound: a hang is a failure, not a slow pass
     try:
         s.connect(h.guest_socket(machine_id, NOTIFY_PORT))
-        if payload:
-            s.sendall(payload)
-        if half_close:
-            s.shutdown(socket.SHUT_WR)
+        try:
+            if payload:
+                s.sendall(payload)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # tetherd closed first: a refused connection, or the rest of an oversized message
         got = b""
         try:
             while True:
