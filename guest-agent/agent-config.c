@@ -337,7 +337,9 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
         return 0;
 }
 
-int config_parse_modules(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
+/* Parses one --modules list (PATH[,PATH...], absolute paths, at most CONFIG_MAX_MODULES of at most
+ * CONFIG_MAX_MODULE_PATH bytes) into c, replacing an earlier list; an empty value means none. */
+static int config_parse_modules(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
         _cleanup_strv_free_ char **l = NULL;
         size_t n = 0;
         int r;

@@ -138,10 +138,6 @@ int config_load(
 /* Parses one --ready list into c (replacing earlier probes). Exposed for tests. */
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err);
 
-/* Parses one --modules list (PATH[,PATH...], absolute paths, at most CONFIG_MAX_MODULES of at most
- * CONFIG_MAX_MODULE_PATH bytes) into c, replacing an earlier list; an empty value means none. Exposed for
- * tests. */
-int config_parse_modules(AgentConfig *c, const char *value, const char *name, ConfigError *err);
 
 const char *agent_mode_to_string(AgentMode m);
 const char *log_policy_to_string(LogPolicy p);

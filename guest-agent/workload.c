@@ -74,11 +74,6 @@ int env_override(char *const *base, char *const *overrides, char ***ret) {
         return 0;
 }
 
-void workload_close_pipes(Workload *w) {
-        w->stdout_fd = safe_close(w->stdout_fd);
-        w->stderr_fd = safe_close(w->stderr_fd);
-}
-
 static _noreturn_ void child(char *const *argv, char *const *envp, int out_w, int err_w, int exec_w) {
         int e;
 

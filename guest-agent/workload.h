@@ -19,8 +19,6 @@ typedef struct Workload {
  * exec_errno), or -errno if not even that worked. */
 int workload_spawn(char *const *argv, char *const *envp, Workload *ret);
 
-/* Closes the pipe ends; does not touch the process. */
-void workload_close_pipes(Workload *w);
 
 /* 126 when the file exists but cannot be executed, 127 when it does not exist. */
 int exec_errno_to_exit_code(int error);

@@ -614,30 +614,27 @@ static void render_histograms(FILE *f, const Metrics *mt) {
                 "Duration of boot stages (kernel, init, workload.start) and of guest-reported phases (other).");
         for (MetricsPhase p = 0; p < _METRICS_PHASE_MAX; p++)
                 put_histogram(f, "tether_boot_phase_duration_seconds", "phase", phase_names[p], &mt->phase[p]);
-        put_family(
-                f,
-                "tether_boot_kernel_to_ready_seconds",
-                "histogram",
-                "Guest time from kernel.start to ready (VM boots).");
-        put_histogram(f, "tether_boot_kernel_to_ready_seconds", NULL, NULL, &mt->kernel_to_ready);
-        put_family(
-                f,
-                "tether_boot_init_to_ready_seconds",
-                "histogram",
-                "Guest time from init.start to ready, for boots without kernel.start (containers).");
-        put_histogram(f, "tether_boot_init_to_ready_seconds", NULL, NULL, &mt->init_to_ready);
-        put_family(
-                f,
-                "tether_boot_registered_to_ready_seconds",
-                "histogram",
-                "Host time from registration to ready (first boot of a machine).");
-        put_histogram(f, "tether_boot_registered_to_ready_seconds", NULL, NULL, &mt->registered_to_ready);
-        put_family(
-                f,
-                "tether_ready_delivery_seconds",
-                "histogram",
-                "From the guest's ready time (mapped to host time) to tetherd processing the Ready.");
-        put_histogram(f, "tether_ready_delivery_seconds", NULL, NULL, &mt->ready_delivery);
+        const struct {
+                const char *name, *help;
+                const Histogram *histogram;
+        } unlabelled[] = {
+                { "tether_boot_kernel_to_ready_seconds",
+                  "Guest time from kernel.start to ready (VM boots).",
+                  &mt->kernel_to_ready },
+                { "tether_boot_init_to_ready_seconds",
+                  "Guest time from init.start to ready, for boots without kernel.start (containers).",
+                  &mt->init_to_ready },
+                { "tether_boot_registered_to_ready_seconds",
+                  "Host time from registration to ready (first boot of a machine).",
+                  &mt->registered_to_ready },
+                { "tether_ready_delivery_seconds",
+                  "From the guest's ready time (mapped to host time) to tetherd processing the Ready.",
+                  &mt->ready_delivery },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(unlabelled); i++) {
+                put_family(f, unlabelled[i].name, "histogram", unlabelled[i].help);
+                put_histogram(f, unlabelled[i].name, NULL, NULL, unlabelled[i].histogram);
+        }
 }
 
 int metrics_render(const Metrics *mt, char **ret_text, size_t *ret_len) {

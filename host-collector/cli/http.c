@@ -81,7 +81,7 @@ const char *http_client_error(const HttpClient *c) {
         return c->error[0] ? c->error : "unknown error";
 }
 
-const char *http_client_endpoint(const HttpClient *c) {
+static const char *http_client_endpoint(const HttpClient *c) {
         return c->socket_path ?: c->base_url;
 }
 

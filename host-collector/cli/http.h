@@ -35,8 +35,6 @@ void http_client_set_cancel_flag(HttpClient *c, const volatile sig_atomic_t *fla
 /* "cannot connect to /run/tether/api.sock: No such file or directory (is tetherd running?)" and the like. */
 const char *http_client_error(const HttpClient *c);
 
-/* The socket path or URL, for messages. */
-const char *http_client_endpoint(const HttpClient *c);
 
 void http_response_done(HttpResponse *r);
 

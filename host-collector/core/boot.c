@@ -375,6 +375,17 @@ static void set_ready(Boot *b, char *source, char *detail, uint64_t seq, uint64_
         };
 }
 
+/* Makes room for one more element after the n of size bytes in the array *array_ptr points to (a T ** passed as
+ * void *). Returns 0, or -ENOMEM with the array untouched. */
+static int array_room_for_one(void *array_ptr, size_t n, size_t size) {
+        void **array = array_ptr;
+        void *a = realloc(*array, (n + 1) * size);
+        if (!a)
+                return -ENOMEM;
+        *array = a;
+        return 0;
+}
+
 /* Whether one more milestone or phase (count, of cost bytes) fits the boot's bounds; when not it is counted in
  * *dropped and reported in res. */
 static bool annotation_fits(
@@ -422,16 +433,12 @@ static int apply_milestone(
                 /* Readiness is still honoured: bounds protect memory, they must not hide a ready machine. */
                 attrs_free(attrs, n_attrs);
         else {
-                BootMilestone *a = realloc(b->milestones, (b->n_milestones + 1) * sizeof(BootMilestone));
                 char *name = strdup(m->name);
-                if (!a || !name) {
-                        if (a)
-                                b->milestones = a;
+                if (!name || array_room_for_one(&b->milestones, b->n_milestones, sizeof(BootMilestone)) < 0) {
                         free(name);
                         attrs_free(attrs, n_attrs);
                         return -ENOMEM;
                 }
-                b->milestones = a;
                 b->milestones[b->n_milestones++] = (BootMilestone) {
                         .seq = e->seq,
                         .name = name,
@@ -466,16 +473,14 @@ static int apply_phase(Boot *b, const Tether__Envelope *e, BootApplyResult *res)
                 return 0;
         }
 
-        BootPhase *a = realloc(b->phases, (b->n_phases + 1) * sizeof(BootPhase));
         char *name = strdup(p->name), *message = NULL;
-        if (!a || !name || strdup_or_null(p->message, &message) < 0) {
-                if (a)
-                        b->phases = a;
+        if (!name || strdup_or_null(p->message, &message) < 0 ||
+            array_room_for_one(&b->phases, b->n_phases, sizeof(BootPhase)) < 0) {
                 free(name);
+                free(message);
                 attrs_free(attrs, n_attrs);
                 return -ENOMEM;
         }
-        b->phases = a;
         b->phases[b->n_phases++] = (BootPhase) {
                 .seq = e->seq,
                 .name = name,

@@ -13,6 +13,7 @@
 #include "boot.h"
 #include "list.h"
 #include "ratelimit.h"
+#include "samples.h"
 #include "traceparent.h"
 
 #define MACHINE_ID_MAX 128u
@@ -120,6 +121,8 @@ struct Machine {
         size_t n_boots;
         Boot *current;
         uint64_t next_boot_index;
+
+        SampleRing *samples; /* the current boot's resource samples (protocol version 2); NULL until the first */
 
         uint64_t connections; /* sessions that said Hello */
         uint64_t protocol_errors;

@@ -133,6 +133,8 @@ typedef struct Stats {
         uint64_t seq_gap_records;     /* sequence numbers missing in those gaps */
         uint64_t clock_samples;
         uint64_t clock_samples_ignored; /* ids tetherd never sent, or answered twice */
+        uint64_t guest_samples;         /* ResourceSamples kept */
+        uint64_t guest_samples_refused; /* above a machine's sample rate, a clock going backwards, or no memory */
         uint64_t acks_sent;
         uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;

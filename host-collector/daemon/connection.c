@@ -14,10 +14,6 @@
 #include "macro.h"
 #include "time-util.h"
 
-static uint64_t now_usec(void) {
-        return now_ns(CLOCK_MONOTONIC) / NSEC_PER_USEC;
-}
-
 /* Stops all I/O now and tells the owner from the turn source, so that no caller up the stack touches a freed
  * connection. */
 static void connection_close(Connection *c, CloseReason reason) {
@@ -111,24 +107,23 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!connection_write(c))
                 return 0;
 
-        uint64_t next = CONNECTION_PROBE_INTERVAL_USEC;
+        uint64_t next = CONNECTION_PROBE_INTERVAL_NS;
         if (c->probes_sent < CONNECTION_PROBE_BURST)
-                next = CONNECTION_PROBE_BURST_INTERVAL_USEC;
+                next = CONNECTION_PROBE_BURST_INTERVAL_NS;
         else if (c->session->events_deferred) {
                 /* The burst is over: one more interval for its last answers, then the mapping is fixed with what
                  * there is. A guest that answered none yet (a TCG guest busy booting takes more than the burst)
-                 * is probed on at burst intervals for up to CONNECTION_PROBE_FIRST_SAMPLE_USEC, so that its
+                 * is probed on at burst intervals for up to CONNECTION_PROBE_FIRST_SAMPLE_NS, so that its
                  * mapping gets an error bound; an agent that never answers keeps the Hello's after that. */
                 if (c->session->clock_samples == 0 &&
-                    (uint64_t) c->probes_sent * CONNECTION_PROBE_BURST_INTERVAL_USEC <
-                            CONNECTION_PROBE_FIRST_SAMPLE_USEC)
-                        next = CONNECTION_PROBE_BURST_INTERVAL_USEC;
+                    (uint64_t) c->probes_sent * CONNECTION_PROBE_BURST_INTERVAL_NS < CONNECTION_PROBE_FIRST_SAMPLE_NS)
+                        next = CONNECTION_PROBE_BURST_INTERVAL_NS;
                 else if (c->probes_sent > CONNECTION_PROBE_BURST)
                         session_clock_deadline(c->session);
                 else
-                        next = CONNECTION_PROBE_BURST_INTERVAL_USEC * 3;
+                        next = CONNECTION_PROBE_BURST_INTERVAL_NS * 3;
         }
-        (void) sd_event_source_set_time_relative(s, next);
+        (void) sd_event_source_set_time_relative(s, next / NSEC_PER_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
@@ -153,9 +148,9 @@ static void on_session_ack(Session *s, int r, void *userdata) {
 
 static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Connection *c = userdata;
-        uint64_t now = now_usec();
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
 
-        if (now - c->last_input_usec >= c->heartbeat_timeout_usec) {
+        if (now - c->last_input_ns >= c->heartbeat_timeout_ns) {
                 LogFields f = { .machine_id = c->session->machine->id,
                                 .ratelimit = &c->session->machine->log_ratelimit };
                 log_emit(
@@ -164,12 +159,12 @@ static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata)
                         &f,
                         "No whole message from machine %s for %.1f s, closing %s.",
                         c->session->machine->id,
-                        (double) (now - c->last_input_usec) / USEC_PER_SEC,
+                        (double) (now - c->last_input_ns) / NSEC_PER_SEC,
                         c->peer);
                 connection_close(c, CLOSE_HEARTBEAT_TIMEOUT);
                 return 0;
         }
-        (void) sd_event_source_set_time(s, c->last_input_usec + c->heartbeat_timeout_usec);
+        (void) sd_event_source_set_time(s, (c->last_input_ns + c->heartbeat_timeout_ns) / NSEC_PER_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
@@ -189,7 +184,7 @@ static void connection_after_input(Connection *c) {
                         c->event,
                         &c->probe_timer,
                         CLOCK_MONOTONIC,
-                        CONNECTION_PROBE_BURST_INTERVAL_USEC,
+                        CONNECTION_PROBE_BURST_INTERVAL_NS / NSEC_PER_USEC,
                         USEC_PER_MSEC,
                         on_probe_timer,
                         c);
@@ -220,7 +215,7 @@ static void connection_after_input(Connection *c) {
                 int enabled = SD_EVENT_OFF;
                 (void) sd_event_source_get_enabled(c->ack_timer, &enabled);
                 if (enabled == SD_EVENT_OFF) {
-                        (void) sd_event_source_set_time_relative(c->ack_timer, c->ack_delay_usec);
+                        (void) sd_event_source_set_time_relative(c->ack_timer, c->ack_delay_ns / NSEC_PER_USEC);
                         (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_ONESHOT);
                 }
         }
@@ -237,11 +232,11 @@ static void connection_pump(Connection *c) {
 
         unsigned max_frames = c->bulk ? CONNECTION_FRAMES_PER_WAKEUP : CONNECTION_QUIET_FRAMES_PER_WAKEUP;
         size_t max_bytes = c->bulk ? CONNECTION_BYTES_PER_WAKEUP : CONNECTION_QUIET_BYTES_PER_WAKEUP;
-        uint64_t start_usec = now_usec();
+        uint64_t start_ns = now_ns(CLOCK_MONOTONIC);
 
         for (;;) {
                 /* A few frames at a time, the clock read between: a busy guest's turn also ends after
-                 * CONNECTION_USEC_PER_WAKEUP, however cheap its frames were expected to be, so that a quiet
+                 * CONNECTION_NS_PER_WAKEUP, however cheap its frames were expected to be, so that a quiet
                  * guest's Ready never waits behind more than that. */
                 r = session_process(s, MIN(max_frames - frames, CONNECTION_FRAMES_PER_CLOCK_READ));
                 if (r < 0) {
@@ -258,7 +253,7 @@ static void connection_pump(Connection *c) {
                 if (r > 0)
                         /* Liveness is a whole message, not a byte: a guest that trickles one frame (a byte every
                          * 10 ms, its Hello or any other) is as silent as one that sends nothing. */
-                        c->last_input_usec = now_usec();
+                        c->last_input_ns = now_ns(CLOCK_MONOTONIC);
                 if (session_answered(s)) {
                         /* A Ready or an Exit set the machine's state: end this wakeup so that the loop sends the
                          * answers next (the API's kicked daemons outrank everything), and go on from the turn,
@@ -268,7 +263,7 @@ static void connection_pump(Connection *c) {
                         return;
                 }
                 if (frames >= max_frames || bytes >= max_bytes ||
-                    (r > 0 && now_usec() - start_usec >= CONNECTION_USEC_PER_WAKEUP)) {
+                    (r > 0 && now_ns(CLOCK_MONOTONIC) - start_ns >= CONNECTION_NS_PER_WAKEUP)) {
                         spent = true;
                         break;
                 }
@@ -310,11 +305,11 @@ static void connection_pump(Connection *c) {
                 return;
 
         if (spent) {
-                c->last_spent_usec = now_usec();
+                c->last_spent_ns = now_ns(CLOCK_MONOTONIC);
                 connection_set_bulk(c, true);
         } else if (
                 c->bulk && frames < CONNECTION_QUIET_FRAMES_PER_WAKEUP &&
-                now_usec() - c->last_spent_usec >= CONNECTION_QUIET_AFTER_USEC)
+                now_ns(CLOCK_MONOTONIC) - c->last_spent_ns >= CONNECTION_QUIET_AFTER_NS)
                 connection_set_bulk(c, false);
         if (spent || session_frame_ready(s)) {
                 /* Budget spent, with frames left in the buffer or maybe bytes in the socket (no new edge will say
@@ -370,9 +365,9 @@ int connection_new(
         c->fd = fd;
         c->on_close = on_close;
         c->userdata = userdata;
-        c->last_input_usec = now_usec();
-        c->heartbeat_timeout_usec = 3 * (uint64_t) ctx->heartbeat_interval_ms * USEC_PER_MSEC +
-                CONNECTION_HEARTBEAT_SLACK_USEC;
+        c->last_input_ns = now_ns(CLOCK_MONOTONIC);
+        c->heartbeat_timeout_ns = 3 * (uint64_t) ctx->heartbeat_interval_ms * NSEC_PER_MSEC +
+                CONNECTION_HEARTBEAT_SLACK_NS;
 
         if (!(c->peer = strdup(peer))) {
                 r = -ENOMEM;
@@ -391,9 +386,9 @@ int connection_new(
                 goto fail;
         /* Accuracies are explicit everywhere: 0 would mean sd-event's default slack of 250 ms, which delays
          * acks (and so fills the agent's replay buffer) and clock probes. */
-        c->ack_delay_usec = CONNECTION_ACK_DELAY_USEC;
+        c->ack_delay_ns = CONNECTION_ACK_DELAY_NS;
         r = sd_event_add_time_relative(
-                e, &c->ack_timer, CLOCK_MONOTONIC, c->ack_delay_usec, USEC_PER_MSEC, on_ack_timer, c);
+                e, &c->ack_timer, CLOCK_MONOTONIC, c->ack_delay_ns / NSEC_PER_USEC, USEC_PER_MSEC, on_ack_timer, c);
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_enabled(c->ack_timer, SD_EVENT_OFF);
@@ -401,7 +396,7 @@ int connection_new(
                 e,
                 &c->heartbeat_timer,
                 CLOCK_MONOTONIC,
-                c->heartbeat_timeout_usec,
+                c->heartbeat_timeout_ns / NSEC_PER_USEC,
                 USEC_PER_SEC,
                 on_heartbeat_timer,
                 c);

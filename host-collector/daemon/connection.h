@@ -24,17 +24,17 @@
  * that logs in bursts, as one waiting for acks does, stays busy between them). */
 #define CONNECTION_FRAMES_PER_WAKEUP 256u
 #define CONNECTION_BYTES_PER_WAKEUP (1024u * 1024u)
-#define CONNECTION_USEC_PER_WAKEUP 1000u
+#define CONNECTION_NS_PER_WAKEUP NSEC_PER_MSEC
 #define CONNECTION_FRAMES_PER_CLOCK_READ 16u
 #define CONNECTION_QUIET_FRAMES_PER_WAKEUP 8u
 #define CONNECTION_QUIET_BYTES_PER_WAKEUP (16u * 1024u)
-#define CONNECTION_QUIET_AFTER_USEC USEC_PER_SEC
-#define CONNECTION_ACK_DELAY_USEC (100 * USEC_PER_MSEC)
+#define CONNECTION_QUIET_AFTER_NS NSEC_PER_SEC
+#define CONNECTION_ACK_DELAY_NS (100 * NSEC_PER_MSEC)
 #define CONNECTION_PROBE_BURST 8u
-#define CONNECTION_PROBE_BURST_INTERVAL_USEC (10 * USEC_PER_MSEC)
-#define CONNECTION_PROBE_INTERVAL_USEC (10 * USEC_PER_SEC)
-#define CONNECTION_PROBE_FIRST_SAMPLE_USEC USEC_PER_SEC
-#define CONNECTION_HEARTBEAT_SLACK_USEC (5 * USEC_PER_SEC)
+#define CONNECTION_PROBE_BURST_INTERVAL_NS (10 * NSEC_PER_MSEC)
+#define CONNECTION_PROBE_INTERVAL_NS (10 * NSEC_PER_SEC)
+#define CONNECTION_PROBE_FIRST_SAMPLE_NS NSEC_PER_SEC
+#define CONNECTION_HEARTBEAT_SLACK_NS (5 * NSEC_PER_SEC)
 
 typedef struct Connection Connection;
 
@@ -49,10 +49,10 @@ struct Connection {
         char *peer;
         Session *session;
         sd_event_source *io, *turn, *ack_timer, *probe_timer, *heartbeat_timer;
-        uint64_t last_input_usec; /* CLOCK_MONOTONIC of the last whole message (or of the accept) */
-        uint64_t last_spent_usec; /* CLOCK_MONOTONIC, the last wakeup that spent its budget */
-        uint64_t heartbeat_timeout_usec;
-        uint64_t ack_delay_usec; /* CONNECTION_ACK_DELAY_USEC; tests stretch it to tell "at once" from "after it" */
+        uint64_t last_input_ns; /* CLOCK_MONOTONIC of the last whole message (or of the accept) */
+        uint64_t last_spent_ns; /* CLOCK_MONOTONIC, the last wakeup that spent its budget */
+        uint64_t heartbeat_timeout_ns;
+        uint64_t ack_delay_ns; /* CONNECTION_ACK_DELAY_NS; tests stretch it to tell "at once" from "after it" */
         unsigned probes_sent;
         bool eof;
         bool bulk; /* spent its last wakeup's budget with more waiting: io and turns at EVENT_PRIORITY_BULK */

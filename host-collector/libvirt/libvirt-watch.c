@@ -28,7 +28,7 @@ struct LibvirtWatch {
         bool closed;        /* libvirt said the connection closed: tear down from the retry timer */
         bool outage_logged; /* one warning per outage, not one per attempt */
         sd_event_source *retry;
-        uint64_t backoff_usec;
+        uint64_t backoff_ns;
         unsigned connections;
 };
 
@@ -466,9 +466,9 @@ static void disconnect(LibvirtWatch *w) {
 }
 
 static void schedule_retry(LibvirtWatch *w) {
-        (void) sd_event_source_set_time_relative(w->retry, w->backoff_usec);
+        (void) sd_event_source_set_time_relative(w->retry, w->backoff_ns / NSEC_PER_USEC);
         (void) sd_event_source_set_enabled(w->retry, SD_EVENT_ONESHOT);
-        w->backoff_usec = MIN(w->backoff_usec * 2, LIBVIRT_WATCH_BACKOFF_MAX_USEC);
+        w->backoff_ns = MIN(w->backoff_ns * 2, LIBVIRT_WATCH_BACKOFF_MAX_NS);
 }
 
 static int try_connect(LibvirtWatch *w) {
@@ -482,7 +482,7 @@ static int try_connect(LibvirtWatch *w) {
                                 "Cannot connect to libvirt %s: %s. Retrying with backoff (up to every %" PRIu64 " s).",
                                 w->uri,
                                 libvirt_error(),
-                                LIBVIRT_WATCH_BACKOFF_MAX_USEC / USEC_PER_SEC);
+                                LIBVIRT_WATCH_BACKOFF_MAX_NS / NSEC_PER_SEC);
                 w->outage_logged = true;
                 return -ECONNREFUSED;
         }
@@ -517,7 +517,7 @@ static int try_connect(LibvirtWatch *w) {
         }
         w->connections++;
         w->outage_logged = false;
-        w->backoff_usec = LIBVIRT_WATCH_BACKOFF_MIN_USEC;
+        w->backoff_ns = LIBVIRT_WATCH_BACKOFF_MIN_NS;
         log_info("Connected to libvirt %s%s.", w->uri, w->connections > 1 ? " again (re-synchronised)" : "");
         return 0;
 }
@@ -547,7 +547,7 @@ int libvirt_watch_new(Manager *manager, sd_event *e, const char *uri, LibvirtWat
                 .event = e,
                 .lifecycle_id = -1,
                 .metadata_id = -1,
-                .backoff_usec = LIBVIRT_WATCH_BACKOFF_MIN_USEC,
+                .backoff_ns = LIBVIRT_WATCH_BACKOFF_MIN_NS,
         };
         if (!(w->uri = strdup(uri))) {
                 free(w);

@@ -60,7 +60,13 @@ static void buf_putc(JsonBuf *b, char c) {
         b->data[b->len++] = c;
 }
 
-static void buf_put_u64(JsonBuf *b, uint64_t v) {
+static char *put_str(char *o, const char *s) {
+        size_t n = strlen(s);
+        memcpy(o, s, n);
+        return o + n;
+}
+
+static char *put_u64(char *o, uint64_t v) {
         char tmp[20];
         size_t n = 0;
 
@@ -68,7 +74,14 @@ static void buf_put_u64(JsonBuf *b, uint64_t v) {
                 tmp[sizeof(tmp) - ++n] = (char) ('0' + v % 10);
                 v /= 10;
         } while (v);
-        buf_put(b, tmp + sizeof(tmp) - n, n);
+        memcpy(o, tmp + sizeof(tmp) - n, n);
+        return o + n;
+}
+
+static void buf_put_u64(JsonBuf *b, uint64_t v) {
+        if (!buf_reserve(b, 20))
+                return;
+        b->len = (size_t) (put_u64(b->data + b->len, v) - b->data);
 }
 
 static void buf_put_i64(JsonBuf *b, int64_t v) {
@@ -453,24 +466,6 @@ special:
                 }
         }
         return (size_t) (o - out);
-}
-
-static char *put_str(char *o, const char *s) {
-        size_t n = strlen(s);
-        memcpy(o, s, n);
-        return o + n;
-}
-
-static char *put_u64(char *o, uint64_t v) {
-        char tmp[20];
-        size_t n = 0;
-
-        do {
-                tmp[sizeof(tmp) - ++n] = (char) ('0' + v % 10);
-                v /= 10;
-        } while (v);
-        memcpy(o, tmp + sizeof(tmp) - n, n);
-        return o + n;
 }
 
 static char *put_i64(char *o, int64_t v) {

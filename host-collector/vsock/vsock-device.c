@@ -112,7 +112,7 @@ static void count_verdict(VsockDevice *d, VsockVerdict v, const VsockHdr *h) {
         d->verdict_logged[v] = true;
 }
 
-void vsock_device_process_tx(VsockDevice *d) {
+static void vsock_device_process_tx(VsockDevice *d) {
         Vring *vr = &d->vu.vrings[VSOCK_QUEUE_TX];
         bool used = false;
         uint32_t budget;
@@ -165,7 +165,7 @@ void vsock_device_process_tx(VsockDevice *d) {
                 schedule(d->tx_turn);
 }
 
-void vsock_device_process_rx(VsockDevice *d) {
+static void vsock_device_process_rx(VsockDevice *d) {
         Vring *vr = &d->vu.vrings[VSOCK_QUEUE_RX];
         bool used = false, was_blocked = vsock_mux_tx_blocked(d->mux);
         uint32_t budget;

@@ -42,9 +42,6 @@ int vsock_device_listen_uds(VsockDevice *d);
 /* Takes a connected frontend socket (tests; an accepted connection). -EBUSY when one is attached already. */
 int vsock_device_attach(VsockDevice *d, int fd);
 
-/* Process the rings now (the kick handlers and the loop's deferred work call these). */
-void vsock_device_process_tx(VsockDevice *d);
-void vsock_device_process_rx(VsockDevice *d);
 
 const VsockStats *vsock_device_get_stats(const VsockDevice *d);
 /* Why the guest broke queue q, or NULL. */

@@ -14,10 +14,6 @@ void vsock_log_set_max_level(int level) {
         max_level = level;
 }
 
-int vsock_log_get_max_level(void) {
-        return max_level;
-}
-
 static const struct {
         const char *name;
         int level;

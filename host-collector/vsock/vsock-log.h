@@ -14,7 +14,6 @@ struct LogFields {
 };
 
 void vsock_log_set_max_level(int level);
-int vsock_log_get_max_level(void);
 /* debug, info, notice, warning, error; -EINVAL otherwise. */
 int vsock_log_level_from_string(const char *s);
 

@@ -48,7 +48,7 @@ struct Conn {
         ConnState state;
         int fd;
         sd_event_source *io;
-        uint64_t deadline; /* CLOCK_MONOTONIC usec, while connecting */
+        uint64_t deadline; /* CLOCK_MONOTONIC ns, while connecting */
 
         unsigned pending;
         uint32_t shutdown_flags; /* for PEND_SHUTDOWN */
@@ -80,7 +80,7 @@ struct Client {
         VsockMux *mux;
         int fd;
         sd_event_source *io;
-        uint64_t deadline;
+        uint64_t deadline; /* CLOCK_MONOTONIC ns, until the CONNECT line is whole */
         char line[VSOCK_MUX_MAX_LINE];
         size_t len;
         LIST_FIELDS(Client, clients);
@@ -120,10 +120,11 @@ static Conn *conn_find(const VsockMux *m, uint32_t local_port, uint32_t peer_por
         return hashmap_get(m->conns_by_key, conn_key(key, local_port, peer_port));
 }
 
-static uint64_t now_usec(const VsockMux *m) {
+/* The loop's time of this iteration (sd-event's usec, made ns as everywhere else). */
+static uint64_t loop_now_ns(const VsockMux *m) {
         uint64_t t = 0;
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
-        return t;
+        return t * NSEC_PER_USEC;
 }
 
 static void wake(VsockMux *m) {
@@ -774,7 +775,7 @@ static void client_connect(Client *cl, uint32_t port) {
                 vsock_log(LOG_WARNING, r, m->ident, "host connection to guest port %u failed: %m", port);
                 return;
         }
-        c->deadline = now_usec(m) + VSOCK_MUX_CONNECT_TIMEOUT_USEC;
+        c->deadline = loop_now_ns(m) + VSOCK_MUX_CONNECT_TIMEOUT_NS;
         c->pending |= PEND_REQUEST;
         ready_add(c);
         vsock_log(
@@ -867,7 +868,7 @@ static int listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         continue;
                 }
                 cl->fd = TAKE_FD(cfd);
-                cl->deadline = now_usec(m) + VSOCK_MUX_CONNECT_TIMEOUT_USEC;
+                cl->deadline = loop_now_ns(m) + VSOCK_MUX_CONNECT_TIMEOUT_NS;
                 LIST_PREPEND(clients, m->clients, cl);
                 m->n_clients++;
         }
@@ -877,7 +878,7 @@ static int listen_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 /* Once a second: host clients that never said CONNECT, guests that never answered a REQUEST. */
 static int timer_fired(sd_event_source *s, uint64_t usec, void *userdata) {
         VsockMux *m = userdata;
-        uint64_t now = now_usec(m);
+        uint64_t now = loop_now_ns(m);
         Client *cl, *next;
         Conn *c;
 
@@ -994,8 +995,4 @@ int vsock_mux_listen(VsockMux *m) {
 
 size_t vsock_mux_n_connections(const VsockMux *m) {
         return m->n_conns;
-}
-
-size_t vsock_mux_n_clients(const VsockMux *m) {
-        return m->n_clients;
 }

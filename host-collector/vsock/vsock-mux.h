@@ -35,7 +35,7 @@
 /* Connection-less RSTs waiting for an rx buffer; when full, the device stops taking tx packets. */
 #define VSOCK_MUX_RST_QUEUE 128u
 /* A host client that sends no CONNECT line, or a guest that does not answer REQUEST, within this is closed. */
-#define VSOCK_MUX_CONNECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+#define VSOCK_MUX_CONNECT_TIMEOUT_NS (5 * NSEC_PER_SEC)
 
 typedef struct VsockStats {
         uint64_t tx_packets; /* guest -> host, accepted */
@@ -99,4 +99,3 @@ bool vsock_mux_has_rx(const VsockMux *m);
 int vsock_mux_fill_rx(VsockMux *m, const struct iovec *iov, size_t n, uint32_t *ret_len);
 
 size_t vsock_mux_n_connections(const VsockMux *m);
-size_t vsock_mux_n_clients(const VsockMux *m);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Ack batching of an agent connection, on a real sd-event loop with the guest at the other end of a socketpair:
- * records arriving over several wakeups get one Ack, sent ACK_DELAY_USEC after the first of them (not
+ * records arriving over several wakeups get one Ack, sent ACK_DELAY_NS after the first of them (not
  * pushed back by those that follow); a Ready or an Exit, or SESSION_ACK_BYTES of records, are acked at once; and
  * connection_flush() sends a due Ack without the loop. No state directory: an Ack needs no sync here, so when it
  * goes out is the connection's decision alone. */
@@ -15,7 +15,7 @@
 #include "time-util.h"
 
 #define MS UINT64_C(1000000)
-#define ACK_DELAY_USEC (2 * USEC_PER_SEC)
+#define ACK_DELAY_NS (2 * NSEC_PER_SEC)
 
 typedef struct World {
         TestManager t; /* the registry, no state directory */
@@ -26,15 +26,11 @@ typedef struct World {
         int guest;            /* the agent's end of the socketpair */
         FrameReader received; /* what tetherd wrote to the agent */
         bool welcomed;
-        bool closed;           /* by itself: none of these tests expects it */
-        uint64_t acks[64];     /* Ack.seq, in order */
-        uint64_t ack_usec[64]; /* CLOCK_MONOTONIC when the test read each Ack */
+        bool closed;         /* by itself: none of these tests expects it */
+        uint64_t acks[64];   /* Ack.seq, in order */
+        uint64_t ack_ns[64]; /* CLOCK_MONOTONIC when the test read each Ack */
         size_t n_acks;
 } World;
-
-static uint64_t now_usec(void) {
-        return now_ns(CLOCK_MONOTONIC) / 1000;
-}
 
 static void on_close(Connection *c, CloseReason reason, void *userdata) {
         World *w = userdata;
@@ -59,7 +55,7 @@ static int setup(void **state) {
         assert_int_equal(connection_new(w->event, fds[0], "test", &w->ctx, w->machine, on_close, w, &w->conn), 0);
         /* Long enough that "at once" and "after the delay" stay apart on a loaded machine (an ASan build on two
          * busy cores can stall for 100 ms, the real delay). */
-        w->conn->ack_delay_usec = ACK_DELAY_USEC;
+        w->conn->ack_delay_ns = ACK_DELAY_NS;
         *state = w;
         return 0;
 }
@@ -96,25 +92,25 @@ static void guest_read(World *w) {
                         w->welcomed = true;
                 else if (e->msg_case == TETHER__ENVELOPE__MSG_ACK) {
                         assert_true(w->n_acks < ELEMENTSOF(w->acks));
-                        w->ack_usec[w->n_acks] = now_usec();
+                        w->ack_ns[w->n_acks] = now_ns(CLOCK_MONOTONIC);
                         w->acks[w->n_acks++] = e->ack->seq;
                 }
                 envelope_free(e);
         }
 }
 
-/* Runs the loop (and reads the guest's end) until `until` holds or usec passed. Returns whether it holds. */
-static bool run_until(World *w, bool (*until)(World *w, uint64_t arg), uint64_t arg, uint64_t usec) {
-        uint64_t deadline = now_usec() + usec;
+/* Runs the loop (and reads the guest's end) until `until` holds or timeout_ns passed. Returns whether it holds. */
+static bool run_until(World *w, bool (*until)(World *w, uint64_t arg), uint64_t arg, uint64_t timeout_ns) {
+        uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ns;
 
         for (;;) {
                 guest_read(w);
                 assert_false(w->closed);
                 if (until && until(w, arg))
                         return true;
-                if (now_usec() >= deadline)
+                if (now_ns(CLOCK_MONOTONIC) >= deadline)
                         return false;
-                assert_true(sd_event_run(w->event, 1000) >= 0);
+                assert_true(sd_event_run(w->event, 1000 /* usec */) >= 0);
         }
 }
 
@@ -134,7 +130,7 @@ static void hello(World *w) {
         Bytes in = {};
         hello_frame(&in, "boot-1", "guest");
         guest_write(w, &in);
-        assert_true(run_until(w, welcomed, 0, 2 * USEC_PER_SEC));
+        assert_true(run_until(w, welcomed, 0, 2 * NSEC_PER_SEC));
 }
 
 static void send_logs(World *w, uint64_t first, uint64_t last, size_t len) {
@@ -155,20 +151,20 @@ static void test_acks_coalesced_after_delay(void **state) {
         World *w = *state;
 
         hello(w);
-        uint64_t start = now_usec();
+        uint64_t start = now_ns(CLOCK_MONOTONIC);
         for (uint64_t batch = 0; batch < 4; batch++) {
                 send_logs(w, batch * 5 + 1, batch * 5 + 5, 10);
-                assert_true(run_until(w, stored_up_to, batch * 5 + 5, 2 * USEC_PER_SEC));
+                assert_true(run_until(w, stored_up_to, batch * 5 + 5, 2 * NSEC_PER_SEC));
         }
         /* Else the loop stalled for the whole delay and an Ack between the batches would be right. */
-        assert_true(now_usec() - start < ACK_DELAY_USEC);
+        assert_true(now_ns(CLOCK_MONOTONIC) - start < ACK_DELAY_NS);
         assert_int_equal(w->n_acks, 0);
 
-        assert_true(run_until(w, acks_at_least, 1, 2 * ACK_DELAY_USEC));
+        assert_true(run_until(w, acks_at_least, 1, 2 * ACK_DELAY_NS));
         assert_int_equal(w->acks[0], 20);
-        assert_true(w->ack_usec[0] - start >= ACK_DELAY_USEC);
+        assert_true(w->ack_ns[0] - start >= ACK_DELAY_NS);
 
-        assert_false(run_until(w, acks_at_least, 2, 2 * ACK_DELAY_USEC));
+        assert_false(run_until(w, acks_at_least, 2, 2 * ACK_DELAY_NS));
         assert_int_equal(w->n_acks, 1);
 }
 
@@ -179,16 +175,16 @@ static void test_ack_delay_not_extended(void **state) {
         uint64_t seq = 0;
 
         hello(w);
-        uint64_t start = now_usec();
+        uint64_t start = now_ns(CLOCK_MONOTONIC);
         while (w->n_acks == 0 && seq < 200) {
                 seq++;
                 send_logs(w, seq, seq, 10);
-                (void) run_until(w, acks_at_least, 1, 20 * USEC_PER_MSEC);
+                (void) run_until(w, acks_at_least, 1, 20 * NSEC_PER_MSEC);
         }
         assert_int_equal(w->n_acks, 1);
         assert_true(seq < 200);
         assert_true(w->acks[0] >= 1 && w->acks[0] <= seq);
-        assert_true(w->ack_usec[0] - start >= ACK_DELAY_USEC);
+        assert_true(w->ack_ns[0] - start >= ACK_DELAY_NS);
 }
 
 /* A Ready, and an Exit, are acked at once, together with the records before them. */
@@ -197,21 +193,21 @@ static void test_ready_and_exit_acked_at_once(void **state) {
         Bytes in = {};
 
         hello(w);
-        uint64_t start = now_usec();
+        uint64_t start = now_ns(CLOCK_MONOTONIC);
         log_frame(&in, 1, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "booting\n", 1 * MS);
         ready_frame(&in, 2, "notify", 2 * MS);
         guest_write(w, &in);
-        assert_true(run_until(w, acks_at_least, 1, 2 * ACK_DELAY_USEC));
+        assert_true(run_until(w, acks_at_least, 1, 2 * ACK_DELAY_NS));
         assert_int_equal(w->acks[0], 2);
-        assert_true(w->ack_usec[0] - start < ACK_DELAY_USEC);
+        assert_true(w->ack_ns[0] - start < ACK_DELAY_NS);
         assert_int_equal(w->machine->state, MACHINE_READY);
 
-        start = now_usec();
+        start = now_ns(CLOCK_MONOTONIC);
         exit_frame(&in, 3, 0, 0, 3 * MS);
         guest_write(w, &in);
-        assert_true(run_until(w, acks_at_least, 2, 2 * USEC_PER_SEC));
+        assert_true(run_until(w, acks_at_least, 2, 2 * NSEC_PER_SEC));
         assert_int_equal(w->acks[1], 3);
-        assert_true(w->ack_usec[1] - start < ACK_DELAY_USEC);
+        assert_true(w->ack_ns[1] - start < ACK_DELAY_NS);
         assert_int_equal(w->machine->state, MACHINE_EXITED);
 }
 
@@ -223,14 +219,14 @@ static void test_ack_bytes_at_once(void **state) {
 
         assert_true(n * len > SESSION_ACK_BYTES);
         hello(w);
-        uint64_t start = now_usec();
+        uint64_t start = now_ns(CLOCK_MONOTONIC);
         send_logs(w, 1, n, len);
-        assert_true(run_until(w, acks_at_least, 1, 2 * ACK_DELAY_USEC));
-        assert_true(w->ack_usec[0] - start < ACK_DELAY_USEC);
+        assert_true(run_until(w, acks_at_least, 1, 2 * ACK_DELAY_NS));
+        assert_true(w->ack_ns[0] - start < ACK_DELAY_NS);
         assert_true(w->acks[0] * len >= SESSION_ACK_BYTES - len);
 
         while (w->acks[w->n_acks - 1] < n)
-                assert_true(run_until(w, acks_at_least, w->n_acks + 1, 2 * USEC_PER_SEC));
+                assert_true(run_until(w, acks_at_least, w->n_acks + 1, 2 * NSEC_PER_SEC));
         assert_int_equal(w->acks[w->n_acks - 1], n);
 }
 
@@ -240,7 +236,7 @@ static void test_flush_sends_due_ack(void **state) {
 
         hello(w);
         send_logs(w, 1, 3, 10);
-        assert_true(run_until(w, stored_up_to, 3, 2 * USEC_PER_SEC));
+        assert_true(run_until(w, stored_up_to, 3, 2 * NSEC_PER_SEC));
         assert_int_equal(w->n_acks, 0);
         connection_flush(w->conn);
         guest_read(w);
