@@ -39,7 +39,9 @@ static bool agentless_wants_new_boot(const Machine *m, const VmmNotify *n) {
                 return true;
         if (n->ready && b->ready.set)
                 return true;
-        for (size_t i = 0; i < n->n_units; i++)
+        /* Before ready a unit can be reached twice in one boot (the initrd's sysinit.target, then the root's,
+         * after switch-root); after ready, a unit reached again is a guest that was reset without saying so. */
+        for (size_t i = 0; b->ready.set && i < n->n_units; i++)
                 if (n->units[i].active && boot_find_milestone(b, n->units[i].name))
                         return true;
         return false;

@@ -17,8 +17,9 @@
  *
  * A boot of this kind has a boot id starting with AGENTLESS_BOOT_ID_PREFIX. A message continues the machine's
  * current agentless boot unless that boot exited, the host started the VM again (libvirt), or the message repeats
- * what a boot says once (READY=1 of a boot that is ready, the activation of a unit that was already active):
- * then a new agentless boot starts. While an agent is connected, or the boot an agent reported has not exited,
+ * what a boot says once (READY=1 of a boot that is ready; once ready, the activation of a unit it already reached:
+ * before ready that happens in one boot, the initrd's targets and then the root's): then a new agentless boot
+ * starts. While an agent is connected, or the boot an agent reported has not exited,
  * that boot is the agent's: systemd's messages are only emitted as "systemd_notify" events. */
 
 #include "session.h"

@@ -233,7 +233,8 @@ static int server_listen_machine(Server *s, Machine *m) {
         if (r < 0)
                 log_warning_errno(
                         r,
-                        "Failed to listen for machine %s on %s_%" PRIu32 ", systemd's notifications cannot reach "
+                        "Failed to listen for machine %s on %s_%" PRIu32
+                        ", systemd's notifications cannot reach "
                         "tetherd: %m",
                         m->id,
                         m->uds_path,

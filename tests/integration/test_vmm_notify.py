@@ -14,6 +14,8 @@ guest-initiated connections), one connection per message, as PID 1 does:
 - An oversized message, garbage, and an empty connection are refused and counted; they change nothing.
 - Another machine's socket cannot affect this machine, whatever X_SYSTEMD_MACHINE_ID it claims.
 - The agentless boot survives a tetherd restart (it is stored like an agent's).
+- A target reached twice before READY=1 (initrd, then root) is one boot; once ready, a target reached again is
+  a reset: a new boot.
 - A machine holds at most 4 open notify connections: a fifth is refused and counted.
 
 `with-agent`: while an agent is connected, its boot stays the agent's: systemd's READY=1 neither changes the
@@ -105,6 +107,8 @@ def main():
         # A boot as systemd 256+ reports it; no half-close (Firecracker), except the first message.
         check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=sysinit.target\n", half_close=True) == b"", "no answer")
         check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=basic.target") == b"", "no answer")
+        # After switch-root the root's systemd reaches the initrd's targets again: the same boot.
+        check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=basic.target") == b"", "no answer")
         m = h.api.machine("vm")
         check(m["state"] == "booting" and m["boot"]["ready"] is None, "vm is booting before READY=1", m)
         check(send(h, "vm", b"READY=1\nSTATUS=Startup finished in 1.5s.\nX_SYSTEMD_HOSTNAME=guest-vm\n"
@@ -115,7 +119,8 @@ def main():
               (status, raw[:2000]))
         check(doc["ready"]["detail"] == "Startup finished in 1.5s.", "STATUS= is the ready detail", doc)
         check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=multi-user.target") == b"", "no answer")
-        m = h.wait_machine("vm", lambda m: m["boot"]["milestones"] >= 4, "four milestones stored")
+        m = h.wait_machine("vm", lambda m: m["boot"]["milestones"] >= 5, "five milestones stored")
+        check(m["boots"] == 1, "basic.target twice before ready is one boot", m)
         boot1 = m["boot"]["boot_id"]
         check(boot1.startswith("vmm-notify-"), "an agentless boot id", m)
         check(m["boot"]["hostname"] == "guest-vm", "X_SYSTEMD_HOSTNAME is the boot's hostname", m)
@@ -139,8 +144,8 @@ def main():
 
         mt = metrics(h)
         log("metrics:", mt)
-        check(mt.get(("tether_vmm_notify_messages_total", None)) == 8, "8 messages applied", mt)
-        check(mt.get(("tether_vmm_notify_connections_closed_total", "idle"), 0) >= 6,
+        check(mt.get(("tether_vmm_notify_messages_total", None)) == 9, "9 messages applied", mt)
+        check(mt.get(("tether_vmm_notify_connections_closed_total", "idle"), 0) >= 7,
               "connections without a half-close were closed by tetherd after their message", mt)
         check(mt.get(("tether_vmm_notify_connections_closed_total", "eof"), 0) >= 4,
               "half-closed connections were closed at their EOF", mt)
@@ -176,6 +181,11 @@ def main():
         check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=graphical.target") == b"", "no answer")
         m = h.wait_machine("vm", lambda m: m["boot"]["milestones"] >= 2, "the restarted boot continues")
         check(m["boot"]["boot_id"] == boot2, "same boot after the restart", m)
+
+        # A guest reset without a shutdown message: once ready, a target reached again is a new boot.
+        check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=graphical.target") == b"", "no answer")
+        m = h.wait_machine("vm", lambda m: m["boot"]["boot_id"] != boot2, "a new boot after the reset")
+        check(m["state"] == "booting" and m["boot"]["milestones"] == 1, "the new boot has just that target", m)
         h.assert_tetherd_alive()
 
 
