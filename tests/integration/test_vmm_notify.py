@@ -25,6 +25,7 @@ boot nor makes the machine ready; it is a "systemd_notify" event.
 import os
 import re
 import socket
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -111,6 +112,9 @@ def main():
         check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=basic.target") == b"", "no answer")
         m = h.api.machine("vm")
         check(m["state"] == "booting" and m["boot"]["ready"] is None, "vm is booting before READY=1", m)
+        # `tether wait-ready`, started before READY=1 (parked by then, or answered at once if it comes later).
+        waiter = subprocess.Popen(h.cli_argv("wait-ready", "vm", "--timeout", "30"), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
         check(send(h, "vm", b"READY=1\nSTATUS=Startup finished in 1.5s.\nX_SYSTEMD_HOSTNAME=guest-vm\n"
                             b"X_SYSTEMD_MACHINE_ID=0123456789abcdef0123456789abcdef\nX_SYSTEMD_SIGNALS_LEVEL=2")
               == b"", "no answer")
@@ -118,6 +122,8 @@ def main():
         check(status == 200 and doc["ready"]["source"] == "systemd", "the ready long-poll answers, source systemd",
               (status, raw[:2000]))
         check(doc["ready"]["detail"] == "Startup finished in 1.5s.", "STATUS= is the ready detail", doc)
+        out, err = waiter.communicate(timeout=60)
+        check(waiter.returncode == 0, "`tether wait-ready vm` exits 0", waiter.returncode, out[-2000:], err[-2000:])
         check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=multi-user.target") == b"", "no answer")
         m = h.wait_machine("vm", lambda m: m["boot"]["milestones"] >= 5, "five milestones stored")
         check(m["boots"] == 1, "basic.target twice before ready is one boot", m)
