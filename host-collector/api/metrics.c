@@ -365,6 +365,28 @@ static void render_counters(FILE *f, const Stats *st) {
                 _CLOSE_REASON_MAX,
                 close_reason_to_string,
                 st->connections_closed);
+        PUT_BY_LABEL(
+                f,
+                "tether_vmm_notify_refused_total",
+                "counter",
+                "systemd notifications (vmm.notify port) refused, by reason.",
+                "reason",
+                NotifyRefuseReason,
+                0,
+                _NOTIFY_REFUSE_REASON_MAX,
+                notify_refuse_reason_to_string,
+                st->notify_refused);
+        PUT_BY_LABEL(
+                f,
+                "tether_vmm_notify_connections_closed_total",
+                "counter",
+                "Connections on the vmm.notify port closed by tetherd, by what ended them.",
+                "reason",
+                NotifyCloseReason,
+                0,
+                _NOTIFY_CLOSE_REASON_MAX,
+                notify_close_reason_to_string,
+                st->notify_closed);
 
         /* The plain counters and gauges, in exposition order. */
         static const struct {
@@ -434,6 +456,22 @@ static void render_counters(FILE *f, const Stats *st) {
                   "counter",
                   "HTTP API connections cut off at the limit to make room: still waiting for their request.",
                   offsetof(Stats, api_connections_evicted) },
+                { "tether_vmm_notify_messages_total",
+                  "counter",
+                  "systemd notifications (vmm.notify port) applied.",
+                  offsetof(Stats, notify_messages) },
+                { "tether_vmm_notify_keys_ignored_total",
+                  "counter",
+                  "Lines of systemd notifications with a key tetherd does not use.",
+                  offsetof(Stats, notify_keys_ignored) },
+                { "tether_vmm_notify_lines_invalid_total",
+                  "counter",
+                  "Lines of systemd notifications that were not KEY=VALUE, had a bad value, or were beyond a bound.",
+                  offsetof(Stats, notify_lines_invalid) },
+                { "tether_vmm_notify_connections_open",
+                  "gauge",
+                  "Connections open on the vmm.notify port.",
+                  offsetof(Stats, notify_connections_open) },
                 { "tether_log_memory_evicted_records_total",
                   "counter",
                   "Log records evicted from memory by --log-memory-bytes (lost, or still in their boot file).",

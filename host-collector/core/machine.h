@@ -131,6 +131,7 @@ struct Machine {
          * connection and the machine's own socket. */
         struct Connection *connection;
         struct Listener *uds_listener;
+        struct Listener *notify_listener; /* "<uds_path>_<vmm.notify port>" (notify-server.h) */
         /* Owned by store.c. */
         bool persisted;                      /* machine.json is durable */
         MachineSave *store_save;             /* machine.json on its way to the disk, or NULL */

@@ -399,6 +399,7 @@ bool session_wants_resync(Session *s) {
 }
 
 static void session_emit_booting(Session *s, uint64_t recv);
+static void session_fix_clock(Session *s);
 
 static int session_handle_hello(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
         const Tether__Hello *h = e->hello;
@@ -476,10 +477,25 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                  * duplicates and acked once their sync completes. */
         }
 
-        m->agent_seen = true;
-        m->connections++;
         s->acked_seq = session_acked_wire_seq(s);
         s->state = SESSION_ACTIVE;
+        if (s->local) {
+                /* One local session per message of an agentless boot: the boot says what happened, not this. */
+                if (s->new_boot) {
+                        LogFields f = session_log_fields(s, "booting");
+                        log_emit(LOG_INFO, 0, &f, "Machine %s started an agentless boot %s.", m->id, b->boot_id);
+                        if (!b->clock_fixed) {
+                                s->events_deferred = true;
+                                s->deferred_after_seq = b->last_seq;
+                                s->booting_deferred = true;
+                        }
+                }
+                session_fix_clock(s);
+                registry_set_state(reg, m, machine_state_from_boot(m), b->exit.set ? b->exit.reason : NULL);
+                return 0;
+        }
+        m->agent_seen = true;
+        m->connections++;
         registry_set_connected(reg, m, true);
 
         LogFields f = session_log_fields(s, "connected");
@@ -1235,7 +1251,7 @@ void session_end(Session *s, CloseReason reason) {
         }
         s->boot = NULL;
 
-        if (reason == CLOSE_SHUTDOWN || reason == CLOSE_DELETED)
+        if (reason == CLOSE_SHUTDOWN || reason == CLOSE_DELETED || s->local)
                 return;
         registry_set_connected(reg, m, false);
         if (reason == CLOSE_REPLACED)

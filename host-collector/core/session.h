@@ -95,6 +95,10 @@ struct Session {
         bool persist_warned;
         bool sync_warned;
 
+        /* Records tetherd makes itself for a machine without an agent (agentless.c, systemd's notifications): no
+         * connection, no Welcome or acks, the machine is never "connected", and the boot's clock mapping is fixed
+         * by its Hello (the receive times). */
+        bool local;
         SessionAckHandler on_ack;
         void *on_ack_userdata;
 };
