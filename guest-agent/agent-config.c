@@ -75,6 +75,7 @@ void config_init(AgentConfig *c) {
                 .flush_timeout_ms = 1000,
                 .systemd_units_max = CONFIG_DEFAULT_SYSTEMD_UNITS_MAX,
                 .journal = true,
+                .sample_interval_ms = CONFIG_DEFAULT_SAMPLE_INTERVAL_MS,
         };
 }
 
@@ -144,17 +145,6 @@ static int parse_size(const char *s, uint64_t *ret) {
         return 0;
 }
 
-int config_parse_bool(const char *s) {
-        static const char *const yes[] = { "1", "yes", "true", "on", "y" };
-        static const char *const no[] = { "0", "no", "false", "off", "n" };
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-                if (strcasecmp(s, yes[i]) == 0)
-                        return 1;
-        for (size_t i = 0; i < ELEMENTSOF(no); i++)
-                if (strcasecmp(s, no[i]) == 0)
-                        return 0;
-        return -EINVAL;
-}
 
 int config_set_range(const char *value, uint64_t min, uint64_t max, uint32_t *ret, const char *name, ConfigError *err) {
         uint64_t v;
@@ -286,23 +276,11 @@ static int parse_one_probe(ProbeSpec *p, const char *spec, const char *name, Con
         return config_error(
                 err,
                 "invalid value for %s: unknown readiness source '%s' (expected sd_notify, tcp:PORT, "
-                "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE or exec-started; tether-agent-systemd also "
-                "boot-finished, unit:NAME and target:NAME)",
+                "tcp:HOST:PORT, unix:PATH, file:PATH, exec:CMDLINE or exec-started)",
                 name,
                 spec);
 }
 
-int config_list_take(char ***l, const char **p, size_t len) {
-        _cleanup_free_ char *item = strndup(*p, len);
-        int r;
-
-        if (!item)
-                return -ENOMEM;
-        if ((r = strv_push(l, item)) < 0)
-                return r;
-        *p = (*p)[len] == ',' ? *p + len + 1 : NULL;
-        return 0;
-}
 
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err) {
         AgentConfig n = { .n_probes = 0 };
@@ -364,9 +342,6 @@ int config_parse_ready(AgentConfig *c, const char *value, const char *name, Conf
         return 0;
 }
 
-bool config_wants_systemd(const AgentConfig *c) {
-        return c->ready_boot_finished || c->ready_units;
-}
 
 /* Parses one --modules list (PATH[,PATH...], absolute paths, at most CONFIG_MAX_MODULES of at most
  * CONFIG_MAX_MODULE_PATH bytes) into c, replacing an earlier list; an empty value means none. */
@@ -455,6 +430,14 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 return config_set_range(value, 10, 600000, &c->probe_timeout_ms, name, err);
         if (strcmp(key, "flush_timeout_ms") == 0)
                 return config_set_range(value, 0, 600000, &c->flush_timeout_ms, name, err);
+        if (strcmp(key, "sample_interval_ms") == 0) {
+                /* tetherd keeps at most one sample per guest second: faster would only be refused. */
+                int k = config_set_range(value, 0, 3600000, &c->sample_interval_ms, name, err);
+                if (k == 0 && c->sample_interval_ms > 0 && c->sample_interval_ms < 1000)
+                        return config_error(
+                                err, "invalid value for %s: '%s' (expected 0 or 1000 to 3600000)", name, value);
+                return k;
+        }
         if (strcmp(key, "replay_bytes") == 0) {
                 uint64_t v;
                 if (parse_size(value, &v) < 0 || v < CONFIG_MIN_REPLAY_BYTES || v > CONFIG_MAX_REPLAY_BYTES)
@@ -667,6 +650,7 @@ static const char *const option_keys[] = {
         "probe_interval_ms",
         "probe_timeout_ms",
         "flush_timeout_ms",
+        "sample_interval_ms",
         "replay_bytes",
         "log_policy",
         "log_stall_timeout_ms",

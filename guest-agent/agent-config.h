@@ -21,6 +21,7 @@
 #define CONFIG_DEFAULT_LOG_STALL_TIMEOUT_MS 5000u
 #define CONFIG_MAX_LOG_STALL_TIMEOUT_MS 600000u
 #define CONFIG_DEFAULT_STOP_TIMEOUT_MS 10000u
+#define CONFIG_DEFAULT_SAMPLE_INTERVAL_MS 10000u
 #define CONFIG_MAX_STOP_TIMEOUT_MS 3600000u
 #define CONFIG_MAX_PROBES 8u
 #define CONFIG_MAX_MODULES 32u
@@ -99,8 +100,9 @@ typedef struct AgentConfig {
         int kmsg; /* -1 until resolved: on in init mode, off in service mode */
         bool console;
         uint32_t flush_timeout_ms;
-        char **command; /* NULL: no workload */
-        char **modules; /* kernel modules to load in init mode, in order; NULL: none */
+        uint32_t sample_interval_ms; /* resource samples (sample.h); 0: off */
+        char **command;              /* NULL: no workload */
+        char **modules;              /* kernel modules to load in init mode, in order; NULL: none */
         bool verbose;
 } AgentConfig;
 
@@ -150,9 +152,6 @@ int config_load(
 /* Parses one --ready list into c (replacing earlier probes and unit conditions). Exposed for tests. */
 int config_parse_ready(AgentConfig *c, const char *value, const char *name, ConfigError *err);
 
-
-/* Whether the configuration asks for something only tether-agent-systemd provides. */
-bool config_wants_systemd(const AgentConfig *c);
 
 const char *agent_mode_to_string(AgentMode m);
 const char *log_policy_to_string(LogPolicy p);

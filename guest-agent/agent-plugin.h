@@ -37,8 +37,9 @@ typedef struct AgentPluginOps {
         void (*dispatch)(void *p, uint64_t now);
         /* CLOCK_BOOTTIME ns, or UINT64_MAX. */
         uint64_t (*next_deadline)(void *p);
-        /* Every Welcome: the newest journal cursor tetherd stored for the boot ("" none). May be NULL. */
-        void (*welcome)(void *p, const char *journal_cursor);
+        /* Every Welcome: the protocol version tetherd chose and the newest journal cursor it stored for the boot (""
+         * none). May be NULL. */
+        void (*welcome)(void *p, uint32_t version, const char *journal_cursor);
 } AgentPluginOps;
 
 /* NULL in the static agent. */

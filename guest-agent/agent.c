@@ -27,6 +27,7 @@
 #include "probe.h"
 #include "record.h"
 #include "replay.h"
+#include "sample.h"
 #include "strv.h"
 #include "time-util.h"
 #include "traceparent.h"
@@ -122,6 +123,10 @@ struct Agent {
         uint64_t finish_hard_deadline; /* however fast acks arrive, the machine powers off by then */
         uint64_t finish_records;       /* records held at the last ack */
         int exit_code;
+
+        uint64_t sample_deadline; /* next resource sample; UINT64_MAX when sampling is off */
+        uint64_t sample_connects; /* TransportStats.connects at the last sample: a new connection samples at once */
+        ResourceSampleData sample;
 
         uint64_t user_milestones;
         uint64_t dropped_user_milestones;
@@ -648,11 +653,11 @@ static void signal_read(Agent *a, uint64_t now) {
         reap_children(a, now);
 }
 
-static void on_welcome(const char *traceparent, const char *journal_cursor, void *userdata) {
+static void on_welcome(const char *traceparent, const char *journal_cursor, uint32_t version, void *userdata) {
         Agent *a = userdata;
 
         if (a->plugin && a->plugin_ops->welcome)
-                a->plugin_ops->welcome(a->plugin, journal_cursor);
+                a->plugin_ops->welcome(a->plugin, version, journal_cursor);
         if (!traceparent)
                 return;
         if (a->traceparent && strcmp(a->traceparent, traceparent) == 0)
@@ -818,6 +823,7 @@ static uint64_t next_deadline(const Agent *a) {
                 d = MIN(d, a->finish_deadline);
         if (a->workload_alive)
                 d = MIN(d, a->kill_deadline);
+        d = MIN(d, a->sample_deadline);
         if (a->plugin)
                 d = MIN(d, a->plugin_ops->next_deadline(a->plugin));
         return d;
@@ -829,6 +835,22 @@ static void handle_timers(Agent *a, uint64_t now) {
         if (a->workload_alive && now >= a->kill_deadline) {
                 a->kill_deadline = UINT64_MAX;
                 workload_kill(a);
+        }
+
+        if (a->sample_deadline != UINT64_MAX) {
+                TransportStats ts;
+                transport_get_stats(a->transport, &ts);
+                if (ts.connects != a->sample_connects) {
+                        a->sample_connects = ts.connects;
+                        a->sample_deadline = now;
+                }
+        }
+        if (now >= a->sample_deadline) {
+                /* Nothing to read while no tetherd takes samples: a disconnected agent does not touch /proc. */
+                if (transport_wants_samples(a->transport) &&
+                    sample_collect("/proc", "/sys", a->workload_alive ? a->workload_pid : 0, now, &a->sample) == 0)
+                        (void) transport_send_sample(a->transport, &a->sample.pb);
+                a->sample_deadline = now + (uint64_t) a->config->sample_interval_ms * NSEC_PER_MSEC;
         }
 
         size_t i;
@@ -991,6 +1013,9 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, const AgentPlu
                 .kmsg = { .fd = -1 },
                 .start_monotonic = now_ns(CLOCK_MONOTONIC),
                 .kill_deadline = UINT64_MAX,
+                .sample_deadline = config->sample_interval_ms > 0 ?
+                        now_boottime() + (uint64_t) config->sample_interval_ms * NSEC_PER_MSEC :
+                        UINT64_MAX,
         };
         int r;
 
@@ -1095,13 +1120,10 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, const AgentPlu
                 };
                 r = plugin->start(config, &a.host, &a.plugin);
                 if (r < 0) {
-                        log_warning_errno(
-                                r, "Failed to start the %s integration: %m; running without it", plugin->name);
+                        log_warning_errno(r, "Failed to start %s: %m", plugin->name);
                         a.plugin = NULL;
                 }
-        } else if (config_wants_systemd(config))
-                log_warning(
-                        "ready=boot-finished, unit: and target: need tether-agent-systemd; this agent ignores them");
+        }
 
         if (config->command)
                 start_workload(&a);

@@ -49,6 +49,7 @@ typedef struct Systemd {
         bool seeked;       /* positioned by resume, the first entry not read yet */
         bool journal_more; /* stopped by the per-dispatch budget: more to read at once */
         bool journal_error_logged;
+        bool journal_version_logged;
         char *journal_buf; /* MESSAGE + '\n' */
         uint64_t journal_entries, journal_truncated;
 } Systemd;
@@ -551,11 +552,23 @@ static void journal_read(Systemd *s) {
         s->journal_more = true;
 }
 
-static void systemd_welcome(void *p, const char *journal_cursor) {
+static void systemd_welcome(void *p, uint32_t version, const char *journal_cursor) {
         Systemd *s = p;
 
         if (!s->journal)
                 return;
+        /* An older tetherd would refuse the records (and the agent resend them forever): wait for one that speaks
+         * the journal. */
+        if (version < TETHER_PROTOCOL_VERSION_JOURNAL) {
+                if (!s->journal_version_logged)
+                        log_warning(
+                                "systemd: tetherd speaks protocol version %" PRIu32
+                                ", the journal needs %u: not forwarding it",
+                                version,
+                                TETHER_PROTOCOL_VERSION_JOURNAL);
+                s->journal_version_logged = true;
+                return;
+        }
         if (journal_resume_welcome(&s->resume, journal_cursor) < 0) {
                 journal_failed(s, -ENOMEM, "resume");
                 return;
@@ -731,7 +744,7 @@ static void systemd_dispatch(void *p, uint64_t now) {
 }
 
 static const AgentPluginOps systemd_plugin = {
-        .name = "systemd",
+        .name = "the systemd integration",
         .start = systemd_start,
         .free = systemd_free,
         .fill_pollfds = systemd_fill_pollfds,

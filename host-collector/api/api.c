@@ -334,12 +334,15 @@ static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const cha
                 manager_delete_machine(a->manager, m);
                 return api_respond_raw(conn, MHD_HTTP_NO_CONTENT, NULL, 0, NULL);
         }
-        if (strcmp(sub, "logs") != 0 && strcmp(sub, "spans") != 0)
+        if (strcmp(sub, "logs") != 0 && strcmp(sub, "spans") != 0 && strcmp(sub, "metrics") != 0)
                 return api_respond_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
         if (!get)
                 return method_not_allowed(conn, "GET");
         if (!m)
                 return api_respond_error(conn, MHD_HTTP_NOT_FOUND, "unknown machine %s", id);
+        if (strcmp(sub, "metrics") == 0)
+                return api_respond_json(
+                        conn, MHD_HTTP_OK, render_machine_metrics(m, a->manager->registry->config.node_id));
         return strcmp(sub, "logs") == 0 ? api_handle_logs(a, req, m) : handle_spans(a, req, m);
 }
 

@@ -32,6 +32,31 @@ static const char *const close_reason_names[_CLOSE_REASON_MAX] = {
         [CLOSE_RESYNC] = "resync",
 };
 
+static const char *const notify_refuse_reason_names[_NOTIFY_REFUSE_REASON_MAX] = {
+        [NOTIFY_REFUSE_TOO_LARGE] = "too_large",
+        [NOTIFY_REFUSE_MALFORMED] = "malformed",
+        [NOTIFY_REFUSE_EMPTY] = "empty",
+        [NOTIFY_REFUSE_MACHINE_LIMIT] = "machine_limit",
+        [NOTIFY_REFUSE_TOTAL_LIMIT] = "total_limit",
+        [NOTIFY_REFUSE_UNKNOWN_CID] = "unknown_cid",
+        [NOTIFY_REFUSE_NO_PEER] = "no_peer_address",
+        [NOTIFY_REFUSE_OUT_OF_MEMORY] = "out_of_memory",
+};
+
+const char *notify_refuse_reason_to_string(NotifyRefuseReason r) {
+        return (unsigned) r < _NOTIFY_REFUSE_REASON_MAX ? notify_refuse_reason_names[r] : "unknown";
+}
+
+static const char *const notify_close_reason_names[_NOTIFY_CLOSE_REASON_MAX] = {
+        [NOTIFY_CLOSE_EOF] = "eof",         [NOTIFY_CLOSE_IDLE] = "idle",
+        [NOTIFY_CLOSE_TIMEOUT] = "timeout", [NOTIFY_CLOSE_TOO_LARGE] = "too_large",
+        [NOTIFY_CLOSE_DROPPED] = "dropped",
+};
+
+const char *notify_close_reason_to_string(NotifyCloseReason r) {
+        return (unsigned) r < _NOTIFY_CLOSE_REASON_MAX ? notify_close_reason_names[r] : "unknown";
+}
+
 static const char *const log_stream_names[STATS_LOG_STREAMS] = {
         [0] = "unspecified", [1] = "stdout", [2] = "stderr", [3] = "console", [4] = "kmsg", [5] = "journal",
 };

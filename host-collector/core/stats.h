@@ -29,6 +29,29 @@ typedef enum RefuseReason {
         _REFUSE_REASON_MAX,
 } RefuseReason;
 
+/* Why a connection to the vmm.notify port (systemd's notifications, docs/agentless.md) changed nothing. */
+typedef enum NotifyRefuseReason {
+        NOTIFY_REFUSE_TOO_LARGE,     /* a message above VMM_NOTIFY_MESSAGE_MAX bytes */
+        NOTIFY_REFUSE_MALFORMED,     /* not a single KEY=VALUE line */
+        NOTIFY_REFUSE_EMPTY,         /* closed or timed out without a byte */
+        NOTIFY_REFUSE_MACHINE_LIMIT, /* the machine's open notify connections at their bound */
+        NOTIFY_REFUSE_TOTAL_LIMIT,   /* every machine's open notify connections at their bound */
+        NOTIFY_REFUSE_UNKNOWN_CID,   /* AF_VSOCK from a CID no machine has */
+        NOTIFY_REFUSE_NO_PEER,       /* AF_VSOCK without a peer address */
+        NOTIFY_REFUSE_OUT_OF_MEMORY,
+        _NOTIFY_REFUSE_REASON_MAX,
+} NotifyRefuseReason;
+
+/* How a connection to the vmm.notify port ended (tetherd closes each one itself). */
+typedef enum NotifyCloseReason {
+        NOTIFY_CLOSE_EOF,       /* the guest half-closed (or closed) after its message */
+        NOTIFY_CLOSE_IDLE,      /* the message was quiet for the idle window: no half-close came (or will) */
+        NOTIFY_CLOSE_TIMEOUT,   /* the connection's overall timeout */
+        NOTIFY_CLOSE_TOO_LARGE, /* the message grew beyond its bound */
+        NOTIFY_CLOSE_DROPPED,   /* the machine went away, or tetherd stopped */
+        _NOTIFY_CLOSE_REASON_MAX,
+} NotifyCloseReason;
+
 /* Why a session ended. */
 typedef enum CloseReason {
         CLOSE_EOF,
@@ -110,6 +133,8 @@ typedef struct Stats {
         uint64_t seq_gap_records;     /* sequence numbers missing in those gaps */
         uint64_t clock_samples;
         uint64_t clock_samples_ignored; /* ids tetherd never sent, or answered twice */
+        uint64_t guest_samples;         /* ResourceSamples kept */
+        uint64_t guest_samples_refused; /* above a machine's sample rate, a clock going backwards, or no memory */
         uint64_t acks_sent;
         uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;
@@ -119,6 +144,14 @@ typedef struct Stats {
         uint64_t api_connections_refused;   /* at the connection limit: answered 503 and closed */
         uint64_t api_connections_timed_out; /* no whole request within the request timeout: shut down */
         uint64_t api_connections_evicted;   /* still waiting for their request when a newcomer needed room */
+
+        /* systemd's notifications on the vmm.notify port (agentless.h) */
+        uint64_t notify_messages; /* messages applied (to an agentless boot, or as an agent boot's event) */
+        uint64_t notify_refused[_NOTIFY_REFUSE_REASON_MAX];
+        uint64_t notify_closed[_NOTIFY_CLOSE_REASON_MAX];
+        uint64_t notify_keys_ignored;     /* well-formed lines with a key tetherd does not know */
+        uint64_t notify_lines_invalid;    /* lines that were not KEY=VALUE, or bad values of known keys */
+        uint64_t notify_connections_open; /* gauge */
 
         /* Gauges the daemon keeps, for /healthz and /metrics. */
         uint64_t connections_open; /* agent connections attached to machines */
@@ -131,6 +164,8 @@ typedef struct Stats {
 const char *drop_reason_to_string(DropReason r);
 const char *refuse_reason_to_string(RefuseReason r);
 const char *close_reason_to_string(CloseReason r);
+const char *notify_refuse_reason_to_string(NotifyRefuseReason r);
+const char *notify_close_reason_to_string(NotifyCloseReason r);
 const char *log_stream_to_string(int stream);
 const char *export_signal_to_string(ExportSignal s);
 const char *export_drop_reason_to_string(ExportDropReason r);

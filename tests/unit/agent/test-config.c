@@ -441,7 +441,6 @@ static void test_systemd_settings(void **state) {
 
         assert_true(c.journal);
         assert_int_equal(c.systemd_units_max, CONFIG_DEFAULT_SYSTEMD_UNITS_MAX);
-        assert_false(config_wants_systemd(&c));
 
         assert_int_equal(
                 config_parse_ready(&c, "boot-finished,unit:nginx.service,target:multi-user,tcp:80", "--ready", &err),
@@ -449,7 +448,6 @@ static void test_systemd_settings(void **state) {
         assert_true(c.ready_boot_finished);
         assert_strv(c.ready_units, (const char *const[]) { "nginx.service", "multi-user.target" }, 2);
         assert_int_equal(c.n_probes, 1);
-        assert_true(config_wants_systemd(&c));
 
         /* target: with the suffix already there is not doubled */
         assert_int_equal(config_parse_ready(&c, "target:graphical.target", "--ready", &err), 0);

@@ -64,11 +64,14 @@ static inline void frame_append(Bytes *b, const Tether__Envelope *e) {
         free(f);
 }
 
-/* instance: Hello.agent_instance (its bytes without the NUL), NULL for an agent older than that field. */
-static inline void hello_frame_instance(Bytes *b, const char *boot_id, const char *hostname, const char *instance) {
+/* instance: Hello.agent_instance (its bytes without the NUL), NULL for an agent older than that field; max_version:
+ * Hello.max_protocol_version (0: version 1 only). */
+static inline void hello_frame_version(
+        Bytes *b, const char *boot_id, const char *hostname, const char *instance, uint32_t max_version) {
         Tether__Envelope e = TETHER__ENVELOPE__INIT;
         Tether__Hello h = TETHER__HELLO__INIT;
         h.protocol_version = TETHER_PROTOCOL_VERSION;
+        h.max_protocol_version = max_version;
         h.agent_version = (char *) "test-1";
         h.boot_id = (char *) boot_id;
         h.kernel_release = (char *) "6.1.0-test";
@@ -82,6 +85,15 @@ static inline void hello_frame_instance(Bytes *b, const char *boot_id, const cha
         e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
         e.hello = &h;
         frame_append(b, &e);
+}
+
+static inline void hello_frame_instance(Bytes *b, const char *boot_id, const char *hostname, const char *instance) {
+        hello_frame_version(b, boot_id, hostname, instance, 0);
+}
+
+/* An agent that speaks the journal (tether-agent-systemd). */
+static inline void hello_journal_frame(Bytes *b, const char *boot_id, const char *hostname, const char *instance) {
+        hello_frame_version(b, boot_id, hostname, instance, TETHER_PROTOCOL_VERSION_JOURNAL);
 }
 
 static inline void hello_frame(Bytes *b, const char *boot_id, const char *hostname) {

@@ -559,7 +559,7 @@ static void test_journal_cursor_after_restart(void **state) {
 
         world_open(w, 4, 0);
         Machine *m = register_machine(w, "vm-j", 47);
-        hello_frame(&in, "boot-j", "guest");
+        hello_journal_frame(&in, "boot-j", "guest", NULL);
         journal_frame(&in, 1, "a.service", 5, "s=1;i=1", "one\n");
         journal_frame(&in, 2, "a.service", 5, "s=1;i=2", "two\n");
         log_frame(&in, 3, 1, "plain\n", 3 * MS);
@@ -576,7 +576,7 @@ static void test_journal_cursor_after_restart(void **state) {
         assert_non_null(m);
         assert_string_equal(m->current->journal_cursor, "s=1;i=2");
 
-        hello_frame_instance(&in, "boot-j", "guest", "restarted-agent");
+        hello_journal_frame(&in, "boot-j", "guest", "restarted-agent");
         assert_int_equal(session_new(&w->ctx, m, &s), 0);
         assert_int_equal(session_feed(s, in.data, in.len), 0);
         bytes_free(&in);

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Guest resource samples (protocol version 2): the real agent in service mode samples this machine's kernel.
+
+Proves (scenario `burn`): with --sample-interval-ms=1000 a workload that burns a CPU and holds memory shows up in
+GET /v1/machines/ID/metrics: samples arrive about once a second (history grows, bounded), CPU user time grows and
+the busy share between samples is within (0, 1], the memory total is this kernel's MemTotal, the online CPU count
+is this machine's; the machine object carries the "resources" summary; /v1/stats and /metrics count the samples;
+another machine registered beside it shows none.
+Proves (scenario `off`): --sample-interval-ms=0 sends nothing: no samples, the counters stay 0.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tetherlib import Harness, check, log, run_test  # noqa: E402
+
+BURN = ("import time\n"
+        "hold = bytearray(64 << 20)\n"  # 64 MiB the workload keeps while it burns
+        "end = time.monotonic() + 60\n"
+        "while time.monotonic() < end:\n"
+        "    pass\n")
+
+
+def mem_total_bytes():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no MemTotal")
+
+
+def online_cpus():
+    with open("/sys/devices/system/cpu/online") as f:
+        n = 0
+        for part in f.read().strip().split(","):
+            a, _, b = part.partition("-")
+            n += int(b or a) - int(a) + 1
+        return n
+
+
+def wait_samples(h, mid, n, timeout=30):
+    deadline = time.monotonic() + timeout
+    doc = None
+    while time.monotonic() < deadline:
+        doc = h.api.get_ok("/v1/machines/%s/metrics" % mid)
+        if len(doc.get("history") or []) >= n:
+            return doc
+        time.sleep(0.2)
+    check(False, "%d samples of %s within %d s" % (n, mid, timeout), doc)
+
+
+def burn():
+    with Harness("samples-burn") as h:
+        mid, other = "smp-1", "smp-2"
+        h.register(mid, request_id="req-smp")
+        h.register(other)
+        h.start_service(mid, h.path("notify.sock"), extra=["--sample-interval-ms=1000"],
+                        command=[sys.executable, "-c", BURN])
+        h.wait_connected(mid)
+
+        doc = wait_samples(h, mid, 4)
+        log("metrics: %d samples, cpu_busy_ratio %r" % (len(doc["history"]), doc.get("cpu_busy_ratio")))
+        check(doc["machine_id"] == mid and doc["node_id"] == "itest-node" and doc["request_id"] == "req-smp",
+              "the metrics carry machine id, node id and request id", doc)
+        hist = doc["history"]
+        latest = doc["latest"]
+        check(latest == hist[-1], "latest is the newest of the history", latest, hist[-1])
+        check(len(hist) <= doc["history_max"], "the history is bounded by history_max", len(hist))
+        check(doc["samples_refused"] == 0, "an agent sampling every second has nothing refused", doc)
+
+        # Guest times one interval apart (give or take the loop's scheduling), host receive times increasing.
+        ups = [s["uptime_ns"] for s in hist]
+        gaps = [b - a for a, b in zip(ups, ups[1:])]
+        check(all(0.9e9 <= g <= 5e9 for g in gaps), "samples are about one interval apart", gaps)
+        times = [s["time_unix_ns"] for s in hist]
+        check(times == sorted(times), "receive times increase", times)
+
+        # This kernel's numbers: the agent runs on this machine.
+        check(latest["memory"]["total_bytes"] == mem_total_bytes(), "memory total is this kernel's MemTotal",
+              latest["memory"], mem_total_bytes())
+        mem = latest["memory"]
+        check(0 < mem["used_bytes"] <= mem["total_bytes"] and
+              mem["used_bytes"] + mem["available_bytes"] == mem["total_bytes"],
+              "used = total - available, within the total", mem)
+        check(latest["cpus"] == online_cpus(), "the CPU count is this machine's online CPUs", latest, online_cpus())
+        check(len(latest["load"]) == 3 and all(x >= 0 for x in latest["load"]), "three load averages", latest)
+        users = [s["cpu_ns"]["user"] for s in hist]
+        check(users == sorted(users) and users[-1] > users[0], "CPU user time grows while the workload burns",
+              users)
+        busy = doc["cpu_busy_ratio"]
+        check(busy is not None and 0 < busy <= 1, "the busy share between the last two samples is in (0, 1]",
+              busy)
+        if os.path.exists("/proc/pressure/cpu"):
+            check("cpu" in latest["pressure"], "this kernel has PSI: the sample carries it", latest["pressure"])
+
+        # The machine object's summary, the counters, the other machine.
+        m = h.api.machine(mid)
+        res = m.get("resources")
+        check(res and res["memory_total_bytes"] == mem_total_bytes() and res["uptime_ns"] > 0,
+              "the machine object carries a resources summary", res)
+        stats = h.api.get_ok("/v1/stats")
+        check(stats["guest_samples"] >= 4, "/v1/stats counts the samples kept", stats["guest_samples"])
+        status, _, raw = h.api.get("/metrics")
+        text = raw.decode()
+        check("tether_guest_samples_total " in text, "/metrics has tether_guest_samples_total", text[:500])
+        odoc = h.api.get_ok("/v1/machines/%s/metrics" % other)
+        check(odoc["latest"] is None and odoc["history"] == [] and odoc["samples_kept"] == 0,
+              "a machine without an agent has no samples", odoc)
+        check(h.api.machine(other).get("resources") is None, "and no resources summary", other)
+        h.assert_tetherd_alive()
+
+
+def off():
+    with Harness("samples-off") as h:
+        mid = "smp-off"
+        h.register(mid)
+        h.start_service(mid, h.path("notify.sock"), extra=["--sample-interval-ms=0"])
+        h.wait_connected(mid)
+        time.sleep(3)  # three intervals of an agent sampling every second
+        doc = h.api.get_ok("/v1/machines/%s/metrics" % mid)
+        check(doc["latest"] is None and doc["samples_kept"] == 0 and doc["samples_refused"] == 0,
+              "sampling off: no samples", doc)
+        check(h.api.get_ok("/v1/stats")["guest_samples"] == 0, "and none counted", doc)
+        h.assert_tetherd_alive()
+
+
+if __name__ == "__main__":
+    run_test({"burn": burn, "off": off}[sys.argv[1]])
