@@ -48,6 +48,21 @@ unsigned terminal_width(const char *columns_env, int fd) {
         return TERMINAL_WIDTH_DEFAULT;
 }
 
+unsigned terminal_height(const char *lines_env, int fd) {
+        if (is_set(lines_env)) {
+                char *end;
+                errno = 0;
+                unsigned long v = strtoul(lines_env, &end, 10);
+                if (errno == 0 && *end == '\0' && lines_env[0] != '-' && v > 0 && v <= TERMINAL_WIDTH_MAX)
+                        return (unsigned) v;
+        }
+
+        struct winsize ws = {};
+        if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+                return MIN((unsigned) ws.ws_row, TERMINAL_WIDTH_MAX);
+        return 0;
+}
+
 size_t display_width(const char *s) {
         size_t n = 0;
 

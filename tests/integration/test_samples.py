@@ -10,6 +10,7 @@ another machine registered beside it shows none.
 Proves (scenario `off`): --sample-interval-ms=0 sends nothing: no samples, the counters stay 0.
 """
 
+import json
 import os
 import sys
 import time
@@ -20,8 +21,11 @@ from tetherlib import Harness, check, log, run_test  # noqa: E402
 BURN = ("import time\n"
         "hold = bytearray(64 << 20)\n"  # 64 MiB the workload keeps while it burns
         "end = time.monotonic() + 60\n"
+        "tick = 0\n"
         "while time.monotonic() < end:\n"
-        "    pass\n")
+        "    if time.monotonic() > tick:\n"  # and logs a line every 50 ms
+        "        print('x' * 100, flush=True)\n"
+        "        tick = time.monotonic() + 0.05\n")
 
 
 def mem_total_bytes():
@@ -110,6 +114,27 @@ def burn():
         check(odoc["latest"] is None and odoc["history"] == [] and odoc["samples_kept"] == 0,
               "a machine without an agent has no samples", odoc)
         check(h.api.machine(other).get("resources") is None, "and no resources summary", other)
+
+        # tether top: one snapshot with rates over one second, as JSON and as an 80-column screen.
+        rc, out, err = h.cli("top", "--interval", "1", json_out=True, check_rc=0)
+        top = json.loads(out)
+        rows = {r["machine_id"]: r for r in top["machines"]}
+        check(set(rows) == {mid, other}, "top --json lists both machines", rows.keys())
+        row = rows[mid]
+        check(row["state"] == "booting" and row["request_id"] == "req-smp", "top shows state and request id", row)
+        check(row["memory_total_bytes"] == mem_total_bytes() and 0 < row["cpu_busy_ratio"] <= 1,
+              "top shows the machine's memory and CPU share", row)
+        check(row["log_bytes_per_second"] is not None and row["log_bytes_per_second"] > 0,
+              "top shows the log rate of a workload that logs", row)
+        check(row["uptime_ns"] > 0 and 0.9e9 <= top["interval_ns"] <= 10e9, "uptime and the interval", top)
+        check(rows[other]["cpu_busy_ratio"] is None and rows[other]["log_bytes_per_second"] is None,
+              "the machine without an agent has nulls, not zeros", rows[other])
+        rc, out, err = h.cli("top", "--interval", "0", check_rc=0, env_extra={"COLUMNS": "80"})
+        lines = out.splitlines()
+        check(lines[0].startswith("tether top") and "2 machines" in lines[0] and lines[1].startswith("MACHINE"),
+              "top's screen: summary and header", out)
+        check(all(len(line) <= 80 for line in lines), "every line fits 80 columns", out)
+        check(any(line.startswith(mid) and "/" in line for line in lines), "the sampled machine's row", out)
         h.assert_tetherd_alive()
 
 
