@@ -253,6 +253,50 @@ static int take_unit_property(const char *name, sd_bus_message *m, void *userdat
         return 0;
 }
 
+/* An event of the tracker (r: what it returned) as a unit:NAME phase. */
+static void record_unit_event(Systemd *s, const char *name, int r, const UnitEvent *ev, const char *sub_state) {
+        if (r == -ENOSPC) {
+                if (!s->over_logged) {
+                        s->over_logged = true;
+                        log_info(
+                                "systemd: more than %" PRIu32 " units to report (systemd_units_max); counting the rest",
+                                s->config->systemd_units_max);
+                }
+                return;
+        }
+        if (r < 0) {
+                s->host->record_error(s->host, r, "a unit");
+                return;
+        }
+        if (r == 0)
+                return;
+
+        uint64_t offset = boot_offset_ns();
+        bool failed = ev->kind != UNIT_EVENT_ACTIVATED;
+        _cleanup_free_ char *phase = format_alloc("unit:%s", name);
+        _cleanup_free_ char *message = ev->kind == UNIT_EVENT_FAILED ?
+                format_alloc("%s failed (%s)", name, sub_state && *sub_state ? sub_state : "failed") :
+                ev->kind == UNIT_EVENT_JOB_FAILED ? format_alloc("%s not started: a unit it requires failed", name) :
+                                                    NULL;
+        if (!phase || (failed && !message)) {
+                s->host->record_error(s->host, -ENOMEM, "a unit");
+                return;
+        }
+        s->host->record_error(
+                s->host,
+                record_phase(
+                        s->host->replay,
+                        phase,
+                        ev->start_us * NSEC_PER_USEC + offset,
+                        ev->end_us * NSEC_PER_USEC + offset,
+                        failed,
+                        message,
+                        (const char *const[]) { "unit", name, NULL }),
+                "a unit phase");
+        if (failed)
+                log_info("systemd: %s", message);
+}
+
 static void handle_unit(Systemd *s, const char *name, const UnitProps *p) {
         if (unit_state_is_active(p->active_state) && is_ready_unit(s, name)) {
                 char detail[CONFIG_MAX_UNIT_NAME + 16];
@@ -271,44 +315,22 @@ static void handle_unit(Systemd *s, const char *name, const UnitProps *p) {
         };
         UnitEvent ev;
         int r = unit_tracker_update(s->units, &snap, &ev);
-        if (r == -ENOSPC) {
-                if (!s->over_logged) {
-                        s->over_logged = true;
-                        log_info(
-                                "systemd: more than %" PRIu32 " units to report (systemd_units_max); counting the rest",
-                                s->config->systemd_units_max);
-                }
-                return;
-        }
-        if (r < 0) {
-                s->host->record_error(s->host, r, "a unit");
-                return;
-        }
-        if (r == 0)
-                return;
+        record_unit_event(s, name, r, &ev, p->sub_state);
+}
 
-        uint64_t offset = boot_offset_ns();
-        _cleanup_free_ char *phase = format_alloc("unit:%s", name);
-        _cleanup_free_ char *message = ev.kind == UNIT_EVENT_FAILED ?
-                format_alloc("%s failed (%s)", name, p->sub_state[0] ? p->sub_state : "failed") :
-                NULL;
-        if (!phase || (ev.kind == UNIT_EVENT_FAILED && !message)) {
-                s->host->record_error(s->host, -ENOMEM, "a unit");
-                return;
-        }
-        s->host->record_error(
-                s->host,
-                record_phase(
-                        s->host->replay,
-                        phase,
-                        ev.start_us * NSEC_PER_USEC + offset,
-                        ev.end_us * NSEC_PER_USEC + offset,
-                        ev.kind == UNIT_EVENT_FAILED,
-                        message,
-                        (const char *const[]) { "unit", name, NULL }),
-                "a unit phase");
-        if (ev.kind == UNIT_EVENT_FAILED)
-                log_info("systemd: %s", message);
+/* JobRemoved(id, job, unit, result): a start job that failed because a dependency did leaves the unit inactive,
+ * with no property change to tell it. Other results show in the unit's state. */
+static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Systemd *s = userdata;
+        const char *unit, *result;
+        uint32_t id;
+        UnitEvent ev;
+
+        if (sd_bus_message_read(m, "uoss", &id, NULL, &unit, &result) < 0)
+                return 0;
+        int r = unit_tracker_job_removed(s->units, unit, result, now_ns(CLOCK_MONOTONIC) / NSEC_PER_USEC, &ev);
+        record_unit_event(s, unit, r, &ev, NULL);
+        return 0;
 }
 
 typedef struct UnitCall {
@@ -612,6 +634,9 @@ static int bus_connect(Systemd *s) {
                      on_startup_finished,
                      NULL,
                      s)) < 0)
+                return r;
+        if ((r = sd_bus_match_signal_async(
+                     s->bus, NULL, NULL, SYSTEMD_PATH, MANAGER_IFACE, "JobRemoved", on_job_removed, NULL, s)) < 0)
                 return r;
         if ((r = sd_bus_add_match_async(
                      s->bus,

@@ -91,21 +91,18 @@ static bool snapshot_event(const UnitSnapshot *s, UnitEvent *ret) {
         return false;
 }
 
-int unit_tracker_update(UnitTracker *t, const UnitSnapshot *s, UnitEvent *ret) {
-        UnitEvent ev;
+/* The entry of a wanted unit, made if there is room. Returns 0, -ENOSPC (counted), -ENOMEM. */
+static int tracker_entry(UnitTracker *t, const char *name, UnitEntry **ret) {
+        UnitEntry *e = hashmap_get(t->by_name, name);
         int r;
 
-        if (!s->name || !unit_tracker_wants(t, s->name) || !snapshot_event(s, &ev))
-                return 0;
-
-        UnitEntry *e = hashmap_get(t->by_name, s->name);
         if (!e) {
                 if (t->n_entries >= t->max_units) {
                         t->over++;
                         return -ENOSPC;
                 }
                 _cleanup_free_ UnitEntry *n = calloc(1, sizeof(*n));
-                if (!n || !(n->name = strdup(s->name)))
+                if (!n || !(n->name = strdup(name)))
                         return -ENOMEM;
                 if ((r = hashmap_put(t->by_name, n->name, n)) < 0) {
                         free(n->name);
@@ -113,6 +110,31 @@ int unit_tracker_update(UnitTracker *t, const UnitSnapshot *s, UnitEvent *ret) {
                 }
                 e = t->entries[t->n_entries++] = TAKE_PTR(n);
         }
+        *ret = e;
+        return 0;
+}
+
+int unit_tracker_job_removed(UnitTracker *t, const char *name, const char *result, uint64_t at_us, UnitEvent *ret) {
+        UnitEntry *e;
+        int r;
+
+        if (!name || !result || strcmp(result, "dependency") != 0 || !unit_tracker_wants(t, name))
+                return 0;
+        if ((r = tracker_entry(t, name, &e)) < 0)
+                return r;
+        *ret = (UnitEvent) { .kind = UNIT_EVENT_JOB_FAILED, .start_us = at_us, .end_us = at_us };
+        return 1;
+}
+
+int unit_tracker_update(UnitTracker *t, const UnitSnapshot *s, UnitEvent *ret) {
+        UnitEntry *e;
+        UnitEvent ev;
+        int r;
+
+        if (!s->name || !unit_tracker_wants(t, s->name) || !snapshot_event(s, &ev))
+                return 0;
+        if ((r = tracker_entry(t, s->name, &e)) < 0)
+                return r;
 
         if (ev.kind == UNIT_EVENT_ACTIVATED) {
                 if (e->reported_start_us == ev.start_us)

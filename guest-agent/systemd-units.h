@@ -22,8 +22,9 @@ typedef struct UnitSnapshot {
 } UnitSnapshot;
 
 typedef enum UnitEventKind {
-        UNIT_EVENT_ACTIVATED, /* start_us = InactiveExit, end_us = ActiveEnter */
-        UNIT_EVENT_FAILED,    /* start_us = InactiveExit (or the failure itself), end_us = InactiveEnter */
+        UNIT_EVENT_ACTIVATED,  /* start_us = InactiveExit, end_us = ActiveEnter */
+        UNIT_EVENT_FAILED,     /* start_us = InactiveExit (or the failure itself), end_us = InactiveEnter */
+        UNIT_EVENT_JOB_FAILED, /* its start job failed because a unit it requires failed: a point */
 } UnitEventKind;
 
 typedef struct UnitEvent {
@@ -44,6 +45,11 @@ bool unit_tracker_wants(const UnitTracker *t, const char *name);
 /* Returns 1 and the event to report, 0 when there is nothing new to report (or the unit is not wanted), -ENOSPC
  * when it would be but the unit is beyond the bound (counted), -ENOMEM. */
 int unit_tracker_update(UnitTracker *t, const UnitSnapshot *s, UnitEvent *ret);
+
+/* A job of the unit ended with result (JobRemoved) at at_us. "dependency" (a unit it requires failed: the unit
+ * itself never changes state, so no snapshot would tell) is a failure at at_us; every other result is told by the
+ * unit's own state ("failed", "timeout": it failed) or is none. Returns as unit_tracker_update(). */
+int unit_tracker_job_removed(UnitTracker *t, const char *name, const char *result, uint64_t at_us, UnitEvent *ret);
 
 size_t unit_tracker_size(const UnitTracker *t);
 /* Activations and failures not reported because of the bound. */

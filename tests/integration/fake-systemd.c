@@ -6,6 +6,7 @@
  *   unit NAME STATE SUB EXIT ENTER INACTIVE   a unit's ActiveState, SubState and InactiveExit, ActiveEnter,
  *                                      InactiveEnter timestamps (µs), then its PropertiesChanged signal
  *   finish US                          FinishTimestampMonotonic = US, then the StartupFinished signal
+ *   job NAME RESULT                    the JobRemoved signal of a job of unit NAME
  *
  * Each line is answered with "ok" on stdout once the signals are on their way; "ready" says the name is owned.
  * Test tool only. */
@@ -91,6 +92,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD("Subscribe", "", "", method_subscribe, 0),
         SD_BUS_METHOD("ListUnits", "", "a(ssssssouso)", method_list_units, 0),
         SD_BUS_SIGNAL("StartupFinished", "tttttt", 0),
+        SD_BUS_SIGNAL("JobRemoved", "uoss", 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -178,6 +180,17 @@ static int command(sd_bus *bus, char *line) {
                         (uint64_t) 0,
                         (uint64_t) x);
         }
+        if (sscanf(line, "job %255s %63s", a, b) == 2)
+                return sd_bus_emit_signal(
+                        bus,
+                        "/org/freedesktop/systemd1",
+                        "org.freedesktop.systemd1.Manager",
+                        "JobRemoved",
+                        "uoss",
+                        (uint32_t) 7,
+                        "/org/freedesktop/systemd1/job/7",
+                        a,
+                        b);
         if (sscanf(line, "unit %255s %63s %63s %llu %llu %llu", a, b, c, &x, &y, &z) == 6) {
                 Unit *u = NULL;
                 for (size_t i = 0; i < n_units; i++)

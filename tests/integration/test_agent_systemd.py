@@ -6,7 +6,8 @@ integration end to end through tetherd, with no systemd and no VM.
 Proves: systemd's boot timestamps become the phases systemd.kernel/initrd/generators/units-load at once and
 systemd.userspace when StartupFinished arrives (the agent was started before it: no polling, the signal); a unit
 active before the agent started (the unit list) and one activated later (PropertiesChanged) become unit:NAME spans
-whose length is ActiveEnter − InactiveExit exactly; a failed unit is an error span with its message; a unit outside
+whose length is ActiveEnter − InactiveExit exactly; a failed unit is an error span with its message, and so is a
+unit whose start job failed because of a dependency (JobRemoved, the unit never changed state); a unit outside
 systemd_units is not reported; ready=target:app reports ready (source systemd, detail target:app.target) only when
 app.target becomes active.
 """
@@ -104,6 +105,8 @@ def main():
         sd.cmd("unit late.service active running %d %d 0" % (t0 + 3_000_000, t0 + 3_250_000))
         sd.cmd("unit broken.service failed failed %d 0 %d" % (t0 + 3_100_000, t0 + 3_300_000))
         sd.cmd("unit other.socket active listening %d %d 0" % (t0 + 3_000_000, t0 + 3_010_000))
+        sd.cmd("job needs-broken.service dependency")  # its start job failed: broken.service is required
+        sd.cmd("job late.service done")
         sd.cmd("finish %d" % (t0 + 4_000_000))
         sd.cmd("unit app.target active active %d %d 0" % (t0 + 3_900_000, t0 + 3_900_000))
 
@@ -113,7 +116,8 @@ def main():
         check(ready.get("source") == "systemd" and ready.get("detail") == "target:app.target",
               "ready comes from systemd, app.target reached", ready, r)
 
-        final = early + ["systemd.userspace", "unit:late.service", "unit:broken.service", "unit:app.target"]
+        final = early + ["systemd.userspace", "unit:late.service", "unit:broken.service", "unit:app.target",
+                         "unit:needs-broken.service"]
         h.wait_machine(mid, has_spans(final), "the later units and the userspace phase are spans")
         got = spans_by_name(h, mid)
         check("unit:other.socket" not in got, "a unit outside systemd_units is not reported", sorted(got))
@@ -135,6 +139,9 @@ def main():
         check(b["status"] == "error" and "broken.service failed" in (b.get("status_message") or ""),
               "a failed unit is an error span with its message", b)
         check(length("unit:broken.service") == 200_000_000, "the failure spans InactiveExit → InactiveEnter", b)
+        d = got["unit:needs-broken.service"]
+        check(d["status"] == "error" and "a unit it requires failed" in (d.get("status_message") or ""),
+              "a start job failed by a dependency (JobRemoved) is an error span", d)
         check(got["unit:late.service"]["status"] != "error", "an activation is not an error",
               got["unit:late.service"])
         check((got["unit:late.service"].get("attributes") or {}).get("unit") == "late.service",
@@ -145,7 +152,8 @@ def main():
         sd.cmd("unit late2.service active running %d %d 0" % (t0 + 5_000_000, t0 + 5_100_000))
         h.wait_machine(mid, has_spans(["unit:late2.service"]), "a unit after boot is reported")
         names = [s["name"] for s in h.api.spans(mid)["spans"]]
-        check(names.count("unit:late.service") == 1, "a repeated signal makes no second span", names)
+        check(names.count("unit:late.service") == 1,
+              "a repeated signal makes no second span, a job done none either", names)
         h.assert_tetherd_alive()
         a.kill()
         log("tether-agent-systemd OK")

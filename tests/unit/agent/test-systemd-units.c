@@ -110,11 +110,31 @@ static void test_bound_and_patterns(void **state) {
         unit_tracker_free(t);
 }
 
+/* JobRemoved: only "dependency" is a failure of its own (a point); the rest show in the unit's state. */
+static void test_job_removed(void **state) {
+        UnitTracker *t;
+        UnitEvent ev;
+        char *patterns[] = { (char *) "*.service", NULL };
+        assert_int_equal(unit_tracker_new(patterns, 1, &t), 0);
+
+        assert_int_equal(unit_tracker_job_removed(t, "a.service", "done", 10, &ev), 0);
+        assert_int_equal(unit_tracker_job_removed(t, "a.service", "failed", 10, &ev), 0);
+        assert_int_equal(unit_tracker_job_removed(t, "a.socket", "dependency", 10, &ev), 0); /* not wanted */
+        assert_int_equal(unit_tracker_job_removed(t, "a.service", "dependency", 42, &ev), 1);
+        assert_int_equal(ev.kind, UNIT_EVENT_JOB_FAILED);
+        assert_int_equal(ev.start_us, 42);
+        assert_int_equal(ev.end_us, 42);
+        assert_int_equal(unit_tracker_job_removed(t, "b.service", "dependency", 43, &ev), -ENOSPC); /* bound */
+        assert_int_equal(unit_tracker_over(t), 1);
+        unit_tracker_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_activation_once),
                 cmocka_unit_test(test_failure),
                 cmocka_unit_test(test_bound_and_patterns),
+                cmocka_unit_test(test_job_removed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
