@@ -293,8 +293,18 @@ static void record_unit_event(Systemd *s, const char *name, int r, const UnitEve
                         message,
                         (const char *const[]) { "unit", name, NULL }),
                 "a unit phase");
-        if (failed)
-                log_info("systemd: %s", message);
+        if (!failed)
+                return;
+        /* Also an event of the boot (the root span's), where a failure is seen without looking for its span. */
+        s->host->record_error(
+                s->host,
+                record_milestone(
+                        s->host->replay,
+                        "unit.failed",
+                        ev->end_us * NSEC_PER_USEC + offset,
+                        (const char *const[]) { "unit", name, "message", message, NULL }),
+                "a unit.failed milestone");
+        log_info("systemd: %s", message);
 }
 
 static void handle_unit(Systemd *s, const char *name, const UnitProps *p) {

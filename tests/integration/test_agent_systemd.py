@@ -139,6 +139,12 @@ def main():
         check(b["status"] == "error" and "broken.service failed" in (b.get("status_message") or ""),
               "a failed unit is an error span with its message", b)
         check(length("unit:broken.service") == 200_000_000, "the failure spans InactiveExit → InactiveEnter", b)
+        events = [(e["name"], (e.get("attributes") or {}).get("unit")) for e in
+                  h.api.spans(mid)["spans"][0].get("events") or []]
+        for u in ("broken.service", "needs-broken.service"):
+            check(("unit.failed", u) in events, "a unit.failed event of the boot names %s" % u, events)
+        check(not any(u == "late.service" for n, u in events if n == "unit.failed"), "no event for an activation",
+              events)
         d = got["unit:needs-broken.service"]
         check(d["status"] == "error" and "a unit it requires failed" in (d.get("status_message") or ""),
               "a start job failed by a dependency (JobRemoved) is an error span", d)
