@@ -92,6 +92,27 @@ typedef enum ExportDropReason {
         _EXPORT_DROP_REASON_MAX,
 } ExportDropReason;
 
+/* The lifecycle events counted per transition (tether_machine_transitions_total): a fixed set, so that the label's
+ * cardinality does not depend on what guests or libvirt say. */
+typedef enum MachineTransition {
+        TRANSITION_REGISTERED,
+        TRANSITION_CONNECTED,
+        TRANSITION_BOOTING,
+        TRANSITION_READY,
+        TRANSITION_EXITED,
+        TRANSITION_CRASHED,
+        TRANSITION_OOM_KILLED,
+        TRANSITION_DISCONNECTED,
+        TRANSITION_DELETED,
+        TRANSITION_PROTOCOL_ERROR,
+        TRANSITION_LOGS_DROPPED,
+        _MACHINE_TRANSITION_MAX,
+} MachineTransition;
+
+const char *machine_transition_to_string(MachineTransition t);
+/* The transition of an event name, or -EINVAL for one not counted. */
+int machine_transition_from_string(const char *s);
+
 /* Filled by the OTLP exporter, read by /metrics. Counters only grow; the gauges are current values. */
 typedef struct ExportStats {
         uint64_t requests[_EXPORT_SIGNAL_MAX]; /* export requests the backend accepted */
@@ -102,6 +123,8 @@ typedef struct ExportStats {
         uint64_t queue_bytes;                                          /* gauge: bytes waiting in memory */
         uint64_t spool_bytes;                                          /* gauge: bytes waiting on disk */
         uint64_t last_success_unix_ns[_EXPORT_SIGNAL_MAX];             /* gauge: 0 = never */
+        bool enabled[_EXPORT_SIGNAL_MAX];                              /* the exporter sends this signal */
+        uint64_t spool_limit_bytes;                                    /* 0: no spool */
         uint64_t deferred; /* times a boot's live log export was left to the log store (over its fair share) */
 } ExportStats;
 
@@ -135,6 +158,7 @@ typedef struct Stats {
         uint64_t clock_samples_ignored; /* ids tetherd never sent, or answered twice */
         uint64_t guest_samples;         /* ResourceSamples kept */
         uint64_t guest_samples_refused; /* above a machine's sample rate, a clock going backwards, or no memory */
+        uint64_t transitions[_MACHINE_TRANSITION_MAX]; /* lifecycle events, by transition */
         uint64_t acks_sent;
         uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;

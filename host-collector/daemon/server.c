@@ -55,7 +55,7 @@ struct Server {
         uint32_t notify_port;
         char *api_socket;
         uint16_t api_port;
-        ApiLimits api_limits;
+        ApiConfig api_config;
         bool vsock_enabled;
         bool stopping;
         ApiProbe *api_probe; /* with the systemd watchdog: feeds it only while the API answers */
@@ -68,7 +68,7 @@ struct Server {
 void server_config_init(ServerConfig *c) {
         *c = (ServerConfig) {
                 .api_socket = TETHERD_API_SOCKET_DEFAULT,
-                .api_limits = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
+                .api_config = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
                                 .request_timeout_ns = API_REQUEST_TIMEOUT_NS_DEFAULT },
                 .vsock_port = TETHER_VSOCK_PORT_DEFAULT,
                 .notify_port = TETHER_NOTIFY_PORT_DEFAULT,
@@ -390,7 +390,7 @@ int server_new(const ServerConfig *config, Server **ret) {
         s->vsock_port = config->vsock_port;
         s->notify_port = config->notify_port;
         s->api_port = config->api_port;
-        s->api_limits = config->api_limits;
+        s->api_config = config->api_config;
         s->refused_ratelimit = RATELIMIT_INIT(NSEC_PER_SEC, 1);
         if (config->uds_roots && config->uds_roots[0]) {
                 size_t n = 0;
@@ -613,7 +613,7 @@ int server_start(Server *s) {
                                 s->vsock_port);
         }
 
-        r = api_new(&s->manager, s->event, &s->api_limits, &s->api);
+        r = api_new(&s->manager, s->event, &s->api_config, &s->api);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP API: %m");
         if (s->api_socket) {
