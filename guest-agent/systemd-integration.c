@@ -54,10 +54,13 @@ typedef struct Systemd {
         uint64_t journal_entries, journal_truncated;
 } Systemd;
 
-/* systemd's timestamps are CLOCK_MONOTONIC µs; records are CLOCK_BOOTTIME ns. */
+/* systemd's timestamps are CLOCK_MONOTONIC µs; records are CLOCK_BOOTTIME ns: the difference is the time spent
+ * suspended. In whole milliseconds: the two clock reads are some ns apart, and a restarted agent must turn the same
+ * timestamps into the same times (tetherd keeps a repeated phase once). */
 static uint64_t boot_offset_ns(void) {
         uint64_t b = now_ns(CLOCK_BOOTTIME), m = now_ns(CLOCK_MONOTONIC);
-        return b > m ? b - m : 0;
+        uint64_t d = b > m ? b - m : 0;
+        return (d + NSEC_PER_MSEC / 2) / NSEC_PER_MSEC * NSEC_PER_MSEC;
 }
 
 static bool is_ready_unit(const Systemd *s, const char *name) {

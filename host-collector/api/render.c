@@ -131,6 +131,7 @@ json_t *render_boot(const Machine *m, const Boot *b) {
         json_object_set_new(o, "milestones_dropped", int_json(b->milestones_dropped));
         json_object_set_new(o, "phases", int_json(b->n_phases));
         json_object_set_new(o, "phases_dropped", int_json(b->phases_dropped));
+        json_object_set_new(o, "annotations_repeated", int_json(b->annotations_repeated));
         json_object_set_new(o, "duplicates", int_json(b->duplicates));
         json_object_set_new(o, "seq_gaps", int_json(b->seq_gaps));
         json_object_set_new(o, "protocol_errors", int_json(b->protocol_errors));

@@ -399,6 +399,26 @@ static bool annotation_fits(
         return false;
 }
 
+/* A milestone or phase equal to one already there: the same moment said again by a later agent process of the
+ * boot (e.g. tether-agent-systemd restarted, reporting systemd's timestamps again). Bounded: at most max_milestones
+ * or max_phases to compare. */
+static bool milestone_is_repeated(const Boot *b, const Tether__Milestone *m) {
+        for (size_t i = 0; i < b->n_milestones; i++)
+                if (b->milestones[i].boottime_ns == m->boottime_ns && strcmp(b->milestones[i].name, m->name) == 0)
+                        return true;
+        return false;
+}
+
+static bool phase_is_repeated(const Boot *b, const Tether__Phase *p) {
+        for (size_t i = 0; i < b->n_phases; i++) {
+                const BootPhase *q = &b->phases[i];
+                if (q->start_boottime_ns == p->start_boottime_ns && q->end_boottime_ns == p->end_boottime_ns &&
+                    q->status == (int) p->status && strcmp(q->name, p->name) == 0)
+                        return true;
+        }
+        return false;
+}
+
 static int apply_milestone(
         Boot *b, const ReadyCondition *cond, const Tether__Envelope *e, uint64_t recv, BootApplyResult *res) {
         const Tether__Milestone *m = e->milestone;
@@ -409,6 +429,10 @@ static int apply_milestone(
         size_t n_attrs = 0, attr_bytes = 0;
         int r;
 
+        if (milestone_is_repeated(b, m)) {
+                b->annotations_repeated++; /* it had whatever effect it has the first time */
+                return 0;
+        }
         if (becomes_ready) {
                 if (asprintf(&ready_source, "milestone:%s", m->name) < 0) {
                         ready_source = NULL;
@@ -464,6 +488,10 @@ static int apply_phase(Boot *b, const Tether__Envelope *e, BootApplyResult *res)
         size_t n_attrs = 0, attr_bytes = 0;
         int r;
 
+        if (phase_is_repeated(b, p)) {
+                b->annotations_repeated++;
+                return 0;
+        }
         r = attrs_from_pb(p->attributes, p->n_attributes, &attrs, &n_attrs, &attr_bytes);
         if (r < 0)
                 return r;

@@ -157,6 +157,9 @@ typedef struct Boot {
         uint64_t logs_dropped;    /* records the agent reported as dropped */
         uint64_t logs_dropped_bytes;
         uint64_t milestones_dropped, phases_dropped;
+        /* Milestones and phases equal to one the boot has (a restarted agent reporting the same: kernel.start,
+         * systemd's boot phases and units): kept once. */
+        uint64_t annotations_repeated;
 
         SeqRange gaps[BOOT_GAPS_MAX];
         size_t n_gaps;

@@ -223,12 +223,49 @@ static void test_ready_durations(void **state) {
         boot_free(b);
 }
 
+/* A restarted agent saying the same again (tether-agent-systemd's phases from systemd's timestamps, kernel.start):
+ * kept once, counted; anything that differs in name or time is another one. */
+static void test_repeated_annotations_kept_once(void **state) {
+        Boot *b;
+        Bytes f = {};
+
+        assert_int_equal(boot_new(1, "b", NULL, NULL, &b), 0);
+        phase_frame(&f, 1, "unit:a.service", 100, 200);
+        apply_one(b, NULL, &f);
+        milestone_frame(&f, 2, "kernel.start", 0);
+        apply_one(b, NULL, &f);
+        phase_frame(&f, 3, "unit:a.service", 100, 200); /* the second agent process */
+        apply_one(b, NULL, &f);
+        milestone_frame(&f, 4, "kernel.start", 0);
+        apply_one(b, NULL, &f);
+        assert_int_equal(b->n_phases, 1);
+        assert_int_equal(b->n_milestones, 1);
+        assert_int_equal(b->annotations_repeated, 2);
+
+        phase_frame(&f, 5, "unit:a.service", 300, 400); /* activated again */
+        apply_one(b, NULL, &f);
+        phase_frame(&f, 6, "unit:b.service", 100, 200);
+        apply_one(b, NULL, &f);
+        milestone_frame(&f, 7, "kernel.start", 1);
+        apply_one(b, NULL, &f);
+        assert_int_equal(b->n_phases, 3);
+        assert_int_equal(b->n_milestones, 2);
+        assert_int_equal(b->annotations_repeated, 2);
+        assert_int_equal(b->last_seq, 7);
+        boot_free(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_ready_conditions),        cmocka_unit_test(test_milestone_bound_keeps_readiness),
-                cmocka_unit_test(test_gap_partially_explained), cmocka_unit_test(test_duplicate_ignored),
-                cmocka_unit_test(test_log_find_after_wraps),    cmocka_unit_test(test_empty_boot_id_refused),
-                cmocka_unit_test(test_instance_table_bounded),  cmocka_unit_test(test_ready_durations),
+                cmocka_unit_test(test_ready_conditions),
+                cmocka_unit_test(test_milestone_bound_keeps_readiness),
+                cmocka_unit_test(test_gap_partially_explained),
+                cmocka_unit_test(test_duplicate_ignored),
+                cmocka_unit_test(test_repeated_annotations_kept_once),
+                cmocka_unit_test(test_log_find_after_wraps),
+                cmocka_unit_test(test_empty_boot_id_refused),
+                cmocka_unit_test(test_instance_table_bounded),
+                cmocka_unit_test(test_ready_durations),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
