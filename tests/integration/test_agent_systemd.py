@@ -13,6 +13,7 @@ app.target becomes active.
 """
 
 import os
+import shutil
 import sys
 import time
 
@@ -55,8 +56,8 @@ def spans_by_name(h, mid):
 
 def main():
     agent = os.environ.get("TETHER_AGENT_SYSTEMD")
-    if not agent or not os.environ.get("FAKE_SYSTEMD"):
-        print("SKIP: no tether-agent-systemd in this build")
+    if not agent or not os.environ.get("FAKE_SYSTEMD") or not shutil.which("dbus-daemon"):
+        print("SKIP: needs tether-agent-systemd (a build with libsystemd) and dbus-daemon")
         sys.exit(77)
     with Harness("agent-systemd") as h:
         mid = "sd-1"
