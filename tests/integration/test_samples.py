@@ -109,7 +109,7 @@ def burn():
         check(stats["guest_samples"] >= 4, "/v1/stats counts the samples kept", stats["guest_samples"])
         status, _, raw = h.api.get("/metrics")
         text = raw.decode()
-        check("tether_guest_samples_total " in text, "/metrics has tether_guest_samples_total", text[:500])
+        check("tether_resource_samples_total " in text, "/metrics has tether_resource_samples_total", text[:500])
         odoc = h.api.get_ok("/v1/machines/%s/metrics" % other)
         check(odoc["latest"] is None and odoc["history"] == [] and odoc["samples_kept"] == 0,
               "a machine without an agent has no samples", odoc)

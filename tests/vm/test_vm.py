@@ -70,6 +70,15 @@ def scenario_boot(h, image):
     check(b["ready"]["kernel_to_ready_ns"] > 0, "kernel_to_ready is known for a VM boot", b["ready"])
     lines = log_lines(h.api.logs("vm-boot"), "stdout")
     check("hello from the guest" in lines, "the workload's stdout arrives", lines)
+    # Resource samples from the guest kernel (protocol version 2): the agent samples once as it connects, and
+    # the ring keeps the boot's samples after it ended. 1 vCPU, 256 MiB of which the kernel keeps some.
+    res = h.api.get_ok("/v1/machines/vm-boot/metrics")
+    g = res["latest"]
+    check(g is not None and res["samples_kept"] >= 1, "the guest sent resource samples", res)
+    check(g["cpus"] == 1, "one online CPU, as QEMU's -smp 1", g)
+    check(128 << 20 < g["memory"]["total_bytes"] <= 256 << 20, "MemTotal within QEMU's 256 MiB", g["memory"])
+    check(0 < g["uptime_ns"] < BOOT_TIMEOUT * 10**9 and sum(g["cpu_ns"].values()) > 0,
+          "the guest's uptime and CPU time", g)
     log("kernel -> ready %.3f s, clock error %.1f us" % (b["ready"]["kernel_to_ready_ns"] / 1e9,
                                                           b["clock_error_ns"] / 1e3))
     # The OTLP export (the JSON file in the state dir, the default without an endpoint) says what the API says,
