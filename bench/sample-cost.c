@@ -25,8 +25,13 @@ static uint64_t clock_ns(clockid_t id) {
 /* The files sample_collect() reads, read raw. */
 static void read_floor(const char *cgroup) {
         static const char *const fixed[] = {
-                "/sys/devices/system/cpu/online", "/proc/stat",          "/proc/meminfo",     "/proc/loadavg",
-                "/proc/pressure/cpu",             "/proc/pressure/memory", "/proc/pressure/io",
+                "/sys/devices/system/cpu/online",
+                "/proc/stat",
+                "/proc/meminfo",
+                "/proc/loadavg",
+                "/proc/pressure/cpu",
+                "/proc/pressure/memory",
+                "/proc/pressure/io",
         };
         char buf[2048], path[512];
 
@@ -75,7 +80,8 @@ int main(int argc, char *argv[]) {
         free(frame);
 
         printf("{\"iterations\": %u, \"cgroup\": %s%s%s, \"sample_cpu_ns\": %" PRIu64 ", \"sample_wall_ns\": %" PRIu64
-               ", \"floor_cpu_ns\": %" PRIu64 ", \"floor_wall_ns\": %" PRIu64 ", \"frame_bytes\": %zu, "
+               ", \"floor_cpu_ns\": %" PRIu64 ", \"floor_wall_ns\": %" PRIu64
+               ", \"frame_bytes\": %zu, "
                "\"psi\": %s, \"has_cgroup\": %s}\n",
                n,
                cgroup ? "\"" : "",
