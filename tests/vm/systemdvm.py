@@ -7,7 +7,7 @@ SystemdVM boots it under QEMU TCG with the disk in snapshot mode (the image neve
 like tests/vm's microVMs, and optionally:
 
   agent=True     the static tether-agent in service mode as an early unit (images/tether-agent.service); it gets
-                 READY=1 from tether-demo-notify.service once tether-demo.service is active
+                 READY=1 from tether-demo.service's last ExecStartPost, right after the console marker
   agent=PATH     the same with another agent binary (e.g. a systemd-integrated build)
   append         kernel command line extras, e.g. systemd.set_credential=vmm.notify_socket:vsock-stream:2:PORT
   credentials    {name: value} passed as SMBIOS type 11 system credentials (io.systemd.credential:NAME=VALUE)
@@ -119,8 +119,8 @@ class SystemdVM:
                      "-device", "virtio-net-pci,netdev=net0,romfile="]
         if self.qga:
             argv += ["-chardev", "socket,id=qga0,path=%s,server=on,wait=off" % self.qga_socket,
-                     "-device", "virtio-serial-pci,id=vser0",
-                     "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+                     "-device", "virtio-serial-pci,id=vser0",  # the port needs an id for VSERPORT_CHANGE
+                     "-device", "virtserialport,bus=vser0.0,chardev=qga0,id=qga0,name=org.qemu.guest_agent.0",
                      "-qmp", "unix:%s,server=on,wait=off" % self.qmp_socket]
         return argv
 
@@ -233,24 +233,33 @@ def qmp_open(path, timeout=10):
             return s, buf
 
 
-def qga_ping(path, timeout):
-    """guest-ping over the guest agent's channel, on a fresh connection: True if answered within timeout."""
+def qga_command(path, cmd, timeout):
+    """One qemu-guest-agent command (a dict) on a fresh connection to its channel: its "return" value, or None if
+    nothing answered within timeout. guest-sync-delimited first, with a fresh id: the agent drops whatever it had
+    half-read, and answers left over from an earlier connection are skipped until the one with that id."""
     try:
         s = unix_connect(path, timeout)
-    except (FileNotFoundError, ConnectionRefusedError, socket.timeout):
-        return False
+    except OSError:
+        return None
     with s:
         try:
-            # guest-sync-delimited makes the agent drop anything half-read and mark its answer with 0xff.
-            s.sendall(b'{"execute": "guest-sync-delimited", "arguments": {"id": 4817}}\n')
-            msg, buf = read_json_line(s, b"")
-            if msg.get("return") != 4817:
-                return False
-            s.sendall(b'{"execute": "guest-ping"}\n')
+            sync_id = int.from_bytes(os.urandom(4), "little") & 0x7fffffff
+            s.sendall(json.dumps({"execute": "guest-sync-delimited", "arguments": {"id": sync_id}}).encode() + b"\n")
+            buf = b""
+            while True:
+                msg, buf = read_json_line(s, buf)
+                if msg.get("return") == sync_id:
+                    break
+            s.sendall(json.dumps(cmd).encode() + b"\n")
             msg, buf = read_json_line(s, buf)
-            return "return" in msg
+            return msg.get("return")
         except (OSError, ValueError):
-            return False
+            return None
+
+
+def qga_ping(path, timeout):
+    """guest-ping over the guest agent's channel: True if answered within timeout."""
+    return qga_command(path, {"execute": "guest-ping"}, timeout) == {}
 
 
 def require_systemd_vm_tools():
