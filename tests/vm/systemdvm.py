@@ -109,7 +109,8 @@ class SystemdVM:
                 "-object", "memory-backend-memfd,id=mem,size=%dM,share=on" % self.mem_mb,
                 "-machine", "q35,memory-backend=mem", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
                 "-serial", "file:" + self.console,
-                "-chardev", "socket,id=vsock,path=" + self.vhost_socket, "-device", "vhost-user-vsock-pci,chardev=vsock",
+                "-chardev", "socket,id=vsock,path=" + self.vhost_socket,
+                "-device", "vhost-user-vsock-pci,chardev=vsock",
                 "-kernel", self.image.kernel, "-initrd", self.initrd(), "-append", cmdline.strip(),
                 "-drive", "file=%s,format=raw,if=virtio,snapshot=on" % self.image.disk]
         for name, value in sorted(self.credentials.items()):
