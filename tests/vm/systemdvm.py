@@ -25,6 +25,7 @@ import os
 import socket
 import stat
 import subprocess
+import threading
 import time
 
 from vmlib import QEMU, REPO, SKIP, TestFailure, binary, check, initrd_append, log, missing, start_backend  # noqa
@@ -191,6 +192,44 @@ class SystemdVM:
                 last = e
             time.sleep(interval)
         raise TestFailure("FAILED: SSH to %s within %d s (last: %r)" % (self.id, timeout, last))
+
+
+class NotifyWireListener:
+    """A stand-in for a vmm.notify host on one vsock port: listens on the Unix socket tether-vsock maps guest
+    connections to port P onto (<uds_path>_P), reads each connection's message to EOF (systemd shuts down its
+    side after the message; tether-vsock propagates that) and closes at once. self.messages: [(host unix ns,
+    {key: value})]. Only to see what systemd sends through tether-vsock; tetherd's own listener is the product."""
+
+    def __init__(self, path):
+        self.messages = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(10)
+                data = b""
+                try:
+                    while len(data) < 65536:
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    pass
+            fields = dict(line.split("=", 1) for line in data.decode(errors="replace").split("\n") if "=" in line)
+            self.messages.append((time.time_ns(), fields))
+
+    def close(self):
+        self.sock.close()
 
 
 def unix_connect(path, timeout):

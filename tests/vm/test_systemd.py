@@ -6,7 +6,9 @@ One scenario per test case:
   agent     the static tether-agent as an early unit (images/tether-agent.service, service mode): readiness
             arrives through `tether-agent notify` once tether-demo.service is active; the guest reached
             multi-user.target with no failed unit; SSH (key login) works; qemu-guest-agent answers guest-ping;
-            the kernel log arrives through the agent
+            the kernel log arrives through the agent. The same boot has systemd's vmm.notify_socket credential
+            pointing at a plain listener on another vsock port (NotifyWireListener, not tetherd): systemd 257's
+            READY=1 arrives through tether-vsock
 """
 
 import os
@@ -14,7 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vmlib import Harness, check, log  # noqa: E402
-from systemdvm import READY_MARKER, SystemdImage, SystemdVM, qga_ping, require_systemd_vm_tools  # noqa: E402
+from systemdvm import READY_MARKER, NotifyWireListener, SystemdImage, SystemdVM, qga_ping  # noqa: E402
+from systemdvm import require_systemd_vm_tools  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
 from tetherlib import free_tcp_port, run_test  # noqa: E402
@@ -22,13 +25,16 @@ from tetherlib import free_tcp_port, run_test  # noqa: E402
 # Generous: a systemd boot under TCG takes 20-40 s on a loaded 2-core machine.
 BOOT_TIMEOUT = 300
 CID = 3
+WIRE_PORT = 4899  # systemd's vmm.notify_socket, to NotifyWireListener (not a port tetherd uses)
 
 
 def scenario_agent(h, image):
     mid = "sd-agent"
     h.register(mid)
-    vm = SystemdVM(h, image, mid, CID, agent=True, qga=True, ssh_port=free_tcp_port()).start()
-    vm.wait_console(READY_MARKER, BOOT_TIMEOUT)
+    wire = NotifyWireListener("%s_%d" % (h.uds_base(mid), WIRE_PORT))
+    vm = SystemdVM(h, image, mid, CID, agent=True, qga=True, ssh_port=free_tcp_port(),
+                   append="systemd.set_credential=vmm.notify_socket:vsock-stream:2:%d" % WIRE_PORT).start()
+    marker = vm.wait_console(READY_MARKER, BOOT_TIMEOUT)
     status, doc, raw = h.api.ready(mid, 120)
     check(status == 200, "tetherd reports the machine ready", status, raw)
     m = h.api.machine(mid)
@@ -52,6 +58,13 @@ def scenario_agent(h, image):
     check(any("systemd" in o["line"] for o in kmsg), "the kernel log (with systemd's lines) arrives",
           [o["line"] for o in kmsg][:20])
     log("guest ready, SSH and guest agent answer; %d kernel log lines through the agent" % len(kmsg))
+
+    msgs = [f for _, f in wire.messages]
+    check(any(f.get("READY") == "1" for f in msgs), "systemd's READY=1 arrives over vsock (vmm.notify_socket)", msgs)
+    log("tether-demo.service ready (console marker) %+.3f s after QEMU start" % ((marker - vm.started_unix_ns) / 1e9))
+    for t, f in wire.messages:
+        log("vmm.notify message %+.3f s after QEMU start: %s" % ((t - vm.started_unix_ns) / 1e9, f))
+    wire.close()
     vm.kill()
 
 
