@@ -42,6 +42,11 @@ static inline uint64_t add_sat(uint64_t a, uint64_t b) {
         return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+/* a * b, or UINT64_MAX when that does not fit. */
+static inline uint64_t mul_sat(uint64_t a, uint64_t b) {
+        return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
 /* Closes fd unless negative, preserves errno; returns -1 so callers can write fd = safe_close(fd). */
 static inline int safe_close(int fd) {
         if (fd >= 0) {

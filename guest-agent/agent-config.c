@@ -71,6 +71,7 @@ void config_init(AgentConfig *c) {
                 .shutdown = SHUTDOWN_POWEROFF,
                 .kmsg = -1,
                 .flush_timeout_ms = 1000,
+                .sample_interval_ms = CONFIG_DEFAULT_SAMPLE_INTERVAL_MS,
         };
 }
 
@@ -426,6 +427,14 @@ int config_set(AgentConfig *c, const char *key, const char *value, const char *n
                 return set_range(value, 10, 600000, &c->probe_timeout_ms, name, err);
         if (strcmp(key, "flush_timeout_ms") == 0)
                 return set_range(value, 0, 600000, &c->flush_timeout_ms, name, err);
+        if (strcmp(key, "sample_interval_ms") == 0) {
+                /* tetherd keeps at most one sample per guest second: faster would only be refused. */
+                int k = set_range(value, 0, 3600000, &c->sample_interval_ms, name, err);
+                if (k == 0 && c->sample_interval_ms > 0 && c->sample_interval_ms < 1000)
+                        return config_error(
+                                err, "invalid value for %s: '%s' (expected 0 or 1000 to 3600000)", name, value);
+                return k;
+        }
         if (strcmp(key, "replay_bytes") == 0) {
                 uint64_t v;
                 if (parse_size(value, &v) < 0 || v < CONFIG_MIN_REPLAY_BYTES || v > CONFIG_MAX_REPLAY_BYTES)
@@ -638,6 +647,7 @@ static const char *const option_keys[] = {
         "probe_interval_ms",
         "probe_timeout_ms",
         "flush_timeout_ms",
+        "sample_interval_ms",
         "replay_bytes",
         "log_policy",
         "log_stall_timeout_ms",

@@ -21,6 +21,7 @@
 #define CONFIG_DEFAULT_LOG_STALL_TIMEOUT_MS 5000u
 #define CONFIG_MAX_LOG_STALL_TIMEOUT_MS 600000u
 #define CONFIG_DEFAULT_STOP_TIMEOUT_MS 10000u
+#define CONFIG_DEFAULT_SAMPLE_INTERVAL_MS 10000u
 #define CONFIG_MAX_STOP_TIMEOUT_MS 3600000u
 #define CONFIG_MAX_PROBES 8u
 #define CONFIG_MAX_MODULES 32u
@@ -87,8 +88,9 @@ typedef struct AgentConfig {
         int kmsg; /* -1 until resolved: on in init mode, off in service mode */
         bool console;
         uint32_t flush_timeout_ms;
-        char **command; /* NULL: no workload */
-        char **modules; /* kernel modules to load in init mode, in order; NULL: none */
+        uint32_t sample_interval_ms; /* resource samples (sample.h); 0: off */
+        char **command;              /* NULL: no workload */
+        char **modules;              /* kernel modules to load in init mode, in order; NULL: none */
         bool verbose;
 } AgentConfig;
 

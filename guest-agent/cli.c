@@ -111,6 +111,7 @@ void cli_help(void) {
               "  --traceparent-file=PATH    default /run/tether/traceparent, empty: none\n"
               "  --shutdown=poweroff|reboot|exit  init mode, default poweroff (reboot: Firecracker)\n"
               "  --flush-timeout-ms=N       final flush wait, default 1000\n"
+              "  --sample-interval-ms=N     resource samples, default 10000 (0: off)\n"
               "  --kmsg / --no-kmsg         follow /dev/kmsg (default: init mode only)\n"
               "  --console                  echo workload output to /dev/console\n"
               "  --modules=PATH[,PATH...]   init mode: kernel modules (.ko) to load first\n"

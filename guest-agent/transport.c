@@ -61,6 +61,7 @@ struct Transport {
 
         uint8_t session_id[SESSION_ID_MAX];
         size_t session_id_len;
+        uint32_t version; /* the Welcome's protocol version */
         uint8_t instance_id[TRANSPORT_INSTANCE_ID_BYTES];
 
         uint64_t rng;
@@ -249,6 +250,7 @@ static void connect_failed(Transport *t, int error, uint64_t now) {
 static int queue_hello(Transport *t, uint64_t now) {
         Tether__Hello h = TETHER__HELLO__INIT;
         h.protocol_version = TETHER_PROTOCOL_VERSION;
+        h.max_protocol_version = TETHER_PROTOCOL_VERSION_MAX;
         h.agent_version = (char *) TETHER_VERSION;
         h.boot_id = t->boot_id ?: (char *) "";
         h.kernel_release = t->kernel_release ?: (char *) "";
@@ -362,13 +364,14 @@ static int queue_clock_sample(Transport *t, uint64_t probe_id) {
 }
 
 static void handle_welcome(Transport *t, const Tether__Welcome *w, uint64_t now) {
-        if (w->protocol_version != TETHER_PROTOCOL_VERSION) {
+        if (w->protocol_version < TETHER_PROTOCOL_VERSION || w->protocol_version > TETHER_PROTOCOL_VERSION_MAX) {
                 char detail[64];
                 format(detail, sizeof(detail), "host speaks version %u", w->protocol_version);
                 protocol_error(t, PROTOCOL_ERROR_VERSION_MISMATCH, detail, now);
                 return;
         }
 
+        t->version = w->protocol_version;
         memcpy(t->session_id, w->session_id.data, w->session_id.len); /* validated: at most 64 bytes */
         t->session_id_len = w->session_id.len;
 
@@ -641,6 +644,26 @@ void transport_handle_timers(Transport *t, uint64_t now) {
                 }
                 break;
         }
+}
+
+int transport_send_sample(Transport *t, const Tether__ResourceSample *s) {
+        /* A sample waits for nothing: behind a backlog it would be stale, and the next one carries the same
+         * cumulative counters. */
+        if (t->state != STATE_ESTABLISHED || t->version < TETHER_PROTOCOL_VERSION_SAMPLES ||
+            out_pending(t) > TRANSPORT_SAMPLE_MAX_BACKLOG)
+                return 0;
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        e.msg_case = TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE;
+        e.resource_sample = (Tether__ResourceSample *) s;
+        int r = queue_envelope(t, &e, false);
+        if (r < 0)
+                return r;
+        t->stats.samples++;
+        return 1;
+}
+
+bool transport_wants_samples(const Transport *t) {
+        return t->state == STATE_ESTABLISHED && t->version >= TETHER_PROTOCOL_VERSION_SAMPLES;
 }
 
 bool transport_is_established(const Transport *t) {

@@ -22,7 +22,10 @@
 #define TRANSPORT_CONNECT_TIMEOUT_NS (5 * NSEC_PER_SEC)
 #define TRANSPORT_HANDSHAKE_TIMEOUT_NS (10 * NSEC_PER_SEC)
 #define TRANSPORT_HEARTBEAT_DEFAULT_MS 5000u
-#define TRANSPORT_INSTANCE_ID_BYTES 16u /* Hello.agent_instance: random, drawn once per transport (agent process) */
+#define TRANSPORT_INSTANCE_ID_BYTES 16u
+/* A resource sample is skipped while more than this is waiting to be written. */
+#define TRANSPORT_SAMPLE_MAX_BACKLOG \
+        (64u * 1024u) /* Hello.agent_instance: random, drawn once per transport (agent process) */
 
 typedef struct Transport Transport;
 
@@ -44,6 +47,7 @@ typedef struct TransportStats {
         uint64_t clamped_acks;    /* acks beyond what was ever sent */
         uint64_t clock_samples;
         uint64_t heartbeats;
+        uint64_t samples; /* ResourceSamples queued */
         uint64_t bytes_sent;
         uint64_t progress_ns; /* the last Ack or Welcome that freed records (flow control's progress); 0: none */
 } TransportStats;
@@ -71,4 +75,11 @@ void transport_handle_timers(Transport *t, uint64_t now);
 void transport_flush(Transport *t, uint64_t now);
 
 bool transport_is_established(const Transport *t);
+
+/* Whether the connection is up and its protocol version carries resource samples. */
+bool transport_wants_samples(const Transport *t);
+
+/* Queues a resource sample (not a record: not replayed). Returns 1 when queued, 0 when skipped (not connected,
+ * a version 1 host, a write backlog), or -ENOMEM. */
+int transport_send_sample(Transport *t, const Tether__ResourceSample *s);
 void transport_get_stats(const Transport *t, TransportStats *ret);

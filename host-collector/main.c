@@ -28,8 +28,12 @@ static void help(void) {
                "     --api-max-connections N      Per API socket; beyond, new clients get 503 (default 4096)\n"
                "     --api-request-timeout-ms N   A request's headers and body must arrive within this\n"
                "                                  (default 10000); slower clients are disconnected\n"
+               "     --metrics-per-machine        /metrics also has each machine's latest resource sample\n"
+               "                                  (tether_guest_*: up to 18 series a machine; default off)\n"
                "     --vsock-port N               Agent port (default %u)\n"
                "     --no-vsock                   Do not listen on AF_VSOCK (hybrid vsock sockets only)\n"
+               "     --vmm-notify-port N          systemd's own notifications, for guests without an agent\n"
+               "                                  (vmm.notify_socket; default %u, 0 for none)\n"
                "     --state-dir DIR              Persist registrations and records (default %s,\n"
                "                                  \"\" keeps everything in memory)\n"
                "     --node-id ID                 This node's id (default: the hostname)\n"
@@ -72,6 +76,7 @@ static void help(void) {
                "and _PROTOCOL (http/protobuf only) apply too; the options above override them.\n",
                TETHERD_API_SOCKET_DEFAULT,
                TETHER_VSOCK_PORT_DEFAULT,
+               TETHER_NOTIFY_PORT_DEFAULT,
                TETHERD_STATE_DIR_DEFAULT);
 }
 
@@ -104,6 +109,7 @@ enum {
         ARG_API_SOCKET,
         ARG_API_PORT,
         ARG_VSOCK_PORT,
+        ARG_VMM_NOTIFY_PORT,
         ARG_NO_VSOCK,
         ARG_STATE_DIR,
         ARG_NODE_ID,
@@ -119,6 +125,7 @@ enum {
         ARG_MAX_EVENTS,
         ARG_MAX_EVENT_BYTES,
         ARG_API_REQUEST_TIMEOUT,
+        ARG_METRICS_PER_MACHINE,
         ARG_LOG_FORMAT,
         ARG_LOG_LEVEL,
         ARG_OTLP,
@@ -156,7 +163,9 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "api-port", required_argument, NULL, ARG_API_PORT },
                 { "api-max-connections", required_argument, NULL, ARG_API_MAX_CONNECTIONS },
                 { "api-request-timeout-ms", required_argument, NULL, ARG_API_REQUEST_TIMEOUT },
+                { "metrics-per-machine", no_argument, NULL, ARG_METRICS_PER_MACHINE },
                 { "vsock-port", required_argument, NULL, ARG_VSOCK_PORT },
+                { "vmm-notify-port", required_argument, NULL, ARG_VMM_NOTIFY_PORT },
                 { "no-vsock", no_argument, NULL, ARG_NO_VSOCK },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "node-id", required_argument, NULL, ARG_NODE_ID },
@@ -214,14 +223,17 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 fprintf(stderr, "Invalid --api-max-connections (1-1000000): %s\n", optarg);
                                 return -EINVAL;
                         }
-                        c->api_limits.max_connections = (unsigned) v;
+                        c->api_config.max_connections = (unsigned) v;
+                        break;
+                case ARG_METRICS_PER_MACHINE:
+                        c->api_config.metrics_per_machine = true;
                         break;
                 case ARG_API_REQUEST_TIMEOUT:
                         if (parse_size(optarg, 100, 3600 * 1000, &v) < 0) {
                                 fprintf(stderr, "Invalid --api-request-timeout-ms (100-3600000): %s\n", optarg);
                                 return -EINVAL;
                         }
-                        c->api_limits.request_timeout_ns = v * NSEC_PER_MSEC;
+                        c->api_config.request_timeout_ns = v * NSEC_PER_MSEC;
                         break;
                 case ARG_VSOCK_PORT:
                         if (parse_size(optarg, 1, UINT32_MAX - 1, &v) < 0) {
@@ -229,6 +241,13 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 return -EINVAL;
                         }
                         c->vsock_port = (uint32_t) v;
+                        break;
+                case ARG_VMM_NOTIFY_PORT:
+                        if (parse_size(optarg, 0, UINT32_MAX - 1, &v) < 0) {
+                                fprintf(stderr, "Invalid --vmm-notify-port: %s\n", optarg);
+                                return -EINVAL;
+                        }
+                        c->notify_port = (uint32_t) v;
                         break;
                 case ARG_NO_VSOCK:
                         c->vsock = false;
@@ -447,6 +466,10 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
 
         if (optind < argc) {
                 fprintf(stderr, "%s takes no arguments.\n", program_invocation_short_name);
+                return -EINVAL;
+        }
+        if (c->notify_port != 0 && c->notify_port == c->vsock_port) {
+                fprintf(stderr, "--vmm-notify-port must differ from --vsock-port (%u).\n", c->vsock_port);
                 return -EINVAL;
         }
         return 1;

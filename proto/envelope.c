@@ -165,6 +165,13 @@ static ProtocolError check_attributes(Tether__Attribute **a, size_t n, const Env
                         return _pe_;             \
         } while (0)
 
+uint32_t envelope_negotiate_version(uint32_t lowest, uint32_t highest) {
+        highest = highest > lowest ? highest : lowest;
+        if (lowest < TETHER_PROTOCOL_VERSION || lowest > TETHER_PROTOCOL_VERSION_MAX)
+                return 0;
+        return highest < TETHER_PROTOCOL_VERSION_MAX ? highest : TETHER_PROTOCOL_VERSION_MAX;
+}
+
 ProtocolError envelope_validate(const Tether__Envelope *e, const EnvelopeLimits *l) {
         if (e->msg_case == TETHER__ENVELOPE__MSG__NOT_SET)
                 return PROTOCOL_ERROR_UNKNOWN_MESSAGE;
@@ -235,6 +242,28 @@ ProtocolError envelope_validate(const Tether__Envelope *e, const EnvelopeLimits 
                 if (e->exit->signal < 0 || e->exit->signal > 64)
                         return PROTOCOL_ERROR_INVALID_FIELD;
                 return check_string(e->exit->reason, l);
+        case TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE: {
+                /* The numbers are the guest's to report; refused are arrays longer than any version defines
+                 * and what cannot be true. */
+                const Tether__ResourceSample *r = e->resource_sample;
+                const size_t n[] = { r->n_cpu_ns,     r->n_memory_bytes, r->n_load_centi,   r->n_psi_cpu,
+                                     r->n_psi_memory, r->n_psi_io,       r->n_cgroup_memory };
+                for (size_t i = 0; i < sizeof(n) / sizeof(n[0]); i++)
+                        if (n[i] > ENVELOPE_SAMPLE_ARRAY_MAX)
+                                return PROTOCOL_ERROR_INVALID_FIELD;
+                const uint64_t *psi[] = { r->psi_cpu, r->psi_memory, r->psi_io };
+                const size_t n_psi[] = { r->n_psi_cpu, r->n_psi_memory, r->n_psi_io };
+                for (size_t i = 0; i < 3; i++)
+                        for (size_t j = 0; j < n_psi[i] && j < 2; j++)
+                                if (psi[i][j] > 10000)
+                                        return PROTOCOL_ERROR_INVALID_FIELD;
+                /* MemAvailable and MemFree within MemTotal, SwapFree within SwapTotal */
+                const uint64_t *mem = r->memory_bytes;
+                if ((r->n_memory_bytes >= 2 && mem[1] > mem[0]) || (r->n_memory_bytes >= 3 && mem[2] > mem[0]) ||
+                    (r->n_memory_bytes >= 5 && mem[4] > mem[3]))
+                        return PROTOCOL_ERROR_INVALID_FIELD;
+                return PROTOCOL_ERROR_NONE;
+        }
         case TETHER__ENVELOPE__MSG_CLOCK_PROBE:
         case TETHER__ENVELOPE__MSG_CLOCK_SAMPLE:
         case TETHER__ENVELOPE__MSG_ACK:

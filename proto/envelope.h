@@ -8,7 +8,15 @@
 
 #include "tether.pb-c.h"
 
+/* The versions this code speaks: Hello.protocol_version is the lowest, Hello.max_protocol_version the highest;
+ * Welcome.protocol_version the one chosen. Version 2 adds ResourceSample. */
 #define TETHER_PROTOCOL_VERSION 1u
+#define TETHER_PROTOCOL_VERSION_MAX 2u
+#define TETHER_PROTOCOL_VERSION_SAMPLES 2u
+
+/* The version to speak with a peer that speaks lowest..highest (highest 0 or below lowest: lowest only, as an
+ * older agent's Hello says): the highest both speak, or 0 when there is none. */
+uint32_t envelope_negotiate_version(uint32_t lowest, uint32_t highest);
 
 /* Bounds a receiver enforces on everything a peer controls. */
 typedef struct EnvelopeLimits {
@@ -16,6 +24,9 @@ typedef struct EnvelopeLimits {
         uint32_t max_string_bytes; /* names, keys, values, sources, details */
         uint32_t max_log_bytes;    /* Log.data */
 } EnvelopeLimits;
+
+/* ResourceSample's arrays: at most this many entries each (version 2 defines up to 8). */
+#define ENVELOPE_SAMPLE_ARRAY_MAX 16u
 
 #define ENVELOPE_LIMITS_DEFAULT \
         ((EnvelopeLimits) { .max_attributes = 32, .max_string_bytes = 1024, .max_log_bytes = 16384 })

@@ -103,7 +103,7 @@ struct Api {
         LIST_HEAD(Stream, streams);
         sd_event_source *sweep;
         Metrics *metrics; /* GET /metrics */
-        ApiLimits limits;
+        ApiConfig config;
         bool stopping;
 };
 

@@ -334,12 +334,15 @@ static enum MHD_Result dispatch(Api *a, Request *req, const char *url, const cha
                 manager_delete_machine(a->manager, m);
                 return api_respond_raw(conn, MHD_HTTP_NO_CONTENT, NULL, 0, NULL);
         }
-        if (strcmp(sub, "logs") != 0 && strcmp(sub, "spans") != 0)
+        if (strcmp(sub, "logs") != 0 && strcmp(sub, "spans") != 0 && strcmp(sub, "metrics") != 0)
                 return api_respond_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint");
         if (!get)
                 return method_not_allowed(conn, "GET");
         if (!m)
                 return api_respond_error(conn, MHD_HTTP_NOT_FOUND, "unknown machine %s", id);
+        if (strcmp(sub, "metrics") == 0)
+                return api_respond_json(
+                        conn, MHD_HTTP_OK, render_machine_metrics(m, a->manager->registry->config.node_id));
         return strcmp(sub, "logs") == 0 ? api_handle_logs(a, req, m) : handle_spans(a, req, m);
 }
 
@@ -504,8 +507,8 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
         }
 
         ApiGateConfig gc = {
-                .max_connections = a->limits.max_connections,
-                .request_timeout_ns = a->limits.request_timeout_ns,
+                .max_connections = a->config.max_connections,
+                .request_timeout_ns = a->config.request_timeout_ns,
         };
         r = api_gate_new(a->event, listen_fd, &gc, a->manager->stats, &d->gate);
         if (r < 0) {
@@ -537,7 +540,7 @@ static int api_add_daemon(Api *a, int listen_fd, const char *unix_path) {
                 MHD_OPTION_CONNECTION_TIMEOUT,
                 API_CONNECTION_TIMEOUT_S,
                 MHD_OPTION_CONNECTION_LIMIT,
-                2 * a->limits.max_connections + 1,
+                2 * a->config.max_connections + 1,
                 MHD_OPTION_END);
         if (!d->mhd) {
                 daemon_free(d);
@@ -604,7 +607,7 @@ int api_listen_tcp(Api *a, uint16_t port) {
         return api_add_daemon(a, TAKE_FD(fd), NULL);
 }
 
-int api_new(Manager *manager, sd_event *e, const ApiLimits *limits, Api **ret) {
+int api_new(Manager *manager, sd_event *e, const ApiConfig *config, Api **ret) {
         RegistryObserver o = {
                 .record_stored = on_record_stored,
                 .state_changed = on_state_changed,
@@ -621,7 +624,7 @@ int api_new(Manager *manager, sd_event *e, const ApiLimits *limits, Api **ret) {
                 return -ENOMEM;
         a->manager = manager;
         a->event = sd_event_ref(e);
-        a->limits = *limits;
+        a->config = *config;
         r = sd_event_add_time_relative(
                 e, &a->sweep, CLOCK_MONOTONIC, API_SWEEP_INTERVAL_USEC, USEC_PER_SEC, on_sweep, a);
         if (r < 0) {
@@ -631,7 +634,7 @@ int api_new(Manager *manager, sd_event *e, const ApiLimits *limits, Api **ret) {
         o.userdata = a;
         r = registry_add_observer(manager->registry, &o);
         if (r >= 0)
-                r = metrics_new(manager->registry, manager->stats, &a->metrics);
+                r = metrics_new(manager->registry, manager->stats, config->metrics_per_machine, &a->metrics);
         if (r < 0) {
                 api_free(a);
                 return r;

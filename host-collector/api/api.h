@@ -14,16 +14,17 @@
 
 typedef struct Api Api;
 
-typedef struct ApiLimits {
+typedef struct ApiConfig {
         unsigned max_connections;    /* per listening socket; beyond it new clients get 503 (api-gate.h) */
         uint64_t request_timeout_ns; /* a request's headers and body, from the accept or the previous request */
-} ApiLimits;
+        bool metrics_per_machine;    /* /metrics: the tether_guest_* families, one series set per machine */
+} ApiConfig;
 
 #define API_MAX_CONNECTIONS_DEFAULT 4096u
 #define API_REQUEST_TIMEOUT_NS_DEFAULT (UINT64_C(10) * 1000000000)
 
 /* Machines are registered and deleted through manager, which the API does not own. */
-int api_new(Manager *manager, sd_event *e, const ApiLimits *limits, Api **ret);
+int api_new(Manager *manager, sd_event *e, const ApiConfig *config, Api **ret);
 /* Listens on a Unix socket (creating its directory, replacing a stale socket). Returns 0 or -errno. */
 int api_listen_unix(Api *a, const char *path);
 /* Listens on 127.0.0.1:port. Returns 0 or -errno. */

@@ -149,7 +149,7 @@ static void on_record_stored(
                 observe_boot_end(mt, b, e->seq, b->exit.boottime_ns);
 }
 
-int metrics_new(Registry *registry, const Stats *stats, Metrics **ret) {
+int metrics_new(Registry *registry, const Stats *stats, bool per_machine, Metrics **ret) {
         RegistryObserver o = { .record_stored = on_record_stored };
         int r;
 
@@ -159,6 +159,7 @@ int metrics_new(Registry *registry, const Stats *stats, Metrics **ret) {
         mt->registry = registry;
         mt->stats = stats;
         mt->start_unix_ns = now_ns(CLOCK_REALTIME);
+        mt->per_machine = per_machine;
         r = 0;
         for (size_t i = 0; i < _METRICS_PHASE_MAX; i++)
                 r = r ?: histogram_init(&mt->phase[i], metrics_boot_buckets_ns, metrics_boot_buckets_n);
@@ -281,6 +282,17 @@ static void put_histogram(FILE *f, const char *name, const char *label, const ch
 static void render_counters(FILE *f, const Stats *st) {
         PUT_BY_LABEL(
                 f,
+                "tether_machine_transitions_total",
+                "counter",
+                "Lifecycle events, by transition (registered, booted, ready, exited, crashed, OOM-killed...).",
+                "transition",
+                MachineTransition,
+                0,
+                _MACHINE_TRANSITION_MAX,
+                machine_transition_to_string,
+                st->transitions);
+        PUT_BY_LABEL(
+                f,
                 "tether_log_records_total",
                 "counter",
                 "Log records stored, by stream.",
@@ -365,6 +377,28 @@ static void render_counters(FILE *f, const Stats *st) {
                 _CLOSE_REASON_MAX,
                 close_reason_to_string,
                 st->connections_closed);
+        PUT_BY_LABEL(
+                f,
+                "tether_vmm_notify_refused_total",
+                "counter",
+                "systemd notifications (vmm.notify port) refused, by reason.",
+                "reason",
+                NotifyRefuseReason,
+                0,
+                _NOTIFY_REFUSE_REASON_MAX,
+                notify_refuse_reason_to_string,
+                st->notify_refused);
+        PUT_BY_LABEL(
+                f,
+                "tether_vmm_notify_connections_closed_total",
+                "counter",
+                "Connections on the vmm.notify port closed by tetherd, by what ended them.",
+                "reason",
+                NotifyCloseReason,
+                0,
+                _NOTIFY_CLOSE_REASON_MAX,
+                notify_close_reason_to_string,
+                st->notify_closed);
 
         /* The plain counters and gauges, in exposition order. */
         static const struct {
@@ -399,6 +433,14 @@ static void render_counters(FILE *f, const Stats *st) {
                   "counter",
                   "Clock probe answers ignored (unknown or repeated ids).",
                   offsetof(Stats, clock_samples_ignored) },
+                { "tether_resource_samples_total",
+                  "counter",
+                  "Guest resource samples kept (appended, or in place of one less than a guest second older).",
+                  offsetof(Stats, guest_samples) },
+                { "tether_resource_samples_refused_total",
+                  "counter",
+                  "Guest resource samples refused (a guest clock going backwards, or no memory).",
+                  offsetof(Stats, guest_samples_refused) },
                 { "tether_acks_sent_total", "counter", "Acks sent to agents.", offsetof(Stats, acks_sent) },
                 { "tether_syncs_total", "counter", "fdatasync calls before acks.", offsetof(Stats, syncs) },
                 { "tether_persist_errors_total",
@@ -426,6 +468,22 @@ static void render_counters(FILE *f, const Stats *st) {
                   "counter",
                   "HTTP API connections cut off at the limit to make room: still waiting for their request.",
                   offsetof(Stats, api_connections_evicted) },
+                { "tether_vmm_notify_messages_total",
+                  "counter",
+                  "systemd notifications (vmm.notify port) applied.",
+                  offsetof(Stats, notify_messages) },
+                { "tether_vmm_notify_keys_ignored_total",
+                  "counter",
+                  "Lines of systemd notifications with a key tetherd does not use.",
+                  offsetof(Stats, notify_keys_ignored) },
+                { "tether_vmm_notify_lines_invalid_total",
+                  "counter",
+                  "Lines of systemd notifications that were not KEY=VALUE, had a bad value, or were beyond a bound.",
+                  offsetof(Stats, notify_lines_invalid) },
+                { "tether_vmm_notify_connections_open",
+                  "gauge",
+                  "Connections open on the vmm.notify port.",
+                  offsetof(Stats, notify_connections_open) },
                 { "tether_log_memory_evicted_records_total",
                   "counter",
                   "Log records evicted from memory by --log-memory-bytes (lost, or still in their boot file).",
@@ -450,6 +508,45 @@ static void render_counters(FILE *f, const Stats *st) {
                         scalars[i].type,
                         scalars[i].help,
                         *(const uint64_t *) ((const char *) st + scalars[i].offset));
+}
+
+/* Seconds since the last accepted export of each signal the exporter sends (since start_unix_ns when none has
+ * been yet): what a staleness alert wants, without time() arithmetic that breaks on "0 = never". */
+static void render_export_freshness(FILE *f, const ExportStats *ex, uint64_t start_unix_ns, uint64_t now_unix_ns) {
+        uint64_t enabled[_EXPORT_SIGNAL_MAX];
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++)
+                enabled[s] = ex->enabled[s];
+        PUT_BY_LABEL(
+                f,
+                "tether_export_enabled",
+                "gauge",
+                "1 for each signal the OTLP exporter sends, else 0.",
+                "signal",
+                ExportSignal,
+                0,
+                _EXPORT_SIGNAL_MAX,
+                export_signal_to_string,
+                enabled);
+        put_family(
+                f,
+                "tether_export_seconds_since_success",
+                "gauge",
+                "Seconds since the last accepted export (since tetherd started if none yet), for each signal sent.");
+        for (ExportSignal s = 0; s < _EXPORT_SIGNAL_MAX; s++) {
+                if (!ex->enabled[s])
+                        continue;
+                uint64_t since = ex->last_success_unix_ns[s] ?: start_unix_ns;
+                put_series(f, "tether_export_seconds_since_success", "signal", export_signal_to_string(s), NULL, NULL);
+                fputc(' ', f);
+                put_seconds(f, now_unix_ns > since ? now_unix_ns - since : 0);
+                fputc('\n', f);
+        }
+        put_scalar(
+                f,
+                "tether_export_spool_limit_bytes",
+                "gauge",
+                "The on-disk export spool's bound (0: no spool); with tether_export_spool_bytes, its fill.",
+                ex->spool_limit_bytes);
 }
 
 static void render_export(FILE *f, const ExportStats *ex) {
@@ -568,6 +665,89 @@ static void render_registry(FILE *f, const Registry *r) {
         put_scalar(f, "tether_agents_connected", "gauge", "Machines whose agent is connected.", connected);
 }
 
+/* One series of a per-machine family: machine_id first, then the optional label. */
+static void put_guest(FILE *f, const char *name, const Machine *m, const char *k, const char *v) {
+        put_series(f, name, "machine_id", m->id, k, v);
+        fputc(' ', f);
+}
+
+/* --metrics-per-machine: the latest resource sample of every machine that has one (docs/metrics.md: 18 series a
+ * machine at most). A family's series stay together: one pass over the machines per family. */
+static void render_guests(FILE *f, const Registry *r) {
+        static const struct {
+                const char *name, *type, *help;
+        } families[] = {
+                { "tether_guest_cpu_seconds_total", "counter", "Guest CPU time, all CPUs, by mode (/proc/stat)." },
+                { "tether_guest_cpus", "gauge", "Guest online CPUs." },
+                { "tether_guest_memory_total_bytes", "gauge", "Guest MemTotal." },
+                { "tether_guest_memory_available_bytes", "gauge", "Guest MemAvailable." },
+                { "tether_guest_load1", "gauge", "Guest 1-minute load average." },
+                { "tether_guest_pressure_some_ratio",
+                  "gauge",
+                  "Share of the last 10 s some guest task stalled on the resource (PSI some avg10 / 100)." },
+                { "tether_guest_uptime_seconds", "gauge", "Guest uptime at its latest sample." },
+                { "tether_guest_cgroup_memory_bytes", "gauge", "The workload cgroup's memory.current." },
+                { "tether_guest_cgroup_oom_kills_total", "counter", "The workload cgroup's memory.events oom_kill." },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(families); i++) {
+                put_family(f, families[i].name, families[i].type, families[i].help);
+                for (const Machine *m = r->machines; m; m = m->machines_next) {
+                        const GuestSample *g = m->samples ? sample_ring_latest(m->samples) : NULL;
+                        if (!g)
+                                continue;
+                        const char *name = families[i].name;
+                        switch (i) {
+                        case 0:
+                                for (SampleCpuMode c = 0; c < _SAMPLE_CPU_MODE_MAX; c++) {
+                                        put_guest(f, name, m, "mode", sample_cpu_mode_to_string(c));
+                                        put_seconds(f, g->cpu_ns[c]);
+                                        fputc('\n', f);
+                                }
+                                break;
+                        case 1:
+                                put_guest(f, name, m, NULL, NULL);
+                                fprintf(f, "%" PRIu32 "\n", g->cpus);
+                                break;
+                        case 2:
+                        case 3:
+                                put_guest(f, name, m, NULL, NULL);
+                                fprintf(f, "%" PRIu64 "\n", i == 2 ? g->mem_total_bytes : g->mem_available_bytes);
+                                break;
+                        case 4:
+                                put_guest(f, name, m, NULL, NULL);
+                                fprintf(f,
+                                        "%" PRIu32 ".%02" PRIu32 "\n",
+                                        g->load_centi[0] / 100,
+                                        g->load_centi[0] % 100);
+                                break;
+                        case 5:
+                                for (SamplePressure p = 0; p < _SAMPLE_PRESSURE_MAX; p++) {
+                                        if (!g->pressure[p].present)
+                                                continue;
+                                        uint32_t v =
+                                                g->pressure[p].some_avg10_centipct; /* 0..10000: hundredths of a % */
+                                        put_guest(f, name, m, "resource", sample_pressure_to_string(p));
+                                        fprintf(f, "%" PRIu32 ".%04" PRIu32 "\n", v / 10000, v % 10000);
+                                }
+                                break;
+                        case 6:
+                                put_guest(f, name, m, NULL, NULL);
+                                put_seconds(f, g->boottime_ns);
+                                fputc('\n', f);
+                                break;
+                        case 7:
+                        case 8:
+                                if (!g->cgroup_present)
+                                        break;
+                                put_guest(f, name, m, NULL, NULL);
+                                fprintf(f, "%" PRIu64 "\n", i == 7 ? g->cgroup_current_bytes : g->cgroup_oom_kill);
+                                break;
+                        }
+                }
+        }
+}
+
 static void render_histograms(FILE *f, const Metrics *mt) {
         put_family(
                 f,
@@ -610,7 +790,10 @@ int metrics_render(const Metrics *mt, char **ret_text, size_t *ret_len) {
         render_histograms(f, mt);
         render_counters(f, mt->stats);
         render_export(f, &mt->stats->export);
+        render_export_freshness(f, &mt->stats->export, mt->start_unix_ns, now_ns(CLOCK_REALTIME));
         render_registry(f, mt->registry);
+        if (mt->per_machine)
+                render_guests(f, mt->registry);
         put_family(f, "tether_build_info", "gauge", "Always 1; the version label says which tetherd this is.");
         put_u64(f, "tether_build_info", "version", TETHER_VERSION, NULL, NULL, 1);
         put_family(f, "process_start_time_seconds", "gauge", "Unix time tetherd started serving metrics.");

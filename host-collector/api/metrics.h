@@ -33,6 +33,7 @@ typedef struct Metrics {
         Registry *registry;
         const Stats *stats;
         uint64_t start_unix_ns;
+        bool per_machine; /* the tether_guest_* families (--metrics-per-machine) */
         Histogram phase[_METRICS_PHASE_MAX];
         Histogram kernel_to_ready;
         Histogram init_to_ready;
@@ -42,7 +43,7 @@ typedef struct Metrics {
 
 /* Subscribes to the registry's observers (add it after store_load(): loading is not observed anyway). stats is
  * borrowed and read at render time. Returns 0 or -ENOMEM. */
-int metrics_new(Registry *registry, const Stats *stats, Metrics **ret);
+int metrics_new(Registry *registry, const Stats *stats, bool per_machine, Metrics **ret);
 /* Unsubscribes and frees. */
 Metrics *metrics_free(Metrics *m);
 

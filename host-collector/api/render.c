@@ -137,6 +137,154 @@ json_t *render_boot(const Machine *m, const Boot *b) {
         return o;
 }
 
+/* A ratio (0..1) from millionths, with its six digits. */
+static json_t *ppm_json(int64_t ppm) {
+        return ppm >= 0 ? json_real((double) ppm / 1e6) : json_null();
+}
+
+json_t *render_sample(const GuestSample *g) {
+        json_t *cpu = json_object(), *pressure = json_object();
+        json_t *o = json_pack(
+                "{s:o, s:o, s:I, s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:[f, f, f], s:o}",
+                "time_unix_ns",
+                int_json(g->recv_unix_ns),
+                "uptime_ns",
+                int_json(g->boottime_ns),
+                "cpus",
+                (json_int_t) g->cpus,
+                "cpu_ns",
+                cpu,
+                "memory",
+                "total_bytes",
+                int_json(g->mem_total_bytes),
+                "available_bytes",
+                int_json(g->mem_available_bytes),
+                "used_bytes",
+                int_json(g->mem_total_bytes - g->mem_available_bytes), /* validated: available <= total */
+                "free_bytes",
+                int_json(g->mem_free_bytes),
+                "swap_total_bytes",
+                int_json(g->swap_total_bytes),
+                "swap_free_bytes",
+                int_json(g->swap_free_bytes),
+                "load",
+                g->load_centi[0] / 100.0,
+                g->load_centi[1] / 100.0,
+                g->load_centi[2] / 100.0,
+                "pressure",
+                pressure);
+        if (!o)
+                return NULL;
+        for (SampleCpuMode c = 0; c < _SAMPLE_CPU_MODE_MAX; c++)
+                json_object_set_new(cpu, sample_cpu_mode_to_string(c), int_json(g->cpu_ns[c]));
+        for (SamplePressure p = 0; p < _SAMPLE_PRESSURE_MAX; p++) {
+                const SamplePressureValues *v = &g->pressure[p];
+                if (!v->present)
+                        continue;
+                json_object_set_new(
+                        pressure,
+                        sample_pressure_to_string(p),
+                        json_pack(
+                                "{s:f, s:f, s:o, s:o}",
+                                "some_avg10_pct",
+                                v->some_avg10_centipct / 100.0,
+                                "full_avg10_pct",
+                                v->full_avg10_centipct / 100.0,
+                                "some_total_ns",
+                                int_json(v->some_total_ns),
+                                "full_total_ns",
+                                int_json(v->full_total_ns)));
+        }
+        if (g->cgroup_present)
+                json_object_set_new(
+                        o,
+                        "cgroup",
+                        json_pack(
+                                "{s:o, s:o, s:o, s:o}",
+                                "memory_current_bytes",
+                                int_json(g->cgroup_current_bytes),
+                                "memory_peak_bytes",
+                                int_json(g->cgroup_peak_bytes),
+                                "oom",
+                                int_json(g->cgroup_oom),
+                                "oom_kill",
+                                int_json(g->cgroup_oom_kill)));
+        return o;
+}
+
+/* The share of CPU busy between the two latest samples, or null. */
+static json_t *cpu_busy_json(const SampleRing *r) {
+        if (!r || r->n < 2)
+                return json_null();
+        return ppm_json(guest_sample_cpu_busy_ppm(sample_ring_get(r, r->n - 2), sample_ring_get(r, r->n - 1)));
+}
+
+json_t *render_resources(const Machine *m) {
+        const SampleRing *r = m->samples;
+        const GuestSample *g = r ? sample_ring_latest(r) : NULL;
+
+        if (!g)
+                return json_null();
+        json_t *o = json_pack(
+                "{s:o, s:o, s:o, s:o, s:o, s:o}",
+                "time_unix_ns",
+                int_json(g->recv_unix_ns),
+                "uptime_ns",
+                int_json(g->boottime_ns),
+                "cpu_busy_ratio",
+                cpu_busy_json(r),
+                "memory_used_bytes",
+                int_json(g->mem_total_bytes - g->mem_available_bytes),
+                "memory_total_bytes",
+                int_json(g->mem_total_bytes),
+                "memory_pressure_some_avg10_pct",
+                g->pressure[SAMPLE_PRESSURE_MEMORY].present ?
+                        json_real(g->pressure[SAMPLE_PRESSURE_MEMORY].some_avg10_centipct / 100.0) :
+                        json_null());
+        return o;
+}
+
+json_t *render_machine_metrics(const Machine *m, const char *node_id) {
+        const SampleRing *r = m->samples;
+        json_t *history = json_array();
+        json_t *o = json_pack(
+                "{s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
+                "machine_id",
+                m->id,
+                "node_id",
+                node_id,
+                "request_id",
+                str_or_null(m->request_id),
+                "boot_id",
+                m->current ? json_string(m->current->boot_id) : json_null(),
+                "cpu_busy_ratio",
+                cpu_busy_json(r),
+                "history_max",
+                (json_int_t) SAMPLES_HISTORY,
+                "min_interval_ns",
+                (json_int_t) SAMPLES_MIN_INTERVAL_NS,
+                "samples_kept",
+                int_json(r ? r->accepted : 0),
+                "samples_replaced",
+                int_json(r ? r->replaced : 0),
+                "samples_refused",
+                int_json(r ? r->refused : 0),
+                "latest",
+                r && r->n > 0 ? render_sample(sample_ring_latest(r)) : json_null(),
+                "history",
+                history);
+        if (!o)
+                return NULL;
+        for (size_t i = 0; r && i < r->n; i++) {
+                json_t *s = render_sample(sample_ring_get(r, i));
+                if (!s || json_array_append_new(history, s) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
 json_t *render_machine(const Machine *m, const char *node_id) {
         /* The registration as machine.json holds it, and what the node knows of the machine now. */
         json_t *o = machine_registration_to_json(m);
@@ -152,6 +300,7 @@ json_t *render_machine(const Machine *m, const char *node_id) {
         json_object_set_new(o, "boot", render_boot(m, m->current));
         json_object_set_new(o, "boots", int_json(m->n_boots));
         json_object_set_new(o, "protocol_errors", int_json(m->protocol_errors));
+        json_object_set_new(o, "resources", render_resources(m));
         return o;
 }
 
@@ -393,6 +542,8 @@ json_t *render_stats(const Stats *s) {
         json_object_set_new(o, "seq_gap_records", int_json(s->seq_gap_records));
         json_object_set_new(o, "clock_samples", int_json(s->clock_samples));
         json_object_set_new(o, "clock_samples_ignored", int_json(s->clock_samples_ignored));
+        json_object_set_new(o, "guest_samples", int_json(s->guest_samples));
+        json_object_set_new(o, "guest_samples_refused", int_json(s->guest_samples_refused));
         json_object_set_new(o, "acks_sent", int_json(s->acks_sent));
         json_object_set_new(o, "syncs", int_json(s->syncs));
         json_object_set_new(o, "persist_errors", int_json(s->persist_errors));

@@ -14,6 +14,12 @@
 
 /* The machine object of GET /v1/machines/{id}. */
 json_t *render_machine(const Machine *m, const char *node_id);
+/* GET /v1/machines/{id}/metrics: the current boot's resource samples, latest and history (oldest first). */
+json_t *render_machine_metrics(const Machine *m, const char *node_id);
+/* One resource sample. */
+json_t *render_sample(const GuestSample *g);
+/* The machine object's "resources" member: a summary of the latest sample, or JSON null. */
+json_t *render_resources(const Machine *m);
 /* The "boot" member (also used for older boots). */
 json_t *render_boot(const Machine *m, const Boot *b);
 /* The "ready" member of a boot, or JSON null when it is not ready. */

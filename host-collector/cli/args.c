@@ -28,6 +28,7 @@ static const struct {
         { "logs", CLI_COMMAND_LOGS, true },
         { "events", CLI_COMMAND_EVENTS, false },
         { "trace", CLI_COMMAND_TRACE, true },
+        { "top", CLI_COMMAND_TOP, false },
         { "help", CLI_COMMAND_HELP, false },
 };
 
@@ -48,6 +49,7 @@ enum {
         ARG_SINCE,
         ARG_STREAM,
         ARG_MACHINE,
+        ARG_INTERVAL,
 };
 
 /* Every option is accepted before and after the command; commands reject the ones that make no sense. */
@@ -69,6 +71,7 @@ static const struct option options[] = { { "socket", required_argument, NULL, AR
                                          { "follow", no_argument, NULL, 'f' },
                                          { "stream", required_argument, NULL, ARG_STREAM },
                                          { "machine", required_argument, NULL, ARG_MACHINE },
+                                         { "interval", required_argument, NULL, ARG_INTERVAL },
                                          {} };
 
 static int fail(CliArgs *args, const char *fmt, ...) _printf_(2, 3);
@@ -183,6 +186,8 @@ static bool option_allowed(CliCommand command, int c) {
                 return command == CLI_COMMAND_LOGS;
         case ARG_MACHINE:
                 return command == CLI_COMMAND_EVENTS;
+        case ARG_INTERVAL:
+                return command == CLI_COMMAND_TOP;
         default:
                 return false;
         }
@@ -301,6 +306,11 @@ static int handle_option(CliArgs *args, int c, const char *arg) {
                                 arg);
                 args->streams = arg;
                 return 0;
+        case ARG_INTERVAL:
+                r = parse_seconds(arg, TOP_INTERVAL_MAX_MS, &args->interval_ms);
+                if (r < 0 || (args->interval_ms > 0 && args->interval_ms < 100))
+                        return fail(args, "invalid --interval '%s': expected 0 or 0.1 to 3600 seconds", arg);
+                return 0;
         case ARG_MACHINE:
                 if (!machine_id_is_valid(arg))
                         return fail(args, "invalid machine id '%s': expected 1-128 of A-Z a-z 0-9 . _ : -", arg);
@@ -344,6 +354,7 @@ int cli_args_parse(int argc, char *argv[], const char *env_socket, CliArgs *args
                 .command = CLI_COMMAND_LS, /* replaced below; HELP/VERSION set by options win */
                 .cid = -1,
                 .timeout_ms = WAIT_READY_TIMEOUT_DEFAULT_MS,
+                .interval_ms = TOP_INTERVAL_DEFAULT_MS,
                 .socket_path = env_socket && *env_socket ? env_socket : TETHER_SOCKET_DEFAULT,
         };
 
@@ -426,6 +437,10 @@ const char *cli_usage(void) {
                "                                  console, kmsg); -f follows until the boot ends\n"
                "  events [-f] [--machine ID]      print lifecycle events; -f follows\n"
                "  trace ID                        show the boot trace as a waterfall\n"
+               "  top [--interval S]              the machines' state, uptime, CPU, memory, memory pressure,\n"
+               "                                  log rate and ready time, refreshed every S s (default 2) on\n"
+               "                                  a terminal; otherwise (and with --json) one snapshot, rates\n"
+               "                                  over S s (0: one request, no rates)\n"
                "\n"
                "Options:\n"
                "  --socket PATH   tetherd API socket (default $TETHER_SOCKET or " TETHER_SOCKET_DEFAULT

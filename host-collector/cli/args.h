@@ -12,6 +12,8 @@
 #define TETHER_SOCKET_DEFAULT "/run/tether/api.sock"
 #define WAIT_READY_TIMEOUT_DEFAULT_MS UINT64_C(30000)
 #define WAIT_READY_TIMEOUT_MAX_MS UINT64_C(3600000) /* the server's maximum */
+#define TOP_INTERVAL_DEFAULT_MS UINT64_C(2000)
+#define TOP_INTERVAL_MAX_MS UINT64_C(3600000)
 #define MACHINE_ID_MAX 128
 #define REGISTER_ATTRIBUTES_MAX 32
 
@@ -26,6 +28,7 @@ typedef enum CliCommand {
         CLI_COMMAND_LOGS,
         CLI_COMMAND_EVENTS,
         CLI_COMMAND_TRACE,
+        CLI_COMMAND_TOP,
 } CliCommand;
 
 typedef struct CliAttribute {
@@ -55,6 +58,9 @@ typedef struct CliArgs {
         /* wait-ready */
         uint64_t timeout_ms;
         uint64_t since_unix_ns; /* --since; 0: not given */
+
+        /* top */
+        uint64_t interval_ms;
 
         /* logs, events */
         bool follow;

@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli-log.h"
 #include "format.h"
 #include "macro.h"
 #include "str-util.h"
+#include "time-util.h"
+#include "top.h"
 #include "waterfall.h"
 
 #define REQUEST_TIMEOUT_MS UINT64_C(30000)
@@ -520,6 +523,86 @@ static int cmd_trace(const CliContext *ctx, const CliArgs *args) {
         return finish_output();
 }
 
+/* Sleeps ms, waking early on SIGINT. Returns false when interrupted. */
+static bool sleep_interruptible(const CliContext *ctx, uint64_t ms) {
+        while (ms > 0 && !*ctx->interrupted) {
+                uint64_t step = MIN(ms, (uint64_t) 100);
+                struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) (step * NSEC_PER_MSEC) };
+                (void) nanosleep(&ts, NULL);
+                ms -= step;
+        }
+        return !*ctx->interrupted;
+}
+
+static int fetch_machines(const CliContext *ctx, json_t **ret, uint64_t *ret_mono_ns) {
+        _cleanup_(http_response_done) HttpResponse resp = {};
+
+        int r = api_call(ctx, "GET", "/v1/machines", NULL, 200, 0, "cannot list machines", &resp);
+        if (r < 0)
+                return r;
+        *ret_mono_ns = now_ns(CLOCK_MONOTONIC);
+        return parse_body(&resp, "cannot list machines", ret);
+}
+
+/* On a terminal (and not --json): a screen redrawn every interval until SIGINT. Otherwise one snapshot, its rates
+ * over one interval (two requests). */
+static int cmd_top(const CliContext *ctx, const CliArgs *args) {
+        bool live = ctx->stdout_is_tty && !ctx->json && args->interval_ms > 0;
+        json_auto_t *prev = NULL;
+        uint64_t prev_mono = 0;
+        int r;
+
+        if (!live && args->interval_ms > 0) {
+                r = fetch_machines(ctx, &prev, &prev_mono);
+                if (r < 0)
+                        return r;
+                if (!sleep_interruptible(ctx, args->interval_ms))
+                        return 0;
+        }
+        for (;;) {
+                json_auto_t *doc = NULL;
+                _cleanup_free_ char *text = NULL;
+                uint64_t mono;
+
+                r = fetch_machines(ctx, &doc, &mono);
+                if (r < 0)
+                        return r;
+                uint64_t elapsed = prev ? mono - prev_mono : 0, now = now_ns(CLOCK_REALTIME);
+                if (ctx->json) {
+                        json_auto_t *o = NULL;
+                        r = top_json(doc, prev, elapsed, now, &o);
+                        if (r >= 0 && !(text = json_dumps(o, JSON_COMPACT)))
+                                r = -ENOMEM;
+                } else
+                        /* The screen keeps a line for the summary, the header and the cursor. */
+                        r = top_format(
+                                doc,
+                                prev,
+                                elapsed,
+                                now,
+                                ctx->width,
+                                live && ctx->height > 3 ? ctx->height - 3 : 0,
+                                ctx->ascii,
+                                &text);
+                if (r == -EINVAL)
+                        return log_error_errno(r, "cannot show machines: tetherd's answer has no machines array");
+                if (r < 0)
+                        return log_error_errno(r, "cannot show machines: %m");
+                if (live)
+                        fputs("\x1b[H\x1b[J", stdout); /* home, clear: redrawn in place */
+                if (print_text(text) < 0 || fflush(stdout) != 0)
+                        return log_error_errno(-EIO, "cannot write to standard output: %m");
+                if (!live)
+                        return finish_output();
+
+                json_decref(prev);
+                prev = TAKE_PTR(doc);
+                prev_mono = mono;
+                if (!sleep_interruptible(ctx, args->interval_ms))
+                        return 0;
+        }
+}
+
 int cli_run(const CliContext *ctx, const CliArgs *args) {
         int r;
 
@@ -546,6 +629,9 @@ int cli_run(const CliContext *ctx, const CliArgs *args) {
                 break;
         case CLI_COMMAND_TRACE:
                 r = cmd_trace(ctx, args);
+                break;
+        case CLI_COMMAND_TOP:
+                r = cmd_top(ctx, args);
                 break;
         default:
                 r = log_error_errno(-EINVAL, "nothing to run");

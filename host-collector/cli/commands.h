@@ -28,6 +28,7 @@ typedef struct CliContext {
         bool ascii;
         bool stdout_is_tty;
         unsigned width;
+        unsigned height;                          /* 0: unknown */
         const volatile sig_atomic_t *interrupted; /* set by SIGINT while following a stream */
 } CliContext;
 

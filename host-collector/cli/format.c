@@ -19,16 +19,16 @@
 /* Keys of `tether get` take this many columns, then one space, then the value. */
 #define DETAIL_KEY_WIDTH 13
 
-static const char *json_str(const json_t *obj, const char *key) {
+const char *json_str(const json_t *obj, const char *key) {
         const json_t *v = json_object_get(obj, key);
         return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static const char *nonempty(const char *s) {
+const char *nonempty(const char *s) {
         return s && *s ? s : NULL;
 }
 
-static bool json_u64(const json_t *obj, const char *key, uint64_t *ret) {
+bool json_u64(const json_t *obj, const char *key, uint64_t *ret) {
         const json_t *v = json_object_get(obj, key);
 
         if (!json_is_integer(v) || json_integer_value(v) < 0)
@@ -72,6 +72,18 @@ static int compare_machines(const void *a, const void *b) {
         return strcmp(x ?: "", y ?: "");
 }
 
+json_t **machines_sorted(const json_t *machines) {
+        size_t n = json_array_size(machines);
+        json_t **sorted = calloc(MAX(n, (size_t) 1), sizeof(json_t *));
+
+        if (!sorted)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                sorted[i] = json_array_get(machines, i);
+        qsort(sorted, n, sizeof(json_t *), compare_machines);
+        return sorted;
+}
+
 static char *transport_of(const json_t *m) {
         uint64_t cid;
         const char *uds = nonempty(json_str(m, "uds_path"));
@@ -89,12 +101,9 @@ int format_machine_table(const json_t *doc, bool ascii, char **ret) {
                 return -EINVAL;
 
         size_t n = json_array_size(machines);
-        _cleanup_free_ json_t **sorted = calloc(MAX(n, (size_t) 1), sizeof(json_t *));
+        _cleanup_free_ json_t **sorted = machines_sorted(machines);
         if (!sorted)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                sorted[i] = json_array_get(machines, i);
-        qsort(sorted, n, sizeof(json_t *), compare_machines);
 
         static const char *const headers[] = { "MACHINE", "STATE", "TRANSPORT", "BOOT", "READY", "REQUEST" };
         _cleanup_(table_freep) Table *t = table_new(ELEMENTSOF(headers), headers, ascii);

@@ -9,6 +9,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A member of an API object: the string (NULL if absent or not a string); a non-negative integer (false if
+ * not one); s unless it is NULL or empty. */
+const char *json_str(const json_t *obj, const char *key);
+bool json_u64(const json_t *obj, const char *key, uint64_t *ret);
+const char *nonempty(const char *s);
+
+/* The elements of a machines array sorted by machine id (borrowed), or NULL when out of memory. Free the array. */
+json_t **machines_sorted(const json_t *machines);
+
 #define TIMESTAMP_MAX 40
 
 /* Local time with milliseconds, "2024-05-01 12:00:00.123". */

@@ -49,7 +49,7 @@ int main(int argc, char *argv[]) {
         }
 
         /* SIGINT ends a followed stream cleanly (flushed, exit 0); elsewhere it kills as usual. */
-        if (args.follow) {
+        if (args.follow || args.command == CLI_COMMAND_TOP) {
                 struct sigaction sa = { .sa_handler = on_interrupt };
                 sigemptyset(&sa.sa_mask);
                 sigaction(SIGINT, &sa, NULL);
@@ -76,6 +76,7 @@ int main(int argc, char *argv[]) {
                 .ascii = args.ascii || !locale_is_utf8(getenv("LC_ALL"), getenv("LC_CTYPE"), getenv("LANG")),
                 .stdout_is_tty = isatty(STDOUT_FILENO) > 0,
                 .width = terminal_width(getenv("COLUMNS"), STDOUT_FILENO),
+                .height = terminal_height(getenv("LINES"), STDOUT_FILENO),
                 .interrupted = &interrupted,
         };
 

@@ -18,6 +18,9 @@ bool locale_is_utf8(const char *lc_all, const char *lc_ctype, const char *lang);
  * TERMINAL_WIDTH_DEFAULT. */
 unsigned terminal_width(const char *columns_env, int fd);
 
+/* $LINES if it is a sane positive number, else the height of the terminal on fd, else 0 (unknown). */
+unsigned terminal_height(const char *lines_env, int fd);
+
 /* Columns taken by a UTF-8 string, counted as one per code point (wide CJK glyphs are not special-cased). */
 size_t display_width(const char *s);
 

@@ -202,6 +202,7 @@ Machine *machine_free(Machine *m) {
         for (size_t i = 0; i < m->n_boots; i++)
                 boot_free(m->boots[i]);
         free(m->boots);
+        free(m->samples);
         free(m->id);
         free(m->cid_key);
         free(m->uds_path);

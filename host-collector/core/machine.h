@@ -13,6 +13,7 @@
 #include "boot.h"
 #include "list.h"
 #include "ratelimit.h"
+#include "samples.h"
 #include "traceparent.h"
 
 #define MACHINE_ID_MAX 128u
@@ -121,6 +122,8 @@ struct Machine {
         Boot *current;
         uint64_t next_boot_index;
 
+        SampleRing *samples; /* the current boot's resource samples (protocol version 2); NULL until the first */
+
         uint64_t connections; /* sessions that said Hello */
         uint64_t protocol_errors;
 
@@ -128,6 +131,7 @@ struct Machine {
          * connection and the machine's own socket. */
         struct Connection *connection;
         struct Listener *uds_listener;
+        struct Listener *notify_listener; /* "<uds_path>_<vmm.notify port>" (notify-server.h) */
         /* Owned by store.c. */
         bool persisted;                      /* machine.json is durable */
         MachineSave *store_save;             /* machine.json on its way to the disk, or NULL */

@@ -336,6 +336,11 @@ int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_
                 json_decref(details);
         }
 
+        /* Counted as it happens, whether or not the event log can keep the event. */
+        int t = machine_transition_from_string(transition);
+        if (t >= 0 && r->stats)
+                r->stats->transitions[t]++;
+
         char *line = json_dumps(o, JSON_COMPACT);
         if (!line) {
                 json_decref(o);

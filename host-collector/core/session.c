@@ -323,7 +323,7 @@ static int session_send_welcome(Session *s) {
         limits.max_string_bytes = s->ctx->limits.max_string_bytes;
         limits.heartbeat_interval_ms = s->ctx->heartbeat_interval_ms;
 
-        w.protocol_version = TETHER_PROTOCOL_VERSION;
+        w.protocol_version = s->protocol_version;
         w.session_id.data = s->session_id;
         w.session_id.len = sizeof(s->session_id);
         w.acked_seq = session_acked_wire_seq(s);
@@ -399,6 +399,7 @@ bool session_wants_resync(Session *s) {
 }
 
 static void session_emit_booting(Session *s, uint64_t recv);
+static void session_fix_clock(Session *s);
 
 static int session_handle_hello(Session *s, const Tether__Envelope *e, const uint8_t *payload, size_t len) {
         const Tether__Hello *h = e->hello;
@@ -409,13 +410,16 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
         bool new_instance;
         int r;
 
-        if (h->protocol_version != TETHER_PROTOCOL_VERSION)
+        s->protocol_version = envelope_negotiate_version(h->protocol_version, h->max_protocol_version);
+        if (s->protocol_version == 0)
                 return session_fail(
                         s,
                         PROTOCOL_ERROR_VERSION_MISMATCH,
-                        "agent speaks protocol version %" PRIu32 ", tetherd speaks %u",
+                        "agent speaks protocol versions %" PRIu32 " to %" PRIu32 ", tetherd %u to %u",
                         h->protocol_version,
-                        TETHER_PROTOCOL_VERSION);
+                        MAX(h->protocol_version, h->max_protocol_version),
+                        TETHER_PROTOCOL_VERSION,
+                        TETHER_PROTOCOL_VERSION_MAX);
         if (!h->boot_id || !*h->boot_id)
                 return session_fail(s, PROTOCOL_ERROR_INVALID_FIELD, "Hello without boot_id");
 
@@ -423,6 +427,8 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
         if (r < 0)
                 return r;
         s->new_boot = r > 0;
+        if (s->new_boot && m->samples)
+                sample_ring_reset(m->samples);
         if (evicted) {
                 if (s->ctx->store)
                         (void) store_remove_boot(s->ctx->store, evicted);
@@ -471,10 +477,25 @@ static int session_handle_hello(Session *s, const Tether__Envelope *e, const uin
                  * duplicates and acked once their sync completes. */
         }
 
-        m->agent_seen = true;
-        m->connections++;
         s->acked_seq = session_acked_wire_seq(s);
         s->state = SESSION_ACTIVE;
+        if (s->local) {
+                /* One local session per message of an agentless boot: the boot says what happened, not this. */
+                if (s->new_boot) {
+                        LogFields f = session_log_fields(s, "booting");
+                        log_emit(LOG_INFO, 0, &f, "Machine %s started an agentless boot %s.", m->id, b->boot_id);
+                        if (!b->clock_fixed) {
+                                s->events_deferred = true;
+                                s->deferred_after_seq = b->last_seq;
+                                s->booting_deferred = true;
+                        }
+                }
+                session_fix_clock(s);
+                registry_set_state(reg, m, machine_state_from_boot(m), b->exit.set ? b->exit.reason : NULL);
+                return 0;
+        }
+        m->agent_seen = true;
+        m->connections++;
         registry_set_connected(reg, m, true);
 
         LogFields f = session_log_fields(s, "connected");
@@ -994,6 +1015,22 @@ static int session_handle_clock_sample(Session *s, const Tether__ClockSample *cs
         return 0;
 }
 
+/* Kept in the machine's ring (bounded in count and rate, see samples.h), counted either way. */
+static void session_handle_resource_sample(Session *s, const Tether__ResourceSample *pb) {
+        Machine *m = s->machine;
+        GuestSample g;
+
+        if (!m->samples && !(m->samples = calloc(1, sizeof(SampleRing)))) {
+                s->ctx->stats->guest_samples_refused++;
+                return;
+        }
+        guest_sample_from_pb(pb, now_ns(CLOCK_REALTIME), &g);
+        if (sample_ring_push(m->samples, &g) > 0)
+                s->ctx->stats->guest_samples++;
+        else
+                s->ctx->stats->guest_samples_refused++;
+}
+
 static int session_handle_frame(Session *s, const uint8_t *payload, size_t len) {
         _cleanup_envelope_ Tether__Envelope *e = NULL;
         ProtocolError pe;
@@ -1021,6 +1058,15 @@ static int session_handle_frame(Session *s, const uint8_t *payload, size_t len) 
         case TETHER__ENVELOPE__MSG_CLOCK_SAMPLE:
                 return session_handle_clock_sample(s, e->clock_sample);
         case TETHER__ENVELOPE__MSG_HEARTBEAT:
+                return 0;
+        case TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE:
+                if (s->protocol_version < TETHER_PROTOCOL_VERSION_SAMPLES)
+                        return session_fail(
+                                s,
+                                PROTOCOL_ERROR_UNEXPECTED_MESSAGE,
+                                "ResourceSample on a protocol version %" PRIu32 " connection",
+                                s->protocol_version);
+                session_handle_resource_sample(s, e->resource_sample);
                 return 0;
         case TETHER__ENVELOPE__MSG_HELLO:
                 return session_fail(s, PROTOCOL_ERROR_UNEXPECTED_MESSAGE, "second Hello on one connection");
@@ -1205,7 +1251,7 @@ void session_end(Session *s, CloseReason reason) {
         }
         s->boot = NULL;
 
-        if (reason == CLOSE_SHUTDOWN || reason == CLOSE_DELETED)
+        if (reason == CLOSE_SHUTDOWN || reason == CLOSE_DELETED || s->local)
                 return;
         registry_set_connected(reg, m, false);
         if (reason == CLOSE_REPLACED)

@@ -67,14 +67,15 @@ struct Session {
         OutQueue out;
 
         uint8_t session_id[16];
-        uint64_t seq_offset;      /* of the agent instance: stored seq = wire seq + seq_offset */
-        uint64_t last_record_seq; /* previous record on this connection (wire seq): seq must increase */
-        uint64_t acked_seq;       /* last cumulative ack sent (Welcome.acked_seq or Ack.seq), wire seq */
-        bool ack_pending;         /* records (or duplicates) arrived since the last ack */
-        bool ack_urgent;          /* a Ready or Exit arrived: ack without waiting for the batch timer */
-        uint64_t unacked_bytes;   /* record bytes since the last ack request */
-        uint64_t batch_first_seq; /* first record appended since the last write of the buffer, 0 if none */
-        bool new_boot;            /* the Hello started a new boot */
+        uint32_t protocol_version; /* chosen at Hello */
+        uint64_t seq_offset;       /* of the agent instance: stored seq = wire seq + seq_offset */
+        uint64_t last_record_seq;  /* previous record on this connection (wire seq): seq must increase */
+        uint64_t acked_seq;        /* last cumulative ack sent (Welcome.acked_seq or Ack.seq), wire seq */
+        bool ack_pending;          /* records (or duplicates) arrived since the last ack */
+        bool ack_urgent;           /* a Ready or Exit arrived: ack without waiting for the batch timer */
+        uint64_t unacked_bytes;    /* record bytes since the last ack request */
+        uint64_t batch_first_seq;  /* first record appended since the last write of the buffer, 0 if none */
+        bool new_boot;             /* the Hello started a new boot */
         ClockProber prober;
         uint64_t clock_samples;      /* answers used on this connection */
         bool events_deferred;        /* guest-timed events wait for the boot's clock mapping to be fixed */
@@ -94,6 +95,10 @@ struct Session {
         bool persist_warned;
         bool sync_warned;
 
+        /* Records tetherd makes itself for a machine without an agent (agentless.c, systemd's notifications): no
+         * connection, no Welcome or acks, the machine is never "connected", and the boot's clock mapping is fixed
+         * by its Hello (the receive times). */
+        bool local;
         SessionAckHandler on_ack;
         void *on_ack_userdata;
 };

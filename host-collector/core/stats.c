@@ -32,6 +32,56 @@ static const char *const close_reason_names[_CLOSE_REASON_MAX] = {
         [CLOSE_RESYNC] = "resync",
 };
 
+static const char *const notify_refuse_reason_names[_NOTIFY_REFUSE_REASON_MAX] = {
+        [NOTIFY_REFUSE_TOO_LARGE] = "too_large",
+        [NOTIFY_REFUSE_MALFORMED] = "malformed",
+        [NOTIFY_REFUSE_EMPTY] = "empty",
+        [NOTIFY_REFUSE_MACHINE_LIMIT] = "machine_limit",
+        [NOTIFY_REFUSE_TOTAL_LIMIT] = "total_limit",
+        [NOTIFY_REFUSE_UNKNOWN_CID] = "unknown_cid",
+        [NOTIFY_REFUSE_NO_PEER] = "no_peer_address",
+        [NOTIFY_REFUSE_OUT_OF_MEMORY] = "out_of_memory",
+};
+
+const char *notify_refuse_reason_to_string(NotifyRefuseReason r) {
+        return (unsigned) r < _NOTIFY_REFUSE_REASON_MAX ? notify_refuse_reason_names[r] : "unknown";
+}
+
+static const char *const notify_close_reason_names[_NOTIFY_CLOSE_REASON_MAX] = {
+        [NOTIFY_CLOSE_EOF] = "eof",         [NOTIFY_CLOSE_IDLE] = "idle",
+        [NOTIFY_CLOSE_TIMEOUT] = "timeout", [NOTIFY_CLOSE_TOO_LARGE] = "too_large",
+        [NOTIFY_CLOSE_DROPPED] = "dropped",
+};
+
+const char *notify_close_reason_to_string(NotifyCloseReason r) {
+        return (unsigned) r < _NOTIFY_CLOSE_REASON_MAX ? notify_close_reason_names[r] : "unknown";
+}
+
+static const char *const transition_names[_MACHINE_TRANSITION_MAX] = {
+        [TRANSITION_REGISTERED] = "registered",
+        [TRANSITION_CONNECTED] = "connected",
+        [TRANSITION_BOOTING] = "booting",
+        [TRANSITION_READY] = "ready",
+        [TRANSITION_EXITED] = "exited",
+        [TRANSITION_CRASHED] = "crashed",
+        [TRANSITION_OOM_KILLED] = "oom_killed",
+        [TRANSITION_DISCONNECTED] = "disconnected",
+        [TRANSITION_DELETED] = "deleted",
+        [TRANSITION_PROTOCOL_ERROR] = "protocol_error",
+        [TRANSITION_LOGS_DROPPED] = "logs_dropped",
+};
+
+const char *machine_transition_to_string(MachineTransition t) {
+        return (unsigned) t < _MACHINE_TRANSITION_MAX ? transition_names[t] : "unknown";
+}
+
+int machine_transition_from_string(const char *s) {
+        for (MachineTransition t = 0; t < _MACHINE_TRANSITION_MAX; t++)
+                if (strcmp(transition_names[t], s) == 0)
+                        return (int) t;
+        return -EINVAL;
+}
+
 static const char *const log_stream_names[STATS_LOG_STREAMS] = {
         [0] = "unspecified", [1] = "stdout", [2] = "stderr", [3] = "console", [4] = "kmsg",
 };

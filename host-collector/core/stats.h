@@ -29,6 +29,29 @@ typedef enum RefuseReason {
         _REFUSE_REASON_MAX,
 } RefuseReason;
 
+/* Why a connection to the vmm.notify port (systemd's notifications, docs/agentless.md) changed nothing. */
+typedef enum NotifyRefuseReason {
+        NOTIFY_REFUSE_TOO_LARGE,     /* a message above VMM_NOTIFY_MESSAGE_MAX bytes */
+        NOTIFY_REFUSE_MALFORMED,     /* not a single KEY=VALUE line */
+        NOTIFY_REFUSE_EMPTY,         /* closed or timed out without a byte */
+        NOTIFY_REFUSE_MACHINE_LIMIT, /* the machine's open notify connections at their bound */
+        NOTIFY_REFUSE_TOTAL_LIMIT,   /* every machine's open notify connections at their bound */
+        NOTIFY_REFUSE_UNKNOWN_CID,   /* AF_VSOCK from a CID no machine has */
+        NOTIFY_REFUSE_NO_PEER,       /* AF_VSOCK without a peer address */
+        NOTIFY_REFUSE_OUT_OF_MEMORY,
+        _NOTIFY_REFUSE_REASON_MAX,
+} NotifyRefuseReason;
+
+/* How a connection to the vmm.notify port ended (tetherd closes each one itself). */
+typedef enum NotifyCloseReason {
+        NOTIFY_CLOSE_EOF,       /* the guest half-closed (or closed) after its message */
+        NOTIFY_CLOSE_IDLE,      /* the message was quiet for the idle window: no half-close came (or will) */
+        NOTIFY_CLOSE_TIMEOUT,   /* the connection's overall timeout */
+        NOTIFY_CLOSE_TOO_LARGE, /* the message grew beyond its bound */
+        NOTIFY_CLOSE_DROPPED,   /* the machine went away, or tetherd stopped */
+        _NOTIFY_CLOSE_REASON_MAX,
+} NotifyCloseReason;
+
 /* Why a session ended. */
 typedef enum CloseReason {
         CLOSE_EOF,
@@ -69,6 +92,27 @@ typedef enum ExportDropReason {
         _EXPORT_DROP_REASON_MAX,
 } ExportDropReason;
 
+/* The lifecycle events counted per transition (tether_machine_transitions_total): a fixed set, so that the label's
+ * cardinality does not depend on what guests or libvirt say. */
+typedef enum MachineTransition {
+        TRANSITION_REGISTERED,
+        TRANSITION_CONNECTED,
+        TRANSITION_BOOTING,
+        TRANSITION_READY,
+        TRANSITION_EXITED,
+        TRANSITION_CRASHED,
+        TRANSITION_OOM_KILLED,
+        TRANSITION_DISCONNECTED,
+        TRANSITION_DELETED,
+        TRANSITION_PROTOCOL_ERROR,
+        TRANSITION_LOGS_DROPPED,
+        _MACHINE_TRANSITION_MAX,
+} MachineTransition;
+
+const char *machine_transition_to_string(MachineTransition t);
+/* The transition of an event name, or -EINVAL for one not counted. */
+int machine_transition_from_string(const char *s);
+
 /* Filled by the OTLP exporter, read by /metrics. Counters only grow; the gauges are current values. */
 typedef struct ExportStats {
         uint64_t requests[_EXPORT_SIGNAL_MAX]; /* export requests the backend accepted */
@@ -79,6 +123,8 @@ typedef struct ExportStats {
         uint64_t queue_bytes;                                          /* gauge: bytes waiting in memory */
         uint64_t spool_bytes;                                          /* gauge: bytes waiting on disk */
         uint64_t last_success_unix_ns[_EXPORT_SIGNAL_MAX];             /* gauge: 0 = never */
+        bool enabled[_EXPORT_SIGNAL_MAX];                              /* the exporter sends this signal */
+        uint64_t spool_limit_bytes;                                    /* 0: no spool */
         uint64_t deferred; /* times a boot's live log export was left to the log store (over its fair share) */
 } ExportStats;
 
@@ -110,6 +156,9 @@ typedef struct Stats {
         uint64_t seq_gap_records;     /* sequence numbers missing in those gaps */
         uint64_t clock_samples;
         uint64_t clock_samples_ignored; /* ids tetherd never sent, or answered twice */
+        uint64_t guest_samples;         /* ResourceSamples kept */
+        uint64_t guest_samples_refused; /* a guest clock going backwards, or no memory for the machine's ring */
+        uint64_t transitions[_MACHINE_TRANSITION_MAX]; /* lifecycle events, by transition */
         uint64_t acks_sent;
         uint64_t syncs; /* fdatasync calls before acks */
         uint64_t persist_errors;
@@ -119,6 +168,14 @@ typedef struct Stats {
         uint64_t api_connections_refused;   /* at the connection limit: answered 503 and closed */
         uint64_t api_connections_timed_out; /* no whole request within the request timeout: shut down */
         uint64_t api_connections_evicted;   /* still waiting for their request when a newcomer needed room */
+
+        /* systemd's notifications on the vmm.notify port (agentless.h) */
+        uint64_t notify_messages; /* messages applied (to an agentless boot, or as an agent boot's event) */
+        uint64_t notify_refused[_NOTIFY_REFUSE_REASON_MAX];
+        uint64_t notify_closed[_NOTIFY_CLOSE_REASON_MAX];
+        uint64_t notify_keys_ignored;     /* well-formed lines with a key tetherd does not know */
+        uint64_t notify_lines_invalid;    /* lines that were not KEY=VALUE, or bad values of known keys */
+        uint64_t notify_connections_open; /* gauge */
 
         /* Gauges the daemon keeps, for /healthz and /metrics. */
         uint64_t connections_open; /* agent connections attached to machines */
@@ -131,6 +188,8 @@ typedef struct Stats {
 const char *drop_reason_to_string(DropReason r);
 const char *refuse_reason_to_string(RefuseReason r);
 const char *close_reason_to_string(CloseReason r);
+const char *notify_refuse_reason_to_string(NotifyRefuseReason r);
+const char *notify_close_reason_to_string(NotifyCloseReason r);
 const char *log_stream_to_string(int stream);
 const char *export_signal_to_string(ExportSignal s);
 const char *export_drop_reason_to_string(ExportDropReason r);

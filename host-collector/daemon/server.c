@@ -28,7 +28,9 @@
 #        include "libvirt-event-bridge.h"
 #        include "libvirt-watch.h"
 #endif
+#include "machine-socket.h"
 #include "macro.h"
+#include "notify-server.h"
 #include "time-util.h"
 
 struct Server {
@@ -39,6 +41,7 @@ struct Server {
         SessionContext session_ctx;
         Manager manager; /* what the API and the libvirt watcher register, update and delete machines through */
         Listener *vsock_listener;
+        NotifyServer *notify; /* the vmm.notify port: systemd's own notifications (agentless boots) */
         LIST_HEAD(Connection, connections);
         Api *api;
         OtlpExporter *otlp;
@@ -49,9 +52,10 @@ struct Server {
         sd_event_source *sync_source;  /* completed syncs of the store's threads */
         sd_event_source *repair_timer; /* boot files missing records whose agent is gone (file-repair.h) */
         uint32_t vsock_port;
+        uint32_t notify_port;
         char *api_socket;
         uint16_t api_port;
-        ApiLimits api_limits;
+        ApiConfig api_config;
         bool vsock_enabled;
         bool stopping;
         ApiProbe *api_probe; /* with the systemd watchdog: feeds it only while the API answers */
@@ -64,9 +68,10 @@ struct Server {
 void server_config_init(ServerConfig *c) {
         *c = (ServerConfig) {
                 .api_socket = TETHERD_API_SOCKET_DEFAULT,
-                .api_limits = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
+                .api_config = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
                                 .request_timeout_ns = API_REQUEST_TIMEOUT_NS_DEFAULT },
                 .vsock_port = TETHER_VSOCK_PORT_DEFAULT,
+                .notify_port = TETHER_NOTIFY_PORT_DEFAULT,
                 .vsock = true,
                 .state_dir = TETHERD_STATE_DIR_DEFAULT,
                 .service_name = "tether",
@@ -216,38 +221,24 @@ static void on_accept_error(Listener *l, int error, void *userdata) {
 }
 
 static int server_listen_machine(Server *s, Machine *m) {
-        _cleanup_free_ char *path = NULL;
-        Listener *l;
         int r;
 
         if (!m->uds_path)
                 return 0;
-        if (asprintf(&path, "%s_%" PRIu32, m->uds_path, s->vsock_port) < 0)
-                path = NULL;
-        if (!path)
-                return -ENOMEM;
-        r = listener_new_unix(
-                s->event,
-                path,
-                m->socket_uid_set ? (uid_t) m->socket_uid : (uid_t) -1,
-                on_uds_accept,
-                on_accept_error,
-                s,
-                &l);
+        r = machine_socket_listen(s->event, m, s->vsock_port, on_uds_accept, on_accept_error, s, &m->uds_listener);
         if (r < 0)
                 return r;
-        if (m->socket_uid_set || m->socket_gid_set || m->socket_mode) {
-                r = listener_set_unix_owner(
-                        l,
-                        m->socket_uid_set ? (uid_t) m->socket_uid : (uid_t) -1,
-                        m->socket_gid_set ? (gid_t) m->socket_gid : (gid_t) -1,
-                        (mode_t) m->socket_mode);
-                if (r < 0) {
-                        listener_free(l);
-                        return r;
-                }
-        }
-        m->uds_listener = l;
+        /* Not a reason to refuse the machine: its agent can connect without it. */
+        r = notify_server_listen_machine(s->notify, m);
+        if (r < 0)
+                log_warning_errno(
+                        r,
+                        "Failed to listen for machine %s on %s_%" PRIu32
+                        ", systemd's notifications cannot reach "
+                        "tetherd: %m",
+                        m->id,
+                        m->uds_path,
+                        notify_server_port(s->notify));
         return 0;
 }
 
@@ -258,7 +249,10 @@ static int transport_listen(Machine *m, void *userdata) {
 }
 
 static void transport_unlisten(Machine *m, void *userdata) {
+        Server *s = userdata;
+
         m->uds_listener = listener_free(m->uds_listener);
+        notify_server_unlisten_machine(s->notify, m);
 }
 
 static void transport_disconnect(Machine *m, CloseReason reason, void *userdata) {
@@ -394,8 +388,9 @@ int server_new(const ServerConfig *config, Server **ret) {
         if (!s)
                 return log_oom();
         s->vsock_port = config->vsock_port;
+        s->notify_port = config->notify_port;
         s->api_port = config->api_port;
-        s->api_limits = config->api_limits;
+        s->api_config = config->api_config;
         s->refused_ratelimit = RATELIMIT_INIT(NSEC_PER_SEC, 1);
         if (config->uds_roots && config->uds_roots[0]) {
                 size_t n = 0;
@@ -478,6 +473,9 @@ int server_new(const ServerConfig *config, Server **ret) {
                 log_notice("No state directory: records are kept in memory only and lost on restart.");
 
         session_context_init(&s->session_ctx, s->registry, s->store, &s->stats);
+        r = notify_server_new(s->event, &s->session_ctx, s->notify_port, &s->notify);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the vmm.notify port: %m");
         s->manager = (Manager) {
                 .registry = s->registry,
                 .store = s->store,
@@ -596,6 +594,12 @@ int server_start(Server *s) {
                         s->stats.vsock_listening = true;
                         log_info("Listening on vsock port %u.", s->vsock_port);
                 }
+                r = notify_server_listen_vsock(s->notify);
+                if (r < 0 && r != -EAFNOSUPPORT)
+                        return log_error_errno(r, "Failed to listen on vsock port %u (vmm.notify): %m", s->notify_port);
+                if (r >= 0 && s->notify_port > 0 && s->stats.vsock_listening)
+                        log_info(
+                                "Listening for systemd's notifications (vmm.notify) on vsock port %u.", s->notify_port);
         }
 
         for (Machine *m = s->registry->machines; m; m = m->machines_next) {
@@ -609,7 +613,7 @@ int server_start(Server *s) {
                                 s->vsock_port);
         }
 
-        r = api_new(&s->manager, s->event, &s->api_limits, &s->api);
+        r = api_new(&s->manager, s->event, &s->api_config, &s->api);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP API: %m");
         if (s->api_socket) {
@@ -694,6 +698,7 @@ Server *server_free(Server *s) {
         s->api_probe = api_probe_free(s->api_probe);
         s->api = api_free(s->api);
         s->otlp = otlp_exporter_free(s->otlp);
+        s->notify = notify_server_free(s->notify);
         if (s->registry)
                 for (Machine *m = s->registry->machines; m; m = m->machines_next)
                         m->uds_listener = listener_free(m->uds_listener);

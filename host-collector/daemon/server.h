@@ -12,6 +12,7 @@
 #include "api.h"
 #include "macro.h"
 #include "manager.h"
+#include "notify-server.h"
 #include "otlp-exporter.h"
 #include "session.h"
 #include "stats.h"
@@ -23,8 +24,9 @@
 typedef struct ServerConfig {
         const char *api_socket; /* NULL or "": no Unix API socket */
         uint16_t api_port;      /* 0: no TCP API */
-        ApiLimits api_limits;
+        ApiConfig api_config;
         uint32_t vsock_port;
+        uint32_t notify_port; /* vmm.notify: systemd's own notifications (docs/agentless.md), 0: off */
         bool vsock;
         const char *state_dir; /* NULL or "": no persistence */
         const char *node_id;

@@ -753,6 +753,9 @@ int otlp_exporter_new(
                 return log_error_errno(r, "Failed to set up OTLP export: %m");
         if (!http)
                 log_info("Exporting OTLP/JSON to %s.", x->file_path ?: "(nowhere)");
+        for (size_t i = 0; i < N_CHANNELS; i++)
+                x->stats->export.enabled[x->channels[i].signal] = !x->channels[i].disabled;
+        x->stats->export.spool_limit_bytes = x->spool ? config->spool_bytes : 0;
 
         /* Bulk priority, in turns with the busy connections (event-util.h): export keeps pace with what they
          * store (see WORK_BUDGET_MIN) without holding up a quiet guest's Ready or the API. */

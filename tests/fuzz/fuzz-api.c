@@ -465,7 +465,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(server_new(&config, &s) >= 0);
         boot_machine(s, "guest", 3, guest_stream, guest_stream_len);
         boot_machine(s, "bystander", 4, bystander_stream, bystander_stream_len);
-        ApiLimits limits = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
+        ApiConfig limits = { .max_connections = API_MAX_CONNECTIONS_DEFAULT,
                              .request_timeout_ns = API_REQUEST_TIMEOUT_NS_DEFAULT };
         FUZZ_ASSERT(api_new(server_manager(s), server_event(s), &limits, &api) >= 0);
         FUZZ_ASSERT(api_listen_unix(api, socket_path) >= 0);

@@ -189,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         StoreConfig sc = { .dir = state, .max_boot_bytes = (flags & 16) ? 2048 : 0, .sync = false };
         FUZZ_ASSERT(store_open(&sc, &stats, &store) >= 0);
         FUZZ_ASSERT(registry_new(&config, &stats, &reg) >= 0);
-        FUZZ_ASSERT(metrics_new(reg, &stats, &metrics) >= 0);
+        FUZZ_ASSERT(metrics_new(reg, &stats, true, &metrics) >= 0);
         OtlpConfig oc;
         otlp_config_init(&oc);
         oc.file_path = otlp_file;

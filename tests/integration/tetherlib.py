@@ -485,15 +485,16 @@ class Harness:
         return self.spawn(argv, "agent-%s.log" % machine_id)
 
     # -- CLI --
-    def cli(self, *args, timeout=120, check_rc=None, json_out=False):
+    def cli(self, *args, timeout=120, check_rc=None, json_out=False, env_extra=None):
         if not self.cli_bin:
             self.cli_bin = binary("TETHER_CLI")
         argv = [self.cli_bin, "--socket", self.api_socket]
         if json_out:
             argv.append("--json")
         argv = self.wrap("cli", argv + list(args))
+        env = dict(os.environ, **env_extra) if env_extra else None
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=timeout)
+                           timeout=timeout, env=env)
         out = p.stdout.decode(errors="replace")
         err = p.stderr.decode(errors="replace")
         if check_rc is not None:

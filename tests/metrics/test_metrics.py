@@ -6,6 +6,11 @@ The exposition is fetched over the Unix API socket and over --api-port (same fam
 content type), linted with `promtool check metrics` (exit 0, nothing printed), then a real Prometheus server
 (temp storage, a free port, scraping --api-port every second) must report the boots: one kernel-to-ready
 observation (the VM), one init-to-ready (the container), two machines ready, the target up.
+With --metrics-per-machine and a real agent sampling this machine (service mode, one sample a second), the
+guest families appear with its machine id, and only for it. The Prometheus server also loads
+host-collector/monitoring/tether-rules.yml (every group healthy, the recording rules evaluate) and answers every
+query of host-collector/monitoring/tether-dashboard.json ($__rate_interval, $instance and $machine filled in)
+with data: a panel whose query is invalid or matches nothing fails the test.
 Without prometheus/promtool the test is skipped (77), or fails with TETHER_REQUIRE_BINARIES=1.
 """
 
@@ -24,6 +29,7 @@ from tetherlib import (Harness, TestFailure, UnixHTTPConnection, binary, check, 
                        kill_tree, log, missing, run_test)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MONITORING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "host-collector", "monitoring")
 WAIT_S = 30
 
 
@@ -90,13 +96,69 @@ def wait_value(port, query, expect):
                       % (query, expect, WAIT_S, json.dumps(result)[:2000]))
 
 
+def prom_get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def check_rules(port):
+    """The rules file loaded, every group healthy once evaluated, the recording rules producing series."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        doc = prom_get(port, "/api/v1/rules")
+        groups = doc["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        if rules and all(r.get("health") == "ok" for r in rules):
+            break
+        check(time.monotonic() < deadline, "every rule evaluates without error within %d s" % WAIT_S,
+              json.dumps([(r["name"], r.get("health"), r.get("lastError")) for r in rules]))
+        time.sleep(0.5)
+    names = {g["name"] for g in groups}
+    check(names == {"tether.recording", "tether.alerts"}, "both rule groups are loaded", names)
+    # Recording rules over counters that exist (even when 0) produce series.
+    for record in ("tether:machine_transitions:rate5m", "tether:protocol_errors:increase5m"):
+        wait_nonempty(port, record)
+    log("rules: %d loaded, all healthy" % len(rules))
+
+
+def wait_nonempty(port, query, timeout=WAIT_S):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = prom_query(port, query)
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TestFailure("FAILED: the query returns data within %d s: %s" % (timeout, query))
+        time.sleep(0.5)
+
+
+def check_dashboard(port):
+    """Every panel's query is valid and returns data from tetherd's real series."""
+    with open(os.path.join(MONITORING, "tether-dashboard.json")) as f:
+        dash = json.load(f)
+    exprs = [(p["title"], t["expr"]) for p in dash["panels"] for t in p.get("targets", [])]
+    check(len(exprs) >= 10, "the dashboard has its panels", len(exprs))
+    psi = os.path.exists("/proc/pressure/memory")
+    for title, expr in exprs:
+        q = expr.replace("$__rate_interval", "30s").replace("$instance", ".*").replace("$machine", ".*")
+        if "pressure" in q and not psi:
+            prom_query(port, q)  # valid, but this kernel has no PSI to show
+            continue
+        wait_nonempty(port, q)
+    log("dashboard: %d queries of %d panels valid and answered" % (len(exprs), len(dash["panels"])))
+
+
 def main():
     promtool = tool("promtool")
     prometheus = tool("prometheus")
     fake_agent = binary("FAKE_AGENT")
     port = free_tcp_port()
 
-    with Harness("metrics", tetherd_args=["--api-port", str(port)]) as h:
+    with Harness("metrics", tetherd_args=["--api-port", str(port), "--metrics-per-machine"]) as h:
         # A VM: kernel.start, init.start, a guest phase, workload.exec, ready.
         boot(h, fake_agent, "vm", ["milestone", "kernel.start", "0", "milestone", "init.start", "150",
                                    "phase", "mount", "160", "200", "milestone", "workload.exec", "400",
@@ -135,8 +197,23 @@ def main():
         for key, value in expect.items():
             check(s.get(key) == value, "%s is %s" % (key, value), "got %r" % s.get(key))
         label_values = set(re.findall(r'="((?:[^"\\]|\\.)*)"', via_tcp))
-        check(not label_values & {"vm", "ct", "boot-vm", "boot-ct"}, "no machine or boot id in any label",
+        check(not label_values & {"vm", "ct", "boot-vm", "boot-ct"}, "no machine without samples in any label",
               sorted(label_values))
+        check(not any(k.startswith("tether_guest_") for k in s), "no guest families without samples")
+
+        # A real agent sampling this machine (it also boots: the counts above move): the guest families, with
+        # its machine id and only its.
+        h.register("sampled")
+        h.start_service("sampled", h.path("notify.sock"), extra=["--sample-interval-ms=1000"],
+                        command=["sleep", "600"])
+        h.wait_machine("sampled", lambda m: m.get("resources") is not None, "machine sampled has a sample")
+        _, _, via_tcp = fetch(http.client.HTTPConnection("127.0.0.1", port, timeout=10))
+        s = samples(via_tcp)
+        guest = {k for k in s if k.startswith("tether_guest_")}
+        check(guest and all('machine_id="sampled"' in k for k in guest) and len(guest) <= 18,
+              "the guest families carry the sampled machine, at most 18 series", sorted(guest))
+        check(s.get('tether_guest_cpu_seconds_total{machine_id="sampled",mode="user"}', 0) > 0,
+              "its CPU time is this machine's", sorted(guest))
 
         p = subprocess.run([promtool, "check", "metrics"], input=via_tcp.encode(), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=WAIT_S)
@@ -150,8 +227,9 @@ def main():
         config = h.path("prometheus.yml")
         with open(config, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                    "rule_files:\n  - %s\n"
                     "scrape_configs:\n  - job_name: tether\n    static_configs:\n"
-                    "      - targets: ['127.0.0.1:%d']\n" % port)
+                    "      - targets: ['127.0.0.1:%d']\n" % (os.path.join(MONITORING, "tether-rules.yml"), port))
         prom = h.spawn([prometheus, "--config.file=" + config, "--storage.tsdb.path=" + h.path("prometheus-data"),
                         "--web.listen-address=127.0.0.1:%d" % prom_port, "--log.level=warn"], "prometheus.log")
         try:
@@ -176,8 +254,9 @@ def main():
             wait_value(prom_port, 'tether_machines{state="ready"}', 2)
             wait_value(prom_port, 'tether_boot_phase_duration_seconds_bucket{phase="kernel",le="0.25"}', 1)
             # A scrape never fails or drops samples.
-            wait_value(prom_port, 'scrape_samples_scraped{job="tether"}', len(s))
             log("Prometheus scraped tetherd: %d samples" % len(s))
+            check_rules(prom_port)
+            check_dashboard(prom_port)
         finally:
             kill_tree(prom)
             h.children.remove(prom)

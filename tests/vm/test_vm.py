@@ -70,6 +70,15 @@ def scenario_boot(h, image):
     check(b["ready"]["kernel_to_ready_ns"] > 0, "kernel_to_ready is known for a VM boot", b["ready"])
     lines = log_lines(h.api.logs("vm-boot"), "stdout")
     check("hello from the guest" in lines, "the workload's stdout arrives", lines)
+    # Resource samples from the guest kernel (protocol version 2): the agent samples once as it connects, and
+    # the ring keeps the boot's samples after it ended. 1 vCPU, 256 MiB of which the kernel keeps some.
+    res = h.api.get_ok("/v1/machines/vm-boot/metrics")
+    g = res["latest"]
+    check(g is not None and res["samples_kept"] >= 1, "the guest sent resource samples", res)
+    check(g["cpus"] == 1, "one online CPU, as QEMU's -smp 1", g)
+    check(128 << 20 < g["memory"]["total_bytes"] <= 256 << 20, "MemTotal within QEMU's 256 MiB", g["memory"])
+    check(0 < g["uptime_ns"] < BOOT_TIMEOUT * 10**9 and sum(g["cpu_ns"].values()) > 0,
+          "the guest's uptime and CPU time", g)
     log("kernel -> ready %.3f s, clock error %.1f us" % (b["ready"]["kernel_to_ready_ns"] / 1e9,
                                                           b["clock_error_ns"] / 1e3))
     # The OTLP export (the JSON file in the state dir, the default without an endpoint) says what the API says,
@@ -163,6 +172,16 @@ def scenario_oom(h, image):
     check(m["state"] == "crashed", "the machine is crashed", m["state"], m.get("state_reason"))
     events = [e.get("transition") for e in h.api.events("vm-oom")]
     check(events.count("oom_killed") == 1, "one oom_killed event", events)
+    # The agent (PID 1) ran the workload in a cgroup of its own and sampled it as it exited: the kill is in the
+    # cgroup's counters, and in tetherd's lifecycle counters.
+    res = h.api.get_ok("/v1/machines/vm-oom/metrics")
+    cg = (res["latest"] or {}).get("cgroup")
+    check(cg is not None and cg["oom_kill"] >= 1, "the workload cgroup's oom_kill counts the kill", res["latest"])
+    check(cg["memory_peak_bytes"] == 0 or cg["memory_peak_bytes"] > 32 << 20,
+          "its peak memory is what the awk grew to (or unknown on a kernel without memory.peak)", cg)
+    status, _, raw = h.api.get("/metrics")
+    check(b'tether_machine_transitions_total{transition="oom_killed"} 1\n' in raw,
+          "tether_machine_transitions_total counts the OOM kill", raw[:200])
 
 
 def scenario_no_agent(h, image):

@@ -182,6 +182,7 @@ static void test_session(void **state) {
         assert_int_equal(e->msg_case, TETHER__ENVELOPE__MSG_HELLO);
         assert_int_equal(e->seq, 0);
         assert_int_equal(e->hello->protocol_version, 1);
+        assert_int_equal(e->hello->max_protocol_version, TETHER_PROTOCOL_VERSION_MAX);
         assert_string_equal(e->hello->boot_id, "3f2c1d4e-0000-4000-8000-000000000001");
         assert_string_equal(e->hello->kernel_release, "6.1.0-test");
         assert_string_equal(e->hello->hostname, "guest");
@@ -355,7 +356,7 @@ static void test_protocol_errors_close(void **state) {
         transport_handle_timers(t, transport_next_deadline(t));
         host_accept(&h);
         envelope_free(host_read(&h));
-        host_send_welcome(&h, "s", 0, 2);
+        host_send_welcome(&h, "s", 0, TETHER_PROTOCOL_VERSION_MAX + 1);
         pump(t);
         assert_true(host_sees_eof(&h));
         assert_false(transport_is_established(t));
@@ -388,6 +389,57 @@ static void test_protocol_errors_close(void **state) {
 
         transport_free(t);
         replay_free(r);
+        host_done(&h);
+}
+
+/* Resource samples go only to a tetherd that chose version 2, as plain messages (seq 0, not in the replay). */
+static void test_samples_follow_the_version(void **state) {
+        Host h;
+        Replay *r;
+        Tether__ResourceSample s = TETHER__RESOURCE_SAMPLE__INIT;
+        s.boottime_ns = 5;
+        s.cpus = 3;
+        host_listen(&h);
+        assert_int_equal(replay_new(1 << 20, &r), 0);
+        Transport *t = new_transport(&h, r);
+
+        assert_false(transport_wants_samples(t));
+        assert_int_equal(transport_send_sample(t, &s), 0); /* not connected */
+
+        /* A version 1 tetherd: nothing sent. */
+        transport_start(t, 0);
+        host_accept(&h);
+        envelope_free(host_read(&h));
+        host_send_welcome(&h, "s", 0, 1);
+        pump(t);
+        assert_true(transport_is_established(t));
+        assert_false(transport_wants_samples(t));
+        assert_int_equal(transport_send_sample(t, &s), 0);
+        close(h.conn);
+        pump(t);
+
+        /* Version 2: sent as it is. */
+        transport_handle_timers(t, transport_next_deadline(t));
+        host_accept(&h);
+        envelope_free(host_read(&h));
+        host_send_welcome(&h, "s", 0, 2);
+        pump(t);
+        assert_true(transport_wants_samples(t));
+        assert_int_equal(transport_send_sample(t, &s), 1);
+        transport_flush(t, 1);
+        Tether__Envelope *e = host_read(&h);
+        assert_int_equal(e->msg_case, TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE);
+        assert_int_equal(e->seq, 0);
+        assert_int_equal(e->resource_sample->cpus, 3);
+        envelope_free(e);
+        assert_int_equal(replay_last_seq(r), 0);
+        TransportStats st;
+        transport_get_stats(t, &st);
+        assert_int_equal(st.samples, 1);
+
+        transport_free(t);
+        replay_free(r);
+        h.conn = safe_close(h.conn);
         host_done(&h);
 }
 
@@ -428,6 +480,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_session),
                 cmocka_unit_test(test_protocol_errors_close),
+                cmocka_unit_test(test_samples_follow_the_version),
                 cmocka_unit_test(test_backoff_is_bounded),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,7 @@ typedef struct World {
 
 static int setup(void **state) {
         World *w = calloc(1, sizeof(World));
-        ApiLimits limits = { .max_connections = 16, .request_timeout_ns = 10 * UINT64_C(1000000000) };
+        ApiConfig limits = { .max_connections = 16, .request_timeout_ns = 10 * UINT64_C(1000000000) };
         MachineSpec spec = { .machine_id = "vm-1", .cid = 42 };
         const char *err;
 

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "session.h"
 #include "store.h"
+#include "time-util.h"
 
 #define MS UINT64_C(1000000)
 
@@ -23,6 +24,7 @@ typedef struct World {
         Store *store;
         SessionContext ctx;
         Metrics *metrics;
+        bool per_machine;
 } World;
 
 static void world_open(World *w, bool persist) {
@@ -41,7 +43,7 @@ static void world_open(World *w, bool persist) {
         if (persist)
                 assert_int_equal(store_open(&sc, &w->stats, &w->store), 0);
         session_context_init(&w->ctx, w->registry, w->store, &w->stats);
-        assert_int_equal(metrics_new(w->registry, &w->stats, &w->metrics), 0);
+        assert_int_equal(metrics_new(w->registry, &w->stats, w->per_machine, &w->metrics), 0);
 }
 
 static void world_close(World *w) {
@@ -242,7 +244,7 @@ static void test_exposition_of_stats(void **state) {
         w->stats.log_memory.evicted_records = 21;
         w->stats.log_memory.bytes = 5000;
         w->stats.export.last_success_unix_ns[EXPORT_SIGNAL_TRACES] = UINT64_C(1700000000500000000);
-        register_machine(w, "vm-1");
+        registry_announce_machine(w->registry, register_machine(w, "vm-1"));
 
         char *text = render(w);
         assert_well_formed(text);
@@ -268,6 +270,14 @@ static void test_exposition_of_stats(void **state) {
         assert_line(text, "tether_log_memory_limit_bytes 33554432");
         assert_line(text, "tether_export_last_success_timestamp_seconds{signal=\"traces\"} 1700000000.5");
         assert_line(text, "tether_export_last_success_timestamp_seconds{signal=\"logs\"} 0");
+        /* Lifecycle counters: every transition present; the registration counted. */
+        assert_line(text, "tether_machine_transitions_total{transition=\"registered\"} 1");
+        assert_line(text, "tether_machine_transitions_total{transition=\"oom_killed\"} 0");
+        /* Export freshness only for signals the exporter sends (none here), the spool's bound. */
+        assert_line(text, "tether_export_enabled{signal=\"traces\"} 0");
+        assert_line(text, "# TYPE tether_export_seconds_since_success gauge");
+        assert_null(strstr(text, "tether_export_seconds_since_success{"));
+        assert_line(text, "tether_export_spool_limit_bytes 0");
         /* Every state is present, 0 when no machine is in it. */
         assert_line(text, "tether_machines{state=\"registered\"} 1");
         assert_line(text, "tether_machines{state=\"ready\"} 0");
@@ -284,6 +294,88 @@ static void test_exposition_of_stats(void **state) {
         assert_line(text, "tether_boot_kernel_to_ready_seconds_sum 0");
         assert_line(text, "tether_boot_kernel_to_ready_seconds_count 0");
         assert_null(strstr(text, "vm-1"));
+        free(text);
+}
+
+/* Export freshness: seconds since the last success, or since start when there was none, per signal sent. */
+static void test_export_freshness(void **state) {
+        World *w = *state;
+
+        world_open(w, false);
+        uint64_t now = now_ns(CLOCK_REALTIME);
+        w->stats.export.enabled[EXPORT_SIGNAL_TRACES] = w->stats.export.enabled[EXPORT_SIGNAL_LOGS] = true;
+        w->stats.export.last_success_unix_ns[EXPORT_SIGNAL_TRACES] = now - 3600 * NSEC_PER_SEC;
+        w->metrics->start_unix_ns = now - 7200 * NSEC_PER_SEC; /* logs: never exported since start */
+        w->stats.export.spool_limit_bytes = 1 << 20;
+        char *text = render(w);
+        assert_well_formed(text);
+        assert_line(text, "tether_export_enabled{signal=\"logs\"} 1");
+        assert_line(text, "tether_export_enabled{signal=\"metrics\"} 0");
+        assert_line(text, "tether_export_spool_limit_bytes 1048576");
+        double traces = -1, logs = -1;
+        const char *p = strstr(text, "\ntether_export_seconds_since_success{signal=\"traces\"} ");
+        assert_non_null(p);
+        traces = strtod(strchr(p + 1, ' ') + 1, NULL);
+        p = strstr(text, "\ntether_export_seconds_since_success{signal=\"logs\"} ");
+        assert_non_null(p);
+        logs = strtod(strchr(p + 1, ' ') + 1, NULL);
+        assert_true(traces >= 3600 && traces < 3700);
+        assert_true(logs >= 7200 && logs < 7300);
+        assert_null(strstr(text, "tether_export_seconds_since_success{signal=\"metrics\"}"));
+        free(text);
+}
+
+/* --metrics-per-machine: the latest sample of each machine that has one, 18 series at most a machine. */
+static void test_per_machine(void **state) {
+        World *w = *state;
+
+        w->per_machine = true;
+        world_open(w, false);
+        Machine *a = register_machine(w, "vm-a");
+        register_machine(w, "vm-b"); /* no samples: no series */
+        a->samples = calloc(1, sizeof(SampleRing));
+        assert_non_null(a->samples);
+        GuestSample g = {
+                .boottime_ns = 12 * NSEC_PER_SEC + 500 * MS,
+                .cpus = 2,
+                .cpu_ns = { [SAMPLE_CPU_USER] = 3 * NSEC_PER_SEC, [SAMPLE_CPU_IDLE] = 20 * NSEC_PER_SEC },
+                .mem_total_bytes = 1 << 30,
+                .mem_available_bytes = 1 << 29,
+                .load_centi = { 150, 0, 0 },
+                .pressure = { [SAMPLE_PRESSURE_MEMORY] = { .present = true, .some_avg10_centipct = 250 } },
+                .cgroup_present = true,
+                .cgroup_current_bytes = 4096,
+                .cgroup_oom_kill = 2,
+        };
+        assert_int_equal(sample_ring_push(a->samples, &g), 1);
+
+        char *text = render(w);
+        assert_well_formed(text);
+        assert_line(text, "tether_guest_cpu_seconds_total{machine_id=\"vm-a\",mode=\"user\"} 3");
+        assert_line(text, "tether_guest_cpu_seconds_total{machine_id=\"vm-a\",mode=\"steal\"} 0");
+        assert_line(text, "tether_guest_cpus{machine_id=\"vm-a\"} 2");
+        assert_line(text, "tether_guest_memory_total_bytes{machine_id=\"vm-a\"} 1073741824");
+        assert_line(text, "tether_guest_memory_available_bytes{machine_id=\"vm-a\"} 536870912");
+        assert_line(text, "tether_guest_load1{machine_id=\"vm-a\"} 1.50");
+        assert_line(text, "tether_guest_pressure_some_ratio{machine_id=\"vm-a\",resource=\"memory\"} 0.0250");
+        assert_null(strstr(text, "resource=\"cpu\""));
+        assert_line(text, "tether_guest_uptime_seconds{machine_id=\"vm-a\"} 12.5");
+        assert_line(text, "tether_guest_cgroup_memory_bytes{machine_id=\"vm-a\"} 4096");
+        assert_line(text, "tether_guest_cgroup_oom_kills_total{machine_id=\"vm-a\"} 2");
+        assert_null(strstr(text, "vm-b"));
+        size_t with = count_samples(text);
+        free(text);
+
+        /* Off (the default): none of it. */
+        world_close(w);
+        w->per_machine = false;
+        world_open(w, false);
+        a = register_machine(w, "vm-a");
+        a->samples = calloc(1, sizeof(SampleRing));
+        assert_int_equal(sample_ring_push(a->samples, &g), 1);
+        text = render(w);
+        assert_null(strstr(text, "machine_id="));
+        assert_int_equal(with - count_samples(text), 16); /* vm-a's series (one PSI resource) */
         free(text);
 }
 
@@ -467,6 +559,8 @@ int main(void) {
                 cmocka_unit_test(test_histogram_buckets),
                 cmocka_unit_test_setup_teardown(test_exposition_of_stats, setup, teardown),
                 cmocka_unit_test(test_label_escaping),
+                cmocka_unit_test_setup_teardown(test_export_freshness, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_per_machine, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_series_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_observed_once_per_boot, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_not_observed_after_reload, setup, teardown),

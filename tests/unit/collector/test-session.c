@@ -142,13 +142,104 @@ static void test_version_mismatch(void **state) {
         Tether__Hello h = TETHER__HELLO__INIT;
         Bytes in = {};
 
-        h.protocol_version = 2;
+        h.protocol_version = TETHER_PROTOCOL_VERSION_MAX + 1;
         h.boot_id = (char *) "boot-1";
         e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
         e.hello = &h;
         frame_append(&in, &e);
         assert_int_equal(feed(s, &in), -EPROTO);
         assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_VERSION_MISMATCH], 1);
+        end_session(s, CLOSE_PROTOCOL_ERROR);
+}
+
+/* A Hello saying versions 1 to max (an agent that samples resources). */
+static void hello_v2_frame(Bytes *in, const char *boot_id) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Hello h = TETHER__HELLO__INIT;
+
+        h.protocol_version = TETHER_PROTOCOL_VERSION;
+        h.max_protocol_version = TETHER_PROTOCOL_VERSION_MAX;
+        h.boot_id = (char *) boot_id;
+        e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
+        e.hello = &h;
+        frame_append(in, &e);
+}
+
+/* A sample taken at guest time t_s seconds: every CPU counter is busy_ns (user) and idle_ns (idle). */
+static void sample_frame(Bytes *in, uint64_t t_s, uint64_t user_ns, uint64_t idle_ns) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__ResourceSample r = TETHER__RESOURCE_SAMPLE__INIT;
+        uint64_t cpu[8] = { user_ns, 0, 0, idle_ns, 0, 0, 0, 0 };
+        uint64_t mem[5] = { 1000 * MS, 600 * MS, 500 * MS, 0, 0 };
+        uint64_t psi[4] = { 250, 0, 7 * MS, 0 };
+        uint32_t load[3] = { 150, 75, 5 };
+
+        r.boottime_ns = t_s * 1000 * MS;
+        r.cpus = 2;
+        r.cpu_ns = cpu;
+        r.n_cpu_ns = 8;
+        r.memory_bytes = mem;
+        r.n_memory_bytes = 5;
+        r.load_centi = load;
+        r.n_load_centi = 3;
+        r.psi_memory = psi;
+        r.n_psi_memory = 4;
+        e.msg_case = TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE;
+        e.resource_sample = &r;
+        frame_append(in, &e);
+}
+
+static void test_resource_samples(void **state) {
+        Fixture *f = *state;
+        Bytes in = {};
+        Tether__Envelope *out[8];
+
+        /* Versions 1..2 offered: version 2 chosen, samples kept in the machine's ring. */
+        hello_v2_frame(&in, "boot-1");
+        sample_frame(&in, 10, 1000 * MS, 3000 * MS);
+        sample_frame(&in, 10, 1500 * MS, 3500 * MS); /* the same guest second: replaces the one before */
+        sample_frame(&in, 9, 1500 * MS, 3500 * MS);  /* a guest clock going backwards: refused */
+        sample_frame(&in, 12, 2000 * MS, 4000 * MS); /* 1 s busy of 2 s */
+        Session *s = new_session(f, f->a);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
+        assert_int_equal(out[0]->welcome->protocol_version, 2);
+        free_envelopes(out, 1);
+        assert_non_null(f->a->samples);
+        assert_int_equal(f->a->samples->n, 2);
+        assert_int_equal(f->stats.guest_samples, 3);
+        assert_int_equal(f->stats.guest_samples_refused, 1);
+        assert_int_equal(f->a->samples->replaced, 1);
+        assert_int_equal(f->a->samples->refused, 1);
+        const GuestSample *g = sample_ring_latest(f->a->samples);
+        assert_int_equal(g->boottime_ns, 12000 * MS);
+        assert_int_equal(g->cpus, 2);
+        assert_int_equal(g->cpu_ns[SAMPLE_CPU_USER], 2000 * MS);
+        assert_int_equal(g->mem_available_bytes, 600 * MS);
+        assert_int_equal(g->load_centi[0], 150);
+        assert_true(g->pressure[SAMPLE_PRESSURE_MEMORY].present);
+        assert_int_equal(g->pressure[SAMPLE_PRESSURE_MEMORY].some_avg10_centipct, 250);
+        assert_false(g->pressure[SAMPLE_PRESSURE_CPU].present);
+        assert_false(g->cgroup_present);
+        assert_int_equal(guest_sample_cpu_busy_ppm(sample_ring_get(f->a->samples, 0), g), 500000);
+        assert_null(f->b->samples);
+        end_session(s, CLOSE_EOF);
+
+        /* A new boot starts its ring again. */
+        in = (Bytes) {};
+        hello_v2_frame(&in, "boot-2");
+        s = new_session(f, f->a);
+        assert_int_equal(feed(s, &in), 0);
+        assert_int_equal(f->a->samples->n, 0);
+        end_session(s, CLOSE_EOF);
+
+        /* On a version 1 connection (an older agent's Hello) a sample is a protocol error. */
+        in = (Bytes) {};
+        s = session_hello(f, f->b, &in, "boot-b", "guest-b");
+        sample_frame(&in, 10, 0, 0);
+        assert_int_equal(feed(s, &in), -EPROTO);
+        assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_UNEXPECTED_MESSAGE], 1);
+        assert_null(f->b->samples);
         end_session(s, CLOSE_PROTOCOL_ERROR);
 }
 
@@ -978,6 +1069,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hello_welcome, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_first_frame_must_be_hello, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_version_mismatch, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resource_samples, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_replay_is_deduplicated, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_seq_regression, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_frames_counted_per_reason, setup, teardown),

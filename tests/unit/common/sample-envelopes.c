@@ -7,10 +7,11 @@
 #include "envelope.h"
 
 const Tether__Envelope__MsgCase sample_msg_cases[SAMPLE_MSG_CASES_COUNT] = {
-        TETHER__ENVELOPE__MSG_HELLO,        TETHER__ENVELOPE__MSG_WELCOME, TETHER__ENVELOPE__MSG_CLOCK_PROBE,
-        TETHER__ENVELOPE__MSG_CLOCK_SAMPLE, TETHER__ENVELOPE__MSG_ACK,     TETHER__ENVELOPE__MSG_MILESTONE,
-        TETHER__ENVELOPE__MSG_PHASE,        TETHER__ENVELOPE__MSG_LOG,     TETHER__ENVELOPE__MSG_LOG_DROPPED,
-        TETHER__ENVELOPE__MSG_READY,        TETHER__ENVELOPE__MSG_EXIT,    TETHER__ENVELOPE__MSG_HEARTBEAT,
+        TETHER__ENVELOPE__MSG_HELLO,           TETHER__ENVELOPE__MSG_WELCOME, TETHER__ENVELOPE__MSG_CLOCK_PROBE,
+        TETHER__ENVELOPE__MSG_CLOCK_SAMPLE,    TETHER__ENVELOPE__MSG_ACK,     TETHER__ENVELOPE__MSG_MILESTONE,
+        TETHER__ENVELOPE__MSG_PHASE,           TETHER__ENVELOPE__MSG_LOG,     TETHER__ENVELOPE__MSG_LOG_DROPPED,
+        TETHER__ENVELOPE__MSG_READY,           TETHER__ENVELOPE__MSG_EXIT,    TETHER__ENVELOPE__MSG_HEARTBEAT,
+        TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE,
 };
 
 const char *sample_msg_case_name(Tether__Envelope__MsgCase msg_case) {
@@ -147,6 +148,47 @@ int sample_envelope_init(SampleEnvelope *s, Tether__Envelope__MsgCase msg_case, 
                 s->heartbeat.boottime_ns = UINT64_C(7000000000);
                 s->envelope.heartbeat = &s->heartbeat;
                 break;
+        case TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE: {
+                /* 2 CPUs 10 s after boot, 1 GiB with 600 MiB available, every source present. */
+                static const uint64_t cpu[8] = { 4e9, 1e8, 2e9, 12e9, 3e8, 1e7, 2e7, 0 };
+                static const uint64_t mem[5] = { 1 << 30, 600 << 20, 500 << 20, 256 << 20, 200 << 20 };
+                static const uint32_t load[3] = { 150, 75, 5 };
+                tether__resource_sample__init(&s->resource_sample);
+                memcpy(s->cpu_ns, cpu, sizeof(cpu));
+                memcpy(s->memory_bytes, mem, sizeof(mem));
+                memcpy(s->load_centi, load, sizeof(load));
+                for (size_t i = 0; i < 3; i++) {
+                        s->psi[i][0] = 125 * (i + 1);
+                        s->psi[i][1] = i == 0 ? 0 : 50;
+                        s->psi[i][2] = UINT64_C(2000000) * (i + 1);
+                        s->psi[i][3] = i == 0 ? 0 : UINT64_C(1000000);
+                }
+                s->cgroup_memory[0] = 300 << 20;
+                s->cgroup_memory[1] = 400 << 20;
+                s->cgroup_memory[2] = 1;
+                s->cgroup_memory[3] = 1;
+                s->resource_sample = (Tether__ResourceSample) {
+                        .base = s->resource_sample.base,
+                        .boottime_ns = UINT64_C(10000000000),
+                        .cpus = 2,
+                        .n_cpu_ns = 8,
+                        .cpu_ns = s->cpu_ns,
+                        .n_memory_bytes = 5,
+                        .memory_bytes = s->memory_bytes,
+                        .n_load_centi = 3,
+                        .load_centi = s->load_centi,
+                        .n_psi_cpu = 4,
+                        .psi_cpu = s->psi[0],
+                        .n_psi_memory = 4,
+                        .psi_memory = s->psi[1],
+                        .n_psi_io = 4,
+                        .psi_io = s->psi[2],
+                        .n_cgroup_memory = 4,
+                        .cgroup_memory = s->cgroup_memory,
+                };
+                s->envelope.resource_sample = &s->resource_sample;
+                break;
+        }
         default:
                 return -EINVAL;
         }

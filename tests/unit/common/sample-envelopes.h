@@ -9,7 +9,7 @@
 
 #include "tether.pb-c.h"
 
-#define SAMPLE_MSG_CASES_COUNT 12
+#define SAMPLE_MSG_CASES_COUNT 13
 
 /* Every message of tether.Envelope's oneof, in field-number order. */
 extern const Tether__Envelope__MsgCase sample_msg_cases[SAMPLE_MSG_CASES_COUNT];
@@ -30,6 +30,9 @@ typedef struct SampleEnvelope {
         Tether__Ready ready;
         Tether__Exit exit;
         Tether__Heartbeat heartbeat;
+        Tether__ResourceSample resource_sample;
+        uint64_t cpu_ns[8], memory_bytes[5], psi[3][4], cgroup_memory[4];
+        uint32_t load_centi[3];
         Tether__Attribute attributes[2];
         Tether__Attribute *attribute_ptrs[2];
         uint8_t token[16];

@@ -151,6 +151,13 @@ static void test_round_trip_every_type(void **state) {
                 case TETHER__ENVELOPE__MSG_HEARTBEAT:
                         assert_int_equal(d->heartbeat->boottime_ns, s.heartbeat.boottime_ns);
                         break;
+                case TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE:
+                        assert_int_equal(d->resource_sample->n_cpu_ns, 8);
+                        assert_memory_equal(d->resource_sample->cpu_ns, s.cpu_ns, sizeof(s.cpu_ns));
+                        assert_int_equal(d->resource_sample->n_psi_io, 4);
+                        assert_memory_equal(d->resource_sample->psi_io, s.psi[2], sizeof(s.psi[2]));
+                        assert_int_equal(d->resource_sample->cgroup_memory[3], 1);
+                        break;
                 default:
                         fail_msg("unexpected message %d", d->msg_case);
                 }
@@ -236,7 +243,7 @@ static void test_unknown_message_from_raw_bytes(void **state) {
         /* Same with a seq, as a record of that future type would have. */
         raw = (Raw) {};
         raw_uint(&raw, 1, 7);
-        raw_bytes(&raw, 22, inner, sizeof(inner));
+        raw_bytes(&raw, 99, inner, sizeof(inner));
         assert_int_equal(envelope_unpack(raw.buf, raw.len, &e), 0);
         assert_protocol_error(e, PROTOCOL_ERROR_UNKNOWN_MESSAGE);
         envelope_free(e);
@@ -476,6 +483,30 @@ static void test_field_rules(void **state) {
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
         s.log_dropped.records = (UINT64_C(1) << 63) + 5;
         assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+
+        /* ResourceSample: arrays within ENVELOPE_SAMPLE_ARRAY_MAX, PSI averages within 100.00 %, available and
+         * free memory within the total, free swap within the swap. */
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE, 0), 0);
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        uint64_t many[ENVELOPE_SAMPLE_ARRAY_MAX + 1] = {};
+        s.resource_sample.cgroup_memory = many;
+        s.resource_sample.n_cgroup_memory = ENVELOPE_SAMPLE_ARRAY_MAX;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        s.resource_sample.n_cgroup_memory = ENVELOPE_SAMPLE_ARRAY_MAX + 1;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE, 0), 0);
+        s.psi[2][1] = 10000;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
+        s.psi[2][1] = 10001;
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_INVALID_FIELD);
+        for (size_t i = 1; i < 5; i++) {
+                assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE, 0), 0);
+                s.memory_bytes[i] = s.memory_bytes[i == 4 ? 3 : 0] + 1;
+                assert_protocol_error(&s.envelope, i == 3 ? PROTOCOL_ERROR_NONE : PROTOCOL_ERROR_INVALID_FIELD);
+        }
+        assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE, 0), 0);
+        s.resource_sample.n_memory_bytes = 1; /* only the total: nothing to compare */
+        assert_protocol_error(&s.envelope, PROTOCOL_ERROR_NONE);
 
         assert_int_equal(sample_envelope_init(&s, TETHER__ENVELOPE__MSG_EXIT, 1), 0);
         s.exit.signal = 64;
