@@ -9,6 +9,10 @@ One scenario per test case:
             the kernel log arrives through the agent. The same boot has systemd's vmm.notify_socket credential
             pointing at a plain listener on another vsock port (NotifyWireListener, not tetherd): systemd 257's
             READY=1 arrives through tether-vsock
+  no-agent  no agent at all: only systemd.set_credential=vmm.notify_socket:vsock-stream:2:4818 (tetherd's
+            vmm.notify port): tetherd's ready comes from systemd (source systemd, STATUS "Ready.") after
+            tether-demo.service is active, the targets are milestones of the trace, the hostname is the guest's;
+            `systemctl poweroff` over SSH ends the boot as exited, code 0, reason poweroff
 """
 
 import os
@@ -25,6 +29,7 @@ from tetherlib import free_tcp_port, run_test  # noqa: E402
 # Generous: a systemd boot under TCG takes 20-40 s on a loaded 2-core machine.
 BOOT_TIMEOUT = 300
 CID = 3
+VMM_NOTIFY_PORT = 4818  # tetherd's vmm.notify port (--vmm-notify-port, on by default)
 WIRE_PORT = 4899  # systemd's vmm.notify_socket, to NotifyWireListener (not a port tetherd uses)
 
 
@@ -68,7 +73,41 @@ def scenario_agent(h, image):
     vm.kill()
 
 
-SCENARIOS = {"agent": scenario_agent}
+def milestone_names(h, mid):
+    return [ev.get("name") for span in h.api.spans(mid).get("spans", []) for ev in span.get("events", []) or []]
+
+
+def scenario_no_agent(h, image):
+    mid = "sd-bare"
+    h.register(mid)
+    vm = SystemdVM(h, image, mid, CID, ssh_port=free_tcp_port(),
+                   append="systemd.set_credential=vmm.notify_socket:vsock-stream:2:%d" % VMM_NOTIFY_PORT).start()
+    marker = vm.wait_console(READY_MARKER, BOOT_TIMEOUT)
+    status, doc, raw = h.api.ready(mid, 120)
+    check(status == 200, "tetherd reports the agentless machine ready", status, raw)
+    m = h.api.machine(mid)
+    r = m["boot"]["ready"]
+    check(r["source"] == "systemd" and r.get("detail") == "Ready.", "ready from systemd's own READY=1", r)
+    check(r["delivered_unix_ns"] >= marker - 10**9, "systemd's READY=1 comes once tether-demo.service is ready "
+          "(boot finished: every start job done; 1 s for the console poll)", r, marker)
+    check(m["boot"].get("hostname") == "tether-guest", "X_SYSTEMD_HOSTNAME is the boot's hostname", m["boot"])
+    names = milestone_names(h, mid)
+    for name in ("sysinit.target", "basic.target", "multi-user.target", "systemd.ready"):
+        check(name in names, "milestone %s in the trace" % name, names)
+
+    vm.wait_ssh(120)
+    vm.ssh("systemctl --no-block poweroff")
+    rc = vm.qemu.wait(timeout=BOOT_TIMEOUT)
+    check(rc == 0, "QEMU exits when the guest powers off", rc)
+    m = h.wait_exited(mid)
+    ex = m["boot"]["exit"]
+    check(m["state"] == "exited" and ex["code"] == 0 and "poweroff" in (ex.get("reason") or ""),
+          "systemd's EXIT_STATUS=0 and X_SYSTEMD_SHUTDOWN=poweroff end the boot", m)
+    log("agentless: ready %+.3f s after the demo's console marker; %d milestones" % (
+        (r["delivered_unix_ns"] - marker) / 1e9, len(names)))
+
+
+SCENARIOS = {"agent": scenario_agent, "no-agent": scenario_no_agent}
 
 
 def main():
