@@ -8,7 +8,8 @@ like tests/vm's microVMs, and optionally:
 
   agent=True     the static tether-agent in service mode as an early unit (images/tether-agent.service); it gets
                  READY=1 from tether-demo.service's last ExecStartPost, right after the console marker
-  agent=PATH     the same with another agent binary (e.g. a systemd-integrated build)
+  agent=PATH     the same with another agent binary (e.g. a systemd-integrated build); agent_unit=BYTES
+                 installs another unit file as tether-agent.service (enabled in sysinit.target.wants/)
   append         kernel command line extras, e.g. systemd.set_credential=vmm.notify_socket:vsock-stream:2:PORT
   credentials    {name: value} passed as SMBIOS type 11 system credentials (io.systemd.credential:NAME=VALUE)
   qga=True       a virtio-serial port org.qemu.guest_agent.0 on a Unix socket (self.qga_socket), and QMP on
@@ -63,7 +64,7 @@ class SystemdImage:
         return self
 
 
-def agent_unit():
+def default_agent_unit():
     with open(os.path.join(REPO, "images", "tether-agent.service"), "rb") as f:
         return f.read()
 
@@ -72,9 +73,10 @@ class SystemdVM:
     """One systemd guest with its own tether-vsock; everything is reaped by the Harness."""
 
     def __init__(self, h, image, machine_id, cid, agent=False, append="", credentials=None, qga=False,
-                 ssh_port=None, overlay=None, setup="", mem_mb=512, smp=1):
+                 ssh_port=None, overlay=None, setup="", mem_mb=512, smp=1, agent_unit=None):
         self.h, self.image, self.id, self.cid = h, image, machine_id, cid
         self.agent, self.append, self.qga, self.ssh_port = agent, append, qga, ssh_port
+        self.agent_unit = agent_unit
         self.credentials = credentials or {}
         self.overlay = dict(overlay or {})
         self.setup = setup
@@ -93,7 +95,8 @@ class SystemdVM:
             path = binary("TETHER_AGENT") if self.agent is True else self.agent
             with open(path, "rb") as f:
                 files["/overlay" + GUEST_AGENT_PATH] = (0o100755, f.read())
-            files["/overlay/etc/systemd/system/tether-agent.service"] = (0o100644, agent_unit())
+            unit = self.agent_unit or default_agent_unit()
+            files["/overlay/etc/systemd/system/tether-agent.service"] = (0o100644, unit)
             setup += ("mkdir -p \"$1/etc/systemd/system/sysinit.target.wants\"\n"
                       "ln -sf ../tether-agent.service \"$1/etc/systemd/system/sysinit.target.wants/\"\n")
         for path, (mode, data) in self.overlay.items():
