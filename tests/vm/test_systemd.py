@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A real full-distro guest (suite `systemd`): Debian trixie with systemd 257 under QEMU TCG + tether-vsock.
+
+One scenario per test case:
+  agent     the static tether-agent as an early unit (images/tether-agent.service, service mode): readiness
+            arrives through `tether-agent notify` once tether-demo.service is active; the guest reached
+            multi-user.target with no failed unit; SSH (key login) works; qemu-guest-agent answers guest-ping;
+            the kernel log arrives through the agent. The same boot has systemd's vmm.notify_socket credential
+            pointing at a plain listener on another vsock port (NotifyWireListener, not tetherd): systemd 257's
+            READY=1 arrives through tether-vsock
+  no-agent  no agent at all: only systemd.set_credential=vmm.notify_socket:vsock-stream:2:4818 (tetherd's
+            vmm.notify port): tetherd's ready comes from systemd (source systemd, STATUS "Ready.") after
+            tether-demo.service is active, the targets are milestones of the trace, the hostname is the guest's;
+            `systemctl poweroff` over SSH ends the boot as exited, code 0, reason poweroff
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vmlib import Harness, check, log  # noqa: E402
+from systemdvm import READY_MARKER, NotifyWireListener, SystemdImage, SystemdVM, qga_ping  # noqa: E402
+from systemdvm import require_systemd_vm_tools  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
+from tetherlib import free_tcp_port, run_test  # noqa: E402
+
+# Generous: a systemd boot under TCG takes 20-40 s on a loaded 2-core machine.
+BOOT_TIMEOUT = 300
+CID = 3
+VMM_NOTIFY_PORT = 4818  # tetherd's vmm.notify port (--vmm-notify-port, on by default)
+WIRE_PORT = 4899  # systemd's vmm.notify_socket, to NotifyWireListener (not a port tetherd uses)
+
+
+def scenario_agent(h, image):
+    mid = "sd-agent"
+    h.register(mid)
+    wire = NotifyWireListener("%s_%d" % (h.uds_base(mid), WIRE_PORT))
+    vm = SystemdVM(h, image, mid, CID, agent=True, qga=True, ssh_port=free_tcp_port(),
+                   append="systemd.set_credential=vmm.notify_socket:vsock-stream:2:%d" % WIRE_PORT).start()
+    marker = vm.wait_console(READY_MARKER, BOOT_TIMEOUT)
+    status, doc, raw = h.api.ready(mid, 120)
+    check(status == 200, "tetherd reports the machine ready", status, raw)
+    m = h.api.machine(mid)
+    r = m["boot"]["ready"]
+    check(r["source"] == "notify", "ready through the agent's notify socket", r)
+    check("tether-demo.service" in (r.get("detail") or ""), "the STATUS names the unit", r)
+    check(m["boot"]["agent_mode"] == "service", "the agent ran as a systemd service", m["boot"])
+
+    vm.wait_ssh(120)
+    rc, out, err = vm.ssh("systemctl is-system-running --wait; systemctl --failed --no-legend --plain")
+    check(rc == 0 and out.split()[:1] == ["running"], "the guest is running with no failed unit", rc, out, err)
+    rc, out, err = vm.ssh("systemctl is-active multi-user.target tether-demo.service tether-agent.service "
+                          "ssh.service qemu-guest-agent.service")
+    check(rc == 0 and out.split() == ["active"] * 5, "multi-user.target and the units are active", rc, out, err)
+    rc, out, err = vm.ssh("systemctl --version")
+    check(rc == 0 and out.startswith("systemd 257"), "the guest runs systemd 257", out, err)
+
+    check(qga_ping(vm.qga_socket, 30), "qemu-guest-agent answers guest-ping on its virtio-serial channel")
+
+    kmsg = [o for o in h.api.logs(mid, "kmsg") if "line" in o]
+    check(any("systemd" in o["line"] for o in kmsg), "the kernel log (with systemd's lines) arrives",
+          [o["line"] for o in kmsg][:20])
+    log("guest ready, SSH and guest agent answer; %d kernel log lines through the agent" % len(kmsg))
+
+    msgs = [f for _, f in wire.messages]
+    check(any(f.get("READY") == "1" for f in msgs), "systemd's READY=1 arrives over vsock (vmm.notify_socket)", msgs)
+    log("tether-demo.service ready (console marker) %+.3f s after QEMU start" % ((marker - vm.started_unix_ns) / 1e9))
+    for t, f in wire.messages:
+        log("vmm.notify message %+.3f s after QEMU start: %s" % ((t - vm.started_unix_ns) / 1e9, f))
+    wire.close()
+    vm.kill()
+
+
+def milestone_names(h, mid):
+    return [ev.get("name") for span in h.api.spans(mid).get("spans", []) for ev in span.get("events", []) or []]
+
+
+def scenario_no_agent(h, image):
+    mid = "sd-bare"
+    h.register(mid)
+    vm = SystemdVM(h, image, mid, CID, ssh_port=free_tcp_port(),
+                   append="systemd.set_credential=vmm.notify_socket:vsock-stream:2:%d" % VMM_NOTIFY_PORT).start()
+    marker = vm.wait_console(READY_MARKER, BOOT_TIMEOUT)
+    status, doc, raw = h.api.ready(mid, 120)
+    check(status == 200, "tetherd reports the agentless machine ready", status, raw)
+    m = h.api.machine(mid)
+    r = m["boot"]["ready"]
+    check(r["source"] == "systemd" and r.get("detail") == "Ready.", "ready from systemd's own READY=1", r)
+    check(r["delivered_unix_ns"] >= marker - 10**9, "systemd's READY=1 comes once tether-demo.service is ready "
+          "(boot finished: every start job done; 1 s for the console poll)", r, marker)
+    check(m["boot"].get("hostname") == "tether-guest", "X_SYSTEMD_HOSTNAME is the boot's hostname", m["boot"])
+    names = milestone_names(h, mid)
+    for name in ("sysinit.target", "basic.target", "multi-user.target", "systemd.ready"):
+        check(name in names, "milestone %s in the trace" % name, names)
+
+    vm.wait_ssh(120)
+    vm.ssh("systemctl --no-block poweroff")
+    rc = vm.qemu.wait(timeout=BOOT_TIMEOUT)
+    check(rc == 0, "QEMU exits when the guest powers off", rc)
+    m = h.wait_exited(mid)
+    ex = m["boot"]["exit"]
+    check(m["state"] == "exited" and ex["code"] == 0 and "poweroff" in (ex.get("reason") or ""),
+          "systemd's EXIT_STATUS=0 and X_SYSTEMD_SHUTDOWN=poweroff end the boot", m)
+    log("agentless: ready %+.3f s after the demo's console marker; %d milestones" % (
+        (r["delivered_unix_ns"] - marker) / 1e9, len(names)))
+
+
+SCENARIOS = {"agent": scenario_agent, "no-agent": scenario_no_agent}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
+        sys.exit("usage: test_systemd.py {%s}" % "|".join(SCENARIOS))
+    require_systemd_vm_tools()
+    image = SystemdImage().ensure()
+    with Harness("systemd-" + sys.argv[1]) as h:
+        SCENARIOS[sys.argv[1]](h, image)
+
+
+if __name__ == "__main__":
+    run_test(main)
