@@ -735,9 +735,11 @@ static void export_fleet(OtlpExporter *x) {
 
         if (x->channels[EXPORT_SIGNAL_METRICS].disabled || !x->self_resource)
                 return;
-        LIST_FOREACH(machines, m, x->registry->machines)
-        if (m->state < _MACHINE_STATE_MAX)
-                st.machines_by_state[m->state]++;
+        LIST_FOREACH(machines, m, x->registry->machines) {
+                if ((unsigned) m->state < _MACHINE_STATE_MAX)
+                        st.machines_by_state[m->state]++;
+                st.agents_connected += m->connected;
+        }
         MetricPush mp = { .x = x, .resource = x->self_resource };
         (void) otlp_fleet_metrics(x->stats, &st, push_metric, &mp);
 }

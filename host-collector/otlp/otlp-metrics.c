@@ -242,7 +242,7 @@ int otlp_fleet_metrics(const Stats *stats, const OtlpFleetState *state, OtlpMetr
                 p[s] = attr_point(
                         int_point(state->machines_by_state[s]), "tether.machine.state", machine_state_to_string(s));
         EMIT("tether.machines", "{machine}", OTLP_METRIC_SUM, false, p, (size_t) _MACHINE_STATE_MAX);
-        EMIT1("tether.agent.connections", "{connection}", OTLP_METRIC_SUM, false, int_point(stats->connections_open));
+        EMIT1("tether.agent.connections", "{connection}", OTLP_METRIC_SUM, false, int_point(state->agents_connected));
         EMIT1("tether.resource_samples", "{sample}", OTLP_METRIC_SUM, true, int_point(stats->guest_samples));
         EMIT1("tether.resource_samples.refused",
               "{sample}",

@@ -33,7 +33,8 @@ typedef struct OtlpFleetHistograms {
 typedef struct OtlpFleetState {
         uint64_t machines; /* registered */
         uint64_t machines_by_state[_MACHINE_STATE_MAX];
-        uint64_t start_unix_ns; /* when tetherd started: the start of every cumulative metric */
+        uint64_t agents_connected; /* machines whose agent is connected */
+        uint64_t start_unix_ns;    /* when tetherd started: the start of every cumulative metric */
         uint64_t now_unix_ns;
         const OtlpFleetHistograms *histograms; /* may be NULL */
 } OtlpFleetState;

@@ -660,13 +660,16 @@ def boot_items_written(h, mid):
 def scenario_json_rotate(node):
     n, n_quiet, bound = 3000, 200, 64 * 1024
     # Batches of 8K (an eighth of the queue): a line is far smaller than the bound, ~1.5 MB in all.
-    args = ["--otlp-batch-delay-ms", "100", "--otlp-queue-bytes", "64K", "--otlp-file-max-bytes", "64K"]
+    # Traces and logs only (no guest samples, no fleet metrics): what each boot wrote is then known exactly.
+    args = ["--otlp-batch-delay-ms", "100", "--otlp-queue-bytes", "64K", "--otlp-file-max-bytes", "64K",
+            "--otlp-metrics-interval-ms", "0"]
     with Harness("otlp-rotate", tetherd_args=args) as h:
         # A quiet machine writes first (about 1.5 generations of its own), then the burst rotates every item of it
         # out of the two files.
         quiet = "vmquiet"
         h.register(quiet)
-        agent = h.start_init_shell(quiet, numbered_lines_script("quiet", n_quiet, n_quiet))
+        agent = h.start_init_shell(quiet, numbered_lines_script("quiet", n_quiet, n_quiet),
+                                   extra=["--sample-interval-ms=0"])
         check(wait_proc(agent, 30, "the quiet agent exits") == 0, "the quiet workload exits 0")
         h.wait_exited(quiet)
         q_stored, q_events = expected_logs(h, quiet)
@@ -678,7 +681,7 @@ def scenario_json_rotate(node):
 
         mid = "vmrotate"
         h.register(mid)
-        agent = h.start_init_shell(mid, burst_script(n), extra=BURST_AGENT_ARGS)
+        agent = h.start_init_shell(mid, burst_script(n), extra=BURST_AGENT_ARGS + ("--sample-interval-ms=0",))
         check(wait_proc(agent, 60, "the agent exits") == 0, "the workload exits 0")
         h.wait_exited(mid)
         stored, events = expected_logs(h, mid)

@@ -238,10 +238,10 @@ static void test_fleet(void **state) {
         stats.export.last_success_unix_ns[EXPORT_SIGNAL_TRACES] = RECV - 3 * SEC;
         stats.export.dropped[EXPORT_SIGNAL_METRICS][EXPORT_DROP_QUEUE_FULL] = 5;
         stats.export.items[EXPORT_SIGNAL_LOGS] = 42;
-        stats.connections_open = 2;
         OtlpFleetHistograms h = { .kernel = &kernel, .kernel_to_ready = &ready };
         OtlpFleetState st = {
                 .machines = 3,
+                .agents_connected = 2,
                 .machines_by_state = { [MACHINE_READY] = 2, [MACHINE_REGISTERED] = 1 },
                 .start_unix_ns = RECV - 100 * SEC,
                 .now_unix_ns = RECV,
