@@ -143,6 +143,12 @@ static void test_guest_sample(void **state) {
         GuestSample g = sample();
 
         assert_int_equal(otlp_guest_sample_metrics(&g, collect, &c), 0);
+        size_t bytes = 0;
+        for (size_t i = 0; i < c.n; i++)
+                bytes += c.len[i];
+        /* docs/otlp.md: at most 17 metrics (this sample has them all but the CPU and IO pressure points). */
+        assert_int_equal(c.n, 17);
+        print_message("a sample's metrics: %zu, %zu bytes of protobuf\n", c.n, bytes);
         Request *r = assemble(&c);
 
         const Metric *m = find(r, "system.cpu.time");
