@@ -28,7 +28,8 @@
   metrics       the real agent in service mode samples every second: each sample's metrics reach the receiver
                 (/v1/metrics, decoded with the official definitions) under the machine's resource, with the values
                 of GET /v1/machines/ID/metrics; tetherd's own fleet metrics under its resource match /metrics; a
-                metrics request answered 400 is counted in tether_export_dropped_items_total{signal="metrics"}
+                metrics request answered 400 is counted in tether_export_dropped_items_total{signal="metrics"},
+                a partial success's rejected data points too
   metrics-file  the same metrics through the OTLP/JSON file
 """
 
@@ -268,7 +269,7 @@ def scenario_metrics(node):
         rx = Receiver(h, node, port)
         # The first metrics request is refused: its items are counted as dropped, never retried.
         rx.start()
-        rx.script(metrics=[{"status": 400}])
+        rx.script(metrics=[{"status": 400}, {"status": 200, "rejected": 2}])
         mid = "met-vm"
         reg = sample_machine(h, mid)
 
@@ -300,6 +301,11 @@ def scenario_metrics(node):
         check(st["dropped"]["metrics"]["rejected"] == n_rejected,
               "the refused request's metrics are counted as dropped (rejected)", st, n_rejected)
         check_dropped(h, "metrics", "rejected", n_rejected)
+        # The second was accepted with a partial_success of 2 data points: counted, not retried.
+        check(st["dropped"]["metrics"].get("partial_success") == 2, "a partial success counts its rejected points",
+              st["dropped"]["metrics"])
+        check(reqs[1]["status"] == 200 and not any(r["body"] == reqs[1]["body"] for r in reqs[2:]),
+              "the partially accepted request is not sent again", [r["status"] for r in reqs])
         text = metrics_text(h)
         items = [l for l in text.splitlines() if l.startswith('tether_export_items_total{signal="metrics"}')]
         delivered = sum(len(metrics_of([r["body"]])) for r in rx.requests()
