@@ -43,6 +43,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from test_samples import BURN  # noqa: E402
 from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, numbered_lines_script, otlp_attrs, otlp_body, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -217,6 +218,13 @@ def check_sample_metrics(h, mid, bodies, reg):
               "cgroup memory = the API's", latest["cgroup"])
         check(point_value(one("tether.guest.cgroup.memory.oom_kill")[2]) == latest["cgroup"]["oom_kill"],
               "cgroup oom_kill = the API's", latest["cgroup"])
+    # The burning workload shows: user CPU time grows from sample to sample.
+    users = sorted((int(p["timeUnixNano"]), point_value(p)) for res, m in metrics_of(bodies)
+                   if res.get("tether.machine.id") == mid and m["name"] == "system.cpu.time"
+                   for p in m["sum"]["dataPoints"] if otlp_attrs(p).get("cpu.mode") == "user")
+    vals = [v for _, v in users]
+    check(len(vals) >= 2 and vals == sorted(vals) and vals[-1] > vals[0],
+          "system.cpu.time{user} grows while the workload burns", users)
     log("sample at %s: %d metrics, %d points" % (t, len(got), sum(len(v[2]) for v in got.values())))
 
 
@@ -257,8 +265,9 @@ def check_fleet_metrics(h, bodies):
 def sample_machine(h, mid):
     reg = {"request_id": "req-met", "service_name": "svc-met"}
     h.register(mid, attributes={"env": "qa"}, **reg)
+    # The samples-burn workload (tests/integration/test_samples.py): burns a CPU, holds 64 MiB.
     h.start_service(mid, h.path("notify.sock"), extra=["--sample-interval-ms=1000"],
-                    command=["sh", "-c", "sleep 60"])
+                    command=[sys.executable, "-c", BURN])
     h.wait_connected(mid)
     return reg
 
@@ -333,6 +342,9 @@ def scenario_metrics_file(node):
             if not any(p.get("timeUnixNano") == t for _, m in metrics_of(bodies) for p in metric_points(m)[1]):
                 return None
             if not any(res.get("service.name") == "tetherd" for res, _ in metrics_of(bodies)):
+                return None
+            if len([1 for res, m in metrics_of(bodies) if res.get("tether.machine.id") == mid and
+                    m["name"] == "system.cpu.time"]) < 2:
                 return None
             return summary, bodies
         summary, bodies = wait_for("the file holds the latest sample's metrics and tetherd's own", decoded,
