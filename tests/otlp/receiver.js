@@ -14,7 +14,7 @@
 //   POST /control/script {"traces": [answer...], "logs": [...], "metrics": [...]}: answers used once each, in order,
 //        then 200.
 //        answer: {"status": 503, "retry_after": "2"} | {"status": 200, "rejected": 3} | {"status": 400}
-//   GET  /control/requests: every request: {signal, time_ms, status, encoding, bytes, wire_bytes, body}
+//   GET  /control/requests: every request: {signal, time_ms, status, rejected, encoding, bytes, wire_bytes, body}
 //   GET  /control/summary: {requests, spans, log_records, metrics, data_points} (items of requests answered 200)
 //   POST /control/reset
 "use strict";
@@ -160,6 +160,7 @@ function serve(port, delayMs) {
             rec.body = body;
             const answer = script[signal].length > 0 ? script[signal].shift() : { status: 200 };
             rec.status = body === null ? 400 : answer.status;
+            rec.rejected = answer.rejected || 0;
             requests.push(rec);
             if (body === null) return json(400, { error: rec.error });
 
