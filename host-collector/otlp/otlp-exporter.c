@@ -749,6 +749,7 @@ static int on_fleet_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         export_fleet(x);
         (void) sd_event_source_set_time_relative(s, x->config.metrics_interval_ns / NSEC_PER_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -778,9 +779,7 @@ static int fleet_setup(OtlpExporter *x) {
                 USEC_PER_MSEC,
                 on_fleet_timer,
                 x);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(x->fleet_timer, SD_EVENT_ON);
+        return r < 0 ? r : 0;
 }
 
 int otlp_exporter_new(
