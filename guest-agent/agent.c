@@ -19,6 +19,8 @@
 #include "fileio.h"
 #include "flow.h"
 #include "format.h"
+#include "fs-util.h"
+#include "init.h"
 #include "kmsg.h"
 #include "linebuf.h"
 #include "macro.h"
@@ -121,8 +123,9 @@ struct Agent {
         uint64_t finish_records;       /* records held at the last ack */
         int exit_code;
 
-        uint64_t sample_deadline; /* next resource sample; UINT64_MAX when sampling is off */
-        uint64_t sample_connects; /* TransportStats.connects at the last sample: a new connection samples at once */
+        uint64_t sample_deadline;  /* next resource sample; UINT64_MAX when sampling is off */
+        uint64_t sample_connects;  /* TransportStats.connects at the last sample: a new connection samples at once */
+        char workload_cgroup[256]; /* the workload's cgroup v2 path, "" when unknown */
         ResourceSampleData sample;
 
         uint64_t user_milestones;
@@ -549,9 +552,19 @@ static void drain_step(Agent *a, uint64_t now) {
         finalize_exit(a, now);
 }
 
+/* One resource sample now, if a tetherd takes them. */
+static void sample_now(Agent *a, uint64_t now) {
+        if (a->config->sample_interval_ms > 0 && transport_wants_samples(a->transport) &&
+            sample_collect("/proc", "/sys", a->workload_cgroup[0] ? a->workload_cgroup : NULL, now, &a->sample) == 0)
+                (void) transport_send_sample(a->transport, &a->sample.pb);
+}
+
 static void workload_exited(Agent *a, int status, uint64_t now) {
         a->workload_alive = false;
         a->workload_status = status;
+        /* The final counters (the cgroup's OOM kills, its peak memory) before the Exit: the machine may power off
+         * before the next interval. */
+        sample_now(a, now);
 
         /* A READY=1 (or milestone) sent just before the exit may still be queued when SIGCHLD is handled: it
          * happened before the exit, so it is recorded before it. */
@@ -746,9 +759,20 @@ static void start_workload(Agent *a) {
         if (env_override(environ, overrides, &envp) < 0)
                 goto oom;
 
+        /* As PID 1 the agent gives the workload a cgroup of its own, so that its memory and OOM kills can be
+         * reported; elsewhere the workload's cgroup is whatever the agent's is (read below). */
+        _cleanup_close_ int cgroup_procs = -EBADF;
+        if (a->config->mode == AGENT_MODE_INIT && a->config->sample_interval_ms > 0) {
+                cgroup_procs = init_workload_cgroup();
+                if (cgroup_procs >= 0)
+                        strcpy(a->workload_cgroup, INIT_WORKLOAD_CGROUP);
+                else
+                        log_debug_errno(cgroup_procs, "no cgroup for the workload: %m");
+        }
+
         Workload w;
         a->workload_start_monotonic = now_ns(CLOCK_MONOTONIC);
-        r = workload_spawn(argv, envp, &w);
+        r = workload_spawn(argv, envp, cgroup_procs, &w);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the workload %s: %m", argv[0]);
                 a->workload_exec_errno = -r;
@@ -759,6 +783,17 @@ static void start_workload(Agent *a) {
 
         a->workload_pid = w.pid;
         a->workload_alive = true;
+        if (!a->workload_cgroup[0]) {
+                char path[32], text[512];
+                format(path, sizeof(path), "/proc/%d/cgroup", (int) w.pid);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t k = fd >= 0 ? read_full(fd, text, sizeof(text) - 1) : -1;
+                safe_close(fd);
+                if (k >= 0) {
+                        text[k] = '\0';
+                        (void) sample_parse_cgroup_path(text, a->workload_cgroup, sizeof(a->workload_cgroup));
+                }
+        }
         a->workload_exec_errno = w.exec_errno;
         a->out[0].fd = w.stdout_fd;
         a->out[1].fd = w.stderr_fd;
@@ -829,9 +864,7 @@ static void handle_timers(Agent *a, uint64_t now) {
         }
         if (now >= a->sample_deadline) {
                 /* Nothing to read while no tetherd takes samples: a disconnected agent does not touch /proc. */
-                if (transport_wants_samples(a->transport) &&
-                    sample_collect("/proc", "/sys", a->workload_alive ? a->workload_pid : 0, now, &a->sample) == 0)
-                        (void) transport_send_sample(a->transport, &a->sample.pb);
+                sample_now(a, now);
                 a->sample_deadline = now + (uint64_t) a->config->sample_interval_ms * NSEC_PER_MSEC;
         }
 

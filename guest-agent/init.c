@@ -48,6 +48,26 @@ static bool is_mount_point(const char *path) {
         return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino;
 }
 
+int init_workload_cgroup(void) {
+        static const char root[] = "/sys/fs/cgroup";
+        int fd;
+
+        (void) mkdir(root, 0755);
+        if (!is_mount_point(root) && mount("cgroup2", root, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                return -errno;
+        fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = write(fd, "+memory", 7) < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0)
+                return r;
+        if (mkdir("/sys/fs/cgroup" INIT_WORKLOAD_CGROUP, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        fd = open("/sys/fs/cgroup" INIT_WORKLOAD_CGROUP "/cgroup.procs", O_WRONLY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
 unsigned init_mount_api_filesystems(void) {
         unsigned failed = 0;
 

@@ -14,6 +14,13 @@
  * mounted. Returns the number of mounts that failed. */
 unsigned init_mount_api_filesystems(void);
 
+/* The workload's own cgroup, so that the agent can report its memory and OOM kills (memory.events): mounts cgroup2
+ * on /sys/fs/cgroup unless something is there, enables the memory controller for the root's children and creates
+ * INIT_WORKLOAD_CGROUP. Returns its cgroup.procs opened for writing (O_CLOEXEC), or -errno (a kernel without
+ * cgroup2 or the memory controller: the workload then runs in the root cgroup, unmeasured). Never logs. */
+#define INIT_WORKLOAD_CGROUP "/workload"
+int init_workload_cgroup(void);
+
 /* Opens /dev/console (or /dev/null) on any of fds 0-2 that is closed: the kernel starts init without them
  * when it has no console, and the first socket must not become "stderr". */
 void init_ensure_std_fds(void);

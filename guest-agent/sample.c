@@ -200,12 +200,12 @@ static int read_text(char *buf, size_t size, const char *fmt, const char *a, con
 int sample_collect(
         const char *proc_root,
         const char *sys_root,
-        pid_t workload_pid,
+        const char *cgroup,
         uint64_t boottime_ns,
         ResourceSampleData *ret) {
         static const char *const pressure[3] = { "cpu", "memory", "io" };
         /* /proc/stat's first line is all we need; the per-CPU and interrupt lines after it can be long. */
-        char buf[2048], cg[256], pid[16];
+        char buf[2048];
         ResourceSampleData *d = ret;
         Tether__ResourceSample *pb = &d->pb;
         int r;
@@ -243,10 +243,8 @@ int sample_collect(
                 }
 
         /* The workload's cgroup: its memory.current exists only where the memory controller is enabled. */
-        (void) format(pid, sizeof(pid), "%d", (int) workload_pid); /* fits: at most 11 characters */
-        if (workload_pid <= 0 || read_text(buf, sizeof(buf), "%s/%s/cgroup", proc_root, pid) < 0 ||
-            sample_parse_cgroup_path(buf, cg, sizeof(cg)) < 0 ||
-            read_text(buf, sizeof(buf), "%s/fs/cgroup%s/memory.current", sys_root, cg) < 0 ||
+        const char *cg = cgroup;
+        if (!cg || read_text(buf, sizeof(buf), "%s/fs/cgroup%s/memory.current", sys_root, cg) < 0 ||
             !scan_u64(buf, &d->cgroup_memory[0]))
                 return 0;
         if (read_text(buf, sizeof(buf), "%s/fs/cgroup%s/memory.peak", sys_root, cg) == 0)

@@ -46,8 +46,8 @@ int sample_parse_keyed(const char *text, const char *key, uint64_t *ret);
 /* The CPUs of a kernel CPU list ("0-3,5", /sys/devices/system/cpu/online); 0 when it cannot be read. */
 uint32_t sample_parse_cpu_list(const char *text);
 
-/* The cgroup v2 path ("0::/path" line) of /proc/PID/cgroup; "/" for the root. Returns 0, -ENOENT without a v2
- * line, -ENAMETOOLONG. */
+/* The cgroup v2 path ("0::/path" line) of /proc/PID/cgroup (what sample_collect() takes); "/" for the root. Returns 0,
+ * -ENOENT without a v2 line, -ENAMETOOLONG. */
 int sample_parse_cgroup_path(const char *text, char *ret, size_t size);
 
 /* /proc/stat counts in USER_HZ, which is 100 on every architecture Linux exports it for (sysconf(_SC_CLK_TCK)
@@ -55,7 +55,8 @@ int sample_parse_cgroup_path(const char *text, char *ret, size_t size);
 #define SAMPLE_USER_HZ 100u
 
 /* Takes a sample at boottime_ns: reads below proc_root ("/proc") and sys_root ("/sys": the CPU list and, for a
- * workload pid > 0 whose cgroup has a memory controller, its memory files below fs/cgroup). Sources that are
- * missing stay empty in the message. Returns 0, or -errno when even /proc/stat cannot be read. */
+ * workload cgroup (a cgroup v2 path such as "/workload", NULL: none) with the memory controller, its memory files
+ * below fs/cgroup). Sources that are missing stay empty in the message. Returns 0, or -errno when even /proc/stat
+ * cannot be read. */
 int sample_collect(
-        const char *proc_root, const char *sys_root, pid_t workload_pid, uint64_t boottime_ns, ResourceSampleData *ret);
+        const char *proc_root, const char *sys_root, const char *cgroup, uint64_t boottime_ns, ResourceSampleData *ret);

@@ -74,8 +74,13 @@ int env_override(char *const *base, char *const *overrides, char ***ret) {
         return 0;
 }
 
-static _noreturn_ void child(char *const *argv, char *const *envp, int out_w, int err_w, int exec_w) {
+static _noreturn_ void child(
+        char *const *argv, char *const *envp, int cgroup_procs_fd, int out_w, int err_w, int exec_w) {
         int e;
+
+        /* "0": the writer itself. Before exec, so that everything the workload starts is in the cgroup too. */
+        if (cgroup_procs_fd >= 0)
+                (void) !write(cgroup_procs_fd, "0", 1);
 
         /* Its own process group (as tini -g): signals for the workload go to everything it started, and a
          * stop can SIGKILL them all. The parent sets it too, so that it holds before either runs on. */
@@ -100,7 +105,7 @@ fail:
         _exit(127);
 }
 
-int workload_spawn(char *const *argv, char *const *envp, Workload *ret) {
+int workload_spawn(char *const *argv, char *const *envp, int cgroup_procs_fd, Workload *ret) {
         int out[2] = { -1, -1 }, err[2] = { -1, -1 }, ex[2] = { -1, -1 };
         int r;
 
@@ -118,7 +123,7 @@ int workload_spawn(char *const *argv, char *const *envp, Workload *ret) {
                 goto fail;
         }
         if (pid == 0)
-                child(argv, envp, out[1], err[1], ex[1]);
+                child(argv, envp, cgroup_procs_fd, out[1], err[1], ex[1]);
         (void) setpgid(pid, pid);
 
         out[1] = safe_close(out[1]);

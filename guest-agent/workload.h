@@ -15,9 +15,10 @@ typedef struct Workload {
         int exec_errno; /* 0: exec succeeded; otherwise the child exits 127 and this says why */
 } Workload;
 
-/* Forks and execs argv[0] (searched in $PATH) with envp. Returns 0 when a child was started (check
- * exec_errno), or -errno if not even that worked. */
-int workload_spawn(char *const *argv, char *const *envp, Workload *ret);
+/* Forks and execs argv[0] (searched in $PATH) with envp. With cgroup_procs_fd >= 0 (a cgroup.procs opened for
+ * writing) the child moves itself into that cgroup first (best effort). Returns 0 when a child was started
+ * (check exec_errno), or -errno if not even that worked. */
+int workload_spawn(char *const *argv, char *const *envp, int cgroup_procs_fd, Workload *ret);
 
 
 /* 126 when the file exists but cannot be executed, 127 when it does not exist. */

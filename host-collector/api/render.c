@@ -248,7 +248,7 @@ json_t *render_machine_metrics(const Machine *m, const char *node_id) {
         const SampleRing *r = m->samples;
         json_t *history = json_array();
         json_t *o = json_pack(
-                "{s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o}",
+                "{s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
                 "machine_id",
                 m->id,
                 "node_id",
@@ -265,8 +265,10 @@ json_t *render_machine_metrics(const Machine *m, const char *node_id) {
                 (json_int_t) SAMPLES_MIN_INTERVAL_NS,
                 "samples_kept",
                 int_json(r ? r->accepted : 0),
+                "samples_replaced",
+                int_json(r ? r->replaced : 0),
                 "samples_refused",
-                int_json(r ? r->rate_limited : 0),
+                int_json(r ? r->refused : 0),
                 "latest",
                 r && r->n > 0 ? render_sample(sample_ring_latest(r)) : json_null(),
                 "history",

@@ -32,35 +32,28 @@ bool locale_is_utf8(const char *lc_all, const char *lc_ctype, const char *lang) 
                 (len == 4 && strncasecmp(codeset, "utf8", 4) == 0);
 }
 
-unsigned terminal_width(const char *columns_env, int fd) {
-        if (is_set(columns_env)) {
+/* $COLUMNS or $LINES if sane, else the terminal's columns or rows, else fallback. */
+static unsigned terminal_size(const char *env, int fd, bool rows, unsigned fallback) {
+        if (is_set(env)) {
                 char *end;
                 errno = 0;
-                unsigned long v = strtoul(columns_env, &end, 10);
-                if (errno == 0 && *end == '\0' && columns_env[0] != '-' && v > 0 && v <= TERMINAL_WIDTH_MAX)
+                unsigned long v = strtoul(env, &end, 10);
+                if (errno == 0 && *end == '\0' && env[0] != '-' && v > 0 && v <= TERMINAL_WIDTH_MAX)
                         return (unsigned) v;
         }
 
         struct winsize ws = {};
-        if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-                return MIN((unsigned) ws.ws_col, TERMINAL_WIDTH_MAX);
+        if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0 && (rows ? ws.ws_row : ws.ws_col) > 0)
+                return MIN((unsigned) (rows ? ws.ws_row : ws.ws_col), TERMINAL_WIDTH_MAX);
+        return fallback;
+}
 
-        return TERMINAL_WIDTH_DEFAULT;
+unsigned terminal_width(const char *columns_env, int fd) {
+        return terminal_size(columns_env, fd, false, TERMINAL_WIDTH_DEFAULT);
 }
 
 unsigned terminal_height(const char *lines_env, int fd) {
-        if (is_set(lines_env)) {
-                char *end;
-                errno = 0;
-                unsigned long v = strtoul(lines_env, &end, 10);
-                if (errno == 0 && *end == '\0' && lines_env[0] != '-' && v > 0 && v <= TERMINAL_WIDTH_MAX)
-                        return (unsigned) v;
-        }
-
-        struct winsize ws = {};
-        if (fd >= 0 && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
-                return MIN((unsigned) ws.ws_row, TERMINAL_WIDTH_MAX);
-        return 0;
+        return terminal_size(lines_env, fd, true, 0);
 }
 
 size_t display_width(const char *s) {

@@ -81,10 +81,14 @@ int sample_ring_push(SampleRing *r, const GuestSample *s) {
 
         /* Guest time, not host time: the guest's own interval is what it controls, and a burst queued behind a
          * slow link arrives at once without being a fast sampler. */
-        if (last &&
-            (s->boottime_ns < last->boottime_ns || s->boottime_ns - last->boottime_ns < SAMPLES_MIN_INTERVAL_NS)) {
-                r->rate_limited++;
+        if (last && s->boottime_ns < last->boottime_ns) {
+                r->refused++;
                 return 0;
+        }
+        if (last && s->boottime_ns - last->boottime_ns < SAMPLES_MIN_INTERVAL_NS) {
+                r->entries[(r->first + r->n - 1) % SAMPLES_HISTORY] = *s;
+                r->replaced++;
+                return 2;
         }
         if (r->n == SAMPLES_HISTORY) {
                 r->first = (r->first + 1) % SAMPLES_HISTORY;
@@ -98,7 +102,7 @@ int sample_ring_push(SampleRing *r, const GuestSample *s) {
 
 void sample_ring_reset(SampleRing *r) {
         r->first = r->n = 0;
-        r->accepted = r->rate_limited = 0;
+        r->accepted = r->replaced = r->refused = 0;
 }
 
 int64_t guest_sample_cpu_busy_ppm(const GuestSample *older, const GuestSample *newer) {

@@ -4,8 +4,10 @@
 
 /* A machine's guest resource samples (protocol version 2, ResourceSample): the latest and a short history of
  * the current boot, in a fixed ring. Bounded per machine in count and bytes (SAMPLES_HISTORY entries of
- * sizeof(GuestSample)), and in rate: a guest that samples more often than SAMPLES_MIN_INTERVAL_NS has the extra
- * samples counted and not kept, so that it cannot churn the ring or the API's readers. Pure. */
+ * sizeof(GuestSample)) and in time: a sample less than SAMPLES_MIN_INTERVAL_NS of guest time after the newest
+ * replaces it instead of taking a slot, so that the history spans at least SAMPLES_HISTORY guest seconds however
+ * often a guest samples, and the latest is always the freshest (the agent's sample at the workload's exit comes
+ * right after a periodic one). Pure. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,16 +63,18 @@ typedef struct GuestSample {
 
 typedef struct SampleRing {
         GuestSample entries[SAMPLES_HISTORY];
-        size_t first, n;       /* oldest at entries[first] */
-        uint64_t accepted;     /* kept (this boot) */
-        uint64_t rate_limited; /* refused: closer than SAMPLES_MIN_INTERVAL_NS to the previous one kept */
+        size_t first, n;   /* oldest at entries[first] */
+        uint64_t accepted; /* appended (this boot) */
+        uint64_t replaced; /* replaced the newest: less than SAMPLES_MIN_INTERVAL_NS after it */
+        uint64_t refused;  /* a guest time before the newest's: not this boot's clock */
 } SampleRing;
 
 /* A decoded, validated ResourceSample as a GuestSample received at recv_unix_ns. */
 void guest_sample_from_pb(const Tether__ResourceSample *pb, uint64_t recv_unix_ns, GuestSample *ret);
 
-/* Keeps s as the newest sample, replacing the oldest when full. Returns 1 when kept, 0 when refused by the rate
- * bound (counted), or a guest clock that went backwards (refused, counted alike: it is not this boot's). */
+/* Keeps s as the newest sample: appended (the oldest goes when full; returns 1), or in place of the newest when
+ * less than SAMPLES_MIN_INTERVAL_NS after it (returns 2). Returns 0 (refused, counted) when its guest time is
+ * before the newest's. */
 int sample_ring_push(SampleRing *r, const GuestSample *s);
 
 /* The i-th sample, oldest first (i < r->n), or NULL. */

@@ -157,7 +157,7 @@ typedef struct Stats {
         uint64_t clock_samples;
         uint64_t clock_samples_ignored; /* ids tetherd never sent, or answered twice */
         uint64_t guest_samples;         /* ResourceSamples kept */
-        uint64_t guest_samples_refused; /* above a machine's sample rate, a clock going backwards, or no memory */
+        uint64_t guest_samples_refused; /* a guest clock going backwards, or no memory for the machine's ring */
         uint64_t transitions[_MACHINE_TRANSITION_MAX]; /* lifecycle events, by transition */
         uint64_t acks_sent;
         uint64_t syncs; /* fdatasync calls before acks */

@@ -7,7 +7,8 @@ GET /v1/machines/ID/metrics: samples arrive about once a second (history grows, 
 the busy share between samples is within (0, 1], the memory total is this kernel's MemTotal, the online CPU count
 is this machine's; the machine object carries the "resources" summary; /v1/stats and /metrics count the samples;
 another machine registered beside it shows none.
-Proves (scenario `off`): --sample-interval-ms=0 sends nothing: no samples, the counters stay 0.
+Proves (scenario `off`): --sample-interval-ms=0 sends nothing (no samples, none counted) and costs no wakeups: an
+idle agent with sampling off sleeps through 4.5 s while one sampling every second beside it wakes each second.
 """
 
 import json
@@ -43,6 +44,15 @@ def online_cpus():
             a, _, b = part.partition("-")
             n += int(b or a) - int(a) + 1
         return n
+
+
+def wakeups(pid):
+    """The process's voluntary context switches: each return from its poll() is one."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches")
 
 
 def wait_samples(h, mid, n, timeout=30):
@@ -140,15 +150,27 @@ def burn():
 
 def off():
     with Harness("samples-off") as h:
-        mid = "smp-off"
+        mid, on = "smp-off", "smp-on"
         h.register(mid)
-        h.start_service(mid, h.path("notify.sock"), extra=["--sample-interval-ms=0"])
+        h.register(on)
+        agent = h.start_service(mid, h.path("notify-off.sock"), extra=["--sample-interval-ms=0"])
+        sampler = h.start_service(on, h.path("notify-on.sock"), extra=["--sample-interval-ms=1000"])
         h.wait_connected(mid)
-        time.sleep(3)  # three intervals of an agent sampling every second
+        h.wait_connected(on)
+        time.sleep(1)  # the connection's first clock probes are over
+        before = wakeups(agent.pid), wakeups(sampler.pid)
+        time.sleep(4.5)  # four intervals and more of the agent sampling every second, less than a heartbeat's (5 s)
+        woke_off, woke_on = wakeups(agent.pid) - before[0], wakeups(sampler.pid) - before[1]
+        log("wakeups in 4.5 s: %d with sampling off, %d sampling every second" % (woke_off, woke_on))
         doc = h.api.get_ok("/v1/machines/%s/metrics" % mid)
         check(doc["latest"] is None and doc["samples_kept"] == 0 and doc["samples_refused"] == 0,
               "sampling off: no samples", doc)
-        check(h.api.get_ok("/v1/stats")["guest_samples"] == 0, "and none counted", doc)
+        check(h.api.get_ok("/v1/machines/%s/metrics" % on)["samples_kept"] >= 3, "the other agent samples")
+        check(h.api.get_ok("/v1/stats")["guest_samples"] >= 3, "only its samples are counted")
+        # Off means no timer for it: the idle agent wakes at most for a heartbeat (every 5 s) and a clock probe
+        # (every 10 s), while the sampling one wakes once a second (4 or 5 times in the window, plus a probe).
+        check(woke_off <= 2, "sampling off: no wakeups for it (at most a heartbeat's and a probe's)", woke_off)
+        check(woke_on >= woke_off + 2, "sampling on wakes about once a second", woke_on, woke_off)
         h.assert_tetherd_alive()
 
 

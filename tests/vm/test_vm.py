@@ -172,6 +172,16 @@ def scenario_oom(h, image):
     check(m["state"] == "crashed", "the machine is crashed", m["state"], m.get("state_reason"))
     events = [e.get("transition") for e in h.api.events("vm-oom")]
     check(events.count("oom_killed") == 1, "one oom_killed event", events)
+    # The agent (PID 1) ran the workload in a cgroup of its own and sampled it as it exited: the kill is in the
+    # cgroup's counters, and in tetherd's lifecycle counters.
+    res = h.api.get_ok("/v1/machines/vm-oom/metrics")
+    cg = (res["latest"] or {}).get("cgroup")
+    check(cg is not None and cg["oom_kill"] >= 1, "the workload cgroup's oom_kill counts the kill", res["latest"])
+    check(cg["memory_peak_bytes"] == 0 or cg["memory_peak_bytes"] > 32 << 20,
+          "its peak memory is what the awk grew to (or unknown on a kernel without memory.peak)", cg)
+    status, _, raw = h.api.get("/metrics")
+    check(b'tether_machine_transitions_total{transition="oom_killed"} 1\n' in raw,
+          "tether_machine_transitions_total counts the OOM kill", raw[:200])
 
 
 def scenario_no_agent(h, image):

@@ -165,15 +165,15 @@ static void test_collect(void **state) {
         snprintf(sys, sizeof(sys), "%s/sys", root);
 
         /* Without /proc/stat there is no sample at all. */
-        assert_int_equal(sample_collect(proc, sys, 0, 1, &d), -ENOENT);
+        assert_int_equal(sample_collect(proc, sys, NULL, 1, &d), -ENOENT);
 
         put(proc, "stat", "cpu  100 0 50 800 10 0 0 0 0 0\n");
         put(proc, "meminfo", "MemTotal: 1024 kB\nMemAvailable: 512 kB\nMemFree: 256 kB\n");
         put(proc, "loadavg", "0.50 0.25 0.10 1/10 99\n");
         put(sys, "devices/system/cpu/online", "0-3\n");
 
-        /* No PSI, no cgroup: those arrays stay empty. */
-        assert_int_equal(sample_collect(proc, sys, 42, 7, &d), 0);
+        /* No PSI, a cgroup without the memory controller (no memory.current): those arrays stay empty. */
+        assert_int_equal(sample_collect(proc, sys, "/workload", 7, &d), 0);
         assert_int_equal(d.pb.boottime_ns, 7);
         assert_int_equal(d.pb.cpus, 4);
         assert_int_equal(d.pb.n_cpu_ns, 8);
@@ -185,7 +185,7 @@ static void test_collect(void **state) {
         assert_int_equal(d.pb.n_psi_cpu + d.pb.n_psi_memory + d.pb.n_psi_io, 0);
         assert_int_equal(d.pb.n_cgroup_memory, 0);
 
-        /* PSI, and a workload (pid 42) in a cgroup with the memory controller. */
+        /* PSI, and the workload's cgroup with the memory controller. */
         put(proc, "pressure/cpu", "some avg10=2.00 avg60=0.00 avg300=0.00 total=10\n");
         put(proc,
             "pressure/memory",
@@ -195,10 +195,9 @@ static void test_collect(void **state) {
             "pressure/io",
             "some avg10=0.10 avg60=0.00 avg300=0.00 total=3\n"
             "full avg10=0.05 avg60=0.00 avg300=0.00 total=2\n");
-        put(proc, "42/cgroup", "0::/workload\n");
         put(sys, "fs/cgroup/workload/memory.current", "300000\n");
         put(sys, "fs/cgroup/workload/memory.events", "low 0\nhigh 0\nmax 0\noom 1\noom_kill 1\n");
-        assert_int_equal(sample_collect(proc, sys, 42, 8, &d), 0);
+        assert_int_equal(sample_collect(proc, sys, "/workload", 8, &d), 0);
         assert_int_equal(d.pb.n_psi_cpu, 4);
         assert_int_equal(d.pb.psi_cpu[0], 200);
         assert_int_equal(d.pb.psi_cpu[2], 10000);
@@ -208,10 +207,10 @@ static void test_collect(void **state) {
         assert_int_equal(d.pb.cgroup_memory[1], 0); /* no memory.peak (before Linux 5.19) */
         assert_int_equal(d.pb.cgroup_memory[3], 1);
 
-        /* Another pid, or no workload: no cgroup. */
-        assert_int_equal(sample_collect(proc, sys, 43, 9, &d), 0);
+        /* Another cgroup, or none: no cgroup memory. */
+        assert_int_equal(sample_collect(proc, sys, "/other", 9, &d), 0);
         assert_int_equal(d.pb.n_cgroup_memory, 0);
-        assert_int_equal(sample_collect(proc, sys, 0, 9, &d), 0);
+        assert_int_equal(sample_collect(proc, sys, NULL, 9, &d), 0);
         assert_int_equal(d.pb.n_cgroup_memory, 0);
 
         char cmd[128];
@@ -223,7 +222,7 @@ static void test_collect(void **state) {
 static void test_collect_this_machine(void **state) {
         ResourceSampleData d;
 
-        assert_int_equal(sample_collect("/proc", "/sys", getpid(), 1, &d), 0);
+        assert_int_equal(sample_collect("/proc", "/sys", NULL, 1, &d), 0);
         assert_int_equal(d.pb.n_cpu_ns, 8);
         assert_true(d.pb.cpu_ns[0] + d.pb.cpu_ns[2] + d.pb.cpu_ns[3] > 0);
         assert_int_equal(d.pb.n_memory_bytes, 5);

@@ -59,6 +59,28 @@ static int wait_code(pid_t pid, int *ret_signal) {
         return wait_status_to_exit_code(status, ret_signal);
 }
 
+/* The cgroup.procs fd: the child writes "0" (itself) to it before exec, and it is not inherited past exec. */
+static void test_spawn_into_cgroup(void **state) {
+        char *argv[] = { "/bin/sh", "-c", "ls /proc/self/fd | wc -l >/dev/null; exit 0", NULL };
+        int p[2];
+        char buf[8] = {};
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        Workload w;
+        assert_int_equal(workload_spawn(argv, environ, p[1], &w), 0);
+        assert_int_equal(w.exec_errno, 0);
+        close(p[1]);
+        /* EOF after "0": no copy of the write end outlived the exec in the workload. */
+        assert_int_equal(read(p[0], buf, sizeof(buf)), 1);
+        assert_string_equal(buf, "0");
+        assert_int_equal(read(p[0], buf, sizeof(buf)), 0);
+        close(p[0]);
+        char out[64], err[64];
+        drain(&w, out, sizeof(out), err, sizeof(err));
+        int sig;
+        assert_int_equal(wait_code(w.pid, &sig), 0);
+}
+
 static void test_spawn_pipes_and_env(void **state) {
         char *argv[] = { "/bin/sh", "-c", "echo out $TETHER_TEST; echo err >&2; exit 7", NULL };
         char *overrides[] = { "TETHER_TEST=from-agent", NULL };
@@ -66,7 +88,7 @@ static void test_spawn_pipes_and_env(void **state) {
         assert_int_equal(env_override(environ, overrides, &envp), 0);
 
         Workload w;
-        assert_int_equal(workload_spawn(argv, envp, &w), 0);
+        assert_int_equal(workload_spawn(argv, envp, -1, &w), 0);
         assert_int_equal(w.exec_errno, 0);
         assert_true(fcntl(w.stdout_fd, F_GETFL) & O_NONBLOCK);
         assert_true(fcntl(w.stdout_fd, F_GETFD) & FD_CLOEXEC);
@@ -86,14 +108,14 @@ static void test_exec_failures(void **state) {
         char out[64], err[64];
 
         char *missing[] = { "/nonexistent/tether-test-binary", NULL };
-        assert_int_equal(workload_spawn(missing, environ, &w), 0);
+        assert_int_equal(workload_spawn(missing, environ, -1, &w), 0);
         assert_int_equal(w.exec_errno, ENOENT);
         assert_int_equal(exec_errno_to_exit_code(w.exec_errno), 127);
         drain(&w, out, sizeof(out), err, sizeof(err));
         assert_int_equal(wait_code(w.pid, NULL), 127);
 
         char *not_in_path[] = { "tether-test-no-such-command", NULL };
-        assert_int_equal(workload_spawn(not_in_path, environ, &w), 0);
+        assert_int_equal(workload_spawn(not_in_path, environ, -1, &w), 0);
         assert_int_equal(exec_errno_to_exit_code(w.exec_errno), 127);
         drain(&w, out, sizeof(out), err, sizeof(err));
         wait_code(w.pid, NULL);
@@ -105,21 +127,21 @@ static void test_exec_failures(void **state) {
         close(fd);
         chmod(path, 0644);
         char *noexec[] = { path, NULL };
-        assert_int_equal(workload_spawn(noexec, environ, &w), 0);
+        assert_int_equal(workload_spawn(noexec, environ, -1, &w), 0);
         assert_int_equal(w.exec_errno, EACCES);
         assert_int_equal(exec_errno_to_exit_code(w.exec_errno), 126);
         drain(&w, out, sizeof(out), err, sizeof(err));
         wait_code(w.pid, NULL);
         unlink(path);
 
-        assert_int_equal(workload_spawn((char *[]) { NULL }, environ, &w), -EINVAL);
+        assert_int_equal(workload_spawn((char *[]) { NULL }, environ, -1, &w), -EINVAL);
 }
 
 static void test_signal_exit_code(void **state) {
         char *argv[] = { "/bin/sh", "-c", "kill -KILL $$", NULL };
         Workload w;
         char out[64], err[64];
-        assert_int_equal(workload_spawn(argv, environ, &w), 0);
+        assert_int_equal(workload_spawn(argv, environ, -1, &w), 0);
         drain(&w, out, sizeof(out), err, sizeof(err));
         int sig;
         assert_int_equal(wait_code(w.pid, &sig), 137);
@@ -142,9 +164,8 @@ static void test_env_override(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_spawn_pipes_and_env),
-                cmocka_unit_test(test_exec_failures),
-                cmocka_unit_test(test_signal_exit_code),
+                cmocka_unit_test(test_spawn_pipes_and_env), cmocka_unit_test(test_spawn_into_cgroup),
+                cmocka_unit_test(test_exec_failures),       cmocka_unit_test(test_signal_exit_code),
                 cmocka_unit_test(test_env_override),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

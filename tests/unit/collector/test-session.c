@@ -160,7 +160,8 @@ static void test_resource_samples(void **state) {
         /* Versions 1..2 offered: version 2 chosen, samples kept in the machine's ring. */
         hello_v2_frame(&in, "boot-1");
         resource_sample_frame(&in, 10, 1000 * MS, 3000 * MS);
-        resource_sample_frame(&in, 10, 1500 * MS, 3500 * MS); /* the same guest second: above the rate, refused */
+        resource_sample_frame(&in, 10, 1500 * MS, 3500 * MS); /* the same guest second: replaces the one before */
+        resource_sample_frame(&in, 9, 1500 * MS, 3500 * MS);  /* a guest clock going backwards: refused */
         resource_sample_frame(&in, 12, 2000 * MS, 4000 * MS); /* 1 s busy of 2 s */
         Session *s = new_session(f, f->a);
         assert_int_equal(feed(s, &in), 0);
@@ -169,8 +170,10 @@ static void test_resource_samples(void **state) {
         free_envelopes(out, 1);
         assert_non_null(f->a->samples);
         assert_int_equal(f->a->samples->n, 2);
-        assert_int_equal(f->stats.guest_samples, 2);
+        assert_int_equal(f->stats.guest_samples, 3);
         assert_int_equal(f->stats.guest_samples_refused, 1);
+        assert_int_equal(f->a->samples->replaced, 1);
+        assert_int_equal(f->a->samples->refused, 1);
         const GuestSample *g = sample_ring_latest(f->a->samples);
         assert_int_equal(g->boottime_ns, 12000 * MS);
         assert_int_equal(g->cpus, 2);
