@@ -62,7 +62,15 @@ typedef struct BootTrack {
          * the rotation is counted node-wide only. */
         uint64_t file_items;
         uint64_t file_prev_items;
+
+        /* The guest sets its sampling rate: its samples' metrics are exported at most SAMPLE_EXPORTS_MAX per
+         * SAMPLES_MIN_INTERVAL_NS of host time (the agent's sample at the workload's exit may follow a periodic
+         * one closely); the rest are counted (rate_limited). */
+        uint64_t samples_window_unix_ns;
+        unsigned samples_in_window;
 } BootTrack;
+
+#define SAMPLE_EXPORTS_MAX 2u
 
 /* Requests in flight per signal. Concurrent requests never carry items of the same machine (order keys), so
  * that a backend receives each boot's items in order; more than a few gain nothing against one backend. */

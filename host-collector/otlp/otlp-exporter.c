@@ -719,6 +719,21 @@ static void on_sample_added(Registry *r, Machine *m, const GuestSample *s, void 
                 exporter_count_boot_drop(x, m->current, EXPORT_SIGNAL_METRICS, EXPORT_DROP_ENCODE, 1);
                 return;
         }
+        if (s->recv_unix_ns < t->samples_window_unix_ns ||
+            s->recv_unix_ns - t->samples_window_unix_ns >= SAMPLES_MIN_INTERVAL_NS) {
+                t->samples_window_unix_ns = s->recv_unix_ns;
+                t->samples_in_window = 0;
+        }
+        if (t->samples_in_window >= SAMPLE_EXPORTS_MAX) {
+                exporter_count_boot_drop(
+                        x,
+                        m->current,
+                        EXPORT_SIGNAL_METRICS,
+                        EXPORT_DROP_RATE_LIMITED,
+                        otlp_guest_sample_metrics(s, NULL, NULL));
+                return;
+        }
+        t->samples_in_window++;
         MetricPush mp = { .x = x, .boot = m->current, .resource = res, .key = t->order_key };
         (void) otlp_guest_sample_metrics(s, push_metric, &mp);
 }

@@ -28,7 +28,8 @@ static OtlpNumberPoint attr_point(OtlpNumberPoint p, const char *key, const char
         return p;
 }
 
-/* One metric of n points. */
+/* One metric of n points (none without points). Returns 1 when emitted (counted only when emit is NULL), 0 when
+ * there are no points, or emit's error. */
 static int emit_points(
         OtlpMetricEmit emit,
         void *userdata,
@@ -42,6 +43,8 @@ static int emit_points(
         size_t n) {
         if (n == 0)
                 return 0;
+        if (!emit)
+                return 1;
         OtlpMetric m = {
                 .name = name,
                 .unit = unit,
@@ -52,7 +55,8 @@ static int emit_points(
                 .points = points,
                 .n_points = n,
         };
-        return emit(&m, userdata);
+        int r = emit(&m, userdata);
+        return r < 0 ? r : 1;
 }
 
 #define EMIT(name, unit, kind, monotonic, points, n)                                                       \
@@ -60,6 +64,7 @@ static int emit_points(
                 int _r_ = emit_points(emit, userdata, name, unit, kind, monotonic, start, now, points, n); \
                 if (_r_ < 0)                                                                               \
                         return _r_;                                                                        \
+                count += _r_;                                                                              \
         } while (0)
 
 #define EMIT1(name, unit, kind, monotonic, point)           \
@@ -72,6 +77,7 @@ int otlp_guest_sample_metrics(const GuestSample *g, OtlpMetricEmit emit, void *u
         OtlpNumberPoint p[OTLP_METRIC_POINTS_MAX];
         uint64_t now = g->recv_unix_ns, start = g->recv_unix_ns > g->boottime_ns ? g->recv_unix_ns - g->boottime_ns : 0;
         size_t n;
+        int count = 0;
 
         for (SampleCpuMode c = 0; c < _SAMPLE_CPU_MODE_MAX; c++)
                 p[c] = attr_point(double_point((double) g->cpu_ns[c] / 1e9), "cpu.mode", cpu_modes[c]);
@@ -145,7 +151,7 @@ int otlp_guest_sample_metrics(const GuestSample *g, OtlpMetricEmit emit, void *u
                       true,
                       int_point(g->cgroup_oom_kill));
         }
-        return 0;
+        return count;
 }
 
 /* One metric of Stats counted per signal. */
@@ -170,6 +176,7 @@ static int emit_per_signal(
                 int _r_ = emit_per_signal(emit, userdata, name, unit, kind, monotonic, start, now, values); \
                 if (_r_ < 0)                                                                                \
                         return _r_;                                                                         \
+                count += _r_;                                                                               \
         } while (0)
 
 static int emit_histogram(
@@ -214,7 +221,10 @@ static int emit_histogram(
                 .histogram_points = p,
                 .n_points = k,
         };
-        return emit(&m, userdata);
+        if (!emit)
+                return 1;
+        int r = emit(&m, userdata);
+        return r < 0 ? r : 1;
 }
 
 #define EMIT_HISTOGRAM(name, hs, stages, n)                                                \
@@ -222,6 +232,7 @@ static int emit_histogram(
                 int _r_ = emit_histogram(emit, userdata, name, start, now, hs, stages, n); \
                 if (_r_ < 0)                                                               \
                         return _r_;                                                        \
+                count += _r_;                                                              \
         } while (0)
 
 int otlp_fleet_metrics(const Stats *stats, const OtlpFleetState *state, OtlpMetricEmit emit, void *userdata) {
@@ -229,6 +240,7 @@ int otlp_fleet_metrics(const Stats *stats, const OtlpFleetState *state, OtlpMetr
         OtlpNumberPoint p[OTLP_METRIC_POINTS_MAX];
         uint64_t start = state->start_unix_ns, now = state->now_unix_ns;
         size_t n = 0;
+        int count = 0;
 
         _Static_assert(_MACHINE_TRANSITION_MAX <= OTLP_METRIC_POINTS_MAX, "transitions");
         _Static_assert(_MACHINE_STATE_MAX <= OTLP_METRIC_POINTS_MAX, "states");
@@ -293,5 +305,5 @@ int otlp_fleet_metrics(const Stats *stats, const OtlpFleetState *state, OtlpMetr
                 EMIT_HISTOGRAM("tether.boot.registered_to_ready", &h->registered_to_ready, NULL, 1);
                 EMIT_HISTOGRAM("tether.ready.delivery", &h->ready_delivery, NULL, 1);
         }
-        return 0;
+        return count;
 }

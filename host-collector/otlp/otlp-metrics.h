@@ -20,7 +20,8 @@
 typedef int (*OtlpMetricEmit)(const OtlpMetric *m, void *userdata);
 
 /* The metrics of one sample: system.cpu.time, system.memory.usage, ... Cumulative ones start at the guest's boot
- * (the sample's receive time minus its uptime). Returns 0 or emit's error. */
+ * (the sample's receive time minus its uptime). Returns how many (emit NULL: only counts them), or emit's
+ * error. */
 int otlp_guest_sample_metrics(const GuestSample *g, OtlpMetricEmit emit, void *userdata);
 
 /* Boot-time histograms shared by /metrics and the metrics signal (NULL: none). */
@@ -40,5 +41,5 @@ typedef struct OtlpFleetState {
 } OtlpFleetState;
 
 /* tetherd's own metrics: lifecycle counters, export health and drops, samples, connections, and the boot
- * histograms when given. Returns 0 or emit's error. */
+ * histograms when given. Returns how many, or emit's error. */
 int otlp_fleet_metrics(const Stats *stats, const OtlpFleetState *state, OtlpMetricEmit emit, void *userdata);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "otlp-exporter.h"
+#include "otlp-metrics.h"
 #include "session.h"
 #include "store.h"
 #include "time-math.h"
@@ -480,9 +481,9 @@ static size_t count_metric(const MetricSeen *v, size_t n, const char *service, c
         return k;
 }
 
-/* A guest's resource samples become metrics under its boot's resource, one set per sample the ring kept (a
- * sample above the rate bound is refused and exports nothing); tetherd's own metrics go every interval under its
- * own resource. */
+/* A guest's resource samples become metrics under its boot's resource, one set per sample the ring kept, at most
+ * two samples a second (the rest counted rate_limited); tetherd's own metrics go every interval under its own
+ * resource. */
 static void test_sample_metrics(void **state) {
         World *w = *state;
         MetricSeen seen[256];
@@ -499,12 +500,13 @@ static void test_sample_metrics(void **state) {
         free_envelopes(out, drain_out_queue(&s->out, out, 16));
 
         resource_sample_frame(&in, 10, 1 * S, 9 * S);
-        resource_sample_frame(&in, 10, 2 * S, 9 * S); /* the same guest second: refused */
+        resource_sample_frame(&in, 10, 2 * S, 9 * S); /* the same guest second: replaces the one before */
         feed(s, &in);
-        resource_sample_frame(&in, 12, 3 * S, 10 * S);
+        resource_sample_frame(&in, 12, 3 * S, 10 * S); /* the third within a second of host time */
         feed(s, &in);
-        assert_int_equal(w->stats.guest_samples, 2);
-        assert_int_equal(w->stats.guest_samples_refused, 1);
+        assert_int_equal(w->stats.guest_samples, 3);
+        int per_sample = otlp_guest_sample_metrics(sample_ring_latest(m->samples), NULL, NULL);
+        assert_true(per_sample > 0);
         run_loop(w);
         /* The fleet timer, every 100 ms: twice at least. */
         for (int i = 0; i < 500 &&
@@ -524,7 +526,10 @@ static void test_sample_metrics(void **state) {
         assert_int_equal(count_metric(seen, n, "tetherd", "system.cpu.time"), 0);
         assert_int_equal(w->stats.export.items[EXPORT_SIGNAL_METRICS], n);
         for (int r = 0; r < _EXPORT_DROP_REASON_MAX; r++)
-                assert_int_equal(w->stats.export.dropped[EXPORT_SIGNAL_METRICS][r], 0);
+                assert_int_equal(
+                        w->stats.export.dropped[EXPORT_SIGNAL_METRICS][r],
+                        r == EXPORT_DROP_RATE_LIMITED ? (uint64_t) per_sample : 0);
+        assert_int_equal(m->current->export_dropped, per_sample);
 }
 
 /* Items of the file's generations by boot id ("" for items without a boot). */

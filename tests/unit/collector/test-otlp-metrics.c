@@ -142,7 +142,9 @@ static void test_guest_sample(void **state) {
         Collected c = {};
         GuestSample g = sample();
 
-        assert_int_equal(otlp_guest_sample_metrics(&g, collect, &c), 0);
+        assert_int_equal(otlp_guest_sample_metrics(&g, NULL, NULL), 17); /* counted only */
+        assert_int_equal(c.n, 0);
+        assert_int_equal(otlp_guest_sample_metrics(&g, collect, &c), 17);
         size_t bytes = 0;
         for (size_t i = 0; i < c.n; i++)
                 bytes += c.len[i];
@@ -204,7 +206,7 @@ static void test_guest_sample(void **state) {
         g.cgroup_present = false;
         g.swap_total_bytes = 0;
         g.pressure[SAMPLE_PRESSURE_MEMORY].present = false;
-        assert_int_equal(otlp_guest_sample_metrics(&g, collect, &c), 0);
+        assert_int_equal(otlp_guest_sample_metrics(&g, collect, &c), 8);
         r = assemble(&c);
         assert_null(find(r, "tether.guest.cgroup.memory.usage"));
         assert_null(find(r, "system.paging.usage"));
@@ -254,7 +256,8 @@ static void test_fleet(void **state) {
                 .histograms = &h,
         };
 
-        assert_int_equal(otlp_fleet_metrics(&stats, &st, collect, &c), 0);
+        assert_int_equal(otlp_fleet_metrics(&stats, &st, collect, &c), 15);
+        assert_int_equal(c.n, 15);
         Request *r = assemble(&c);
 
         const Metric *m = find(r, "tether.machine.transitions");
