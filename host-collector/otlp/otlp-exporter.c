@@ -716,7 +716,12 @@ static void on_sample_added(Registry *r, Machine *m, const GuestSample *s, void 
         BootTrack *t = track_get(x, m, m->current, false);
         OtlpBlob *res = t ? track_resource(x, t) : NULL;
         if (!res) {
-                exporter_count_boot_drop(x, m->current, EXPORT_SIGNAL_METRICS, EXPORT_DROP_ENCODE, 1);
+                exporter_count_boot_drop(
+                        x,
+                        m->current,
+                        EXPORT_SIGNAL_METRICS,
+                        EXPORT_DROP_ENCODE,
+                        otlp_guest_sample_metrics(s, NULL, NULL));
                 return;
         }
         if (s->recv_unix_ns < t->samples_window_unix_ns ||
