@@ -758,6 +758,8 @@ static void start_workload(Agent *a) {
         char *const *argv = a->config->command;
         _cleanup_free_ char *notify_env = NULL, *tp_env = NULL;
         _cleanup_strv_free_ char **envp = NULL;
+        /* Declared before the first goto: the cleanup runs on every way out. */
+        _cleanup_close_ int cgroup_procs = -EBADF;
         char *overrides[3] = {};
         size_t n = 0;
         int r;
@@ -776,7 +778,6 @@ static void start_workload(Agent *a) {
 
         /* As PID 1 the agent gives the workload a cgroup of its own, so that its memory and OOM kills can be
          * reported; elsewhere the workload's cgroup is whatever the agent's is (read below). */
-        _cleanup_close_ int cgroup_procs = -EBADF;
         if (a->config->mode == AGENT_MODE_INIT && a->config->sample_interval_ms > 0) {
                 cgroup_procs = init_workload_cgroup();
                 if (cgroup_procs >= 0)

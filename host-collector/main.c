@@ -61,6 +61,8 @@ static void help(void) {
                "     --otlp-endpoint URL          OTLP/HTTP base URL (e.g. http://127.0.0.1:4318)\n"
                "     --otlp-traces-endpoint URL   Full URL for traces (default <endpoint>/v1/traces)\n"
                "     --otlp-logs-endpoint URL     Full URL for logs (default <endpoint>/v1/logs)\n"
+               "     --otlp-metrics-endpoint URL  Full URL for metrics (default <endpoint>/v1/metrics)\n"
+               "     --otlp-metrics-interval-ms N tetherd's own metrics every N ms (default 30000, 0: off)\n"
                "     --otlp-header NAME=VALUE     Extra request header (repeatable)\n"
                "     --otlp-compression gzip|none Request body encoding (default gzip)\n"
                "     --otlp-queue-bytes N         In-memory queue per signal (default 4 MiB)\n"
@@ -72,8 +74,8 @@ static void help(void) {
                "     --otlp-file-max-bytes N      Rotate the file to PATH.1 beyond this (default 64 MiB)\n"
                "     --otlp-batch-delay-ms N      Longest wait before a batch goes out (default 1000)\n"
                "     --otlp-retry-max-ms N        Longest backoff between retries (default 5000)\n"
-               "\nOTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _LOGS_ENDPOINT, _HEADERS, _COMPRESSION, _TIMEOUT\n"
-               "and _PROTOCOL (http/protobuf only) apply too; the options above override them.\n",
+               "\nOTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _LOGS_ENDPOINT, _METRICS_ENDPOINT, _HEADERS,\n"
+               "_COMPRESSION, _TIMEOUT and _PROTOCOL (http/protobuf only) apply too; the options above override them.\n",
                TETHERD_API_SOCKET_DEFAULT,
                TETHER_VSOCK_PORT_DEFAULT,
                TETHER_NOTIFY_PORT_DEFAULT,
@@ -132,6 +134,8 @@ enum {
         ARG_OTLP_ENDPOINT,
         ARG_OTLP_TRACES_ENDPOINT,
         ARG_OTLP_LOGS_ENDPOINT,
+        ARG_OTLP_METRICS_ENDPOINT,
+        ARG_OTLP_METRICS_INTERVAL,
         ARG_OTLP_HEADER,
         ARG_OTLP_COMPRESSION,
         ARG_OTLP_QUEUE_BYTES,
@@ -184,6 +188,8 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 { "otlp-endpoint", required_argument, NULL, ARG_OTLP_ENDPOINT },
                 { "otlp-traces-endpoint", required_argument, NULL, ARG_OTLP_TRACES_ENDPOINT },
                 { "otlp-logs-endpoint", required_argument, NULL, ARG_OTLP_LOGS_ENDPOINT },
+                { "otlp-metrics-endpoint", required_argument, NULL, ARG_OTLP_METRICS_ENDPOINT },
+                { "otlp-metrics-interval-ms", required_argument, NULL, ARG_OTLP_METRICS_INTERVAL },
                 { "otlp-header", required_argument, NULL, ARG_OTLP_HEADER },
                 { "otlp-compression", required_argument, NULL, ARG_OTLP_COMPRESSION },
                 { "otlp-queue-bytes", required_argument, NULL, ARG_OTLP_QUEUE_BYTES },
@@ -379,6 +385,7 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                 case ARG_OTLP_ENDPOINT:
                 case ARG_OTLP_TRACES_ENDPOINT:
                 case ARG_OTLP_LOGS_ENDPOINT:
+                case ARG_OTLP_METRICS_ENDPOINT:
                         if (!is_http_url(optarg)) {
                                 fprintf(stderr, "Invalid OTLP endpoint (http:// or https:// URL): %s\n", optarg);
                                 return -EINVAL;
@@ -387,8 +394,10 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 c->otlp_config.endpoint = optarg;
                         else if (opt == ARG_OTLP_TRACES_ENDPOINT)
                                 c->otlp_config.traces_endpoint = optarg;
-                        else
+                        else if (opt == ARG_OTLP_LOGS_ENDPOINT)
                                 c->otlp_config.logs_endpoint = optarg;
+                        else
+                                c->otlp_config.metrics_endpoint = optarg;
                         break;
                 case ARG_OTLP_HEADER: {
                         _cleanup_free_ char *h = NULL;
@@ -448,6 +457,15 @@ static int parse_argv(int argc, char *argv[], ServerConfig *c, LogTarget *log_ta
                                 return -EINVAL;
                         }
                         c->otlp_config.batch_delay_ns = v * NSEC_PER_MSEC;
+                        break;
+                case ARG_OTLP_METRICS_INTERVAL:
+                        if (parse_size(optarg, 0, 86400000, &v) < 0 || (v > 0 && v < 1000)) {
+                                fprintf(stderr,
+                                        "Invalid --otlp-metrics-interval-ms (0, or 1000-86400000): %s\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        c->otlp_config.metrics_interval_ns = v * NSEC_PER_MSEC;
                         break;
                 case ARG_OTLP_RETRY_MAX:
                         if (parse_size(optarg, 1, 3600000, &v) < 0) {

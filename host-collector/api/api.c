@@ -656,6 +656,10 @@ void api_shutdown(Api *a) {
                 MHD_run(d->mhd);
 }
 
+const Metrics *api_metrics(const Api *a) {
+        return a->metrics;
+}
+
 Api *api_free(Api *a) {
         if (!a)
                 return NULL;

@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "manager.h"
+#include "metrics.h"
 
 typedef struct Api Api;
 
@@ -32,3 +33,5 @@ int api_listen_tcp(Api *a, uint16_t port);
 /* Answers every waiting long-poll (503) and ends every stream. */
 void api_shutdown(Api *a);
 Api *api_free(Api *a);
+/* The /metrics state (its boot histograms), for the OTLP metrics signal. Lives as long as a. */
+const Metrics *api_metrics(const Api *a);

@@ -369,6 +369,10 @@ void registry_notify_clock_fixed(Registry *r, Machine *m, Boot *b) {
         NOTIFY(r, clock_fixed, m, b);
 }
 
+void registry_notify_sample_added(Registry *r, Machine *m, const GuestSample *s) {
+        NOTIFY(r, sample_added, m, s);
+}
+
 void registry_notify_boot_finished(Registry *r, Machine *m, Boot *b) {
         NOTIFY(r, boot_finished, m, b);
 }

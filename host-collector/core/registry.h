@@ -14,6 +14,7 @@
 #include "events.h"
 #include "hashmap.h"
 #include "machine.h"
+#include "samples.h"
 #include "stats.h"
 
 typedef struct RegistryConfig {
@@ -52,6 +53,8 @@ typedef struct RegistryObserver {
         void (*machine_persisted)(Registry *r, Machine *m, void *userdata);
         /* The boot's clock mapping was just fixed (boot_fix_clock()), after the events that waited for it. */
         void (*clock_fixed)(Registry *r, Machine *m, Boot *b, void *userdata);
+        /* A guest resource sample was kept in m->samples (it is the ring's latest). */
+        void (*sample_added)(Registry *r, Machine *m, const GuestSample *s, void *userdata);
         void *userdata;
 } RegistryObserver;
 
@@ -119,4 +122,5 @@ int registry_emit_event(Registry *r, Machine *m, const char *transition, uint64_
 
 void registry_notify_record_stored(Registry *r, Machine *m, Boot *b, const Tether__Envelope *e, uint64_t recv_unix_ns);
 void registry_notify_clock_fixed(Registry *r, Machine *m, Boot *b);
+void registry_notify_sample_added(Registry *r, Machine *m, const GuestSample *s);
 void registry_notify_boot_finished(Registry *r, Machine *m, Boot *b);

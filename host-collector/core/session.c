@@ -1034,9 +1034,10 @@ static void session_handle_resource_sample(Session *s, const Tether__ResourceSam
                 return;
         }
         guest_sample_from_pb(pb, now_ns(CLOCK_REALTIME), &g);
-        if (sample_ring_push(m->samples, &g) > 0)
+        if (sample_ring_push(m->samples, &g) > 0) {
                 s->ctx->stats->guest_samples++;
-        else
+                registry_notify_sample_added(s->ctx->registry, m, sample_ring_latest(m->samples));
+        } else
                 s->ctx->stats->guest_samples_refused++;
 }
 

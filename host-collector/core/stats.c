@@ -116,10 +116,11 @@ static const char *const export_signal_names[_EXPORT_SIGNAL_MAX] = {
 };
 
 static const char *const export_drop_reason_names[_EXPORT_DROP_REASON_MAX] = {
-        [EXPORT_DROP_QUEUE_FULL] = "queue_full", [EXPORT_DROP_SPOOL_FULL] = "spool_full",
-        [EXPORT_DROP_REJECTED] = "rejected",     [EXPORT_DROP_PARTIAL] = "partial_success",
-        [EXPORT_DROP_ENCODE] = "encode_failed",  [EXPORT_DROP_SHUTDOWN] = "shutdown",
-        [EXPORT_DROP_UNREADABLE] = "unreadable", [EXPORT_DROP_ROTATED] = "rotated",
+        [EXPORT_DROP_QUEUE_FULL] = "queue_full",     [EXPORT_DROP_SPOOL_FULL] = "spool_full",
+        [EXPORT_DROP_REJECTED] = "rejected",         [EXPORT_DROP_PARTIAL] = "partial_success",
+        [EXPORT_DROP_ENCODE] = "encode_failed",      [EXPORT_DROP_SHUTDOWN] = "shutdown",
+        [EXPORT_DROP_UNREADABLE] = "unreadable",     [EXPORT_DROP_ROTATED] = "rotated",
+        [EXPORT_DROP_RATE_LIMITED] = "rate_limited",
 };
 
 const char *export_signal_to_string(ExportSignal s) {

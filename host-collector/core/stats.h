@@ -89,6 +89,9 @@ typedef enum ExportDropReason {
         /* written to the OTLP/JSON file, and in the rotated file that a later rotation deleted (read by a
          * consumer before, or not: tetherd cannot tell) */
         EXPORT_DROP_ROTATED,
+        /* the metrics of a guest sample beyond the bound on a machine's sample exports per second (its
+         * samples are still in the API) */
+        EXPORT_DROP_RATE_LIMITED,
         _EXPORT_DROP_REASON_MAX,
 } ExportDropReason;
 

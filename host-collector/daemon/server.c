@@ -24,6 +24,7 @@
 #include "file-repair.h"
 #include "jsonlog.h"
 #include "listener.h"
+#include "metrics.h"
 #if HAVE_LIBVIRT
 #        include "libvirt-event-bridge.h"
 #        include "libvirt-watch.h"
@@ -45,6 +46,7 @@ struct Server {
         LIST_HEAD(Connection, connections);
         Api *api;
         OtlpExporter *otlp;
+        OtlpFleetHistograms otlp_histograms; /* the API's boot histograms, in the OTLP fleet metrics */
         char *libvirt_uri;
         char **uds_roots;      /* --uds-root: the directories machine sockets may be under (NULL: anywhere) */
         LibvirtWatch *libvirt; /* NULL without --libvirt-uri */
@@ -111,7 +113,7 @@ static int server_setup_otlp(Server *s, const ServerConfig *config) {
                 oc.file_path = NULL;
         if (config->otlp_no_spool)
                 oc.spool_dir = NULL;
-        if (!oc.endpoint && !oc.traces_endpoint && !oc.logs_endpoint && !oc.file_path) {
+        if (!oc.endpoint && !oc.traces_endpoint && !oc.logs_endpoint && !oc.metrics_endpoint && !oc.file_path) {
                 log_info("OTLP export off: no --otlp-endpoint, no --otlp-file and no state directory.");
                 return 0;
         }
@@ -616,6 +618,18 @@ int server_start(Server *s) {
         r = api_new(&s->manager, s->event, &s->api_config, &s->api);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP API: %m");
+        const Metrics *mt = api_metrics(s->api);
+        s->otlp_histograms = (OtlpFleetHistograms) {
+                .kernel = &mt->phase[METRICS_PHASE_KERNEL],
+                .init = &mt->phase[METRICS_PHASE_INIT],
+                .workload_start = &mt->phase[METRICS_PHASE_WORKLOAD_START],
+                .phase = &mt->phase[METRICS_PHASE_OTHER],
+                .kernel_to_ready = &mt->kernel_to_ready,
+                .init_to_ready = &mt->init_to_ready,
+                .registered_to_ready = &mt->registered_to_ready,
+                .ready_delivery = &mt->ready_delivery,
+        };
+        otlp_exporter_set_fleet_histograms(s->otlp, &s->otlp_histograms);
         if (s->api_socket) {
                 r = api_listen_unix(s->api, s->api_socket);
                 if (r < 0)
@@ -696,6 +710,7 @@ Server *server_free(Server *s) {
                 server_close_connection(s, s->connections, CLOSE_SHUTDOWN);
         s->watchdog_timer = sd_event_source_disable_unref(s->watchdog_timer);
         s->api_probe = api_probe_free(s->api_probe);
+        otlp_exporter_set_fleet_histograms(s->otlp, NULL);
         s->api = api_free(s->api);
         s->otlp = otlp_exporter_free(s->otlp);
         s->notify = notify_server_free(s->notify);

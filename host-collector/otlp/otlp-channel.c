@@ -683,7 +683,16 @@ int channel_setup(
         const OtlpConfig *config,
         bool http,
         const char *const *headers) {
-        static const char *const paths[N_CHANNELS] = { "/v1/traces", "/v1/logs" };
+        static const char *const paths[N_CHANNELS] = {
+                [EXPORT_SIGNAL_TRACES] = "/v1/traces",
+                [EXPORT_SIGNAL_LOGS] = "/v1/logs",
+                [EXPORT_SIGNAL_METRICS] = "/v1/metrics",
+        };
+        const char *const overrides[N_CHANNELS] = {
+                [EXPORT_SIGNAL_TRACES] = config->traces_endpoint,
+                [EXPORT_SIGNAL_LOGS] = config->logs_endpoint,
+                [EXPORT_SIGNAL_METRICS] = config->metrics_endpoint,
+        };
         _cleanup_free_ char *url = NULL;
         int r;
 
@@ -712,13 +721,12 @@ int channel_setup(
         if (!http)
                 return 0;
 
-        const char *override = signal == EXPORT_SIGNAL_TRACES ? config->traces_endpoint : config->logs_endpoint;
-        if (override)
-                url = strdup(override);
+        if (overrides[signal])
+                url = strdup(overrides[signal]);
         else if (config->endpoint)
-                r = url_join(config->endpoint, paths[signal == EXPORT_SIGNAL_TRACES ? 0 : 1], &url);
+                r = url_join(config->endpoint, paths[signal], &url);
         else {
-                /* Only the other signal has an endpoint: this one is not exported. */
+                /* Only another signal has an endpoint: this one is not exported. */
                 ch->disabled = true;
                 log_info("Not exporting OTLP %s: no endpoint for them.", export_signal_to_string(signal));
                 return 0;

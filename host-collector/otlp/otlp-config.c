@@ -22,6 +22,7 @@ void otlp_config_init(OtlpConfig *c) {
                 .backoff_max_ns = 5 * NSEC_PER_SEC,
                 .request_timeout_ns = 10 * NSEC_PER_SEC,
                 .shutdown_timeout_ns = 3 * NSEC_PER_SEC,
+                .metrics_interval_ns = OTLP_METRICS_INTERVAL_DEFAULT_NS,
         };
 }
 

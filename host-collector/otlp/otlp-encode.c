@@ -14,6 +14,8 @@
 #include "macro.h"
 #include "otlp_logs.pb-c.h"
 #include "otlp_logs_service.pb-c.h"
+#include "otlp_metrics.pb-c.h"
+#include "otlp_metrics_service.pb-c.h"
 #include "otlp_resource.pb-c.h"
 #include "otlp_trace.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
@@ -406,6 +408,110 @@ static uint8_t *put_field(uint8_t *p, unsigned field, const uint8_t *data, size_
 }
 
 /* InstrumentationScope{name=1, version=2}: constant, written once. */
+typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint NumberDataPoint;
+typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint HistogramDataPoint;
+
+/* A data point's attributes (strings): the KeyValues in kv/av, their pointers in ptrs. */
+static size_t point_attrs(const OtlpPointAttr *a, size_t n, KeyValue *kv, AnyValue *av, KeyValue **ptrs) {
+        size_t k = 0;
+        for (size_t i = 0; i < MIN(n, (size_t) OTLP_POINT_ATTRS_MAX); i++) {
+                if (!a[i].key || !a[i].value)
+                        continue;
+                opentelemetry__proto__common__v1__key_value__init(&kv[k]);
+                opentelemetry__proto__common__v1__any_value__init(&av[k]);
+                av[k].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+                av[k].string_value = (char *) a[i].value;
+                kv[k].key = (char *) a[i].key;
+                kv[k].value = &av[k];
+                ptrs[k] = &kv[k];
+                k++;
+        }
+        return k;
+}
+
+int otlp_encode_metric(const OtlpMetric *m, uint8_t **ret, size_t *ret_len) {
+        enum { N = OTLP_METRIC_POINTS_MAX, A = OTLP_POINT_ATTRS_MAX };
+        Opentelemetry__Proto__Metrics__V1__Metric metric = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__INIT;
+        Opentelemetry__Proto__Metrics__V1__Gauge gauge = OPENTELEMETRY__PROTO__METRICS__V1__GAUGE__INIT;
+        Opentelemetry__Proto__Metrics__V1__Sum sum = OPENTELEMETRY__PROTO__METRICS__V1__SUM__INIT;
+        Opentelemetry__Proto__Metrics__V1__Histogram hist = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM__INIT;
+        NumberDataPoint np[N];
+        HistogramDataPoint hp[N];
+        void *pp[N];
+        KeyValue kv[N][A], *kvp[N][A];
+        AnyValue av[N][A];
+        bool cumulative = m->kind != OTLP_METRIC_GAUGE;
+
+        if (!m->name || m->n_points == 0 || m->n_points > N)
+                return -EINVAL;
+        if (m->kind == OTLP_METRIC_HISTOGRAM ? !m->histogram_points : !m->points)
+                return -EINVAL;
+        metric.name = (char *) m->name;
+        metric.description = (char *) (m->description ?: "");
+        metric.unit = (char *) (m->unit ?: "");
+        for (size_t i = 0; i < m->n_points; i++) {
+                if (m->kind == OTLP_METRIC_HISTOGRAM) {
+                        const OtlpHistogramPoint *h = &m->histogram_points[i];
+                        opentelemetry__proto__metrics__v1__histogram_data_point__init(&hp[i]);
+                        hp[i].n_attributes = point_attrs(h->attrs, h->n_attrs, kv[i], av[i], kvp[i]);
+                        hp[i].attributes = kvp[i];
+                        hp[i].start_time_unix_nano = m->start_unix_ns;
+                        hp[i].time_unix_nano = m->time_unix_ns;
+                        hp[i].count = h->count;
+                        hp[i].sum = h->sum;
+                        hp[i].n_bucket_counts = h->bucket_counts ? h->n_bounds + 1 : 0;
+                        hp[i].bucket_counts = (uint64_t *) h->bucket_counts;
+                        hp[i].n_explicit_bounds = h->bucket_counts ? h->n_bounds : 0;
+                        hp[i].explicit_bounds = (double *) h->bounds;
+                        pp[i] = &hp[i];
+                } else {
+                        const OtlpNumberPoint *p = &m->points[i];
+                        opentelemetry__proto__metrics__v1__number_data_point__init(&np[i]);
+                        np[i].n_attributes = point_attrs(p->attrs, p->n_attrs, kv[i], av[i], kvp[i]);
+                        np[i].attributes = kvp[i];
+                        np[i].start_time_unix_nano = cumulative ? m->start_unix_ns : 0;
+                        np[i].time_unix_nano = m->time_unix_ns;
+                        if (p->is_double) {
+                                np[i].value_case =
+                                        OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+                                np[i].as_double = p->as_double;
+                        } else {
+                                np[i].value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT;
+                                np[i].as_int = p->as_int;
+                        }
+                        pp[i] = &np[i];
+                }
+        }
+        switch (m->kind) {
+        case OTLP_METRIC_GAUGE:
+                gauge.n_data_points = m->n_points;
+                gauge.data_points = (NumberDataPoint **) pp;
+                metric.data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
+                metric.gauge = &gauge;
+                break;
+        case OTLP_METRIC_SUM:
+                sum.n_data_points = m->n_points;
+                sum.data_points = (NumberDataPoint **) pp;
+                sum.aggregation_temporality =
+                        OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
+                sum.is_monotonic = m->monotonic;
+                metric.data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+                metric.sum = &sum;
+                break;
+        case OTLP_METRIC_HISTOGRAM:
+                hist.n_data_points = m->n_points;
+                hist.data_points = (HistogramDataPoint **) pp;
+                hist.aggregation_temporality =
+                        OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
+                metric.data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
+                metric.histogram = &hist;
+                break;
+        default:
+                return -EINVAL;
+        }
+        return pack_message(&metric.base, ret, ret_len);
+}
+
 const uint8_t *otlp_scope_protobuf(size_t *ret_len) {
         static const char name[] = OTLP_SCOPE_NAME, version[] = TETHER_VERSION;
         static uint8_t buf[sizeof(name) + sizeof(version) + 8];
@@ -421,13 +527,13 @@ const uint8_t *otlp_scope_protobuf(size_t *ret_len) {
 }
 
 /* ExportXServiceRequest{resource_x=1}; ResourceX{resource=1, scope_x=2}; ScopeX{scope=1, items=2}: the same
- * field numbers for traces and logs, so one assembly serves both. */
+ * field numbers for traces, logs and metrics, so one assembly serves the three. */
 int otlp_encode_request(ExportSignal signal, const OtlpItem *items, size_t n, uint8_t **ret, size_t *ret_len) {
         _cleanup_free_ bool *done = NULL;
         _cleanup_free_ size_t *scope_len = NULL;
         size_t scope_msg_len, total = 0;
 
-        if (signal != EXPORT_SIGNAL_TRACES && signal != EXPORT_SIGNAL_LOGS)
+        if (signal != EXPORT_SIGNAL_TRACES && signal != EXPORT_SIGNAL_LOGS && signal != EXPORT_SIGNAL_METRICS)
                 return -EINVAL;
         const uint8_t *scope = otlp_scope_protobuf(&scope_msg_len);
         done = calloc(MAX(n, (size_t) 1), sizeof(bool));
@@ -495,6 +601,16 @@ int otlp_decode_partial_success(ExportSignal signal, const uint8_t *body, size_t
                 if (resp->partial_success)
                         rejected = resp->partial_success->rejected_log_records;
                 opentelemetry__proto__collector__logs__v1__export_logs_service_response__free_unpacked(resp, NULL);
+        } else if (signal == EXPORT_SIGNAL_METRICS) {
+                Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceResponse *resp =
+                        opentelemetry__proto__collector__metrics__v1__export_metrics_service_response__unpack(
+                                NULL, len, body);
+                if (!resp)
+                        return -EBADMSG;
+                if (resp->partial_success)
+                        rejected = resp->partial_success->rejected_data_points;
+                opentelemetry__proto__collector__metrics__v1__export_metrics_service_response__free_unpacked(
+                        resp, NULL);
         } else
                 return -EINVAL;
         *ret_rejected = rejected < 0 ? 0 : rejected;

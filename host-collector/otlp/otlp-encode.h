@@ -116,19 +116,72 @@ int otlp_encode_event(
         uint8_t **ret,
         size_t *ret_len);
 
-/* One queued item: an encoded Span or LogRecord and the encoded Resource it belongs to. */
+/* Metrics. One Metric message (its name, kind and data points) is one queued item of the metrics signal. Sums and
+ * histograms are cumulative from start_unix_ns; gauges have no start time. */
+typedef enum OtlpMetricKind {
+        OTLP_METRIC_GAUGE,
+        OTLP_METRIC_SUM,
+        OTLP_METRIC_HISTOGRAM,
+} OtlpMetricKind;
+
+/* A data point's attributes: at most this many, strings borrowed. */
+#define OTLP_POINT_ATTRS_MAX 2u
+/* Data points of one metric. */
+#define OTLP_METRIC_POINTS_MAX 32u
+
+typedef struct OtlpPointAttr {
+        const char *key;
+        const char *value;
+} OtlpPointAttr;
+
+typedef struct OtlpNumberPoint {
+        OtlpPointAttr attrs[OTLP_POINT_ATTRS_MAX]; /* the first n_attrs */
+        size_t n_attrs;
+        bool is_double; /* as_double, else as_int */
+        int64_t as_int;
+        double as_double;
+} OtlpNumberPoint;
+
+typedef struct OtlpHistogramPoint {
+        OtlpPointAttr attrs[OTLP_POINT_ATTRS_MAX];
+        size_t n_attrs;
+        uint64_t count;
+        double sum;
+        const double *bounds; /* n_bounds upper bounds, ascending; n_bounds + 1 bucket counts (the last: +Inf) */
+        size_t n_bounds;
+        const uint64_t *bucket_counts; /* per bucket, not cumulative */
+} OtlpHistogramPoint;
+
+typedef struct OtlpMetric {
+        const char *name;
+        const char *description; /* may be NULL */
+        const char *unit;        /* UCUM, may be NULL */
+        OtlpMetricKind kind;
+        bool monotonic; /* sums */
+        uint64_t start_unix_ns, time_unix_ns;
+        const OtlpNumberPoint *points; /* gauges and sums */
+        const OtlpHistogramPoint *histogram_points;
+        size_t n_points; /* 1..OTLP_METRIC_POINTS_MAX */
+} OtlpMetric;
+
+/* Encodes an opentelemetry.proto.metrics.v1.Metric. Returns 0, -EINVAL (no points, too many, or a bad kind) or
+ * -ENOMEM. */
+int otlp_encode_metric(const OtlpMetric *m, uint8_t **ret, size_t *ret_len);
+
+/* One queued item: an encoded Span, LogRecord or Metric and the encoded Resource it belongs to. */
 typedef struct OtlpItem {
         const OtlpBlob *resource;
         const uint8_t *data;
         size_t len;
 } OtlpItem;
 
-/* Assembles an ExportTraceServiceRequest (EXPORT_SIGNAL_TRACES) or ExportLogsServiceRequest (LOGS): one
- * ResourceSpans/ResourceLogs per distinct resource, in order of first appearance, each with one scope holding
- * its items in queue order. Returns 0, -EINVAL (signal) or -ENOMEM. */
+/* Assembles an ExportTraceServiceRequest (EXPORT_SIGNAL_TRACES), ExportLogsServiceRequest (LOGS) or
+ * ExportMetricsServiceRequest (METRICS): one ResourceSpans/ResourceLogs/ResourceMetrics per distinct resource, in order
+ * of first appearance, each with one scope holding its items in queue order. Returns 0, -EINVAL (signal) or -ENOMEM. */
 int otlp_encode_request(ExportSignal signal, const OtlpItem *items, size_t n, uint8_t **ret, size_t *ret_len);
 
-/* Reads partial_success.rejected_spans / rejected_log_records of an export response (protobuf). Returns 0
+/* Reads partial_success.rejected_spans / rejected_log_records / rejected_data_points of an export response (protobuf).
+ * Returns 0
  * (*ret_rejected 0 when absent), or -EBADMSG when the body does not decode. */
 int otlp_decode_partial_success(ExportSignal signal, const uint8_t *body, size_t len, int64_t *ret_rejected);
 

@@ -112,8 +112,9 @@ int otlp_config_from_env(OtlpConfig *c, OtlpEnv *e, const char *(*get)(const cha
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                 "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
         };
-        const char **targets[] = { &c->endpoint, &c->traces_endpoint, &c->logs_endpoint };
+        const char **targets[] = { &c->endpoint, &c->traces_endpoint, &c->logs_endpoint, &c->metrics_endpoint };
         const char *v;
         int r;
 

@@ -22,7 +22,8 @@ void otlp_env_done(OtlpEnv *e);
  * LF) or -ENOMEM. */
 int otlp_parse_headers_env(const char *s, char ***ret, size_t *ret_n);
 
-/* Applies OTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _LOGS_ENDPOINT (pointers into the environment),
+/* Applies OTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _LOGS_ENDPOINT, _METRICS_ENDPOINT (pointers into the
+ * environment),
  * _HEADERS (into e), _COMPRESSION (gzip|none), _TIMEOUT (ms) and checks _PROTOCOL (only http/protobuf).
  * Returns 0, or -EINVAL with *ret_bad (may be NULL) set to the variable's name, or -EPROTONOSUPPORT for another
  * protocol, or -ENOMEM. */

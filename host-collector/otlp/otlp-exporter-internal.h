@@ -16,6 +16,7 @@
 #include "otlp-encode.h"
 #include "otlp-exporter.h"
 #include "otlp-http.h"
+#include "otlp-metrics.h"
 #include "otlp-queue.h"
 #include "otlp-retry.h"
 #include "otlp-spool.h"
@@ -61,7 +62,15 @@ typedef struct BootTrack {
          * the rotation is counted node-wide only. */
         uint64_t file_items;
         uint64_t file_prev_items;
+
+        /* The guest sets its sampling rate: its samples' metrics are exported at most SAMPLE_EXPORTS_MAX per
+         * SAMPLES_MIN_INTERVAL_NS of host time (the agent's sample at the workload's exit may follow a periodic
+         * one closely); the rest are counted (rate_limited). */
+        uint64_t samples_window_unix_ns;
+        unsigned samples_in_window;
 } BootTrack;
+
+#define SAMPLE_EXPORTS_MAX 2u
 
 /* Requests in flight per signal. Concurrent requests never carry items of the same machine (order keys), so
  * that a backend receives each boot's items in order; more than a few gain nothing against one backend. */
@@ -120,8 +129,8 @@ struct OtlpExporter {
         OtlpConfig config;
         OtlpHttp *http;
         OtlpSpool *spool;
-        uint64_t next_id;    /* request order without a spool */
-        Channel channels[2]; /* traces, logs */
+        uint64_t next_id;            /* request order without a spool */
+        Channel channels[N_SIGNALS]; /* by ExportSignal: traces, logs, metrics */
         LIST_HEAD(BootTrack, tracks);
         Hashmap *track_index;  /* key → BootTrack: every stored log record looks its boot's track up */
         BootTrack *last_track; /* the last one looked up: a burst of one boot skips the index */
@@ -141,11 +150,15 @@ struct OtlpExporter {
         bool logs_blocked;    /* tracks wait for the pressure on the logs queue to end (logs_source off) */
         uint64_t share_bytes; /* a boot's fair share of the logs queue, refreshed every FAIR_SHARE_REFRESH_NS */
         uint64_t share_at_ns;
-        uint64_t queued_since_work; /* bytes */
-        OtlpLogTemplate tmpl;       /* of the record being written */
+        uint64_t queued_since_work;            /* bytes */
+        OtlpLogTemplate tmpl;                  /* of the record being written */
+        sd_event_source *fleet_timer;          /* tetherd's own metrics, every config.metrics_interval_ns */
+        OtlpBlob *self_resource;               /* tetherd's: service.name tetherd, tether.node.id */
+        const OtlpFleetHistograms *histograms; /* the boot histograms (api's /metrics), or NULL */
+        uint64_t start_unix_ns;                /* the start of tetherd's cumulative metrics */
 };
 
-#define N_CHANNELS 2
+#define N_CHANNELS N_SIGNALS
 
 /* ---- otlp-exporter.c ---- */
 

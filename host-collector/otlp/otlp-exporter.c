@@ -683,6 +683,126 @@ static void on_event_added(Registry *r, const RegistryEvent *ev, void *userdata)
         otlp_blob_unref(res);
 }
 
+/* ---- metrics ---- */
+
+typedef struct MetricPush {
+        OtlpExporter *x;
+        Boot *boot;
+        OtlpBlob *resource;
+        uint64_t key;
+} MetricPush;
+
+/* Encodes one metric and queues it (an item of the metrics signal). A metric that cannot be encoded is counted,
+ * and the others still go. */
+static int push_metric(const OtlpMetric *m, void *userdata) {
+        MetricPush *mp = userdata;
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len;
+
+        if (otlp_encode_metric(m, &data, &len) < 0) {
+                exporter_count_boot_drop(mp->x, mp->boot, EXPORT_SIGNAL_METRICS, EXPORT_DROP_ENCODE, 1);
+                return 0;
+        }
+        channel_push(&mp->x->channels[EXPORT_SIGNAL_METRICS], mp->boot, mp->resource, mp->key, data, len);
+        return 0;
+}
+
+/* A guest resource sample: its metrics under the resource of the machine's boot (the one its spans and logs
+ * carry). */
+static void on_sample_added(Registry *r, Machine *m, const GuestSample *s, void *userdata) {
+        OtlpExporter *x = userdata;
+
+        if (x->channels[EXPORT_SIGNAL_METRICS].disabled || !m->current)
+                return;
+        BootTrack *t = track_get(x, m, m->current, false);
+        OtlpBlob *res = t ? track_resource(x, t) : NULL;
+        if (!res) {
+                exporter_count_boot_drop(
+                        x,
+                        m->current,
+                        EXPORT_SIGNAL_METRICS,
+                        EXPORT_DROP_ENCODE,
+                        otlp_guest_sample_metrics(s, NULL, NULL));
+                return;
+        }
+        if (s->recv_unix_ns < t->samples_window_unix_ns ||
+            s->recv_unix_ns - t->samples_window_unix_ns >= SAMPLES_MIN_INTERVAL_NS) {
+                t->samples_window_unix_ns = s->recv_unix_ns;
+                t->samples_in_window = 0;
+        }
+        if (t->samples_in_window >= SAMPLE_EXPORTS_MAX) {
+                exporter_count_boot_drop(
+                        x,
+                        m->current,
+                        EXPORT_SIGNAL_METRICS,
+                        EXPORT_DROP_RATE_LIMITED,
+                        otlp_guest_sample_metrics(s, NULL, NULL));
+                return;
+        }
+        t->samples_in_window++;
+        MetricPush mp = { .x = x, .boot = m->current, .resource = res, .key = t->order_key };
+        (void) otlp_guest_sample_metrics(s, push_metric, &mp);
+}
+
+/* tetherd's own metrics, now. */
+static void export_fleet(OtlpExporter *x) {
+        OtlpFleetState st = {
+                .machines = x->registry->n_machines,
+                .start_unix_ns = x->start_unix_ns,
+                .now_unix_ns = now_ns(CLOCK_REALTIME),
+                .histograms = x->histograms,
+        };
+        Machine *m;
+
+        if (x->channels[EXPORT_SIGNAL_METRICS].disabled || !x->self_resource)
+                return;
+        LIST_FOREACH(machines, m, x->registry->machines) {
+                if ((unsigned) m->state < _MACHINE_STATE_MAX)
+                        st.machines_by_state[m->state]++;
+                st.agents_connected += m->connected;
+        }
+        MetricPush mp = { .x = x, .resource = x->self_resource };
+        (void) otlp_fleet_metrics(x->stats, &st, push_metric, &mp);
+}
+
+static int on_fleet_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        OtlpExporter *x = userdata;
+
+        export_fleet(x);
+        (void) sd_event_source_set_time_relative(s, x->config.metrics_interval_ns / NSEC_PER_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+void otlp_exporter_set_fleet_histograms(OtlpExporter *x, const OtlpFleetHistograms *h) {
+        if (x)
+                x->histograms = h;
+}
+
+static int fleet_setup(OtlpExporter *x) {
+        OtlpResource self = {
+                .service_name = "tetherd",
+                .node_id = x->registry->config.node_id,
+        };
+        int r;
+
+        x->start_unix_ns = now_ns(CLOCK_REALTIME);
+        if (x->channels[EXPORT_SIGNAL_METRICS].disabled || x->config.metrics_interval_ns == 0)
+                return 0;
+        r = otlp_encode_resource(&self, &x->self_resource);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(
+                x->event,
+                &x->fleet_timer,
+                CLOCK_MONOTONIC,
+                x->config.metrics_interval_ns / NSEC_PER_USEC,
+                USEC_PER_MSEC,
+                on_fleet_timer,
+                x);
+        return r < 0 ? r : 0;
+}
+
 int otlp_exporter_new(
         sd_event *event, Registry *registry, Store *store, Stats *stats, const OtlpConfig *config, OtlpExporter **ret) {
         _cleanup_free_ char **headers = NULL;
@@ -699,11 +819,11 @@ int otlp_exporter_new(
         if (!(x->track_index = hashmap_new()))
                 return log_oom();
         x->config = *config;
-        x->config.endpoint = x->config.traces_endpoint = x->config.logs_endpoint = NULL;
+        x->config.endpoint = x->config.traces_endpoint = x->config.logs_endpoint = x->config.metrics_endpoint = NULL;
         x->config.file_path = x->config.spool_dir = NULL;
         x->config.headers = NULL;
 
-        bool http = config->endpoint || config->traces_endpoint || config->logs_endpoint;
+        bool http = config->endpoint || config->traces_endpoint || config->logs_endpoint || config->metrics_endpoint;
         if (!http && config->file_path && !(x->file_path = strdup(config->file_path)))
                 return log_oom();
 
@@ -738,13 +858,7 @@ int otlp_exporter_new(
         }
 
         for (size_t i = 0; i < N_CHANNELS; i++) {
-                r = channel_setup(
-                        x,
-                        &x->channels[i],
-                        i == 0 ? EXPORT_SIGNAL_TRACES : EXPORT_SIGNAL_LOGS,
-                        config,
-                        http,
-                        (const char *const *) headers);
+                r = channel_setup(x, &x->channels[i], (ExportSignal) i, config, http, (const char *const *) headers);
                 if (r < 0)
                         break;
         }
@@ -757,6 +871,9 @@ int otlp_exporter_new(
         for (size_t i = 0; i < N_CHANNELS; i++)
                 x->stats->export.enabled[x->channels[i].signal] = !x->channels[i].disabled;
         x->stats->export.spool_limit_bytes = x->spool ? config->spool_bytes : 0;
+        r = fleet_setup(x);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up OTLP metrics export: %m");
 
         /* Bulk priority, in turns with the busy connections (event-util.h): export keeps pace with what they
          * store (see WORK_BUDGET_MIN) without holding up a quiet guest's Ready or the API. */
@@ -784,6 +901,7 @@ int otlp_exporter_new(
                 .event_added = on_event_added,
                 .machine_removed = on_machine_removed,
                 .clock_fixed = on_clock_fixed,
+                .sample_added = on_sample_added,
                 .userdata = x,
         };
         r = registry_add_observer(registry, &o);
@@ -802,6 +920,7 @@ void otlp_exporter_shutdown(OtlpExporter *x) {
         if (!x || x->shut_down)
                 return;
         x->shutting_down = true;
+        x->fleet_timer = sd_event_source_disable_unref(x->fleet_timer);
         /* Spans that closed and wait for the spans source go with the rest, and so do the log records that waited
          * for their boot's clock mapping (every connection is closed: every mapping is fixed). */
         (void) on_spans_due(x->spans_source, x);
@@ -884,6 +1003,8 @@ OtlpExporter *otlp_exporter_free(OtlpExporter *x) {
         sd_event_source_disable_unref(x->worker);
         sd_event_source_disable_unref(x->spans_source);
         sd_event_source_disable_unref(x->logs_source);
+        sd_event_source_disable_unref(x->fleet_timer);
+        otlp_blob_unref(x->self_resource);
         while (x->tracks) {
                 track_logs_done(x, x->tracks, EXPORT_DROP_SHUTDOWN);
                 track_free(x, x->tracks);

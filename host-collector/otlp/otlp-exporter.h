@@ -2,10 +2,11 @@
 /* Room otlp: OTLP export of traces, logs and events (encode, queue, spool, libcurl); a core observer. */
 #pragma once
 
-/* The OTLP exporter: a registry observer turning stitched spans (each once, when closed), workload log lines and
- * lifecycle events into OTLP, batched per signal in a bounded queue, and delivered either over OTLP/HTTP
- * (protobuf, gzip, retries with backoff and Retry-After, an optional on-disk spool) or, without a backend, as
- * OTLP/JSON lines to a file. Never blocks ingestion; every lost item is counted in Stats.export. */
+/* The OTLP exporter: a registry observer turning stitched spans (each once, when closed), workload log lines,
+ * lifecycle events and guest resource samples into OTLP, with tetherd's own metrics every metrics_interval_ns, batched
+ * per signal in a bounded queue, and delivered either over OTLP/HTTP (protobuf, gzip, retries with backoff and
+ * Retry-After, an optional on-disk spool) or, without a backend, as OTLP/JSON lines to a file. Never blocks ingestion;
+ * every lost item is counted in Stats.export. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "otlp-metrics.h"
 #include "registry.h"
 #include "stats.h"
 #include "store.h"
@@ -21,6 +23,7 @@ typedef struct OtlpConfig {
         const char *endpoint;        /* base URL: <endpoint>/v1/traces, /v1/logs; NULL: none */
         const char *traces_endpoint; /* full URL overriding the base for traces */
         const char *logs_endpoint;
+        const char *metrics_endpoint;
         const char *const *headers; /* "Name=Value" */
         size_t n_headers;
         const char *file_path; /* OTLP/JSON lines when no endpoint is set; NULL: no file */
@@ -36,7 +39,10 @@ typedef struct OtlpConfig {
         uint64_t backoff_max_ns;
         uint64_t request_timeout_ns;
         uint64_t shutdown_timeout_ns; /* how long a final flush may take without a spool */
+        uint64_t metrics_interval_ns; /* tetherd's own metrics every this long; 0: not exported */
 } OtlpConfig;
+
+#define OTLP_METRICS_INTERVAL_DEFAULT_NS (30 * NSEC_PER_SEC)
 
 #define OTLP_QUEUE_BYTES_DEFAULT (UINT64_C(4) << 20)
 #define OTLP_SPOOL_BYTES_DEFAULT (UINT64_C(256) << 20)
@@ -55,6 +61,9 @@ int otlp_exporter_new(
 void otlp_exporter_shutdown(OtlpExporter *x);
 OtlpExporter *otlp_exporter_free(OtlpExporter *x);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OtlpExporter *, otlp_exporter_free);
+
+/* The boot histograms the fleet metrics carry (borrowed: they must outlive x; NULL: none). */
+void otlp_exporter_set_fleet_histograms(OtlpExporter *x, const OtlpFleetHistograms *h);
 
 /* "Name=Value" (or "Name: Value") → "Name: Value". Returns 0 or -EINVAL (no name, or CR/LF inside)/-ENOMEM. */
 int otlp_header_from_option(const char *s, char **ret);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "macro.h"
 #include "otlp_logs_service.pb-c.h"
+#include "otlp_metrics_service.pb-c.h"
 #include "otlp_resource.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
 #include "tether.pb-c.h"
@@ -375,6 +376,12 @@ int otlp_request_to_json(ExportSignal signal, const uint8_t *body, size_t len, c
                         body,
                         len,
                         ret);
+        if (signal == EXPORT_SIGNAL_METRICS)
+                return protobuf_to_json(
+                        &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor,
+                        body,
+                        len,
+                        ret);
         return -EINVAL;
 }
 
@@ -650,6 +657,8 @@ int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char
                 d = &opentelemetry__proto__trace__v1__span__descriptor;
         else if (signal == EXPORT_SIGNAL_LOGS)
                 d = &opentelemetry__proto__logs__v1__log_record__descriptor;
+        else if (signal == EXPORT_SIGNAL_METRICS)
+                d = &opentelemetry__proto__metrics__v1__metric__descriptor;
         else
                 return -EINVAL;
         r = protobuf_to_json(d, data, len, &s);

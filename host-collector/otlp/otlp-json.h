@@ -17,7 +17,7 @@
  * than 64 levels). */
 int otlp_message_to_json(const ProtobufCMessage *m, char **ret);
 
-/* Decodes an encoded Export{Trace,Logs}ServiceRequest and returns it as one compact JSON line (no newline) in
+/* Decodes an encoded Export{Trace,Logs,Metrics}ServiceRequest and returns it as one compact JSON line (no newline) in
  * *ret. Returns 0, -EBADMSG (does not decode), -EINVAL (signal) or -ENOMEM. */
 int otlp_request_to_json(ExportSignal signal, const uint8_t *body, size_t len, char **ret);
 
@@ -48,8 +48,8 @@ size_t otlp_log_lines_json(
         size_t *ret_consumed,
         size_t *ret_items);
 
-/* One encoded Span (EXPORT_SIGNAL_TRACES) or LogRecord (LOGS) as a JSON object. Returns 0, -EBADMSG or
- * -ENOMEM. */
+/* One encoded Span (EXPORT_SIGNAL_TRACES), LogRecord (LOGS) or Metric (METRICS) as a JSON object. Returns 0, -EBADMSG
+ * or -ENOMEM. */
 int otlp_item_to_json(ExportSignal signal, const uint8_t *data, size_t len, char **ret, size_t *ret_len);
 /* The encoded Resource of b as JSON, made once and kept with b. Returns 0, -EBADMSG or -ENOMEM. */
 int otlp_blob_resource_json(OtlpBlob *b, const char **ret, size_t *ret_len);

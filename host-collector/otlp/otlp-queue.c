@@ -134,7 +134,7 @@ static Buf pool_get(OtlpQueue *q) {
 int otlp_queue_new(ExportSignal signal, const OtlpQueueLimits *limits, OtlpQueue **ret) {
         if (limits->batch_items == 0 || limits->max_bytes == 0 || limits->batch_bytes == 0)
                 return -EINVAL;
-        if (signal != EXPORT_SIGNAL_TRACES && signal != EXPORT_SIGNAL_LOGS)
+        if ((unsigned) signal >= _EXPORT_SIGNAL_MAX)
                 return -EINVAL;
         OtlpQueue *q = calloc(1, sizeof(OtlpQueue));
         if (!q)
@@ -415,7 +415,23 @@ static int add_piece(OtlpQueue *q, OtlpBatchPrivate *p, const void *base, size_t
  * them: the frames buffer does not move any more. Pieces hold frame offsets until then. */
 static int batch_frame(OtlpQueue *q, OtlpBatch *b) {
         OtlpBatchPrivate *p = b->priv;
-        bool json = q->limits.format == OTLP_FORMAT_JSON, traces = q->signal == EXPORT_SIGNAL_TRACES;
+        /* The OTLP/JSON member names of each signal's request, resource and scope lists. */
+        static const char *const json_open[_EXPORT_SIGNAL_MAX] = {
+                [EXPORT_SIGNAL_TRACES] = "{\"resourceSpans\":[",
+                [EXPORT_SIGNAL_LOGS] = "{\"resourceLogs\":[",
+                [EXPORT_SIGNAL_METRICS] = "{\"resourceMetrics\":[",
+        };
+        static const char *const json_mid[_EXPORT_SIGNAL_MAX] = {
+                [EXPORT_SIGNAL_TRACES] = ",\"scopeSpans\":[{\"scope\":",
+                [EXPORT_SIGNAL_LOGS] = ",\"scopeLogs\":[{\"scope\":",
+                [EXPORT_SIGNAL_METRICS] = ",\"scopeMetrics\":[{\"scope\":",
+        };
+        static const char *const json_items[_EXPORT_SIGNAL_MAX] = {
+                [EXPORT_SIGNAL_TRACES] = ",\"spans\":[",
+                [EXPORT_SIGNAL_LOGS] = ",\"logRecords\":[",
+                [EXPORT_SIGNAL_METRICS] = ",\"metrics\":[",
+        };
+        bool json = q->limits.format == OTLP_FORMAT_JSON;
         size_t scope_len, need = 64;
         const uint8_t *scope_pb = otlp_scope_protobuf(&scope_len);
         const char *scope_json = json ? otlp_scope_json(&scope_len) : NULL;
@@ -440,7 +456,7 @@ static int batch_frame(OtlpQueue *q, OtlpBatch *b) {
         Buf *f = &p->frames;
         size_t at = 0, n = 0;
         if (json) {
-                const char *open = traces ? "{\"resourceSpans\":[" : "{\"resourceLogs\":[";
+                const char *open = json_open[q->signal];
                 buf_put(f, open, strlen(open));
         }
         for (size_t i = 0; i < p->n_groups; i++) {
@@ -453,10 +469,10 @@ static int batch_frame(OtlpQueue *q, OtlpBatch *b) {
                                 buf_put(f, ",", 1);
                         buf_put(f, "{\"resource\":", 12);
                         buf_put(f, rj, rl);
-                        const char *mid = traces ? ",\"scopeSpans\":[{\"scope\":" : ",\"scopeLogs\":[{\"scope\":";
+                        const char *mid = json_mid[q->signal];
                         buf_put(f, mid, strlen(mid));
                         buf_put(f, scope_json, scope_len);
-                        const char *items = traces ? ",\"spans\":[" : ",\"logRecords\":[";
+                        const char *items = json_items[q->signal];
                         buf_put(f, items, strlen(items));
                 } else {
                         /* ResourceX{resource=1, scope_x=2}; ScopeX{scope=1, items=2}: the same numbers for both. */

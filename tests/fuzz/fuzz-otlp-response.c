@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* What an OTLP/HTTP backend answers the exporter, through the pure functions on_http_done() hands it to: the
  * status's verdict (otlp_classify_status()), the body's partial_success (otlp_decode_partial_success(), as
- * ExportTraceServiceResponse and ExportLogsServiceResponse), the Retry-After header (otlp_parse_retry_after()) and
- * the wait before the next attempt (otlp_backoff_ns()). Whoever runs the backend, or sits between tetherd and it,
- * writes this answer. Checked against docs/otlp.md, "Delivery (HTTP)":
+ * ExportTraceServiceResponse, ExportLogsServiceResponse and ExportMetricsServiceResponse), the Retry-After header
+ * (otlp_parse_retry_after()) and the wait before the next attempt (otlp_backoff_ns()). Whoever runs the backend, or
+ * sits between tetherd and it, writes this answer. Checked against docs/otlp.md, "Delivery (HTTP)":
  *   - the verdict of every status is the documented one;
  *   - a body either does not decode (and the count is left alone: the exporter counts no rejection then) or gives
- *     a count >= 0, the same for traces and logs (their responses are the same message);
+ *     a count >= 0, the same for traces, logs and metrics (their responses are the same message);
  *   - Retry-After in delay-seconds is that many seconds, capped at 1 hour; an HTTP date in any of the three forms
  *     is the time until that date, 0 in the past, capped at 1 hour (the target also formats dates itself from an
  *     exact time, to compare with what the parser makes of them); nothing else is accepted;
@@ -80,18 +80,19 @@ static void check_status(long status) {
 
 static void check_body(const uint8_t *body, size_t len) {
         /* What the exporter starts from: a body that does not decode rejects nothing. */
-        int64_t traces = -1, logs = -1, other = -1;
-        int rt, rl;
+        int64_t traces = -1, logs = -1, metrics = -1, other = -1;
+        int rt, rl, rm;
 
         rt = otlp_decode_partial_success(EXPORT_SIGNAL_TRACES, body, len, &traces);
         rl = otlp_decode_partial_success(EXPORT_SIGNAL_LOGS, body, len, &logs);
+        rm = otlp_decode_partial_success(EXPORT_SIGNAL_METRICS, body, len, &metrics);
         FUZZ_ASSERT(rt == 0 || rt == -EBADMSG);
-        FUZZ_ASSERT(rt == rl);
+        FUZZ_ASSERT(rt == rl && rt == rm);
         if (rt < 0)
-                FUZZ_ASSERT(traces == -1 && logs == -1);
+                FUZZ_ASSERT(traces == -1 && logs == -1 && metrics == -1);
         else
-                FUZZ_ASSERT(traces >= 0 && traces == logs);
-        FUZZ_ASSERT(otlp_decode_partial_success(EXPORT_SIGNAL_METRICS, body, len, &other) == -EINVAL);
+                FUZZ_ASSERT(traces >= 0 && traces == logs && traces == metrics);
+        FUZZ_ASSERT(otlp_decode_partial_success(_EXPORT_SIGNAL_MAX, body, len, &other) == -EINVAL);
         FUZZ_ASSERT(other == -1);
 }
 

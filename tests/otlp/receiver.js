@@ -11,10 +11,11 @@
 // OTLP_NODE_MODULES names the node_modules directory the build's `npm ci` filled (BUILD/tests/otlp/node_modules).
 //
 // Control endpoints (JSON):
-//   POST /control/script {"traces": [answer...], "logs": [answer...]}: answers used once each, in order, then 200.
+//   POST /control/script {"traces": [answer...], "logs": [...], "metrics": [...]}: answers used once each, in order,
+//        then 200.
 //        answer: {"status": 503, "retry_after": "2"} | {"status": 200, "rejected": 3} | {"status": 400}
-//   GET  /control/requests: every request: {signal, time_ms, status, encoding, bytes, wire_bytes, body}
-//   GET  /control/summary: {requests, spans, log_records} (items of requests answered 200)
+//   GET  /control/requests: every request: {signal, time_ms, status, rejected, encoding, bytes, wire_bytes, body}
+//   GET  /control/summary: {requests, spans, log_records, metrics, data_points} (items of requests answered 200)
 //   POST /control/reset
 "use strict";
 
@@ -33,11 +34,25 @@ const otlp = root.opentelemetry.proto;
 const Req = {
     traces: otlp.collector.trace.v1.ExportTraceServiceRequest,
     logs: otlp.collector.logs.v1.ExportLogsServiceRequest,
+    metrics: otlp.collector.metrics.v1.ExportMetricsServiceRequest,
 };
+const PATHS = { "/v1/traces": "traces", "/v1/logs": "logs", "/v1/metrics": "metrics" };
 const Resp = {
     traces: otlp.collector.trace.v1.ExportTraceServiceResponse,
     logs: otlp.collector.logs.v1.ExportLogsServiceResponse,
+    metrics: otlp.collector.metrics.v1.ExportMetricsServiceResponse,
 };
+
+// Metrics and their data points in a decoded metrics request.
+function countMetrics(body, out) {
+    for (const rm of body.resourceMetrics || [])
+        for (const sm of rm.scopeMetrics || [])
+            for (const m of sm.metrics || []) {
+                out.metrics++;
+                const d = m.gauge || m.sum || m.histogram || {};
+                out.data_points += (d.dataPoints || []).length;
+            }
+}
 const ID_FIELDS = new Set(["traceId", "spanId", "parentSpanId"]);
 
 // Bytes ids as hex, as the API and OTLP/JSON show them.
@@ -58,11 +73,13 @@ function toObject(type, msg) {
 
 function jsonCheck(file) {
     const lines = fs.readFileSync(file, "utf8").split("\n").filter((l) => l.length > 0);
-    const out = { lines: lines.length, traces: 0, logs: 0, spans: 0, log_records: 0, objects: [] };
+    const out = {
+        lines: lines.length, traces: 0, logs: 0, spans: 0, log_records: 0, metrics: 0, data_points: 0, objects: [],
+    };
     for (const line of lines) {
         const obj = JSON.parse(line);
-        const signal = obj.resourceSpans ? "traces" : obj.resourceLogs ? "logs" : null;
-        if (!signal) throw new Error("neither resourceSpans nor resourceLogs: " + line.slice(0, 200));
+        const signal = obj.resourceSpans ? "traces" : obj.resourceLogs ? "logs" : obj.resourceMetrics ? "metrics" : null;
+        if (!signal) throw new Error("no resourceSpans, resourceLogs or resourceMetrics: " + line.slice(0, 200));
         // OTLP/JSON ids are hex; protobufjs' fromObject wants base64 for bytes.
         const conv = JSON.parse(line, function (k, v) {
             return ID_FIELDS.has(k) && typeof v === "string" ? Buffer.from(v, "hex").toString("base64") : v;
@@ -75,16 +92,17 @@ function jsonCheck(file) {
         if (signal === "traces")
             for (const rs of back.resourceSpans || [])
                 for (const ss of rs.scopeSpans || []) out.spans += (ss.spans || []).length;
-        else
+        else if (signal === "logs")
             for (const rl of back.resourceLogs || [])
                 for (const sl of rl.scopeLogs || []) out.log_records += (sl.logRecords || []).length;
+        else countMetrics(back, out);
         out.objects.push({ signal, decoded: back });
     }
     process.stdout.write(JSON.stringify(out) + "\n");
 }
 
 function serve(port, delayMs) {
-    let script = { traces: [], logs: [] };
+    let script = { traces: [], logs: [], metrics: [] };
     let requests = [];
 
     const server = http.createServer((req, res) => {
@@ -99,27 +117,28 @@ function serve(port, delayMs) {
             };
             if (url === "/control/script" && req.method === "POST") {
                 const s = JSON.parse(raw.toString() || "{}");
-                script = { traces: s.traces || [], logs: s.logs || [] };
+                script = { traces: s.traces || [], logs: s.logs || [], metrics: s.metrics || [] };
                 return json(200, { ok: true });
             }
             if (url === "/control/requests") return json(200, requests);
             if (url === "/control/summary") {
-                const out = { requests: requests.length, spans: 0, log_records: 0 };
+                const out = { requests: requests.length, spans: 0, log_records: 0, metrics: 0, data_points: 0 };
                 for (const r of requests) {
                     if (r.status !== 200 || !r.body) continue;
                     for (const rs of r.body.resourceSpans || [])
                         for (const ss of rs.scopeSpans || []) out.spans += (ss.spans || []).length;
                     for (const rl of r.body.resourceLogs || [])
                         for (const sl of rl.scopeLogs || []) out.log_records += (sl.logRecords || []).length;
+                    countMetrics(r.body, out);
                 }
                 return json(200, out);
             }
             if (url === "/control/reset" && req.method === "POST") {
                 requests = [];
-                script = { traces: [], logs: [] };
+                script = { traces: [], logs: [], metrics: [] };
                 return json(200, { ok: true });
             }
-            const signal = url === "/v1/traces" ? "traces" : url === "/v1/logs" ? "logs" : null;
+            const signal = PATHS[url] || null;
             if (!signal || req.method !== "POST") return json(404, { error: "not found" });
 
             const rec = {
@@ -141,6 +160,7 @@ function serve(port, delayMs) {
             rec.body = body;
             const answer = script[signal].length > 0 ? script[signal].shift() : { status: 200 };
             rec.status = body === null ? 400 : answer.status;
+            rec.rejected = answer.rejected || 0;
             requests.push(rec);
             if (body === null) return json(400, { error: rec.error });
 
@@ -148,10 +168,8 @@ function serve(port, delayMs) {
             if (answer.retry_after !== undefined) headers["Retry-After"] = String(answer.retry_after);
             let payload = Buffer.alloc(0);
             if (answer.status === 200 && answer.rejected) {
-                const ps =
-                    signal === "traces"
-                        ? { rejectedSpans: answer.rejected, errorMessage: "scripted rejection" }
-                        : { rejectedLogRecords: answer.rejected, errorMessage: "scripted rejection" };
+                const key = { traces: "rejectedSpans", logs: "rejectedLogRecords", metrics: "rejectedDataPoints" }[signal];
+                const ps = { [key]: answer.rejected, errorMessage: "scripted rejection" };
                 payload = Buffer.from(Resp[signal].encode(Resp[signal].fromObject({ partialSuccess: ps })).finish());
             } else if (answer.status === 200) {
                 payload = Buffer.from(Resp[signal].encode(Resp[signal].fromObject({})).finish());

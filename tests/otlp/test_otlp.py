@@ -25,6 +25,12 @@
                 boot of tether-fake-agent, which sends logs before it answers any clock probe, and one of the real
                 agent, whose workload logs at once
   same-times-file  the same through the OTLP/JSON file
+  metrics       the real agent in service mode samples every second: each sample's metrics reach the receiver
+                (/v1/metrics, decoded with the official definitions) under the machine's resource, with the values
+                of GET /v1/machines/ID/metrics; tetherd's own fleet metrics under its resource match /metrics; a
+                metrics request answered 400 is counted in tether_export_dropped_items_total{signal="metrics"},
+                a partial success's rejected data points too
+  metrics-file  the same metrics through the OTLP/JSON file
 """
 
 import json
@@ -37,6 +43,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from test_samples import BURN  # noqa: E402
 from tetherlib import Harness, binary, check, check_exported_times, free_tcp_port, numbered_lines_script, otlp_attrs, otlp_body, otlp_settled_bodies, log, missing, run_test, wait_proc  # noqa: E402,E501
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -96,8 +103,8 @@ class Receiver:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
-    def script(self, traces=(), logs=()):
-        self._call("/control/script", {"traces": list(traces), "logs": list(logs)})
+    def script(self, traces=(), logs=(), metrics=()):
+        self._call("/control/script", {"traces": list(traces), "logs": list(logs), "metrics": list(metrics)})
 
     def requests(self):
         return self._call("/control/requests")
@@ -129,6 +136,242 @@ def logs_of(reqs, status=200):
                     for rec in sl.get("logRecords", []):
                         out.append((rl.get("resource", {}), rec))
     return out
+
+
+def metrics_of(bodies):
+    """(resource attributes, metric) of decoded metrics requests (receiver.js' decoding or OTLP/JSON)."""
+    out = []
+    for b in bodies:
+        for rm in b.get("resourceMetrics", []):
+            for sm in rm.get("scopeMetrics", []):
+                for m in sm.get("metrics", []):
+                    out.append((otlp_attrs(rm.get("resource", {})), m))
+    return out
+
+
+def metric_points(m):
+    """A metric's data points and its kind."""
+    for kind in ("gauge", "sum", "histogram"):
+        if kind in m:
+            return kind, m[kind].get("dataPoints", [])
+    return None, []
+
+
+def point_value(p):
+    return float(p["asDouble"]) if "asDouble" in p else int(p.get("asInt", 0))
+
+
+def check_sample_metrics(h, mid, bodies, reg):
+    """Every metric of the latest API sample of mid has a point at its receive time with its value."""
+    # The newest sample of the API's history that was exported (a newer one may be on its way meanwhile).
+    doc = h.api.get_ok("/v1/machines/%s/metrics" % mid)
+    times = {p.get("timeUnixNano") for _, m in metrics_of(bodies) for p in metric_points(m)[1]}
+    kept = [s for s in doc["history"] if str(s["time_unix_ns"]) in times]
+    check(kept, "samples of the API's history were exported", [s["time_unix_ns"] for s in doc["history"]])
+    latest = kept[-1]
+    t = str(latest["time_unix_ns"])
+    boot_id = h.api.machine(mid)["boot"]["boot_id"]
+    got = {}
+    for res, m in metrics_of(bodies):
+        if res.get("tether.machine.id") != mid:
+            continue
+        check(res.get("service.name") == reg["service_name"] and res.get("tether.node.id") == "itest-node" and
+              res.get("tether.request.id") == reg["request_id"] and res.get("tether.boot.id") == boot_id and
+              res.get("env") == "qa", "guest metrics carry the machine's resource (the one of its spans and logs)",
+              res)
+        kind, pts = metric_points(m)
+        for p in pts:
+            if p.get("timeUnixNano") == t:
+                got.setdefault(m["name"], (kind, m, []))[2].append(p)
+    check(got, "the latest sample's metrics were exported", latest, sorted(got))
+
+    def one(name, attr=None, value=None):
+        check(name in got, "metric %s exported" % name, sorted(got))
+        kind, m, pts = got[name]
+        if attr:
+            pts = [p for p in pts if otlp_attrs(p).get(attr) == value]
+        check(len(pts) == 1, "one point of %s %s=%s" % (name, attr, value), got[name])
+        return kind, m, pts[0]
+
+    kind, m, p = one("system.cpu.time", "cpu.mode", "user")
+    check(kind == "sum" and m["sum"].get("isMonotonic") is True and m["sum"].get("aggregationTemporality") == 2 and
+          m.get("unit") == "s", "system.cpu.time is a monotonic cumulative sum in seconds", m)
+    check(int(p["startTimeUnixNano"]) == latest["time_unix_ns"] - latest["uptime_ns"],
+          "cumulative from the guest's boot (receive time - uptime)", p, latest)
+    modes = {"user": "user", "system": "system", "idle": "idle", "iowait": "iowait", "irq": "interrupt",
+             "softirq": "softirq", "steal": "steal", "nice": "nice"}
+    for api_mode, otel_mode in modes.items():
+        _, _, p = one("system.cpu.time", "cpu.mode", otel_mode)
+        check(abs(point_value(p) - latest["cpu_ns"][api_mode] / 1e9) < 1e-6, "cpu.mode %s = the API's" % otel_mode,
+              p, latest["cpu_ns"])
+    mem = latest["memory"]
+    check(point_value(one("system.memory.usage", "system.memory.state", "used")[2]) == mem["used_bytes"],
+          "system.memory.usage{used} = the API's used_bytes", got["system.memory.usage"], mem)
+    check(point_value(one("system.memory.usage", "system.memory.state", "free")[2]) == mem["free_bytes"],
+          "system.memory.usage{free} = the API's free_bytes", got["system.memory.usage"], mem)
+    check(point_value(one("system.memory.limit")[2]) == mem["total_bytes"], "system.memory.limit = total_bytes", mem)
+    check(point_value(one("system.cpu.logical.count")[2]) == latest["cpus"], "system.cpu.logical.count = cpus", latest)
+    kind, _, p = one("system.uptime")
+    check(kind == "gauge" and abs(point_value(p) - latest["uptime_ns"] / 1e9) < 1e-6, "system.uptime = uptime", p)
+    check(abs(point_value(one("system.cpu.load_average.1m")[2]) - latest["load"][0]) < 1e-9, "load 1m", latest)
+    for res_name, pv in latest["pressure"].items():
+        _, _, p = one("tether.guest.pressure.some_ratio", "resource", res_name)
+        check(abs(point_value(p) - pv["some_avg10_pct"] / 100) < 1e-9, "pressure some ratio = the API's", p, pv)
+    if latest.get("cgroup"):
+        check(point_value(one("tether.guest.cgroup.memory.usage")[2]) == latest["cgroup"]["memory_current_bytes"],
+              "cgroup memory = the API's", latest["cgroup"])
+        check(point_value(one("tether.guest.cgroup.memory.oom_kill")[2]) == latest["cgroup"]["oom_kill"],
+              "cgroup oom_kill = the API's", latest["cgroup"])
+    # The burning workload shows: user CPU time grows from sample to sample.
+    users = sorted((int(p["timeUnixNano"]), point_value(p)) for res, m in metrics_of(bodies)
+                   if res.get("tether.machine.id") == mid and m["name"] == "system.cpu.time"
+                   for p in m["sum"]["dataPoints"] if otlp_attrs(p).get("cpu.mode") == "user")
+    vals = [v for _, v in users]
+    check(len(vals) >= 2 and vals == sorted(vals) and vals[-1] > vals[0],
+          "system.cpu.time{user} grows while the workload burns", users)
+    log("sample at %s: %d metrics, %d points" % (t, len(got), sum(len(v[2]) for v in got.values())))
+
+
+def fleet_counted_connect(bodies):
+    """Whether tetherd's own metrics were exported once they counted a connection."""
+    return any(res.get("service.name") == "tetherd" and m["name"] == "tether.machine.transitions" and
+               any(otlp_attrs(p).get("tether.transition") == "connected" and point_value(p) >= 1
+                   for p in m["sum"]["dataPoints"]) for res, m in metrics_of(bodies))
+
+
+def check_fleet_metrics(h, bodies):
+    """tetherd's own metrics: under its resource, counters equal to /metrics' (they only grow: at most)."""
+    fleet = [(res, m) for res, m in metrics_of(bodies) if res.get("service.name") == "tetherd"]
+    check(fleet, "tetherd's own metrics were exported", [r for r, _ in metrics_of(bodies)][:5])
+    for res, _ in fleet:
+        check(res.get("tether.node.id") == "itest-node" and "tether.machine.id" not in res,
+              "fleet metrics are under tetherd's resource", res)
+    text = metrics_text(h)
+    prom = {}
+    for line in text.splitlines():
+        if line.startswith("tether_machine_transitions_total{"):
+            prom[line.split('transition="')[1].split('"')[0]] = float(line.split()[-1])
+    latest = {}
+    for _, m in fleet:
+        if m["name"] == "tether.machine.transitions":
+            kind, pts = metric_points(m)
+            check(kind == "sum" and m["sum"].get("isMonotonic") is True, "transitions: a monotonic sum", m)
+            for p in pts:
+                latest[otlp_attrs(p)["tether.transition"]] = max(
+                    latest.get(otlp_attrs(p)["tether.transition"], 0), point_value(p))
+    check(latest.get("connected", 0) >= 1, "the connected transition is counted", latest)
+    for t, v in latest.items():
+        check(t in prom and v <= prom[t], "transition %s: at most /metrics' count" % t, latest, prom)
+    names = {m["name"] for _, m in fleet}
+    for n in ("tether.export.items", "tether.export.dropped", "tether.resource_samples", "tether.machines",
+              "tether.boot.stage.duration", "tether.export.time_since_success"):
+        check(n in names, "fleet metric %s" % n, sorted(names))
+    hist = [m for _, m in fleet if m["name"] == "tether.boot.stage.duration"][-1]
+    for p in hist["histogram"]["dataPoints"]:
+        check(len(p.get("bucketCounts", [])) == len(p.get("explicitBounds", [])) + 1 and
+              sum(int(c) for c in p["bucketCounts"]) == int(p.get("count", 0)),
+              "histogram buckets add up to the count", p)
+
+
+def sample_machine(h, mid):
+    reg = {"request_id": "req-met", "service_name": "svc-met"}
+    h.register(mid, attributes={"env": "qa"}, **reg)
+    # The samples-burn workload (tests/integration/test_samples.py): burns a CPU, holds 64 MiB.
+    h.start_service(mid, h.path("notify.sock"), extra=["--sample-interval-ms=1000"],
+                    command=[sys.executable, "-c", BURN])
+    h.wait_connected(mid)
+    return reg
+
+
+def scenario_metrics(node):
+    port = free_tcp_port()
+    with harness("otlp-metrics", port, ["--otlp-metrics-interval-ms", "1000"]) as h:
+        rx = Receiver(h, node, port)
+        # The first metrics request is refused: its items are counted as dropped, never retried.
+        rx.start()
+        rx.script(metrics=[{"status": 400}, {"status": 200, "rejected": 2}])
+        mid = "met-vm"
+        reg = sample_machine(h, mid)
+
+        def settled():
+            reqs = [r for r in rx.requests() if r["signal"] == "metrics"]
+            ok = [r["body"] for r in reqs if r["status"] == 200 and r["body"]]
+            if len([1 for res, m in metrics_of(ok) if res.get("tether.machine.id") == mid and
+                    m["name"] == "system.cpu.time"]) < 3:
+                return None
+            if not fleet_counted_connect(ok):
+                return None
+            return reqs
+        reqs = wait_for("three samples' metrics and tetherd's own were delivered", settled, timeout=40)
+        check(all(r["encoding"] == "gzip" and r["content_type"] == "application/x-protobuf" for r in reqs),
+              "metrics requests are gzipped protobuf", [(r["encoding"], r["content_type"]) for r in reqs])
+        # The API's latest sample may be newer than what was delivered so far: wait for its metrics too.
+        t = str(h.api.get_ok("/v1/machines/%s/metrics" % mid)["latest"]["time_unix_ns"])
+        bodies = wait_for("the latest sample's metrics were delivered", lambda: (
+            lambda b: b if any(p.get("timeUnixNano") == t for _, m in metrics_of(b) for p in metric_points(m)[1])
+            else None)([r["body"] for r in rx.requests() if r["signal"] == "metrics" and r["status"] == 200
+                        and r["body"]]))
+        check_sample_metrics(h, mid, bodies, reg)
+        check_fleet_metrics(h, bodies)
+
+        rejected = [r for r in reqs if r["status"] == 400]
+        check(len(rejected) == 1, "one metrics request was answered 400", [r["status"] for r in reqs])
+        n_rejected = len(metrics_of([rejected[0]["body"]]))
+        st = export_stats(h)
+        check(st["dropped"]["metrics"]["rejected"] == n_rejected,
+              "the refused request's metrics are counted as dropped (rejected)", st, n_rejected)
+        check_dropped(h, "metrics", "rejected", n_rejected)
+        # The second was accepted with a partial_success of 2 data points: counted, not retried.
+        partial = [i for i, r in enumerate(reqs) if r.get("rejected")]
+        check(len(partial) == 1 and st["dropped"]["metrics"].get("partial_success") == 2,
+              "a partial success counts its rejected points", st["dropped"]["metrics"], partial)
+        check(not any(r["body"] == reqs[partial[0]]["body"] for r in reqs[partial[0] + 1:]),
+              "the partially accepted request is not sent again", [r["status"] for r in reqs])
+        text = metrics_text(h)
+        items = [l for l in text.splitlines() if l.startswith('tether_export_items_total{signal="metrics"}')]
+        delivered = sum(len(metrics_of([r["body"]])) for r in rx.requests()
+                        if r["signal"] == "metrics" and r["status"] == 200)
+        check(items and float(items[0].split()[-1]) >= 1, "/metrics counts the delivered metrics", items, delivered)
+        log("metrics: %d requests, %d delivered metrics, %d refused" % (len(rx.requests()), delivered, n_rejected))
+
+
+def scenario_metrics_file(node):
+    with Harness("otlp-metrics-file", tetherd_args=["--otlp-batch-delay-ms", "100",
+                                                    "--otlp-metrics-interval-ms", "1000"]) as h:
+        mid = "met-file"
+        reg = sample_machine(h, mid)
+        path = os.path.join(h.state_dir, "otlp.jsonl")
+
+        def decoded():
+            if not os.path.exists(path):
+                return None
+            out = subprocess.run([node, os.path.join(HERE, "receiver.js"), "--json-check", path], cwd=HERE,
+                                 capture_output=True, text=True, timeout=30)
+            check(out.returncode == 0, "every line decodes with the official OTLP definitions", out.stderr[-2000:])
+            summary = json.loads(out.stdout)
+            bodies = [o["decoded"] for o in summary["objects"] if o["signal"] == "metrics"]
+            t = str(h.api.get_ok("/v1/machines/%s/metrics" % mid)["latest"]["time_unix_ns"])
+            if not any(p.get("timeUnixNano") == t for _, m in metrics_of(bodies) for p in metric_points(m)[1]):
+                return None
+            if not fleet_counted_connect(bodies):
+                return None
+            if len([1 for res, m in metrics_of(bodies) if res.get("tether.machine.id") == mid and
+                    m["name"] == "system.cpu.time"]) < 2:
+                return None
+            return summary, bodies
+        summary, bodies = wait_for("the file holds the latest sample's metrics and tetherd's own", decoded,
+                                   timeout=40)
+        check(summary["metrics"] > 0 and summary["data_points"] > summary["metrics"],
+              "metrics and data points in the file", {k: v for k, v in summary.items() if k != "objects"})
+        # The file itself: OTLP/JSON as written (64-bit integers as strings, enums as integers).
+        with open(path) as f:
+            raw = [json.loads(l) for l in f if l.strip()]
+        ms = [m for o in raw for rm in o.get("resourceMetrics", []) for sm in rm["scopeMetrics"] for m in sm["metrics"]]
+        cpu = [m for m in ms if m["name"] == "system.cpu.time"][0]
+        check(cpu["sum"]["aggregationTemporality"] == 2 and cpu["sum"]["isMonotonic"] is True and
+              isinstance(cpu["sum"]["dataPoints"][0]["timeUnixNano"], str), "OTLP/JSON of a sum", cpu)
+        check_sample_metrics(h, mid, bodies, reg)
+        check_fleet_metrics(h, bodies)
 
 
 def wait_for(what, pred, timeout=30):
@@ -383,7 +626,7 @@ def scenario_json_file(node):
             return lines if n >= n_api else None
         lines = wait_for("the JSON file holds every span", count)
         for o in lines:
-            check(set(o) <= {"resourceSpans", "resourceLogs"} and len(o) == 1, "one request per line", o)
+            check(set(o) <= {"resourceSpans", "resourceLogs", "resourceMetrics"} and len(o) == 1, "one request per line", o)
         spans = [s for o in lines for rs in o.get("resourceSpans", []) for ss in rs["scopeSpans"] for s in ss["spans"]]
         for s in spans:
             check(s["traceId"] == TRACE_ID and len(s["spanId"]) == 16, "hex ids", s)
@@ -414,7 +657,7 @@ def jsonl_records(path):
         for line in f:
             check(line.endswith("\n"), "whole lines only", line[-80:])
             o = json.loads(line)
-            check(set(o) <= {"resourceSpans", "resourceLogs"} and len(o) == 1, "one request per line", o)
+            check(set(o) <= {"resourceSpans", "resourceLogs", "resourceMetrics"} and len(o) == 1, "one request per line", o)
             out += [rec for rl in o.get("resourceLogs", []) for sl in rl["scopeLogs"] for rec in sl["logRecords"]]
     return out
 
@@ -447,13 +690,16 @@ def boot_items_written(h, mid):
 def scenario_json_rotate(node):
     n, n_quiet, bound = 3000, 200, 64 * 1024
     # Batches of 8K (an eighth of the queue): a line is far smaller than the bound, ~1.5 MB in all.
-    args = ["--otlp-batch-delay-ms", "100", "--otlp-queue-bytes", "64K", "--otlp-file-max-bytes", "64K"]
+    # Traces and logs only (no guest samples, no fleet metrics): what each boot wrote is then known exactly.
+    args = ["--otlp-batch-delay-ms", "100", "--otlp-queue-bytes", "64K", "--otlp-file-max-bytes", "64K",
+            "--otlp-metrics-interval-ms", "0"]
     with Harness("otlp-rotate", tetherd_args=args) as h:
         # A quiet machine writes first (about 1.5 generations of its own), then the burst rotates every item of it
         # out of the two files.
         quiet = "vmquiet"
         h.register(quiet)
-        agent = h.start_init_shell(quiet, numbered_lines_script("quiet", n_quiet, n_quiet))
+        agent = h.start_init_shell(quiet, numbered_lines_script("quiet", n_quiet, n_quiet),
+                                   extra=["--sample-interval-ms=0"])
         check(wait_proc(agent, 30, "the quiet agent exits") == 0, "the quiet workload exits 0")
         h.wait_exited(quiet)
         q_stored, q_events = expected_logs(h, quiet)
@@ -465,7 +711,7 @@ def scenario_json_rotate(node):
 
         mid = "vmrotate"
         h.register(mid)
-        agent = h.start_init_shell(mid, burst_script(n), extra=BURST_AGENT_ARGS)
+        agent = h.start_init_shell(mid, burst_script(n), extra=BURST_AGENT_ARGS + ("--sample-interval-ms=0",))
         check(wait_proc(agent, 60, "the agent exits") == 0, "the workload exits 0")
         h.wait_exited(mid)
         stored, events = expected_logs(h, mid)
@@ -800,6 +1046,8 @@ SCENARIOS = {
     "burst-slow": scenario_burst_slow,
     "spool-full": scenario_spool_full,
     "fair-share": scenario_fair_share,
+    "metrics": scenario_metrics,
+    "metrics-file": scenario_metrics_file,
 }
 
 

@@ -223,6 +223,43 @@ static inline void clock_sample_frame(Bytes *b, uint64_t probe_id, uint64_t boot
         frame_append(b, &e);
 }
 
+/* A Hello saying versions 1 to max (an agent that samples resources). */
+static inline void hello_v2_frame(Bytes *in, const char *boot_id) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Hello h = TETHER__HELLO__INIT;
+
+        h.protocol_version = TETHER_PROTOCOL_VERSION;
+        h.max_protocol_version = TETHER_PROTOCOL_VERSION_SAMPLES;
+        h.boot_id = (char *) boot_id;
+        e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
+        e.hello = &h;
+        frame_append(in, &e);
+}
+
+/* A sample taken at guest time t_s seconds: every CPU counter is busy_ns (user) and idle_ns (idle). */
+static inline void resource_sample_frame(Bytes *in, uint64_t t_s, uint64_t user_ns, uint64_t idle_ns) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__ResourceSample r = TETHER__RESOURCE_SAMPLE__INIT;
+        uint64_t cpu[8] = { user_ns, 0, 0, idle_ns, 0, 0, 0, 0 };
+        uint64_t mem[5] = { 1000 * UINT64_C(1000000), 600 * UINT64_C(1000000), 500 * UINT64_C(1000000), 0, 0 };
+        uint64_t psi[4] = { 250, 0, 7 * UINT64_C(1000000), 0 };
+        uint32_t load[3] = { 150, 75, 5 };
+
+        r.boottime_ns = t_s * 1000 * UINT64_C(1000000);
+        r.cpus = 2;
+        r.cpu_ns = cpu;
+        r.n_cpu_ns = 8;
+        r.memory_bytes = mem;
+        r.n_memory_bytes = 5;
+        r.load_centi = load;
+        r.n_load_centi = 3;
+        r.psi_memory = psi;
+        r.n_psi_memory = 4;
+        e.msg_case = TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE;
+        e.resource_sample = &r;
+        frame_append(in, &e);
+}
+
 /* Decodes every frame queued in q (and consumes them). Returns the count; envelopes go to out[]. */
 static inline size_t drain_out_queue(OutQueue *q, Tether__Envelope **out, size_t max) {
         FrameReader r;

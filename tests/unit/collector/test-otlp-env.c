@@ -51,6 +51,8 @@ static void test_config(void **state) {
                                            "http://collector:4318",
                                            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
                                            "https://logs.example/v1/logs",
+                                           "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                                           "https://metrics.example/otlp/v1/metrics",
                                            "OTEL_EXPORTER_OTLP_HEADERS",
                                            "api-key=s3cret",
                                            "OTEL_EXPORTER_OTLP_COMPRESSION",
@@ -64,6 +66,7 @@ static void test_config(void **state) {
         assert_string_equal(c.endpoint, "http://collector:4318");
         assert_null(c.traces_endpoint);
         assert_string_equal(c.logs_endpoint, "https://logs.example/v1/logs");
+        assert_string_equal(c.metrics_endpoint, "https://metrics.example/otlp/v1/metrics");
         assert_int_equal(c.n_headers, 1);
         assert_string_equal(c.headers[0], "api-key=s3cret");
         assert_false(c.gzip);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "otlp-exporter.h"
+#include "otlp-metrics.h"
 #include "session.h"
 #include "store.h"
 #include "time-math.h"
@@ -33,8 +34,9 @@ typedef struct World {
         Store *store;
         SessionContext ctx;
         OtlpExporter *exporter;
-        uint64_t file_max_bytes; /* 0: the default */
-        size_t batch_items;      /* 0: the default */
+        uint64_t file_max_bytes;      /* 0: the default */
+        uint64_t metrics_interval_ns; /* 0: the default (tetherd's own metrics are not due within a test) */
+        size_t batch_items;           /* 0: the default */
 } World;
 
 static void world_open(World *w, bool with_store, uint64_t max_log_bytes, size_t max_boots) {
@@ -64,6 +66,8 @@ static void world_open(World *w, bool with_store, uint64_t max_log_bytes, size_t
                 oc.file_max_bytes = w->file_max_bytes;
         if (w->batch_items > 0)
                 oc.batch_items = w->batch_items;
+        if (w->metrics_interval_ns > 0)
+                oc.metrics_interval_ns = w->metrics_interval_ns;
         assert_int_equal(otlp_exporter_new(w->event, w->registry, w->store, &w->stats, &oc, &w->exporter), 0);
 }
 
@@ -153,18 +157,34 @@ static uint64_t json_u64(json_t *v) {
         return v && json_is_string(v) ? strtoull(json_string_value(v), NULL, 10) : 0;
 }
 
-/* The workload log records in the OTLP/JSON file (not lifecycle events), in file order. */
-static size_t read_exported(World *w, Exported *out, size_t max) {
+/* The OTLP/JSON file's lines (requests), parsed: a JSON array (empty without a file). */
+static json_t *read_lines(World *w) {
+        json_t *lines = json_array();
         FILE *f = fopen(w->file, "re");
         char *line = NULL;
-        size_t cap = 0, n = 0;
+        size_t cap = 0;
 
+        assert_non_null(lines);
         if (!f)
-                return 0;
+                return lines;
         while (getline(&line, &cap, f) > 0) {
-                json_t *o = json_loads(line, 0, NULL), *rl, *sl, *rec;
-                size_t i, j, k;
+                json_t *o = json_loads(line, 0, NULL);
                 assert_non_null(o);
+                assert_int_equal(json_array_append_new(lines, o), 0);
+        }
+        free(line);
+        fclose(f);
+        return lines;
+}
+
+/* The workload log records in the OTLP/JSON file (not lifecycle events), in file order. */
+static size_t read_exported(World *w, Exported *out, size_t max) {
+        json_t *lines = read_lines(w), *o;
+        size_t l, n = 0;
+
+        json_array_foreach(lines, l, o) {
+                json_t *rl, *sl, *rec;
+                size_t i, j, k;
                 json_array_foreach(json_object_get(o, "resourceLogs"), i, rl) {
                         const char *boot_id = attr_string(
                                 json_object_get(json_object_get(rl, "resource"), "attributes"), "tether.boot.id");
@@ -186,10 +206,8 @@ static size_t read_exported(World *w, Exported *out, size_t max) {
                                 }
                         }
                 }
-                json_decref(o);
         }
-        free(line);
-        fclose(f);
+        json_decref(lines);
         return n;
 }
 
@@ -415,6 +433,105 @@ static void test_no_mapping_at_all(void **state) {
         test_logs_free(&logs);
 }
 
+/* The metrics in the OTLP/JSON file: (service.name, tether.boot.id, metric name) of each, in file order. */
+typedef struct MetricSeen {
+        char service[32], boot_id[64], name[64];
+} MetricSeen;
+
+static size_t read_metrics(World *w, MetricSeen *out, size_t max) {
+        json_t *lines = read_lines(w), *o;
+        size_t l, n = 0;
+
+        json_array_foreach(lines, l, o) {
+                json_t *rm, *sm, *m;
+                size_t i, j, k;
+                json_array_foreach(json_object_get(o, "resourceMetrics"), i, rm) {
+                        json_t *attrs = json_object_get(json_object_get(rm, "resource"), "attributes");
+                        json_array_foreach(json_object_get(rm, "scopeMetrics"), j, sm) {
+                                json_array_foreach(json_object_get(sm, "metrics"), k, m) {
+                                        assert_true(n < max);
+                                        MetricSeen *e = &out[n++];
+                                        snprintf(
+                                                e->service,
+                                                sizeof(e->service),
+                                                "%s",
+                                                attr_string(attrs, "service.name") ?: "");
+                                        snprintf(
+                                                e->boot_id,
+                                                sizeof(e->boot_id),
+                                                "%s",
+                                                attr_string(attrs, "tether.boot.id") ?: "");
+                                        snprintf(
+                                                e->name,
+                                                sizeof(e->name),
+                                                "%s",
+                                                json_string_value(json_object_get(m, "name")));
+                                }
+                        }
+                }
+        }
+        json_decref(lines);
+        return n;
+}
+
+static size_t count_metric(const MetricSeen *v, size_t n, const char *service, const char *name) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                k += strcmp(v[i].service, service) == 0 && strcmp(v[i].name, name) == 0;
+        return k;
+}
+
+/* A guest's resource samples become metrics under its boot's resource, one set per sample the ring kept, at most
+ * two samples a second (the rest counted rate_limited); tetherd's own metrics go every interval under its own
+ * resource. */
+static void test_sample_metrics(void **state) {
+        World *w = *state;
+        MetricSeen seen[256];
+        Tether__Envelope *out[16];
+        Bytes in = {};
+        Session *s;
+
+        w->metrics_interval_ns = 100 * MS;
+        world_open(w, false, 0, 4);
+        Machine *m = test_register_machine(w->registry, w->store, "vm-m", 10);
+        assert_int_equal(session_new(&w->ctx, m, &s), 0);
+        hello_v2_frame(&in, "boot-m");
+        feed(s, &in);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+
+        resource_sample_frame(&in, 10, 1 * S, 9 * S);
+        resource_sample_frame(&in, 10, 2 * S, 9 * S); /* the same guest second: replaces the one before */
+        feed(s, &in);
+        resource_sample_frame(&in, 12, 3 * S, 10 * S); /* the third within a second of host time */
+        feed(s, &in);
+        assert_int_equal(w->stats.guest_samples, 3);
+        int per_sample = otlp_guest_sample_metrics(sample_ring_latest(m->samples), NULL, NULL);
+        assert_true(per_sample > 0);
+        run_loop(w);
+        /* The fleet timer, every 100 ms: twice at least. */
+        for (int i = 0; i < 500 &&
+             count_metric(seen, read_metrics(w, seen, ELEMENTSOF(seen)), "tetherd", "tether.machine.transitions") < 2;
+             i++)
+                (void) sd_event_run(w->event, 20 * 1000);
+        end_session(s);
+        otlp_exporter_shutdown(w->exporter);
+
+        size_t n = read_metrics(w, seen, ELEMENTSOF(seen));
+        assert_int_equal(count_metric(seen, n, "tether", "system.cpu.time"), 2);
+        assert_int_equal(count_metric(seen, n, "tether", "system.memory.usage"), 2);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(seen[i].service, "tether") == 0)
+                        assert_string_equal(seen[i].boot_id, "boot-m");
+        assert_true(count_metric(seen, n, "tetherd", "tether.machine.transitions") >= 2);
+        assert_int_equal(count_metric(seen, n, "tetherd", "system.cpu.time"), 0);
+        assert_int_equal(w->stats.export.items[EXPORT_SIGNAL_METRICS], n);
+        for (int r = 0; r < _EXPORT_DROP_REASON_MAX; r++)
+                assert_int_equal(
+                        w->stats.export.dropped[EXPORT_SIGNAL_METRICS][r],
+                        r == EXPORT_DROP_RATE_LIMITED ? (uint64_t) per_sample : 0);
+        assert_int_equal(m->current->export_dropped, per_sample);
+}
+
 /* Items of the file's generations by boot id ("" for items without a boot). */
 #define TALLY_KEYS 8
 typedef struct Tally {
@@ -622,6 +739,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_machine_deleted_while_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_mapping_at_all, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rotation_counted_per_boot, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sample_metrics, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,43 +152,6 @@ static void test_version_mismatch(void **state) {
         end_session(s, CLOSE_PROTOCOL_ERROR);
 }
 
-/* A Hello saying versions 1 to max (an agent that samples resources). */
-static void hello_v2_frame(Bytes *in, const char *boot_id) {
-        Tether__Envelope e = TETHER__ENVELOPE__INIT;
-        Tether__Hello h = TETHER__HELLO__INIT;
-
-        h.protocol_version = TETHER_PROTOCOL_VERSION;
-        h.max_protocol_version = TETHER_PROTOCOL_VERSION_SAMPLES;
-        h.boot_id = (char *) boot_id;
-        e.msg_case = TETHER__ENVELOPE__MSG_HELLO;
-        e.hello = &h;
-        frame_append(in, &e);
-}
-
-/* A sample taken at guest time t_s seconds: every CPU counter is busy_ns (user) and idle_ns (idle). */
-static void sample_frame(Bytes *in, uint64_t t_s, uint64_t user_ns, uint64_t idle_ns) {
-        Tether__Envelope e = TETHER__ENVELOPE__INIT;
-        Tether__ResourceSample r = TETHER__RESOURCE_SAMPLE__INIT;
-        uint64_t cpu[8] = { user_ns, 0, 0, idle_ns, 0, 0, 0, 0 };
-        uint64_t mem[5] = { 1000 * MS, 600 * MS, 500 * MS, 0, 0 };
-        uint64_t psi[4] = { 250, 0, 7 * MS, 0 };
-        uint32_t load[3] = { 150, 75, 5 };
-
-        r.boottime_ns = t_s * 1000 * MS;
-        r.cpus = 2;
-        r.cpu_ns = cpu;
-        r.n_cpu_ns = 8;
-        r.memory_bytes = mem;
-        r.n_memory_bytes = 5;
-        r.load_centi = load;
-        r.n_load_centi = 3;
-        r.psi_memory = psi;
-        r.n_psi_memory = 4;
-        e.msg_case = TETHER__ENVELOPE__MSG_RESOURCE_SAMPLE;
-        e.resource_sample = &r;
-        frame_append(in, &e);
-}
-
 static void test_resource_samples(void **state) {
         Fixture *f = *state;
         Bytes in = {};
@@ -196,10 +159,10 @@ static void test_resource_samples(void **state) {
 
         /* Versions 1..2 offered: version 2 chosen, samples kept in the machine's ring. */
         hello_v2_frame(&in, "boot-1");
-        sample_frame(&in, 10, 1000 * MS, 3000 * MS);
-        sample_frame(&in, 10, 1500 * MS, 3500 * MS); /* the same guest second: replaces the one before */
-        sample_frame(&in, 9, 1500 * MS, 3500 * MS);  /* a guest clock going backwards: refused */
-        sample_frame(&in, 12, 2000 * MS, 4000 * MS); /* 1 s busy of 2 s */
+        resource_resource_sample_frame(&in, 10, 1000 * MS, 3000 * MS);
+        resource_resource_sample_frame(&in, 10, 1500 * MS, 3500 * MS); /* the same guest second: replaces the one before */
+        resource_resource_sample_frame(&in, 9, 1500 * MS, 3500 * MS);  /* a guest clock going backwards: refused */
+        resource_resource_sample_frame(&in, 12, 2000 * MS, 4000 * MS); /* 1 s busy of 2 s */
         Session *s = new_session(f, f->a);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
@@ -236,7 +199,7 @@ static void test_resource_samples(void **state) {
         /* On a version 1 connection (an older agent's Hello) a sample is a protocol error. */
         in = (Bytes) {};
         s = session_hello(f, f->b, &in, "boot-b", "guest-b");
-        sample_frame(&in, 10, 0, 0);
+        resource_resource_sample_frame(&in, 10, 0, 0);
         assert_int_equal(feed(s, &in), -EPROTO);
         assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_UNEXPECTED_MESSAGE], 1);
         assert_null(f->b->samples);
@@ -486,7 +449,7 @@ static void test_clock_samples(void **state) {
         free_envelopes(out, 1);
 
         /* An answer to a probe never sent is ignored and counted. */
-        clock_sample_frame(&in, 999, 1 * MS);
+        clock_resource_sample_frame(&in, 999, 1 * MS);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(f->stats.clock_samples_ignored, 1);
         assert_false(f->a->current->clock.valid);
@@ -498,7 +461,7 @@ static void test_clock_samples(void **state) {
         uint64_t id = out[0]->clock_probe->probe_id;
         free_envelopes(out, 1);
 
-        clock_sample_frame(&in, id, 7 * UINT64_C(1000000000));
+        clock_resource_sample_frame(&in, id, 7 * UINT64_C(1000000000));
         assert_int_equal(feed(s, &in), 0);
         Boot *b = f->a->current;
         assert_true(b->clock.valid);
@@ -509,7 +472,7 @@ static void test_clock_samples(void **state) {
         assert_true(mapped >= real && mapped <= real + 2 * b->clock.error_ns + 1);
 
         /* The same id again: ignored. */
-        clock_sample_frame(&in, id, 8 * UINT64_C(1000000000));
+        clock_resource_sample_frame(&in, id, 8 * UINT64_C(1000000000));
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(f->stats.clock_samples_ignored, 2);
         end_session(s, CLOSE_EOF);
@@ -978,7 +941,7 @@ static void test_clock_mapping_fixed_once(void **state) {
         assert_int_equal(test_count_events(f->registry, "connected"), 1);
 
         /* A good probe answer fixes the mapping; what waited is emitted with it, in seq order. */
-        clock_sample_frame(&in, probe_id(s), 3 * S);
+        clock_resource_sample_frame(&in, probe_id(s), 3 * S);
         assert_int_equal(feed(s, &in), 0);
         assert_true(b->clock_fixed);
         assert_true(b->clock.valid);
@@ -990,7 +953,7 @@ static void test_clock_mapping_fixed_once(void **state) {
 
         /* A later probe that would move the offset by 5 ms only measures drift. */
         ClockEstimate fixed = b->clock;
-        clock_sample_frame(&in, probe_id(s), 3 * S + 500 * MS);
+        clock_resource_sample_frame(&in, probe_id(s), 3 * S + 500 * MS);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(b->clock.offset_ns, fixed.offset_ns);
         assert_int_equal(b->clock.error_ns, fixed.error_ns);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
+/* Room core: tetherd's model (machines, boots, sessions, clocks, store); no event loop, HTTP, curl, libvirt. */
 #pragma once
 
-/* A fixed-bucket histogram of durations for the Prometheus exposition (metrics.c). Pure: no I/O, no allocation.
- * Values and bounds are nanoseconds so that the sum is exact (rendered as seconds with nanosecond precision). */
+/* A fixed-bucket histogram of durations for the Prometheus exposition (api/metrics.c) and the OTLP metrics
+ * signal (otlp/otlp-metrics.c). Pure: no I/O, no allocation. Values and bounds are nanoseconds so that the sum is exact
+ * (rendered as seconds with nanosecond precision). */
 
 #include <stddef.h>
 #include <stdint.h>

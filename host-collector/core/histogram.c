@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Room api: the HTTP API, long-polls, streams and /metrics on libmicrohttpd; sees the model through core. */
+/* Room core: tetherd's model (machines, boots, sessions, clocks, store); no event loop, HTTP, curl, libvirt. */
 #include "histogram.h"
 
 #include "macro.h"
