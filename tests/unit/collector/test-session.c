@@ -159,10 +159,10 @@ static void test_resource_samples(void **state) {
 
         /* Versions 1..2 offered: version 2 chosen, samples kept in the machine's ring. */
         hello_v2_frame(&in, "boot-1");
-        resource_resource_sample_frame(&in, 10, 1000 * MS, 3000 * MS);
-        resource_resource_sample_frame(&in, 10, 1500 * MS, 3500 * MS); /* the same guest second: replaces the one before */
-        resource_resource_sample_frame(&in, 9, 1500 * MS, 3500 * MS);  /* a guest clock going backwards: refused */
-        resource_resource_sample_frame(&in, 12, 2000 * MS, 4000 * MS); /* 1 s busy of 2 s */
+        resource_sample_frame(&in, 10, 1000 * MS, 3000 * MS);
+        resource_sample_frame(&in, 10, 1500 * MS, 3500 * MS); /* the same guest second: replaces the one before */
+        resource_sample_frame(&in, 9, 1500 * MS, 3500 * MS);  /* a guest clock going backwards: refused */
+        resource_sample_frame(&in, 12, 2000 * MS, 4000 * MS); /* 1 s busy of 2 s */
         Session *s = new_session(f, f->a);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(drain_out_queue(&s->out, out, 8), 1);
@@ -199,7 +199,7 @@ static void test_resource_samples(void **state) {
         /* On a version 1 connection (an older agent's Hello) a sample is a protocol error. */
         in = (Bytes) {};
         s = session_hello(f, f->b, &in, "boot-b", "guest-b");
-        resource_resource_sample_frame(&in, 10, 0, 0);
+        resource_sample_frame(&in, 10, 0, 0);
         assert_int_equal(feed(s, &in), -EPROTO);
         assert_int_equal(f->stats.protocol_errors[PROTOCOL_ERROR_UNEXPECTED_MESSAGE], 1);
         assert_null(f->b->samples);
@@ -449,7 +449,7 @@ static void test_clock_samples(void **state) {
         free_envelopes(out, 1);
 
         /* An answer to a probe never sent is ignored and counted. */
-        clock_resource_sample_frame(&in, 999, 1 * MS);
+        clock_sample_frame(&in, 999, 1 * MS);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(f->stats.clock_samples_ignored, 1);
         assert_false(f->a->current->clock.valid);
@@ -461,7 +461,7 @@ static void test_clock_samples(void **state) {
         uint64_t id = out[0]->clock_probe->probe_id;
         free_envelopes(out, 1);
 
-        clock_resource_sample_frame(&in, id, 7 * UINT64_C(1000000000));
+        clock_sample_frame(&in, id, 7 * UINT64_C(1000000000));
         assert_int_equal(feed(s, &in), 0);
         Boot *b = f->a->current;
         assert_true(b->clock.valid);
@@ -472,7 +472,7 @@ static void test_clock_samples(void **state) {
         assert_true(mapped >= real && mapped <= real + 2 * b->clock.error_ns + 1);
 
         /* The same id again: ignored. */
-        clock_resource_sample_frame(&in, id, 8 * UINT64_C(1000000000));
+        clock_sample_frame(&in, id, 8 * UINT64_C(1000000000));
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(f->stats.clock_samples_ignored, 2);
         end_session(s, CLOSE_EOF);
@@ -941,7 +941,7 @@ static void test_clock_mapping_fixed_once(void **state) {
         assert_int_equal(test_count_events(f->registry, "connected"), 1);
 
         /* A good probe answer fixes the mapping; what waited is emitted with it, in seq order. */
-        clock_resource_sample_frame(&in, probe_id(s), 3 * S);
+        clock_sample_frame(&in, probe_id(s), 3 * S);
         assert_int_equal(feed(s, &in), 0);
         assert_true(b->clock_fixed);
         assert_true(b->clock.valid);
@@ -953,7 +953,7 @@ static void test_clock_mapping_fixed_once(void **state) {
 
         /* A later probe that would move the offset by 5 ms only measures drift. */
         ClockEstimate fixed = b->clock;
-        clock_resource_sample_frame(&in, probe_id(s), 3 * S + 500 * MS);
+        clock_sample_frame(&in, probe_id(s), 3 * S + 500 * MS);
         assert_int_equal(feed(s, &in), 0);
         assert_int_equal(b->clock.offset_ns, fixed.offset_ns);
         assert_int_equal(b->clock.error_ns, fixed.error_ns);
