@@ -129,6 +129,7 @@ struct Agent {
         uint64_t sample_deadline;  /* next resource sample; UINT64_MAX when sampling is off */
         uint64_t sample_connects;  /* TransportStats.connects at the last sample: a new connection samples at once */
         char workload_cgroup[256]; /* the workload's cgroup v2 path, "" when unknown */
+        bool container;            /* not the initial pid namespace: the cgroup tree is the host's */
         ResourceSampleData sample;
 
         uint64_t user_milestones;
@@ -776,9 +777,10 @@ static void start_workload(Agent *a) {
         if (env_override(environ, overrides, &envp) < 0)
                 goto oom;
 
-        /* As PID 1 the agent gives the workload a cgroup of its own, so that its memory and OOM kills can be
-         * reported; elsewhere the workload's cgroup is whatever the agent's is (read below). */
-        if (a->config->mode == AGENT_MODE_INIT && a->config->sample_interval_ms > 0) {
+        /* As a VM's PID 1 the agent gives the workload a cgroup of its own, so that its memory and OOM kills can be
+         * reported (never in a container, whose cgroup tree is the host's); elsewhere the workload's cgroup is
+         * whatever the agent's is (read below). */
+        if (a->config->mode == AGENT_MODE_INIT && !a->container && a->config->sample_interval_ms > 0) {
                 cgroup_procs = init_workload_cgroup();
                 if (cgroup_procs >= 0)
                         strcpy(a->workload_cgroup, INIT_WORKLOAD_CGROUP);
@@ -1092,7 +1094,7 @@ int agent_run(const AgentConfig *config, const AgentTimes *times, const AgentPlu
         const char *mode = agent_mode_to_string(config->mode);
         /* In a container boottime 0 is the host kernel's start: claiming it would put a bogus hours-long kernel
          * span in the trace. The boot then starts with init.start. */
-        bool container = !pidns_is_initial();
+        bool container = a.container = !pidns_is_initial();
         if (!container)
                 milestone(&a, "kernel.start", 0, NULL);
         milestone(

@@ -217,7 +217,10 @@ def case_stop(kind):
         h.register(mid)
         started, trapped = h.path("started"), h.path("child-term")
         if kind == "stop-group":
-            script = ('(trap "echo term > %s; exit 0" TERM; sleep 1000 & wait) & sleep 0.2; touch %s; wait'
+            # The child says it started once its trap is set; the shell waits for the child's trap to finish
+            # before it exits, so that the agent (PID 1 of the namespace) cannot end the child first.
+            script = ('trap "wait; exit 0" TERM; '
+                      '(trap "echo term > %s; exit 0" TERM; touch %s; sleep 1000 & wait) & wait'
                       % (trapped, started))
             extra = []
         else:
