@@ -32,17 +32,42 @@ static bool agent_boot_current(const Machine *m) {
         return m->connected || (b && !boot_is_agentless(b) && !b->exit.set && m->pending_host_start_unix_ns == 0);
 }
 
+/* Whether the boot's last word on a unit is that it became active: its milestone `name` came after any
+ * `inactive:name`. */
+static bool boot_unit_active(const Boot *b, const char *name) {
+        for (size_t i = b->n_milestones; i > 0; i--) {
+                const char *m = b->milestones[i - 1].name;
+                if (strcmp(m, name) == 0)
+                        return true;
+                if (strncmp(m, AGENTLESS_INACTIVE_PREFIX, strlen(AGENTLESS_INACTIVE_PREFIX)) == 0 &&
+                    strcmp(m + strlen(AGENTLESS_INACTIVE_PREFIX), name) == 0)
+                        return false;
+        }
+        return false;
+}
+
 static bool agentless_wants_new_boot(const Machine *m, const VmmNotify *n) {
         const Boot *b = m->current;
 
         if (!boot_is_agentless(b) || b->exit.set || m->pending_host_start_unix_ns != 0)
                 return true;
-        if (n->ready && b->ready.set)
+        if (!b->ready.set)
+                /* Before ready a unit can be reached twice in one boot (the initrd's sysinit.target, then the
+                 * root's, after switch-root). */
+                return false;
+        if (n->ready)
                 return true;
-        /* Before ready a unit can be reached twice in one boot (the initrd's sysinit.target, then the root's,
-         * after switch-root); after ready, a unit reached again is a guest that was reset without saying so. */
-        for (size_t i = 0; b->ready.set && i < n->n_units; i++)
-                if (n->units[i].active && boot_find_milestone(b, n->units[i].name))
+        /* PID 1 says its machine id and hostname once, as it starts (never from an initrd): after ready that is
+         * a guest that started again without a shutdown message. */
+        if (n->hostname || n->machine_id)
+                return true;
+        /* So is a unit reached again while it is still active; a target stopped and started again (systemctl
+         * stop/start, isolate) said it went inactive in between and stays in the boot. Once the boot's
+         * milestones hit their bound that can no longer be told: only the two signs above count. */
+        if (b->milestones_dropped > 0)
+                return false;
+        for (size_t i = 0; i < n->n_units; i++)
+                if (n->units[i].active && boot_unit_active(b, n->units[i].name))
                         return true;
         return false;
 }
@@ -159,7 +184,7 @@ static int agentless_records(Session *s, const VmmNotify *n) {
 
         for (size_t i = 0; i < n->n_units; i++) {
                 _cleanup_free_ char *name = NULL;
-                if (!n->units[i].active && asprintf(&name, "inactive:%s", n->units[i].name) < 0)
+                if (!n->units[i].active && asprintf(&name, AGENTLESS_INACTIVE_PREFIX "%s", n->units[i].name) < 0)
                         return -ENOMEM;
                 r = agentless_milestone(s, name ?: n->units[i].name, &common, NULL);
                 if (r < 0)

@@ -17,16 +17,18 @@
  *
  * A boot of this kind has a boot id starting with AGENTLESS_BOOT_ID_PREFIX. A message continues the machine's
  * current agentless boot unless that boot exited, the host started the VM again (libvirt), or the message repeats
- * what a boot says once (READY=1 of a boot that is ready; once ready, the activation of a unit it already reached:
- * before ready that happens in one boot, the initrd's targets and then the root's): then a new agentless boot
- * starts. While an agent is connected, or the boot an agent reported has not exited,
- * that boot is the agent's: systemd's messages are only emitted as "systemd_notify" events. */
+ * what a boot says once (once the boot is ready: READY=1, PID 1's X_SYSTEMD_HOSTNAME/X_SYSTEMD_MACHINE_ID, or the
+ * activation of a unit whose last milestone says it is active, i.e. not stopped since; before ready a unit is
+ * reached twice in one boot, the initrd's targets and then the root's): then a new agentless boot starts. While an
+ * agent is connected, or the boot an agent reported has not exited, that boot is the agent's: systemd's messages are
+ * only emitted as "systemd_notify" events. */
 
 #include "session.h"
 #include "vmm-notify.h"
 
 #define AGENTLESS_BOOT_ID_PREFIX "vmm-notify-"
 #define AGENTLESS_READY_SOURCE "systemd"
+#define AGENTLESS_INACTIVE_PREFIX "inactive:"
 
 bool boot_is_agentless(const Boot *b);
 

@@ -14,8 +14,9 @@ guest-initiated connections), one connection per message, as PID 1 does:
 - An oversized message, garbage, and an empty connection are refused and counted; they change nothing.
 - Another machine's socket cannot affect this machine, whatever X_SYSTEMD_MACHINE_ID it claims.
 - The agentless boot survives a tetherd restart (it is stored like an agent's).
-- A target reached twice before READY=1 (initrd, then root) is one boot; once ready, a target reached again is
-  a reset: a new boot.
+- A target reached twice before READY=1 (initrd, then root) is one boot; once ready, a target reached again
+  while still active, or PID 1's machine id or hostname, is a reset: a new boot. A target stopped and started
+  again after boot (INACTIVE, then ACTIVE) is the same boot.
 - A machine holds at most 4 open notify connections: a fifth is refused and counted.
 
 `with-agent`: while an agent is connected, its boot stays the agent's: systemd's READY=1 neither changes the
@@ -188,10 +189,24 @@ def main():
         m = h.wait_machine("vm", lambda m: m["boot"]["milestones"] >= 2, "the restarted boot continues")
         check(m["boot"]["boot_id"] == boot2, "same boot after the restart", m)
 
+        # A target stopped and started again after boot (systemctl stop/start) stays in the boot.
+        check(send(h, "vm", b"X_SYSTEMD_UNIT_INACTIVE=graphical.target") == b"", "no answer")
+        check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=graphical.target") == b"", "no answer")
+        m = h.wait_machine("vm", lambda m: m["boot"]["milestones"] >= 4, "the stop and start are milestones")
+        check(m["boot"]["boot_id"] == boot2 and m["state"] == "ready", "a target started again is the same boot", m)
+
         # A guest reset without a shutdown message: once ready, a target reached again is a new boot.
         check(send(h, "vm", b"X_SYSTEMD_UNIT_ACTIVE=graphical.target") == b"", "no answer")
         m = h.wait_machine("vm", lambda m: m["boot"]["boot_id"] != boot2, "a new boot after the reset")
         check(m["state"] == "booting" and m["boot"]["milestones"] == 1, "the new boot has just that target", m)
+        boot3 = m["boot"]["boot_id"]
+
+        # So is PID 1 saying its machine id or hostname once the boot is ready: it says them once, as it starts.
+        check(send(h, "vm", b"READY=1\nSTATUS=Ready.") == b"", "no answer")
+        h.wait_machine("vm", lambda m: m["state"] == "ready", "the third boot is ready")
+        check(send(h, "vm", b"X_SYSTEMD_MACHINE_ID=0123456789abcdef0123456789abcdef") == b"", "no answer")
+        m = h.wait_machine("vm", lambda m: m["boot"]["boot_id"] != boot3, "a new boot after PID 1 started again")
+        check(m["state"] == "booting", "the new boot is not ready", m)
         h.assert_tetherd_alive()
 
 
