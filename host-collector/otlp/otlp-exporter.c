@@ -919,6 +919,10 @@ int otlp_exporter_new(
 void otlp_exporter_shutdown(OtlpExporter *x) {
         if (!x || x->shut_down)
                 return;
+        /* The last interval of tetherd's own metrics goes with the final flush: they are cumulative, so this
+         * point holds every count up to the shutdown (a restart starts them again). */
+        if (x->fleet_timer)
+                export_fleet(x);
         x->shutting_down = true;
         x->fleet_timer = sd_event_source_disable_unref(x->fleet_timer);
         /* Spans that closed and wait for the spans source go with the rest, and so do the log records that waited

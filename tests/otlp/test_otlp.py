@@ -1031,6 +1031,26 @@ def scenario_same_times_file(node):
             check_exported_times(h, mid, bodies)
 
 
+def scenario_metrics_shutdown(node):
+    """tetherd's own metrics of the last interval go with the final flush at SIGTERM: an interval of an hour never
+    fires here, yet the file then holds them, counting what happened."""
+    with Harness("otlp-metrics-shutdown", tetherd_args=["--otlp-metrics-interval-ms", "3600000"]) as h:
+        for mid in ("shut-a", "shut-b"):
+            h.register(mid)
+        h.api.request("DELETE", "/v1/machines/shut-b")
+        path = os.path.join(h.state_dir, "otlp.jsonl")
+        check(h.kill_tetherd(signal_term()) == 0, "tetherd exits 0 on SIGTERM")
+        out = subprocess.run([node, os.path.join(HERE, "receiver.js"), "--json-check", path], cwd=HERE,
+                             capture_output=True, text=True, timeout=30)
+        check(out.returncode == 0, "every line decodes with the official OTLP definitions", out.stderr[-2000:])
+        bodies = [o["decoded"] for o in json.loads(out.stdout)["objects"] if o["signal"] == "metrics"]
+        counts = {otlp_attrs(p)["tether.transition"]: point_value(p)
+                  for res, m in metrics_of(bodies) if res.get("service.name") == "tetherd" and
+                  m["name"] == "tether.machine.transitions" for p in m["sum"]["dataPoints"]}
+        check(counts.get("registered") == 2 and counts.get("deleted") == 1,
+              "the shutdown's fleet metrics count the two registrations and the delete", counts)
+
+
 SCENARIOS = {
     "same-times": scenario_same_times,
     "same-times-file": scenario_same_times_file,
@@ -1048,6 +1068,7 @@ SCENARIOS = {
     "fair-share": scenario_fair_share,
     "metrics": scenario_metrics,
     "metrics-file": scenario_metrics_file,
+    "metrics-shutdown": scenario_metrics_shutdown,
 }
 
 
