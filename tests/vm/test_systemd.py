@@ -16,6 +16,7 @@ One scenario per test case:
   no-agent  no agent at all: only systemd.set_credential=vmm.notify_socket:vsock-stream:2:4818 (tetherd's
             vmm.notify port): tetherd's ready comes from systemd (source systemd, STATUS "Ready.") after
             tether-demo.service is active, the targets are milestones of the trace, the hostname is the guest's;
+            a target started, stopped and started again after boot stays in the same ready boot;
             `systemctl poweroff` over SSH ends the boot as exited, code 0, reason poweroff
 """
 
@@ -146,7 +147,9 @@ def milestone_names(h, mid):
 def scenario_no_agent(h, image):
     mid = "sd-bare"
     h.register(mid)
+    extra = b"[Unit]\nDescription=tether test target\nDefaultDependencies=no\n"
     vm = SystemdVM(h, image, mid, CID, ssh_port=free_tcp_port(),
+                   overlay={"/etc/systemd/system/tether-extra.target": (0o100644, extra)},
                    append="systemd.set_credential=vmm.notify_socket:vsock-stream:2:%d" % VMM_NOTIFY_PORT).start()
     marker = vm.wait_console(READY_MARKER, BOOT_TIMEOUT)
     status, doc, raw = h.api.ready(mid, 120)
@@ -162,6 +165,16 @@ def scenario_no_agent(h, image):
         check(name in names, "milestone %s in the trace" % name, names)
 
     vm.wait_ssh(120)
+    # A target started, stopped and started again after boot: milestones of the same boot, which stays ready.
+    boot_id = m["boot"]["boot_id"]
+    rc, out, err = vm.ssh("systemctl start tether-extra.target && systemctl stop tether-extra.target && "
+                          "systemctl start tether-extra.target")
+    check(rc == 0, "the extra target starts, stops and starts", rc, out, err)
+    m = h.wait_machine(mid, lambda m: milestone_names(h, mid).count("tether-extra.target") == 2,
+                       "both activations of the extra target are milestones")
+    check(m["boot"]["boot_id"] == boot_id and m["state"] == "ready" and m["boots"] == 1,
+          "a target started again after boot is the same boot, still ready", m)
+    check("inactive:tether-extra.target" in milestone_names(h, mid), "its stop is a milestone", milestone_names(h, mid))
     vm.ssh("systemctl --no-block poweroff")
     rc = vm.qemu.wait(timeout=BOOT_TIMEOUT)
     check(rc == 0, "QEMU exits when the guest powers off", rc)
