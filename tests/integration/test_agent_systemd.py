@@ -50,38 +50,53 @@ class FakeSystemd:
         check(answer == b"ok", "fake-systemd takes '%s'" % line, answer)
 
 
+def start_fake_systemd(h):
+    """A private dbus-daemon with fake-systemd on it; returns (FakeSystemd, the environment that points there)."""
+    bus = h.path("system_bus")
+    with open(h.path("bus.conf"), "w") as f:
+        f.write(BUS_CONF % bus)
+    h.spawn(["dbus-daemon", "--nofork", "--config-file=" + h.path("bus.conf")], "dbus.log")
+    for _ in range(200):
+        if os.path.exists(bus):
+            break
+        time.sleep(0.05)
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=" + bus)
+    return FakeSystemd(h, env), env
+
+
+def skip_without_agent_systemd():
+    agent = os.environ.get("TETHER_AGENT_SYSTEMD")
+    if not agent or not os.environ.get("FAKE_SYSTEMD") or not shutil.which("dbus-daemon"):
+        print("SKIP: needs tether-agent-systemd (a build with libsystemd) and dbus-daemon")
+        sys.exit(77)
+    return agent
+
+
+def boot_half_done(sd):
+    """Sets the boot timestamps up to the units' load (the boot not finished) and early.service, active before an
+    agent starts; returns the initrd's start (µs of CLOCK_MONOTONIC) that the other times count from."""
+    now_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    t0 = now_us - 10_000_000  # the boot started 10 s ago (on this clock, kernel start is long before)
+    for key, v in (("InitRD", t0), ("Userspace", t0 + 2_000_000), ("GeneratorsStart", t0 + 2_100_000),
+                   ("GeneratorsFinish", t0 + 2_150_000), ("UnitsLoadStart", t0 + 2_150_000),
+                   ("UnitsLoadFinish", t0 + 2_400_000)):
+        sd.cmd("set %sTimestampMonotonic %d" % (key, v))
+    # Done before the agent starts: only the unit list tells.
+    sd.cmd("unit early.service active running %d %d 0" % (t0 + 2_500_000, t0 + 2_800_000))
+    return t0
+
+
 def spans_by_name(h, mid):
     return {s["name"]: s for s in h.api.spans(mid).get("spans") or []}
 
 
 def main():
-    agent = os.environ.get("TETHER_AGENT_SYSTEMD")
-    if not agent or not os.environ.get("FAKE_SYSTEMD") or not shutil.which("dbus-daemon"):
-        print("SKIP: needs tether-agent-systemd (a build with libsystemd) and dbus-daemon")
-        sys.exit(77)
+    agent = skip_without_agent_systemd()
     with Harness("agent-systemd") as h:
         mid = "sd-1"
         h.register(mid)
-
-        bus = h.path("system_bus")
-        with open(h.path("bus.conf"), "w") as f:
-            f.write(BUS_CONF % bus)
-        h.spawn(["dbus-daemon", "--nofork", "--config-file=" + h.path("bus.conf")], "dbus.log")
-        for _ in range(200):
-            if os.path.exists(bus):
-                break
-            time.sleep(0.05)
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=" + bus)
-
-        sd = FakeSystemd(h, env)
-        now_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        t0 = now_us - 10_000_000  # the boot started 10 s ago (on this clock, kernel start is long before)
-        for key, v in (("InitRD", t0), ("Userspace", t0 + 2_000_000), ("GeneratorsStart", t0 + 2_100_000),
-                       ("GeneratorsFinish", t0 + 2_150_000), ("UnitsLoadStart", t0 + 2_150_000),
-                       ("UnitsLoadFinish", t0 + 2_400_000)):
-            sd.cmd("set %sTimestampMonotonic %d" % (key, v))
-        # Done before the agent starts: only the unit list tells.
-        sd.cmd("unit early.service active running %d %d 0" % (t0 + 2_500_000, t0 + 2_800_000))
+        sd, env = start_fake_systemd(h)
+        t0 = boot_half_done(sd)
 
         a = h.spawn([agent, "--mode=service", "--transport=unix:" + h.guest_socket(mid),
                      "--notify-socket=" + h.path("notify.sock"), "--traceparent-file=",
