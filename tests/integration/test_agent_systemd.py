@@ -9,7 +9,7 @@ active before the agent started (the unit list) and one activated later (Propert
 whose length is ActiveEnter − InactiveExit exactly; a failed unit is an error span with its message, and so is a
 unit whose start job failed because of a dependency (JobRemoved, the unit never changed state); a unit outside
 systemd_units is not reported; ready=target:app reports ready (source systemd, detail target:app.target) only when
-app.target becomes active.
+app.target becomes active, at the moment systemd says it did (its ActiveEnter).
 """
 
 import os
@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tetherlib import Harness, check, log, run_test  # noqa: E402
+from tetherlib import Harness, check, log, milestone_events, run_test  # noqa: E402
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -151,6 +151,12 @@ def main():
         check(length("systemd.initrd") == 2_000_000_000, "initrd is Userspace − InitRD", got["systemd.initrd"])
         check(got["unit:late.service"]["start_unix_ns"] - got["systemd.userspace"]["start_unix_ns"] == 1_000_000_000,
               "units and boot phases are on one clock", got["unit:late.service"], got["systemd.userspace"])
+        # Ready at systemd's moment (app.target's ActiveEnter), not when the agent learnt it.
+        doc = h.api.spans(mid)
+        userspace = [s for s in doc["spans"] if s["name"] == "systemd.userspace"][0]
+        ready_at = [t for n, t in milestone_events(doc) if n == "ready"]
+        check(ready_at == [userspace["start_unix_ns"] + 1_900_000_000], "ready is app.target's ActiveEnter",
+              ready_at, userspace)
         b = got["unit:broken.service"]
         check(b["status"] == "error" and "broken.service failed" in (b.get("status_message") or ""),
               "a failed unit is an error span with its message", b)
