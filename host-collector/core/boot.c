@@ -437,6 +437,7 @@ static int apply_milestone(
 
         if (milestone_is_repeated(b, m)) {
                 b->annotations_repeated++; /* it had whatever effect it has the first time */
+                res->repeated = true;
                 return 0;
         }
         if (becomes_ready) {
@@ -496,6 +497,7 @@ static int apply_phase(Boot *b, const Tether__Envelope *e, BootApplyResult *res)
 
         if (phase_is_repeated(b, p)) {
                 b->annotations_repeated++;
+                res->repeated = true;
                 return 0;
         }
         r = attrs_from_pb(p->attributes, p->n_attributes, &attrs, &n_attrs, &attr_bytes);

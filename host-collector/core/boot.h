@@ -209,6 +209,7 @@ typedef struct BootApplyResult {
         uint64_t gap_overflow_records;
         DropReason limit_reason; /* valid when limit_dropped */
         bool limit_dropped;      /* the record exceeded a per-boot bound and was not kept */
+        bool repeated;           /* a milestone or phase the boot has already (annotations_repeated): not kept */
         /* Log lines lost to make room in memory (not in any boot file), in this boot or, for the shared
          * budget, in others. */
         uint64_t evicted_records, evicted_bytes;

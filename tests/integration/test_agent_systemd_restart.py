@@ -95,6 +95,12 @@ def main():
         check(len(named(events, "shutdown")) == 2, "each stopped agent said so (shutdown)", events)
         m = h.api.machine(mid)
         check(boot(m)["ready"] == ready, "the boot's readiness is the first one's", boot(m)["ready"], ready)
+        # The lifecycle events: one per milestone or phase the boot kept, none for what it kept once.
+        evs = h.api.events(mid)
+        said = [(e["name"], e["boottime_ns"]) for e in evs if e.get("transition") == "milestone"]
+        check(len(said) == len(set(said)) == len(events), "one milestone event per milestone kept", said, events)
+        spans_said = [(e["name"], e["start_unix_ns"]) for e in evs if e.get("transition") == "phase"]
+        check(len(spans_said) == len(set(spans_said)), "one phase event per phase kept", spans_said)
         names = [s["name"] for s in doc["spans"]]
         for n in EARLY + ["systemd.userspace"]:
             check(names.count(n) == 1, "one %s span" % n, names)

@@ -235,7 +235,7 @@ static void test_repeated_annotations_kept_once(void **state) {
         milestone_frame(&f, 2, "kernel.start", 0);
         apply_one(b, NULL, &f);
         phase_frame(&f, 3, "unit:a.service", 100, 200); /* the second agent process */
-        apply_one(b, NULL, &f);
+        assert_true(apply_one(b, NULL, &f).repeated);   /* no event either */
         milestone_frame(&f, 4, "kernel.start", 0);
         apply_one(b, NULL, &f);
         assert_int_equal(b->n_phases, 1);
@@ -243,7 +243,7 @@ static void test_repeated_annotations_kept_once(void **state) {
         assert_int_equal(b->annotations_repeated, 2);
 
         phase_frame(&f, 5, "unit:a.service", 300, 400); /* activated again */
-        apply_one(b, NULL, &f);
+        assert_false(apply_one(b, NULL, &f).repeated);
         phase_frame(&f, 6, "unit:b.service", 100, 200);
         apply_one(b, NULL, &f);
         milestone_frame(&f, 7, "kernel.start", 1);
@@ -281,6 +281,11 @@ static void test_init_start_and_ready_once(void **state) {
         assert_string_equal(b->milestones[3].name, "shutdown");
         assert_int_equal(b->milestones[3].boottime_ns, 900);
         assert_int_equal(b->last_seq, 6);
+        Bytes f = {};
+        milestone_frame(&f, 7, "ready", 1000);
+        assert_true(apply_one(b, NULL, &f).repeated); /* no event either */
+        milestone_frame(&f, 8, "app.up", 1000);
+        assert_false(apply_one(b, NULL, &f).repeated);
         boot_free(b);
 
         /* A ready before any init.start, an init.start after it: each is the first of its name. */
