@@ -18,8 +18,9 @@
 typedef struct AgentHost AgentHost;
 struct AgentHost {
         Replay *replay;
-        /* The first Ready of a boot: source and detail as in the Ready record. */
-        void (*set_ready)(AgentHost *h, const char *source, const char *detail);
+        /* The first Ready of a boot: source and detail as in the Ready record; boottime_ns when it became ready
+         * (CLOCK_BOOTTIME ns). */
+        void (*set_ready)(AgentHost *h, const char *source, const char *detail, uint64_t boottime_ns);
         /* A record could not be added (out of memory): counted in the shutdown milestone. */
         void (*record_error)(AgentHost *h, int r, const char *what);
         void *agent;

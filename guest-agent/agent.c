@@ -154,12 +154,12 @@ static void milestone(Agent *a, const char *name, uint64_t t, const char *const 
         note_record_error(a, record_milestone(a->replay, name, t, attrs), name);
 }
 
-static void set_ready(Agent *a, const char *source, const char *detail) {
+/* t: when it became ready (CLOCK_BOOTTIME ns), usually now. */
+static void set_ready(Agent *a, const char *source, const char *detail, uint64_t t) {
         if (a->ready)
                 return; /* only the first Ready of a boot counts */
         a->ready = true;
 
-        uint64_t t = now_boottime();
         note_record_error(a, record_ready(a->replay, source, detail ?: "", t), "Ready");
         milestone(a, "ready", t, (const char *const[]) { "source", source, NULL });
         if (a->prober)
@@ -248,8 +248,8 @@ static bool output_update_pause(Agent *a, uint64_t now) {
         return paused;
 }
 
-static void host_set_ready(AgentHost *h, const char *source, const char *detail) {
-        set_ready(h->agent, source, detail);
+static void host_set_ready(AgentHost *h, const char *source, const char *detail, uint64_t boottime_ns) {
+        set_ready(h->agent, source, detail, boottime_ns);
 }
 
 static void host_record_error(AgentHost *h, int r, const char *what) {
@@ -378,7 +378,7 @@ static void handle_notify_message(Agent *a, const NotifyMessage *m, uint64_t now
         }
 
         if (m->ready)
-                set_ready(a, m->from_cli ? "notify" : "sd_notify", m->status ?: a->last_status);
+                set_ready(a, m->from_cli ? "notify" : "sd_notify", m->status ?: a->last_status, now);
 }
 
 static void notify_read(Agent *a, unsigned budget, uint64_t now) {
@@ -592,7 +592,7 @@ static void workload_exited(Agent *a, int status, uint64_t now) {
 
 static void probe_satisfied(Agent *a, size_t index) {
         const ProbeSpec *s = &a->config->probes[index];
-        set_ready(a, probe_kind_to_source(s->kind), s->spec);
+        set_ready(a, probe_kind_to_source(s->kind), s->spec, now_boottime());
 }
 
 static void reap_children(Agent *a, uint64_t now) {
@@ -823,11 +823,11 @@ static void start_workload(Agent *a) {
 
         char pid_str[16];
         format(pid_str, sizeof(pid_str), "%d", (int) w.pid);
-        milestone(
-                a, "workload.exec", now_boottime(), (const char *const[]) { "pid", pid_str, "command", argv[0], NULL });
+        uint64_t t = now_boottime();
+        milestone(a, "workload.exec", t, (const char *const[]) { "pid", pid_str, "command", argv[0], NULL });
         log_debug("started %s as pid %d", argv[0], (int) w.pid);
         if (a->config->ready_exec_started)
-                set_ready(a, "exec", argv[0]);
+                set_ready(a, "exec", argv[0], t);
         return;
 
 oom:

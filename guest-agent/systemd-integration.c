@@ -179,8 +179,9 @@ static void record_boot(Systemd *s, const SystemdBootTimes *t) {
                                 (const char *const[]) { "total_ns", total, NULL }),
                         "the startup-finished milestone");
                 log_info("systemd: startup finished after %" PRIu64 " ms", (t->finish_us - t->kernel_us) / 1000);
+                /* At systemd's moment, not when the agent learnt it: a restarted agent says the same again. */
                 if (s->config->ready_boot_finished)
-                        s->host->set_ready(s->host, "systemd", "boot-finished");
+                        s->host->set_ready(s->host, "systemd", "boot-finished", t->finish_us * NSEC_PER_USEC + offset);
         }
 }
 
@@ -316,7 +317,10 @@ static void handle_unit(Systemd *s, const char *name, const UnitProps *p) {
                 size_t len = strlen(name);
                 bool target = len > 7 && strcmp(name + len - 7, ".target") == 0;
                 format(detail, sizeof(detail), "%s:%s", target ? "target" : "unit", name);
-                s->host->set_ready(s->host, "systemd", detail);
+                /* When it became active (a restarted agent says the same again), else when it was seen so. */
+                uint64_t t = p->active_enter_us > 0 ? p->active_enter_us * NSEC_PER_USEC + boot_offset_ns() :
+                                                      now_ns(CLOCK_BOOTTIME);
+                s->host->set_ready(s->host, "systemd", detail, t);
         }
 
         UnitSnapshot snap = {

@@ -401,8 +401,14 @@ static bool annotation_fits(
 
 /* A milestone or phase equal to one already there: the same moment said again by a later agent process of the
  * boot (e.g. tether-agent-systemd restarted, reporting systemd's timestamps again). Bounded: at most max_milestones
- * or max_phases to compare. */
+ * or max_phases to compare.
+ *
+ * init.start and ready are the boot's, once: every agent process of the boot sends its own init.start (its main())
+ * and, finding the boot ready, ready again, each at its own time. The first one stands, whichever process said it. */
 static bool milestone_is_repeated(const Boot *b, const Tether__Milestone *m) {
+        if ((strcmp(m->name, BOOT_MILESTONE_INIT_START) == 0 || strcmp(m->name, BOOT_MILESTONE_READY) == 0) &&
+            boot_find_milestone(b, m->name))
+                return true;
         for (size_t i = 0; i < b->n_milestones; i++)
                 if (b->milestones[i].boottime_ns == m->boottime_ns && strcmp(b->milestones[i].name, m->name) == 0)
                         return true;
@@ -431,6 +437,7 @@ static int apply_milestone(
 
         if (milestone_is_repeated(b, m)) {
                 b->annotations_repeated++; /* it had whatever effect it has the first time */
+                res->repeated = true;
                 return 0;
         }
         if (becomes_ready) {
@@ -490,6 +497,7 @@ static int apply_phase(Boot *b, const Tether__Envelope *e, BootApplyResult *res)
 
         if (phase_is_repeated(b, p)) {
                 b->annotations_repeated++;
+                res->repeated = true;
                 return 0;
         }
         r = attrs_from_pb(p->attributes, p->n_attributes, &attrs, &n_attrs, &attr_bytes);

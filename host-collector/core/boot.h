@@ -158,7 +158,7 @@ typedef struct Boot {
         uint64_t logs_dropped_bytes;
         uint64_t milestones_dropped, phases_dropped;
         /* Milestones and phases equal to one the boot has (a restarted agent reporting the same: kernel.start,
-         * systemd's boot phases and units): kept once. */
+         * systemd's boot phases and units), and init.start or ready when the boot has one: kept once. */
         uint64_t annotations_repeated;
 
         SeqRange gaps[BOOT_GAPS_MAX];
@@ -209,6 +209,7 @@ typedef struct BootApplyResult {
         uint64_t gap_overflow_records;
         DropReason limit_reason; /* valid when limit_dropped */
         bool limit_dropped;      /* the record exceeded a per-boot bound and was not kept */
+        bool repeated;           /* a milestone or phase the boot has already (annotations_repeated): not kept */
         /* Log lines lost to make room in memory (not in any boot file), in this boot or, for the shared
          * budget, in others. */
         uint64_t evicted_records, evicted_bytes;
@@ -283,10 +284,12 @@ static inline uint64_t boot_log_bytes_stored(const Boot *b) {
 const BootMilestone *boot_find_milestone(const Boot *b, const char *name);
 
 /* Standard milestones the stitcher and the API interpret. An agent sends kernel.start only when it runs in the
- * initial pid namespace (a VM): in a container, boottime 0 is the host kernel's start and means nothing. */
+ * initial pid namespace (a VM): in a container, boottime 0 is the host kernel's start and means nothing. A boot keeps
+ * one init.start and one ready, the first applied: each agent process of the boot sends its own. */
 #define BOOT_MILESTONE_KERNEL_START "kernel.start"
 #define BOOT_MILESTONE_INIT_START "init.start"
 #define BOOT_MILESTONE_WORKLOAD_EXEC "workload.exec"
+#define BOOT_MILESTONE_READY "ready"
 
 /* Guest time from kernel.start, or from init.start, to ready (0 if ready claims to come first). Returns 0, or
  * -ENODATA when the boot is not ready or lacks that milestone. */

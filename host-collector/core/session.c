@@ -701,11 +701,12 @@ static void session_record_events(Session *s, const Tether__Envelope *e, const B
 
         switch (e->msg_case) {
         case TETHER__ENVELOPE__MSG_MILESTONE:
-                if (!res->limit_dropped && !s->events_deferred && b->n_milestones > 0)
+                /* Only the milestone this record added: a repeated one had its event the first time. */
+                if (!res->limit_dropped && !res->repeated && !s->events_deferred && b->n_milestones > 0)
                         session_emit_milestone(s, &b->milestones[b->n_milestones - 1]);
                 break;
         case TETHER__ENVELOPE__MSG_PHASE:
-                if (!res->limit_dropped && !s->events_deferred && b->n_phases > 0)
+                if (!res->limit_dropped && !res->repeated && !s->events_deferred && b->n_phases > 0)
                         session_emit_phase(s, &b->phases[b->n_phases - 1], recv);
                 break;
         case TETHER__ENVELOPE__MSG_LOG_DROPPED: {

@@ -9,7 +9,7 @@ active before the agent started (the unit list) and one activated later (Propert
 whose length is ActiveEnter − InactiveExit exactly; a failed unit is an error span with its message, and so is a
 unit whose start job failed because of a dependency (JobRemoved, the unit never changed state); a unit outside
 systemd_units is not reported; ready=target:app reports ready (source systemd, detail target:app.target) only when
-app.target becomes active.
+app.target becomes active, at the moment systemd says it did (its ActiveEnter).
 """
 
 import os
@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tetherlib import Harness, check, log, run_test  # noqa: E402
+from tetherlib import Harness, check, log, milestone_events, run_test  # noqa: E402
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -50,38 +50,53 @@ class FakeSystemd:
         check(answer == b"ok", "fake-systemd takes '%s'" % line, answer)
 
 
+def start_fake_systemd(h):
+    """A private dbus-daemon with fake-systemd on it; returns (FakeSystemd, the environment that points there)."""
+    bus = h.path("system_bus")
+    with open(h.path("bus.conf"), "w") as f:
+        f.write(BUS_CONF % bus)
+    h.spawn(["dbus-daemon", "--nofork", "--config-file=" + h.path("bus.conf")], "dbus.log")
+    for _ in range(200):
+        if os.path.exists(bus):
+            break
+        time.sleep(0.05)
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=" + bus)
+    return FakeSystemd(h, env), env
+
+
+def skip_without_agent_systemd():
+    agent = os.environ.get("TETHER_AGENT_SYSTEMD")
+    if not agent or not os.environ.get("FAKE_SYSTEMD") or not shutil.which("dbus-daemon"):
+        print("SKIP: needs tether-agent-systemd (a build with libsystemd) and dbus-daemon")
+        sys.exit(77)
+    return agent
+
+
+def boot_half_done(sd):
+    """Sets the boot timestamps up to the units' load (the boot not finished) and early.service, active before an
+    agent starts; returns the initrd's start (µs of CLOCK_MONOTONIC) that the other times count from."""
+    now_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    t0 = now_us - 10_000_000  # the boot started 10 s ago (on this clock, kernel start is long before)
+    for key, v in (("InitRD", t0), ("Userspace", t0 + 2_000_000), ("GeneratorsStart", t0 + 2_100_000),
+                   ("GeneratorsFinish", t0 + 2_150_000), ("UnitsLoadStart", t0 + 2_150_000),
+                   ("UnitsLoadFinish", t0 + 2_400_000)):
+        sd.cmd("set %sTimestampMonotonic %d" % (key, v))
+    # Done before the agent starts: only the unit list tells.
+    sd.cmd("unit early.service active running %d %d 0" % (t0 + 2_500_000, t0 + 2_800_000))
+    return t0
+
+
 def spans_by_name(h, mid):
     return {s["name"]: s for s in h.api.spans(mid).get("spans") or []}
 
 
 def main():
-    agent = os.environ.get("TETHER_AGENT_SYSTEMD")
-    if not agent or not os.environ.get("FAKE_SYSTEMD") or not shutil.which("dbus-daemon"):
-        print("SKIP: needs tether-agent-systemd (a build with libsystemd) and dbus-daemon")
-        sys.exit(77)
+    agent = skip_without_agent_systemd()
     with Harness("agent-systemd") as h:
         mid = "sd-1"
         h.register(mid)
-
-        bus = h.path("system_bus")
-        with open(h.path("bus.conf"), "w") as f:
-            f.write(BUS_CONF % bus)
-        h.spawn(["dbus-daemon", "--nofork", "--config-file=" + h.path("bus.conf")], "dbus.log")
-        for _ in range(200):
-            if os.path.exists(bus):
-                break
-            time.sleep(0.05)
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=" + bus)
-
-        sd = FakeSystemd(h, env)
-        now_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        t0 = now_us - 10_000_000  # the boot started 10 s ago (on this clock, kernel start is long before)
-        for key, v in (("InitRD", t0), ("Userspace", t0 + 2_000_000), ("GeneratorsStart", t0 + 2_100_000),
-                       ("GeneratorsFinish", t0 + 2_150_000), ("UnitsLoadStart", t0 + 2_150_000),
-                       ("UnitsLoadFinish", t0 + 2_400_000)):
-            sd.cmd("set %sTimestampMonotonic %d" % (key, v))
-        # Done before the agent starts: only the unit list tells.
-        sd.cmd("unit early.service active running %d %d 0" % (t0 + 2_500_000, t0 + 2_800_000))
+        sd, env = start_fake_systemd(h)
+        t0 = boot_half_done(sd)
 
         a = h.spawn([agent, "--mode=service", "--transport=unix:" + h.guest_socket(mid),
                      "--notify-socket=" + h.path("notify.sock"), "--traceparent-file=",
@@ -136,6 +151,12 @@ def main():
         check(length("systemd.initrd") == 2_000_000_000, "initrd is Userspace − InitRD", got["systemd.initrd"])
         check(got["unit:late.service"]["start_unix_ns"] - got["systemd.userspace"]["start_unix_ns"] == 1_000_000_000,
               "units and boot phases are on one clock", got["unit:late.service"], got["systemd.userspace"])
+        # Ready at systemd's moment (app.target's ActiveEnter), not when the agent learnt it.
+        doc = h.api.spans(mid)
+        userspace = [s for s in doc["spans"] if s["name"] == "systemd.userspace"][0]
+        ready_at = [t for n, t in milestone_events(doc) if n == "ready"]
+        check(ready_at == [userspace["start_unix_ns"] + 1_900_000_000], "ready is app.target's ActiveEnter",
+              ready_at, userspace)
         b = got["unit:broken.service"]
         check(b["status"] == "error" and "broken.service failed" in (b.get("status_message") or ""),
               "a failed unit is an error span with its message", b)

@@ -30,6 +30,7 @@ import threading
 import time
 
 from vmlib import QEMU, REPO, SKIP, TestFailure, binary, check, initrd_append, log, missing, start_backend  # noqa
+from vmlib import QemuGuest  # noqa: E402
 
 GUEST_AGENT_PATH = "/usr/local/sbin/tether-agent"
 READY_MARKER = b"TETHER-DEMO-READY"  # tether-demo.service's ExecStartPost writes it to the serial console
@@ -69,24 +70,20 @@ def default_agent_unit():
         return f.read()
 
 
-class SystemdVM:
+class SystemdVM(QemuGuest):
     """One systemd guest with its own tether-vsock; everything is reaped by the Harness."""
 
     def __init__(self, h, image, machine_id, cid, agent=False, append="", credentials=None, qga=False,
                  ssh_port=None, overlay=None, setup="", mem_mb=512, smp=1, agent_unit=None):
-        self.h, self.image, self.id, self.cid = h, image, machine_id, cid
+        super().__init__(h, image, machine_id, cid)
         self.agent, self.append, self.qga, self.ssh_port = agent, append, qga, ssh_port
         self.agent_unit = agent_unit
         self.credentials = credentials or {}
         self.overlay = dict(overlay or {})
         self.setup = setup
         self.mem_mb, self.smp = mem_mb, smp
-        self.vhost_socket = h.path("%s.vhost" % machine_id)
-        self.console = h.path("console-%s.log" % machine_id)
         self.qga_socket = h.path("%s.qga" % machine_id) if qga else None
         self.qmp_socket = h.path("%s.qmp" % machine_id) if qga else None
-        self.qemu = self.backend = None
-        self.started_unix_ns = None
 
     def initrd(self):
         files = {"/overlay": (stat.S_IFDIR | 0o755, None)}
@@ -135,17 +132,6 @@ class SystemdVM:
         self.started_unix_ns = time.time_ns()
         self.qemu = self.h.spawn(argv, "qemu-%s.log" % self.id)
         return self
-
-    def kill(self):
-        self.qemu.kill()
-        self.qemu.wait(timeout=10)
-
-    def console_text(self):
-        try:
-            with open(self.console, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
 
     def wait_console(self, marker, timeout, interval=0.005):
         """Host time (unix ns) at which marker (bytes) is first seen on the serial console, polled every

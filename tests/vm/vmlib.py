@@ -84,12 +84,35 @@ def start_backend(h, vhost_socket, uds_path, cid, name):
     return backend
 
 
-class VM:
+class QemuGuest:
+    """What every QEMU guest of the tests has (VM here, SystemdVM in systemdvm.py): its tether-vsock's vhost-user
+    socket, its serial console in a file, the QEMU process once started. kill() is the VM dying."""
+
+    def __init__(self, h, image, machine_id, cid):
+        self.h, self.image, self.id, self.cid = h, image, machine_id, cid
+        self.vhost_socket = h.path("%s.vhost" % machine_id)
+        self.console = h.path("console-%s.log" % machine_id)
+        self.qemu = self.backend = None
+        self.started_unix_ns = None
+
+    def kill(self):
+        self.qemu.kill()
+        self.qemu.wait(timeout=10)
+
+    def console_text(self):
+        try:
+            with open(self.console, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class VM(QemuGuest):
     """One QEMU guest with its own tether-vsock. kill() is the VM dying; everything is reaped by the Harness."""
 
     def __init__(self, h, image, machine_id, cid, workload=None, mem_mb=256, append="", agent=True,
                  extra_files=None, ssh_port=None, machine="q35"):
-        self.h, self.image, self.id, self.cid = h, image, machine_id, cid
+        super().__init__(h, image, machine_id, cid)
         self.mem_mb = mem_mb
         self.append = append
         self.agent = agent
@@ -97,10 +120,6 @@ class VM:
         self.extra_files = extra_files or {}
         self.ssh_port = ssh_port  # user networking, host 127.0.0.1:ssh_port -> guest :22
         self.machine = machine    # q35 (vhost-user-vsock-pci) or microvm (vhost-user-vsock-device, virtio-mmio)
-        self.vhost_socket = h.path("%s.vhost" % machine_id)
-        self.console = h.path("console-%s.log" % machine_id)
-        self.qemu = self.backend = None
-        self.started_unix_ns = None
 
     def initrd(self):
         """The image's initramfs plus an archive with the test's workload (and extra files)."""
@@ -141,17 +160,6 @@ class VM:
             return self.qemu.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise TestFailure("FAILED: VM %s powers off within %d s" % (self.id, timeout))
-
-    def kill(self):
-        self.qemu.kill()
-        self.qemu.wait(timeout=10)
-
-    def console_text(self):
-        try:
-            with open(self.console, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
 
 
 def require_vm_tools():

@@ -235,7 +235,7 @@ static void test_repeated_annotations_kept_once(void **state) {
         milestone_frame(&f, 2, "kernel.start", 0);
         apply_one(b, NULL, &f);
         phase_frame(&f, 3, "unit:a.service", 100, 200); /* the second agent process */
-        apply_one(b, NULL, &f);
+        assert_true(apply_one(b, NULL, &f).repeated);   /* no event either */
         milestone_frame(&f, 4, "kernel.start", 0);
         apply_one(b, NULL, &f);
         assert_int_equal(b->n_phases, 1);
@@ -243,7 +243,7 @@ static void test_repeated_annotations_kept_once(void **state) {
         assert_int_equal(b->annotations_repeated, 2);
 
         phase_frame(&f, 5, "unit:a.service", 300, 400); /* activated again */
-        apply_one(b, NULL, &f);
+        assert_false(apply_one(b, NULL, &f).repeated);
         phase_frame(&f, 6, "unit:b.service", 100, 200);
         apply_one(b, NULL, &f);
         milestone_frame(&f, 7, "kernel.start", 1);
@@ -255,6 +255,47 @@ static void test_repeated_annotations_kept_once(void **state) {
         boot_free(b);
 }
 
+/* Every agent process of a boot (a restarted service) sends its own init.start and, finding the boot ready, ready
+ * again, each at its own time: the boot keeps the first of each, counted as repeated; other names stay. */
+static void apply_milestones(Boot *b, const char *const *names, const uint64_t *times, size_t n) {
+        Bytes f = {};
+
+        for (size_t i = 0; i < n; i++) {
+                milestone_frame(&f, b->last_seq + 1, names[i], times[i]);
+                apply_one(b, NULL, &f);
+        }
+}
+
+static void test_init_start_and_ready_once(void **state) {
+        /* The first agent process, then the second. */
+        static const char *const names[] = { "init.start", "ready", "shutdown", "init.start", "ready", "shutdown" };
+        static const uint64_t times[] = { 100, 500, 600, 700, 800, 900 };
+        Boot *b;
+
+        assert_int_equal(boot_new(1, "b", NULL, NULL, &b), 0);
+        apply_milestones(b, names, times, ELEMENTSOF(names));
+        assert_int_equal(b->n_milestones, 4);
+        assert_int_equal(b->annotations_repeated, 2);
+        assert_int_equal(boot_find_milestone(b, "init.start")->boottime_ns, 100);
+        assert_int_equal(boot_find_milestone(b, "ready")->boottime_ns, 500);
+        assert_string_equal(b->milestones[3].name, "shutdown");
+        assert_int_equal(b->milestones[3].boottime_ns, 900);
+        assert_int_equal(b->last_seq, 6);
+        Bytes f = {};
+        milestone_frame(&f, 7, "ready", 1000);
+        assert_true(apply_one(b, NULL, &f).repeated); /* no event either */
+        milestone_frame(&f, 8, "app.up", 1000);
+        assert_false(apply_one(b, NULL, &f).repeated);
+        boot_free(b);
+
+        /* A ready before any init.start, an init.start after it: each is the first of its name. */
+        assert_int_equal(boot_new(2, "c", NULL, NULL, &b), 0);
+        apply_milestones(b, (const char *const[]) { "ready", "init.start" }, (const uint64_t[]) { 50, 60 }, 2);
+        assert_int_equal(b->n_milestones, 2);
+        assert_int_equal(b->annotations_repeated, 0);
+        boot_free(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ready_conditions),
@@ -262,6 +303,7 @@ int main(void) {
                 cmocka_unit_test(test_gap_partially_explained),
                 cmocka_unit_test(test_duplicate_ignored),
                 cmocka_unit_test(test_repeated_annotations_kept_once),
+                cmocka_unit_test(test_init_start_and_ready_once),
                 cmocka_unit_test(test_log_find_after_wraps),
                 cmocka_unit_test(test_empty_boot_id_refused),
                 cmocka_unit_test(test_instance_table_bounded),
