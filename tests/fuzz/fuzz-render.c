@@ -75,7 +75,8 @@ static void check_events(const Registry *reg, const Machine *guest) {
         }
 }
 
-/* The exporter's OTLP/JSON file: one request per line, about the guest only. */
+/* The exporter's OTLP/JSON file: one request per line, about the guest only (tetherd's own metrics, written at
+ * shutdown, name no machine). */
 static void check_export_file(const char *path) {
         size_t len;
         _cleanup_free_ char *text = fuzz_read_file(path, &len);
@@ -86,7 +87,9 @@ static void check_export_file(const char *path) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 FUZZ_ASSERT(nl);
                 json_t *o = fuzz_check_json_text(p, (size_t) (nl - p));
-                FUZZ_ASSERT(json_object_get(o, "resourceSpans") || json_object_get(o, "resourceLogs"));
+                FUZZ_ASSERT(
+                        json_object_get(o, "resourceSpans") || json_object_get(o, "resourceLogs") ||
+                        json_object_get(o, "resourceMetrics"));
                 check_otlp_json_identity(o, GUEST);
                 json_decref(o);
                 p = nl + 1;
