@@ -443,6 +443,22 @@ static void print_summary(const Guest *g) {
         fflush(stdout);
 }
 
+/* Ready, and once it is acked the summary; then stays connected until --hold-ms has passed or it is killed. */
+static int guest_ready_and_hold(Guest *g) {
+        int r;
+
+        r = guest_ready(g, g->next_seq++);
+        if (r < 0)
+                return r;
+        r = guest_wait(g, acked_up_to, g->next_seq - 1, arg_timeout_ms);
+        if (r < 0)
+                return log_error_errno(r, "Waiting for Ready to be acked");
+        print_summary(g);
+
+        r = guest_idle(g, NULL, 0, arg_hold_ms);
+        return r == -ETIMEDOUT ? 0 : r;
+}
+
 static int scenario_healthy(Guest *g) {
         int r;
 
@@ -465,16 +481,7 @@ static int scenario_healthy(Guest *g) {
                 if (r < 0)
                         return log_error_errno(r, "Waiting for the ready file");
         }
-        r = guest_ready(g, g->next_seq++);
-        if (r < 0)
-                return r;
-        r = guest_wait(g, acked_up_to, g->next_seq - 1, arg_timeout_ms);
-        if (r < 0)
-                return log_error_errno(r, "Waiting for Ready to be acked");
-        print_summary(g);
-
-        r = guest_idle(g, NULL, 0, arg_hold_ms);
-        return r == -ETIMEDOUT ? 0 : r;
+        return guest_ready_and_hold(g);
 }
 
 static int scenario_journal(Guest *g) {
@@ -508,16 +515,7 @@ static int scenario_journal(Guest *g) {
                 if (r < 0)
                         return r;
         }
-        r = guest_ready(g, g->next_seq++);
-        if (r < 0)
-                return r;
-        r = guest_wait(g, acked_up_to, g->next_seq - 1, arg_timeout_ms);
-        if (r < 0)
-                return log_error_errno(r, "Waiting for Ready to be acked");
-        print_summary(g);
-
-        r = guest_idle(g, NULL, 0, arg_hold_ms);
-        return r == -ETIMEDOUT ? 0 : r;
+        return guest_ready_and_hold(g);
 }
 
 static int scenario_flood(Guest *g) {

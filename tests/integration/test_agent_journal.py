@@ -5,8 +5,9 @@
 systemd-cat, the agent in the same namespace, through the real tetherd.
 
 Proves: entries written before the agent started are forwarded (from the boot's first entry), with the syslog
-identifier as source, stream journal and their priority (the logs API's `priority`, its filter); after a SIGKILL of the agent and entries written while none runs, a new
-agent process resumes after the cursor tetherd stored (Welcome.journal_cursor): every line exactly once, in order.
+identifier as source, stream journal and their priority (the logs API's `priority`, its filter); after a SIGKILL
+of the agent and entries written while none runs, a new agent process resumes after the cursor tetherd stored
+(Welcome.journal_cursor): every line exactly once, in order.
 """
 
 import os
