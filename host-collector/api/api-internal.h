@@ -81,6 +81,7 @@ struct Stream {
         uint64_t cursor;             /* events: last event id delivered */
         LogCursor log_cursor;        /* logs: last seq delivered, where the boot file reading stopped */
         unsigned stream_mask;
+        uint8_t priority_mask; /* logs: the syslog priorities shown (bit p: priority p); 0: every line */
         uint64_t evicted_seen_records, evicted_seen_bytes;
         SpanSet *spans;
         uint64_t spans_signature;

@@ -12,6 +12,7 @@
 
 #include "jsonlog.h"
 #include "render.h"
+#include "syslog-priority.h"
 #include "time-util.h"
 #include "utf8.h"
 
@@ -133,6 +134,8 @@ static int stream_log_entry(Stream *s, const Machine *m, const Boot *b, const Lo
                 return stream_log_dropped(s, m, b, e->seq, e->dropped_records, e->dropped_bytes, "agent_buffer");
         if (!(s->stream_mask & (1u << e->stream)))
                 return 0;
+        if (s->priority_mask && !syslog_priority_mask_has(s->priority_mask, e->priority))
+                return 0; /* as journalctl -p: a line without a priority is in no set */
         size_t offset = 0;
         int r = render_log_lines(m, b, e, s->spans, &offset, stream_append_line, s);
         if (r <= 0)
@@ -301,7 +304,8 @@ static Stream *stream_new(Api *a, struct MHD_Connection *conn, StreamKind kind, 
 enum MHD_Result api_handle_logs(Api *a, Request *req, Machine *m) {
         struct MHD_Connection *conn = req->conn;
         const char *streams = api_query(conn, "stream"), *since = api_query(conn, "since_seq"),
-                   *boot = api_query(conn, "boot");
+                   *boot = api_query(conn, "boot"), *priority = api_query(conn, "priority");
+        uint8_t priority_mask = 0;
         unsigned mask = 0;
         uint64_t since_seq = 0;
         Boot *b = NULL;
@@ -323,6 +327,12 @@ enum MHD_Result api_handle_logs(Api *a, Request *req, Machine *m) {
                 }
         } else
                 mask = ~0u;
+        if (priority && *priority && syslog_priority_mask_from_string(priority, &priority_mask) < 0)
+                return api_respond_error(
+                        conn,
+                        MHD_HTTP_BAD_REQUEST,
+                        "priority must be a syslog priority (0-7 or emerg, alert, crit, err, warning, notice, info, "
+                        "debug) or a range of two (err..warning)");
         if (since && api_parse_u64(since, &since_seq) < 0)
                 return api_respond_error(conn, MHD_HTTP_BAD_REQUEST, "since_seq must be a non-negative integer");
         if (boot && strcmp(boot, "current") != 0) {
@@ -337,6 +347,7 @@ enum MHD_Result api_handle_logs(Api *a, Request *req, Machine *m) {
         s->follow = api_query_bool(conn, "follow");
         s->registered_unix_ns = m->registered_unix_ns;
         s->stream_mask = mask;
+        s->priority_mask = priority_mask;
         s->log_cursor.seq = since_seq;
         s->boot_index = b ? b->index : 0;
         return respond_stream(a, conn, s);

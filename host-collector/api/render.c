@@ -9,6 +9,7 @@
 
 #include "macro.h"
 #include "registry.h"
+#include "syslog-priority.h"
 #include "time-math.h"
 #include "traceparent.h"
 #include "utf8.h"
@@ -381,6 +382,9 @@ int render_log_lines(
                  * buffer cut mid-line): the next line of the stream continues it. */
                 if (o && !nl)
                         json_object_set_new(o, "partial", json_true());
+                /* The syslog priority, as journald's PRIORITY= (0 emerg … 7 debug); absent when the line has none. */
+                if (o && e->priority >= 1 && e->priority <= SYSLOG_PRIORITY_MAX + 1)
+                        json_object_set_new(o, "priority", json_integer((json_int_t) e->priority - 1));
                 int r = fn(o, userdata);
                 if (r < 0)
                         return r;

@@ -25,10 +25,11 @@ json_t *render_boot(const Machine *m, const Boot *b);
 /* The "ready" member of a boot, or JSON null when it is not ready. */
 json_t *render_ready(const Machine *m, const Boot *b);
 /* The lines of a log entry as GET /v1/machines/{id}/logs shows them: one object per line of output (a trailing
- * newline ends the last line rather than starting one; a last line without one is "partial"), attributed to the
- * span of spans (may be NULL) its time falls in. Each object (NULL when out of memory) is passed to fn, which
- * consumes it and returns 0 to go on or > 0 to stop after that line: a record of 16 KiB of empty lines is 16,384
- * objects (3.5 MiB), so a reader renders it a chunk at a time. Rendering starts at byte *offset of the entry's
+ * newline ends the last line rather than starting one; a last line without one is "partial"; "priority" the syslog
+ * priority 0 … 7 of a line that has one), attributed to the span of spans (may be NULL) its time falls in. Each
+ * object (NULL when out of memory) is passed to fn, which consumes it and returns 0 to go on or > 0 to stop after
+ * that line: a record of 16 KiB of empty lines is 16,384 objects (3.5 MiB), so a reader renders it a chunk at a
+ * time. Rendering starts at byte *offset of the entry's
  * data (NULL: at 0). Returns 0 when its last line was rendered, 1 when fn stopped with lines left (*offset is then
  * where the next one starts), -ENOMEM, or fn's negative return. */
 typedef int (*RenderLogLineFn)(json_t *o, void *userdata);

@@ -12,6 +12,7 @@
 
 #include "duration.h"
 #include "macro.h"
+#include "syslog-priority.h"
 #include "time-util.h"
 #include "traceparent.h"
 
@@ -70,6 +71,7 @@ static const struct option options[] = { { "socket", required_argument, NULL, AR
                                          { "since", required_argument, NULL, ARG_SINCE },
                                          { "follow", no_argument, NULL, 'f' },
                                          { "stream", required_argument, NULL, ARG_STREAM },
+                                         { "priority", required_argument, NULL, 'p' },
                                          { "machine", required_argument, NULL, ARG_MACHINE },
                                          { "interval", required_argument, NULL, ARG_INTERVAL },
                                          {} };
@@ -183,6 +185,7 @@ static bool option_allowed(CliCommand command, int c) {
         case 'f':
                 return command == CLI_COMMAND_LOGS || command == CLI_COMMAND_EVENTS;
         case ARG_STREAM:
+        case 'p':
                 return command == CLI_COMMAND_LOGS;
         case ARG_MACHINE:
                 return command == CLI_COMMAND_EVENTS;
@@ -306,6 +309,17 @@ static int handle_option(CliArgs *args, int c, const char *arg) {
                                 arg);
                 args->streams = arg;
                 return 0;
+        case 'p': {
+                uint8_t mask;
+                if (syslog_priority_mask_from_string(arg, &mask) < 0)
+                        return fail(
+                                args,
+                                "invalid --priority '%s': expected a syslog priority (0-7, emerg, alert, crit, err, "
+                                "warning, notice, info, debug) or a range of two, e.g. err..warning",
+                                arg);
+                args->priority = arg;
+                return 0;
+        }
         case ARG_INTERVAL:
                 r = parse_seconds(arg, TOP_INTERVAL_MAX_MS, &args->interval_ms);
                 if (r < 0 || (args->interval_ms > 0 && args->interval_ms < 100))
@@ -329,7 +343,7 @@ static int parse_options(CliArgs *args, int argc, char *argv[], const char *comm
         optind = 0; /* GNU: full reinitialization, so parsing can run more than once (tests) */
 
         int c;
-        while ((c = getopt_long(argc, argv, command ? ":hf" : "+:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, command ? ":hfp:" : "+:h", options, NULL)) >= 0) {
                 if (c == '?') {
                         if (optopt > 0 && optopt < 0x100)
                                 return fail(args, "unknown option '-%c'", optopt);
@@ -433,8 +447,11 @@ const char *cli_usage(void) {
                "                                  wait until the machine is ready (default 30 s); with --since\n"
                "                                  (now, or epoch seconds), only a state reached after T answers\n"
                "                                  exit 0 ready, 1 timed out, 2 failed before ready, 3 error\n"
-               "  logs [-f] [--stream S,...] ID   print the current boot's output (S: stdout, stderr,\n"
-               "                                  console, kmsg); -f follows until the boot ends\n"
+               "  logs [-f] [--stream S,...] [-p P] ID\n"
+               "                                  print the current boot's output (S: stdout, stderr,\n"
+               "                                  console, kmsg, journal); -f follows until the boot ends;\n"
+               "                                  -p: lines of syslog priority P (err, 3) or more important,\n"
+               "                                  or of a range (err..warning)\n"
                "  events [-f] [--machine ID]      print lifecycle events; -f follows\n"
                "  trace ID                        show the boot trace as a waterfall\n"
                "  top [--interval S]              the machines' state, uptime, CPU, memory, memory pressure,\n"

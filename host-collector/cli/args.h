@@ -65,6 +65,7 @@ typedef struct CliArgs {
         /* logs, events */
         bool follow;
         const char *streams;        /* logs --stream, as given (comma separated) */
+        const char *priority;       /* logs -p/--priority, as given (validated: a syslog priority or range) */
         const char *machine_filter; /* events --machine */
 
         char error[512];

@@ -451,7 +451,8 @@ static int cmd_logs(const CliContext *ctx, const CliArgs *args) {
         _cleanup_free_ char *what = str_printf("cannot get the logs of %s", args->machine_id);
         _cleanup_free_ char *path = str_printf("/v1/machines/%s/logs", args->machine_id);
         if (!what || !path || (args->follow && append_query(&path, "follow", "1") < 0) ||
-            (args->streams && append_query(&path, "stream", args->streams) < 0))
+            (args->streams && append_query(&path, "stream", args->streams) < 0) ||
+            (args->priority && append_query(&path, "priority", args->priority) < 0))
                 return log_error_errno(-ENOMEM, "out of memory");
 
         StreamPrinter printer = {

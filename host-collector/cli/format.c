@@ -13,6 +13,7 @@
 #include "duration.h"
 #include "macro.h"
 #include "str-util.h"
+#include "syslog-priority.h"
 #include "table.h"
 #include "term.h"
 
@@ -461,7 +462,14 @@ int format_log_record(const json_t *record, const LogFormat *lf, char **ret) {
         if (prefix && !safe_stream)
                 return -ENOMEM;
 
-        char *s = prefix ? str_printf("%s: %s", safe_stream, text) : TAKE_PTR(text);
+        /* A line with a syslog priority (the journal's) is tagged with its name: "[err] ...". */
+        uint64_t priority;
+        char tag[16] = "";
+        if (json_u64(record, "priority", &priority) && priority <= SYSLOG_PRIORITY_MAX)
+                snprintf(tag, sizeof(tag), "[%s] ", syslog_priority_to_string((unsigned) priority));
+
+        char *s = prefix || *tag ? str_printf("%s%s%s%s", prefix ? safe_stream : "", prefix ? ": " : "", tag, text) :
+                                   TAKE_PTR(text);
         if (!s)
                 return -ENOMEM;
         *ret = s;

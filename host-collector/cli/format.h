@@ -43,8 +43,9 @@ typedef struct LogFormat {
         bool ascii;
 } LogFormat;
 
-/* One record of /v1/machines/{id}/logs: the line's text, or "-- N records (M bytes) dropped: reason --" for a
- * drop marker. Returns 0, -EINVAL (neither a line nor a drop marker), -ENOMEM. */
+/* One record of /v1/machines/{id}/logs: the line's text (after "stream: " and "[priority] " when those apply), or
+ * "-- N records (M bytes) dropped: reason --" for a drop marker. Returns 0, -EINVAL (neither a line nor a drop marker),
+ * -ENOMEM. */
 int format_log_record(const json_t *record, const LogFormat *f, char **ret);
 
 /* wait-ready, 200: "vm-42 ready after 1.214s (kernel→ready), source sd_notify". Returns 0, -ENOMEM. */

@@ -24,6 +24,9 @@ struct LogBlock {
 #define LOG_SOURCE_NONE 0
 #define LOG_SOURCE_INLINE 0xFF
 #define ENTRY_PERSISTED 0x01u
+/* Log.priority (0 … 8) in the flags' upper half: no byte more per entry. */
+#define ENTRY_PRIORITY_SHIFT 4u
+#define ENTRY_PRIORITY_MAX 0x0Fu
 
 typedef struct PackedEntry {
         uint64_t seq;
@@ -33,7 +36,7 @@ typedef struct PackedEntry {
         uint8_t kind;
         uint8_t stream;
         uint8_t source; /* LOG_SOURCE_NONE, 1 + index in sources[], or LOG_SOURCE_INLINE */
-        uint8_t flags;
+        uint8_t flags;  /* ENTRY_PERSISTED, the priority << ENTRY_PRIORITY_SHIFT */
 } PackedEntry;
 
 _Static_assert(sizeof(PackedEntry) == 32, "PackedEntry keeps entries 8-aligned");
@@ -325,11 +328,12 @@ int log_tail_append(LogTail *t, const LogEntry *e, bool persisted, LogTailEvicti
                 .len = lines ? (uint32_t) e->len : (uint32_t) DROPPED_DATA_SIZE,
                 .kind = (uint8_t) e->kind,
                 .stream = (uint8_t) e->stream,
-                .flags = persisted ? ENTRY_PERSISTED : 0,
+                .flags =
+                        (uint8_t) ((persisted ? ENTRY_PERSISTED : 0) | (lines ? e->priority << ENTRY_PRIORITY_SHIFT : 0)),
         };
         int code;
 
-        if (lines && e->len > UINT32_MAX / 2)
+        if (lines && (e->len > UINT32_MAX / 2 || e->priority > ENTRY_PRIORITY_MAX))
                 return -EINVAL;
         code = lines ? source_code(t, e->source) : (int) LOG_SOURCE_NONE;
         if (code < 0)
@@ -433,6 +437,7 @@ bool log_tail_next(const LogTail *t, LogTailPos *pos, LogEntry *ret) {
                 .source = entry_source(t, &p, data),
         };
         if (p.kind == LOG_ENTRY_LINES) {
+                ret->priority = p.flags >> ENTRY_PRIORITY_SHIFT;
                 ret->data = data;
                 ret->len = p.len;
         } else {

@@ -10,8 +10,9 @@
  * beyond the table's bound: the guest chooses sources). Entries are evicted oldest first, one at a time, when
  * the tail exceeds its own bound (the per-boot share) or when the budget all tails share is exceeded; the
  * budget then takes from the tail that holds the most, so a flooding boot evicts its own lines before a quiet
- * one loses any. An entry marked persisted is also in the boot's file (store.c reads it back from there):
- * evicting it loses nothing. Evicting one that is not counts it as lost (evicted_*). */
+ * one loses any. An entry keeps its Log.priority in a spare half byte of its header (nothing more per line). An
+ * entry marked persisted is also in the boot's file (store.c reads it back from there): evicting it loses
+ * nothing. Evicting one that is not counts it as lost (evicted_*). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,7 +54,7 @@ typedef struct LogEntry {
         LogEntryKind kind;
         int stream;         /* Tether__LogStream */
         const char *source; /* NULL if none */
-        unsigned priority;  /* Log.priority (1 + syslog's; 0: none); only from an envelope, the tail keeps none */
+        unsigned priority;  /* Log.priority (1 + syslog's, 1 … 8; 0: none) */
         uint64_t dropped_records, dropped_bytes, dropped_first_seq, dropped_last_seq;
         const uint8_t *data;
         size_t len;

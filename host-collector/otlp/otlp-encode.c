@@ -19,6 +19,7 @@
 #include "otlp_resource.pb-c.h"
 #include "otlp_trace.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
+#include "syslog-priority.h"
 #include "tether.pb-c.h"
 #include "utf8.h"
 
@@ -237,13 +238,10 @@ int otlp_encode_span(const uint8_t trace_id[16], const Span *s, uint8_t **ret, s
 }
 
 OtlpSeverity otlp_log_severity(int stream, unsigned priority) {
-        static const OtlpSeverity syslog_levels[8] = {
-                { 21, "emerg" },   { 19, "alert" },  { 18, "crit" }, { 17, "err" },
-                { 13, "warning" }, { 10, "notice" }, { 9, "info" },  { 5, "debug" },
-        };
+        static const int syslog_numbers[SYSLOG_PRIORITY_MAX + 1] = { 21, 19, 18, 17, 13, 10, 9, 5 };
 
-        if (priority >= 1 && priority <= 8)
-                return syslog_levels[priority - 1];
+        if (priority >= 1 && priority <= SYSLOG_PRIORITY_MAX + 1)
+                return (OtlpSeverity) { syslog_numbers[priority - 1], syslog_priority_to_string(priority - 1) };
         if (stream == TETHER__LOG_STREAM__LOG_STREAM_STDERR)
                 return (OtlpSeverity) { OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_ERROR,
                                         "ERROR" };

@@ -441,6 +441,8 @@ static int generate_api(const char *dir) {
                 { "logs", "GET /v1/machines/guest/logs?stream=stdout,stderr&since_seq=2&boot=current" },
                 { "logs-bad-stream", "GET /v1/machines/guest/logs?stream=stdout,,nope" },
                 { "logs-boot-index", "GET /v1/machines/bystander/logs?boot=1&since_seq=18446744073709551615" },
+                { "logs-priority", "GET /v1/machines/guest/logs?priority=err..7&stream=journal,stdout" },
+                { "logs-priority-bad", "GET /v1/machines/guest/logs?follow=1&priority=3..%00" },
                 { "logs-follow-delete", "GET /v1/machines/guest/logs?follow=1\n%%\nDELETE /v1/machines/guest" },
                 { "spans", "GET /v1/machines/guest/spans?boot=guest-boot" },
                 { "spans-no-boot", "GET /v1/machines/guest/spans?boot=7" },

@@ -19,6 +19,10 @@
  *   unknown-message      ... an Envelope holding only field 25 (inside the oneof range, unknown to v1)
  *   before-hello         a record as the very first frame, no Hello
  *   trickle              ... a frame announced and then sent a byte every 10 ms, never finished
+ *   journal              a journal agent's Hello (protocol version 3), then journal Log records "prio P" with
+ *                        syslog priority P = 0 ... 7 (Log.priority P + 1) and a stdout line "plain" without one;
+ *                        when --ready-file exists: "late crit" (2), "late info" (6), stdout "late plain", "late
+ *                        alert" (1); then Ready, and stays connected like healthy
  *   flood                Hello, then --records Log records of --record-bytes each, as fast as the socket
  *                        takes them; waits until the last one is acked. With --newlines every record is
  *                        only newlines (the most lines, each an empty one, a record can hold)
@@ -26,7 +30,7 @@
  * Output: one JSON object on stdout when the scenario ends (for "healthy": when its Ready is acked):
  *   {"scenario", "welcome", "acked_seq", "last_seq", "closed_by_peer", "records_sent", "bytes_sent"}
  * Exit status: 0 when the host did what the scenario expects from its side (hostile: closed the connection
- * within --timeout-ms; healthy/flood: acked every record), 1 when it did not, 2 on usage or I/O errors. */
+ * within --timeout-ms; healthy/journal/flood: acked every record), 1 when it did not, 2 on usage or I/O errors. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -273,6 +277,8 @@ static int guest_hello(Guest *g) {
                 snprintf(boot_id, sizeof(boot_id), "fake-%d-%" PRIu64, (int) getpid(), now_ns(CLOCK_REALTIME));
 
         h.protocol_version = TETHER_PROTOCOL_VERSION;
+        if (streq_ptr(arg_scenario, "journal"))
+                h.max_protocol_version = TETHER_PROTOCOL_VERSION_JOURNAL;
         h.agent_version = (char *) "fake-guest";
         h.boot_id = boot_id;
         h.kernel_release = (char *) "fake";
@@ -355,6 +361,27 @@ static int guest_log(Guest *g, uint64_t seq, const void *data, size_t len) {
         return guest_send_frame(g, &e);
 }
 
+/* A journal entry of tether-agent-systemd: syslog priority p (sent as p + 1), source "app.service". */
+static int guest_journal(Guest *g, uint64_t seq, unsigned p, const char *text) {
+        Tether__Envelope e = TETHER__ENVELOPE__INIT;
+        Tether__Log l = TETHER__LOG__INIT;
+        char data[128], cursor[64];
+        int n = snprintf(data, sizeof(data), "%s\n", text);
+
+        snprintf(cursor, sizeof(cursor), "s=fake;i=%" PRIu64, seq);
+        l.stream = TETHER__LOG_STREAM__LOG_STREAM_JOURNAL;
+        l.source = (char *) "app.service";
+        l.boottime_ns = now_ns(CLOCK_BOOTTIME);
+        l.priority = p + 1;
+        l.cursor = cursor;
+        l.data.data = (uint8_t *) data;
+        l.data.len = (size_t) n;
+        e.seq = seq;
+        e.msg_case = TETHER__ENVELOPE__MSG_LOG;
+        e.log = &l;
+        return guest_send_frame(g, &e);
+}
+
 static int guest_ready(Guest *g, uint64_t seq) {
         Tether__Envelope e = TETHER__ENVELOPE__INIT;
         Tether__Ready rd = TETHER__READY__INIT;
@@ -416,6 +443,22 @@ static void print_summary(const Guest *g) {
         fflush(stdout);
 }
 
+/* Ready, and once it is acked the summary; then stays connected until --hold-ms has passed or it is killed. */
+static int guest_ready_and_hold(Guest *g) {
+        int r;
+
+        r = guest_ready(g, g->next_seq++);
+        if (r < 0)
+                return r;
+        r = guest_wait(g, acked_up_to, g->next_seq - 1, arg_timeout_ms);
+        if (r < 0)
+                return log_error_errno(r, "Waiting for Ready to be acked");
+        print_summary(g);
+
+        r = guest_idle(g, NULL, 0, arg_hold_ms);
+        return r == -ETIMEDOUT ? 0 : r;
+}
+
 static int scenario_healthy(Guest *g) {
         int r;
 
@@ -438,16 +481,41 @@ static int scenario_healthy(Guest *g) {
                 if (r < 0)
                         return log_error_errno(r, "Waiting for the ready file");
         }
-        r = guest_ready(g, g->next_seq++);
+        return guest_ready_and_hold(g);
+}
+
+static int scenario_journal(Guest *g) {
+        char text[32];
+        int r;
+
+        for (unsigned p = 0; p <= 7; p++) {
+                snprintf(text, sizeof(text), "prio %u", p);
+                r = guest_journal(g, g->next_seq++, p, text);
+                if (r < 0)
+                        return r;
+        }
+        r = guest_log(g, g->next_seq++, "plain\n", 6);
         if (r < 0)
                 return r;
         r = guest_wait(g, acked_up_to, g->next_seq - 1, arg_timeout_ms);
         if (r < 0)
-                return log_error_errno(r, "Waiting for Ready to be acked");
-        print_summary(g);
+                return log_error_errno(r, "Waiting for the journal records to be acked");
 
-        r = guest_idle(g, NULL, 0, arg_hold_ms);
-        return r == -ETIMEDOUT ? 0 : r;
+        if (arg_ready_file) {
+                r = guest_idle(g, ready_file_exists, 0, arg_hold_ms);
+                if (r < 0)
+                        return log_error_errno(r, "Waiting for the ready file");
+                r = guest_journal(g, g->next_seq++, 2, "late crit");
+                if (r >= 0)
+                        r = guest_journal(g, g->next_seq++, 6, "late info");
+                if (r >= 0)
+                        r = guest_log(g, g->next_seq++, "late plain\n", 11);
+                if (r >= 0)
+                        r = guest_journal(g, g->next_seq++, 1, "late alert");
+                if (r < 0)
+                        return r;
+        }
+        return guest_ready_and_hold(g);
 }
 
 static int scenario_flood(Guest *g) {
@@ -558,7 +626,8 @@ static int scenario_send_bad(Guest *g, const char *scenario) {
 }
 
 static int run(Guest *g) {
-        bool hostile = !streq_ptr(arg_scenario, "healthy") && !streq_ptr(arg_scenario, "flood");
+        bool hostile = !streq_ptr(arg_scenario, "healthy") && !streq_ptr(arg_scenario, "flood") &&
+                !streq_ptr(arg_scenario, "journal");
         int r;
 
         r = guest_connect(g, arg_socket);
@@ -582,6 +651,8 @@ static int run(Guest *g) {
                         return scenario_healthy(g);
                 if (streq_ptr(arg_scenario, "flood"))
                         return scenario_flood(g);
+                if (streq_ptr(arg_scenario, "journal"))
+                        return scenario_journal(g);
 
                 /* A valid record first, acked, so the hostile machine has a boot and known-good data. */
                 r = guest_milestone(g, g->next_seq++, "hostile.marker", 0);
@@ -711,7 +782,7 @@ int main(int argc, char *argv[]) {
                 return r < 0 ? 2 : 0;
 
         r = run(&g);
-        if (!streq_ptr(arg_scenario, "healthy"))
+        if (!streq_ptr(arg_scenario, "healthy") && !streq_ptr(arg_scenario, "journal"))
                 print_summary(&g);
         guest_done(&g);
         if (r < 0)

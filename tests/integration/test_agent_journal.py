@@ -5,8 +5,9 @@
 systemd-cat, the agent in the same namespace, through the real tetherd.
 
 Proves: entries written before the agent started are forwarded (from the boot's first entry), with the syslog
-identifier as source and stream journal; after a SIGKILL of the agent and entries written while none runs, a new
-agent process resumes after the cursor tetherd stored (Welcome.journal_cursor): every line exactly once, in order.
+identifier as source, stream journal and their priority (the logs API's `priority`, its filter); after a SIGKILL
+of the agent and entries written while none runs, a new agent process resumes after the cursor tetherd stored
+(Welcome.journal_cursor): every line exactly once, in order.
 """
 
 import os
@@ -76,6 +77,11 @@ def main():
         h.wait_machine(mid, lines_up_to(300), "the entries written before the agent started arrive")
         objs = [o for o in h.api.logs(mid, stream="journal") if (o.get("line") or "").startswith("journal line")]
         check(all(o.get("source") == "app" for o in objs), "the syslog identifier is the source", objs[:3])
+        check(all(o.get("priority") == 4 for o in objs), "systemd-cat -p warning is priority 4 in the logs API",
+              objs[:3])
+        check(not [o for o in h.api.logs(mid, stream="journal", extra="priority=err")
+                   if (o.get("line") or "").startswith("journal line")],
+              "priority=err leaves the warnings out")
 
         cmd("kill")
         cmd("log 301 600")  # while no agent runs

@@ -254,6 +254,20 @@ static void test_commands_and_operands(void **state) {
         cli_args_done(&a);
         assert_int_equal(PARSE(&a, NULL, "logs", "vm-1", "--stream", "video"), -EINVAL);
         cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "logs", "vm-1", "-p", "err"), 0);
+        assert_string_equal(a.priority, "err");
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "logs", "-f", "--priority", "0..warning", "vm-1"), 0);
+        assert_string_equal(a.priority, "0..warning");
+        assert_true(a.follow);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "logs", "vm-1", "-p", "loud"), -EINVAL);
+        assert_non_null(strstr(a.error, "invalid --priority 'loud'"));
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "logs", "vm-1", "-p", "8"), -EINVAL);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, NULL, "events", "-p", "err"), -EINVAL);
+        cli_args_done(&a);
 
         assert_int_equal(PARSE(&a, NULL, "events", "--follow", "--machine", "vm-1"), 0);
         assert_int_equal(a.command, CLI_COMMAND_EVENTS);

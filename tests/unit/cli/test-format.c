@@ -69,6 +69,34 @@ static void test_log_records(void **state) {
         free(s);
 }
 
+/* A journal line's syslog priority is a tag after the stream's prefix; a line without one (or with a number that is
+ * not a priority) has none. */
+static void test_log_priority_tag(void **state) {
+        json_auto_t *warn = parse("{\"stream\":\"journal\",\"priority\":4,\"line\":\"disk slow\"}");
+        json_auto_t *emerg = parse("{\"stream\":\"journal\",\"priority\":0,\"line\":\"down\"}");
+        json_auto_t *plain = parse("{\"stream\":\"journal\",\"line\":\"no priority\"}");
+        json_auto_t *odd = parse("{\"stream\":\"stdout\",\"priority\":8,\"line\":\"x\"}");
+        LogFormat both = { .prefix_streams = true };
+        LogFormat single = { .prefix_streams = false };
+        char *s;
+
+        assert_int_equal(format_log_record(warn, &both, &s), 0);
+        assert_string_equal(s, "journal: [warning] disk slow");
+        free(s);
+        assert_int_equal(format_log_record(warn, &single, &s), 0);
+        assert_string_equal(s, "[warning] disk slow");
+        free(s);
+        assert_int_equal(format_log_record(emerg, &single, &s), 0);
+        assert_string_equal(s, "[emerg] down");
+        free(s);
+        assert_int_equal(format_log_record(plain, &both, &s), 0);
+        assert_string_equal(s, "journal: no priority");
+        free(s);
+        assert_int_equal(format_log_record(odd, &both, &s), 0);
+        assert_string_equal(s, "x");
+        free(s);
+}
+
 static void test_dropped_marker(void **state) {
         json_auto_t *d = parse("{\"dropped\":{\"records\":3,\"bytes\":120,\"reason\":\"agent_buffer_full\"}}");
         json_auto_t *bad = parse("{\"seq\":1}");
@@ -245,10 +273,11 @@ static void test_machine_details(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_timestamp),      cmocka_unit_test(test_log_records),
-                cmocka_unit_test(test_dropped_marker), cmocka_unit_test(test_event_line),
-                cmocka_unit_test(test_ready_messages), cmocka_unit_test(test_not_ready_messages),
-                cmocka_unit_test(test_machine_table),  cmocka_unit_test(test_machine_details),
+                cmocka_unit_test(test_timestamp),          cmocka_unit_test(test_log_records),
+                cmocka_unit_test(test_log_priority_tag),   cmocka_unit_test(test_dropped_marker),
+                cmocka_unit_test(test_event_line),         cmocka_unit_test(test_ready_messages),
+                cmocka_unit_test(test_not_ready_messages), cmocka_unit_test(test_machine_table),
+                cmocka_unit_test(test_machine_details),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

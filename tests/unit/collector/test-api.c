@@ -2,7 +2,7 @@
 /* The HTTP API through api.h only: api_new() with a manager (and its fake transport), a Unix socket, requests
  * written by hand over it while the test runs the loop. Routing (404, 405 with Allow, 400), the status a failed
  * listen becomes, and a ready long-poll parked until the machine's state decides it: ready, exited, deleted, or
- * its timeout. */
+ * its timeout. The logs' priority member and filter, stored and followed. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +165,8 @@ static void test_routing(void **state) {
                 { "GET", "/v1/machines/vm-1/ready?timeout=3601", NULL, 400, "timeout must be" },
                 { "GET", "/v1/machines/vm-1/ready?since=yesterday", NULL, 400, "since must be" },
                 { "GET", "/v1/machines/vm-1/logs?since_seq=-1", NULL, 400, "since_seq" },
+                { "GET", "/v1/machines/vm-1/logs?priority=loud", NULL, 400, "priority must be" },
+                { "GET", "/v1/machines/vm-1/logs?priority=0..8", NULL, 400, "priority must be" },
                 { "POST", "/v1/machines", "{", 400, "invalid JSON" },
                 { "POST", "/v1/machines", "{\"machine_id\":\"vm-2\"}", 400, "exactly one of cid and uds_path" },
                 /* 409: taken */
@@ -314,12 +316,101 @@ static void test_ready_long_poll_timeout(void **state) {
         assert_true(now_ns(CLOCK_MONOTONIC) - start >= 200 * MS);
 }
 
+static size_t count_of(const char *haystack, const char *needle) {
+        size_t n = 0;
+        for (const char *p = haystack; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* The logs show a journal line's syslog priority ("priority", absent without one) and ?priority= selects as
+ * journalctl -p does (a line without a priority is in no selection), also for a follower: a parked stream gets the
+ * new lines of its selection, and only those. */
+static void test_logs_priority(void **state) {
+        static const struct {
+                const char *text;
+                unsigned priority; /* Log.priority: 1 + syslog's; 0: a stdout line */
+        } lines[] = {
+                { "emerg line\n", 1 }, { "err line\n", 4 },   { "warning line\n", 5 },
+                { "plain line\n", 0 }, { "debug line\n", 8 },
+        };
+        World *w = *state;
+        SessionContext ctx;
+        Response r, follow;
+        Session *s;
+        Bytes in = {};
+        Tether__Envelope *out[16];
+        uint64_t seq = 0;
+
+        session_context_init(&ctx, w->t.registry, NULL, &w->t.stats);
+        assert_int_equal(session_new(&ctx, w->vm1, &s), 0);
+        hello_journal_frame(&in, "boot-1", "guest", NULL);
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+                seq++;
+                if (lines[i].priority)
+                        journal_frame(&in, seq, "a.service", lines[i].priority, "s=1", lines[i].text);
+                else
+                        log_frame(&in, seq, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, lines[i].text, seq * MS);
+        }
+        assert_int_equal(session_feed(s, in.data, in.len), 0);
+        bytes_free(&in);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+
+        request(w, &r, "GET", "/v1/machines/vm-1/logs", NULL);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(count_of(r.body, "\"priority\":"), 4);
+        assert_non_null(strstr(r.body, "\"line\":\"err line\",\"trace_id\""));
+        assert_non_null(strstr(r.body, "\"priority\":3"));
+        assert_non_null(strstr(r.body, "\"priority\":7"));
+        const char *plain = strstr(r.body, "plain line");
+        assert_non_null(plain);
+        assert_null(memmem(plain, (size_t) (strchr(plain, '\n') - plain), "priority", 8));
+
+        request(w, &r, "GET", "/v1/machines/vm-1/logs?priority=err", NULL);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "emerg line"));
+        assert_non_null(strstr(r.body, "err line"));
+        assert_null(strstr(r.body, "warning line"));
+        assert_null(strstr(r.body, "plain line"));
+        assert_null(strstr(r.body, "debug line"));
+
+        request(w, &r, "GET", "/v1/machines/vm-1/logs?priority=debug..4", NULL);
+        assert_int_equal(r.status, 200);
+        assert_null(strstr(r.body, "err line"));
+        assert_non_null(strstr(r.body, "warning line"));
+        assert_non_null(strstr(r.body, "debug line"));
+        assert_null(strstr(r.body, "plain line"));
+
+        /* A follower of err or worse: parked after the stored lines, woken by new ones, ended by the exit. */
+        request_send(w, &follow, "GET", "/v1/machines/vm-1/logs?follow=1&priority=3", NULL);
+        assert_false(response_wait(w, &follow, 100 * USEC_PER_MSEC));
+        journal_frame(&in, ++seq, "a.service", 3, "s=2", "crit late\n");
+        journal_frame(&in, ++seq, "a.service", 7, "s=3", "info late\n");
+        log_frame(&in, seq + 1, TETHER__LOG_STREAM__LOG_STREAM_STDERR, "stderr late\n", (seq + 1) * MS);
+        exit_frame(&in, seq + 2, 0, 0, (seq + 2) * MS);
+        assert_int_equal(session_feed(s, in.data, in.len), 0);
+        bytes_free(&in);
+        assert_true(response_wait(w, &follow, 2 * USEC_PER_SEC));
+        assert_int_equal(follow.status, 200);
+        assert_non_null(strstr(follow.body, "emerg line"));
+        assert_non_null(strstr(follow.body, "err line"));
+        assert_non_null(strstr(follow.body, "crit late"));
+        assert_non_null(strstr(follow.body, "\"priority\":2"));
+        assert_null(strstr(follow.body, "info late"));
+        assert_null(strstr(follow.body, "stderr late"));
+        assert_null(strstr(follow.body, "warning line"));
+
+        session_end(s, CLOSE_EOF);
+        session_free(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_register_listen_failure, setup, teardown),
                 cmocka_unit_test(test_ready_long_poll),
                 cmocka_unit_test_setup_teardown(test_ready_long_poll_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_logs_priority, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

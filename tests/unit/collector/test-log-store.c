@@ -3,7 +3,7 @@
  * from the file below the in-memory tail and from the tail above it, in chunks that resume where they stopped;
  * reads stop at what was written; a corrupt entry is reported; store_load() rebuilds the index without loading
  * the log data; a boot larger than the memory budget loses nothing with a state dir, and without one the
- * eviction is counted. */
+ * eviction is counted; a line's syslog priority reads back from memory and from the file. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -347,6 +347,98 @@ static void test_without_store_eviction_counted(void **state) {
         close_session(sf);
 }
 
+/* A journal agent's session of m (protocol version 3) past its Welcome. */
+static Session *connect_journal(World *w, Machine *m, const char *boot_id) {
+        Tether__Envelope *out[16];
+        Session *s;
+        Bytes in = {};
+
+        assert_int_equal(session_new(&w->ctx, m, &s), 0);
+        hello_journal_frame(&in, boot_id, "guest", NULL);
+        assert_int_equal(session_feed(s, in.data, in.len), 0);
+        bytes_free(&in);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+        return s;
+}
+
+/* Journal lines with priorities 1 … 8 (seq % 9, 0 for every ninth: none) and a stdout line every tenth. */
+static void send_journal(Session *s, uint64_t first, uint64_t last) {
+        Bytes in = {};
+        char line[64], cursor[32];
+
+        for (uint64_t seq = first; seq <= last; seq++) {
+                snprintf(line, sizeof(line), "entry %llu\n", (unsigned long long) seq);
+                if (seq % 10 == 0)
+                        log_frame(&in, seq, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, line, seq * 1000);
+                else {
+                        snprintf(cursor, sizeof(cursor), "s=1;i=%llu", (unsigned long long) seq);
+                        journal_frame(&in, seq, "a.service", (unsigned) (seq % 9), cursor, line);
+                }
+        }
+        assert_int_equal(session_feed(s, in.data, in.len), 0);
+        bytes_free(&in);
+}
+
+static void check_journal(const TestLogs *l, uint64_t first, uint64_t last) {
+        assert_int_equal(l->n, last - first + 1);
+        for (size_t i = 0; i < l->n; i++) {
+                const LogEntry *e = &l->v[i].e;
+                uint64_t seq = first + i;
+                assert_int_equal(e->seq, seq);
+                assert_int_equal(e->priority, seq % 10 == 0 ? 0 : seq % 9);
+                assert_int_equal(
+                        e->stream,
+                        seq % 10 == 0 ? TETHER__LOG_STREAM__LOG_STREAM_STDOUT : TETHER__LOG_STREAM__LOG_STREAM_JOURNAL);
+        }
+}
+
+/* A line's syslog priority reads back from memory (the tail keeps it) and, after a restart, from the boot file (the
+ * stored record has it: the file's format is what it was); without a state directory from memory alone. */
+static void test_priority_read_back(void **state) {
+        World *w = *state;
+        enum { N = 1500 };
+
+        world_open(w, true, 0, 0);
+        Machine *m = test_register_machine(w->registry, w->store, "vm-j", 47);
+        Session *s = connect_journal(w, m, "boot-j");
+        send_journal(s, 1, N);
+        Boot *b = m->current;
+        assert_int_equal(b->logs.n_entries, N);
+        TestLogs l = test_logs_read(NULL, b, 0); /* memory only */
+        check_journal(&l, 1, N);
+        test_logs_free(&l);
+        close_session(s);
+        world_close(w);
+
+        StoreLoadReport report;
+        world_open(w, true, 0, 0);
+        assert_int_equal(store_load(w->store, w->registry, &report), 0);
+        m = registry_find(w->registry, "vm-j");
+        b = m->current;
+        assert_int_equal(b->logs.n_entries, 0);
+        l = test_logs_read(w->store, b, 0); /* the file only */
+        check_journal(&l, 1, N);
+        test_logs_free(&l);
+
+        /* Back again: the file below, memory above, and a reader resuming in between. */
+        s = connect_journal(w, m, "boot-j");
+        send_journal(s, N + 1, N + 200);
+        l = read_chunked(w->store, b, 700, 17);
+        check_journal(&l, 701, N + 200);
+        test_logs_free(&l);
+        close_session(s);
+        world_close(w);
+
+        world_open(w, false, 0, 0);
+        m = test_register_machine(w->registry, NULL, "vm-j", 47);
+        s = connect_journal(w, m, "boot-j");
+        send_journal(s, 1, 300);
+        l = test_logs_read(NULL, m->current, 0);
+        check_journal(&l, 1, 300);
+        test_logs_free(&l);
+        close_session(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_read_back_across_blocks, setup, teardown),
@@ -354,6 +446,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reads_stop_at_what_was_written, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_larger_than_budget, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_without_store_eviction_counted, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_priority_read_back, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

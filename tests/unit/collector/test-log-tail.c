@@ -107,6 +107,57 @@ static void test_round_trip_across_blocks(void **state) {
         assert_int_equal(log_tail_first_seq(&t, &first), -ENOENT);
 }
 
+/* Each entry keeps its Log.priority (0: none, 1 … 8) in its header, also across blocks and while its persisted flag
+ * changes; a priority beyond 8 bits' half is refused. */
+static void test_priority_round_trip(void **state) {
+        LogTail t;
+        LogTailPos pos;
+        LogEntry e;
+        LogTailEvictions lost = {};
+        char text[64];
+
+        assert_int_equal(log_tail_init(&t, UINT64_MAX, NULL), 0);
+        for (uint64_t seq = 1; seq <= 900; seq++) {
+                snprintf(text, sizeof(text), "journal line %llu\n", (unsigned long long) seq);
+                e = line_entry(seq, text, "a.service");
+                e.priority = (unsigned) (seq % 9);
+                assert_int_equal(log_tail_append(&t, &e, seq % 2, &lost), 0);
+        }
+        e = line_entry(901, "x\n", NULL);
+        e.priority = 16;
+        assert_int_equal(log_tail_append(&t, &e, false, &lost), -EINVAL);
+        assert_true(t.n_blocks > 10);
+        log_tail_set_persisted(&t, 100, 700, true);
+        log_tail_set_persisted(&t, 200, 300, false);
+
+        log_tail_find_after(&t, 0, &pos);
+        for (uint64_t seq = 1; seq <= 900; seq++) {
+                assert_true(log_tail_next(&t, &pos, &e));
+                assert_int_equal(e.seq, seq);
+                assert_int_equal(e.priority, seq % 9);
+                assert_string_equal(e.source, "a.service");
+                snprintf(text, sizeof(text), "journal line %llu\n", (unsigned long long) seq);
+                assert_int_equal(e.len, strlen(text));
+                assert_memory_equal(e.data, text, e.len);
+        }
+        assert_false(log_tail_next(&t, &pos, &e));
+
+        /* The flag is still the persisted one: evicting 200 … 300 (not persisted) is a loss, 301 … 700 is not. */
+        t.max_cost = 0;
+        LogEntry last = line_entry(1000, "", NULL);
+        last.priority = 4;
+        lost = (LogTailEvictions) {};
+        assert_int_equal(log_tail_append(&t, &last, true, &lost), 0);
+        assert_int_equal(t.n_entries, 0);
+        /* Not persisted: odd seqs below 100 and above 700, and all of 200 … 300. */
+        uint64_t expect = 0;
+        for (uint64_t seq = 1; seq <= 900; seq++)
+                if ((seq >= 200 && seq <= 300) || ((seq < 100 || seq > 700) && seq % 2 == 0))
+                        expect++;
+        assert_int_equal(lost.records, expect);
+        log_tail_done(&t);
+}
+
 static void test_own_bound_counts_lost_only(void **state) {
         LogTail t;
         LogTailEvictions lost = {};
@@ -323,9 +374,10 @@ static void test_index_lookup_and_thinning(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_round_trip_across_blocks),      cmocka_unit_test(test_own_bound_counts_lost_only),
-                cmocka_unit_test(test_budget_takes_from_the_largest), cmocka_unit_test(test_budget_heap_many_tails),
-                cmocka_unit_test(test_hostile_sources_bounded),       cmocka_unit_test(test_index_lookup_and_thinning),
+                cmocka_unit_test(test_round_trip_across_blocks),   cmocka_unit_test(test_priority_round_trip),
+                cmocka_unit_test(test_own_bound_counts_lost_only), cmocka_unit_test(test_budget_takes_from_the_largest),
+                cmocka_unit_test(test_budget_heap_many_tails),     cmocka_unit_test(test_hostile_sources_bounded),
+                cmocka_unit_test(test_index_lookup_and_thinning),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
 /* The exporter's log records and the boot's clock mapping (one mapping per boot): records stored before the
  * mapping is fixed wait for it and are exported with it — the time the logs API shows, to the nanosecond — in
  * seq order, read back from the log store (the boot file or memory), also when the mapping is fixed by the end of
- * the connection, by shutdown, or when the boot is evicted right after; records that can no longer be read are
+ * the connection, by shutdown, or when the boot is evicted right after, journal lines with their priority's
+ * severity; records that can no longer be read are
  * counted (`unreadable`), never lost silently. And the file's rotation: the items of each boot it deletes count in
  * the boot's export_dropped. Driven through real sessions, exporting to the OTLP/JSON file. */
 
@@ -141,6 +142,7 @@ typedef struct Exported {
         uint64_t seq;
         uint64_t time_unix_ns;
         char boot_id[64];
+        char severity[16]; /* severityText */
 } Exported;
 
 static const char *attr_string(json_t *attrs, const char *key) {
@@ -199,6 +201,11 @@ static size_t read_exported(World *w, Exported *out, size_t max) {
                                         *e = (Exported) { .time_unix_ns = json_u64(
                                                                   json_object_get(rec, "timeUnixNano")) };
                                         snprintf(e->boot_id, sizeof(e->boot_id), "%s", boot_id ?: "");
+                                        snprintf(
+                                                e->severity,
+                                                sizeof(e->severity),
+                                                "%s",
+                                                json_string_value(json_object_get(rec, "severityText")) ?: "");
                                         json_array_foreach(json_object_get(rec, "attributes"), q, a) if (
                                                 strcmp(json_string_value(json_object_get(a, "key")),
                                                        "tether.log.seq") == 0) e->seq =
@@ -293,6 +300,49 @@ static void test_fixed_by_probe_mem(void **state) {
 
 static void test_fixed_by_probe_store(void **state) {
         check_fixed_by_probe(*state, true);
+}
+
+/* Journal lines that waited for the fixed mapping are read back (from memory, or from the boot file) with their
+ * syslog priority: their severity is the priority's, as for a line exported live. */
+static void check_waiting_journal_severity(World *w, bool with_store) {
+        static const char *const severities[] = { "err", "warning", "INFO", "debug" };
+        Tether__Envelope *out[16];
+        Exported ex[8];
+        Bytes in = {};
+        Session *s;
+
+        world_open(w, with_store, 0, 4);
+        Machine *m = test_register_machine(w->registry, w->store, "vm-a", 10);
+        assert_int_equal(session_new(&w->ctx, m, &s), 0);
+        hello_journal_frame(&in, "boot-1", "guest", NULL);
+        journal_frame(&in, 1, "a.service", 4, "s=1", "failed\n");
+        journal_frame(&in, 2, "a.service", 5, "s=2", "slow\n");
+        log_frame(&in, 3, TETHER__LOG_STREAM__LOG_STREAM_STDOUT, "plain\n", 5 * S);
+        journal_frame(&in, 4, "a.service", 8, "s=3", "detail\n");
+        feed(s, &in);
+        free_envelopes(out, drain_out_queue(&s->out, out, 16));
+        run_loop(w);
+        assert_false(m->current->clock_fixed);
+        answer_probe(s, 5 * S + 7 * MS);
+        assert_true(m->current->clock_fixed);
+        run_loop(w);
+        end_session(s);
+        run_loop(w);
+        otlp_exporter_shutdown(w->exporter);
+
+        assert_int_equal(read_exported(w, ex, 8), 4);
+        for (size_t i = 0; i < 4; i++) {
+                assert_int_equal(ex[i].seq, i + 1);
+                assert_string_equal(ex[i].severity, severities[i]);
+        }
+}
+
+static void test_waiting_journal_severity_mem(void **state) {
+        check_waiting_journal_severity(*state, false);
+}
+
+static void test_waiting_journal_severity_store(void **state) {
+        check_waiting_journal_severity(*state, true);
 }
 
 /* More waiting than memory holds (a 4 KiB tail): with the boot file everything is read back from it; without
@@ -732,6 +782,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_nothing_exported_with_the_provisional_mapping, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fixed_by_probe_mem, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fixed_by_probe_store, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_waiting_journal_severity_mem, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_waiting_journal_severity_store, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_evicted_before_fix_mem, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_evicted_before_fix_store, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fixed_by_end_mem, setup, teardown),
