@@ -5,6 +5,7 @@ cgroups."""
 
 import json
 import os
+import re
 import resource
 import select
 import subprocess
@@ -102,6 +103,14 @@ class ReadyWaiter:
         except ValueError:
             doc = None
         return o["returned_unix_ns"], o["returned_boottime_ns"], o["status"], doc, raw
+
+
+def vmm_notify_close_reasons(h):
+    """How tetherd closed the vmm.notify connections so far (tether_vmm_notify_connections_closed_total): {reason: n}."""
+    _, _, raw = h.api.request("GET", "/metrics")
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r'^tether_vmm_notify_connections_closed_total\{reason="(\w+)"\} (\d+)$',
+                                 raw.decode(), re.M)}
 
 
 def percentile(sorted_values, p):
